@@ -1,0 +1,43 @@
+"""``skyrig plan``: what an apply would do, and why."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from skyrig.cli.session import app_dir_option, env_option, open_session, show_plan
+
+
+@click.command()
+@env_option
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option(
+    "--out", type=click.Path(dir_okay=False), help="Save the plan, to apply exactly: skyrig apply FILE."
+)
+@click.option(
+    "--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when there are none."
+)
+@click.option("--include-data", is_flag=True, help="Plan to delete removed databases and buckets too.")
+@app_dir_option
+def plan(
+    env_name: str,
+    as_json: bool,
+    out: str | None,
+    detailed_exitcode: bool,
+    include_data: bool,
+    app_dir: str | None,
+) -> int:
+    """Refresh what is provisioned, compare it with the app, and list each change with its reason."""
+    session = open_session(app_dir, env_name)
+    made = session.plan(include_data=include_data)
+    if out:
+        Path(out).write_text(made.to_json() + "\n")
+    if as_json:
+        sys.stdout.write(made.to_json() + "\n")
+    else:
+        show_plan(made)
+        if out:
+            click.echo(f"saved to {out}: apply it exactly with skyrig apply --env {env_name} {out}")
+    return 2 if detailed_exitcode and made.has_changes() else 0

@@ -1,0 +1,217 @@
+"""Configuration: ``skyrig.toml`` at the app root, ``SKYRIG_`` environment variables over it, and each
+environment's providers resolved and their settings validated, all before any provider is called."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from skyrig.errors import UserError
+
+CONFIG_FILE = "skyrig.toml"
+
+
+class ConfigError(UserError):
+    """Configuration that cannot be used, reported field by field."""
+
+    def __init__(self, problems: list[str], hint: str | None = None) -> None:
+        self.problems = problems
+        count = len(problems)
+        super().__init__(f"{count} problem{'s' if count != 1 else ''} in configuration", hint)
+
+    def render(self) -> str:
+        lines = [f"error: {problem}" for problem in self.problems]
+        if self.hint:
+            lines.append(f"  hint: {self.hint}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Environment:
+    """One environment, resolved: its type, the provider of each family and their validated settings."""
+
+    name: str
+    type: str
+    providers: dict[str, str]
+    """Family (``compute``, ``sql``, ...) -> provider name."""
+    settings: dict[str, Any]
+    """Provider name -> its validated settings model (or a plain dict when it has no model)."""
+
+    def provider_for(self, family: str) -> str:
+        """The provider that provisions ``family`` in this environment."""
+        return self.providers[family]
+
+
+@dataclass(frozen=True)
+class Config:
+    """A loaded, validated ``skyrig.toml``."""
+
+    root: Path
+    """The app root: the folder of ``skyrig.toml``."""
+    project: Any  # ProjectConfig; typed loosely so that importing this module stays cheap
+    environments: dict[str, Environment]
+
+    @property
+    def app(self) -> str:
+        return self.project.app
+
+    def environment(self, name: str) -> Environment:
+        """The environment ``name``, or a :class:`ConfigError` listing those that exist."""
+        if name not in self.environments:
+            known = ", ".join(sorted(self.environments)) or "none"
+            raise ConfigError(
+                [f"{CONFIG_FILE}: no environment {name!r} (environments: {known})"],
+                f"add a table [env.{name}] with type and provider",
+            )
+        return self.environments[name]
+
+
+def find_root(start: Path) -> Path:
+    """The app root at or above ``start``: the nearest folder holding ``skyrig.toml``."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / CONFIG_FILE).is_file():
+            return folder
+    raise UserError(
+        f"no {CONFIG_FILE} in {start} or any folder above it",
+        "run skyrig in an app's folder, pass the folder, or create an app with 'skyrig init'",
+    )
+
+
+def load_config(root: Path) -> Config:
+    """Read and validate ``root/skyrig.toml`` with its environment overrides and provider settings."""
+    from pydantic import ValidationError
+
+    from skyrig.config.schema import ProjectConfig
+
+    path = root / CONFIG_FILE
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        position = re.search(r"\(at line (\d+), column (\d+)\)", str(error))
+        where = f"{CONFIG_FILE}:{position[1]}:{position[2]}" if position else CONFIG_FILE
+        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(error))
+        raise ConfigError([f"{where}: invalid TOML: {message}"]) from None
+    try:
+        project = ProjectConfig(**data)
+    except ValidationError as error:
+        raise ConfigError([_describe(item, text) for item in error.errors(include_url=False)]) from None
+    return Config(root, project, _environments(project, text))
+
+
+def _environments(project: Any, text: str) -> dict[str, Environment]:
+    problems: list[str] = []
+    environments = {}
+    for name, env in sorted(project.env.items()):
+        environments[name] = _environment(name, env, text, problems)
+    if problems:
+        raise ConfigError(problems)
+    return environments
+
+
+def _environment(name: str, env: Any, text: str, problems: list[str]) -> Environment:
+    """Resolve one environment's providers and validate their settings, adding any problem found."""
+    from pydantic import ValidationError
+
+    from skyrig.plugins import FAMILIES
+    from skyrig.plugins.registry import load_provider, providers_where
+
+    providers = {family: getattr(env, family) or env.provider for family in FAMILIES}
+    overrides = {family: provider for family, provider in providers.items() if getattr(env, family)}
+    # each provider is checked once, at the field that first names it
+    fields = {env.provider: "provider"} | {p: f for f, p in overrides.items() if p != env.provider}
+    settings: dict[str, Any] = {}
+    loaded = {}
+    for provider_name, field in fields.items():
+        where = _where(("env", name, field), text)
+        try:
+            manifest = load_provider(provider_name).manifest
+        except UserError as error:
+            problems.append(f"{where}: {error.message}" + (f" ({error.hint})" if error.hint else ""))
+            continue
+        loaded[provider_name] = manifest
+        if env.type not in manifest.environment_types:
+            problems.append(
+                f"{where}: provider {provider_name!r} does not serve {env.type} environments "
+                f"(it serves: {', '.join(sorted(manifest.environment_types))})"
+            )
+        table = env.provider_tables().get(provider_name, {})
+        model = manifest.settings_model()
+        try:
+            settings[provider_name] = model(**table) if model is not None else table
+        except ValidationError as error:
+            prefix = ("env", name, provider_name)
+            problems.extend(_describe(item, text, prefix) for item in error.errors(include_url=False))
+    for family, provider_name in overrides.items():
+        manifest = loaded.get(provider_name)
+        if manifest is not None and family not in manifest.families:
+            others = providers_where(
+                lambda manifest, family=family: (
+                    family in manifest.families and env.type in manifest.environment_types
+                )
+            )
+            problems.append(
+                f"{_where(('env', name, family), text)}: provider {provider_name!r} does not provision "
+                f"{family} (providers that do: {', '.join(others) or 'none installed'})"
+            )
+    for table_name in sorted(set(env.provider_tables()) - set(fields)):
+        problems.append(
+            f"{_where(('env', name, table_name), text)}: settings for provider {table_name!r}, "
+            f"which environment {name!r} does not use (it uses: {', '.join(sorted(fields))})"
+        )
+    return Environment(name, env.type, providers, settings)
+
+
+def _describe(item: dict[str, Any], text: str, prefix: tuple[str, ...] = ()) -> str:
+    location = (*prefix, *(str(part) for part in item["loc"]))
+    message = item["msg"].removeprefix("Value error, ")
+    if location[-1] == "[key]":  # a table name that is not a valid environment name
+        location = location[:-1]
+        message = f"invalid environment name {location[-1]!r}: {message}"
+    if item["type"] == "extra_forbidden":
+        message = "unknown field"
+    elif item["type"] == "dict_type" and location[:1] == ("env",) and len(location) == 3:
+        message = (
+            "unknown field: an environment has type, provider, per-kind providers (compute, sql, "
+            "pubsub, cache, cron, objects, secrets) and provider settings tables"
+        )
+    elif item["type"] == "missing":
+        message = "missing: this field is required"
+    return f"{_where(location, text)}: {message}"
+
+
+def _where(location: tuple[str, ...], text: str) -> str:
+    """``skyrig.toml:LINE: a.b.c`` or ``SKYRIG_A__B__C: a.b.c`` when an environment variable set it."""
+    dotted = ".".join(location)
+    variable = "SKYRIG_" + "__".join(location).upper()
+    if any(key.upper() == variable for key in os.environ):
+        return f"{variable}: {dotted}"
+    line = _line_of(location, text)
+    return f"{CONFIG_FILE}:{line}: {dotted}" if line else f"{CONFIG_FILE}: {dotted}"
+
+
+def _line_of(location: tuple[str, ...], text: str) -> int | None:
+    """The line of ``text`` that sets ``location``, else the header of the closest enclosing table."""
+    table: tuple[str, ...] = ()
+    enclosing, depth = None, -1
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        header = re.fullmatch(r"\[\s*([^\[\]]+?)\s*\]", line)
+        if header:
+            table = _key_path(header[1])
+            if location[: len(table)] == table and len(table) > depth:
+                enclosing, depth = number, len(table)
+            continue
+        key = re.match(r"([A-Za-z0-9_.\"' -]+?)\s*=", line)
+        if key and table + _key_path(key[1]) == location:
+            return number
+    return enclosing
+
+
+def _key_path(key: str) -> tuple[str, ...]:
+    return tuple(part.strip().strip("\"'") for part in key.split("."))

@@ -1,0 +1,140 @@
+"""Pub/sub: topics and their subscriptions."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Annotated, Any, Generic, Literal, Self, TypeVar
+
+from pydantic import Field, model_validator
+
+from skyrig.declarations._base import Declaration, DeclarationError, Spec, qualified_name
+from skyrig.declarations.types import Duration, Name, Reference, duration_between, duration_seconds
+
+M = TypeVar("M")
+
+Delivery = Literal["at-least-once", "exactly-once"]
+
+
+class TopicSpec(Spec):
+    """Settings of a :class:`Topic`."""
+
+    name: Name
+    message_type: Reference
+    """The message type (a pydantic model or a dataclass) as ``"package.module:Name"``."""
+    delivery: Delivery = "at-least-once"
+    """``"at-least-once"``, or ``"exactly-once"`` (a message is handled once per subscription)."""
+    ordering_attribute: Annotated[str, Field(pattern=r"^[A-Za-z_]\w*$")] | None = None
+    """A field of the message type: messages with the same value are delivered in publish order."""
+
+
+class Topic(Declaration, Generic[M]):
+    """A pub/sub topic carrying messages of one type::
+
+    order_created = Topic("order-created", OrderCreated, ordering_attribute="customer_id")
+    """
+
+    kind = "topic"
+    family = "pubsub"
+    spec_model = TopicSpec
+    references = {"message_type": "type"}
+    operations = {"publish": "publish", "publish_async": "publish"}
+
+    def __init__(
+        self,
+        name: str,
+        message_type: type[M],
+        *,
+        delivery: Delivery = "at-least-once",
+        ordering_attribute: str | None = None,
+    ) -> None:
+        self.message_type = message_type
+        self._declare(
+            name=name,
+            message_type=qualified_name(message_type),
+            delivery=delivery,
+            ordering_attribute=ordering_attribute,
+        )
+        if ordering_attribute is not None and ordering_attribute not in _field_names(message_type):
+            raise DeclarationError(
+                f"Topic({name!r}): ordering_attribute {ordering_attribute!r} is not a field of "
+                f"{message_type.__name__}"
+            )
+
+
+def _field_names(message_type: type) -> set[str]:
+    if dataclasses.is_dataclass(message_type):
+        return {field.name for field in dataclasses.fields(message_type)}
+    fields = getattr(message_type, "model_fields", None)
+    return set(fields) if fields is not None else set(getattr(message_type, "__annotations__", {}))
+
+
+class SubscriptionSpec(Spec):
+    """Settings of a :class:`Subscription`."""
+
+    topic: Name
+    """The name of the topic subscribed to."""
+    name: Name
+    handler: Reference
+    """The function called for each message, as ``"package.module:function"``."""
+    ack_deadline: Annotated[Duration, duration_between("1s", "10m")] = "30s"
+    """Time a handler has before the message is delivered again."""
+    message_retention: Annotated[Duration, duration_between("1m", "14d")] = "7d"
+    """How long an unacknowledged message is kept."""
+    max_retries: Annotated[int, Field(ge=-1, le=1000)] = 100
+    """Retries before the message goes to the dead-letter destination; -1 retries forever, 0 never."""
+    min_backoff: Annotated[Duration, duration_between("0s", "10m")] = "10s"
+    """Delay before the first retry; it grows exponentially up to ``max_backoff``."""
+    max_backoff: Annotated[Duration, duration_between("0s", "10m")] = "10m"
+    """The longest delay between two retries."""
+    max_concurrency: Annotated[int, Field(ge=1, le=10000)] = 100
+    """Messages handled at once by one instance of the subscribing service."""
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> Self:
+        if duration_seconds(self.min_backoff) > duration_seconds(self.max_backoff):
+            raise ValueError(
+                f"min_backoff {self.min_backoff!r} is longer than max_backoff {self.max_backoff!r}"
+            )
+        return self
+
+
+class Subscription(Declaration, Generic[M]):
+    """A subscription to a topic; its handler runs in the service that declares it::
+
+    Subscription(order_created, "send-receipt", handler=send_receipt, max_retries=5)
+    """
+
+    kind = "subscription"
+    family = "pubsub"
+    spec_model = SubscriptionSpec
+    references = {"topic": "topic", "handler": "function"}
+
+    def __init__(
+        self,
+        topic: Topic[M],
+        name: str,
+        *,
+        handler: Callable[[M], Any],
+        ack_deadline: str = "30s",
+        message_retention: str = "7d",
+        max_retries: int = 100,
+        min_backoff: str = "10s",
+        max_backoff: str = "10m",
+        max_concurrency: int = 100,
+    ) -> None:
+        if not isinstance(topic, Topic):
+            raise DeclarationError(f"Subscription({name!r}): topic must be a Topic, not {topic!r}")
+        self.topic = topic
+        self.handler = handler
+        self._declare(
+            topic=topic.name,
+            name=name,
+            handler=qualified_name(handler),
+            ack_deadline=ack_deadline,
+            message_retention=message_retention,
+            max_retries=max_retries,
+            min_backoff=min_backoff,
+            max_backoff=max_backoff,
+            max_concurrency=max_concurrency,
+        )

@@ -1,0 +1,50 @@
+"""SQL databases (PostgreSQL)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from skyrig.declarations._base import Declaration, Spec
+from skyrig.declarations.types import Name
+
+
+class SQLDatabaseSpec(Spec):
+    """Settings of a :class:`SQLDatabase`."""
+
+    name: Name
+    migrations: str | None = None
+    """Folder of migrations ``NNNN_name.up.sql``, relative to the declaring file; applied in order."""
+
+
+class SQLDatabase(Declaration):
+    """A PostgreSQL database::
+
+    db = SQLDatabase("orders", migrations="./migrations")
+    """
+
+    kind = "sql_database"
+    family = "sql"
+    spec_model = SQLDatabaseSpec
+    operations = {"connect": "connect", "connect_async": "connect", "pool": "connect", "url": "connect"}
+
+    def __init__(self, name: str, *, migrations: str | None = None) -> None:
+        self._declare(name=name, migrations=migrations)
+
+    def connect(self, **options: Any) -> Any:
+        """A new psycopg 3 connection to this database (use it as a context manager)."""
+        from skyrig.runtime.binding import client
+
+        return client(self, "connect").connect(**options)
+
+    async def connect_async(self, **options: Any) -> Any:
+        """A new asynchronous psycopg 3 connection to this database."""
+        from skyrig.runtime.binding import client
+
+        return await client(self, "connect").connect_async(**options)
+
+    @property
+    def url(self) -> str:
+        """The database's connection URL, for libraries that want one (SQLAlchemy, say)."""
+        from skyrig.runtime.binding import client
+
+        return client(self, "connect").url()

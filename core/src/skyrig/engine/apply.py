@@ -1,0 +1,312 @@
+"""Applying a plan: a walk of its DAG with bounded parallelism, retries, intents and per-node state.
+
+Every node is recorded the moment it completes. Before a create, an intent is written; a crash between
+the cloud call and the state write leaves the intent, and the next apply looks the resource up (by its
+ownership tags or deterministic name) and adopts it instead of creating a duplicate.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from skyrig.engine.contract import Context, NodeType, Observed, ProviderError, ThrottledError, TransientError
+from skyrig.engine.graph import Node
+from skyrig.engine.plan import Change, Plan
+from skyrig.state import NodeRecord
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter; throttling starts from a longer base."""
+
+    attempts: int = 8
+    base: float = 0.2
+    throttle_base: float = 1.0
+    cap: float = 20.0
+
+    @classmethod
+    def from_environment(cls) -> RetryPolicy:
+        """The default policy; ``SKYRIG_RETRY_BASE_MS`` scales it (tests make it fast)."""
+        scale = float(os.environ.get("SKYRIG_RETRY_BASE_MS", "200")) / 200
+        return cls(base=0.2 * scale, throttle_base=1.0 * scale, cap=20.0 * max(scale, 0.01))
+
+    def call(
+        self, function: Callable[[], T], on_retry: Callable[[Exception, float], None] | None = None
+    ) -> T:
+        for attempt in range(self.attempts):
+            try:
+                return function()
+            except TransientError as error:
+                if attempt == self.attempts - 1:
+                    raise
+                base = self.throttle_base if isinstance(error, ThrottledError) else self.base
+                delay = random.uniform(0, min(self.cap, base * 2**attempt))
+                if on_retry:
+                    on_retry(error, delay)
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+
+@dataclass
+class Outcome:
+    """How an apply went."""
+
+    done: dict[str, str] = field(default_factory=dict)
+    """Node id -> action performed."""
+    failed: dict[str, str] = field(default_factory=dict)
+    """Node id -> error."""
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Node id -> why it did not run (a dependency failed, or the apply was stopped)."""
+    retries: int = 0
+    interrupted: bool = False
+    seconds: float = 0.0
+
+    @property
+    def succeeded(self) -> bool:
+        return not self.failed and not self.skipped and not self.interrupted
+
+
+class Executor:
+    """Runs a plan's changes against the clouds, recording each in state as it completes."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        store: Any,
+        fence: int,
+        contexts: Mapping[str, Context],
+        types: Mapping[str, NodeType],
+        records: Mapping[str, NodeRecord],
+        intents: Mapping[str, str],
+        *,
+        parallelism: int = 10,
+        retry: RetryPolicy | None = None,
+        report: Callable[[str, Change, float], None] | None = None,
+    ) -> None:
+        self.plan = plan
+        self.store = store
+        self.fence = fence
+        self.contexts = contexts
+        self.types = types
+        self.records = records
+        self.intents = intents
+        self.parallelism = max(1, parallelism)
+        self.retry = retry or RetryPolicy.from_environment()
+        self.report = report or (lambda event, change, seconds: None)
+        self.outcome = Outcome()
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+
+    # -- the walk -------------------------------------------------------------------------------
+
+    def run(self) -> Outcome:
+        started = time.perf_counter()
+        forward = [c for c in self.plan.changes if c.action not in ("delete", "retain")]
+        backward = [c for c in self.plan.changes if c.action == "delete"]
+        forward_ids = {c.node for c in forward}
+        self._walk(forward, lambda c: [d for d in c.depends_on if d in forward_ids])
+        if not self.outcome.failed and not self.stopping.is_set():
+            deleting = {c.node for c in backward}
+            # delete a node only after the nodes that depend on it are gone
+            dependents: dict[str, list[str]] = {c.node: [] for c in backward}
+            for change in backward:
+                for dependency in change.depends_on:
+                    if dependency in deleting:
+                        dependents[dependency].append(change.node)
+            self._walk(backward, lambda c: dependents[c.node])
+        self.outcome.seconds = time.perf_counter() - started
+        return self.outcome
+
+    def _walk(self, changes: list[Change], waits_for: Callable[[Change], list[str]]) -> None:
+        """Run ``changes``, each after those it waits for, at most ``parallelism`` at once.
+
+        Dependencies are counted down as nodes finish, so scheduling stays linear in the plan's size.
+        """
+        by_id = {c.node: c for c in changes}
+        blockers = {c.node: set(waits_for(c)) for c in changes}
+        waiting = {node: len(deps) for node, deps in blockers.items()}
+        dependents: dict[str, list[str]] = {node: [] for node in by_id}
+        for node, deps in blockers.items():
+            for dep in deps:
+                dependents[dep].append(node)
+        ready = deque(c.node for c in changes if not waiting[c.node])
+        unstarted = set(by_id)
+        running: dict[Future[None], Change] = {}
+
+        def finish(node_id: str) -> None:
+            for dependent in dependents[node_id]:
+                waiting[dependent] -= 1
+                if not waiting[dependent]:
+                    ready.append(dependent)
+
+        pool = ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="skyrig-apply")
+        try:
+            while ready or running:
+                while ready and len(running) < self.parallelism and not self.stopping.is_set():
+                    node_id = ready.popleft()
+                    unstarted.discard(node_id)
+                    failed = next(
+                        (
+                            d
+                            for d in blockers[node_id]
+                            if d in self.outcome.failed or d in self.outcome.skipped
+                        ),
+                        None,
+                    )
+                    if failed:
+                        self.outcome.skipped[node_id] = f"depends on {failed}, which did not complete"
+                        finish(node_id)
+                        continue
+                    running[pool.submit(self._one, by_id[node_id])] = by_id[node_id]
+                if not running:
+                    break
+                try:
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                except KeyboardInterrupt:
+                    if self.stopping.is_set():  # the second Ctrl-C: abort now; intents keep what is in flight
+                        pool.shutdown(wait=False, cancel_futures=True)
+                        raise
+                    self.stopping.set()
+                    self.outcome.interrupted = True
+                    self.report("stopping", Change("", "noop", "", ""), float(len(running)))
+                    continue
+                for future in done:
+                    finish(running.pop(future).node)
+        except KeyboardInterrupt:
+            raise
+        except BaseException:
+            pool.shutdown(wait=True)
+            raise
+        pool.shutdown(wait=True)
+        for node_id in sorted(unstarted):
+            self.outcome.skipped.setdefault(node_id, "the apply was stopped before it")
+
+    def _one(self, change: Change) -> None:
+        started = time.perf_counter()
+        try:
+            action = self._perform(change)
+        except Exception as error:  # a node's failure is recorded; its dependents are skipped
+            message = (
+                f"{type(error).__name__}: {error}" if not isinstance(error, ProviderError) else str(error)
+            )
+            with self._lock:
+                self.outcome.failed[change.node] = message
+            self.report("failed", change, time.perf_counter() - started)
+            return
+        with self._lock:
+            self.outcome.done[change.node] = action
+        self.report(action, change, time.perf_counter() - started)
+
+    # -- one node -------------------------------------------------------------------------------
+
+    def _perform(self, change: Change) -> str:
+        node = Node(
+            change.node,
+            change.type,
+            change.provider,
+            change.properties,
+            tuple(change.depends_on),
+            change.resource,
+        )
+        node_type = self.types[change.type]
+        context = self.contexts[change.provider]
+        record = self.records.get(change.node)
+        if change.action == "noop":
+            if change.adopt:
+                observed = dict(record.observed) | change.adopt if record else change.adopt
+                self._record(
+                    change,
+                    record.provider_id if record else "",
+                    observed,
+                    record.outputs if record else {},
+                    desired=record.desired if record else None,
+                )
+                return "adopted"
+            return "noop"
+        if change.action == "delete":
+            if record is not None:
+                self._call(lambda: node_type.delete(context, node, record.provider_id))
+            self.store.forget(self.plan.environment, self.fence, change.node)
+            return "deleted"
+        if change.action == "update" and record is not None:
+            changes = {key: wanted for key, (_, wanted) in change.fields.items()}
+            observed = self._call(lambda: node_type.update(context, node, record.provider_id, changes))
+            self._save(change, observed)
+            return "updated"
+        if change.action == "replace" and record is not None:
+            self.store.add_intent(
+                self.plan.environment, self.fence, change.node, "replace", context.token(node)
+            )
+            self._call(lambda: node_type.delete(context, node, record.provider_id))
+            self.store.forget(self.plan.environment, self.fence, change.node)
+        return self._create(change, node, node_type, context)
+
+    def _create(self, change: Change, node: Node, node_type: NodeType, context: Context) -> str:
+        if change.node in self.intents:
+            # An earlier apply began this and stopped before recording it: the resource may exist. Adopt
+            # it (brought up to date) instead of making a duplicate.
+            found = self._call(lambda: node_type.find(context, node))
+            if found is not None:
+                stale = {k: v for k, v in node.properties.items() if found.properties.get(k) != v}
+                if stale:
+                    found = self._call(lambda: node_type.update(context, node, found.provider_id, stale))
+                self._save(change, found)
+                return "adopted"
+        self.store.add_intent(self.plan.environment, self.fence, change.node, "create", context.token(node))
+        attempts = 0
+
+        def create() -> Observed:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:  # the failed attempt may have created it before its response was lost
+                found = self._call(lambda: node_type.find(context, node))
+                if found is not None:
+                    return found
+            return node_type.create(context, node)
+
+        self._save(change, self._call(create))
+        return "created"
+
+    def _call(self, function: Callable[[], T]) -> T:
+        def count(error: Exception, delay: float) -> None:
+            with self._lock:
+                self.outcome.retries += 1
+
+        return self.retry.call(function, count)
+
+    def _save(self, change: Change, observed: Observed) -> None:
+        self._record(change, observed.provider_id, dict(observed.properties), dict(observed.outputs))
+
+    def _record(
+        self,
+        change: Change,
+        provider_id: str,
+        observed: dict[str, Any],
+        outputs: Mapping[str, Any],
+        desired: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.store.record(
+            self.plan.environment,
+            self.fence,
+            NodeRecord(
+                change.node,
+                change.type,
+                change.provider,
+                provider_id,
+                dict(desired if desired is not None else change.properties),
+                observed,
+                dict(outputs),
+                change.resource,
+                list(change.depends_on),
+            ),
+        )

@@ -1,0 +1,118 @@
+"""The provider contract per node type: what a provider implements so the engine can provision a node.
+
+The engine does ordering, parallelism, retries, state, intents and locking; a node type only talks to
+its cloud. Every method receives a :class:`Context` (the environment, the provider's settings and its
+client, and the node's ownership tags and idempotency token) and must be safe to call again after a
+crash: ``create`` is always preceded by ``find`` when an intent says an earlier create may have run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from skyrig.config import Environment
+    from skyrig.engine.graph import Node
+
+
+class ProviderError(Exception):
+    """A call to a cloud failed for good (bad request, permission denied): the node fails."""
+
+
+class TransientError(ProviderError):
+    """A call failed in a way that may pass (a 5xx, a timeout, not yet consistent): retried."""
+
+
+class ThrottledError(TransientError):
+    """The cloud asked us to slow down (429, RequestLimitExceeded): retried with a longer backoff."""
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What a cloud says a resource is, as a node type reads it back."""
+
+    provider_id: str
+    """The cloud's own identifier (an ARN, a resource name, a row id)."""
+    properties: Mapping[str, Any]
+    """The properties as they are now, in the same terms as the node's desired properties."""
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    """What others need to reach it (endpoint, port, URL); never a secret value."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a node type's operations get besides the node: who is asking, and with which client."""
+
+    app: str
+    environment: Environment
+    settings: Any
+    """The provider's validated settings for this environment."""
+    client: Any
+    """Whatever the provider's ``connect`` returned (an SDK session, a database connection)."""
+
+    def tags(self, node: Node) -> dict[str, str]:
+        """Ownership tags every resource carries, so that it can be found (and adopted) by them."""
+        return {"skyrig:app": self.app, "skyrig:env": self.environment.name, "skyrig:node": node.id}
+
+    def token(self, node: Node) -> str:
+        """The idempotency token of creating ``node`` here: the same on every retry and every run.
+
+        Pass it as AWS ``ClientToken``, GCP ``requestId``; where a cloud has none, name the resource
+        deterministically and look it up by name or tags before creating.
+        """
+        text = f"{self.app}\0{self.environment.name}\0{node.id}\0{node.type}"
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+class NodeType:
+    """One kind of cloud resource: how to read, find, create, update and delete it.
+
+    Class attributes declare how the engine diffs it:
+
+    - ``tunable``: properties a person may change in the cloud console (sizes, replica counts). Changed
+      there, they are adopted into state and never reverted; changed in code or config, they are applied.
+    - ``invariant``: properties skyrig guarantees (backups, encryption, private networking, TLS, public
+      access). Changed in the cloud, they are reported as drift and restored by the next apply.
+    - ``replace_on``: properties that cannot change in place; a change replaces the resource.
+    - ``stateful``: holds data (a database, a bucket): destroy keeps it unless ``--include-data``.
+    """
+
+    type: ClassVar[str]
+    tunable: ClassVar[frozenset[str]] = frozenset()
+    invariant: ClassVar[frozenset[str]] = frozenset()
+    replace_on: ClassVar[frozenset[str]] = frozenset()
+    stateful: ClassVar[bool] = False
+
+    def read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
+        """The resource as it is now, or None if it no longer exists."""
+        raise NotImplementedError
+
+    def read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
+        """Read several resources of this type at once (node id -> observed). Override it with one list or
+        describe call where the cloud allows; by default it reads one by one."""
+        return {node.id: self.read(context, node, provider_id) for node, provider_id in nodes}
+
+    def find(self, context: Context, node: Node) -> Observed | None:
+        """The resource created for ``node`` by an earlier run that crashed before recording it: found by
+        its deterministic name, idempotency token or ownership tags. None if there is none."""
+        raise NotImplementedError
+
+    def create(self, context: Context, node: Node) -> Observed:
+        """Create the resource with ``context.token(node)`` and ``context.tags(node)``."""
+        raise NotImplementedError
+
+    def update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
+        """Change ``changes`` (property -> desired value) in place."""
+        raise NotImplementedError
+
+    def delete(self, context: Context, node: Node, provider_id: str) -> None:
+        """Delete the resource; deleting one that is already gone is not an error."""
+        raise NotImplementedError
+
+    def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+        """What a service using this node's resource needs at runtime (host, port, queue URL, secret
+        *reference*), or None. It lands in the runtime config of each service that uses the resource."""
+        return None

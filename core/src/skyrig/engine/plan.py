@@ -1,0 +1,187 @@
+"""Plans: what an apply will do to each node, and why, computed from the graph, state and a refresh."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from skyrig.engine.contract import NodeType, Observed
+    from skyrig.engine.graph import Graph
+    from skyrig.state import NodeRecord
+
+PLAN_VERSION = 1
+CHANGING = ("create", "update", "replace", "delete")
+
+
+@dataclass
+class Change:
+    """What happens to one node."""
+
+    node: str
+    action: str
+    """``create``, ``update``, ``replace``, ``delete``, ``retain`` (stateful, kept) or ``noop``."""
+    type: str
+    provider: str
+    properties: dict[str, Any] = field(default_factory=dict)
+    """The desired properties (for a delete: the last observed ones)."""
+    depends_on: list[str] = field(default_factory=list)
+    resource: str | None = None
+    fields: dict[str, list[Any]] = field(default_factory=dict)
+    """Property -> ``[now, wanted]`` for each property that changes."""
+    reasons: list[str] = field(default_factory=list)
+    adopt: dict[str, Any] = field(default_factory=dict)
+    """Tunable properties changed in the cloud: taken into state as they are, never reverted."""
+    drift: list[str] = field(default_factory=list)
+    """Invariant properties changed in the cloud: restored by this change."""
+
+
+@dataclass
+class Plan:
+    """Every change for one environment, made against state at ``serial``."""
+
+    app: str
+    environment: str
+    serial: int
+    changes: list[Change]
+    runtime: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    """Service -> ``kind/name`` -> operations, for the runtime config written after the apply."""
+    destroy: bool = False
+    include_data: bool = False
+    created_at: float = field(default_factory=time.time)
+    version: int = PLAN_VERSION
+
+    def counts(self) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for change in self.changes:
+            found[change.action] = found.get(change.action, 0) + 1
+        return found
+
+    def has_changes(self) -> bool:
+        """True when applying would change the cloud (adopting console changes into state does not)."""
+        return any(c.action in CHANGING for c in self.changes)
+
+    def has_adoptions(self) -> bool:
+        """True when console changes to tunable properties wait to be taken into state."""
+        return any(c.adopt for c in self.changes)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        data = json.loads(text)
+        if data.get("version") != PLAN_VERSION:
+            raise ValueError(f"plan version {data.get('version')!r}, expected {PLAN_VERSION}")
+        data["changes"] = [Change(**change) for change in data["changes"]]
+        return cls(**data)
+
+
+def diff(
+    graph: Graph,
+    records: Mapping[str, NodeRecord],
+    observed: Mapping[str, Observed | None],
+    types: Mapping[str, NodeType],
+    intents: Mapping[str, str],
+    *,
+    include_data: bool = False,
+) -> list[Change]:
+    """The changes that take the cloud from what ``observed`` says to what ``graph`` wants.
+
+    Forward changes come in dependency order, then deletions of nodes the graph no longer has, in
+    reverse dependency order.
+    """
+    changes = []
+    for node_id in graph.order:
+        node = graph.nodes[node_id]
+        change = Change(
+            node_id,
+            "noop",
+            node.type,
+            node.provider,
+            dict(node.properties),
+            list(graph.dependencies[node_id]),
+            node.resource,
+        )
+        record = records.get(node_id)
+        now = observed.get(node_id) if record else None
+        if record is None:
+            change.action = "create"
+            if node_id in intents:
+                change.reasons.append(
+                    "an earlier apply stopped while creating it: it is looked up before creating"
+                )
+        elif now is None:
+            change.action = "create"
+            change.reasons.append("it no longer exists in the cloud: created again")
+        else:
+            _compare(change, types[node.type], record, now.properties)
+        changes.append(change)
+    gone = [node_id for node_id in _reverse_order(records) if node_id not in graph.nodes]
+    for node_id in gone:
+        record = records[node_id]
+        stateful = types[record.type].stateful if record.type in types else False
+        keep = stateful and not include_data
+        changes.append(
+            Change(
+                node_id,
+                "retain" if keep else "delete",
+                record.type,
+                record.provider,
+                dict(record.observed),
+                list(record.depends_on),
+                record.resource,
+                reasons=["holds data: kept (pass --include-data to delete it)"]
+                if keep
+                else ["no longer in the app"],
+            )
+        )
+    return changes
+
+
+def _compare(change: Change, node_type: NodeType, record: NodeRecord, now: Mapping[str, Any]) -> None:
+    wanted = change.properties
+    for key, value in wanted.items():
+        current = now.get(key)
+        if current == value:
+            continue
+        if key in node_type.replace_on:
+            change.action = "replace"
+            change.fields[key] = [current, value]
+            change.reasons.append(f"{key} cannot change in place")
+        elif key in node_type.tunable:
+            if record.desired.get(key) != value:  # changed in code or config: apply it
+                change.fields[key] = [current, value]
+                change.reasons.append(f"{key} changed in the app")
+            elif record.observed.get(key) != current:  # changed in the cloud console: adopt, never revert
+                change.adopt[key] = current
+        elif key in node_type.invariant:
+            change.fields[key] = [current, value]
+            change.drift.append(key)
+            change.reasons.append(f"{key} drifted in the cloud and is an invariant: restored")
+        else:
+            change.fields[key] = [current, value]
+            change.reasons.append(f"{key} changed" if record.desired.get(key) != value else f"{key} drifted")
+    if change.action == "noop" and change.fields:
+        change.action = "update"
+
+
+def _reverse_order(records: Mapping[str, NodeRecord]) -> list[str]:
+    """Node ids such that each comes before the nodes it depends on (for deleting)."""
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(node_id: str) -> None:
+        if node_id in seen or node_id not in records:
+            return
+        seen.add(node_id)
+        for dependency in records[node_id].depends_on:
+            visit(dependency)
+        order.append(node_id)
+
+    for node_id in sorted(records):
+        visit(node_id)
+    return order[::-1]

@@ -1,0 +1,95 @@
+"""Providers and plugins: found through entry points, loaded by name only when configuration names them.
+
+- ``skyrig.providers``: one entry point per provider, naming its :class:`Provider` object.
+- ``skyrig.plugins``: cross-cutting plugins (policies, cost estimates) that implement hooks from
+  :mod:`skyrig.hookspecs`; every installed one takes part.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import pluggy
+
+from skyrig.plugins.manifest import (
+    ENVIRONMENT_TYPES,
+    FAMILIES,
+    FEATURES,
+    KIND_FAMILIES,
+    Manifest,
+    ManifestError,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from skyrig.config import Environment
+    from skyrig.engine.contract import Context, NodeType
+    from skyrig.engine.graph import Node, Scope
+
+hookimpl = pluggy.HookimplMarker("skyrig")
+"""Marks a provider's or plugin's method as the implementation of a hook in :mod:`skyrig.hookspecs`."""
+
+
+class Provider:
+    """The object a provider's entry point names.
+
+    A provider publishes a :class:`Manifest` and may implement hooks from :mod:`skyrig.hookspecs` with
+    :data:`hookimpl`. Keep the module that defines it light: import cloud SDKs only in the modules that
+    call them, so that ``skyrig --help`` and ``skyrig providers`` stay instant.
+    """
+
+    manifest: ClassVar[Manifest]
+
+    def node_types(self) -> dict[str, NodeType]:
+        """Every node type this provider provisions, by type name (``memory.sql.cluster``)."""
+        raise NotImplementedError(f"provider {self.manifest.name!r} defines no node types")
+
+    def expand(self, scope: Scope) -> list[Node]:
+        """The nodes for ``scope``: this provider's share of the model in one environment.
+
+        Expansion rules live here, never in the core. The environment type is an input: local favours
+        provisioning speed, preview speed and cost, development and production reliability, security and
+        scalability (production gets high availability, backups and deletion protection). A node that
+        needs another provider's resource depends on it as ``@kind/name``.
+        """
+        raise NotImplementedError(f"provider {self.manifest.name!r} cannot expand a model")
+
+    def connect(self, app: str, environment: Environment, settings: Any, root: Path) -> Any:
+        """The client its node types use (an SDK session, say), made once per command; ``root`` is the
+        app's folder. Called only when a command is about to talk to the cloud."""
+        return None
+
+    def data_plane(self, kind: str, entry: dict[str, Any], config: dict[str, Any]) -> Any:
+        """The client the runtime SDK uses for one resource of ``kind`` in a running service.
+
+        ``entry`` is the resource's runtime config entry (what the node type's ``runtime`` returned, plus
+        ``operations``); ``config`` the service's whole runtime config. Imported only when app code first
+        uses the resource. Secrets: an object with ``value() -> str``.
+        """
+        raise NotImplementedError(f"provider {self.manifest.name!r} has no data plane for {kind}")
+
+    def local_servers(self, context: Context, model: Any) -> list[dict[str, Any]]:
+        """Servers this provider needs running while ``skyrig run`` serves the app (an object server,
+        say): each ``{"name", "app": "module:attribute", "port", "env": {...}}``, run under uvicorn."""
+        return []
+
+    def set_secret(self, context: Context, name: str, value: str) -> None:
+        """Store a secret's value in the cloud's secret store. skyrig never keeps the value."""
+        raise NotImplementedError(f"provider {self.manifest.name!r} cannot store secrets")
+
+    def secret_is_set(self, context: Context, name: str) -> bool:
+        """Whether a value has been stored for secret ``name``."""
+        raise NotImplementedError(f"provider {self.manifest.name!r} cannot store secrets")
+
+
+__all__ = [
+    "ENVIRONMENT_TYPES",
+    "FAMILIES",
+    "FEATURES",
+    "KIND_FAMILIES",
+    "Manifest",
+    "ManifestError",
+    "Provider",
+    "hookimpl",
+]

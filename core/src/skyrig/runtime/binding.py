@@ -1,0 +1,76 @@
+"""Binding declarations to what the running service may use, and to the provider's data plane.
+
+A declaration binds lazily, by name, the first time app code calls it: its entry in the runtime config
+says which provider provisioned it, how to reach it and which operations this service declared. The
+provider's data plane client for the resource is imported only then.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cache
+from typing import Any
+
+from skyrig.runtime import load_runtime_config
+
+
+class BindingError(RuntimeError):
+    """App code used a resource the runtime config does not give this service, or an undeclared operation."""
+
+
+_lock = threading.Lock()
+_clients: dict[tuple[str, str], Any] = {}
+
+
+@cache
+def runtime_config() -> dict[str, Any]:
+    """This process's runtime config, read once from ``SKYRIG_RUNTIME_CONFIG``."""
+    return load_runtime_config()
+
+
+def resource_key(declaration: Any) -> str:
+    """``kind/name`` of the resource behind ``declaration`` (a keyspace's is its cluster's)."""
+    target = getattr(declaration, "cluster", declaration) if declaration.kind == "keyspace" else declaration
+    return f"{target.kind}/{target.name}"
+
+
+def entry(declaration: Any, operation: str | None) -> dict[str, Any]:
+    """The runtime config entry of ``declaration``, checking that this service declared ``operation``."""
+    config = runtime_config()
+    key = resource_key(declaration)
+    found = config["resources"].get(key)
+    service = config["service"]
+    if found is None:
+        raise BindingError(
+            f"{key.replace('/', ' ')!r} is not available to service {service!r}: the Application Model has "
+            f"no use of it by this service. Call it from code inside the service's package (so skyrig sees "
+            f"the use), and check that it is declared at module top level (skyrig model)"
+        )
+    if operation is not None and operation not in found["operations"]:
+        declared = ", ".join(found["operations"]) or "none"
+        raise BindingError(
+            f"service {service!r} did not declare the operation {operation!r} on {key.replace('/', ' ')!r} "
+            f"(it declared: {declared}); skyrig grants a service only the operations its code performs"
+        )
+    return found
+
+
+def client(declaration: Any, operation: str | None) -> Any:
+    """The data plane client of ``declaration``'s resource, from the provider that provisioned it."""
+    found = entry(declaration, operation)
+    key = (found["provider"], resource_key(declaration))
+    with _lock:
+        if key not in _clients:
+            from skyrig.plugins.registry import load_provider
+
+            config = runtime_config()
+            kind = key[1].partition("/")[0]
+            _clients[key] = load_provider(found["provider"]).data_plane(kind, found, config)
+        return _clients[key]
+
+
+def reset() -> None:
+    """Forget the runtime config and clients (tests switch between services in one process)."""
+    runtime_config.cache_clear()
+    with _lock:
+        _clients.clear()

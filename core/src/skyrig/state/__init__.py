@@ -1,0 +1,77 @@
+"""State: what was provisioned, per environment, written the moment each node completes.
+
+The store is a plugin point chosen by the URL scheme of ``state`` in ``skyrig.toml``: ``sqlite://`` is
+built in; other backends register a factory in the entry point group ``skyrig.state`` under their scheme.
+Secret values never reach the store: node properties and outputs hold references only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from skyrig.errors import UserError
+
+STORES = "skyrig.state"
+
+
+class Locked(UserError):
+    """Another process holds the environment's lock."""
+
+    def __init__(self, environment: str, holder: str, since: float, expires: float) -> None:
+        import time
+
+        held = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since))
+        left = max(0.0, expires - time.time())
+        super().__init__(
+            f"environment {environment!r} is locked by {holder} since {held}",
+            f"wait for it to finish (or pass --wait); if that process died, its lock expires in {left:.0f} s",
+        )
+        self.holder = holder
+
+
+class LeaseLost(UserError):
+    """This process's lock expired or was taken over: it must stop writing (fencing)."""
+
+
+class StateMoved(UserError):
+    """A saved plan was made against state that has changed since."""
+
+
+@dataclass
+class NodeRecord:
+    """One provisioned node, as state remembers it."""
+
+    id: str
+    type: str
+    provider: str
+    provider_id: str
+    desired: dict[str, Any]
+    """The desired properties as last applied: tells a change in code from a change in the cloud."""
+    observed: dict[str, Any]
+    outputs: dict[str, Any] = field(default_factory=dict)
+    resource: str | None = None
+    depends_on: list[str] = field(default_factory=list)
+    drift: list[str] = field(default_factory=list)
+    """Invariant properties found changed in the cloud at the last refresh, to be restored."""
+    updated_at: float = 0.0
+
+
+def open_store(url: str, root: Path) -> Any:
+    """The state store for ``url``; relative SQLite paths are relative to the app root ``root``."""
+    scheme, _, rest = url.partition("://")
+    if scheme == "sqlite":
+        from skyrig.state.sqlite import SQLiteStore
+
+        # as SQLAlchemy spells it: sqlite:///relative/to/the/app.db, sqlite:////absolute/path.db
+        path = Path(rest[1:] if rest.startswith("/") else rest)
+        return SQLiteStore(path if path.is_absolute() else root / path)
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group=STORES, name=scheme):
+        return point.load()(url, root)
+    raise UserError(
+        f"state: no store for URL scheme {scheme!r} ({url})",
+        "use sqlite:///.skyrig/state.db (the default), or install the plugin that provides this scheme",
+    )

@@ -1,0 +1,3 @@
+from skyrig import SQLDatabase
+
+db = SQLDatabase("orders", migrations="./migrations")

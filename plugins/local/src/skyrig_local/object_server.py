@@ -1,0 +1,51 @@
+"""The object server: serves local buckets on loopback, public objects to anyone, private ones only on a
+valid, unexpired signed URL. ``skyrig run`` starts it with ``SKYRIG_LOCAL_OBJECTS`` naming the objects
+folder of the environment."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, unquote
+
+from skyrig_local.objects import signature, signing_key
+
+
+async def app(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+    if scope["type"] != "http":
+        return
+    status, body = _serve(scope["method"], scope["path"], scope.get("query_string", b"").decode())
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/octet-stream" if status == 200 else b"text/plain")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _serve(method: str, path: str, query: str) -> tuple[int, bytes]:
+    folder = Path(os.environ["SKYRIG_LOCAL_OBJECTS"])
+    bucket, _, key = unquote(path).lstrip("/").partition("/")
+    settings = folder / bucket / ".bucket.json"
+    if not bucket or not key or not settings.exists() or ".." in key.split("/") or key.startswith("."):
+        return 404, b"no such object\n"
+    if not json.loads(settings.read_text()).get("public"):
+        params = {name: values[0] for name, values in parse_qs(query).items()}
+        try:
+            expires = int(params["expires"])
+        except (KeyError, ValueError):
+            return 403, b"this bucket is private: use a signed URL\n"
+        wanted = signature(signing_key(folder), method, bucket, key, expires)
+        if not hmac.compare_digest(wanted, params.get("signature", "")):
+            return 403, b"the signature does not match\n"
+        if expires < time.time():
+            return 403, b"the signed URL has expired\n"
+    target = folder / bucket / "objects" / key
+    if not target.is_file():
+        return 404, b"no such object\n"
+    return 200, target.read_bytes()

@@ -1,0 +1,185 @@
+"""SQL: one embedded PostgreSQL cluster per environment, a database per SQLDatabase, migrations in order.
+
+Each migration runs in its own transaction and is recorded in ``skyrig_migrations``; a failing one is
+rolled back, so the database stays as it was before it, and the error names the file and the server's
+message. A migration changed after it was applied is refused.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from skyrig.engine.contract import Context, NodeType, Observed, ProviderError
+from skyrig.engine.graph import Node, Scope
+from skyrig_local import postgres
+
+CLUSTER_ID = "sql.cluster"
+_LEDGER = """CREATE TABLE IF NOT EXISTS skyrig_migrations (
+    number integer PRIMARY KEY, name text NOT NULL, sha256 text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)"""
+
+
+def _data(context: Context) -> Path:
+    return (
+        context.client.root / context.settings.data / context.environment.name.replace(":", "-") / "postgres"
+    )
+
+
+class ClusterType(NodeType):
+    """The cluster's data folder: initialised on create, removed on delete."""
+
+    type = "local.sql.cluster"
+    replace_on = frozenset({"engine", "version"})
+
+    def read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
+        data = Path(provider_id)
+        if not postgres.initialised(data):
+            return None
+        return Observed(
+            provider_id,
+            {"engine": "postgres", "version": (data / "PG_VERSION").read_text().strip()},
+            {"data": provider_id},
+        )
+
+    def find(self, context: Context, node: Node) -> Observed | None:
+        return self.read(context, node, str(_data(context)))
+
+    def create(self, context: Context, node: Node) -> Observed:
+        data = _data(context)
+        postgres.server(data)
+        return self.read(context, node, str(data))  # type: ignore[return-value]
+
+    def update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
+        raise ProviderError(f"the local PostgreSQL cluster cannot change {sorted(changes)} in place")
+
+    def delete(self, context: Context, node: Node, provider_id: str) -> None:
+        data = Path(provider_id)
+        if postgres.initialised(data):
+            server = postgres.server(data)
+            server.cleanup_mode = "delete"
+            server._cleanup()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+class DatabaseType(NodeType):
+    """A database in the cluster, with its migrations applied."""
+
+    type = "local.sql.database"
+    replace_on = frozenset({"name"})
+    stateful = True
+
+    def read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
+        import psycopg
+
+        data = _data(context)
+        if not postgres.initialised(data):
+            return None
+        with psycopg.connect(postgres.uri(data, "postgres"), autocommit=True) as connection:
+            exists = connection.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (provider_id,)
+            ).fetchone()
+        if not exists:
+            return None
+        with psycopg.connect(postgres.uri(data, provider_id), autocommit=True) as connection:
+            connection.execute(_LEDGER)
+            applied = connection.execute("SELECT number, name, sha256 FROM skyrig_migrations ORDER BY number")
+            migrations = [list(row) for row in applied]
+        # "files" says where each migration is read from: the app's business, not the server's, so echoed
+        properties = {
+            "name": provider_id,
+            "migrations": migrations,
+            "files": node.properties.get("files", {}),
+        }
+        return Observed(provider_id, properties, {"database": provider_id, "data": str(data)})
+
+    def find(self, context: Context, node: Node) -> Observed | None:
+        return self.read(context, node, node.properties["name"])
+
+    def create(self, context: Context, node: Node) -> Observed:
+        import psycopg
+        from psycopg import sql
+
+        data = _data(context)
+        name = node.properties["name"]
+        with psycopg.connect(postgres.uri(data, "postgres"), autocommit=True) as connection:
+            if not connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+                connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return self.update(context, node, name, {"migrations": node.properties["migrations"]})
+
+    def update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
+        import psycopg
+
+        data = _data(context)
+        with psycopg.connect(postgres.uri(data, provider_id), autocommit=True) as connection:
+            connection.execute(_LEDGER)
+            applied = {
+                row[0]: row
+                for row in connection.execute("SELECT number, name, sha256 FROM skyrig_migrations")
+            }
+            files = node.properties.get("files", {})
+            for number, name, digest in node.properties["migrations"]:
+                file = files[str(number)]
+                if number in applied:
+                    if applied[number][2] != digest:
+                        raise ProviderError(
+                            f"{file}: migration {number} changed after it was applied to database "
+                            f"{provider_id!r}; add a new migration instead of editing an applied one"
+                        )
+                    continue
+                path = context.client.root / file
+                try:
+                    with connection.transaction():
+                        connection.execute(path.read_text(encoding="utf-8"))
+                        connection.execute(
+                            "INSERT INTO skyrig_migrations (number, name, sha256) VALUES (%s, %s, %s)",
+                            (number, name, digest),
+                        )
+                except psycopg.Error as error:
+                    message = str(error).strip().splitlines()[0]
+                    raise ProviderError(f"{file}: migration failed and was rolled back: {message}") from None
+        return self.read(context, node, provider_id)  # type: ignore[return-value]
+
+    def delete(self, context: Context, node: Node, provider_id: str) -> None:
+        import psycopg
+        from psycopg import sql
+
+        data = _data(context)
+        if not postgres.initialised(data):
+            return
+        with psycopg.connect(postgres.uri(data, "postgres"), autocommit=True) as connection:
+            connection.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(provider_id))
+            )
+
+    def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+        return {"provider": "local", "type": self.type, **observed.outputs}
+
+
+CLUSTER = ClusterType()
+DATABASE = DatabaseType()
+
+
+def expand(scope: Scope) -> list[Node]:
+    databases = [r for r in scope.resources() if r.kind == "sql_database"]
+    if not databases:
+        return []
+    nodes = [Node(CLUSTER_ID, CLUSTER.type, "local", {"engine": "postgres", "version": "18"})]
+    for database in databases:
+        migrations = [[m.number, m.name, m.sha256] for m in database.migration_files]
+        files = {str(m.number): m.file for m in database.migration_files}
+        properties = {"name": database.name, "migrations": migrations, "files": files}
+        nodes.append(
+            Node(
+                f"sql.database/{database.name}",
+                DATABASE.type,
+                "local",
+                properties,
+                (CLUSTER_ID,),
+                resource=f"sql_database/{database.name}",
+            )
+        )
+    return nodes

@@ -1,0 +1,76 @@
+"""The memory provider: the reference implementation of the provider contract.
+
+Its cloud is a SQLite file (:mod:`skyrig_memory.cloud`); one module per resource family declares its
+node types and expands its share of the model, exactly as a real provider's modules would. This module
+stays light (nothing beyond skyrig's plugin API): ``skyrig providers`` imports it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from skyrig.plugins import ENVIRONMENT_TYPES, FEATURES, KIND_FAMILIES, Manifest, Provider
+
+if TYPE_CHECKING:
+    from skyrig.config import Environment
+    from skyrig.engine.contract import Context, NodeType
+    from skyrig.engine.graph import Node, Scope
+
+
+class MemoryProvider(Provider):
+    """Provisions every resource kind into a SQLite file that stands in for a cloud."""
+
+    manifest = Manifest(
+        name="memory",
+        kinds=frozenset(KIND_FAMILIES),
+        environment_types=frozenset(ENVIRONMENT_TYPES),
+        features=frozenset(FEATURES),
+        settings="skyrig_memory.settings:MemorySettings",
+        description="reference provider: a SQLite file stands in for the cloud",
+    )
+
+    def node_types(self) -> dict[str, NodeType]:
+        from skyrig_memory import cache, compute, cron, iam, network, objects, pubsub, secrets, sql
+
+        types = [
+            network.NETWORK,
+            sql.CLUSTER,
+            sql.DATABASE,
+            pubsub.TOPIC,
+            pubsub.SUBSCRIPTION,
+            pubsub.DEAD_LETTER,
+            cache.CLUSTER,
+            objects.BUCKET,
+            secrets.SECRET,
+            cron.JOB,
+            iam.ROLE,
+            compute.SERVICE,
+        ]
+        return {t.type: t for t in types}
+
+    def expand(self, scope: Scope) -> list[Node]:
+        from skyrig_memory import cache, compute, cron, iam, network, objects, pubsub, secrets, sql
+
+        nodes = network.expand(scope)
+        for family in (sql, pubsub, cache, objects, secrets, iam, compute, cron):
+            nodes.extend(family.expand(scope))
+        return nodes
+
+    def connect(self, app: str, environment: Environment, settings: Any, root: Any) -> Any:
+        from skyrig_memory.cloud import MemoryCloud
+
+        return MemoryCloud(root / settings.path, settings)
+
+    def data_plane(self, kind: str, entry: dict[str, Any], config: dict[str, Any]) -> Any:
+        from skyrig_memory.runtime import client_for
+
+        return client_for(kind, entry, config)
+
+    def set_secret(self, context: Context, name: str, value: str) -> None:
+        context.client.put_secret(context.app, context.environment.name, name, value)
+
+    def secret_is_set(self, context: Context, name: str) -> bool:
+        return context.client.secret_value(context.app, context.environment.name, name) is not None
+
+
+provider = MemoryProvider()

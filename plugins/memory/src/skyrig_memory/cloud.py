@@ -1,0 +1,204 @@
+"""The simulated cloud: resources in a SQLite file, so they outlive a killed process.
+
+It behaves like a cloud that does not honour idempotency tokens (as moto does not): two creates make two
+resources. Every API call can be slowed down, fail transiently (sometimes after doing the work, as a
+timed-out call may) or be throttled, and the process can be made to exit hard right before or right
+after the Nth mutating call, as a kill -9 would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from skyrig.engine.contract import ThrottledError, TransientError
+
+CRASH_EXIT_CODE = 137
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS resources (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    type TEXT NOT NULL,
+    app TEXT NOT NULL,
+    env TEXT NOT NULL,
+    node TEXT NOT NULL,
+    token TEXT NOT NULL,
+    properties TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS resources_owner ON resources (app, env, type);
+CREATE TABLE IF NOT EXISTS secret_values (
+    app TEXT NOT NULL, env TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (app, env, name)
+);
+"""
+
+
+class MemoryCloud:
+    """A cloud account in a SQLite file. Thread-safe: each thread gets its own connection."""
+
+    def __init__(self, path: Path, settings: Any) -> None:
+        self.path = path
+        self.settings = settings
+        self.calls: Counter[str] = Counter()
+        self._mutations = 0
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._random = random.Random()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._connection().executescript(_SCHEMA)
+
+    def _connection(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            self._local.connection = connection
+        return connection
+
+    # -- faults ---------------------------------------------------------------------------------
+
+    def _before(self, operation: str, mutating: bool = False) -> tuple[int, bool]:
+        """Count, delay and maybe fail the call. Returns the mutating call's number (0 for a read) and
+        whether it is to lose its response."""
+        sequence = 0
+        with self._lock:
+            self.calls[operation] += 1
+            if mutating:
+                self._mutations += 1
+                sequence = self._mutations
+        crash = mutating and self.settings.crash_before_call == sequence
+        if crash:  # a kill -9 after the engine wrote its intent and before the cloud did anything
+            os._exit(CRASH_EXIT_CODE)
+        if self.settings.latency_ms:
+            time.sleep(self.settings.latency_ms / 1000)
+        roll = self._random.random()
+        if roll < self.settings.throttle_rate:
+            raise ThrottledError(f"memory cloud: {operation} throttled (rate exceeded)")
+        if roll < self.settings.throttle_rate + self.settings.error_rate:
+            if mutating and self._random.random() < 0.5:
+                return sequence, True  # the work is done, then the response is lost (a timeout, say)
+            raise TransientError(f"memory cloud: {operation} failed transiently (injected)")
+        return sequence, False
+
+    def _after_mutation(self, call: tuple[int, bool], operation: str) -> None:
+        sequence, lose_response = call
+        if (
+            self.settings.crash_after_call == sequence
+        ):  # a kill -9 right after the cloud did the work and before anyone recorded it
+            os._exit(CRASH_EXIT_CODE)
+        if lose_response:
+            raise TransientError(f"memory cloud: {operation} timed out (it may have happened)")
+
+    # -- the API --------------------------------------------------------------------------------
+
+    def create(self, type_: str, owner: dict[str, str], token: str, properties: dict[str, Any]) -> int:
+        call = self._before("create", mutating=True)
+        cursor = self._connection().execute(
+            "INSERT INTO resources (type, app, env, node, token, properties, created) VALUES (?,?,?,?,?,?,?)",
+            (
+                type_,
+                owner["skyrig:app"],
+                owner["skyrig:env"],
+                owner["skyrig:node"],
+                token,
+                json.dumps(properties, sort_keys=True),
+                time.time(),
+            ),
+        )
+        self._after_mutation(call, "create")
+        return int(cursor.lastrowid or 0)
+
+    def get(self, resource_id: int) -> dict[str, Any] | None:
+        self._before("get")
+        row = (
+            self._connection()
+            .execute("SELECT properties FROM resources WHERE id = ?", (resource_id,))
+            .fetchone()
+        )
+        return json.loads(row[0]) if row else None
+
+    def list(self, type_: str, app: str, env: str) -> dict[int, tuple[str, dict[str, Any]]]:
+        """Every resource of ``type_`` owned by the environment: id -> (node, properties)."""
+        self._before("list")
+        rows = self._connection().execute(
+            "SELECT id, node, properties FROM resources WHERE type = ? AND app = ? AND env = ?",
+            (type_, app, env),
+        )
+        return {row[0]: (row[1], json.loads(row[2])) for row in rows}
+
+    def find(self, type_: str, owner: dict[str, str]) -> list[tuple[int, dict[str, Any]]]:
+        """Resources tagged as ``owner``'s node (by the resource groups tagging API, say)."""
+        self._before("find")
+        rows = self._connection().execute(
+            "SELECT id, properties FROM resources "
+            "WHERE type = ? AND app = ? AND env = ? AND node = ? ORDER BY id",
+            (type_, owner["skyrig:app"], owner["skyrig:env"], owner["skyrig:node"]),
+        )
+        return [(row[0], json.loads(row[1])) for row in rows]
+
+    def update(self, resource_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+        call = self._before("update", mutating=True)
+        connection = self._connection()
+        row = connection.execute("SELECT properties FROM resources WHERE id = ?", (resource_id,)).fetchone()
+        if row is None:
+            raise LookupError(f"memory cloud: resource {resource_id} does not exist")
+        properties = {**json.loads(row[0]), **changes}
+        connection.execute(
+            "UPDATE resources SET properties = ? WHERE id = ?",
+            (json.dumps(properties, sort_keys=True), resource_id),
+        )
+        self._after_mutation(call, "update")
+        return properties
+
+    def delete(self, resource_id: int) -> None:
+        call = self._before("delete", mutating=True)
+        self._connection().execute("DELETE FROM resources WHERE id = ?", (resource_id,))
+        self._after_mutation(call, "delete")
+
+    # -- secrets: the cloud holds values, skyrig never does -------------------------------------
+
+    def put_secret(self, app: str, env: str, name: str, value: str) -> None:
+        self._before("put_secret")
+        self._connection().execute(
+            "INSERT INTO secret_values VALUES (?,?,?,?) ON CONFLICT (app, env, name) DO UPDATE SET value = ?",
+            (app, env, name, value, value),
+        )
+
+    def secret_value(self, app: str, env: str, name: str) -> str | None:
+        self._before("get_secret")
+        row = (
+            self._connection()
+            .execute(
+                "SELECT value FROM secret_values WHERE app = ? AND env = ? AND name = ?", (app, env, name)
+            )
+            .fetchone()
+        )
+        return row[0] if row else None
+
+    # -- for tests: what a person does in the console, and what is really there -----------------
+
+    def console_edit(self, resource_id: int, changes: dict[str, Any]) -> None:
+        """Change a resource as a person would in the cloud console (no faults, no counting)."""
+        connection = self._connection()
+        (properties,) = connection.execute(
+            "SELECT properties FROM resources WHERE id = ?", (resource_id,)
+        ).fetchone()
+        merged = {**json.loads(properties), **changes}
+        connection.execute(
+            "UPDATE resources SET properties = ? WHERE id = ?", (json.dumps(merged), resource_id)
+        )
+
+    def inventory(self, app: str, env: str) -> list[tuple[int, str, str]]:
+        """Every resource the environment owns: (id, type, node)."""
+        rows = self._connection().execute(
+            "SELECT id, type, node FROM resources WHERE app = ? AND env = ? ORDER BY id", (app, env)
+        )
+        return [tuple(row) for row in rows]

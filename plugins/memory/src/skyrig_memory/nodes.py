@@ -1,0 +1,86 @@
+"""The one node type implementation of the memory provider; each family module declares its types."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from skyrig.engine.contract import Context, NodeType, Observed
+from skyrig.engine.graph import Node
+
+
+class MemoryNodeType(NodeType):
+    """A resource of the simulated cloud: read, found by tags, created, updated and deleted there."""
+
+    outputs: ClassVar[tuple[str, ...]] = ()
+    """Properties that are also outputs (what users of the resource need)."""
+
+    def read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
+        properties = context.client.get(int(provider_id))
+        return (
+            None if properties is None else self.outputs_of(context, self._observed(provider_id, properties))
+        )
+
+    def read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
+        # One list call for all nodes of this type, as a cloud's describe call would.
+        existing = context.client.list(self.type, context.app, context.environment.name)
+        found = {}
+        for node, provider_id in nodes:
+            row = existing.get(int(provider_id))
+            if row is None:  # not tagged as ours (imported, say): ask for it by id
+                found[node.id] = self.read(context, node, provider_id)
+            else:
+                found[node.id] = self.outputs_of(context, self._observed(provider_id, row[1]))
+        return found
+
+    def find(self, context: Context, node: Node) -> Observed | None:
+        matches = context.client.find(self.type, context.tags(node))
+        return (
+            self.outputs_of(context, self._observed(str(matches[0][0]), matches[0][1])) if matches else None
+        )
+
+    def create(self, context: Context, node: Node) -> Observed:
+        properties = dict(node.properties)
+        resource_id = context.client.create(self.type, context.tags(node), context.token(node), properties)
+        return self.outputs_of(context, self._observed(str(resource_id), properties))
+
+    def update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
+        updated = context.client.update(int(provider_id), dict(changes))
+        return self.outputs_of(context, self._observed(provider_id, updated))
+
+    def delete(self, context: Context, node: Node, provider_id: str) -> None:
+        context.client.delete(int(provider_id))
+
+    def _observed(self, provider_id: str, properties: Mapping[str, Any]) -> Observed:
+        outputs = {key: properties[key] for key in self.outputs if key in properties}
+        return Observed(provider_id, dict(properties), {"id": f"memory:{self.type}:{provider_id}", **outputs})
+
+    def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+        return {"provider": "memory", "type": self.type, "id": observed.provider_id, **observed.outputs}
+
+    def outputs_of(self, context: Context, observed: Observed) -> Observed:
+        """``observed`` with where the simulated cloud is among its outputs (its data plane needs it)."""
+        return Observed(
+            observed.provider_id, observed.properties, {**observed.outputs, "cloud": str(context.client.path)}
+        )
+
+
+def node_type(
+    name: str,
+    *,
+    tunable: frozenset[str] = frozenset(),
+    invariant: frozenset[str] = frozenset(),
+    replace_on: frozenset[str] = frozenset(),
+    stateful: bool = False,
+    outputs: tuple[str, ...] = (),
+) -> MemoryNodeType:
+    """A memory node type with its diff rules (see :class:`skyrig.engine.contract.NodeType`)."""
+    attributes = {
+        "type": name,
+        "tunable": tunable,
+        "invariant": invariant,
+        "replace_on": replace_on,
+        "stateful": stateful,
+        "outputs": outputs,
+    }
+    return type(name.title().replace(".", ""), (MemoryNodeType,), attributes)()

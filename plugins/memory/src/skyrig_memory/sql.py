@@ -1,0 +1,73 @@
+"""SQL: one cluster per environment, a database per SQLDatabase in it."""
+
+from __future__ import annotations
+
+from skyrig.engine.graph import Node, Scope
+from skyrig_memory.network import NETWORK_ID
+from skyrig_memory.nodes import node_type
+
+CLUSTER = node_type(
+    "memory.sql.cluster",
+    tunable=frozenset({"instance_class", "storage_gb"}),
+    invariant=frozenset(
+        {
+            "backup_retention_days",
+            "point_in_time_recovery",
+            "encrypted",
+            "public",
+            "deletion_protection",
+            "high_availability",
+        }
+    ),
+    replace_on=frozenset({"engine"}),
+    outputs=("endpoint", "port"),
+)
+DATABASE = node_type(
+    "memory.sql.database",
+    stateful=True,
+    replace_on=frozenset({"name"}),
+    outputs=("database", "endpoint", "port"),
+)
+CLUSTER_ID = "sql.cluster"
+
+
+def expand(scope: Scope) -> list[Node]:
+    databases = [r for r in scope.resources() if r.kind == "sql_database"]
+    if not databases:
+        return []
+    env = scope.environment
+    durable = env.type in ("development", "production")
+    cluster = {
+        "engine": "postgres",
+        "version": "18",
+        "instance_class": "db.m5.large" if durable else "db.t4g.micro",
+        "storage_gb": 20,
+        "high_availability": env.type == "production",
+        "backup_retention_days": 7 if durable else 0,
+        "point_in_time_recovery": durable,
+        "encrypted": True,
+        "public": False,
+        "deletion_protection": env.type == "production",
+        "endpoint": f"{scope.app}-{env.name}.sql.memory.internal",
+        "port": 5432,
+    }
+    nodes = [Node(CLUSTER_ID, CLUSTER.type, "memory", cluster, (NETWORK_ID,))]
+    for database in databases:
+        properties = {
+            "name": database.name,
+            "database": database.name,
+            "endpoint": cluster["endpoint"],
+            "port": cluster["port"],
+            **scope.defaults.get(f"sql_database/{database.name}", {}),
+        }
+        nodes.append(
+            Node(
+                f"sql.database/{database.name}",
+                DATABASE.type,
+                "memory",
+                properties,
+                (CLUSTER_ID,),
+                resource=f"sql_database/{database.name}",
+            )
+        )
+    return nodes
