@@ -74,6 +74,15 @@ class Provider:
         say): each ``{"name", "app": "module:attribute", "port", "env": {...}}``, run under uvicorn."""
         return []
 
+    def recent_messages(self, context: Context, limit: int = 50) -> list[dict[str, Any]]:
+        """The last ``limit`` pub/sub messages of the environment, newest first, for the dashboard.
+
+        Each ``{"topic", "id", "published_at" (ISO 8601), "data" (the message as JSON), "deliveries":
+        [{"subscription", "attempt", "outcome" ("ok" | "failed" | "dead-lettered" | "pending"),
+        "error", "at"}]}``. Providers that cannot tell return ``[]``.
+        """
+        return []
+
     def set_secret(self, context: Context, name: str, value: str) -> None:
         """Store a secret's value in the cloud's secret store. skyrig never keeps the value."""
         raise NotImplementedError(f"provider {self.manifest.name!r} cannot store secrets")

@@ -1,0 +1,68 @@
+"""How the pieces of a running ``skyrig run`` find each other.
+
+``skyrig run`` writes a run file (``.skyrig/run/ENV.json``, readable only by the user) saying where each
+service and the dashboard listen, and a token made for this run. Each service host exposes control
+endpoints under :data:`PREFIX` that answer only requests carrying that token (header :data:`HEADER`):
+``POST /__skyrig/cron/JOB`` runs a cron job's endpoint now. ``skyrig cron run`` and the dashboard use them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+PREFIX = "/__skyrig/"
+HEADER = "x-skyrig-token"
+TOKEN_VARIABLE = "SKYRIG_CONTROL_TOKEN"
+
+
+@dataclass
+class RunFile:
+    """What a running ``skyrig run`` says about itself."""
+
+    pid: int
+    environment: str
+    services: dict[str, str]
+    """Service name -> its base URL."""
+    token: str = field(default_factory=lambda: secrets.token_hex(16))
+    dashboard: str | None = None
+    """The dashboard's URL, when it is served."""
+    cron: bool = False
+    """Whether cron jobs run on their schedule (``skyrig run --cron``)."""
+
+
+def run_file_path(root: Path, environment: str) -> Path:
+    return root / ".skyrig" / "run" / f"{environment.replace(':', '-')}.json"
+
+
+def write_run_file(root: Path, state: RunFile) -> Path:
+    path = run_file_path(root, state.environment)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    partial.write_text(json.dumps(asdict(state), indent=2, sort_keys=True))
+    partial.chmod(0o600)
+    partial.replace(path)
+    return path
+
+
+def read_run_file(root: Path, environment: str) -> RunFile | None:
+    """The run file of ``environment``, if a ``skyrig run`` that is still alive wrote it."""
+    path = run_file_path(root, environment)
+    try:
+        state = RunFile(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+    try:
+        os.kill(state.pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return state
+
+
+def remove_run_file(root: Path, environment: str) -> None:
+    run_file_path(root, environment).unlink(missing_ok=True)
