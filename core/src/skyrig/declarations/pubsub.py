@@ -61,6 +61,60 @@ class Topic(Declaration, Generic[M]):
                 f"{message_type.__name__}"
             )
 
+    def publish(self, message: M) -> str:
+        """Publish ``message`` (an instance of the topic's message type); returns the message id.
+
+        Once it returns, the message is stored by the broker and will reach every subscription.
+        """
+        from skyrig.runtime.binding import client
+
+        data, key = self._prepare(message)
+        return client(self, "publish").publish(data, ordering_key=key)
+
+    async def publish_async(self, message: M) -> str:
+        """:meth:`publish` for async code."""
+        from skyrig.runtime.binding import client
+
+        data, key = self._prepare(message)
+        return await client(self, "publish").publish_async(data, ordering_key=key)
+
+    def _prepare(self, message: M) -> tuple[dict[str, Any], str | None]:
+        """The message as JSON-able data, checked against the message type, and its ordering key."""
+        data = encode_message(self.message_type, message, f"Topic({self.name!r}).publish")
+        key = None
+        if self.spec.ordering_attribute is not None:  # type: ignore[attr-defined]
+            key = str(data[self.spec.ordering_attribute])  # type: ignore[attr-defined]
+        return data, key
+
+
+def encode_message(message_type: type, message: Any, where: str) -> dict[str, Any]:
+    """``message`` as JSON-able data, validated against ``message_type`` (a pydantic model or dataclass)."""
+    from pydantic import ValidationError
+
+    if not isinstance(message, message_type):
+        raise TypeError(f"{where}: expected a {message_type.__name__}, got {type(message).__name__}")
+    adapter = _adapter(message_type)
+    try:
+        return adapter.dump_python(adapter.validate_python(message), mode="json")
+    except ValidationError as error:
+        raise TypeError(f"{where}: the message is not a valid {message_type.__name__}: {error}") from None
+
+
+def decode_message(message_type: type, data: dict[str, Any]) -> Any:
+    """The message of ``message_type`` that :func:`encode_message` turned into ``data``."""
+    return _adapter(message_type).validate_python(data)
+
+
+_adapters: dict[type, Any] = {}
+
+
+def _adapter(message_type: type) -> Any:
+    from pydantic import TypeAdapter
+
+    if message_type not in _adapters:
+        _adapters[message_type] = TypeAdapter(message_type)
+    return _adapters[message_type]
+
 
 def _field_names(message_type: type) -> set[str]:
     if dataclasses.is_dataclass(message_type):
