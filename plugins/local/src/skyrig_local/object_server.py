@@ -9,9 +9,9 @@ import json
 import os
 import time
 from pathlib import Path
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs
 
-from skyrig_local.objects import signature, signing_key
+from skyrig_local.objects import check_key, signature, signing_key
 
 
 async def app(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
@@ -29,10 +29,18 @@ async def app(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
 
 
 def _serve(method: str, path: str, query: str) -> tuple[int, bytes]:
+    if method not in ("GET", "HEAD"):
+        # Only reads are served: a URL signed for another method must not read the object either.
+        return 405, b"the object server only serves GET and HEAD\n"
     folder = Path(os.environ["SKYRIG_LOCAL_OBJECTS"])
-    bucket, _, key = unquote(path).lstrip("/").partition("/")
+    # The ASGI server has already percent-decoded ``path``: decoding again would change keys holding "%".
+    bucket, _, key = path.lstrip("/").partition("/")
+    try:
+        check_key(key)  # also refuses absolute keys: ``folder / "/etc/passwd"`` is ``/etc/passwd``
+    except ValueError:
+        return 404, b"no such object\n"
     settings = folder / bucket / ".bucket.json"
-    if not bucket or not key or not settings.exists() or ".." in key.split("/") or key.startswith("."):
+    if not bucket or bucket.startswith(".") or not settings.exists():
         return 404, b"no such object\n"
     if not json.loads(settings.read_text()).get("public"):
         params = {name: values[0] for name, values in parse_qs(query).items()}

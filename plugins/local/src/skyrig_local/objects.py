@@ -37,6 +37,23 @@ def signing_key(folder: Path) -> bytes:
     return path.read_text().encode()
 
 
+def check_key(key: str) -> str:
+    """``key`` if it names an object inside a bucket (a relative path like ``a/b.txt``), else a ValueError.
+
+    The object server applies the same check to request paths, so no key reaches outside the bucket.
+    """
+    parts = PurePosixPath(key).parts
+    if (
+        not key
+        or key.startswith("/")
+        or "\0" in key
+        or ".." in parts
+        or any(p.startswith(".") for p in parts)  # hidden names are the bucket's own (temporary files)
+    ):
+        raise ValueError(f"invalid object key {key!r}: use relative paths like 'a/b.txt'")
+    return key
+
+
 def signature(key: bytes, method: str, bucket: str, name: str, expires: int) -> str:
     message = f"{method}\n{bucket}\n{name}\n{expires}".encode()
     return hmac.new(key, message, hashlib.sha256).hexdigest()
@@ -113,10 +130,7 @@ class BucketClient:
         self.base_url = entry["base_url"]
 
     def _path(self, key: str, area: str = "objects") -> Path:
-        parts = PurePosixPath(key).parts
-        if not key or key.startswith("/") or ".." in parts or any(p.startswith(".") for p in parts):
-            raise ValueError(f"invalid object key {key!r}: use relative paths like 'a/b.txt'")
-        return self.folder / area / key
+        return self.folder / area / check_key(key)
 
     def upload(self, key: str, data: bytes) -> None:
         path = self._path(key)
@@ -132,7 +146,7 @@ class BucketClient:
     def download(self, key: str) -> bytes:
         try:
             return self._path(key).read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):  # a "folder" is no object either
             raise ObjectNotFound(f"bucket {self.name!r} has no object {key!r}") from None
 
     def list(self, prefix: str = "") -> list[str]:
