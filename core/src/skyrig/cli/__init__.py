@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("skyrig.cli.status:import_", "Adopt an existing resource into state."),
     "secret": ("skyrig.cli.secret:secret", "Set secret values (kept by the provider, never by skyrig)."),
     "run": ("skyrig.cli.run:run", "Provision the local environment and run every service."),
+    "cron": ("skyrig.cli.cron:cron", "List cron jobs, or run one now."),
 }
 """Command name -> (``module:attribute``, one-line help). Engine commands register here too."""
 

@@ -1,4 +1,4 @@
-"""``skyrig run``: provision the local environment and serve every service of the app."""
+"""``skyrig run``: provision the local environment and serve every service of the app, until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import time
 import click
 
 from skyrig.cli.app import app_root
-from skyrig.errors import UserError
 
 
 @click.command()
@@ -21,73 +20,58 @@ from skyrig.errors import UserError
     type=click.IntRange(1024, 65000),
     help="The first service's port; the others follow.",
 )
-def run(app_dir: str | None, env_name: str, port: int) -> None:
-    """Provision the local environment (as apply does) and run every service until Ctrl-C."""
-    from rich.console import Console
-    from rich.table import Table
+@click.option(
+    "--dashboard-port",
+    default=9400,
+    show_default=True,
+    type=click.IntRange(0, 65000),
+    help="The development dashboard's port (0: no dashboard).",
+)
+@click.option(
+    "--cron",
+    is_flag=True,
+    help="Run cron jobs on their schedule (off by default, as in the clouds' "
+    "local emulators; skyrig cron run JOB runs one now).",
+)
+@click.option("--reload/--no-reload", default=True, show_default=True, help="Restart on code changes.")
+def run(app_dir: str | None, env_name: str, port: int, dashboard_port: int, cron: bool, reload: bool) -> None:
+    """Provision the local environment (as apply does) and run every service until Ctrl-C.
 
-    from skyrig.config import load_config
-    from skyrig.engine.session import Session
-    from skyrig.runtime.supervisor import Supervisor
+    Each service runs in a process of its own with its subscriptions' consumers; a table shows where
+    each one listens. A code change re-reads the model, provisions what changed and restarts the services.
+    """
+    from rich.console import Console
+
+    from skyrig.runtime.local_run import LocalRun
+    from skyrig.runtime.watch import Watcher
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
-    started = time.perf_counter()
-    session = Session(load_config(app_root(app_dir, require_config=True)), env_name)
-    if session.environment.type != "local":
-        raise UserError(
-            f"environment {env_name!r} is {session.environment.type}, not local",
-            "skyrig run serves local environments; use skyrig apply for the others",
-        )
-    with session.locked(wait=True) as fence:
-        plan = session.plan()
-        if plan.has_changes() or plan.has_adoptions():
-            outcome = session.apply(plan, fence, parallelism=10)
-            if not outcome.succeeded:
-                problems = "; ".join(f"{node}: {error}" for node, error in sorted(outcome.failed.items()))
-                raise UserError(
-                    f"the local environment could not be provisioned: {problems}",
-                    "fix it and run again; what did succeed is kept and reused",
-                )
-        else:
-            session.write_runtime(plan, fence)
-    provisioned = time.perf_counter() - started
-    supervisor = Supervisor(session.root, session.root / ".skyrig" / "runtime" / env_name.replace(":", "-"))
-    from skyrig.plugins.registry import load_provider
-
-    servers = [
-        server
-        for name in sorted(set(session.environment.providers.values()))
-        for server in load_provider(name).local_servers(session.context(name), session.model)
-    ]
+    root = app_root(app_dir, require_config=True)
+    session = LocalRun(root, env_name, console)
     stopping = False
 
     def stop(signum: int, frame: object) -> None:
         nonlocal stopping
+        if stopping:
+            raise KeyboardInterrupt
         stopping = True
 
-    # From here on Ctrl-C only asks to stop, so that it cannot cut between a process start and its record.
+    started = time.perf_counter()
+    session.provision()
+    # From here on Ctrl-C only asks to stop, so it cannot cut between a process start and its record.
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
-        running = supervisor.start(session.model.services, port, servers=servers)
-        table = Table("service", "url", title=f"{session.app}/{env_name} is running")
-        for item in running:
-            table.add_row(item.service, item.url)
-        console.print(table)
-        console.print(
-            f"ready in {time.perf_counter() - started:.1f} s (provisioning {provisioned:.1f} s); "
-            "Ctrl-C stops everything"
-        )
+        session.start(port, dashboard_port, cron=cron)
+        session.show(time.perf_counter() - started)
+        watcher = Watcher(root) if reload else None
         while not stopping:
-            crashed = supervisor.crashed()
-            if crashed is not None:
-                supervisor._collect(crashed)
-                tail = "\n    ".join(crashed.log) or "(no output)"
-                raise UserError(
-                    f"service {crashed.service!r} stopped (exit code {crashed.process.returncode}); "
-                    f"everything was stopped. Its last output:\n    {tail}"
-                )
-            time.sleep(0.2)
+            session.check()
+            if cron:
+                session.tick_cron()
+            if watcher is not None and watcher.changed():
+                session.reload()
+            time.sleep(0.25)
     finally:
-        supervisor.stop()
+        session.stop()
     console.print("stopped: every service is down")

@@ -19,6 +19,9 @@ app_dir_option = click.option(
 env_option = click.option(
     "--env", "env_name", required=True, help="The environment, as named in skyrig.toml."
 )
+local_env_option = click.option(
+    "--env", "env_name", default="local", show_default=True, help="The environment, as named in skyrig.toml."
+)
 
 SYMBOLS = {"create": "+", "update": "~", "replace": "±", "delete": "-", "retain": "=", "noop": " "}
 COLOURS = {"create": "green", "update": "yellow", "replace": "magenta", "delete": "red", "retain": "cyan"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Self
 
 from pydantic import AfterValidator, model_validator
@@ -86,3 +87,16 @@ class CronJob(Declaration):
         self._declare(
             name=name, title=title, schedule=schedule, every=every, endpoint=qualified_name(endpoint)
         )
+
+
+def next_run(spec: CronJobSpec, after: datetime) -> datetime:
+    """When a job with ``spec`` runs next after ``after`` (UTC): its cron schedule, or the next multiple
+    of ``every`` since midnight."""
+    if spec.schedule is not None:
+        from croniter import croniter
+
+        return croniter(spec.schedule, after).get_next(datetime)
+    step = duration_seconds(spec.every)  # type: ignore[arg-type]
+    midnight = after.replace(hour=0, minute=0, second=0, microsecond=0)
+    elapsed = (after - midnight).total_seconds()
+    return midnight + timedelta(seconds=(elapsed // step + 1) * step)

@@ -191,6 +191,7 @@ class Session:
         """Each service's runtime config: how to reach what it uses (secrets by reference only)."""
         records = self.store.nodes(self.name)
         main = {r.resource: r for r in records.values() if r.resource}
+        code = self._code_references()
         configs = {}
         for service, resources in sorted(plan.runtime.items()):
             entries = {}
@@ -205,7 +206,7 @@ class Session:
                     )
                     or {}
                 )
-                entries[resource] = {**entry, "operations": operations}
+                entries[resource] = {**entry, **code.get(resource, {}), "operations": operations}
             configs[service] = {
                 "app": self.app,
                 "environment": self.name,
@@ -218,6 +219,21 @@ class Session:
         for service, config in configs.items():
             (folder / f"{service}.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         return configs
+
+    def _code_references(self) -> dict[str, dict[str, str]]:
+        """What the service host runs for a resource: a subscription's handler, a cron job's endpoint."""
+        topics = {r.name: r for r in self.model.resources if r.kind == "topic"}
+        code: dict[str, dict[str, str]] = {}
+        for resource in self.model.resources:
+            if resource.kind == "subscription":
+                code[f"subscription/{resource.name}"] = {
+                    "handler": resource.handler,
+                    "topic": resource.topic,
+                    "message_type": topics[resource.topic].message_type,
+                }
+            elif resource.kind == "cron_job":
+                code[f"cron_job/{resource.name}"] = {"endpoint": resource.endpoint}
+        return code
 
     # -- the lock -------------------------------------------------------------------------------
 

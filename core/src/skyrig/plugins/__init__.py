@@ -74,6 +74,10 @@ class Provider:
         say): each ``{"name", "app": "module:attribute", "port", "env": {...}}``, run under uvicorn."""
         return []
 
+    def stop_local_servers(self, context: Context) -> None:
+        """Stop the servers this machine runs for the environment (databases, caches, brokers), once
+        ``skyrig run`` has stopped the services: nothing may outlive ``skyrig run``. Data stays."""
+
     def recent_messages(self, context: Context, limit: int = 50) -> list[dict[str, Any]]:
         """The last ``limit`` pub/sub messages of the environment, newest first, for the dashboard.
 
@@ -82,6 +86,11 @@ class Provider:
         "error", "at"}]}``. Providers that cannot tell return ``[]``.
         """
         return []
+
+    def test_support(self) -> Any:
+        """What ``skyrig test`` runs this provider's kinds on in tests (fast, throwaway servers), as a
+        :class:`skyrig.testing.support.TestSupport`, or None if it offers none. Import it lazily."""
+        return None
 
     def set_secret(self, context: Context, name: str, value: str) -> None:
         """Store a secret's value in the cloud's secret store. skyrig never keeps the value."""

@@ -20,6 +20,7 @@ class BindingError(RuntimeError):
 
 _lock = threading.Lock()
 _clients: dict[tuple[str, str], Any] = {}
+_installed: dict[str, Any] = {}
 
 
 @cache
@@ -57,20 +58,43 @@ def entry(declaration: Any, operation: str | None) -> dict[str, Any]:
 
 def client(declaration: Any, operation: str | None) -> Any:
     """The data plane client of ``declaration``'s resource, from the provider that provisioned it."""
-    found = entry(declaration, operation)
-    key = (found["provider"], resource_key(declaration))
+    return _client(resource_key(declaration), entry(declaration, operation))
+
+
+def client_for_key(key: str) -> Any:
+    """The data plane client of the resource ``kind/name`` this service owns or uses (the service host
+    drives its subscriptions through these)."""
+    return _client(key, runtime_config()["resources"][key])
+
+
+def _client(key: str, found: dict[str, Any]) -> Any:
     with _lock:
-        if key not in _clients:
+        if key in _installed:
+            return _installed[key]
+        if (found["provider"], key) not in _clients:
             from skyrig.plugins.registry import load_provider
 
-            config = runtime_config()
-            kind = key[1].partition("/")[0]
-            _clients[key] = load_provider(found["provider"]).data_plane(kind, found, config)
-        return _clients[key]
+            kind = key.partition("/")[0]
+            provider = load_provider(found["provider"])
+            _clients[found["provider"], key] = provider.data_plane(kind, found, runtime_config())
+        return _clients[found["provider"], key]
+
+
+def install(key: str, client: Any | None) -> None:
+    """Serve resource ``key`` (``kind/name``) with ``client`` in this process, whatever provider the runtime
+    config names; ``None`` removes it. The runtime config's grants still apply. ``skyrig test`` installs
+    its in-process topics and test databases this way."""
+    with _lock:
+        if client is None:
+            _installed.pop(key, None)
+        else:
+            _installed[key] = client
 
 
 def reset() -> None:
-    """Forget the runtime config and clients (tests switch between services in one process)."""
+    """Forget the runtime config and clients, installed ones too (tests switch between services in one
+    process)."""
     runtime_config.cache_clear()
     with _lock:
         _clients.clear()
+        _installed.clear()

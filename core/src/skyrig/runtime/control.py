@@ -13,6 +13,7 @@ import os
 import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 PREFIX = "/__skyrig/"
 HEADER = "x-skyrig-token"
@@ -66,3 +67,23 @@ def read_run_file(root: Path, environment: str) -> RunFile | None:
 
 def remove_run_file(root: Path, environment: str) -> None:
     run_file_path(root, environment).unlink(missing_ok=True)
+
+
+def trigger_cron(state: RunFile, service: str, job: str, timeout: float = 600) -> dict[str, Any]:
+    """Run cron job ``job`` of ``service`` now, in the running service; its outcome
+    (``{"job", "ok", "seconds", "error"}``)."""
+    import urllib.error
+    import urllib.request
+
+    url = f"{state.services[service]}{PREFIX}cron/{job}"
+    request = urllib.request.Request(url, method="POST", data=b"", headers={HEADER: state.token})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        try:
+            return json.loads(error.read())
+        except ValueError:
+            return {"job": job, "ok": False, "error": f"HTTP {error.code} from service {service!r}"}
+    except OSError as error:
+        return {"job": job, "ok": False, "error": f"service {service!r} did not answer at {url}: {error}"}

@@ -1,7 +1,8 @@
 """The local provider: real servers on this machine, embedded and started by skyrig (no Docker).
 
-So far: SQL databases on an embedded PostgreSQL 18, with migrations, and secrets in a file only the
-user can read. This module stays light (nothing
+Services run as processes under ``skyrig run``; SQL databases on an embedded PostgreSQL 18, with
+migrations; a Redis server per cache cluster; buckets on disk; secrets in a file only the user can read;
+cron jobs run on demand (or on schedule with ``skyrig run --cron``). This module stays light (nothing
 beyond skyrig's plugin API): ``skyrig providers`` imports it.
 """
 
@@ -31,7 +32,7 @@ class LocalProvider(Provider):
 
     manifest = Manifest(
         name="local",
-        kinds=frozenset({"sql_database", "secret", "cache_cluster", "bucket"}),
+        kinds=frozenset({"service", "cron_job", "sql_database", "secret", "cache_cluster", "bucket"}),
         features=frozenset({"cache.eviction_policy", "bucket.public", "bucket.versioning"}),
         environment_types=frozenset({"local"}),
         settings="skyrig_local.settings:LocalSettings",
@@ -39,14 +40,18 @@ class LocalProvider(Provider):
     )
 
     def node_types(self) -> dict[str, NodeType]:
-        from skyrig_local import cache, objects, secrets, sql
+        from skyrig_local import cache, compute, cron, objects, secrets, sql
 
-        return {t.type: t for t in (sql.CLUSTER, sql.DATABASE, secrets.SECRET, cache.CLUSTER, objects.BUCKET)}
+        types = (sql.CLUSTER, sql.DATABASE, secrets.SECRET, cache.CLUSTER, objects.BUCKET)
+        types += (compute.SERVICE, cron.JOB)
+        return {t.type: t for t in types}
 
     def expand(self, scope: Scope) -> list[Node]:
-        from skyrig_local import cache, objects, secrets, sql
+        from skyrig_local import cache, compute, cron, objects, secrets, sql
 
-        return sql.expand(scope) + secrets.expand(scope) + cache.expand(scope) + objects.expand(scope)
+        nodes = sql.expand(scope) + secrets.expand(scope) + cache.expand(scope) + objects.expand(scope)
+        nodes += compute.expand(scope) + cron.expand(scope)
+        return nodes
 
     def connect(self, app: str, environment: Environment, settings: Any, root: Path) -> Any:
         return LocalClient(Path(root))
@@ -70,6 +75,12 @@ class LocalProvider(Provider):
                 "env": {"SKYRIG_LOCAL_OBJECTS": str(folder)},
             }
         ]
+
+    def stop_local_servers(self, context: Any) -> None:
+        from skyrig_local import postgres
+        from skyrig_local.records import environment_folder
+
+        postgres.stop(environment_folder(context) / "postgres")
 
     def _kinds(self, context: Any) -> set[str]:
         from skyrig.plugins import KIND_FAMILIES

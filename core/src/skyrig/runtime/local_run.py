@@ -1,0 +1,238 @@
+"""One ``skyrig run``: the local environment provisioned, every service up, until it is stopped.
+
+The data flows one way, as everywhere in skyrig: code -> model -> graph -> plan -> state -> runtime
+config; the services then read their runtime config. Everything this run starts (service processes,
+provider servers, the dashboard) is stopped by :meth:`LocalRun.stop`; provider servers that the
+provisioning itself started (PostgreSQL, the broker, caches) belong to this process and stop with it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from skyrig.errors import UserError
+from skyrig.runtime.control import RunFile, remove_run_file, trigger_cron, write_run_file
+from skyrig.runtime.supervisor import Supervisor, free_port, port_free
+
+
+class LocalRun:
+    """Provisions a local environment and runs the app's services, consumers, dashboard and cron."""
+
+    def __init__(self, root: Path, environment: str, console: Console) -> None:
+        self.root = root
+        self.environment = environment
+        self.console = console
+        self.session = self._open()
+        folder = root / ".skyrig" / "runtime" / environment.replace(":", "-")
+        self.supervisor = Supervisor(root, folder, echo=self._echo)
+        self.ports: dict[str, int] = {}
+        self.state: RunFile | None = None
+        self.timings: dict[str, float] = {}
+        self.due: dict[str, datetime] = {}
+
+    def _open(self) -> Any:
+        from skyrig.config import load_config
+        from skyrig.engine.session import Session
+
+        session = Session(load_config(self.root), self.environment)
+        if session.environment.type != "local":
+            raise UserError(
+                f"environment {self.environment!r} is {session.environment.type}, not local",
+                "skyrig run serves local environments; use skyrig apply for the others",
+            )
+        return session
+
+    # -- provisioning --------------------------------------------------------------------------
+
+    def provision(self) -> None:
+        """Plan and apply the local environment (a warm start finds nothing to do), and write the
+        runtime configs."""
+        started = time.perf_counter()
+        session = self.session
+        with session.locked(wait=True) as fence:
+            plan = session.plan()
+            if plan.has_changes() or plan.has_adoptions():
+                outcome = session.apply(plan, fence, parallelism=10)
+                if not outcome.succeeded:
+                    problems = "; ".join(f"{node}: {error}" for node, error in sorted(outcome.failed.items()))
+                    raise UserError(
+                        f"the local environment could not be provisioned: {problems}",
+                        "fix it and run again; what did succeed is kept and reused",
+                    )
+            else:
+                session.write_runtime(plan, fence)
+        self.timings["provisioning"] = time.perf_counter() - started
+
+    def missing_secrets(self) -> list[str]:
+        """Declared secrets that have no value in this environment."""
+        from skyrig.plugins.registry import load_provider
+
+        names = [r.name for r in self.session.model.resources if r.kind == "secret"]
+        if not names:
+            return []
+        provider = self.session.environment.provider_for("secrets")
+        store = load_provider(provider)
+        context = self.session.context(provider)
+        return [name for name in names if not store.secret_is_set(context, name)]
+
+    # -- processes -----------------------------------------------------------------------------
+
+    def start(self, first_port: int, dashboard_port: int, *, cron: bool) -> None:
+        """Start the provider servers, the dashboard and every service; write the run file."""
+        missing = self.missing_secrets()
+        if missing:
+            commands = "\n    ".join(f"skyrig secret set {name} --env {self.environment}" for name in missing)
+            raise UserError(
+                f"the app uses secrets that have no value in {self.environment!r}: {', '.join(missing)}; "
+                f"nothing was started",
+                f"set each one (the value is read from a prompt or standard input):\n    {commands}",
+            )
+        started = time.perf_counter()
+        token = os.urandom(16).hex()
+        servers = self._servers(dashboard_port)
+        self.ports = {service.name: first_port + i for i, service in enumerate(self.session.model.services)}
+        self.supervisor.start(self._services(), servers=servers, token=token)
+        self.state = RunFile(
+            pid=os.getpid(),
+            environment=self.environment,
+            services={name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()},
+            token=token,
+            dashboard=next(
+                (f"http://127.0.0.1:{s['port']}" for s in servers if s["name"] == "dashboard"), None
+            ),
+            cron=cron,
+        )
+        write_run_file(self.root, self.state)
+        self.timings["services"] = time.perf_counter() - started
+        self.due = {}
+
+    def _services(self) -> list[tuple[str, str, int]]:
+        return [(s.name, s.app, self.ports[s.name]) for s in self.session.model.services]
+
+    def _servers(self, dashboard_port: int) -> list[dict[str, Any]]:
+        from skyrig.plugins.registry import load_provider
+
+        session = self.session
+        servers = [
+            server
+            for name in sorted(set(session.environment.providers.values()))
+            for server in load_provider(name).local_servers(session.context(name), session.model)
+        ]
+        if dashboard_port and importlib.util.find_spec("skyrig.dashboard") is not None:
+            if not port_free(dashboard_port):  # the dashboard is a convenience: never a reason to fail
+                dashboard_port = free_port()
+            servers.append(
+                {
+                    "name": "dashboard",
+                    "app": "skyrig.dashboard.app:from_environment",
+                    "port": dashboard_port,
+                    "factory": True,
+                    "env": {
+                        "SKYRIG_DASHBOARD_ROOT": str(self.root),
+                        "SKYRIG_DASHBOARD_ENV": self.environment,
+                    },
+                }
+            )
+        return servers
+
+    def show(self, elapsed: float) -> None:
+        """The table of what runs where, and how long it took."""
+        from rich.table import Table
+
+        assert self.state is not None
+        table = Table("service", "url", title=f"{self.session.app}/{self.environment} is running")
+        for name, url in self.state.services.items():
+            table.add_row(name, url)
+        if self.state.dashboard:
+            table.add_row("[bold]dashboard[/bold]", self.state.dashboard)
+        self.console.print(table)
+        self.console.print(
+            f"ready in {elapsed:.2f} s (provisioning {self.timings['provisioning']:.2f} s, "
+            f"services {self.timings['services']:.2f} s); "
+            f"cron {'on its schedule' if self.state.cron else 'off (skyrig cron run JOB runs one)'}; "
+            "Ctrl-C stops everything"
+        )
+
+    def check(self) -> None:
+        """Stop everything, with the service's last output, if a service has crashed."""
+        crashed = self.supervisor.crashed()
+        if crashed is None:
+            return
+        self.supervisor._collect(crashed)
+        tail = "\n    ".join(crashed.log) or "(no output)"
+        raise UserError(
+            f"service {crashed.service!r} stopped (exit code {crashed.process.returncode}); "
+            f"everything was stopped. Its last output:\n    {tail}",
+            "fix the error, then run skyrig run again",
+        )
+
+    def reload(self) -> None:
+        """The code changed: re-read the model, provision what changed, restart the services.
+
+        An error in the new code is shown and the services keep running as they were.
+        """
+        self.console.print("[dim]code changed: reloading[/dim]")
+        started = time.perf_counter()
+        try:
+            self.session = self._open()
+            self.provision()
+        except UserError as error:
+            self.console.print(f"[red]reload failed:[/red] {error}")
+            return
+        names = {service.name for service in self.session.model.services}
+        self.supervisor.stop(set(self.ports))
+        for name in sorted(names - set(self.ports)):
+            self.ports[name] = max(self.ports.values(), default=3999) + 1
+        self.ports = {name: port for name, port in self.ports.items() if name in names}
+        try:
+            self.supervisor.start(self._services(), token=self.state.token if self.state else None)
+        except UserError as error:
+            self.console.print(f"[red]reload failed:[/red] {error}\n[dim]waiting for the next change[/dim]")
+            return
+        if self.state is not None:
+            self.state.services = {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
+            write_run_file(self.root, self.state)
+        self.console.print(f"reloaded in {time.perf_counter() - started:.2f} s")
+
+    # -- cron ----------------------------------------------------------------------------------
+
+    def tick_cron(self) -> None:
+        """Trigger the cron jobs that are due (``skyrig run --cron``)."""
+        from skyrig.declarations.cron import next_run
+
+        now = datetime.now(UTC)
+        for job in (r for r in self.session.model.resources if r.kind == "cron_job"):
+            due = self.due.setdefault(job.name, next_run(job, now))
+            if now >= due:
+                self.due[job.name] = next_run(job, now)
+                threading.Thread(target=self._trigger, args=(job.service, job.name), daemon=True).start()
+
+    def _trigger(self, service: str, job: str) -> None:
+        assert self.state is not None
+        outcome = trigger_cron(self.state, service, job)
+        if outcome.get("ok"):
+            self.console.print(f"cron {job}: done in {outcome.get('seconds', 0):.2f} s")
+        else:
+            self.console.print(f"[red]cron {job} failed:[/red] {outcome.get('error')}")
+
+    def _echo(self, name: str, line: str) -> None:
+        from rich.text import Text
+
+        self.console.print(Text.assemble((f"{name:>14} | ", "dim"), line))
+
+    def stop(self) -> None:
+        """Stop every process this run started and remove the run file."""
+        from skyrig.plugins.registry import load_provider
+
+        self.supervisor.stop()
+        remove_run_file(self.root, self.environment)
+        for name, context in self.session.contexts().items():
+            load_provider(name).stop_local_servers(context)

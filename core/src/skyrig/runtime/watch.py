@@ -1,0 +1,45 @@
+"""Noticing code changes under an app's folder, for ``skyrig run``'s reload."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+WATCHED_SUFFIXES = (".py", ".sql", ".toml")
+SKIPPED_FOLDERS = frozenset({"__pycache__", "node_modules", "venv", "site-packages"})
+
+
+class Watcher:
+    """Compares the stamps (size, mtime) of the app's source files with the last look."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.stamps = self._look()
+
+    def changed(self) -> bool:
+        """Whether a source file was added, removed or changed since the last call."""
+        stamps = self._look()
+        if stamps == self.stamps:
+            return False
+        self.stamps = stamps
+        return True
+
+    def _look(self) -> dict[str, tuple[int, int]]:
+        stamps: dict[str, tuple[int, int]] = {}
+        pending = [str(self.root)]
+        while pending:
+            try:
+                entries = list(os.scandir(pending.pop()))
+            except OSError:
+                continue
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    if not entry.name.startswith(".") and entry.name not in SKIPPED_FOLDERS:
+                        pending.append(entry.path)
+                elif entry.name.endswith(WATCHED_SUFFIXES):
+                    try:
+                        info = entry.stat()
+                    except OSError:
+                        continue
+                    stamps[entry.path] = (info.st_size, info.st_mtime_ns)
+        return stamps

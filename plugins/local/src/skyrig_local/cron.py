@@ -1,0 +1,36 @@
+"""Cron: jobs are recorded but not triggered locally by default, as in the clouds' local emulators.
+
+``skyrig cron run JOB`` and the dashboard's "Run now" run one at once; ``skyrig run --cron`` runs them on
+their schedule, through the service's control endpoint.
+"""
+
+from __future__ import annotations
+
+from skyrig.engine.graph import Node, Scope
+from skyrig_local.records import RecordType
+
+
+class JobType(RecordType):
+    """A cron job: its schedule and endpoint."""
+
+    type = "local.cron.job"
+    folder = "cron"
+    tunable = frozenset({"schedule", "every", "endpoint"})
+
+
+JOB = JobType()
+
+
+def expand(scope: Scope) -> list[Node]:
+    return [
+        Node(
+            f"cron.job/{r.name}",
+            JOB.type,
+            "local",
+            {"schedule": r.schedule, "every": r.every, "endpoint": r.endpoint, "service": r.service},
+            (f"@service/{r.service}",),
+            resource=f"cron_job/{r.name}",
+        )
+        for r in scope.resources()
+        if r.kind == "cron_job"
+    ]
