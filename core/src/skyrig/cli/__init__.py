@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("skyrig.cli.status:import_", "Adopt an existing resource into state."),
     "secret": ("skyrig.cli.secret:secret", "Set secret values (kept by the provider, never by skyrig)."),
     "run": ("skyrig.cli.run:run", "Provision the local environment and run every service."),
+    "test": ("skyrig.cli.test:test", "Run the app's tests (pytest) on fresh test databases."),
+    "db": ("skyrig.cli.db:db", "Open a psql shell on a database, or reset it to its migrations."),
     "cron": ("skyrig.cli.cron:cron", "List cron jobs, or run one now."),
 }
 """Command name -> (``module:attribute``, one-line help). Engine commands register here too."""

@@ -88,6 +88,11 @@ class LocalProvider(Provider):
         providers = context.environment.providers
         return {kind for kind, family in KIND_FAMILIES.items() if providers[family] == "local"}
 
+    def test_support(self) -> Any:
+        from skyrig_local.testing import support
+
+        return support
+
     def set_secret(self, context: Any, name: str, value: str) -> None:
         from skyrig_local.secrets import secrets_file, write_value
 

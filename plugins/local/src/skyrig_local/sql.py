@@ -115,32 +115,13 @@ class DatabaseType(NodeType):
 
         data = _data(context)
         with psycopg.connect(postgres.uri(data, provider_id), autocommit=True) as connection:
-            connection.execute(_LEDGER)
-            applied = {
-                row[0]: row
-                for row in connection.execute("SELECT number, name, sha256 FROM skyrig_migrations")
-            }
-            files = node.properties.get("files", {})
-            for number, name, digest in node.properties["migrations"]:
-                file = files[str(number)]
-                if number in applied:
-                    if applied[number][2] != digest:
-                        raise ProviderError(
-                            f"{file}: migration {number} changed after it was applied to database "
-                            f"{provider_id!r}; add a new migration instead of editing an applied one"
-                        )
-                    continue
-                path = context.client.root / file
-                try:
-                    with connection.transaction():
-                        connection.execute(path.read_text(encoding="utf-8"))
-                        connection.execute(
-                            "INSERT INTO skyrig_migrations (number, name, sha256) VALUES (%s, %s, %s)",
-                            (number, name, digest),
-                        )
-                except psycopg.Error as error:
-                    message = str(error).strip().splitlines()[0]
-                    raise ProviderError(f"{file}: migration failed and was rolled back: {message}") from None
+            migrate(
+                connection,
+                provider_id,
+                node.properties["migrations"],
+                node.properties.get("files", {}),
+                context.client.root,
+            )
         return self.read(context, node, provider_id)  # type: ignore[return-value]
 
     def delete(self, context: Context, node: Node, provider_id: str) -> None:
@@ -157,6 +138,39 @@ class DatabaseType(NodeType):
 
     def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
         return {"provider": "local", "type": self.type, **observed.outputs}
+
+
+def migrate(
+    connection: Any, database: str, migrations: list[list[Any]], files: Mapping[str, str], root: Path
+) -> None:
+    """Apply to ``database`` (through ``connection``, in autocommit) the ``[number, name, sha256]``
+    migrations it lacks, each in its own transaction; ``files`` maps each number to its file under
+    ``root``. Refuses a migration that changed after it was applied."""
+    import psycopg
+
+    connection.execute(_LEDGER)
+    applied = {
+        row[0]: row for row in connection.execute("SELECT number, name, sha256 FROM skyrig_migrations")
+    }
+    for number, name, digest in migrations:
+        file = files[str(number)]
+        if number in applied:
+            if applied[number][2] != digest:
+                raise ProviderError(
+                    f"{file}: migration {number} changed after it was applied to database "
+                    f"{database!r}; add a new migration instead of editing an applied one"
+                )
+            continue
+        try:
+            with connection.transaction():
+                connection.execute((root / file).read_text(encoding="utf-8"))
+                connection.execute(
+                    "INSERT INTO skyrig_migrations (number, name, sha256) VALUES (%s, %s, %s)",
+                    (number, name, digest),
+                )
+        except psycopg.Error as error:
+            message = str(error).strip().splitlines()[0]
+            raise ProviderError(f"{file}: migration failed and was rolled back: {message}") from None
 
 
 CLUSTER = ClusterType()
