@@ -390,6 +390,51 @@ def test_an_error_in_one_section_shows_in_that_section_only(page, app_dir, tmp_p
         expect(page.locator("#graph .error")).to_be_visible()
 
 
+def test_messages_show_with_their_delivery_attempts_and_refresh(page, app_dir, monkeypatch):
+    """A provider that reports messages, stood in for by patching the memory provider's hook (it reports
+    none yet), in a dashboard served from this process."""
+    from playwright.sync_api import expect
+
+    from skyrig_memory import MemoryProvider
+
+    reported: list[dict[str, Any]] = []
+    monkeypatch.setattr(MemoryProvider, "recent_messages", lambda self, context, limit=50: reported[:limit])
+    with _serve_in_thread(create_app(app_dir, "local")) as url:
+        page.goto(url)
+        expect(page.locator("#messages")).to_contain_text("No messages yet")
+        reported.append(
+            {
+                "topic": "signups",
+                "id": "m-1",
+                "published_at": "2026-01-02T03:04:05+00:00",
+                "data": {"user_id": 7},
+                "deliveries": [
+                    {
+                        "subscription": "welcome",
+                        "attempt": 1,
+                        "outcome": "failed",
+                        "error": "ConnectionError: mail server down",
+                        "at": "2026-01-02T03:04:06+00:00",
+                    },
+                    {
+                        "subscription": "welcome",
+                        "attempt": 2,
+                        "outcome": "ok",
+                        "error": None,
+                        "at": "2026-01-02T03:04:16+00:00",
+                    },
+                ],
+            }
+        )
+        message = page.locator("#messages [data-message='m-1']")  # appears at the next refresh (2 s)
+        expect(message).to_contain_text("signups")
+        expect(message).to_contain_text('"user_id": 7')
+        expect(message.locator("tbody tr")).to_have_count(2)
+        expect(message.locator("tbody tr").nth(0)).to_contain_text("ConnectionError: mail server down")
+        expect(message.locator("tbody tr").nth(1)).to_contain_text("ok")
+        expect(page.locator("#messages")).not_to_contain_text("No messages yet")
+
+
 # -- the JSON endpoints ---------------------------------------------------------------------------
 
 

@@ -26,7 +26,7 @@ function body(section) {
 }
 
 function show(section, ...content) {
-  body(section).replaceChildren(...content);
+  body(section).replaceChildren(...content.flat());
 }
 
 function errorBox(data) {
