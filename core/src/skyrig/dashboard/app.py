@@ -13,7 +13,7 @@ import logging
 import os
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from html import escape
 from importlib.resources import files
 from pathlib import Path
@@ -63,7 +63,6 @@ class Response:
     status: int
     body: bytes
     content_type: str = "application/json"
-    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
 
 def json_response(status: int, value: Any) -> Response:
@@ -133,7 +132,6 @@ class Dashboard:
                     (b"content-type", response.content_type.encode()),
                     (b"content-length", str(len(response.body)).encode()),
                     *SECURITY_HEADERS,
-                    *response.headers,
                 ],
             }
         )
