@@ -46,7 +46,7 @@ def storage() -> Path:
     return Path(tempfile.gettempdir())
 
 
-def tests_folder(root: Path, app: str) -> Path:
+def throwaway_folder(root: Path, app: str) -> Path:
     """The app's test folder: the test cluster and the test sessions' caches and buckets."""
     digest = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:10]
     return storage() / f"skyrig-test-{os.getuid()}" / f"{app}-{digest}"
@@ -323,7 +323,7 @@ class LocalTestSupport:
 
     def prepare(self, root: Path, model: AppModel) -> dict[str, Any]:
         """Start the test cluster (if the app has SQL databases) and make sure every template is built."""
-        folder = tests_folder(root, model.app)
+        folder = throwaway_folder(root, model.app)
         data = folder / "postgres"
         databases = [r for r in model.resources if r.kind == "sql_database"]
         if databases:
