@@ -18,7 +18,7 @@ import pytest
 
 from skyrig.cli import main
 from skyrig_local import postgres
-from skyrig_local.testing import storage, throwaway_folder
+from skyrig_local.testing import remove_orphans, storage, throwaway_folder
 
 CONFIG = 'app = "shop"\n[env.local]\ntype = "local"\nprovider = "memory"\nsql = "local"\n'
 
@@ -340,6 +340,16 @@ def test_the_template_is_migrated_once_and_again_when_migrations_change(shop_cop
         broken.stderr
     )
     assert 'relation "nowhere" does not exist' in broken.stderr and "Traceback" not in broken.stderr
+
+
+def test_the_throwaway_folders_of_deleted_apps_are_removed(tmp_path):
+    home = tmp_path / "home"
+    for name, root in (("gone", tmp_path / "deleted-app"), ("kept", tmp_path), ("unknown", None)):
+        (home / name).mkdir(parents=True)
+        if root is not None:
+            (home / name / "app-root").write_text(str(root))
+    remove_orphans(home)
+    assert sorted(p.name for p in home.iterdir()) == ["kept", "unknown"]
 
 
 @pytest.fixture

@@ -1,4 +1,11 @@
-"""Helpers for testing skyrig and apps built on it (the pytest plugin with fixtures comes with issue 5)."""
+"""Testing skyrig and apps built on it.
+
+- ``skyrig test`` runs an app's tests with the pytest plugin :mod:`skyrig.testing.plugin` (inert in any
+  other pytest run) and its fixtures (:mod:`skyrig.testing.fixtures`), over the harness
+  (:mod:`skyrig.testing.harness`): in-process pub/sub (:mod:`skyrig.testing.pubsub`) and the providers'
+  test servers (:mod:`skyrig.testing.support`).
+- :func:`run_cli` and :class:`Result` run the ``skyrig`` command in-process in skyrig's own tests.
+"""
 
 from __future__ import annotations
 

@@ -36,6 +36,8 @@ SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "of
 """The test cluster's server settings: speed over durability."""
 KEEP_TEMPLATES = 3
 """Templates kept per database (older migrations: switching branches back does not migrate again)."""
+ROOT_FILE = "app-root"
+"""In an app's throwaway folder: the app's folder, so that the throwaway folder of a deleted app goes."""
 
 
 def storage() -> Path:
@@ -170,6 +172,25 @@ def collect_garbage(data: Path | None, folder: Path) -> None:
         for (name,) in names:
             if not _alive(int(name.rpartition("_")[2])):
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def remove_orphans(home: Path) -> None:
+    """Remove the throwaway folders of apps whose folder is gone (a deleted checkout, a test's temporary
+    app), unless their cluster still runs: a cluster takes some 60 MB of memory in ``/dev/shm``."""
+    for folder in home.iterdir() if home.is_dir() else ():
+        try:
+            root = Path((folder / ROOT_FILE).read_text(encoding="utf-8"))
+        except OSError:
+            continue
+        if not root.exists() and not _running(folder / "postgres"):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _running(data: Path) -> bool:
+    try:
+        return _alive(int((data / "postmaster.pid").read_text().split()[0]))
+    except (OSError, ValueError, IndexError):
+        return False
 
 
 class SessionDatabase(DatabaseClient):
@@ -324,6 +345,9 @@ class LocalTestSupport:
     def prepare(self, root: Path, model: AppModel) -> dict[str, Any]:
         """Start the test cluster (if the app has SQL databases) and make sure every template is built."""
         folder = throwaway_folder(root, model.app)
+        remove_orphans(folder.parent)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / ROOT_FILE).write_text(str(root.resolve()), encoding="utf-8")
         data = folder / "postgres"
         databases = [r for r in model.resources if r.kind == "sql_database"]
         if databases:
