@@ -296,6 +296,8 @@ def test_pytests_exit_code_and_arguments_pass_through(shop):
     assert "1 failed, 1 passed" in failed.stdout and "asked to fail" in failed.stdout
     nothing = _run(shop, "test", "--", "-q", "-k", "no_such_test")
     assert nothing.returncode == 5, nothing.stdout + nothing.stderr  # pytest: no tests collected
+    here = _run(shop / "tests", "test", "-q", "test_orders.py::test_fails_when_asked")
+    assert here.returncode == 0 and "1 passed" in here.stdout, "paths are taken from where skyrig test runs"
 
 
 def test_the_plugin_is_inert_in_a_plain_pytest_run(shop):

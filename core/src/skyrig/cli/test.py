@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -17,6 +18,9 @@ from skyrig.errors import UserError
 
 if TYPE_CHECKING:
     from skyrig.config import Config
+
+VALUE_OPTIONS = frozenset({"-k", "-m", "-p", "-o", "-W", "-n"})
+"""pytest options whose value, the next argument, is no path (never rebased)."""
 
 
 @click.command(
@@ -37,21 +41,40 @@ def test(app_dir: str | None, pytest_args: tuple[str, ...]) -> int:
     from skyrig.cli.app import app_root
     from skyrig.config import load_config
 
-    try:
-        import pytest  # noqa: F401  (only to say clearly that it is missing)
-    except ImportError:
-        raise UserError("pytest is not installed", "pip install pytest") from None
+    if importlib.util.find_spec("pytest") is None:
+        raise UserError("pytest is not installed", "pip install pytest")
     config = load_config(app_root(app_dir, require_config=True))
     session = _prepare(config)
     with tempfile.TemporaryDirectory(prefix="skyrig-test-") as folder:
         env = _environment(config.root, Path(folder), session)
-        command = [sys.executable, "-m", "pytest", "-p", "skyrig", *pytest_args]
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "skyrig",
+            *_rebased(pytest_args, Path.cwd().resolve(), config.root),
+        ]
         # pytest handles Ctrl-C itself (and reports); this process only waits for its exit code
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
-            return subprocess.run(command, cwd=config.root, env=env, check=False).returncode
+            code = subprocess.run(command, cwd=config.root, env=env, check=False).returncode
         finally:
             signal.signal(signal.SIGINT, previous)
+    return 128 - code if code < 0 else code  # killed by a signal: as a shell reports it
+
+
+def _rebased(args: tuple[str, ...], here: Path, root: Path) -> list[str]:
+    """``args`` with the paths the user gave relative to ``here`` made absolute (pytest runs in the app
+    root): ``skyrig test test_orders.py::test_one`` from the tests folder still means that file."""
+    rebased: list[str] = []
+    for arg in args:
+        path, separator, rest = arg.partition("::")
+        is_value = bool(rebased) and rebased[-1] in VALUE_OPTIONS
+        if here != root and not arg.startswith("-") and not is_value and path and (here / path).exists():
+            arg = str((here / path).resolve()) + separator + rest
+        rebased.append(arg)
+    return rebased
 
 
 def _prepare(config: Config) -> dict[str, Any]:

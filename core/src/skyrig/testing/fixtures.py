@@ -84,6 +84,14 @@ class Fixtures:
     def __init__(self, harness: Harness) -> None:
         self.harness = harness
 
+    def pytest_report_header(self) -> str:
+        """Say, at the top of the run, what the tests are bound to."""
+        by_provider: dict[str, list[str]] = {}
+        for kind, provider in sorted(self.harness.providers.items()):
+            by_provider.setdefault(provider, []).append(kind)
+        served = "; ".join(f"{', '.join(kinds)} from {name}" for name, kinds in by_provider.items())
+        return f"skyrig: app {self.harness.model.app}, pub/sub in-process" + (f"; {served}" if served else "")
+
     @pytest.fixture(scope="session")
     def skyrig_harness(self) -> Harness:
         """The test session: the Application Model, the in-process bus, the providers' test resources."""
