@@ -1,7 +1,8 @@
 """The local provider: real servers on this machine, embedded and started by skyrig (no Docker).
 
 Services run as processes under ``skyrig run``; SQL databases on an embedded PostgreSQL 18, with
-migrations; a Redis server per cache cluster; buckets on disk; secrets in a file only the user can read;
+migrations; a Redis server per cache cluster; topics and subscriptions on a NATS JetStream broker; buckets
+on disk; secrets in a file only the user can read;
 cron jobs run on demand (or on schedule with ``skyrig run --cron``). This module stays light (nothing
 beyond skyrig's plugin API): ``skyrig providers`` imports it.
 """
@@ -32,25 +33,47 @@ class LocalProvider(Provider):
 
     manifest = Manifest(
         name="local",
-        kinds=frozenset({"service", "cron_job", "sql_database", "secret", "cache_cluster", "bucket"}),
-        features=frozenset({"cache.eviction_policy", "bucket.public", "bucket.versioning"}),
+        kinds=frozenset(
+            {
+                "service",
+                "cron_job",
+                "sql_database",
+                "secret",
+                "cache_cluster",
+                "bucket",
+                "topic",
+                "subscription",
+            }
+        ),
+        features=frozenset(
+            {
+                "cache.eviction_policy",
+                "bucket.public",
+                "bucket.versioning",
+                "pubsub.ordering",
+                "pubsub.exactly_once",
+                "pubsub.dead_letter",
+            }
+        ),
         environment_types=frozenset({"local"}),
         settings="skyrig_local.settings:LocalSettings",
-        description="local servers, embedded: PostgreSQL 18, Redis, buckets, secrets (pub/sub to come)",
+        description="local servers, embedded: PostgreSQL 18, Redis, NATS JetStream pub/sub, buckets, secrets",
     )
 
     def node_types(self) -> dict[str, NodeType]:
-        from skyrig_local import cache, compute, cron, objects, secrets, sql
+        from skyrig_local import cache, compute, cron, objects, pubsub, secrets, sql
 
         types = (sql.CLUSTER, sql.DATABASE, secrets.SECRET, cache.CLUSTER, objects.BUCKET)
         types += (compute.SERVICE, cron.JOB)
+        types += (pubsub.TOPIC, pubsub.SUBSCRIPTION)
         return {t.type: t for t in types}
 
     def expand(self, scope: Scope) -> list[Node]:
-        from skyrig_local import cache, compute, cron, objects, secrets, sql
+        from skyrig_local import cache, compute, cron, objects, pubsub, secrets, sql
 
         nodes = sql.expand(scope) + secrets.expand(scope) + cache.expand(scope) + objects.expand(scope)
         nodes += compute.expand(scope) + cron.expand(scope)
+        nodes += pubsub.expand(scope)
         return nodes
 
     def connect(self, app: str, environment: Environment, settings: Any, root: Path) -> Any:
@@ -77,10 +100,11 @@ class LocalProvider(Provider):
         ]
 
     def stop_local_servers(self, context: Any) -> None:
-        from skyrig_local import postgres
+        from skyrig_local import broker, postgres
         from skyrig_local.records import environment_folder
 
         postgres.stop(environment_folder(context) / "postgres")
+        broker.stop(environment_folder(context))  # the one this process started, if any
 
     def _kinds(self, context: Any) -> set[str]:
         from skyrig.plugins import KIND_FAMILIES
@@ -92,6 +116,14 @@ class LocalProvider(Provider):
         from skyrig_local.testing import support
 
         return support
+
+    def recent_messages(self, context: Any, limit: int = 50) -> list[dict[str, Any]]:
+        from skyrig_local.messages import recent_messages
+        from skyrig_local.records import environment_folder
+
+        if "topic" not in self._kinds(context):
+            return []
+        return recent_messages(environment_folder(context), limit)
 
     def set_secret(self, context: Any, name: str, value: str) -> None:
         from skyrig_local.secrets import secrets_file, write_value

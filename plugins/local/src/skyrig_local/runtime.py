@@ -40,6 +40,14 @@ def client_for(kind: str, entry: dict[str, Any], config: dict[str, Any]) -> Any:
         from skyrig_local.objects import BucketClient
 
         return BucketClient(entry)
+    if kind == "topic":
+        from skyrig_local.pubsub_runtime import TopicClient
+
+        return TopicClient(entry)
+    if kind == "subscription":
+        from skyrig_local.pubsub_runtime import SubscriptionClient
+
+        return SubscriptionClient(entry)
     if kind == "secret":
         from skyrig_local.secrets import SecretClient
 

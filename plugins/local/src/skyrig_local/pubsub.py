@@ -1,0 +1,212 @@
+"""Pub/sub on the environment's NATS JetStream broker (see :mod:`skyrig_local.broker`).
+
+A topic is a stream kept in memory, as long as its longest-lived subscription keeps messages, with a
+duplicate window for exactly-once delivery; a subscription is a durable consumer of it (ack wait = ack
+deadline, max ack pending = max concurrency) with a dead-letter stream of its own. Retention, ack
+deadline, retries, backoff and concurrency change in place; the delivery guarantee or ordering replaces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from skyrig.engine.contract import Context, NodeType, Observed
+from skyrig.engine.graph import Node, Scope
+from skyrig.values import duration_seconds
+from skyrig_local import broker, natsio, streams
+from skyrig_local.records import environment_folder as env_folder
+
+DEFAULT_RETENTION = 7 * 86400
+"""A topic's retention when no subscription says otherwise (the subscriptions' default)."""
+
+
+def _outputs(folder: Path, url: str) -> dict[str, Any]:
+    return {"url": url, "folder": str(folder)}
+
+
+class TopicType(NodeType):
+    """A topic's stream."""
+
+    type = "local.pubsub.topic"
+    tunable = frozenset({"retention_seconds"})
+    replace_on = frozenset({"name", "delivery", "ordering_attribute"})
+
+    def read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
+        folder = env_folder(context)
+        url = broker.ensure(folder)
+        properties = natsio.run(_read_topic(url, node.properties["name"]))
+        return None if properties is None else Observed(provider_id, properties, _outputs(folder, url))
+
+    def find(self, context: Context, node: Node) -> Observed | None:
+        return self.read(context, node, streams.topic_stream(node.properties["name"]))
+
+    def create(self, context: Context, node: Node) -> Observed:
+        return self._put(context, node, dict(node.properties))
+
+    def update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
+        current = broker.definitions(env_folder(context))["topics"].get(node.properties["name"], {})
+        return self._put(context, node, {**dict(node.properties), **current, **changes})
+
+    def _put(self, context: Context, node: Node, properties: dict[str, Any]) -> Observed:
+        folder = env_folder(context)
+        broker.define(folder, "topics", properties["name"], properties)
+        url = broker.ensure(folder)
+        natsio.run(_declare(url, streams.declare_topic, properties))
+        return self.find(context, node)  # type: ignore[return-value]
+
+    def delete(self, context: Context, node: Node, provider_id: str) -> None:
+        folder = env_folder(context)
+        name = node.properties["name"]
+        broker.define(folder, "topics", name, None)
+        url = broker.running(folder)
+        if url is not None:  # a broker that is not running holds no streams
+            natsio.run(_remove(url, streams.remove_topic, name))
+
+    def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+        name = observed.properties["name"]
+        return {
+            "provider": "local",
+            "type": self.type,
+            **observed.outputs,
+            "name": name,
+            "stream": streams.topic_stream(name),
+            "subject": streams.topic_subject(name),
+            "exactly_once": observed.properties["delivery"] == "exactly-once",
+        }
+
+
+class SubscriptionType(NodeType):
+    """A subscription's durable consumer and dead-letter stream."""
+
+    type = "local.pubsub.subscription"
+    tunable = frozenset(
+        {
+            "ack_deadline_seconds",
+            "retention_seconds",
+            "max_retries",
+            "min_backoff_seconds",
+            "max_backoff_seconds",
+            "max_concurrency",
+        }
+    )
+    replace_on = frozenset({"name", "topic", "delivery", "ordering_attribute"})
+
+    def read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
+        folder = env_folder(context)
+        url = broker.ensure(folder)
+        topic, _, name = provider_id.partition("/")
+        properties = natsio.run(_read_subscription(url, topic, name))
+        return None if properties is None else Observed(provider_id, properties, _outputs(folder, url))
+
+    def find(self, context: Context, node: Node) -> Observed | None:
+        return self.read(context, node, f"{node.properties['topic']}/{node.properties['name']}")
+
+    def create(self, context: Context, node: Node) -> Observed:
+        return self._put(context, node, dict(node.properties))
+
+    def update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
+        current = broker.definitions(env_folder(context))["subscriptions"].get(node.properties["name"], {})
+        return self._put(context, node, {**dict(node.properties), **current, **changes})
+
+    def _put(self, context: Context, node: Node, properties: dict[str, Any]) -> Observed:
+        folder = env_folder(context)
+        broker.define(folder, "subscriptions", properties["name"], properties)
+        url = broker.ensure(folder)
+        natsio.run(_declare(url, streams.declare_subscription, properties))
+        return self.find(context, node)  # type: ignore[return-value]
+
+    def delete(self, context: Context, node: Node, provider_id: str) -> None:
+        folder = env_folder(context)
+        topic, _, name = provider_id.partition("/")
+        broker.define(folder, "subscriptions", name, None)
+        url = broker.running(folder)
+        if url is not None:
+            natsio.run(_remove(url, streams.remove_subscription, topic, name))
+
+    def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+        properties = observed.properties
+        name = properties["name"]
+        return {
+            "provider": "local",
+            "type": self.type,
+            **observed.outputs,
+            **{key: properties[key] for key in self.tunable},
+            "name": name,
+            "topic": properties["topic"],
+            "stream": streams.topic_stream(properties["topic"]),
+            "consumer": name,
+            "dead_letter_subject": streams.dead_letter_subject(name),
+            "handled_bucket": streams.handled_bucket(name),
+            "ordered": properties["ordering_attribute"] is not None,
+            "exactly_once": properties["delivery"] == "exactly-once",
+        }
+
+
+async def _read_topic(url: str, name: str) -> dict[str, Any] | None:
+    return await streams.read_topic(await natsio.jetstream(url), name)
+
+
+async def _read_subscription(url: str, topic: str, name: str) -> dict[str, Any] | None:
+    return await streams.read_subscription(await natsio.jetstream(url), topic, name)
+
+
+async def _declare(url: str, declare: Any, properties: dict[str, Any]) -> None:
+    await declare(await natsio.jetstream(url), properties)
+
+
+async def _remove(url: str, remove: Any, *names: str) -> None:
+    await remove(await natsio.jetstream(url), *names)
+
+
+TOPIC = TopicType()
+SUBSCRIPTION = SubscriptionType()
+
+
+def expand(scope: Scope) -> list[Node]:
+    """A topic node per topic, a subscription node per subscription (after its topic)."""
+    resources = scope.resources()
+    topics = {r.name: r for r in scope.model.resources if r.kind == "topic"}
+    retention: dict[str, int] = {}
+    for r in scope.model.resources:
+        if r.kind == "subscription":
+            seconds = duration_seconds(r.message_retention)
+            retention[r.topic] = max(retention.get(r.topic, 0), seconds)
+    nodes = []
+    for r in resources:
+        if r.kind == "topic":
+            properties = {
+                "name": r.name,
+                "delivery": r.delivery,
+                "ordering_attribute": r.ordering_attribute,
+                "retention_seconds": retention.get(r.name, DEFAULT_RETENTION),
+            }
+            nodes.append(
+                Node(f"pubsub.topic/{r.name}", TOPIC.type, "local", properties, resource=f"topic/{r.name}")
+            )
+        elif r.kind == "subscription":
+            topic = topics[r.topic]
+            properties = {
+                "name": r.name,
+                "topic": r.topic,
+                "delivery": topic.delivery,
+                "ordering_attribute": topic.ordering_attribute,
+                "ack_deadline_seconds": duration_seconds(r.ack_deadline),
+                "retention_seconds": duration_seconds(r.message_retention),
+                "max_retries": r.max_retries,
+                "min_backoff_seconds": duration_seconds(r.min_backoff),
+                "max_backoff_seconds": duration_seconds(r.max_backoff),
+                "max_concurrency": r.max_concurrency,
+            }
+            nodes.append(
+                Node(
+                    f"pubsub.subscription/{r.name}",
+                    SUBSCRIPTION.type,
+                    "local",
+                    properties,
+                    (f"@topic/{r.topic}",),
+                    resource=f"subscription/{r.name}",
+                )
+            )
+    return nodes
