@@ -428,6 +428,11 @@ def test_definitions_replay_into_a_new_broker_and_a_stopped_broker_is_reported(t
 
         App(root, sdk).consume("receipts", handler, until=lambda: got)
         assert got == [2]  # the message published while no broker ran was refused, not lost in silence
+        broker.stop(folder)
+        started = time.monotonic()
+        with pytest.raises(natsio.BrokerNotRunning, match="skyrig run"):
+            sdk.orders.publish(sdk.Order(id=3, customer="cy"))
+        assert time.monotonic() - started < 2
     finally:
         broker.stop(folder)
         binding.reset()

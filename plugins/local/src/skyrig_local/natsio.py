@@ -111,7 +111,7 @@ async def connect(url: str, *, name: str = "skyrig") -> Any:
                 url,
                 name=name,
                 connect_timeout=2,
-                reconnect_time_wait=0.1,
+                reconnect_time_wait=0.25,
                 max_reconnect_attempts=-1,
                 error_cb=_quiet,
                 disconnected_cb=_quiet,
@@ -131,6 +131,14 @@ async def connection(url: str) -> Any:
     if task is None or (task.done() and (task.cancelled() or task.exception() or task.result().is_closed)):
         task = _connections[url] = asyncio.ensure_future(connect(url))
     return await asyncio.shield(task)
+
+
+def connected(url: str) -> bool:
+    """Whether this process's shared connection to ``url`` is up now (call it on the NATS loop)."""
+    task = _connections.get(url)
+    if task is None or not task.done() or task.cancelled() or task.exception() is not None:
+        return False
+    return bool(task.result().is_connected)
 
 
 async def jetstream(url: str) -> Any:

@@ -8,14 +8,26 @@ and from any event loop: the process keeps one broker connection on the NATS loo
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import itertools
 import json
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from skyrig_local import broker, natsio
+from skyrig_local import broker, natsio, outbox
 from skyrig_local.consumer import ORDERING_HEADER, Consumer
+
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+_id_prefix = uuid.uuid4().hex[:16]
+_id_counter = itertools.count(1)
+
+
+def new_id() -> str:
+    """A message id unique across processes: a random prefix per process and a counter (a uuid4 per
+    message costs a system call)."""
+    return f"{_id_prefix}{next(_id_counter):016x}"
 
 
 def broker_url(entry: dict[str, Any]) -> str:
@@ -45,45 +57,64 @@ class TopicClient:
         on an exactly-once topic, the same id published again within the duplicate window is dropped."""
         if natsio.in_loop_thread():
             raise RuntimeError("publish() blocks: call publish_async() from skyrig's NATS loop")
-        return natsio.run(self._publish(data, ordering_key, message_id), timeout=None)
+        message_id = message_id or new_id()
+        for again in (False, True):
+            message = self._message(data, ordering_key, message_id, concurrent.futures.Future(), None)
+            outbox.send(message)
+            error = message.waiter.exception()
+            if not self._retry(error, again):
+                return self._result(message, error, message_id)
+        raise AssertionError("unreachable")
 
     async def publish_async(
         self, data: dict[str, Any], *, ordering_key: str | None = None, message_id: str | None = None
     ) -> str:
         """:meth:`publish` from any event loop."""
-        if natsio.in_loop_thread():
-            return await self._publish(data, ordering_key, message_id)
-        return await asyncio.wrap_future(natsio.submit(self._publish(data, ordering_key, message_id)))
+        loop = asyncio.get_running_loop()
+        message_id = message_id or new_id()
+        for again in (False, True):
+            message = self._message(data, ordering_key, message_id, loop.create_future(), loop)
+            outbox.send(message)
+            try:
+                await message.waiter
+                error = None
+            except Exception as raised:
+                error = raised
+            if not self._retry(error, again):
+                return self._result(message, error, message_id)
+        raise AssertionError("unreachable")
 
-    async def _publish(self, data: dict[str, Any], ordering_key: str | None, message_id: str | None) -> str:
-        import nats.errors
-        from nats.js.errors import NoStreamResponseError
-
-        message_id = message_id or uuid.uuid4().hex
+    def _message(
+        self, data: dict[str, Any], ordering_key: str | None, message_id: str, waiter: Any, loop: Any
+    ) -> outbox.Message:
         headers = {"Nats-Msg-Id": message_id}
         if ordering_key is not None:
             headers[ORDERING_HEADER] = " ".join(ordering_key.splitlines()) or "-"
-        payload = json.dumps(data, separators=(",", ":")).encode()
-        for attempt in range(3):
-            url = self._url or broker_url(self.entry)
-            try:
-                js = await natsio.jetstream(url)
-                await js.publish(self.subject, payload, timeout=5, headers=headers)
-            except natsio.BrokerNotRunning:
-                if self._url is None or attempt:
-                    raise
-                self._url = None  # the broker may have come back elsewhere: look again, once
-                continue
-            except NoStreamResponseError:
-                raise TopicError(
-                    f"topic {self.name!r} has no stream in the broker at {url}: provision it with "
-                    f"skyrig apply (skyrig run does)"
-                ) from None
-            except nats.errors.TimeoutError:
-                continue  # no ack: publish again under the same id (the broker drops a duplicate)
-            self._url = url
+        if self._url is None:
+            self._url = broker_url(self.entry)
+        payload = _encode(data).encode()
+        return outbox.Message(self._url, self.subject, payload, headers, waiter, loop)
+
+    def _retry(self, error: BaseException | None, again: bool) -> bool:
+        """Whether to publish again: once, when the broker may have come back at another address."""
+        if isinstance(error, natsio.BrokerNotRunning) and not again:
+            self._url = None
+            return True
+        return False
+
+    def _result(self, message: outbox.Message, error: BaseException | None, message_id: str) -> str:
+        from nats.js.errors import NoStreamResponseError
+
+        if error is None:
             return message_id
-        raise TopicError(f"the broker at {self._url or self.entry['url']} did not store the message in time")
+        if isinstance(error, natsio.BrokerNotRunning):
+            raise error
+        if isinstance(error, NoStreamResponseError):
+            raise TopicError(
+                f"topic {self.name!r} has no stream in the broker at {message.url}: provision it with "
+                f"skyrig apply (skyrig run does)"
+            ) from None
+        raise TopicError(f"publishing to topic {self.name!r} failed: {error}") from error
 
 
 class SubscriptionClient:
