@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from skyrig.cli import main
+from skyrig.cli.session import open_session
 from skyrig.runtime import binding
-from skyrig_local import broker, natsio, streams
+from skyrig_local import broker, natsio, provider, streams
 from skyrig_local.messages import recent_messages
 from skyrig_local.pubsub_runtime import SubscriptionClient
 
@@ -177,7 +178,12 @@ def test_a_message_reaches_each_subscription_exactly_as_typed(app):
         app.consume(name, handler, until=lambda got=got: got)
         assert got == [order.model_dump(mode="json")]
         assert sdk.Order.model_validate(got[0]) == order
-    messages = recent_messages(app.folder, 5)
+    session = open_session(str(app.root), "local")  # as the dashboard asks: through the provider's hook
+    try:
+        messages = provider.recent_messages(session.context("local"), 5)
+    finally:
+        session.store.close()
+    assert messages == recent_messages(app.folder, 5)
     assert messages[0]["id"] == message_id
     assert messages[0]["topic"] == "orders"
     assert messages[0]["data"] == order.model_dump(mode="json")
