@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -62,6 +63,11 @@ def _read_state(folder: Path) -> dict[str, Any]:
         return {}
 
 
+def server_name(folder: Path) -> str:
+    """The broker's server name: tells it apart from another environment's broker on the same port."""
+    return f"skyrig-{hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]}"
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -80,7 +86,7 @@ def running(folder: Path) -> str | None:
         return owned[1]
     state = _read_state(folder)
     url = state.get("url")
-    if url and _alive(state.get("pid", 0)) and natsio.answers(url):
+    if url and _alive(state.get("pid", 0)) and natsio.answers(url, server_name(folder)):
         return url
     return None
 
@@ -161,6 +167,7 @@ def _start(folder: Path) -> str:
         port = _free_port(preferred if attempt == 0 else None)
         url = f"nats://127.0.0.1:{port}"
         command = [binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store / "store")]
+        command += ["-n", server_name(folder)]
         with (store / "server.log").open("wb") as log:
             preexec = _die_with_parent()
 
@@ -178,7 +185,7 @@ def _start(folder: Path) -> str:
 
             process = natsio.call(spawn)
         deadline = time.monotonic() + 10
-        while process.poll() is None and not natsio.answers(url, timeout=0.2):
+        while process.poll() is None and not natsio.answers(url, server_name(folder), timeout=0.2):
             if time.monotonic() > deadline:
                 _terminate(process)
                 raise BrokerError(

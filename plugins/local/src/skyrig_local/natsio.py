@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import os
 import socket
 import threading
@@ -81,13 +82,27 @@ def call(function: Callable[[], T]) -> T:
     return run(wrapper())
 
 
-def answers(url: str, timeout: float = 0.5) -> bool:
-    """Whether a NATS server answers at ``url`` (it greets every connection with ``INFO``)."""
+def answers(url: str, name: str | None = None, timeout: float = 0.5) -> bool:
+    """Whether a NATS server answers at ``url`` (it greets every connection with ``INFO {...}``), and is
+    the one named ``name`` if given (a port can be taken again by another environment's broker)."""
     parts = urlsplit(url)
     try:
         with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
-            return sock.recv(4) == b"INFO"
+            greeting = b""
+            while b"\r\n" not in greeting and len(greeting) < 65536:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                greeting += chunk
     except OSError:
+        return False
+    if not greeting.startswith(b"INFO "):
+        return False
+    if name is None:
+        return True
+    try:
+        return json.loads(greeting[5:].partition(b"\r\n")[0]).get("server_name") == name
+    except ValueError:
         return False
 
 
