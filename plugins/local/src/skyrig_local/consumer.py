@@ -211,6 +211,8 @@ class Consumer:
     async def _settled(self, delivery: Delivery, work: Awaitable[None]) -> None:
         try:
             await work
+        except Exception:
+            pass  # the broker went away mid-answer: unacknowledged, the message comes again
         finally:
             await self._settle(delivery)
 
@@ -257,6 +259,8 @@ class Consumer:
                     await self._handle_in_order(delivery)
                 queue.popleft()
                 await self._settle(delivery)
+        except Exception:
+            pass  # the broker went away mid-answer: what is left is given back below, or comes again
         finally:
             while queue:  # stopping: give back what waited here
                 delivery = queue.popleft()
@@ -345,7 +349,7 @@ class Consumer:
     async def _drain(self) -> None:
         """Stop taking messages and let the handlers running finish (up to the drain timeout)."""
         self.stopping = True
-        for queue in self.keys.values():
+        for queue in list(self.keys.values()):
             while len(queue) > 1:  # waiting behind a running one: give them back now
                 delivery = queue.pop()
                 with contextlib.suppress(Exception):
