@@ -81,6 +81,34 @@ def test_a_database_is_created_with_its_migrations_and_reached_by_the_app(app, s
     assert wrote.stdout.splitlines() == ["[('ada',)]", "[(1, 'accounts')]"]
 
 
+def test_pools_sync_and_async_share_connections_per_process(app, skyrig):
+    assert skyrig("apply", "--env", "local", "--yes")[0] == 0
+    result = _service(
+        app,
+        """
+        import asyncio, sys; sys.path.insert(0, ".")
+        from ledger.db import db
+        pool = db.pool(max_size=2)
+        assert db.pool() is pool, "one pool per database and process"
+        with pool.connection() as c:
+            c.execute("INSERT INTO accounts (owner) VALUES ('grace')")
+        print(pool.get_stats()["pool_max"])
+
+        async def main():
+            shared = await asyncio.gather(db.async_pool(), db.async_pool())
+            assert shared[0] is shared[1], "tasks asking at once share one pool"
+            async with shared[0].connection() as c:
+                cursor = await c.execute("SELECT owner FROM accounts")
+                print(await cursor.fetchall())
+            await shared[0].close()
+
+        asyncio.run(main())
+    """,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["2", "[('grace',)]"]
+
+
 def test_a_new_migration_is_applied_alone_and_in_order(app, skyrig):
     assert skyrig("apply", "--env", "local", "--yes")[0] == 0
     (app / "ledger/migrations/0002_balance.up.sql").write_text(

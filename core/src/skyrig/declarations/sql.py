@@ -25,7 +25,13 @@ class SQLDatabase(Declaration):
     kind = "sql_database"
     family = "sql"
     spec_model = SQLDatabaseSpec
-    operations = {"connect": "connect", "connect_async": "connect", "pool": "connect", "url": "connect"}
+    operations = {
+        "connect": "connect",
+        "connect_async": "connect",
+        "pool": "connect",
+        "async_pool": "connect",
+        "url": "connect",
+    }
 
     def __init__(self, name: str, *, migrations: str | None = None) -> None:
         self._declare(name=name, migrations=migrations)
@@ -41,6 +47,33 @@ class SQLDatabase(Declaration):
         from skyrig.runtime.binding import client
 
         return await client(self, "connect").connect_async(**options)
+
+    def pool(self, *, min_size: int = 1, max_size: int = 10, **options: Any) -> Any:
+        """This process's connection pool for this database (a ``psycopg_pool.ConnectionPool``, opened
+        on the first call and shared by every later one; the sizes of the first call win)::
+
+            with db.pool().connection() as connection:
+                connection.execute(...)
+        """
+        from skyrig.runtime.binding import client
+        from skyrig.runtime.pools import sync_pool
+
+        found = client(self, "connect")
+        return sync_pool(self.name, found.url, min_size=min_size, max_size=max_size, **options)
+
+    async def async_pool(self, *, min_size: int = 1, max_size: int = 10, **options: Any) -> Any:
+        """This event loop's asynchronous pool for this database (a ``psycopg_pool.AsyncConnectionPool``,
+        opened on the first call in the loop)::
+
+            pool = await db.async_pool()
+            async with pool.connection() as connection:
+                await connection.execute(...)
+        """
+        from skyrig.runtime.binding import client
+        from skyrig.runtime.pools import async_pool
+
+        found = client(self, "connect")
+        return await async_pool(self.name, found.url, min_size=min_size, max_size=max_size, **options)
 
     @property
     def url(self) -> str:

@@ -94,7 +94,10 @@ def install(key: str, client: Any | None) -> None:
 def reset() -> None:
     """Forget the runtime config and clients, installed ones too (tests switch between services in one
     process)."""
+    from skyrig.runtime import pools
+
     runtime_config.cache_clear()
+    pools.close_all()
     with _lock:
         _clients.clear()
         _installed.clear()
