@@ -30,6 +30,7 @@ class Bucket(Declaration):
         "download": "download",
         "list": "list",
         "remove": "remove",
+        "versions": "download",
         "public_url": "public_url",
         "signed_url": "signed_url",
     }
@@ -60,6 +61,13 @@ class Bucket(Declaration):
         from skyrig.runtime.binding import client
 
         client(self, "remove").remove(key)
+
+    def versions(self, key: str) -> list[bytes]:
+        """Earlier versions of the object, oldest first, not counting the current one (versioned buckets
+        keep the previous bytes on each upload and on remove)."""
+        from skyrig.runtime.binding import client
+
+        return client(self, "download").versions(key)
 
     def public_url(self, key: str) -> str:
         """The object's URL, readable by anyone (public buckets only)."""

@@ -57,6 +57,29 @@ class RetryPolicy:
         raise AssertionError("unreachable")
 
 
+class CrashPoint:
+    """A kill -9 on purpose, for crash tests of any provider: with ``SKYRIG_CRASH_AFTER_CREATE=N`` the
+    process exits hard right after the Nth create call returned and before its node is recorded, the
+    worst moment there is. The conformance suite uses it to prove that a re-apply adopts, never
+    duplicates."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = 0
+
+    def passed(self) -> None:
+        limit = os.environ.get("SKYRIG_CRASH_AFTER_CREATE")
+        if not limit:
+            return
+        with self._lock:
+            self._count += 1
+            if self._count == int(limit):
+                os._exit(137)
+
+
+crash_point = CrashPoint()
+
+
 @dataclass
 class Outcome:
     """How an apply went."""
@@ -274,7 +297,9 @@ class Executor:
                     return found
             return node_type.create(context, node)
 
-        self._save(change, self._call(create))
+        observed = self._call(create)
+        crash_point.passed()
+        self._save(change, observed)
         return "created"
 
     def _call(self, function: Callable[[], T]) -> T:

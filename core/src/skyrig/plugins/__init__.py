@@ -92,6 +92,32 @@ class Provider:
         :class:`skyrig.testing.support.TestSupport`, or None if it offers none. Import it lazily."""
         return None
 
+    def inventory(self, context: Context) -> list[tuple[str, str]]:
+        """Every resource of the environment that exists in the backend now, as ``(node type, provider
+        id)``, found through the provider's own API (ownership tags, deterministic names), whatever
+        skyrig's state says. After ``skyrig destroy --include-data`` it must be empty; after an apply it
+        holds each node exactly once. The conformance suite checks both against it."""
+        raise NotImplementedError(f"provider {self.manifest.name!r} cannot list what it provisioned")
+
+    def dead_letters(self, context: Context, subscription: str) -> list[dict[str, Any]]:
+        """The messages in the dead-letter destination of ``subscription``, oldest first, without
+        removing them: each ``{"data": the message as JSON, "attempts": deliveries made or None,
+        "error": the last handler error or None}``. Needed when the manifest claims
+        ``pubsub.dead_letter``."""
+        raise NotImplementedError(f"provider {self.manifest.name!r} cannot read dead letters")
+
+    def run_cron_job(self, context: Context, job: str, url: str) -> None:
+        """Trigger cron job ``job`` now, exactly as the provider's scheduler does on schedule: a request
+        to ``url`` (the base URL of the service that declares the job) signed with the environment's
+        signing key (:mod:`skyrig.runtime.signing`). Needed when the manifest claims ``cron.managed``."""
+        raise NotImplementedError(f"provider {self.manifest.name!r} does not trigger cron jobs")
+
+    def branch_database(self, context: Context, database: str, branch: str) -> dict[str, Any]:
+        """Branch SQL database ``database`` copy-on-write into a new database ``branch`` and return its
+        runtime config entry (the parent's data as of now; writes to either side stay on that side).
+        Needed when the manifest claims ``sql.branching``."""
+        raise NotImplementedError(f"provider {self.manifest.name!r} cannot branch databases")
+
     def set_secret(self, context: Context, name: str, value: str) -> None:
         """Store a secret's value in the cloud's secret store. skyrig never keeps the value."""
         raise NotImplementedError(f"provider {self.manifest.name!r} cannot store secrets")

@@ -42,10 +42,22 @@ def plugin_manager(environment: Environment) -> pluggy.PluginManager:
     return manager
 
 
-def required_features(resource: Any) -> list[tuple[str, str]]:
-    """The optional features a resource's declaration relies on, each with what it asks for."""
+def required_features(resource: Any, environment_type: str = "local") -> list[tuple[str, str]]:
+    """The optional features a resource's declaration relies on in an environment of
+    ``environment_type``, each with what it asks for. A provider that does not claim one refuses the
+    declaration, rather than half-doing it: a message dropped instead of dead-lettered, a cron job that
+    never fires, an eviction policy ignored."""
     wanted = []
-    if resource.kind == "topic":
+    if resource.kind == "subscription" and resource.max_retries != -1:
+        wanted.append(
+            ("pubsub.dead_letter", f"a dead-letter destination after {resource.max_retries} retries")
+        )
+    elif resource.kind == "cache_cluster" and resource.eviction_policy != "allkeys-lru":
+        wanted.append(("cache.eviction_policy", f"the eviction policy {resource.eviction_policy}"))
+    elif resource.kind == "cron_job" and environment_type != "local":
+        # local environments run cron jobs on demand only (skyrig cron run), as the seeds do
+        wanted.append(("cron.managed", "running on its schedule"))
+    elif resource.kind == "topic":
         if resource.delivery == "exactly-once":
             wanted.append(("pubsub.exactly_once", "exactly-once delivery"))
         if resource.ordering_attribute:
@@ -78,7 +90,7 @@ def support_problems(model: AppModel, environment: Environment) -> list[str]:
                 + _alternatives(family, environment, lambda m, kind=kind: kind in m.kinds, provider)
             )
             continue
-        for feature, asked in required_features(resource):
+        for feature, asked in required_features(resource, environment.type):
             if feature not in manifest.features:
                 problems.append(
                     f"{label} asks for {asked}, which provider {provider!r} does not offer ({feature}); "

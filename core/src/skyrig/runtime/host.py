@@ -6,7 +6,9 @@ the service's process, the same in every environment:
 - the consumers of the subscriptions the service declares, started after the app's own startup and
   stopped (letting in-flight handlers finish) before its shutdown;
 - control endpoints under :data:`skyrig.runtime.control.PREFIX`, answered only with the run's token:
-  ``POST /__skyrig/cron/JOB`` runs a cron job's endpoint now, ``GET /__skyrig/health`` says what runs.
+  ``POST /__skyrig/cron/JOB`` runs a cron job's endpoint now, ``GET /__skyrig/health`` says what runs;
+- ``POST /__skyrig/cron/JOB`` signed by a provider's scheduler (:mod:`skyrig.runtime.signing`), checked
+  against the environment's signing key that the cron job's data plane reads: a managed cron job.
 
 uvicorn runs it with ``--factory skyrig.runtime.host:create``; ``SKYRIG_SERVICE_APP`` names the
 service's app as ``module:attribute`` and ``SKYRIG_RUNTIME_CONFIG`` gives its runtime config.
@@ -132,12 +134,25 @@ class ServiceHost:
     # -- control endpoints ---------------------------------------------------------------------
 
     async def _control(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        from skyrig.runtime import signing
+
         headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
+        path = scope["path"][len(PREFIX) :]
+        if signing.HEADER in headers and scope["method"] == "POST" and path.startswith("cron/"):
+            # a provider's scheduler: accepted only with a valid signature by the environment's key
+            body = await _body(receive)
+            try:
+                key = self._signing_key(path.removeprefix("cron/"))
+                signing.verify(key, headers[signing.HEADER], "POST", scope["path"], body)
+            except (signing.SignatureError, LookupError) as error:
+                await _respond(send, 401, {"error": f"rejected: {error}"})
+                return
+            await _respond(send, *await self._run_cron(path.removeprefix("cron/")))
+            return
         given = headers.get(HEADER, "")
         if not self.token or not hmac.compare_digest(given.encode(), self.token.encode()):
             await _respond(send, 403, {"error": f"the {HEADER} header is missing or wrong"})
             return
-        path = scope["path"][len(PREFIX) :]
         if scope["method"] == "GET" and path == "health":
             service = self.config["service"]
             await _respond(send, 200, {"service": service, "subscriptions": sorted(self.subscriptions())})
@@ -145,6 +160,15 @@ class ServiceHost:
             await _respond(send, *await self._run_cron(path.removeprefix("cron/")))
         else:
             await _respond(send, 404, {"error": f"no control endpoint {scope['method']} {scope['path']}"})
+
+    def _signing_key(self, job: str) -> bytes:
+        """The environment's cron signing key, through the data plane of the provider of ``job``."""
+        from skyrig.runtime.binding import client_for_key
+
+        key = f"cron_job/{job}"
+        if key not in self.config["resources"]:
+            raise LookupError(f"service {self.config['service']!r} has no cron job {job!r}")
+        return client_for_key(key).signing_key()
 
     async def _run_cron(self, job: str) -> tuple[int, dict[str, Any]]:
         found = self.config["resources"].get(f"cron_job/{job}")
@@ -184,6 +208,16 @@ def _deliver(function: Callable[..., Any], message_type: type, pool: ThreadPoolE
 def _report(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("%s stopped: %s", task.get_name(), task.exception(), exc_info=task.exception())
+
+
+async def _body(receive: Any) -> bytes:
+    """The whole body of an HTTP request."""
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
 
 
 async def _respond(send: Any, status: int, body: dict[str, Any]) -> None:

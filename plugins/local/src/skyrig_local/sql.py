@@ -2,7 +2,8 @@
 
 Each migration runs in its own transaction and is recorded in ``skyrig_migrations``; a failing one is
 rolled back, so the database stays as it was before it, and the error names the file and the server's
-message. A migration changed after it was applied is refused.
+message. A migration changed after it was applied is refused (the runner is
+:mod:`skyrig.runtime.migrations`, shared by every provider).
 """
 
 from __future__ import annotations
@@ -14,13 +15,10 @@ from typing import Any
 
 from skyrig.engine.contract import Context, NodeType, Observed, ProviderError
 from skyrig.engine.graph import Node, Scope
+from skyrig.runtime.migrations import LEDGER, migrate, plan_of
 from skyrig_local import postgres
 
 CLUSTER_ID = "sql.cluster"
-_LEDGER = """CREATE TABLE IF NOT EXISTS skyrig_migrations (
-    number integer PRIMARY KEY, name text NOT NULL, sha256 text NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now()
-)"""
 
 
 def _data(context: Context) -> Path:
@@ -85,7 +83,7 @@ class DatabaseType(NodeType):
         if not exists:
             return None
         with psycopg.connect(postgres.uri(data, provider_id), autocommit=True) as connection:
-            connection.execute(_LEDGER)
+            connection.execute(LEDGER)
             applied = connection.execute("SELECT number, name, sha256 FROM skyrig_migrations ORDER BY number")
             migrations = [list(row) for row in applied]
         # "files" says where each migration is read from: the app's business, not the server's, so echoed
@@ -140,39 +138,6 @@ class DatabaseType(NodeType):
         return {"provider": "local", "type": self.type, **observed.outputs}
 
 
-def migrate(
-    connection: Any, database: str, migrations: list[list[Any]], files: Mapping[str, str], root: Path
-) -> None:
-    """Apply to ``database`` (through ``connection``, in autocommit) the ``[number, name, sha256]``
-    migrations it lacks, each in its own transaction; ``files`` maps each number to its file under
-    ``root``. Refuses a migration that changed after it was applied."""
-    import psycopg
-
-    connection.execute(_LEDGER)
-    applied = {
-        row[0]: row for row in connection.execute("SELECT number, name, sha256 FROM skyrig_migrations")
-    }
-    for number, name, digest in migrations:
-        file = files[str(number)]
-        if number in applied:
-            if applied[number][2] != digest:
-                raise ProviderError(
-                    f"{file}: migration {number} changed after it was applied to database "
-                    f"{database!r}; add a new migration instead of editing an applied one"
-                )
-            continue
-        try:
-            with connection.transaction():
-                connection.execute((root / file).read_text(encoding="utf-8"))
-                connection.execute(
-                    "INSERT INTO skyrig_migrations (number, name, sha256) VALUES (%s, %s, %s)",
-                    (number, name, digest),
-                )
-        except psycopg.Error as error:
-            message = str(error).strip().splitlines()[0]
-            raise ProviderError(f"{file}: migration failed and was rolled back: {message}") from None
-
-
 CLUSTER = ClusterType()
 DATABASE = DatabaseType()
 
@@ -183,8 +148,7 @@ def expand(scope: Scope) -> list[Node]:
         return []
     nodes = [Node(CLUSTER_ID, CLUSTER.type, "local", {"engine": "postgres", "version": "18"})]
     for database in databases:
-        migrations = [[m.number, m.name, m.sha256] for m in database.migration_files]
-        files = {str(m.number): m.file for m in database.migration_files}
+        migrations, files = plan_of(database)
         properties = {"name": database.name, "migrations": migrations, "files": files}
         nodes.append(
             Node(

@@ -103,7 +103,7 @@ def ensure_template(data: Path, root: Path, database: SQLDatabaseResource) -> st
     from psycopg import sql
 
     from skyrig.errors import UserError
-    from skyrig_local.sql import migrate
+    from skyrig.runtime.migrations import migrate, plan_of
 
     name = template_name(database)
     building = f"{name}_build"
@@ -113,8 +113,7 @@ def ensure_template(data: Path, root: Path, database: SQLDatabaseResource) -> st
             return name
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(building)))
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(building)))
-        migrations = [[m.number, m.name, m.sha256] for m in database.migration_files]
-        files = {str(m.number): m.file for m in database.migration_files}
+        migrations, files = plan_of(database)
         from skyrig.engine.contract import ProviderError
 
         try:

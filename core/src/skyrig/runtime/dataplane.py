@@ -1,0 +1,102 @@
+"""The data plane contract: what a provider's ``data_plane(kind, entry, config)`` returns, per kind.
+
+The runtime SDK (the declarations' methods) calls these and nothing else, so the same app code runs on
+every provider. A provider implements the protocols of the kinds it claims; the conformance suite calls
+them through the SDK. Errors a caller can act on: ``KeyError`` (no such object), ``PermissionError``
+(not allowed, e.g. ``public_url`` of a private bucket), ``LookupError`` (a secret with no value).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+
+class SQLClient(Protocol):
+    """``sql_database``: connections to one PostgreSQL database (psycopg 3)."""
+
+    def connect(self, **options: Any) -> Any:
+        """A new ``psycopg.Connection``."""
+
+    async def connect_async(self, **options: Any) -> Any:
+        """A new ``psycopg.AsyncConnection``."""
+
+    def url(self) -> str:
+        """The connection URL (with the password, if any: in memory only, never logged)."""
+
+
+class TopicClient(Protocol):
+    """``topic``: publishing; returns once the broker has stored the message."""
+
+    def publish(self, data: dict[str, Any], *, ordering_key: str | None = None) -> str:
+        """Publish ``data`` (the message as JSON) and return its message id; callable without a loop."""
+
+    async def publish_async(self, data: dict[str, Any], *, ordering_key: str | None = None) -> str:
+        """:meth:`publish` from an event loop."""
+
+
+class SubscriptionClient(Protocol):
+    """``subscription``: consuming, with the semantics the clouds give.
+
+    At-least-once delivery; a message not acknowledged within the ack deadline comes again; a handler
+    that raises is retried after ``min(max_backoff, min_backoff * 2**(attempt - 1))`` and, after
+    ``max_retries`` retries, the message goes to the dead-letter destination (``-1``: never); at most
+    ``max_concurrency`` handlers at once; ordered topics hand messages with one ordering key over one at
+    a time, in publish order; exactly-once topics hand each message over once.
+    """
+
+    async def consume(
+        self, handler: Callable[[dict[str, Any]], Awaitable[None]], stop: asyncio.Event
+    ) -> None:
+        """Call ``handler`` with each message's data (raising means failure) until ``stop`` is set, then
+        let running handlers finish and return."""
+
+
+class CacheClient(Protocol):
+    """``cache_cluster``: keys and bytes on a Redis-compatible server."""
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def set(self, key: str, data: bytes, expiry_seconds: int | None) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+
+class BucketClient(Protocol):
+    """``bucket``: objects by key (``receipts/42.txt``)."""
+
+    def upload(self, key: str, data: bytes) -> None:
+        """Store ``data``; a versioned bucket keeps the previous bytes."""
+
+    def download(self, key: str) -> bytes:
+        """The object's bytes; ``KeyError`` if there is none."""
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Keys starting with ``prefix``, sorted."""
+
+    def remove(self, key: str) -> None:
+        """Delete; no error if it is not there. A versioned bucket keeps the bytes as a version."""
+
+    def versions(self, key: str) -> list[bytes]:
+        """Earlier versions, oldest first (``bucket.versioning``)."""
+
+    def public_url(self, key: str) -> str:
+        """A URL anyone can read (``bucket.public``); ``PermissionError`` for a private bucket."""
+
+    def signed_url(self, key: str, expires_in: str = "1h", method: str = "GET") -> str:
+        """A URL that grants ``method`` on the object until ``expires_in`` (a duration) has passed."""
+
+
+class SecretClient(Protocol):
+    """``secret``: values from the provider's secret store, read when asked (never in config)."""
+
+    def value(self, name: str) -> str:
+        """The value; ``LookupError`` naming ``skyrig secret set`` when none is set."""
+
+
+class CronClient(Protocol):
+    """``cron_job`` (``cron.managed``): what the service host needs to trust the scheduler."""
+
+    def signing_key(self) -> bytes:
+        """The environment's cron signing key (:mod:`skyrig.runtime.signing`), from the secret store."""

@@ -1,0 +1,52 @@
+"""Signed requests: how a provider's scheduler proves to a service that a cron call comes from it.
+
+A managed cron job is triggered by an HTTP request to its service, ``POST /__skyrig/cron/JOB``, with the
+header :data:`HEADER`: ``t=<unix seconds>,v1=<hex HMAC-SHA256>``. The HMAC is over
+``"<t>.<METHOD>.<path>."`` followed by the body, keyed with the environment's signing key, which the
+provider keeps in its secret store and hands to the service's runtime by reference only. The service
+host accepts a request only with a valid signature made within :data:`TOLERANCE` seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+
+HEADER = "skyrig-signature"
+TOLERANCE = 300
+"""Seconds a signature stays valid either side of now (clock skew and delivery delay)."""
+
+
+class SignatureError(ValueError):
+    """A request's signature is missing, malformed, stale or wrong."""
+
+
+def _digest(key: bytes, timestamp: int, method: str, path: str, body: bytes) -> str:
+    message = f"{timestamp}.{method.upper()}.{path}.".encode() + body
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def sign(key: bytes, method: str, path: str, body: bytes = b"", *, now: float | None = None) -> str:
+    """The :data:`HEADER` value for a request with ``method``, ``path`` and ``body``."""
+    timestamp = int(time.time() if now is None else now)
+    return f"t={timestamp},v1={_digest(key, timestamp, method, path, body)}"
+
+
+def verify(
+    key: bytes, header: str | None, method: str, path: str, body: bytes = b"", *, now: float | None = None
+) -> None:
+    """Raise :class:`SignatureError` unless ``header`` signs this request with ``key``, recently."""
+    if not header:
+        raise SignatureError(f"the {HEADER} header is missing")
+    try:
+        fields = dict(part.split("=", 1) for part in header.split(","))
+        timestamp = int(fields["t"])
+        given = fields["v1"]
+    except (KeyError, ValueError):
+        raise SignatureError(f"the {HEADER} header is malformed") from None
+    current = time.time() if now is None else now
+    if abs(current - timestamp) > TOLERANCE:
+        raise SignatureError(f"the signature is {int(current - timestamp)} s old (at most {TOLERANCE} s)")
+    if not hmac.compare_digest(given, _digest(key, timestamp, method, path, body)):
+        raise SignatureError("the signature does not match")
