@@ -50,3 +50,22 @@ def verify(
         raise SignatureError(f"the signature is {int(current - timestamp)} s old (at most {TOLERANCE} s)")
     if not hmac.compare_digest(given, _digest(key, timestamp, method, path, body)):
         raise SignatureError("the signature does not match")
+
+
+def trigger(base_url: str, job: str, key: bytes, *, timeout: float = 60) -> dict[str, object]:
+    """Run cron job ``job`` of the service at ``base_url`` as a provider's scheduler does: a signed
+    ``POST /__skyrig/cron/JOB``. Returns the outcome the service reports (``{"job", "ok", "error",
+    "seconds"}``); raises ``urllib.error.HTTPError`` when it refuses (401: the signature)."""
+    import json
+    import urllib.request
+
+    path = f"/__skyrig/cron/{job}"
+    request = urllib.request.Request(base_url.rstrip("/") + path, data=b"", method="POST")
+    request.add_header(HEADER, sign(key, "POST", path, b""))
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        if error.code == 500:  # the job ran and failed: its outcome is the answer
+            return json.loads(error.read())
+        raise
