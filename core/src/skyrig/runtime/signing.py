@@ -57,6 +57,7 @@ def trigger(base_url: str, job: str, key: bytes, *, timeout: float = 60) -> dict
     ``POST /__skyrig/cron/JOB``. Returns the outcome the service reports (``{"job", "ok", "error",
     "seconds"}``); raises ``urllib.error.HTTPError`` when it refuses (401: the signature)."""
     import json
+    import urllib.error
     import urllib.request
 
     path = f"/__skyrig/cron/{job}"
