@@ -20,6 +20,12 @@ from skyrig.cli.session import app_dir_option, env_option, open_session, show_pl
     "--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when there are none."
 )
 @click.option("--include-data", is_flag=True, help="Plan to delete removed databases and buckets too.")
+@click.option(
+    "--refresh/--no-refresh",
+    default=True,
+    show_default=True,
+    help="Read what is provisioned from the cloud first; without, state is taken as the truth.",
+)
 @app_dir_option
 def plan(
     env_name: str,
@@ -27,11 +33,12 @@ def plan(
     out: str | None,
     detailed_exitcode: bool,
     include_data: bool,
+    refresh: bool,
     app_dir: str | None,
 ) -> int:
     """Refresh what is provisioned, compare it with the app, and list each change with its reason."""
     session = open_session(app_dir, env_name)
-    made = session.plan(include_data=include_data)
+    made = session.plan(include_data=include_data, refresh=refresh)
     if out:
         Path(out).write_text(made.to_json() + "\n")
     if as_json:

@@ -104,15 +104,19 @@ class Session:
             observed.update(node_type.read_many(self.context(nodes[0][0].provider), nodes))
         return observed
 
-    def plan(self, *, destroy: bool = False, include_data: bool = False) -> Plan:
-        """Refresh and diff: what an apply (or a destroy) would do now."""
+    def plan(self, *, destroy: bool = False, include_data: bool = False, refresh: bool = True) -> Plan:
+        """Refresh and diff: what an apply (or a destroy) would do now. Without ``refresh``, state is
+        taken as the truth (no cloud call): what the app changed, not what the cloud did."""
         with paused():
-            return self._plan(destroy, include_data)
+            return self._plan(destroy, include_data, refresh)
 
-    def _plan(self, destroy: bool, include_data: bool) -> Plan:
+    def _plan(self, destroy: bool, include_data: bool, refresh: bool) -> Plan:
         records = self.store.nodes(self.name)
         serial = self.store.serial(self.name)
-        observed = self.refresh(records)
+        if refresh:
+            observed = self.refresh(records)
+        else:
+            observed = {r.id: Observed(r.provider_id, r.observed, r.outputs) for r in records.values()}
         if destroy:
             empty = Graph([])
             changes = diff(empty, records, observed, self.types, {}, include_data=include_data)
