@@ -15,6 +15,9 @@ import sqlite3
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +41,71 @@ CREATE TABLE IF NOT EXISTS secret_values (
     PRIMARY KEY (app, env, name)
 );
 """
+# What the data plane keeps: each row belongs to a resource and goes with it (ON DELETE CASCADE).
+_DATA_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    subscription INTEGER NOT NULL REFERENCES resources (id) ON DELETE CASCADE,
+    message_id TEXT NOT NULL,
+    ordering_key TEXT,
+    data TEXT NOT NULL,
+    published REAL NOT NULL,
+    visible REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    lease TEXT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS messages_ready ON messages (subscription, visible);
+CREATE INDEX IF NOT EXISTS messages_keys ON messages (subscription, ordering_key, seq);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue INTEGER NOT NULL REFERENCES resources (id) ON DELETE CASCADE,
+    subscription TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    ordering_key TEXT,
+    data TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    error TEXT,
+    published REAL NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dead_letters_queue ON dead_letters (queue, seq);
+CREATE TABLE IF NOT EXISTS published_ids (
+    topic INTEGER NOT NULL REFERENCES resources (id) ON DELETE CASCADE,
+    message_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (topic, message_id)
+);
+CREATE TABLE IF NOT EXISTS handled_ids (
+    subscription INTEGER NOT NULL REFERENCES resources (id) ON DELETE CASCADE,
+    message_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (subscription, message_id)
+);
+CREATE TABLE IF NOT EXISTS cache_entries (
+    cluster INTEGER NOT NULL REFERENCES resources (id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    expires REAL,
+    PRIMARY KEY (cluster, key)
+);
+CREATE TABLE IF NOT EXISTS objects (
+    bucket INTEGER NOT NULL REFERENCES resources (id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    data BLOB NOT NULL,
+    modified REAL NOT NULL,
+    PRIMARY KEY (bucket, key)
+);
+CREATE TABLE IF NOT EXISTS object_versions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    bucket INTEGER NOT NULL REFERENCES resources (id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    data BLOB NOT NULL,
+    kept REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS object_versions_key ON object_versions (bucket, key, seq);
+CREATE TABLE IF NOT EXISTS account_keys (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
 
 
 class MemoryCloud:
@@ -52,7 +120,7 @@ class MemoryCloud:
         self._local = threading.local()
         self._random = random.Random()
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._connection().executescript(_SCHEMA)
+        self._connection().executescript(_SCHEMA + _DATA_SCHEMA)
 
     def _connection(self) -> sqlite3.Connection:
         connection = getattr(self._local, "connection", None)
@@ -60,8 +128,27 @@ class MemoryCloud:
             connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA foreign_keys=ON")
             self._local.connection = connection
         return connection
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection, in autocommit mode: for the data plane's reads (no faults)."""
+        return self._connection()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (it takes the file's write lock at once, so that a read-then-write, such
+        as a consumer leasing messages, is atomic across processes)."""
+        connection = self._connection()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield connection
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
 
     # -- faults ---------------------------------------------------------------------------------
 
@@ -159,6 +246,7 @@ class MemoryCloud:
         return properties
 
     def delete(self, resource_id: int) -> None:
+        """Delete a resource, and with it everything it holds (messages, keys, objects)."""
         call = self._before("delete", mutating=True)
         self._connection().execute("DELETE FROM resources WHERE id = ?", (resource_id,))
         self._after_mutation(call, "delete")
@@ -183,6 +271,20 @@ class MemoryCloud:
         )
         return row[0] if row else None
 
+    def generate_secret(self, app: str, env: str, name: str, value: str) -> None:
+        """Store ``value`` unless the secret has one already: a key the cloud generates is made once,
+        however often the call is repeated."""
+        self._before("generate_secret")
+        self._connection().execute(
+            "INSERT OR IGNORE INTO secret_values VALUES (?,?,?,?)", (app, env, name, value)
+        )
+
+    def delete_secret(self, app: str, env: str, name: str) -> None:
+        self._before("delete_secret")
+        self._connection().execute(
+            "DELETE FROM secret_values WHERE app = ? AND env = ? AND name = ?", (app, env, name)
+        )
+
     # -- for tests: what a person does in the console, and what is really there -----------------
 
     def console_edit(self, resource_id: int, changes: dict[str, Any]) -> None:
@@ -202,3 +304,12 @@ class MemoryCloud:
             "SELECT id, type, node FROM resources WHERE app = ? AND env = ? ORDER BY id", (app, env)
         )
         return [tuple(row) for row in rows]
+
+
+@cache
+def open_cloud(path: str) -> MemoryCloud:
+    """The cloud at ``path`` as the data plane sees it: one per process, no faults injected (they are for
+    the control plane)."""
+    from skyrig_memory.settings import MemorySettings
+
+    return MemoryCloud(Path(path), MemorySettings())

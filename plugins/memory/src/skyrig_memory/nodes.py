@@ -56,7 +56,18 @@ class MemoryNodeType(NodeType):
         return Observed(provider_id, dict(properties), {"id": f"memory:{self.type}:{provider_id}", **outputs})
 
     def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
-        return {"provider": "memory", "type": self.type, "id": observed.provider_id, **observed.outputs}
+        return self.entry(observed)
+
+    def entry(self, observed: Observed) -> dict[str, Any]:
+        """The runtime config entry every memory resource has: who provisioned it, its outputs (its
+        ``id`` among them), and where the data plane finds it: the cloud's file and its row there."""
+        return {
+            "provider": "memory",
+            "type": self.type,
+            "id": observed.provider_id,
+            **observed.outputs,
+            "resource_id": int(observed.provider_id),
+        }
 
     def outputs_of(self, context: Context, observed: Observed) -> Observed:
         """``observed`` with where the simulated cloud is among its outputs (its data plane needs it)."""

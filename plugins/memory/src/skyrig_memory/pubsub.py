@@ -1,25 +1,59 @@
-"""Pub/sub: a topic per topic; a subscription per subscription, with a dead-letter queue of its own."""
+"""Pub/sub: a topic per topic; a subscription per subscription, with a dead-letter queue of its own.
+
+Messages live in the cloud's broker (:mod:`skyrig_memory.broker`); a subscription carries its topic's
+ordering and exactly-once settings, as a Pub/Sub subscription does, so that its consumer has them.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from skyrig.engine.contract import Observed
 from skyrig.engine.graph import Node, Scope
 from skyrig.values import duration_seconds
-from skyrig_memory.nodes import node_type
+from skyrig_memory.nodes import MemoryNodeType, node_type
 
-TOPIC = node_type(
-    "memory.pubsub.topic", replace_on=frozenset({"ordered", "exactly_once"}), outputs=("topic",)
-)
-SUBSCRIPTION = node_type(
-    "memory.pubsub.subscription",
-    tunable=frozenset({"max_concurrency"}),
-    replace_on=frozenset({"topic"}),
-    outputs=("subscription", "dead_letter"),
-)
+
+class TopicType(MemoryNodeType):
+    """A topic; its runtime entry says how to publish (its name for fan-out, ordering, dedupe)."""
+
+    type = "memory.pubsub.topic"
+    replace_on = frozenset({"ordered", "exactly_once"})
+    outputs = ("topic",)
+
+    def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+        return {
+            **self.entry(observed),
+            "name": node.id.partition("/")[2],
+            "ordered": observed.properties.get("ordered", False),
+            "exactly_once": observed.properties.get("exactly_once", False),
+        }
+
+
+class SubscriptionType(MemoryNodeType):
+    """A subscription; its runtime entry holds every setting its consumer follows."""
+
+    type = "memory.pubsub.subscription"
+    tunable = frozenset({"max_concurrency"})
+    replace_on = frozenset({"topic", "ordered"})
+    outputs = ("subscription", "dead_letter")
+
+    def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+        return {
+            **observed.properties,
+            **self.entry(observed),
+            "name": node.id.partition("/")[2],
+        }
+
+
+TOPIC = TopicType()
+SUBSCRIPTION = SubscriptionType()
 DEAD_LETTER = node_type("memory.pubsub.dead_letter", outputs=("queue",))
 
 
 def expand(scope: Scope) -> list[Node]:
     nodes = []
+    topics = {r.name: r for r in scope.model.resources if r.kind == "topic"}
     for resource in scope.resources():
         if resource.kind == "topic":
             properties = {
@@ -38,6 +72,7 @@ def expand(scope: Scope) -> list[Node]:
             )
         elif resource.kind == "subscription":
             depends = [f"@topic/{resource.topic}"]
+            topic = topics[resource.topic]
             properties = {
                 "subscription": f"{scope.app}-{resource.name}",
                 "topic": resource.topic,
@@ -48,6 +83,8 @@ def expand(scope: Scope) -> list[Node]:
                 "max_backoff_seconds": duration_seconds(resource.max_backoff),
                 "max_concurrency": resource.max_concurrency,
                 "dead_letter": None,
+                "ordered": topic.ordering_attribute is not None,
+                "exactly_once": topic.delivery == "exactly-once",
             }
             if resource.max_retries != -1:
                 dead_letter = f"pubsub.dead_letter/{resource.name}"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from skyrig.engine.contract import Observed
 from skyrig.engine.graph import Node, Scope
 from skyrig_memory.network import NETWORK_ID
-from skyrig_memory.nodes import node_type
+from skyrig_memory.nodes import MemoryNodeType, node_type
 
 CLUSTER = node_type(
     "memory.sql.cluster",
@@ -22,12 +25,31 @@ CLUSTER = node_type(
     replace_on=frozenset({"engine"}),
     outputs=("endpoint", "port"),
 )
-DATABASE = node_type(
-    "memory.sql.database",
-    stateful=True,
-    replace_on=frozenset({"name"}),
-    outputs=("database", "endpoint", "port"),
-)
+USER = "skyrig"
+"""The user a service connects as (the memory cloud keeps no credentials: none is needed)."""
+
+
+class DatabaseType(MemoryNodeType):
+    """A database; its runtime entry has the shared PostgreSQL shape (:mod:`skyrig.runtime.servers`)."""
+
+    type = "memory.sql.database"
+    stateful = True
+    replace_on = frozenset({"name"})
+    outputs = ("database", "endpoint", "port")
+
+    def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+        entry = self.entry(observed)
+        # The endpoint is made up: the memory cloud runs no PostgreSQL (see runtime/sql.py).
+        return {
+            **entry,
+            "host": entry.get("endpoint"),
+            "user": USER,
+            "sslmode": "require",
+            "password": None,
+        }
+
+
+DATABASE = DatabaseType()
 CLUSTER_ID = "sql.cluster"
 
 

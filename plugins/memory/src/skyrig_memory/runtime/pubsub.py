@@ -1,0 +1,87 @@
+"""Pub/sub clients: publishing to a topic and consuming a subscription of the memory cloud's broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from skyrig_memory.broker import Broker, NoSuchResource, Policy
+from skyrig_memory.cloud import open_cloud
+
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
+class TopicError(RuntimeError):
+    """A message could not be published."""
+
+
+class TopicClient:
+    """Publishes to one topic; returns once the message is stored in the cloud for every subscription."""
+
+    def __init__(self, entry: dict[str, Any]) -> None:
+        self.broker = Broker(open_cloud(entry["cloud"]))
+        self.id = int(entry["resource_id"])
+        self.name: str = entry["name"]
+        self.ordered = bool(entry.get("ordered"))
+        self.exactly_once = bool(entry.get("exactly_once"))
+
+    def publish(
+        self, data: dict[str, Any], *, ordering_key: str | None = None, message_id: str | None = None
+    ) -> str:
+        """Publish ``data`` (the message as JSON) and return its message id. ``message_id`` names it
+        yourself: on an exactly-once topic the same id published again within the dedupe window is
+        dropped (and its id returned)."""
+        message_id = message_id or uuid.uuid4().hex
+        try:
+            self.broker.publish(
+                self.id,
+                self.name,
+                _encode(data),
+                message_id=message_id,
+                ordering_key=ordering_key if self.ordered else None,
+                dedupe=self.exactly_once,
+            )
+        except NoSuchResource:
+            raise TopicError(
+                f"topic {self.name!r} does not exist in the memory cloud: provision it with skyrig apply"
+            ) from None
+        return message_id
+
+    async def publish_async(
+        self, data: dict[str, Any], *, ordering_key: str | None = None, message_id: str | None = None
+    ) -> str:
+        """:meth:`publish` from an event loop (the write runs in a thread, not blocking the loop)."""
+        return await asyncio.to_thread(self.publish, data, ordering_key=ordering_key, message_id=message_id)
+
+
+class SubscriptionClient:
+    """Consumes one subscription (see :mod:`skyrig_memory.runtime.consumer` for the semantics)."""
+
+    def __init__(self, entry: dict[str, Any]) -> None:
+        self.entry = entry
+        self.policy = Policy.from_entry(entry)
+        self._consuming = False
+
+    async def consume(
+        self,
+        handler: Callable[[dict[str, Any]], Awaitable[None]],
+        stop: asyncio.Event,
+        *,
+        drain_timeout: float | None = None,
+    ) -> None:
+        """Handle messages with ``handler`` (raising means failure) until ``stop`` is set; then take no
+        more and let running handlers finish, waiting at most ``drain_timeout`` seconds (by default the
+        ack deadline, after which the message would be delivered again anyway)."""
+        from skyrig_memory.runtime.consumer import Consumer
+
+        if self._consuming:
+            raise RuntimeError(f"subscription {self.policy.name!r} is consumed already in this process")
+        self._consuming = True
+        try:
+            broker = Broker(open_cloud(self.entry["cloud"]))
+            await Consumer(broker, self.policy, handler, stop, drain_timeout).run()
+        finally:
+            self._consuming = False

@@ -1,0 +1,24 @@
+"""Secrets: values from the memory cloud's secret store, read each time they are asked for."""
+
+from __future__ import annotations
+
+from skyrig_memory.cloud import open_cloud
+
+
+class SecretClient:
+    """Reads secret values of one environment (never cached in the process: a value set meanwhile is
+    seen)."""
+
+    def __init__(self, cloud: str, app: str, environment: str) -> None:
+        self._cloud = open_cloud(cloud)
+        self._owner = (app, environment)
+
+    def value(self, name: str) -> str:
+        """The value of secret ``name``; ``LookupError`` naming ``skyrig secret set`` when none is set."""
+        found = self._cloud.secret_value(*self._owner, name)
+        if found is None:
+            raise LookupError(
+                f"secret {name!r} has no value in environment {self._owner[1]!r}: "
+                f"set it with skyrig secret set {name} --env {self._owner[1]}"
+            )
+        return found
