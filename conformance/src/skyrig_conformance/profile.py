@@ -58,6 +58,10 @@ class Profile:
     ignore: Mapping[str, frozenset[str]] = field(default_factory=dict)
     """Node type -> properties not compared when reading back what was created (ones the backend
     fills in or normalises); say why next to it in the profile."""
+    limits: Mapping[str, str] = field(default_factory=dict)
+    """Checks the backend cannot show, by name (:data:`skyrig_conformance.requirements.LIMITABLE`), with
+    why: an emulator that does not verify presigned URLs, say. They are skipped with that reason, and the
+    capability matrix shows it."""
     live: bool = False
     """A real cloud account: the suite runs only with ``SKYRIG_CONFORMANCE_LIVE=1``."""
 

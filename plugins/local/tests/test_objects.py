@@ -288,9 +288,13 @@ def test_a_signed_url_grants_one_object_until_it_expires(app: Path, objects: Pat
     )
     assert _fetch(server, f"/docs/signed/report.pdf?{parts.query}")[0] == 403
     assert _fetch(server, f"{parts.path}?expires={query['expires'][0]}")[0] == 403
-    # A URL signed for an upload does not read the object.
-    status, body = _fetch(server, urlsplit(upload).path + "?" + urlsplit(upload).query, method="PUT")
-    assert status in (403, 405) and body != b"report"
+    # A URL signed for an upload does not read the object, and a URL signed for a read does not write.
+    upload_target = urlsplit(upload).path + "?" + urlsplit(upload).query
+    status, body = _fetch(server, upload_target)
+    assert status == 403 and body != b"report"
+    assert _fetch(server, f"{parts.path}?{parts.query}", method="PUT")[0] == 403
+    assert _fetch(server, upload_target, method="PUT")[0] == 200, "a signed PUT uploads"
+    assert _get(url) == (200, b""), "what the signed PUT uploaded (an empty body) is served"
     assert (objects / ".signing-key").stat().st_mode & 0o077 == 0, "the signing key is the user's only"
     time.sleep(max(0.0, int(parse_qs(urlsplit(short).query)["expires"][0]) - time.time()) + 0.05)
     assert _get(short) == (403, b"the signed URL has expired\n")

@@ -125,6 +125,16 @@ class LocalProvider(Provider):
             return []
         return recent_messages(environment_folder(context), limit)
 
+    def inventory(self, context: Any) -> list[tuple[str, str]]:
+        from skyrig_local.inventory import inventory
+
+        return inventory(context)
+
+    def dead_letters(self, context: Any, subscription: str) -> list[dict[str, Any]]:
+        from skyrig_local.inventory import dead_letters
+
+        return dead_letters(context, subscription)
+
     def set_secret(self, context: Any, name: str, value: str) -> None:
         from skyrig_local.secrets import secrets_file, write_value
 

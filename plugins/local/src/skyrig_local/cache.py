@@ -10,6 +10,7 @@ from typing import Any
 
 from skyrig.engine.contract import Context, NodeType, Observed
 from skyrig.engine.graph import Node, Scope
+from skyrig_local.records import write_atomically
 
 
 def _maxmemory(scope: Scope) -> str:
@@ -45,7 +46,7 @@ class ClusterType(NodeType):
         config = Path(provider_id).with_suffix(".json")
         config.parent.mkdir(parents=True, exist_ok=True)
         current = json.loads(config.read_text()) if config.exists() else {}
-        config.write_text(json.dumps({**current, **changes}, sort_keys=True))
+        write_atomically(config, json.dumps({**current, **changes}, sort_keys=True))
         return self.read(context, node, provider_id)  # type: ignore[return-value]
 
     def delete(self, context: Context, node: Node, provider_id: str) -> None:

@@ -1,6 +1,6 @@
 """The object server: serves local buckets on loopback, public objects to anyone, private ones only on a
-valid, unexpired signed URL. ``skyrig run`` starts it with ``SKYRIG_LOCAL_OBJECTS`` naming the objects
-folder of the environment."""
+valid, unexpired signed URL; a signed PUT URL uploads (never a public one). ``skyrig run`` starts it with
+``SKYRIG_LOCAL_OBJECTS`` naming the objects folder of the environment."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs
 
-from skyrig_local.objects import check_key, signature, signing_key
+from skyrig_local.objects import BucketClient, check_key, signature, signing_key
 
 
 async def app(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
     if scope["type"] != "http":
         return
-    status, body = _serve(scope["method"], scope["path"], scope.get("query_string", b"").decode())
+    upload = await _body(receive) if scope["method"] == "PUT" else b""
+    status, body = _serve(scope["method"], scope["path"], scope.get("query_string", b"").decode(), upload)
     await send(
         {
             "type": "http.response.start",
@@ -28,10 +29,18 @@ async def app(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
     await send({"type": "http.response.body", "body": body})
 
 
-def _serve(method: str, path: str, query: str) -> tuple[int, bytes]:
-    if method not in ("GET", "HEAD"):
-        # Only reads are served: a URL signed for another method must not read the object either.
-        return 405, b"the object server only serves GET and HEAD\n"
+async def _body(receive) -> bytes:  # type: ignore[no-untyped-def]
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _serve(method: str, path: str, query: str, upload: bytes = b"") -> tuple[int, bytes]:
+    if method not in ("GET", "HEAD", "PUT"):
+        return 405, b"the object server serves GET, HEAD and signed PUT\n"
     folder = Path(os.environ["SKYRIG_LOCAL_OBJECTS"])
     # The ASGI server has already percent-decoded ``path``: decoding again would change keys holding "%".
     bucket, _, key = path.lstrip("/").partition("/")
@@ -42,7 +51,8 @@ def _serve(method: str, path: str, query: str) -> tuple[int, bytes]:
     settings = folder / bucket / ".bucket.json"
     if not bucket or bucket.startswith(".") or not settings.exists():
         return 404, b"no such object\n"
-    if not json.loads(settings.read_text()).get("public"):
+    properties = json.loads(settings.read_text())
+    if method == "PUT" or not properties.get("public"):  # a URL signed for GET neither writes nor deletes
         params = {name: values[0] for name, values in parse_qs(query).items()}
         try:
             expires = int(params["expires"])
@@ -53,6 +63,10 @@ def _serve(method: str, path: str, query: str) -> tuple[int, bytes]:
             return 403, b"the signature does not match\n"
         if expires < time.time():
             return 403, b"the signed URL has expired\n"
+    if method == "PUT":
+        entry = {**properties, "folder": str(folder / bucket), "name": bucket, "base_url": ""}
+        BucketClient(entry).upload(key, upload)  # versioned buckets keep the previous bytes
+        return 200, b""
     target = folder / bucket / "objects" / key
     if not target.is_file():
         return 404, b"no such object\n"

@@ -17,6 +17,7 @@ from urllib.parse import quote, urlencode
 from skyrig.engine.contract import Context, NodeType, Observed
 from skyrig.engine.graph import Node, Scope
 from skyrig.values import duration_seconds
+from skyrig_local.records import write_atomically
 
 DEFAULT_PORT = 4999
 
@@ -84,7 +85,7 @@ class BucketType(NodeType):
     def update(self, context: Context, node: Node, provider_id: str, changes: Any) -> Observed:
         settings = Path(provider_id) / ".bucket.json"
         current = json.loads(settings.read_text()) if settings.exists() else {}
-        settings.write_text(json.dumps({**current, **changes}, sort_keys=True))
+        write_atomically(settings, json.dumps({**current, **changes}, sort_keys=True))
         return self.read(context, node, provider_id)  # type: ignore[return-value]
 
     def delete(self, context: Context, node: Node, provider_id: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 import warnings
 from pathlib import Path
@@ -73,10 +74,32 @@ def stop(data: Path) -> None:
         _servers.pop(data, None)
 
 
+def remove(data: Path) -> None:
+    """Stop the cluster's server and delete its data; a later :func:`server` makes a new one."""
+    data = data.resolve()
+    if initialised(data):
+        instance = server(data)
+        instance.cleanup_mode = "delete"
+        instance._cleanup()
+    with _lock:
+        _servers.pop(data, None)
+    shutil.rmtree(data, ignore_errors=True)
+
+
 def uri(data: Path, database: str | None = None) -> str:
     """The connection URI of ``database`` in the cluster in ``data`` (a Unix socket, trust auth)."""
     return server(data).get_uri(database=database)
 
 
 def initialised(data: Path) -> bool:
-    return (data / "PG_VERSION").exists()
+    """Whether ``data`` holds a whole cluster: one that a server has started on (``postmaster.opts``).
+    An ``initdb`` cut short by a crash leaves ``PG_VERSION`` without it."""
+    return (data / "PG_VERSION").exists() and (data / "postmaster.opts").exists()
+
+
+def discard_partial(data: Path) -> None:
+    """Remove what an ``initdb`` cut short left in ``data`` (nothing else could be there)."""
+    if data.exists() and not initialised(data):
+        with _lock:
+            _servers.pop(data.resolve(), None)
+        shutil.rmtree(data, ignore_errors=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -13,6 +14,13 @@ from skyrig.engine.graph import Node
 def environment_folder(context: Context) -> Path:
     """``.skyrig/local/ENV``: where the local provider keeps an environment's data."""
     return context.client.root / context.settings.data / context.environment.name.replace(":", "-")
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all: a crash mid-write leaves the previous content (or none)."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    partial.write_text(text)
+    partial.replace(path)
 
 
 class RecordType(NodeType):
@@ -40,9 +48,7 @@ class RecordType(NodeType):
         path = Path(provider_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         current = json.loads(path.read_text()) if path.exists() else {}
-        partial = path.with_suffix(".tmp")
-        partial.write_text(json.dumps({**current, **changes}, sort_keys=True))
-        partial.replace(path)
+        write_atomically(path, json.dumps({**current, **changes}, sort_keys=True))
         return self.read(context, node, provider_id)  # type: ignore[return-value]
 
     def delete(self, context: Context, node: Node, provider_id: str) -> None:

@@ -8,7 +8,6 @@ message. A migration changed after it was applied is refused (the runner is
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,7 @@ class ClusterType(NodeType):
 
     def create(self, context: Context, node: Node) -> Observed:
         data = _data(context)
+        postgres.discard_partial(data)
         postgres.server(data)
         return self.read(context, node, str(data))  # type: ignore[return-value]
 
@@ -55,12 +55,7 @@ class ClusterType(NodeType):
         raise ProviderError(f"the local PostgreSQL cluster cannot change {sorted(changes)} in place")
 
     def delete(self, context: Context, node: Node, provider_id: str) -> None:
-        data = Path(provider_id)
-        if postgres.initialised(data):
-            server = postgres.server(data)
-            server.cleanup_mode = "delete"
-            server._cleanup()
-        shutil.rmtree(data, ignore_errors=True)
+        postgres.remove(Path(provider_id))
 
 
 class DatabaseType(NodeType):

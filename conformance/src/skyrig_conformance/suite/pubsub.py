@@ -1,0 +1,187 @@
+"""Pub/sub through the runtime SDK and the provider's consumer: delivery exactly as typed to every
+subscription, retries with backoff, the ack deadline, max_concurrency; dead letters, ordering and
+exactly-once when claimed.
+
+Every test marks its messages with a fresh ``note`` and acknowledges any other message it meets, so
+tests never see each other's messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import itertools
+import time
+import uuid
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from skyrig_conformance import requirements as needs
+from skyrig_conformance.deployment import MAIN
+from skyrig_conformance.plugin import Suite
+
+
+def _marker() -> str:
+    return f"m-{uuid.uuid4().hex[:12]}"
+
+
+class TestPubSub(Suite):
+    """Topics and subscriptions as the app sees them."""
+
+    @pytest.fixture
+    def app(self, deployment):
+        yield deployment.bind("alpha")
+        deployment.unbind()
+
+    @needs.kinds("topic", "subscription")
+    def test_a_message_reaches_each_subscription_exactly_as_typed(self, deployment, app):
+        from skyrig.declarations.pubsub import decode_message
+
+        marker = _marker()
+        at = datetime.datetime(2026, 11, 30, 12, 30, 15, 250000, tzinfo=datetime.UTC)
+        sent = app.messages.Event(id=1, key="a/b", note=f"{marker} héllo ✓", at=at, tags=["x", "y"])
+        app.resources.events.publish(sent)
+        for service, subscriptions in (("alpha", ("record", "audit")), ("beta", ("inbox",))):
+            bound = deployment.bind(service)
+            for subscription in subscriptions:
+                received: list[dict[str, Any]] = []
+
+                async def handler(data: dict[str, Any], received: list[dict[str, Any]] = received) -> None:
+                    if marker in data.get("note", ""):
+                        received.append(data)
+
+                deployment.consume(
+                    subscription, handler, until=lambda received=received: bool(received), settle=0.5
+                )
+                assert len(received) == 1, f"{subscription}: {len(received)} deliveries of one message"
+                got = decode_message(bound.messages.Event, received[0])
+                assert got.model_dump() == sent.model_dump(), (
+                    f"{subscription} received {got!r}, sent {sent!r}"
+                )
+
+    @needs.kinds("topic", "subscription")
+    def test_a_failing_handler_is_retried_with_exponential_backoff(self, deployment, app):
+        marker = _marker()
+        attempts: list[float] = []
+
+        async def handler(data: dict[str, Any]) -> None:
+            if data.get("note") == marker:
+                attempts.append(time.monotonic())
+                raise RuntimeError("the handler fails on purpose")
+
+        app.resources.doomed.publish(app.messages.Event(id=2, note=marker))
+        deployment.consume("doomed", handler, until=lambda: len(attempts) >= 3, timeout=40)
+        gaps = [later - earlier for earlier, later in itertools.pairwise(attempts[:3])]
+        # min_backoff 1s, max_backoff 2s: the first retry after 1 s, the second after 2 s
+        assert 0.8 <= gaps[0] <= 8, f"first retry after {gaps[0]:.2f} s, asked 1 s"
+        assert 1.6 <= gaps[1] <= 10, f"second retry after {gaps[1]:.2f} s, asked 2 s (doubled, capped)"
+
+    @needs.feature("pubsub.dead_letter")
+    def test_after_max_retries_the_message_is_dead_lettered(self, deployment, app):
+        marker = _marker()
+        attempts: list[float] = []
+
+        async def handler(data: dict[str, Any]) -> None:
+            if data.get("note") == marker:
+                attempts.append(time.monotonic())
+                raise RuntimeError("the handler fails on purpose")
+
+        def dead() -> list[dict[str, Any]]:
+            letters = deployment.provider().dead_letters(deployment.context(MAIN), "doomed")
+            return [letter for letter in letters if letter["data"].get("note") == marker]
+
+        app.resources.doomed.publish(app.messages.Event(id=3, note=marker))
+        deployment.consume(
+            "doomed", handler, until=lambda: len(attempts) >= 3 and bool(dead()), timeout=40, settle=2.5
+        )
+        assert len(attempts) == 3, f"max_retries=2 means 3 deliveries, there were {len(attempts)}"
+        [letter] = dead()
+        assert letter["data"]["id"] == 3
+        assert letter.get("attempts") in (None, 3), letter
+
+    @needs.kinds("topic", "subscription")
+    def test_a_message_not_acknowledged_within_the_ack_deadline_comes_again(self, deployment, app):
+        marker = _marker()
+        starts: list[float] = []
+
+        async def handler(data: dict[str, Any]) -> None:
+            if data.get("note") != marker:
+                return
+            starts.append(time.monotonic())
+            if len(starts) == 1:
+                await asyncio.sleep(4)  # past the 2 s ack deadline
+
+        app.resources.slow.publish(app.messages.Event(id=4, note=marker))
+        deployment.consume("slow", handler, until=lambda: len(starts) >= 2, timeout=40)
+        assert starts[1] - starts[0] >= 1.5, "delivered again before its ack deadline passed"
+
+    @needs.kinds("topic", "subscription")
+    def test_max_concurrency_is_reached_and_never_exceeded(self, deployment, app):
+        marker = _marker()
+        state = {"active": 0, "peak": 0, "done": 0}
+
+        async def handler(data: dict[str, Any]) -> None:
+            if data.get("note") != marker:
+                return
+            state["active"] += 1
+            state["peak"] = max(state["peak"], state["active"])
+            await asyncio.sleep(0.4)
+            state["active"] -= 1
+            state["done"] += 1
+
+        for number in range(9):
+            app.resources.busy.publish(app.messages.Event(id=number, note=marker))
+        deployment.consume("limited", handler, until=lambda: state["done"] >= 9, timeout=40)
+        assert state["peak"] == 3, f"max_concurrency=3, but {state['peak']} handlers ran at once at most"
+
+    @needs.feature("pubsub.ordering")
+    def test_messages_with_one_ordering_key_are_handled_in_publish_order(self, deployment, app):
+        marker = _marker()
+        handled: dict[str, list[int]] = {}
+        failed = set()
+
+        async def handler(data: dict[str, Any]) -> None:
+            if data.get("note") != marker:
+                return
+            if data["id"] == 3 and 3 not in failed:
+                failed.add(3)
+                raise RuntimeError("fails once: the rest of its key must wait")
+            await asyncio.sleep(0.01 * (data["id"] % 3))
+            handled.setdefault(data["key"], []).append(data["id"])
+
+        for number in range(24):
+            key = "abc"[number % 3]
+            app.resources.sequence.publish(app.messages.Event(id=number, key=key, note=marker))
+        deployment.consume(
+            "in-order", handler, until=lambda: sum(map(len, handled.values())) >= 24, timeout=60
+        )
+        for key, ids in handled.items():
+            assert ids == sorted(ids), f"key {key!r} handled out of publish order: {ids}"
+        assert sorted(itertools.chain(*handled.values())) == list(range(24))
+
+    @needs.feature("pubsub.exactly_once")
+    def test_exactly_once_hands_each_message_over_once(self, deployment, app):
+        marker = _marker()
+        calls: Counter[int] = Counter()
+
+        async def handler(data: dict[str, Any]) -> None:
+            if data.get("note") != marker:
+                return
+            calls[data["id"]] += 1
+            if data["id"] < 3:
+                await asyncio.sleep(3.5)  # longer than the 2 s ack deadline: held, not handed over again
+
+        for number in range(10):
+            app.resources.once.publish(app.messages.Event(id=number, note=marker))
+        deployment.consume("once", handler, until=lambda: len(calls) >= 10, timeout=60, settle=3)
+        assert calls == Counter(dict.fromkeys(range(10), 1)), f"handed over more than once: {calls}"
+
+    @needs.kinds("topic", "subscription")
+    def test_a_service_cannot_publish_to_what_it_does_not_use(self, deployment):
+        from skyrig.runtime.binding import BindingError
+
+        beta = deployment.bind("beta")
+        with pytest.raises(BindingError, match=r"did not declare|not available"):
+            beta.beta.events.publish(beta.messages.Event(id=0))
