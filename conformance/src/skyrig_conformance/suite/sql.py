@@ -43,3 +43,20 @@ class TestSQL(Suite):
                 return await cursor.fetchall()
 
         assert asyncio.run(read()) == [("pooled",)]
+
+    @needs.feature("sql.branching")
+    def test_a_branch_has_the_parents_data_and_then_goes_its_own_way(self, deployment, app):
+        from skyrig_conformance.deployment import MAIN
+
+        with app.resources.ledger.connect() as connection:
+            connection.execute("INSERT INTO entries (note) VALUES ('before the branch')")
+        provider = deployment.provider()
+        entry = provider.branch_database(deployment.context(MAIN), "ledger", "ledger-branch")
+        branch = provider.data_plane("sql_database", entry, app.config)
+        with branch.connect() as connection:
+            notes = [row[0] for row in connection.execute("SELECT note FROM entries")]
+            assert "before the branch" in notes, "the branch lacks the parent's data"
+            connection.execute("INSERT INTO entries (note) VALUES ('only in the branch')")
+        with app.resources.ledger.connect() as connection:
+            found = connection.execute("SELECT count(*) FROM entries WHERE note = 'only in the branch'")
+            assert found.fetchone()[0] == 0, "a write to the branch reached its parent"
