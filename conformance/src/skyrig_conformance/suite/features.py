@@ -60,7 +60,7 @@ def _unclaimed_case(feature: str):
         kind, declaration = TRIGGERS[feature]
         if kind not in fresh.manifest.kinds:
             pytest.skip(
-                f"{needs.CLAIMED}: provider {fresh.profile.provider!r} does not provision {kind} at all"
+                f"{needs.NOT_CLAIMED}: provider {fresh.profile.provider!r} does not provision {kind} at all"
             )
         if feature == "cron.managed" and fresh.profile.environment_type == "local":
             # local environments run cron jobs on demand only: nothing to refuse, but nothing may fire
