@@ -69,10 +69,13 @@ Subscription(ordered, "in-order", handler=handle, ack_deadline="1s", min_backoff
              max_concurrency=20)
 once = Topic("once", Keyed, delivery="exactly-once")
 Subscription(once, "once", handler=handle, max_concurrency=10, {fast})
+sequence = Topic("sequence", Keyed, ordering_attribute="key")
+Subscription(sequence, "in-order-shared", handler=handle, ack_deadline="5s", min_backoff="0s",
+             max_backoff="0s", max_concurrency=2)
 
 
 def use():
-    for topic in (orders, failing, failing_fast, slow, slow_dl, busy, work, shared, ordered, once):
+    for topic in (orders, failing, failing_fast, slow, slow_dl, busy, work, shared, ordered, once, sequence):
         topic.publish(None)
 """
 
@@ -335,25 +338,32 @@ def test_a_handler_cut_short_by_the_drain_timeout_gives_its_message_back(app):
 
 
 CONSUMER = """
-import asyncio, json, os, sys
+import asyncio, json, os, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from skyrig.runtime import binding
 
-out, folder = Path(sys.argv[2]), Path(sys.argv[3])
+folder, subscription = Path(sys.argv[2]), sys.argv[3]
 running = [0]
 
 async def handler(data):
     running[0] += 1
-    peak = running[0]
-    await asyncio.sleep(0.03)
+    peak, started = running[0], time.time()
+    await asyncio.sleep(0.02)
     running[0] -= 1
-    with out.open("a") as f:
-        f.write(json.dumps([os.getpid(), data["n"], peak]) + "\\n")
+    failed = folder / f"failed-{data['key']}-{data['n']}"
+    outcome = "ok"
+    if data["n"] % 7 == 3 and not failed.exists():  # some fail once, and must hold their key back
+        failed.touch()
+        outcome = "failed"
+    with (folder / "handled.jsonl").open("a") as f:
+        f.write(json.dumps([os.getpid(), data["key"], data["n"], outcome, peak, started, time.time()]) + "\\n")
+    if outcome == "failed":
+        raise RuntimeError("once")
 
 async def main():
     stop = asyncio.Event()
-    task = asyncio.create_task(binding.client_for_key("subscription/shared").consume(handler, stop))
+    task = asyncio.create_task(binding.client_for_key(f"subscription/{subscription}").consume(handler, stop))
     (folder / f"ready-{os.getpid()}").touch()
     while not (folder / "stop").exists():
         await asyncio.sleep(0.02)
@@ -364,35 +374,59 @@ asyncio.run(main())
 """
 
 
-def test_two_consumer_processes_share_the_work_without_duplicates(app, tmp_path):
+def _two_consumers(app: App, folder, subscription: str, publish) -> list[list]:
+    """Run two consumer processes of ``subscription``, ``publish`` once both consume, until nothing is
+    left; what each handled: [pid, key, n, outcome, concurrent handlers, started, ended]."""
     import json
     import os
 
-    out = tmp_path / "handled.jsonl"
     env = {**os.environ, "SKYRIG_RUNTIME_CONFIG": str(app.config_path)}
     code = textwrap.dedent(CONSUMER)
     processes = [
-        subprocess.Popen([sys.executable, "-c", code, str(app.root), str(out), str(tmp_path)], env=env)
+        subprocess.Popen([sys.executable, "-c", code, str(app.root), str(folder), subscription], env=env)
         for _ in range(2)
     ]
     try:
         deadline = time.monotonic() + 20
-        while len(list(tmp_path.glob("ready-*"))) < 2:
+        while len(list(folder.glob("ready-*"))) < 2:
             assert time.monotonic() < deadline and all(p.poll() is None for p in processes)
             time.sleep(0.02)
-        for n in range(60):
-            app.sdk.shared.publish(app.sdk.Keyed(key="k", n=n))
-        while _left(app, "shared") and time.monotonic() < deadline:
+        publish()
+        while _left(app, subscription) and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
-        (tmp_path / "stop").touch()
+        (folder / "stop").touch()
         for process in processes:
             assert process.wait(10) == 0
-    handled = [json.loads(line) for line in out.read_text().splitlines()]
-    assert sorted(n for _, n, _ in handled) == list(range(60)), "each message once"
-    per_process = {pid: sum(1 for p, _, _ in handled if p == pid) for pid in {p for p, _, _ in handled}}
+    return [json.loads(line) for line in (folder / "handled.jsonl").read_text().splitlines()]
+
+
+def test_two_consumer_processes_share_the_work_without_duplicates(app, tmp_path):
+    def publish():
+        for n in range(60):
+            app.sdk.shared.publish(app.sdk.Keyed(key=f"k{n}", n=n * 7 + 1))  # none fails
+
+    handled = _two_consumers(app, tmp_path, "shared", publish)
+    assert sorted(n for _, _, n, *_ in handled) == [n * 7 + 1 for n in range(60)], "each message once"
+    per_process = {pid: sum(1 for p, *_ in handled if p == pid) for pid in {p for p, *_ in handled}}
     assert len(per_process) == 2 and min(per_process.values()) >= 10, per_process
-    assert max(peak for _, _, peak in handled) <= 4, "max_concurrency holds in each process"
+    assert max(peak for *_, peak, _, _ in handled) <= 4, "max_concurrency holds in each process"
+
+
+def test_ordering_holds_across_consumer_processes(app, tmp_path):
+    def publish():
+        for n in range(15):
+            for key in "abc":
+                app.sdk.sequence.publish(app.sdk.Keyed(key=key, n=n))
+
+    handled = _two_consumers(app, tmp_path, "in-order-shared", publish)
+    for key in "abc":
+        mine = sorted((entry for entry in handled if entry[1] == key), key=lambda entry: entry[5])
+        assert [n for _, _, n, outcome, *_ in mine if outcome == "ok"] == list(range(15)), key
+        assert [n for _, _, n, outcome, *_ in mine if outcome == "failed"] == [3, 10], key
+        for before, after in itertools.pairwise(mine):
+            assert before[6] <= after[5], f"key {key}: {before} and {after} overlapped"
+    assert len({pid for pid, *_ in handled}) == 2, "both processes took part (2 keys at most each)"
 
 
 def test_publishing_to_a_topic_that_is_gone_says_so(tmp_path, monkeypatch):

@@ -160,18 +160,19 @@ class Broker:
 
     def receive(self, policy: Policy, limit: int, consumer: str) -> list[Delivery]:
         """Lease up to ``limit`` ready messages to ``consumer`` for the ack deadline."""
-        now = time.time()
-        oldest = now - policy.retention
-        ready = self.cloud.connection.execute(
-            "SELECT 1 FROM messages WHERE subscription = ? AND visible <= ? LIMIT 1", (policy.id, now)
-        ).fetchone()
-        if ready is None or limit <= 0:  # polling an idle subscription takes no write lock
+        if limit <= 0:
             return []
+        now = time.time()
+        if (
+            self.cloud.connection.execute(_READY, (policy.id, now, now - policy.retention, 1)).fetchone()
+            is None
+        ):
+            return []  # polling a subscription with nothing ready takes no write lock
         deliveries = []
         with self.cloud.transaction() as connection:
             now = time.time()
             for seq, message_id, key, data, attempts in connection.execute(
-                _READY, (policy.id, now, oldest, limit)
+                _READY, (policy.id, now, now - policy.retention, limit)
             ).fetchall():
                 if policy.exhausted(attempts):  # every delivery so far outlived its ack deadline
                     error = (
