@@ -158,16 +158,16 @@ class Broker:
         ).fetchone()
         return row is not None
 
+    def ready(self, policy: Policy) -> bool:
+        """Whether a message is ready to be leased: a read, which never waits for the write lock."""
+        now = time.time()
+        query = self.cloud.connection.execute(_READY, (policy.id, now, now - policy.retention, 1))
+        return query.fetchone() is not None
+
     def receive(self, policy: Policy, limit: int, consumer: str) -> list[Delivery]:
         """Lease up to ``limit`` ready messages to ``consumer`` for the ack deadline."""
-        if limit <= 0:
+        if limit <= 0 or not self.ready(policy):  # polling with nothing ready takes no write lock
             return []
-        now = time.time()
-        if (
-            self.cloud.connection.execute(_READY, (policy.id, now, now - policy.retention, 1)).fetchone()
-            is None
-        ):
-            return []  # polling a subscription with nothing ready takes no write lock
         deliveries = []
         with self.cloud.transaction() as connection:
             now = time.time()

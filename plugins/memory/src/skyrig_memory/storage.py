@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import sqlite3
 import time
 from typing import Any
 
@@ -130,7 +131,7 @@ class Storage:
         return self._url_key
 
     @staticmethod
-    def _keep(connection: Any, bucket_id: int, key: str, now: float) -> None:
+    def _keep(connection: sqlite3.Connection, bucket_id: int, key: str, now: float) -> None:
         connection.execute(
             "INSERT INTO object_versions (bucket, key, data, kept) "
             "SELECT bucket, key, data, ? FROM objects WHERE bucket = ? AND key = ?",

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import sqlite3
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -27,8 +28,9 @@ from typing import Any, TypeVar
 
 from skyrig_memory.broker import Broker, Delivery, Policy
 
-POLL = 0.01
-"""Seconds between two polls of an idle subscription."""
+POLL = 0.005, 0.02
+"""Seconds between two polls of a subscription: the first right after work, growing to the second while
+nothing comes (new work here wakes the consumer at once)."""
 EXPIRE_EVERY = 30.0
 """Seconds between two sweeps of messages past their retention."""
 
@@ -75,9 +77,19 @@ class Consumer:
                 )
             beat_every = max(0.2, self.policy.ack_deadline / 3)
             next_beat = next_expiry = time.monotonic()
+            interval = POLL[0]
             while not self.stop.is_set():
                 room = self.policy.max_concurrency - len(self.tasks)
-                received = await self._call(self.broker.receive, self.policy, room, self.id) if room else []
+                try:
+                    # the read runs here: WAL readers never wait, and a thread hop per idle poll costs more
+                    ready = room > 0 and self.broker.ready(self.policy)
+                    received = (
+                        await self._call(self.broker.receive, self.policy, room, self.id) if ready else []
+                    )
+                except sqlite3.OperationalError as error:  # the file stayed locked past the busy timeout
+                    log.warning("subscription %s: polling failed (%s); trying again", self.policy.name, error)
+                    await asyncio.sleep(1)
+                    continue
                 for delivery in received:
                     self._start(delivery)
                 now = time.monotonic()
@@ -90,9 +102,10 @@ class Consumer:
                 if received and len(received) == room:
                     await asyncio.sleep(0)  # there may be more: ask again once the handlers started
                     continue
+                interval = POLL[0] if received else min(POLL[1], interval * 2)
                 self.wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), POLL)
+                    await asyncio.wait_for(self.wake.wait(), interval)
             await self._drain()
         finally:
             self.pool.shutdown(wait=False)
