@@ -1,0 +1,284 @@
+"""The AWS provider: development and production environments on AWS, provisioned with boto3.
+
+A VPC per environment (public and private subnets over two zones, internet gateway, NAT, security groups),
+ECS Fargate services behind an Application Load Balancer, RDS for PostgreSQL, SNS and SQS, ElastiCache
+for Redis, S3 (with CloudFront for public buckets), Secrets Manager and EventBridge Scheduler; one module per
+family (:mod:`skyrig_aws.network`, ...). This module stays light (no boto3): ``skyrig providers`` imports it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from skyrig.plugins import KIND_FAMILIES, Manifest, Provider
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from skyrig.config import Environment
+    from skyrig.engine.contract import Context, NodeType
+    from skyrig.engine.graph import Node, Scope
+
+FAMILY_MODULES = ("network", "iam", "sql", "pubsub", "cache", "objects", "secrets", "compute", "cron")
+
+
+class AwsProvider(Provider):
+    """Provisions on AWS for the development and production environment types."""
+
+    manifest = Manifest(
+        name="aws",
+        kinds=frozenset(KIND_FAMILIES),
+        environment_types=frozenset({"development", "production"}),
+        features=frozenset(
+            {
+                "pubsub.ordering",
+                "pubsub.exactly_once",
+                "pubsub.dead_letter",
+                "bucket.public",
+                "bucket.versioning",
+                "cache.eviction_policy",
+                "cron.managed",
+            }
+        ),
+        settings="skyrig_aws.settings:AwsSettings",
+        description="AWS: VPC, ECS Fargate, RDS PostgreSQL, SNS/SQS, ElastiCache, S3, Secrets Manager, Scheduler",
+    )
+
+    def _families(self) -> list[Any]:
+        import importlib
+
+        return [importlib.import_module(f"skyrig_aws.{name}") for name in FAMILY_MODULES]
+
+    def node_types(self) -> dict[str, NodeType]:
+        return {t.type: t for family in self._families() for t in family.TYPES}
+
+    def expand(self, scope: Scope) -> list[Node]:
+        from skyrig_aws import network
+
+        kinds = scope.kinds
+        needs_network = bool({"service", "sql_database", "cache_cluster"} & kinds) and any(
+            r.kind in ("service", "sql_database", "cache_cluster") for r in scope.resources()
+        )
+        nodes = network.expand(scope) if needs_network else []
+        for family in self._families()[1:]:
+            nodes.extend(family.expand(scope))
+        return nodes
+
+    def connect(self, app: str, environment: Environment, settings: Any, root: Path) -> Any:
+        from skyrig_aws.api import AwsClient
+
+        return AwsClient(app, environment.name, settings)
+
+    def data_plane(self, kind: str, entry: dict[str, Any], config: dict[str, Any]) -> Any:
+        from skyrig_aws.runtime import client_for
+
+        return client_for(kind, entry, config)
+
+    # -- secrets --------------------------------------------------------------------------------------
+
+    def set_secret(self, context: Context, name: str, value: str) -> None:
+        from skyrig_aws.secrets import secret_name
+
+        secret = secret_name(context.app, context.environment.name, name)
+        try:
+            context.client.secretsmanager.put_secret_value(SecretId=secret, SecretString=value)
+        except Exception as error:
+            from skyrig.errors import UserError
+            from skyrig_aws.api import NotFound
+
+            if isinstance(error, NotFound):
+                raise UserError(
+                    f"secret {name!r} does not exist in AWS Secrets Manager yet ({secret})",
+                    f"run skyrig apply --env {context.environment.name} first",
+                ) from None
+            raise
+
+    def secret_is_set(self, context: Context, name: str) -> bool:
+        from skyrig_aws.api import NotFound
+        from skyrig_aws.secrets import secret_name
+
+        secret = secret_name(context.app, context.environment.name, name)
+        try:
+            found = context.client.secretsmanager.describe_secret(SecretId=secret)
+        except NotFound:
+            return False
+        return any("AWSCURRENT" in stages for stages in (found.get("VersionIdsToStages") or {}).values())
+
+    # -- what the conformance suite looks at -----------------------------------------------------
+
+    def inventory(self, context: Context) -> list[tuple[str, str]]:
+        """Every resource tagged with this app and environment (Resource Groups Tagging API), plus those
+        that API does not cover: IAM roles (by path), ECR repositories and Scheduler schedule groups and
+        schedules (by name). Several AWS resources of one node (a NAT gateway and its elastic IP, a cache
+        cluster and its users) count once, as the node's main resource, while it exists."""
+        from skyrig_aws import compute, cron, iam
+        from skyrig_aws.api import NotFound, tag_dict
+
+        client = context.client
+        app, env = context.app, context.environment.name
+        types = self.node_types()
+        found = client.resourcegroupstaggingapi.pages(
+            "get_resources",
+            "ResourceTagMappingList",
+            TagFilters=[{"Key": "skyrig:app", "Values": [app]}, {"Key": "skyrig:env", "Values": [env]}],
+        )
+        chosen: dict[str, tuple[str, str, bool]] = {}
+        for item in found:
+            arn = item["ResourceARN"]
+            node = tag_dict(item.get("Tags")).get("skyrig:node", arn)
+            node_type = types.get(_type_of_node(node))
+            if node_type is None:
+                entry = ("aws.other", arn, False)
+            elif _is_main(arn, node_type.arn_types):
+                provider_id = node_type.inventory_id(arn)
+                if not node_type.exists(context, provider_id):
+                    continue
+                entry = (node_type.type, provider_id, True)
+            else:
+                entry = (node_type.type, arn, False)
+            if node not in chosen or (entry[2] and not chosen[node][2]):
+                chosen[node] = entry
+        resources = {node: (t, pid) for node, (t, pid, _) in chosen.items()}
+        path = iam.role_path(app, env)
+        for role in client.iam.pages("list_roles", "Roles", PathPrefix=path):
+            resources[f"iam:{role['RoleName']}"] = ("aws.iam.role", role["RoleName"])
+        try:
+            repositories = client.ecr.describe_repositories(
+                repositoryNames=[compute.repository_name(app, env)]
+            )
+            for repository in repositories["repositories"]:
+                resources[f"ecr:{repository['repositoryName']}"] = (
+                    "aws.compute.repository",
+                    repository["repositoryName"],
+                )
+        except NotFound:
+            pass
+        from skyrig_aws.api import join_name
+
+        subnets = join_name(app, env, "sql", limit=255)  # RDS subnet groups are not always in the tagging API
+        try:
+            client.rds.describe_db_subnet_groups(DBSubnetGroupName=subnets)
+            resources[f"rds:{subnets}"] = ("aws.sql.subnet_group", subnets)
+        except NotFound:
+            pass
+        group = cron.group_name(app, env)
+        try:
+            client.scheduler.get_schedule_group(Name=group)
+            resources[f"scheduler:{group}"] = ("aws.cron.schedule_group", group)
+            for schedule in client.scheduler.pages("list_schedules", "Schedules", GroupName=group):
+                resources[f"schedule:{schedule['Name']}"] = ("aws.cron.schedule", schedule["Name"])
+        except NotFound:
+            pass
+        return sorted(set(resources.values()))
+
+    def dead_letters(self, context: Context, subscription: str) -> list[dict[str, Any]]:
+        """The messages in the subscription's dead-letter queue, oldest first, left in place (each is
+        received with a visibility timeout of 0, so it stays visible)."""
+        from skyrig_aws import pubsub
+        from skyrig_aws.api import NotFound
+
+        sqs = context.client.sqs
+        url = None
+        for fifo in (False, True):
+            name = pubsub.queue_name(
+                context.app, context.environment.name, subscription, fifo, dead_letter=True
+            )
+            try:
+                url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+                break
+            except NotFound:
+                continue
+        if url is None:
+            return []
+        messages: dict[str, dict[str, Any]] = {}
+        for _ in range(10):
+            received = sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=0,
+                WaitTimeSeconds=0,
+                MessageAttributeNames=["All"],
+                AttributeNames=["All"],
+            ).get("Messages", [])
+            if not received:
+                break
+            fresh = [m for m in received if m["MessageId"] not in messages]
+            if not fresh:
+                break
+            for message in fresh:
+                messages[message["MessageId"]] = message
+        ordered = sorted(messages.values(), key=lambda m: int(m["Attributes"].get("SentTimestamp", 0)))
+        letters = []
+        for message in ordered:
+            attributes = message.get("MessageAttributes", {})
+            attempts = attributes.get("skyrig-attempts", {}).get("StringValue")
+            error = attributes.get("skyrig-error", {}).get("StringValue")
+            letters.append(
+                {
+                    "data": json.loads(message["Body"]),
+                    "attempts": int(attempts) if attempts else None,
+                    "error": error,
+                }
+            )
+        return letters
+
+    def run_cron_job(self, context: Context, job: str, url: str) -> None:
+        """Exactly what the schedule's trigger task does: the signing key from Secrets Manager, then a
+        signed ``POST /__skyrig/cron/JOB`` to ``url``."""
+        from skyrig.runtime.signing import trigger
+        from skyrig_aws.cron import signing_key_name
+
+        name = signing_key_name(context.app, context.environment.name)
+        key = context.client.secretsmanager.get_secret_value(SecretId=name)["SecretString"]
+        trigger(url, job, key.encode())
+
+
+NODE_TYPES = {
+    "network.vpc": "aws.network.vpc",
+    "network.gateway": "aws.network.internet_gateway",
+    "network.subnet/": "aws.network.subnet",
+    "network.nat/": "aws.network.nat_gateway",
+    "network.routes/": "aws.network.route_table",
+    "network.sg/": "aws.network.security_group",
+    "iam.role/": "aws.iam.role",
+    "sql.subnets": "aws.sql.subnet_group",
+    "sql.cluster": "aws.sql.instance",
+    "sql.database/": "aws.sql.database",
+    "pubsub.topic/": "aws.pubsub.topic",
+    "pubsub.subscription/": "aws.pubsub.subscription",
+    "pubsub.dead_letter/": "aws.pubsub.dead_letter",
+    "cache.subnets": "aws.cache.subnet_group",
+    "cache.cluster/": "aws.cache.cluster",
+    "objects.bucket/": "aws.objects.bucket",
+    "objects.cdn/": "aws.objects.cdn",
+    "secrets.secret/": "aws.secrets.secret",
+    "compute.cluster": "aws.compute.cluster",
+    "compute.repository": "aws.compute.repository",
+    "compute.load_balancer": "aws.compute.load_balancer",
+    "compute.service/": "aws.compute.service",
+    "cron.signing_key": "aws.cron.signing_key",
+    "cron.group": "aws.cron.schedule_group",
+    "cron.job/": "aws.cron.schedule",
+}
+"""Node id (or its prefix) -> node type: how the inventory names a tagged resource's node."""
+
+
+def _type_of_node(node: str) -> str | None:
+    for prefix, node_type in NODE_TYPES.items():
+        if node == prefix or (prefix.endswith("/") and node.startswith(prefix)):
+            return node_type
+    return None
+
+
+def _is_main(arn: str, arn_types: tuple[str, ...]) -> bool:
+    """Whether ``arn`` is of one of ``arn_types`` (``ec2:vpc``, ``sqs``): the node's main resource."""
+    parts = arn.split(":", 5)
+    if len(parts) < 6:
+        return False
+    service, resource = parts[2], parts[5]
+    kind = resource.split("/", 1)[0].split(":", 1)[0] if ("/" in resource or ":" in resource) else ""
+    return f"{service}:{kind}" in arn_types or service in arn_types
+
+
+provider = AwsProvider()

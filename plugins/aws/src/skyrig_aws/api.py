@@ -1,0 +1,340 @@
+"""Talking to AWS: one boto3 session per command, errors in skyrig's terms, deterministic names, waits.
+
+- Every API call goes through a :class:`AwsClient` service proxy (``client.ec2.describe_vpcs(...)``), which
+  turns AWS errors into :class:`NotFound`, :class:`~skyrig.engine.contract.ThrottledError`,
+  :class:`~skyrig.engine.contract.TransientError` or :class:`~skyrig.engine.contract.ProviderError`
+  with the call named, and counts the call (:data:`CALLS`: the tests and the benchmark read it).
+- Names are deterministic (app, environment, resource) within each API's limits, with a hash suffix when
+  shortened, so that a resource can always be found again by name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from skyrig.engine.contract import ProviderError, ThrottledError, TransientError
+
+if TYPE_CHECKING:
+    from skyrig.engine.contract import Context
+    from skyrig_aws.settings import AwsSettings
+
+T = TypeVar("T")
+
+CALLS: Counter[tuple[str, str]] = Counter()
+"""Every AWS API call made by this process: ``(service, operation) -> count``."""
+_calls_lock = threading.Lock()
+
+READ_PREFIXES = ("Describe", "List", "Get", "Head", "Lookup", "Search", "Simulate", "Check")
+
+
+def is_mutating(operation: str) -> bool:
+    """Whether an API operation (``CreateVpc``) changes anything (by AWS's naming convention)."""
+    return not operation.startswith(READ_PREFIXES)
+
+
+def mutating_calls(calls: Counter[tuple[str, str]] | None = None) -> Counter[tuple[str, str]]:
+    """The mutating calls among ``calls`` (by default every call this process made)."""
+    calls = CALLS if calls is None else calls
+    return Counter({key: count for key, count in calls.items() if is_mutating(key[1])})
+
+
+class NotFound(ProviderError):
+    """The resource a call names does not exist."""
+
+
+_THROTTLED = {
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "SlowDown",
+    "ProvisionedThroughputExceededException",
+    "PriorRequestNotComplete",
+}
+_TRANSIENT = {
+    "InternalError",
+    "InternalFailure",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "OperationAborted",
+    "ConcurrentModificationException",
+    "ConcurrentModification",
+    "InvalidCacheClusterState",
+    "InvalidReplicationGroupState",
+    "InvalidDBInstanceState",
+    "IncorrectState",
+    "DependencyViolation",
+    "ResourceInUseException",
+    "ResourceInUse",
+}
+_NOT_FOUND = re.compile(r"NotFound|NoSuch|NonExistent|DoesNotExist|NotExist")
+
+
+def translate(error: Exception, service: str, operation: str) -> Exception:
+    """``error`` from botocore as one of skyrig's provider errors, naming the call."""
+    from botocore.exceptions import (
+        ClientError,
+        ConnectionError,
+        EndpointConnectionError,
+        ReadTimeoutError,
+    )
+    from botocore.parsers import ResponseParserError
+
+    where = f"AWS {service}.{operation}"
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        message = error.response.get("Error", {}).get("Message", "") or code
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in _THROTTLED or status == 429:
+            return ThrottledError(f"{where}: throttled ({code}): {message}")
+        if _NOT_FOUND.search(code) or code in ("ResourceNotFoundException", "404"):
+            return NotFound(f"{where}: {message}")
+        if code in _TRANSIENT or status >= 500:
+            return TransientError(f"{where}: {code}: {message}")
+        if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthFailure"):
+            return ProviderError(
+                f"{where}: permission denied ({message}); give the credentials skyrig runs with the "
+                "permissions listed in docs/providers/aws.md"
+            )
+        return ProviderError(f"{where}: {code}: {message}")
+    if isinstance(error, ResponseParserError):
+        return ProviderError(
+            f"{where}: the endpoint did not answer as AWS does (an emulator that does not implement this "
+            "call?); see the emulator setting of the aws provider"
+        )
+    if isinstance(error, EndpointConnectionError | ConnectionError | ReadTimeoutError):
+        return TransientError(f"{where}: cannot reach the endpoint: {error}")
+    from botocore.exceptions import NoCredentialsError, NoRegionError, ProfileNotFound
+
+    if isinstance(error, NoCredentialsError | ProfileNotFound | NoRegionError):
+        return ProviderError(
+            f"{where}: {error}; configure AWS credentials (environment variables, a profile in "
+            "[env.NAME.aws] profile = ..., or an instance role)"
+        )
+    return error
+
+
+class _Service:
+    """One AWS service's calls, translated and counted."""
+
+    def __init__(self, name: str, client: Any) -> None:
+        self._name = name
+        self._client = client
+
+    def __getattr__(self, operation: str) -> Callable[..., Any]:
+        method = getattr(self._client, operation)
+        if not callable(method) or operation.startswith("get_paginator") or operation == "meta":
+            return method
+
+        def call(**kwargs: Any) -> Any:
+            try:
+                return method(**kwargs)
+            except Exception as error:
+                translated = translate(error, self._name, operation)
+                if translated is error:
+                    raise
+                raise translated from None
+
+        return call
+
+    def pages(self, operation: str, key: str, **kwargs: Any) -> list[Any]:
+        """Every item under ``key`` across all pages of ``operation``."""
+        items: list[Any] = []
+        try:
+            for page in self._client.get_paginator(operation).paginate(**kwargs):
+                items.extend(page.get(key, []))
+        except Exception as error:
+            translated = translate(error, self._name, operation)
+            if translated is error:
+                raise
+            raise translated from None
+        return items
+
+
+class AwsClient:
+    """What the AWS node types use: a boto3 session with a client per service, made on first use."""
+
+    def __init__(self, app: str, environment: str, settings: AwsSettings) -> None:
+        self.app = app
+        self.environment = environment
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._session: Any = None
+        self._services: dict[str, _Service] = {}
+        self._account: str | None = None
+        self.known: dict[str, str] = {}
+        """Node id -> provider id of resources created or found in this command (dependencies)."""
+
+    def service(self, name: str) -> _Service:
+        """The translated client of AWS service ``name`` (``ec2``, ``rds``, ...)."""
+        found = self._services.get(name)
+        if found is not None:
+            return found
+        with self._lock:
+            if name not in self._services:
+                self._services[name] = _Service(name, make_client(self._boto_session(), name, self.settings))
+            return self._services[name]
+
+    def __getattr__(self, name: str) -> _Service:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self.service(name)
+
+    def _boto_session(self) -> Any:
+        if self._session is None:
+            import boto3
+
+            self._session = boto3.session.Session(
+                profile_name=self.settings.profile, region_name=self.settings.region
+            )
+        return self._session
+
+    def lacks(self, feature: str) -> bool:
+        """Whether the endpoint is an emulator that does not implement ``feature`` (see settings)."""
+        return self.settings.emulator == "moto" and feature in MOTO_GAPS
+
+    def account(self) -> str:
+        """The AWS account id (asked once per command)."""
+        if self._account is None:
+            self._account = self.sts.get_caller_identity()["Account"]
+        return self._account
+
+    def partition(self) -> str:
+        region = self.settings.region
+        return (
+            "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov") else "aws"
+        )
+
+    def remember(self, node_id: str, provider_id: str) -> None:
+        """Note where node ``node_id`` is, for the nodes created after it in this command."""
+        self.known[node_id] = provider_id
+
+
+MOTO_GAPS = frozenset(
+    {
+        "elasticache.parameter_group",
+        "elasticache.user_group",
+        "elasticache.deletion",
+        "rds.engine_versions",
+    }
+)
+"""What moto's server (5.2) does not implement among the calls this provider makes."""
+
+
+def make_client(session: Any, service: str, settings: AwsSettings) -> Any:
+    """A boto3 client for ``service`` with the settings' endpoint and retries, counting its calls."""
+    from botocore.config import Config
+
+    config = Config(
+        retries={"max_attempts": settings.max_attempts, "mode": "standard"},
+        connect_timeout=10,
+        read_timeout=60,
+        max_pool_connections=50,
+    )
+    client = session.client(service, endpoint_url=settings.endpoint_url, config=config)
+    client.meta.events.register("before-call.*.*", _count)
+    return client
+
+
+def _count(model: Any, **_: Any) -> None:
+    with _calls_lock:
+        CALLS[model.service_model.service_name, model.name] += 1
+
+
+# -- names ------------------------------------------------------------------------------------------
+
+_SANITIZE = re.compile(r"[^a-z0-9-]+")
+
+
+def _digest(text: str, size: int = 6) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:size]
+
+
+def name(context: Context, *parts: str, limit: int = 63, lower: bool = True) -> str:
+    """The deterministic AWS name of a resource of the environment: ``APP-ENV-PARTS``.
+
+    Characters AWS names refuse become hyphens; when anything was replaced, or the name is longer than
+    ``limit``, a hash of the exact parts keeps it unique (and the same on every run).
+    """
+    return join_name(context.app, context.environment.name, *parts, limit=limit, lower=lower)
+
+
+def join_name(*parts: str, limit: int = 63, lower: bool = True) -> str:
+    """:func:`name` of explicit parts."""
+    exact = "\0".join(parts)
+    cleaned = [_SANITIZE.sub("-", p.lower() if lower else p).strip("-") for p in parts]
+    text = re.sub(r"-{2,}", "-", "-".join(p for p in cleaned if p))
+    if not text[:1].isalpha():
+        text = "s" + text
+    if text.lower() != "-".join(parts).lower() or len(text) > limit:
+        suffix = _digest(exact)
+        text = text[: limit - len(suffix) - 1].rstrip("-") + "-" + suffix
+    return text
+
+
+# -- tags -----------------------------------------------------------------------------------------------
+
+
+def tag_list(tags: dict[str, str], key: str = "Key", value: str = "Value") -> list[dict[str, str]]:
+    """Tags as AWS's list form: ``[{"Key": k, "Value": v}]`` (some APIs spell the keys differently)."""
+    return [{key: k, value: v} for k, v in sorted(tags.items())]
+
+
+def tag_dict(tags: Iterable[dict[str, str]] | None, key: str = "Key", value: str = "Value") -> dict[str, str]:
+    return {t[key]: t[value] for t in tags or []}
+
+
+def owned(tags: dict[str, str], context: Context) -> bool:
+    """Whether a resource's tags say it belongs to this app and environment."""
+    return tags.get("skyrig:app") == context.app and tags.get("skyrig:env") == context.environment.name
+
+
+def env_filters(context: Context) -> list[dict[str, Any]]:
+    """EC2-style filters for the resources of this app and environment."""
+    return [
+        {"Name": "tag:skyrig:app", "Values": [context.app]},
+        {"Name": "tag:skyrig:env", "Values": [context.environment.name]},
+    ]
+
+
+# -- waiting ----------------------------------------------------------------------------------------------
+
+
+def wait_for(
+    context: Context, what: str, check: Callable[[], tuple[bool, str]], *, timeout: float | None = None
+) -> None:
+    """Poll ``check`` (``(done, status)``) every ``wait_delay`` seconds until done, showing progress on
+    standard error every half minute; give up after ``wait_timeout`` (the next apply adopts the resource
+    once it is ready)."""
+    settings = context.settings
+    started = time.monotonic()
+    limit = settings.wait_timeout if timeout is None else timeout
+    shown = started
+    while True:
+        done, status = check()
+        if done:
+            return
+        now = time.monotonic()
+        if now - started > limit:
+            raise ProviderError(
+                f"{what} is still {status} after {int(limit)} s; it goes on in AWS: run the apply again "
+                "later to pick it up (or raise wait_timeout in [env.NAME.aws])"
+            )
+        if now - shown >= 30:
+            sys.stderr.write(f"    waiting for {what}: {status} ({int(now - started)} s)\n")
+            sys.stderr.flush()
+            shown = now
+        time.sleep(settings.wait_delay)

@@ -1,0 +1,574 @@
+"""Compute: an ECS cluster (Fargate) and an ECR repository per environment; per service a task definition
+and an ECS service in the private subnets, behind an Application Load Balancer in the public subnets that
+routes ``SERVICE.DOMAIN`` to it (a target group and a host-header listener rule per service).
+
+The image is the ``image`` setting (``SKYRIG_ENV__<ENV>__AWS__IMAGE`` per deploy), by default the ECR
+repository's ``latest``; build it from the Dockerfile ``skyrig build docker`` writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from skyrig.engine.contract import Context, Observed, ProviderError
+from skyrig.engine.graph import Node, Scope
+from skyrig_aws import iam, network
+from skyrig_aws.api import join_name, tag_dict, tag_list, wait_for
+from skyrig_aws.nodes import AwsNodeType
+
+CLUSTER_ID = "compute.cluster"
+REPOSITORY_ID = "compute.repository"
+BALANCER_ID = "compute.load_balancer"
+
+
+def cluster_name(app: str, env: str) -> str:
+    return join_name(app, env, limit=255)
+
+
+def repository_name(app: str, env: str) -> str:
+    return join_name(app, env, limit=256)
+
+
+def family(app: str, env: str, service: str) -> str:
+    return join_name(app, env, service, limit=255)
+
+
+def image(context: Context) -> str:
+    """The services' image: the ``image`` setting, else the environment's ECR repository's ``latest``."""
+    if context.settings.image:
+        return context.settings.image
+    client = context.client
+    host = f"{client.account()}.dkr.ecr.{client.settings.region}.amazonaws.com"
+    return f"{host}/{repository_name(context.app, context.environment.name)}:latest"
+
+
+def network_configuration(context: Context) -> dict[str, Any]:
+    return {
+        "awsvpcConfiguration": {
+            "subnets": network.ec2_ids(context, "subnet", network.private_subnets()),
+            "securityGroups": [network.ec2_id(context, "security-group", network.SG_APP)],
+            "assignPublicIp": "DISABLED",
+        }
+    }
+
+
+def _ecs_tags(context: Context, node: Node) -> list[dict[str, str]]:
+    return tag_list(context.tags(node), "key", "value")
+
+
+class ClusterType(AwsNodeType):
+    """The ECS cluster (Fargate, with Container Insights)."""
+
+    type = "aws.compute.cluster"
+    arn_types = ("ecs:cluster",)
+    replace_on = frozenset({"name"})
+    invariant = frozenset({"insights"})
+
+    def inventory_id(self, arn: str) -> str:
+        return arn.rpartition("/")[2]
+
+    def exists(self, context: Context, provider_id: str) -> bool:
+        found = context.client.ecs.describe_clusters(clusters=[provider_id])["clusters"]
+        return any(c.get("status") == "ACTIVE" for c in found)
+
+    def _observe(self, context: Context, node: Node, cluster: Mapping[str, Any]) -> Observed:
+        settings = {s["name"]: s["value"] for s in cluster.get("settings", [])}
+        properties = {
+            "name": cluster["clusterName"],
+            "insights": settings.get("containerInsights") == "enabled",
+        }
+        return self.observed(node, cluster["clusterName"], properties, {"arn": cluster["clusterArn"]})
+
+    def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
+        names = [pid for _, pid in nodes]
+        found = {
+            c["clusterName"]: c
+            for c in context.client.ecs.describe_clusters(clusters=names, include=["SETTINGS"])["clusters"]
+            if c.get("status") == "ACTIVE"
+        }
+        return {n.id: self._observe(context, n, found[pid]) if pid in found else None for n, pid in nodes}
+
+    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
+        return self._read_many(context, [(node, provider_id)])[node.id]
+
+    def _find(self, context: Context, node: Node) -> Observed | None:
+        return self._read(context, node, node.properties["name"])
+
+    def _create(self, context: Context, node: Node) -> Observed:
+        cluster = context.client.ecs.create_cluster(
+            clusterName=node.properties["name"],
+            capacityProviders=["FARGATE", "FARGATE_SPOT"],
+            settings=[{"name": "containerInsights", "value": "enabled"}],
+            tags=_ecs_tags(context, node),
+        )["cluster"]
+        return self._observe(context, node, cluster)
+
+    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
+        context.client.ecs.update_cluster_settings(
+            cluster=provider_id, settings=[{"name": "containerInsights", "value": "enabled"}]
+        )
+        return self.read(context, node, provider_id)  # type: ignore[return-value]
+
+    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
+        context.client.ecs.delete_cluster(cluster=provider_id)
+
+
+class RepositoryType(AwsNodeType):
+    """The ECR repository of the environment's images (scanned on push, encrypted)."""
+
+    type = "aws.compute.repository"
+    replace_on = frozenset({"name"})
+    invariant = frozenset({"scan_on_push"})
+
+    def _observe(self, context: Context, node: Node, repository: Mapping[str, Any]) -> Observed:
+        scanning = repository.get("imageScanningConfiguration", {}).get("scanOnPush", False)
+        properties = {"name": repository["repositoryName"], "scan_on_push": bool(scanning)}
+        outputs = {"arn": repository["repositoryArn"], "uri": repository.get("repositoryUri")}
+        return self.observed(node, repository["repositoryName"], properties, outputs)
+
+    def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
+        found: dict[str, Any] = {}
+        for _, pid in nodes:
+            try:
+                for repository in context.client.ecr.describe_repositories(repositoryNames=[pid])[
+                    "repositories"
+                ]:
+                    found[repository["repositoryName"]] = repository
+            except ProviderError:
+                continue
+        return {n.id: self._observe(context, n, found[pid]) if pid in found else None for n, pid in nodes}
+
+    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
+        return self._read_many(context, [(node, provider_id)])[node.id]
+
+    def _find(self, context: Context, node: Node) -> Observed | None:
+        return self._read(context, node, node.properties["name"])
+
+    def _create(self, context: Context, node: Node) -> Observed:
+        repository = context.client.ecr.create_repository(
+            repositoryName=node.properties["name"],
+            imageScanningConfiguration={"scanOnPush": True},
+            encryptionConfiguration={"encryptionType": "AES256"},
+            tags=tag_list(context.tags(node)),
+        )["repository"]
+        return self._observe(context, node, repository)
+
+    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
+        context.client.ecr.put_image_scanning_configuration(
+            repositoryName=provider_id, imageScanningConfiguration={"scanOnPush": True}
+        )
+        return self.read(context, node, provider_id)  # type: ignore[return-value]
+
+    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
+        context.client.ecr.delete_repository(repositoryName=provider_id, force=True)
+
+
+class BalancerType(AwsNodeType):
+    """The Application Load Balancer of the services, with its listener (HTTP, or HTTPS with the
+    configured certificate); requests for no service's host get a 404."""
+
+    type = "aws.compute.load_balancer"
+    arn_types = ("elasticloadbalancing:loadbalancer",)
+    replace_on = frozenset({"name", "scheme"})
+    invariant = frozenset({"listener_port"})
+
+    def inventory_id(self, arn: str) -> str:
+        return arn
+
+    def _observe(self, context: Context, node: Node, balancer: Mapping[str, Any]) -> Observed:
+        listeners = context.client.elbv2.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])[
+            "Listeners"
+        ]
+        properties = {
+            "name": balancer["LoadBalancerName"],
+            "scheme": balancer.get("Scheme"),
+            "listener_port": listeners[0]["Port"] if listeners else None,
+        }
+        outputs = {
+            "arn": balancer["LoadBalancerArn"],
+            "dns": balancer.get("DNSName"),
+            "listener": listeners[0]["ListenerArn"] if listeners else None,
+        }
+        return self.observed(node, balancer["LoadBalancerArn"], properties, outputs)
+
+    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
+        found = context.client.elbv2.describe_load_balancers(LoadBalancerArns=[provider_id])["LoadBalancers"]
+        return self._observe(context, node, found[0]) if found else None
+
+    def _find(self, context: Context, node: Node) -> Observed | None:
+        found = context.client.elbv2.describe_load_balancers(Names=[node.properties["name"]])["LoadBalancers"]
+        return self._observe(context, node, found[0]) if found else None
+
+    def _create(self, context: Context, node: Node) -> Observed:
+        elb = context.client.elbv2
+        balancer = elb.create_load_balancer(
+            Name=node.properties["name"],
+            Subnets=network.ec2_ids(context, "subnet", network.public_subnets()),
+            SecurityGroups=[network.ec2_id(context, "security-group", network.SG_LB)],
+            Scheme="internet-facing",
+            Type="application",
+            Tags=tag_list(context.tags(node)),
+        )["LoadBalancers"][0]
+        self._listener(context, node, balancer["LoadBalancerArn"])
+        return self._observe(context, node, balancer)
+
+    def _listener(self, context: Context, node: Node, arn: str) -> None:
+        certificate = context.settings.certificate_arn
+        arguments: dict[str, Any] = {
+            "LoadBalancerArn": arn,
+            "Port": node.properties["listener_port"],
+            "Protocol": "HTTPS" if certificate else "HTTP",
+            "DefaultActions": [
+                {
+                    "Type": "fixed-response",
+                    "FixedResponseConfig": {
+                        "StatusCode": "404",
+                        "ContentType": "text/plain",
+                        "MessageBody": "no service",
+                    },
+                }
+            ],
+            "Tags": tag_list(context.tags(node)),
+        }
+        if certificate:
+            arguments["Certificates"] = [{"CertificateArn": certificate}]
+            arguments["SslPolicy"] = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+        context.client.elbv2.create_listener(**arguments)
+
+    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
+        elb = context.client.elbv2
+        for listener in elb.describe_listeners(LoadBalancerArn=provider_id)["Listeners"]:
+            elb.delete_listener(ListenerArn=listener["ListenerArn"])
+        self._listener(context, node, provider_id)
+        return self.read(context, node, provider_id)  # type: ignore[return-value]
+
+    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
+        context.client.elbv2.delete_load_balancer(LoadBalancerArn=provider_id)
+
+
+class ServiceType(AwsNodeType):
+    """A service: its task definition, its ECS service, and its target group and listener rule."""
+
+    type = "aws.compute.service"
+    arn_types = ("ecs:service",)
+    tunable = frozenset({"cpu", "memory", "desired_count"})
+    replace_on = frozenset({"name"})
+    invariant = frozenset({"public_ip"})
+
+    def inventory_id(self, arn: str) -> str:
+        return arn.rpartition("/")[2]
+
+    def _cluster(self, context: Context) -> str:
+        return cluster_name(context.app, context.environment.name)
+
+    def exists(self, context: Context, provider_id: str) -> bool:
+        try:
+            found = context.client.ecs.describe_services(
+                cluster=self._cluster(context), services=[provider_id]
+            )
+        except ProviderError:
+            return False
+        return any(s.get("status") == "ACTIVE" for s in found["services"])
+
+    def _observe(
+        self, context: Context, node: Node, service: Mapping[str, Any], task: Mapping[str, Any]
+    ) -> Observed:
+        configuration = service.get("networkConfiguration", {}).get("awsvpcConfiguration", {})
+        container = (task.get("containerDefinitions") or [{}])[0]
+        properties = {
+            "name": service["serviceName"],
+            "desired_count": service.get("desiredCount"),
+            "cpu": int(task.get("cpu") or 0),
+            "memory": int(task.get("memory") or 0),
+            "image": container.get("image") if node.properties.get("image") else None,
+            "public_ip": configuration.get("assignPublicIp", "DISABLED") == "ENABLED",
+        }
+        outputs = {
+            "arn": service["serviceArn"],
+            "task_definition": service.get("taskDefinition"),
+            "url": node.properties["url"],
+        }
+        return self.observed(node, service["serviceName"], properties, outputs)
+
+    def _task(self, context: Context, arn: str | None) -> dict[str, Any]:
+        if not arn:
+            return {}
+        return context.client.ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+
+    def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
+        found: dict[str, Any] = {}
+        names = [pid for _, pid in nodes]
+        for start in range(0, len(names), 10):
+            try:
+                services = context.client.ecs.describe_services(
+                    cluster=self._cluster(context), services=names[start : start + 10]
+                )["services"]
+            except ProviderError:
+                continue
+            found.update({s["serviceName"]: s for s in services if s.get("status") == "ACTIVE"})
+        return {
+            n.id: self._observe(context, n, found[pid], self._task(context, found[pid].get("taskDefinition")))
+            if pid in found
+            else None
+            for n, pid in nodes
+        }
+
+    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
+        return self._read_many(context, [(node, provider_id)])[node.id]
+
+    def _find(self, context: Context, node: Node) -> Observed | None:
+        return self._read(context, node, node.properties["name"])
+
+    def _register(self, context: Context, node: Node, cpu: int, memory: int) -> str:
+        p = node.properties
+        environment = {
+            "SKYRIG_APP": context.app,
+            "SKYRIG_ENVIRONMENT": context.environment.name,
+            "SKYRIG_SERVICE": p["service"],
+            "SKYRIG_SERVICE_APP": p["app"],
+            "AWS_REGION": context.settings.region,
+        }
+        task = context.client.ecs.register_task_definition(
+            family=p["family"],
+            requiresCompatibilities=["FARGATE"],
+            networkMode="awsvpc",
+            cpu=str(cpu),
+            memory=str(memory),
+            taskRoleArn=iam.role_arn(context, p["role"]),
+            executionRoleArn=iam.role_arn(context, iam.EXECUTION_ROLE),
+            containerDefinitions=[
+                {
+                    "name": p["service"],
+                    "image": p["image"] or image(context),
+                    "essential": True,
+                    "portMappings": [{"containerPort": p["port"], "protocol": "tcp"}],
+                    "command": [
+                        "uvicorn",
+                        "--factory",
+                        "skyrig.runtime.host:create",
+                        "--host",
+                        "0.0.0.0",
+                        "--port",
+                        str(p["port"]),
+                    ],
+                    "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
+                }
+            ],
+            tags=_ecs_tags(context, node),
+        )["taskDefinition"]
+        return task["taskDefinitionArn"]
+
+    def _target_group(self, context: Context, node: Node) -> str:
+        """The service's target group and listener rule (``Host: SERVICE.DOMAIN``), made once."""
+        elb = context.client.elbv2
+        p = node.properties
+        try:
+            return elb.describe_target_groups(Names=[p["target_group"]])["TargetGroups"][0]["TargetGroupArn"]
+        except ProviderError:
+            pass
+        group = elb.create_target_group(
+            Name=p["target_group"],
+            Protocol="HTTP",
+            Port=p["port"],
+            VpcId=network.ec2_id(context, "vpc", network.VPC_ID),
+            TargetType="ip",
+            HealthCheckPath="/",
+            Matcher={"HttpCode": "200-499"},
+            Tags=tag_list(context.tags(node)),
+        )["TargetGroups"][0]["TargetGroupArn"]
+        balancer = elb.describe_load_balancers(Names=[p["load_balancer"]])["LoadBalancers"][0]
+        listener = elb.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"][0]
+        elb.create_rule(
+            ListenerArn=listener["ListenerArn"],
+            Priority=p["priority"],
+            Conditions=[{"Field": "host-header", "HostHeaderConfig": {"Values": [p["host"]]}}],
+            Actions=[{"Type": "forward", "TargetGroupArn": group}],
+            Tags=tag_list(context.tags(node)),
+        )
+        return group
+
+    def _create(self, context: Context, node: Node) -> Observed:
+        p = node.properties
+        task = self._register(context, node, p["cpu"], p["memory"])
+        group = self._target_group(context, node)
+        service = context.client.ecs.create_service(
+            cluster=self._cluster(context),
+            serviceName=p["name"],
+            taskDefinition=task,
+            desiredCount=p["desired_count"],
+            launchType="FARGATE",
+            networkConfiguration=network_configuration(context),
+            loadBalancers=[
+                {"targetGroupArn": group, "containerName": p["service"], "containerPort": p["port"]}
+            ],
+            deploymentConfiguration={
+                "minimumHealthyPercent": 100,
+                "maximumPercent": 200,
+                "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+            },
+            propagateTags="SERVICE",
+            enableECSManagedTags=True,
+            tags=_ecs_tags(context, node),
+        )["service"]
+        return self._observe(context, node, service, self._task(context, task))
+
+    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
+        p = node.properties
+        ecs = context.client.ecs
+        current = self.read(context, node, provider_id)
+        now = current.properties if current else {}
+        arguments: dict[str, Any] = {}
+        if {"cpu", "memory", "image"} & set(changes):
+            cpu = changes.get("cpu", now.get("cpu") or p["cpu"])
+            memory = changes.get("memory", now.get("memory") or p["memory"])
+            arguments["taskDefinition"] = self._register(context, node, cpu, memory)
+        if "desired_count" in changes:
+            arguments["desiredCount"] = changes["desired_count"]
+        if "public_ip" in changes:
+            arguments["networkConfiguration"] = network_configuration(context)
+        if arguments:
+            ecs.update_service(cluster=self._cluster(context), service=provider_id, **arguments)
+        return self.read(context, node, provider_id)  # type: ignore[return-value]
+
+    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
+        ecs = context.client.ecs
+        elb = context.client.elbv2
+        p = node.properties
+        try:
+            ecs.update_service(cluster=self._cluster(context), service=provider_id, desiredCount=0)
+            ecs.delete_service(cluster=self._cluster(context), service=provider_id, force=True)
+        except ProviderError as error:
+            if "NotFound" not in type(error).__name__ and "not found" not in str(error).lower():
+                raise
+
+        def drained() -> tuple[bool, str]:
+            services = ecs.describe_services(cluster=self._cluster(context), services=[provider_id])[
+                "services"
+            ]
+            status = services[0].get("status", "INACTIVE") if services else "INACTIVE"
+            return status == "INACTIVE", status
+
+        wait_for(context, f"ECS service {provider_id} to stop", drained)
+        try:
+            group = elb.describe_target_groups(Names=[p["target_group"]])["TargetGroups"][0]["TargetGroupArn"]
+        except ProviderError:
+            group = None
+        if group is not None:
+            for balancer in elb.describe_load_balancers(Names=[p["load_balancer"]]).get("LoadBalancers", []):
+                for listener in elb.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])[
+                    "Listeners"
+                ]:
+                    for rule in elb.describe_rules(ListenerArn=listener["ListenerArn"])["Rules"]:
+                        if any(a.get("TargetGroupArn") == group for a in rule.get("Actions", [])):
+                            elb.delete_rule(RuleArn=rule["RuleArn"])
+            elb.delete_target_group(TargetGroupArn=group)
+        arns = [
+            *ecs.pages(
+                "list_task_definitions", "taskDefinitionArns", familyPrefix=p["family"], status="ACTIVE"
+            ),
+            *ecs.pages(
+                "list_task_definitions", "taskDefinitionArns", familyPrefix=p["family"], status="INACTIVE"
+            ),
+        ]
+        arns = [a for a in arns if a.rpartition("/")[2].partition(":")[0] == p["family"]]
+        for arn in arns:
+            with contextlib.suppress(ProviderError):
+                ecs.deregister_task_definition(taskDefinition=arn)
+        for start in range(0, len(arns), 10):
+            ecs.delete_task_definitions(taskDefinitions=arns[start : start + 10])
+
+    def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+        return {"provider": "aws", "type": self.type, "url": node.properties["url"]}
+
+
+CLUSTER = ClusterType()
+REPOSITORY = RepositoryType()
+BALANCER = BalancerType()
+SERVICE = ServiceType()
+TYPES = (CLUSTER, REPOSITORY, BALANCER, SERVICE)
+
+
+def owned_by(tags: list[dict[str, str]], context: Context) -> bool:
+    found = tag_dict(tags, "key", "value")
+    return found.get("skyrig:app") == context.app and found.get("skyrig:env") == context.environment.name
+
+
+def expand(scope: Scope) -> list[Node]:
+    services = [s for s in scope.resources() if s.kind == "service"]
+    if not services:
+        return []
+    settings = scope.environment.settings["aws"]
+    production = scope.environment.type == "production"
+    app, env = scope.app, scope.environment.name
+    domain = settings.domain or f"{join_name(app, env)}.internal"
+    balancer = join_name(app, env, limit=32)
+    scheme = "https" if settings.certificate_arn else "http"
+    nodes = [
+        Node(CLUSTER_ID, CLUSTER.type, "aws", {"name": cluster_name(app, env), "insights": True}),
+        Node(
+            REPOSITORY_ID, REPOSITORY.type, "aws", {"name": repository_name(app, env), "scan_on_push": True}
+        ),
+        Node(
+            BALANCER_ID,
+            BALANCER.type,
+            "aws",
+            {
+                "name": balancer,
+                "scheme": "internet-facing",
+                "listener_port": 443 if settings.certificate_arn else 80,
+            },
+            (network.SG_LB, *network.public_subnets(), network.GATEWAY_ID),
+        ),
+    ]
+    for service in sorted(services, key=lambda s: s.name):
+        uses = {f"@{u.kind}/{u.resource}" for u in scope.model.uses_by(service.name) if u.kind in scope.kinds}
+        owned = {
+            f"@{r.kind}/{r.name}"
+            for r in scope.model.resources
+            if r.service == service.name and r.kind in scope.kinds and r.kind != "cron_job"
+        }
+        depends = {
+            CLUSTER_ID,
+            BALANCER_ID,
+            REPOSITORY_ID,
+            iam.role_id(service.name),
+            iam.EXECUTION_ROLE,
+            network.SG_APP,
+            *network.private_subnets(),
+            *[f"network.routes/private-{z}" for z in network.ZONES],
+            *uses,
+            *owned,
+        }
+        host = f"{service.name}.{domain}"
+        properties = {
+            "name": service.name,
+            "service": service.name,
+            "app": service.app,
+            "family": family(app, env, service.name),
+            "image": settings.image,
+            "cpu": settings.service_cpu,
+            "memory": settings.service_memory,
+            "desired_count": 2 if production else 1,
+            "port": settings.service_port,
+            "public_ip": False,
+            "role": iam.role_id(service.name),
+            "target_group": join_name(app, env, service.name, limit=32),
+            "load_balancer": balancer,
+            "host": host,
+            "priority": 1 + int(hashlib.sha256(service.name.encode()).hexdigest(), 16) % 49999,
+            "url": f"{scheme}://{host}",
+        }
+        nodes.append(
+            Node(
+                f"compute.service/{service.name}",
+                SERVICE.type,
+                "aws",
+                properties,
+                tuple(sorted(depends)),
+                resource=f"service/{service.name}",
+            )
+        )
+    return nodes

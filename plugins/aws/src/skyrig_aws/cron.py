@@ -1,0 +1,268 @@
+"""Cron: an EventBridge Scheduler schedule per job, in a schedule group of the environment, and a signing
+key per environment in Secrets Manager.
+
+On schedule, Scheduler runs a one-off task of the job's service (its task definition, in the private
+subnets) whose command is :mod:`skyrig_aws.runtime.cron`: it reads the signing key from Secrets Manager
+and sends the signed ``POST /__skyrig/cron/JOB`` to the service (:func:`skyrig.runtime.signing.trigger`),
+which accepts it only with a valid signature. The key is random, made here, and never leaves Secrets
+Manager (not in state, plans or logs).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets as random
+from collections.abc import Mapping
+from typing import Any
+
+from skyrig.engine.contract import Context, Observed, ProviderError
+from skyrig.engine.graph import Node, Scope
+from skyrig.values import duration_seconds
+from skyrig_aws import compute, iam, network
+from skyrig_aws.api import join_name, tag_list
+from skyrig_aws.nodes import AwsNodeType
+
+SIGNING_KEY_ID = "cron.signing_key"
+GROUP_ID = "cron.group"
+
+
+def signing_key_name(app: str, env: str) -> str:
+    return f"skyrig/{app}/{env}/cron-signing-key"
+
+
+def group_name(app: str, env: str) -> str:
+    return join_name(app, env, limit=64)
+
+
+def expression(schedule: str | None, every: str | None) -> str:
+    """Scheduler's expression for a five-field cron schedule or an interval (UTC)."""
+    if every is not None:
+        minutes = duration_seconds(every) // 60
+        return f"rate({minutes} minute{'s' if minutes != 1 else ''})"
+    minute, hour, day, month, weekday = (schedule or "").split()
+    if weekday != "*" and day == "*":
+        day = "?"
+        # five-field weekdays are 0-6 from Sunday; Scheduler's are 1-7 from Sunday
+        weekday = ",".join(_weekday(part) for part in weekday.split(","))
+    else:
+        weekday = "?"
+    return f"cron({minute} {hour} {day} {month} {weekday} *)"
+
+
+def _weekday(part: str) -> str:
+    def shift(value: str) -> str:
+        return str(int(value) % 7 + 1) if value.isdigit() else value
+
+    step = ""
+    if "/" in part:
+        part, step = part.split("/", 1)
+        step = "/" + step
+    if "-" in part:
+        low, high = part.split("-", 1)
+        return f"{shift(low)}-{shift(high)}{step}"
+    return shift(part) + step
+
+
+class SigningKeyType(AwsNodeType):
+    """The environment's cron signing key: a Secrets Manager secret with a random value made here."""
+
+    type = "aws.cron.signing_key"
+    arn_types = ("secretsmanager:secret",)
+    replace_on = frozenset({"name"})
+
+    def inventory_id(self, arn: str) -> str:
+        return arn
+
+    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
+        secret = context.client.secretsmanager.describe_secret(SecretId=provider_id)
+        if secret.get("DeletedDate"):
+            return None
+        return self.observed(node, secret["ARN"], {"name": secret["Name"]}, {"arn": secret["ARN"]})
+
+    def _find(self, context: Context, node: Node) -> Observed | None:
+        return self._read(context, node, node.properties["name"])
+
+    def _create(self, context: Context, node: Node) -> Observed:
+        secret = context.client.secretsmanager.create_secret(
+            Name=node.properties["name"],
+            Description=f"cron signing key of {context.app}/{context.environment.name} (made by skyrig)",
+            SecretString=random.token_hex(32),
+            Tags=tag_list(context.tags(node)),
+        )
+        return self.observed(node, secret["ARN"], {}, {"arn": secret["ARN"]})
+
+    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
+        return self.read(context, node, provider_id)  # type: ignore[return-value]
+
+    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
+        context.client.secretsmanager.delete_secret(SecretId=provider_id, ForceDeleteWithoutRecovery=True)
+
+
+class GroupType(AwsNodeType):
+    """The environment's schedule group (deleting it deletes its schedules)."""
+
+    type = "aws.cron.schedule_group"
+    replace_on = frozenset({"name"})
+
+    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
+        group = context.client.scheduler.get_schedule_group(Name=provider_id)
+        if group.get("State") == "DELETING":
+            return None
+        return self.observed(node, group["Name"], {"name": group["Name"]}, {"arn": group["Arn"]})
+
+    def _find(self, context: Context, node: Node) -> Observed | None:
+        return self._read(context, node, node.properties["name"])
+
+    def _create(self, context: Context, node: Node) -> Observed:
+        arn = context.client.scheduler.create_schedule_group(
+            Name=node.properties["name"], Tags=tag_list(context.tags(node))
+        )["ScheduleGroupArn"]
+        return self.observed(node, node.properties["name"], {}, {"arn": arn})
+
+    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
+        return self.read(context, node, provider_id)  # type: ignore[return-value]
+
+    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
+        context.client.scheduler.delete_schedule_group(Name=provider_id)
+
+
+class ScheduleType(AwsNodeType):
+    """A job's schedule: runs the trigger task of its service on schedule."""
+
+    type = "aws.cron.schedule"
+    invariant = frozenset({"enabled"})
+    replace_on = frozenset({"name", "group"})
+
+    def _observe(self, context: Context, node: Node, schedule: Mapping[str, Any]) -> Observed:
+        properties = {
+            "name": schedule["Name"],
+            "group": schedule.get("GroupName"),
+            "expression": schedule.get("ScheduleExpression"),
+            "enabled": schedule.get("State") == "ENABLED",
+        }
+        outputs = {
+            "arn": schedule.get("Arn"),
+            "signing_key": node.properties["signing_key"],
+            "region": context.settings.region,
+            "endpoint_url": context.settings.endpoint_url,
+        }
+        return self.observed(node, schedule["Name"], properties, outputs)
+
+    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
+        schedule = context.client.scheduler.get_schedule(Name=provider_id, GroupName=node.properties["group"])
+        return self._observe(context, node, schedule)
+
+    def _find(self, context: Context, node: Node) -> Observed | None:
+        return self._read(context, node, node.properties["name"])
+
+    def _request(self, context: Context, node: Node) -> dict[str, Any]:
+        p = node.properties
+        client = context.client
+        cluster = (
+            f"arn:{client.partition()}:ecs:{client.settings.region}:{client.account()}:cluster/{p['cluster']}"
+        )
+        task = f"arn:{client.partition()}:ecs:{client.settings.region}:{client.account()}:task-definition/{p['family']}"
+        overrides = {
+            "containerOverrides": [
+                {
+                    "name": p["service"],
+                    "command": ["python", "-m", "skyrig_aws.runtime.cron", p["job"], p["url"]],
+                }
+            ]
+        }
+        configuration = compute.network_configuration(context)["awsvpcConfiguration"]
+        return {
+            "Name": p["name"],
+            "GroupName": p["group"],
+            "ScheduleExpression": p["expression"],
+            "ScheduleExpressionTimezone": "UTC",
+            "FlexibleTimeWindow": {"Mode": "OFF"},
+            "State": "ENABLED" if p["enabled"] else "DISABLED",
+            "Description": f"skyrig cron job {p['job']}",
+            "Target": {
+                "Arn": cluster,
+                "RoleArn": iam.role_arn(context, iam.SCHEDULER_ROLE),
+                "Input": json.dumps(overrides),
+                "EcsParameters": {
+                    "TaskDefinitionArn": task,
+                    "LaunchType": "FARGATE",
+                    "TaskCount": 1,
+                    "NetworkConfiguration": {
+                        "awsvpcConfiguration": {
+                            "Subnets": configuration["subnets"],
+                            "SecurityGroups": configuration["securityGroups"],
+                            "AssignPublicIp": "DISABLED",
+                        }
+                    },
+                },
+                "RetryPolicy": {"MaximumRetryAttempts": 2},
+            },
+        }
+
+    def _create(self, context: Context, node: Node) -> Observed:
+        context.client.scheduler.create_schedule(**self._request(context, node))
+        return self.read(context, node, node.properties["name"])  # type: ignore[return-value]
+
+    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
+        context.client.scheduler.update_schedule(**self._request(context, node))
+        return self.read(context, node, provider_id)  # type: ignore[return-value]
+
+    def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+        return {"provider": "aws", "type": self.type, **observed.outputs}
+
+    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
+        try:
+            context.client.scheduler.delete_schedule(Name=provider_id, GroupName=node.properties["group"])
+        except ProviderError as error:
+            if "NotFound" not in type(error).__name__ and "not found" not in str(error).lower():
+                raise
+
+
+SIGNING_KEY = SigningKeyType()
+GROUP = GroupType()
+SCHEDULE = ScheduleType()
+TYPES = (SIGNING_KEY, GROUP, SCHEDULE)
+
+
+def expand(scope: Scope) -> list[Node]:
+    jobs = [r for r in scope.resources() if r.kind == "cron_job"]
+    if not jobs:
+        return []
+    app, env = scope.app, scope.environment.name
+    group = group_name(app, env)
+    nodes = [
+        Node(SIGNING_KEY_ID, SIGNING_KEY.type, "aws", {"name": signing_key_name(app, env)}),
+        Node(GROUP_ID, GROUP.type, "aws", {"name": group}),
+    ]
+    compute_here = "service" in scope.kinds
+    for job in jobs:
+        depends = [GROUP_ID, SIGNING_KEY_ID, f"@service/{job.service}"]
+        if compute_here:
+            depends += [iam.SCHEDULER_ROLE, network.SG_APP, *network.private_subnets()]
+        url = next(
+            (n.properties["url"] for n in compute.expand(scope) if n.id == f"compute.service/{job.service}"),
+            "",
+        )
+        properties = {
+            "name": join_name(app, env, job.name, limit=64),
+            "group": group,
+            "job": job.name,
+            "service": job.service,
+            "expression": expression(job.schedule, job.every),
+            "enabled": True,
+            "cluster": compute.cluster_name(app, env),
+            "family": compute.family(app, env, job.service),
+            "url": url,
+            "signing_key": signing_key_name(app, env),
+        }
+        nodes.append(
+            Node(
+                f"cron.job/{job.name}",
+                SCHEDULE.type,
+                "aws",
+                properties,
+                tuple(depends),
+                resource=f"cron_job/{job.name}",
+            )
+        )
+    return nodes

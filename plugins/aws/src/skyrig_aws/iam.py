@@ -1,0 +1,373 @@
+"""IAM: a task role per service granting exactly the operations the model says it performs, on exactly the
+resources it uses, and nothing else; the ECS execution role (image pulls, logs); the scheduler's role.
+
+Roles live under the path ``/skyrig/APP-ENV/``, which is how they are found again (IAM is not in the
+tagging API). A policy widened in the console is an invariant drift: the next apply narrows it again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from skyrig.engine.contract import Context, Observed, ProviderError, TransientError
+from skyrig.engine.graph import Node, Scope
+from skyrig_aws.api import join_name, tag_list
+from skyrig_aws.nodes import AwsNodeType
+
+EXECUTION_ROLE = "iam.role/execution"
+SCHEDULER_ROLE = "iam.role/scheduler"
+POLICY_NAME = "skyrig"
+
+SECRET_READ = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
+QUEUE_CONSUME = [
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:GetQueueAttributes",
+    "sqs:GetQueueUrl",
+]
+BUCKET_OBJECT_ACTIONS = {
+    "upload": ["s3:PutObject"],
+    "download": ["s3:GetObject", "s3:GetObjectVersion"],
+    "remove": ["s3:DeleteObject"],
+    "signed_url": ["s3:GetObject", "s3:PutObject"],
+}
+BUCKET_ACTIONS = {"list": ["s3:ListBucket"], "download": ["s3:ListBucketVersions"]}
+
+
+def role_id(service: str) -> str:
+    return f"iam.role/{service}"
+
+
+def role_path(app: str, env: str) -> str:
+    return f"/skyrig/{join_name(app, env, limit=100)}/"
+
+
+def role_name(app: str, env: str, role: str) -> str:
+    return join_name(app, env, role, limit=64)
+
+
+def role_arn(context: Context, node_id: str) -> str:
+    """The ARN of role node ``node_id`` (deterministic: path and name)."""
+    client = context.client
+    app, env = context.app, context.environment.name
+    name = role_name(app, env, node_id.partition("/")[2])
+    return f"arn:{client.partition()}:iam::{client.account()}:role{role_path(app, env)}{name}"
+
+
+def _arn(service: str, resource: str, region: bool = True) -> str:
+    return f"arn:{{partition}}:{service}:{'{region}' if region else ''}:{{account}}:{resource}"
+
+
+def _secret_arn(name: str) -> str:
+    return _arn("secretsmanager", f"secret:{name}-??????")
+
+
+def grants(scope: Scope, service: str) -> list[dict[str, Any]]:
+    """The policy statements of ``service``'s task role: what the model says it does, and no more.
+
+    ARNs carry ``{partition}``, ``{region}``, ``{account}`` (filled in when the role is written) and
+    ``{sql_secret}`` (the RDS master password's secret).
+    """
+    from skyrig_aws import cache, cron, objects, pubsub, secrets
+
+    app, env = scope.app, scope.environment.name
+    model = scope.model
+    topics = {r.name: r for r in model.resources if r.kind == "topic"}
+    statements: list[dict[str, Any]] = []
+
+    def allow(sid: str, actions: list[str], resources: list[str]) -> None:
+        statements.append(
+            {
+                "Sid": sid,
+                "Effect": "Allow",
+                "Action": sorted(set(actions)),
+                "Resource": sorted(set(resources)),
+            }
+        )
+
+    for use in model.uses_by(service):
+        if use.kind not in scope.kinds:
+            continue  # another provider's resource: its access is that provider's business
+        sid = "".join(part.capitalize() for part in f"{use.kind}-{use.resource}".replace("_", "-").split("-"))
+        if use.kind == "topic" and "publish" in use.operations:
+            topic = topics[use.resource]
+            fifo = topic.ordering_attribute is not None or topic.delivery == "exactly-once"
+            allow(sid, ["sns:Publish"], [_arn("sns", pubsub.topic_name(app, env, use.resource, fifo))])
+        elif use.kind == "bucket":
+            name = objects.bucket_name(app, env, use.resource)
+            object_actions = [a for op in use.operations for a in BUCKET_OBJECT_ACTIONS.get(op, [])]
+            bucket_actions = [a for op in use.operations for a in BUCKET_ACTIONS.get(op, [])]
+            if object_actions:
+                allow(sid + "Objects", object_actions, [f"arn:{{partition}}:s3:::{name}/*"])
+            if bucket_actions:
+                allow(sid, bucket_actions, [f"arn:{{partition}}:s3:::{name}"])
+        elif use.kind == "secret" and "read" in use.operations:
+            allow(sid, SECRET_READ, [_secret_arn(secrets.secret_name(app, env, use.resource))])
+        elif use.kind == "sql_database" and use.operations:
+            allow(sid, SECRET_READ, ["{sql_secret}"])
+        elif use.kind == "cache_cluster" and use.operations:
+            allow(sid, SECRET_READ, [_secret_arn(cache.password_secret(app, env, use.resource))])
+    owned = [r for r in model.resources if r.service == service and r.kind in scope.kinds]
+    for resource in owned:
+        if resource.kind == "subscription":
+            topic = topics[resource.topic]
+            fifo = topic.ordering_attribute is not None or topic.delivery == "exactly-once"
+            sid = "Subscription" + "".join(p.capitalize() for p in resource.name.split("-"))
+            allow(sid, QUEUE_CONSUME, [_arn("sqs", pubsub.queue_name(app, env, resource.name, fifo))])
+            if resource.max_retries != -1:
+                dead_letter = pubsub.queue_name(app, env, resource.name, fifo, dead_letter=True)
+                allow(sid + "DeadLetter", ["sqs:SendMessage"], [_arn("sqs", dead_letter)])
+    if any(r.kind == "cron_job" for r in owned):
+        allow("CronSigningKey", SECRET_READ, [_secret_arn(cron.signing_key_name(app, env))])
+    return sorted(statements, key=lambda s: s["Sid"])
+
+
+class RoleType(AwsNodeType):
+    """An IAM role with one inline policy, under the environment's path."""
+
+    type = "aws.iam.role"
+    invariant = frozenset({"policy", "trust"})
+    replace_on = frozenset({"name"})
+
+    def _values(self, context: Context, text: str) -> dict[str, str]:
+        client = context.client
+        values = {
+            "{partition}": client.partition(),
+            "{region}": client.settings.region,
+            "{account}": client.account(),
+        }
+        if "{sql_secret}" in text or ":secret:rds!" in text:
+            secret = self._sql_secret(context)
+            if secret:
+                values["{sql_secret}"] = secret
+        return values
+
+    def _sql_secret(self, context: Context) -> str | None:
+        from skyrig_aws import sql
+
+        key = "sql.cluster#secret"
+        if key not in context.client.known:
+            identifier = sql.instance_name(context.app, context.environment.name)
+            try:
+                db = context.client.rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][
+                    0
+                ]
+                context.client.known[key] = (db.get("MasterUserSecret") or {}).get("SecretArn") or ""
+            except ProviderError:
+                context.client.known[key] = ""
+        return context.client.known[key] or None
+
+    def _fill(self, context: Context, policy: Mapping[str, Any]) -> str:
+        text = json.dumps(policy, sort_keys=True)
+        if "{sql_secret}" in text and not self._sql_secret(context):
+            raise TransientError("the RDS instance's master password secret is not visible yet")
+        for placeholder, value in self._values(context, text).items():
+            text = text.replace(placeholder, value)
+        return text
+
+    def _unfill(self, context: Context, document: Any) -> dict[str, Any]:
+        policy = document if isinstance(document, dict) else json.loads(document)
+        text = json.dumps(policy, sort_keys=True)
+        values = self._values(context, text)
+        secret = values.get("{sql_secret}")
+
+        def generic(arn: str) -> str:
+            if secret and arn == secret:
+                return "{sql_secret}"
+            parts = arn.split(":", 5)
+            if len(parts) < 6 or parts[0] != "arn":
+                return arn
+            for index, placeholder in ((1, "{partition}"), (3, "{region}"), (4, "{account}")):
+                if parts[index] == values[placeholder]:
+                    parts[index] = placeholder
+            return ":".join(parts)
+
+        policy = json.loads(text)
+        for statement in policy.get("Statement", []):
+            for key in ("Action", "Resource"):
+                if isinstance(statement.get(key), str):
+                    statement[key] = [statement[key]]
+            statement["Resource"] = [generic(arn) for arn in statement.get("Resource", [])]
+        return policy
+
+    def _trust(self, principal: str) -> dict[str, Any]:
+        return {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": principal}, "Action": "sts:AssumeRole"}
+            ],
+        }
+
+    def _observe(self, context: Context, node: Node, role: Mapping[str, Any], policy: Any) -> Observed:
+        trust = role.get("AssumeRolePolicyDocument")
+        trust = json.loads(trust) if isinstance(trust, str) else trust
+        principal = trust["Statement"][0]["Principal"]["Service"] if trust else None
+        properties = {
+            "name": role["RoleName"],
+            "trust": principal,
+            "policy": self._unfill(context, policy) if policy is not None else None,
+        }
+        return self.observed(node, role["RoleName"], properties, {"arn": role["Arn"]})
+
+    def _policy(self, context: Context, name: str) -> Any:
+        try:
+            return context.client.iam.get_role_policy(RoleName=name, PolicyName=POLICY_NAME)["PolicyDocument"]
+        except ProviderError:
+            return None
+
+    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
+        role = context.client.iam.get_role(RoleName=provider_id)["Role"]
+        return self._observe(context, node, role, self._policy(context, provider_id))
+
+    def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
+        path = role_path(context.app, context.environment.name)
+        roles = {r["RoleName"]: r for r in context.client.iam.pages("list_roles", "Roles", PathPrefix=path)}
+        found: dict[str, Observed | None] = {}
+        for node, provider_id in nodes:
+            role = roles.get(provider_id)
+            if role is None:  # imported from elsewhere, or gone: ask for it by name
+                found[node.id] = self.read(context, node, provider_id)
+            else:
+                found[node.id] = self._observe(context, node, role, self._policy(context, provider_id))
+        return found
+
+    def _find(self, context: Context, node: Node) -> Observed | None:
+        return self._read(context, node, node.properties["name"])
+
+    def _create(self, context: Context, node: Node) -> Observed:
+        p = node.properties
+        iam = context.client.iam
+        role = iam.create_role(
+            Path=role_path(context.app, context.environment.name),
+            RoleName=p["name"],
+            AssumeRolePolicyDocument=json.dumps(self._trust(p["trust"])),
+            Description=f"skyrig {context.app}/{context.environment.name} {node.id}",
+            Tags=tag_list(context.tags(node)),
+        )["Role"]
+        iam.put_role_policy(
+            RoleName=p["name"], PolicyName=POLICY_NAME, PolicyDocument=self._fill(context, p["policy"])
+        )
+        return self._observe(context, node, role, p["policy"])
+
+    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
+        iam = context.client.iam
+        if "trust" in changes:
+            iam.update_assume_role_policy(
+                RoleName=provider_id, PolicyDocument=json.dumps(self._trust(node.properties["trust"]))
+            )
+        if "policy" in changes:
+            iam.put_role_policy(
+                RoleName=provider_id,
+                PolicyName=POLICY_NAME,
+                PolicyDocument=self._fill(context, node.properties["policy"]),
+            )
+        return self.read(context, node, provider_id)  # type: ignore[return-value]
+
+    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
+        iam = context.client.iam
+        for name in iam.list_role_policies(RoleName=provider_id).get("PolicyNames", []):
+            iam.delete_role_policy(RoleName=provider_id, PolicyName=name)
+        for attached in iam.list_attached_role_policies(RoleName=provider_id).get("AttachedPolicies", []):
+            iam.detach_role_policy(RoleName=provider_id, PolicyArn=attached["PolicyArn"])
+        iam.delete_role(RoleName=provider_id)
+
+
+ROLE = RoleType()
+TYPES = (ROLE,)
+
+
+def _document(statements: list[dict[str, Any]]) -> dict[str, Any]:
+    if not statements:  # a role may have no grant: an explicit, harmless statement keeps the policy valid
+        statements = [{"Sid": "Nothing", "Effect": "Deny", "Action": ["*"], "Resource": ["*"]}]
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def expand(scope: Scope) -> list[Node]:
+    from skyrig_aws import compute, cron, sql
+
+    app, env = scope.app, scope.environment.name
+    nodes = []
+    if "service" not in scope.kinds:
+        return nodes
+    for service in scope.model.services:
+        depends = set()
+        for use in scope.model.uses_by(service.name):
+            if use.kind == "sql_database" and use.kind in scope.kinds:
+                depends.add(sql.INSTANCE_ID)  # the master password's secret: made with the instance
+            elif use.kind in ("cache_cluster",) and use.kind in scope.kinds:
+                depends.add(f"@{use.kind}/{use.resource}")
+        owned_cron = any(r.kind == "cron_job" and r.service == service.name for r in scope.model.resources)
+        if owned_cron and "cron_job" in scope.kinds:
+            depends.add(cron.SIGNING_KEY_ID)
+        properties = {
+            "name": role_name(app, env, service.name),
+            "trust": "ecs-tasks.amazonaws.com",
+            "policy": _document(grants(scope, service.name)),
+        }
+        nodes.append(Node(role_id(service.name), ROLE.type, "aws", properties, tuple(sorted(depends))))
+    execution = [
+        {
+            "Sid": "Images",
+            "Effect": "Allow",
+            "Action": ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+            "Resource": [_arn("ecr", f"repository/{compute.repository_name(app, env)}")],
+        },
+        {"Sid": "Login", "Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": ["*"]},
+        {
+            "Sid": "Logs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": [_arn("logs", f"log-group:/skyrig/{app}/{env}:*")],
+        },
+    ]
+    nodes.append(
+        Node(
+            EXECUTION_ROLE,
+            ROLE.type,
+            "aws",
+            {
+                "name": role_name(app, env, "execution"),
+                "trust": "ecs-tasks.amazonaws.com",
+                "policy": _document(execution),
+            },
+        )
+    )
+    jobs = [r for r in scope.resources() if r.kind == "cron_job"]
+    if jobs:
+        services = sorted({r.service for r in jobs})
+        roles = [role_id(s) for s in services] + [EXECUTION_ROLE]
+        scheduler = [
+            {
+                "Sid": "RunTasks",
+                "Effect": "Allow",
+                "Action": ["ecs:RunTask"],
+                "Resource": sorted(
+                    _arn("ecs", f"task-definition/{compute.family(app, env, s)}:*") for s in services
+                ),
+            },
+            {
+                "Sid": "PassRoles",
+                "Effect": "Allow",
+                "Action": ["iam:PassRole"],
+                "Resource": sorted(
+                    f"arn:{{partition}}:iam::{{account}}:role{role_path(app, env)}{role_name(app, env, r.partition('/')[2])}"
+                    for r in roles
+                ),
+            },
+        ]
+        nodes.append(
+            Node(
+                SCHEDULER_ROLE,
+                ROLE.type,
+                "aws",
+                {
+                    "name": role_name(app, env, "scheduler"),
+                    "trust": "scheduler.amazonaws.com",
+                    "policy": _document(scheduler),
+                },
+            )
+        )
+    return nodes
