@@ -53,9 +53,11 @@ def skyrig_profile(request: pytest.FixtureRequest) -> Iterator[Any]:
         yield profile
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def skyrig_manifest(skyrig_profile: Any) -> Any:
-    """The manifest of the provider under test."""
+    """The manifest of the provider under test. Module-scoped, as everything that depends on the profile:
+    one pytest run may test several providers (each folder's conftest names its own), and a
+    session-scoped fixture would keep the first one's."""
     from skyrig.plugins.registry import load_provider
 
     return load_provider(skyrig_profile.provider).manifest

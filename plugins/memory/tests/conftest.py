@@ -17,6 +17,10 @@ import pytest
 
 from skyrig.cli import main
 from skyrig.runtime import binding
+from skyrig_conformance import provider_profile
+
+skyrig_profile = provider_profile("memory")
+"""The conformance suite (test_conformance.py) runs against the memory provider's profile."""
 
 CONFIG = 'app = "{app}"\n[env.dev]\ntype = "development"\nprovider = "memory"\n'
 

@@ -127,7 +127,16 @@ class TestLifecycle(Suite):
         with fresh.session() as session:
             desired = {k: r.desired for k, r in session.store.nodes(MAIN).items()}
         for node, (old, new) in renamed.items():
-            assert old not in str(desired[node]), f"{node}: its name {old!r} became {new!r}"
+            assert old not in _values(desired[node]), f"{node}: its name {old!r} became {new!r}"
+
+
+def _values(data: Any) -> set[str]:
+    """Every string value in ``data`` (nested dicts and lists too)."""
+    if isinstance(data, dict):
+        return set().union(*(_values(value) for value in data.values())) if data else set()
+    if isinstance(data, (list, tuple)):
+        return set().union(*(_values(value) for value in data)) if data else set()
+    return {data} if isinstance(data, str) else set()
 
 
 def _edit(deployment: Deployment) -> list[str]:

@@ -14,6 +14,7 @@ import itertools
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -25,6 +26,18 @@ from skyrig_conformance.plugin import Suite
 
 def _marker() -> str:
     return f"m-{uuid.uuid4().hex[:12]}"
+
+
+def _failing(marker: str) -> tuple[list[float], Callable[[dict[str, Any]], Awaitable[None]]]:
+    """A handler that fails on every delivery of the messages marked ``marker``, and when it was called."""
+    attempts: list[float] = []
+
+    async def handler(data: dict[str, Any]) -> None:
+        if data.get("note") == marker:
+            attempts.append(time.monotonic())
+            raise RuntimeError("the handler fails on purpose")
+
+    return attempts, handler
 
 
 class TestPubSub(Suite):
@@ -64,13 +77,7 @@ class TestPubSub(Suite):
     @needs.kinds("topic", "subscription")
     def test_a_failing_handler_is_retried_with_exponential_backoff(self, deployment, app):
         marker = _marker()
-        attempts: list[float] = []
-
-        async def handler(data: dict[str, Any]) -> None:
-            if data.get("note") == marker:
-                attempts.append(time.monotonic())
-                raise RuntimeError("the handler fails on purpose")
-
+        attempts, handler = _failing(marker)
         app.resources.doomed.publish(app.messages.Event(id=2, note=marker))
         deployment.consume("doomed", handler, until=lambda: len(attempts) >= 3, timeout=40)
         gaps = [later - earlier for earlier, later in itertools.pairwise(attempts[:3])]
@@ -81,12 +88,7 @@ class TestPubSub(Suite):
     @needs.feature("pubsub.dead_letter")
     def test_after_max_retries_the_message_is_dead_lettered(self, deployment, app):
         marker = _marker()
-        attempts: list[float] = []
-
-        async def handler(data: dict[str, Any]) -> None:
-            if data.get("note") == marker:
-                attempts.append(time.monotonic())
-                raise RuntimeError("the handler fails on purpose")
+        attempts, handler = _failing(marker)
 
         def dead() -> list[dict[str, Any]]:
             letters = deployment.provider().dead_letters(deployment.context(MAIN), "doomed")

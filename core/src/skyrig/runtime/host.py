@@ -140,7 +140,7 @@ class ServiceHost:
         path = scope["path"][len(PREFIX) :]
         if signing.HEADER in headers and scope["method"] == "POST" and path.startswith("cron/"):
             # a provider's scheduler: accepted only with a valid signature by the environment's key
-            body = await _body(receive)
+            body = await read_body(receive)
             try:
                 key = self._signing_key(path.removeprefix("cron/"))
                 signing.verify(key, headers[signing.HEADER], "POST", scope["path"], body)
@@ -210,8 +210,8 @@ def _report(task: asyncio.Task[None]) -> None:
         log.error("%s stopped: %s", task.get_name(), task.exception(), exc_info=task.exception())
 
 
-async def _body(receive: Any) -> bytes:
-    """The whole body of an HTTP request."""
+async def read_body(receive: Any) -> bytes:
+    """The whole body of an ASGI HTTP request."""
     chunks = []
     while True:
         message = await receive()

@@ -11,13 +11,14 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs
 
+from skyrig.runtime.host import read_body
 from skyrig_local.objects import BucketClient, check_key, signature, signing_key
 
 
 async def app(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
     if scope["type"] != "http":
         return
-    upload = await _body(receive) if scope["method"] == "PUT" else b""
+    upload = await read_body(receive) if scope["method"] == "PUT" else b""
     status, body = _serve(scope["method"], scope["path"], scope.get("query_string", b"").decode(), upload)
     await send(
         {
@@ -27,15 +28,6 @@ async def app(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-async def _body(receive) -> bytes:  # type: ignore[no-untyped-def]
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
 
 
 def _serve(method: str, path: str, query: str, upload: bytes = b"") -> tuple[int, bytes]:
