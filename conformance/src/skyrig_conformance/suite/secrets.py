@@ -75,5 +75,7 @@ class TestSecrets(Suite):
         config = deployment.bind("alpha").config
         deployment.unbind()
         entry = config["resources"]["secret/api-key"]
-        assert entry["provider"] == deployment.profile.provider
         assert "value" not in entry, f"a runtime config entry may not carry a secret's value: {entry}"
+        assert entry["provider"] == deployment.profile.provider, (
+            "the entry names another provider's data plane"
+        )
