@@ -164,8 +164,10 @@ class AwsProvider(Provider):
             pass
         group = cron.group_name(app, env)
         try:
-            client.scheduler.get_schedule_group(Name=group)
-            resources[f"scheduler:{group}"] = ("aws.cron.schedule_group", group)
+            arn = client.scheduler.get_schedule_group(Name=group)["Arn"]
+            tags = tag_dict(client.scheduler.list_tags_for_resource(ResourceArn=arn).get("Tags"))
+            if tags.get("skyrig:env") == env and tags.get("skyrig:app") == app:
+                resources[f"scheduler:{group}"] = ("aws.cron.schedule_group", group)
             for schedule in client.scheduler.pages("list_schedules", "Schedules", GroupName=group):
                 resources[f"schedule:{schedule['Name']}"] = ("aws.cron.schedule", schedule["Name"])
         except NotFound:

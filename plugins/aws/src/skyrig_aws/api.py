@@ -228,6 +228,7 @@ MOTO_GAPS = frozenset(
         "elasticache.parameter_group",
         "elasticache.user_group",
         "elasticache.deletion",
+        "scheduler.group_deletion",
         "rds.engine_versions",
     }
 )

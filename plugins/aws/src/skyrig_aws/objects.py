@@ -157,6 +157,7 @@ class BucketType(AwsNodeType):
 
     def _delete(self, context: Context, node: Node, provider_id: str) -> None:
         s3 = context.client.s3
+        s3.head_bucket(Bucket=provider_id)  # gone already: NotFound, and nothing to do
         # every version and delete marker first: S3 deletes only empty buckets
         for page in s3.get_paginator("list_object_versions").paginate(Bucket=provider_id):
             objects = [
