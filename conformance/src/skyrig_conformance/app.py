@@ -16,6 +16,8 @@ from skyrig.plugins import Manifest
 from skyrig_conformance.profile import Profile
 
 APP = "conformance"
+"""The prefix of the suite's app names. Each deployment's app is named anew (``conformance-1a2b3c``), so
+that deployments sharing one backend (an emulator for a whole run, a real cloud account) never collide."""
 ENVIRONMENTS = ("conformance", "conformance-b")
 """The suite's environments: the second proves two environments of one app never collide."""
 
@@ -209,9 +211,16 @@ def beta(capabilities: Capabilities) -> dict[str, str]:
     }
 
 
-def config(profile: Profile, environments: tuple[str, ...] = ENVIRONMENTS) -> str:
+def app_name() -> str:
+    """A new app name for a deployment of the suite's app."""
+    import uuid
+
+    return f"{APP}-{uuid.uuid4().hex[:6]}"
+
+
+def config(profile: Profile, app: str, environments: tuple[str, ...] = ENVIRONMENTS) -> str:
     """``skyrig.toml``: the suite's environments on the provider under test."""
-    lines = [f'app = "{APP}"', ""]
+    lines = [f'app = "{app}"', ""]
     for name in environments:
         lines += [f"[env.{name}]", f'type = "{profile.environment_type}"', f'provider = "{profile.provider}"']
         lines += [f'{family} = "{provider}"' for family, provider in sorted(profile.families.items())]
@@ -242,11 +251,11 @@ def _value(value: Any) -> str:
     raise TypeError(f"a profile setting cannot be {type(value).__name__}: {value!r}")
 
 
-def write_app(root: Path, profile: Profile, manifest: Manifest) -> Capabilities:
-    """Write the suite's app into ``root`` (a new folder) for ``profile``'s provider."""
+def write_app(root: Path, app: str, profile: Profile, manifest: Manifest) -> Capabilities:
+    """Write the suite's app named ``app`` into ``root`` (a new folder) for ``profile``'s provider."""
     capabilities = Capabilities(manifest, profile.environment_type)
     files = {
-        "skyrig.toml": config(profile),
+        "skyrig.toml": config(profile, app),
         "alpha/__init__.py": SERVICE.format(service="alpha"),
         "alpha/web.py": WEB.format(service="alpha").lstrip(),
         "alpha/messages.py": MESSAGES.lstrip(),

@@ -23,7 +23,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from skyrig.plugins import Manifest
-from skyrig_conformance.app import APP, ENVIRONMENTS, Capabilities, write_app
+from skyrig_conformance.app import ENVIRONMENTS, Capabilities, app_name, write_app
 from skyrig_conformance.profile import Profile
 
 MAIN = ENVIRONMENTS[0]
@@ -51,7 +51,8 @@ class Deployment:
         self.root = root
         self.profile = profile
         self.manifest = manifest
-        self.capabilities: Capabilities = write_app(root, profile, manifest)
+        self.app = app_name()
+        self.capabilities: Capabilities = write_app(root, self.app, profile, manifest)
         self.outputs: list[str] = []
         """Everything every command printed, for the secret canary."""
         self._servers: list[subprocess.Popen[bytes]] = []
@@ -170,11 +171,11 @@ class Deployment:
     def model(self) -> Any:
         from skyrig.analysis import build_model
 
-        return build_model(self.root, APP)
+        return build_model(self.root, self.app)
 
     def tag(self, environment: str) -> str:
         """What tells this deployment's environments apart on a shared stand-in server."""
-        return f"{APP}-{environment}-{os.getpid()}"
+        return f"{self.app}-{environment}"
 
     # -- the app's view -----------------------------------------------------------------------------
 
