@@ -19,7 +19,14 @@ AREAS = ("lifecycle", "robustness")
 """Matrix rows for tests that concern every kind."""
 ROWS = (*AREAS, "compute", "sql", "pubsub", "cache", "objects", "secrets", "cron", *FEATURES)
 """The capability matrix's rows, in order: areas, families, optional features."""
-LIMITABLE = frozenset({"objects.signed_url_tampering", "objects.public_url_fetch", "sql.data_plane"})
+LIMITABLE = frozenset(
+    {
+        "objects.signed_url_tampering",
+        "objects.public_url_fetch",
+        "sql.data_plane",
+        "lifecycle.recreate_after_destroy",
+    }
+)
 """Checks a profile may declare its backend cannot show (``Profile.limits``), each with its reason."""
 
 NOT_CLAIMED = "not claimed"

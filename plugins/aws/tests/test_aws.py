@@ -175,11 +175,12 @@ def _live(moto: str, arn: str) -> bool:
         found = aws(moto, "ec2").describe_nat_gateways(NatGatewayIds=[arn.rpartition("/")[2]])["NatGateways"]
         return bool(found) and found[0]["State"] != "deleted"
     if ":ecs:" in arn and (":service/" in arn or ":cluster/" in arn):
-        return False if "INACTIVE" in json.dumps(_ecs_status(moto, arn)) else True
+        statuses = [item.get("status") for item in _ecs_status(moto, arn)]  # type: ignore[attr-defined]
+        return bool(statuses) and "INACTIVE" not in statuses
     return True
 
 
-def _ecs_status(moto: str, arn: str) -> object:
+def _ecs_status(moto: str, arn: str) -> list[dict]:
     ecs = aws(moto, "ecs")
     if ":cluster/" in arn:
         return ecs.describe_clusters(clusters=[arn])["clusters"]

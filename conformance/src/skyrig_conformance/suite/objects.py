@@ -14,7 +14,8 @@ from skyrig_conformance.plugin import Suite
 
 
 def _fetch(url: str, method: str = "GET", data: bytes | None = None) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, data=data, method=method)
+    headers = {"content-type": "application/octet-stream"} if data is not None else {}
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, response.read()

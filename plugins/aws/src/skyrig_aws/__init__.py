@@ -42,7 +42,9 @@ class AwsProvider(Provider):
             }
         ),
         settings="skyrig_aws.settings:AwsSettings",
-        description="AWS: VPC, ECS Fargate, RDS PostgreSQL, SNS/SQS, ElastiCache, S3, Secrets Manager, Scheduler",
+        description=(
+            "AWS: VPC, ECS Fargate, RDS PostgreSQL, SNS/SQS, ElastiCache, S3, Secrets Manager, Scheduler"
+        ),
     )
 
     def _families(self) -> list[Any]:

@@ -164,6 +164,17 @@ class _Service:
         return items
 
 
+def quiet_sdk_logs() -> None:
+    """Keep the AWS SDK's debug logs off: they carry whole request and response bodies, secret values
+    among them (``PutSecretValue``, ``GetSecretValue``), and secrets never reach a log."""
+    import logging
+
+    for name in ("botocore", "boto3", "s3transfer"):
+        logger = logging.getLogger(name)
+        if logger.level < logging.INFO:  # NOTSET or DEBUG: the children inherit INFO from here
+            logger.setLevel(logging.INFO)
+
+
 class AwsClient:
     """What the AWS node types use: a boto3 session with a client per service, made on first use."""
 
@@ -196,6 +207,8 @@ class AwsClient:
     def _boto_session(self) -> Any:
         if self._session is None:
             import boto3
+
+            quiet_sdk_logs()
 
             self._session = boto3.session.Session(
                 profile_name=self.settings.profile, region_name=self.settings.region

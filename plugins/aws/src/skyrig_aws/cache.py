@@ -307,8 +307,8 @@ class ClusterType(AwsNodeType):
             arguments["UserGroupIdsToAdd"] = [p["user_group"]]
         if "at_rest_encryption" in changes:
             raise ProviderError(
-                f"{node.id}: at-rest encryption of {provider_id} was turned off, which ElastiCache cannot undo in "
-                "place: delete the replication group (the next apply makes it again)"
+                f"{node.id}: at-rest encryption of {provider_id} was turned off, which ElastiCache cannot "
+                "undo in place: delete the replication group (the next apply makes it again)"
             )
         if arguments:
             cache.modify_replication_group(ReplicationGroupId=provider_id, ApplyImmediately=True, **arguments)

@@ -89,4 +89,11 @@ def profile() -> Iterator[Any]:
             settings=settings(endpoint),
             environ={**CREDENTIALS, "SKYRIG_AWS_POLL_SECONDS": "1"},
             stand_ins={"sql_database": stand_ins.postgres(), "cache_cluster": stand_ins.redis()},
+            limits={
+                "objects.signed_url_tampering": "moto does not verify the signatures of presigned URLs",
+                "lifecycle.recreate_after_destroy": (
+                    "moto never finishes deleting ElastiCache replication groups and users, so their names "
+                    "cannot be taken again within one emulator run"
+                ),
+            },
         )

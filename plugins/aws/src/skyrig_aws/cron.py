@@ -166,7 +166,8 @@ class ScheduleType(AwsNodeType):
         cluster = (
             f"arn:{client.partition()}:ecs:{client.settings.region}:{client.account()}:cluster/{p['cluster']}"
         )
-        task = f"arn:{client.partition()}:ecs:{client.settings.region}:{client.account()}:task-definition/{p['family']}"
+        region, account = client.settings.region, client.account()
+        task = f"arn:{client.partition()}:ecs:{region}:{account}:task-definition/{p['family']}"
         overrides = {
             "containerOverrides": [
                 {

@@ -353,7 +353,8 @@ def expand(scope: Scope) -> list[Node]:
                 "Effect": "Allow",
                 "Action": ["iam:PassRole"],
                 "Resource": sorted(
-                    f"arn:{{partition}}:iam::{{account}}:role{role_path(app, env)}{role_name(app, env, r.partition('/')[2])}"
+                    "arn:{partition}:iam::{account}:role"
+                    + f"{role_path(app, env)}{role_name(app, env, r.partition('/')[2])}"
                     for r in roles
                 ),
             },

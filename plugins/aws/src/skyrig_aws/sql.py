@@ -197,8 +197,9 @@ class InstanceType(AwsNodeType):
     def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
         if "encrypted" in changes:
             raise ProviderError(
-                f"{node.id}: storage encryption of RDS instance {provider_id} was turned off, which RDS cannot "
-                "undo in place: restore a snapshot into an encrypted instance and import it (skyrig import)"
+                f"{node.id}: storage encryption of RDS instance {provider_id} was turned off, which RDS "
+                "cannot undo in place: restore a snapshot into an encrypted instance and import it "
+                "(skyrig import)"
             )
         names = {
             "instance_class": "DBInstanceClass",
@@ -342,6 +343,7 @@ class DatabaseType(AwsNodeType):
                     "name": "migrate",
                     "image": compute.image(context),
                     "essential": True,
+                    "memory": 512,  # the task's whole memory (emulators sum containers' memory to place it)
                     "command": ["python", "-m", "skyrig_aws.runtime.migrate"],
                     "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
                 }

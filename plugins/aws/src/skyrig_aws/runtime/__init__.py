@@ -19,6 +19,10 @@ def aws(service: str, entry: dict[str, Any]) -> Any:
             import boto3
             from botocore.config import Config
 
+            from skyrig_aws.api import quiet_sdk_logs
+
+            quiet_sdk_logs()
+
             config = Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=50)
             _clients[key] = boto3.session.Session().client(
                 service, region_name=key[1], endpoint_url=key[2], config=config

@@ -173,11 +173,17 @@ class SubscriptionClient:
         """Handle one message; True if it is settled (handled or dead-lettered)."""
         attempt = int(message["Attributes"].get("ApproximateReceiveCount", "1"))
         if self.max_retries >= 0 and attempt > self.max_retries + 1:
-            error = f"delivered {attempt} times without being acknowledged within the ack deadline ({self.visibility}s)"
+            error = (
+                f"delivered {attempt} times without being acknowledged within the ack deadline "
+                f"({self.visibility}s)"
+            )
             await asyncio.to_thread(self._dead_letter, message, attempt, error)
             return True
         async with slots:
-            beat = asyncio.create_task(self._keep_invisible(message))
+            # The ack deadline is the handler's time per attempt: past it the message comes again. Only
+            # ordered and exactly-once (FIFO) queues hold a message while its handler runs, as the other
+            # providers do: a redelivery there would break the order or hand it over twice.
+            beat = asyncio.create_task(self._keep_invisible(message) if self.fifo else asyncio.sleep(0))
             try:
                 await handler(json.loads(message["Body"]))
                 error = None
@@ -202,7 +208,7 @@ class SubscriptionClient:
         return False
 
     async def _keep_invisible(self, message: dict[str, Any]) -> None:
-        """Extend the message's visibility while its handler runs (the ack deadline is per attempt)."""
+        """Extend the message's visibility while its handler runs (ordered and exactly-once queues)."""
         while True:
             await asyncio.sleep(max(1.0, self.visibility / 2))
             with contextlib.suppress(Exception):
