@@ -188,6 +188,30 @@ def _ecs_status(moto: str, arn: str) -> list[dict]:
     return ecs.describe_services(cluster=cluster, services=[arn])["services"]
 
 
+def test_each_service_task_reads_its_runtime_config_from_its_parameter(skyrig, shop: Path, moto: str) -> None:
+    """ECS runs no task in moto: what is checked is what a task would start with."""
+    canary = "sk_live_CANARY_in_aws_1f2e"
+    applied(skyrig)
+    secrets = aws(moto, "secretsmanager")
+    secrets.put_secret_value(SecretId="skyrig/shop/dev/stripe-api-key", SecretString=canary)
+    applied(skyrig)
+    ssm, ecs = aws(moto, "ssm"), aws(moto, "ecs")
+    for service in ("notifications", "orders", "payments"):
+        written = json.loads((shop / ".skyrig" / "runtime" / "dev" / f"{service}.json").read_text())
+        parameter = ssm.get_parameter(Name=f"/skyrig/shop/dev/runtime/{service}")["Parameter"]
+        assert json.loads(parameter["Value"]) == written, "the task gets the config apply computed"
+        assert canary not in parameter["Value"], "a reference to the secret, never its value"
+        definition = ecs.describe_task_definition(taskDefinition=f"shop-dev-{service}")["taskDefinition"]
+        [container] = definition["containerDefinitions"]
+        assert container["secrets"] == [{"name": "SKYRIG_RUNTIME_CONFIG", "valueFrom": parameter["ARN"]}]
+    execution = json.dumps(
+        aws(moto, "iam").get_role_policy(RoleName="shop-dev-execution", PolicyName="skyrig")
+    )
+    assert "ssm:GetParameters" in execution and "parameter/skyrig/shop/dev/runtime/*" in execution
+    assert skyrig("destroy", "--env", "dev", "--yes", "--include-data").code == 0
+    assert ssm.describe_parameters()["Parameters"] == [], "the parameters go with their services"
+
+
 def test_a_second_apply_makes_no_mutating_call(skyrig) -> None:
     applied(skyrig)
     api.CALLS.clear()

@@ -222,6 +222,11 @@ class Session:
         folder.mkdir(parents=True, exist_ok=True)
         for service, config in configs.items():
             (folder / f"{service}.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        if configs:
+            from skyrig.plugins.registry import load_provider
+
+            compute = self.environment.provider_for("compute")
+            load_provider(compute).deliver_runtime(self.context(compute), configs)
         return configs
 
     def _code_references(self) -> dict[str, dict[str, str]]:

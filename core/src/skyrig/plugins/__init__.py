@@ -92,6 +92,13 @@ class Provider:
         :class:`skyrig.testing.support.TestSupport`, or None if it offers none. Import it lazily."""
         return None
 
+    def deliver_runtime(self, context: Context, configs: dict[str, dict[str, Any]]) -> None:
+        """Hand each service's runtime config (service -> config) to where its running service reads it
+        (``SKYRIG_RUNTIME_CONFIG``): a cloud's parameter store, say, restarting the services whose config
+        changed. Called on the environment's compute provider after every successful apply. The configs
+        hold references, never secret values. By default nothing: local services read the files skyrig
+        writes under ``.skyrig/runtime/``."""
+
     def inventory(self, context: Context) -> list[tuple[str, str]]:
         """Every resource of the environment that exists in the backend now, as ``(node type, provider
         id)``, found through the provider's own API (ownership tags, deterministic names), whatever

@@ -77,6 +77,11 @@ class AwsProvider(Provider):
 
         return client_for(kind, entry, config)
 
+    def deliver_runtime(self, context: Context, configs: dict[str, dict[str, Any]]) -> None:
+        from skyrig_aws.delivery import deliver
+
+        deliver(context, configs)
+
     # -- secrets --------------------------------------------------------------------------------------
 
     def set_secret(self, context: Context, name: str, value: str) -> None:

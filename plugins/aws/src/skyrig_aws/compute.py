@@ -15,7 +15,7 @@ from typing import Any
 
 from skyrig.engine.contract import Context, Observed, ProviderError
 from skyrig.engine.graph import Node, Scope
-from skyrig_aws import iam, network
+from skyrig_aws import delivery, iam, network
 from skyrig_aws.api import join_name, tag_dict, tag_list, wait_for
 from skyrig_aws.nodes import AwsNodeType
 
@@ -355,6 +355,13 @@ class ServiceType(AwsNodeType):
                         str(p["port"]),
                     ],
                     "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
+                    # ECS sets the service's runtime config from its parameter when a task starts
+                    "secrets": [
+                        {
+                            "name": "SKYRIG_RUNTIME_CONFIG",
+                            "valueFrom": delivery.parameter_arn(context, p["service"]),
+                        }
+                    ],
                 }
             ],
             tags=_ecs_tags(context, node),
@@ -392,6 +399,7 @@ class ServiceType(AwsNodeType):
 
     def _create(self, context: Context, node: Node) -> Observed:
         p = node.properties
+        delivery.make_parameter(context, p["service"], context.tags(node))
         task = self._register(context, node, p["cpu"], p["memory"])
         group = self._target_group(context, node)
         service = context.client.ecs.create_service(
@@ -479,6 +487,7 @@ class ServiceType(AwsNodeType):
                 ecs.deregister_task_definition(taskDefinition=arn)
         for start in range(0, len(arns), 10):
             ecs.delete_task_definitions(taskDefinitions=arns[start : start + 10])
+        delivery.delete_parameter(context, p["service"])
 
     def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
         return {"provider": "aws", "type": self.type, "url": node.properties["url"]}

@@ -322,6 +322,12 @@ def expand(scope: Scope) -> list[Node]:
             "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
             "Resource": [_arn("logs", f"log-group:/skyrig/{app}/{env}:*")],
         },
+        {
+            "Sid": "RuntimeConfig",
+            "Effect": "Allow",
+            "Action": ["ssm:GetParameters"],
+            "Resource": [_arn("ssm", f"parameter/skyrig/{app}/{env}/runtime/*")],
+        },
     ]
     nodes.append(
         Node(

@@ -1,0 +1,76 @@
+"""Delivering each service's runtime config to its ECS tasks: an SSM parameter per service.
+
+The task definition names the parameter as a container secret, so ECS sets ``SKYRIG_RUNTIME_CONFIG`` to
+its value (inline JSON) when a task starts; the parameter is made with the service (a placeholder until
+the first apply ends) and deleted with it. After each apply, the config skyrig computed is written where
+it changed, and the services whose config changed are redeployed to read it. The configs hold endpoints
+and references, never secret values, so a plain ``String`` parameter is right.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+from skyrig.engine.contract import Context, ProviderError
+from skyrig_aws.api import NotFound, tag_list
+
+PLACEHOLDER = "{}"
+"""A new service's parameter until the apply that made it ends (its tasks wait for the redeploy)."""
+
+
+def parameter_name(app: str, env: str, service: str) -> str:
+    return f"/skyrig/{app}/{env}/runtime/{service}"
+
+
+def parameter_arn(context: Context, service: str) -> str:
+    client = context.client
+    name = parameter_name(context.app, context.environment.name, service)
+    return f"arn:{client.partition()}:ssm:{client.settings.region}:{client.account()}:parameter{name}"
+
+
+def make_parameter(context: Context, service: str, tags: dict[str, str]) -> None:
+    """The service's parameter, with the placeholder, unless it exists already (an earlier run's)."""
+    name = parameter_name(context.app, context.environment.name, service)
+    try:
+        context.client.ssm.put_parameter(
+            Name=name,
+            Value=PLACEHOLDER,
+            Type="String",
+            Tier="Intelligent-Tiering",  # standard up to 4 KB, advanced above, as the config grows
+            Description="skyrig runtime config of the service (endpoints and references, no secret values)",
+            Tags=tag_list(tags),
+        )
+    except ProviderError as error:
+        if "AlreadyExists" not in str(error):
+            raise
+
+
+def delete_parameter(context: Context, service: str) -> None:
+    with contextlib.suppress(NotFound):
+        context.client.ssm.delete_parameter(
+            Name=parameter_name(context.app, context.environment.name, service)
+        )
+
+
+def deliver(context: Context, configs: dict[str, dict[str, Any]]) -> None:
+    """Write each service's config where it changed, and redeploy those services."""
+    from skyrig_aws import compute
+
+    ssm, ecs = context.client.ssm, context.client.ecs
+    app, env = context.app, context.environment.name
+    for service, config in sorted(configs.items()):
+        name = parameter_name(app, env, service)
+        text = json.dumps(config, sort_keys=True, separators=(",", ":"))
+        try:
+            current = ssm.get_parameter(Name=name)["Parameter"]["Value"]
+        except NotFound:
+            continue  # not one of the services this environment runs
+        if current == text:
+            continue
+        ssm.put_parameter(Name=name, Value=text, Type="String", Overwrite=True, Tier="Intelligent-Tiering")
+        with contextlib.suppress(NotFound):  # tasks read the parameter when they start: restart them
+            ecs.update_service(
+                cluster=compute.cluster_name(app, env), service=service, forceNewDeployment=True
+            )
