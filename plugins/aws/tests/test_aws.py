@@ -281,3 +281,37 @@ def test_a_crash_after_create_is_adopted_not_duplicated(shop: Path, moto: str) -
     assert len(ec2.describe_vpcs(Filters=[{"Name": "tag:skyrig:env", "Values": ["dev"]}])["Vpcs"]) == 1
     subnets = ec2.describe_subnets(Filters=[{"Name": "tag:skyrig:env", "Values": ["dev"]}])["Subnets"]
     assert len(subnets) == 4
+
+
+def test_an_existing_rds_instance_is_imported_and_keeps_its_name(skyrig, moto: str) -> None:
+    rds = aws(moto, "rds")
+    rds.create_db_instance(
+        DBInstanceIdentifier="legacy-db",
+        Engine="postgres",
+        EngineVersion="17.4",
+        DBInstanceClass="db.r6g.xlarge",
+        AllocatedStorage=20,
+        MasterUsername="skyrig",
+        ManageMasterUserPassword=True,
+        StorageEncrypted=True,
+        BackupRetentionPeriod=1,
+        PubliclyAccessible=False,
+    )
+    imported = skyrig("import", "--env", "dev", "sql.cluster", "legacy-db")
+    assert imported.code == 0, imported.err
+    plan = json.loads(skyrig("plan", "--env", "dev", "--json").out)
+    [cluster] = [c for c in plan["changes"] if c["node"] == "sql.cluster"]
+    assert cluster["action"] == "update", "adopted, not replaced: it keeps its name and its data"
+    assert "identifier" not in cluster["fields"], "an imported resource keeps its own name"
+    assert "instance_class" not in cluster["fields"], "a tunable: db.r6g.xlarge is adopted as it is"
+    assert cluster["fields"]["backup_retention_days"] == [1, 7], "an invariant: restored"
+    applied(skyrig)
+    names = [db["DBInstanceIdentifier"] for db in rds.describe_db_instances()["DBInstances"]]
+    assert names == ["legacy-db"], "no second instance was made"
+    legacy = rds.describe_db_instances(DBInstanceIdentifier="legacy-db")["DBInstances"][0]
+    assert legacy["BackupRetentionPeriod"] == 7 and legacy["DBInstanceClass"] == "db.r6g.xlarge"
+    task = aws(moto, "ecs").describe_task_definition(taskDefinition="shop-dev-migrate-orders")[
+        "taskDefinition"
+    ]
+    environment = {e["name"]: e["value"] for e in task["containerDefinitions"][0]["environment"]}
+    assert environment["SKYRIG_DB_HOST"] == legacy["Endpoint"]["Address"], "migrations go to the imported one"

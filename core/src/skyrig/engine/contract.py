@@ -52,6 +52,10 @@ class Context:
     """The provider's validated settings for this environment."""
     client: Any
     """Whatever the provider's ``connect`` returned (an SDK session, a database connection)."""
+    recorded: Mapping[str, str] = field(default_factory=dict)
+    """Node id -> provider id of every node state held when the command began: where a dependency is,
+    even one imported under a name of its own (``skyrig import``). Nodes made during this command are
+    not in it; find those by their deterministic names."""
 
     def tags(self, node: Node) -> dict[str, str]:
         """Ownership tags every resource carries, so that it can be found (and adopted) by them."""
@@ -77,6 +81,8 @@ class NodeType:
     - ``invariant``: properties skyrig guarantees (backups, encryption, private networking, TLS, public
       access). Changed in the cloud, they are reported as drift and restored by the next apply.
     - ``replace_on``: properties that cannot change in place; a change replaces the resource.
+    - ``identity``: properties that name the resource (its identifier). Once the resource exists, its
+      own name stands: never diffed, so a resource adopted with ``skyrig import`` keeps its name.
     - ``stateful``: holds data (a database, a bucket): destroy keeps it unless ``--include-data``.
     """
 
@@ -84,6 +90,7 @@ class NodeType:
     tunable: ClassVar[frozenset[str]] = frozenset()
     invariant: ClassVar[frozenset[str]] = frozenset()
     replace_on: ClassVar[frozenset[str]] = frozenset()
+    identity: ClassVar[frozenset[str]] = frozenset()
     stateful: ClassVar[bool] = False
 
     def read(self, context: Context, node: Node, provider_id: str) -> Observed | None:

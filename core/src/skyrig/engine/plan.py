@@ -146,7 +146,7 @@ def _compare(change: Change, node_type: NodeType, record: NodeRecord, now: Mappi
     wanted = change.properties
     for key, value in wanted.items():
         current = now.get(key)
-        if current == value:
+        if current == value or key in node_type.identity:
             continue
         if key in node_type.replace_on:
             change.action = "replace"

@@ -72,7 +72,8 @@ class Session:
 
             settings = self.environment.settings.get(provider)
             client = load_provider(provider).connect(self.app, self.environment, settings, self.root)
-            self._contexts[provider] = Context(self.app, self.environment, settings, client)
+            recorded = {node: r.provider_id for node, r in self.store.nodes(self.name).items()}
+            self._contexts[provider] = Context(self.app, self.environment, settings, client, recorded)
         return self._contexts[provider]
 
     def contexts(self) -> dict[str, Context]:

@@ -150,7 +150,8 @@ class RoleType(AwsNodeType):
 
         key = "sql.cluster#secret"
         if key not in context.client.known:
-            identifier = sql.instance_name(context.app, context.environment.name)
+            name = sql.instance_name(context.app, context.environment.name)
+            identifier = context.recorded.get(sql.INSTANCE_ID) or name  # an imported instance: its own
             try:
                 db = context.client.rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][
                     0

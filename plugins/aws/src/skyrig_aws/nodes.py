@@ -106,8 +106,9 @@ class AwsNodeType(NodeType):
 
 
 def resolve(context: Context, node_id: str, find: Callable[[], str | None]) -> str:
-    """The provider id of dependency ``node_id``: remembered from this command, else found in AWS."""
-    known = context.client.known.get(node_id)
+    """The provider id of dependency ``node_id``: remembered from this command, else recorded in state (an
+    imported resource has a name of its own), else found in AWS."""
+    known = context.client.known.get(node_id) or context.recorded.get(node_id)
     if known is not None:
         return known
     found = find()

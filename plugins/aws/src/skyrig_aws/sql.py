@@ -94,7 +94,8 @@ class InstanceType(AwsNodeType):
             "managed_password",
         }
     )
-    replace_on = frozenset({"identifier", "engine"})
+    replace_on = frozenset({"engine"})
+    identity = frozenset({"identifier"})  # an imported instance keeps its own name
 
     def inventory_id(self, arn: str) -> str:
         return arn.rpartition(":")[2]
@@ -264,8 +265,9 @@ class DatabaseType(AwsNodeType):
         return arn.rpartition("/")[2].partition(":")[0]
 
     def _instance(self, context: Context, node: Node) -> dict[str, Any]:
+        identifier = context.recorded.get(INSTANCE_ID) or node.properties["instance"]  # imported: its own
         try:
-            db = context.client.rds.describe_db_instances(DBInstanceIdentifier=node.properties["instance"])
+            db = context.client.rds.describe_db_instances(DBInstanceIdentifier=identifier)
             return db["DBInstances"][0]
         except ProviderError:
             return {}
