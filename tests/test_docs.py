@@ -37,3 +37,31 @@ def test_every_eviction_policy_and_feature_is_documented():
 def test_every_command_is_in_getting_started():
     text = (DOCS / "getting-started.md").read_text()
     assert all(f"skyrig {command}" in text for command in COMMANDS)
+
+
+def test_the_capability_matrix_agrees_with_every_manifest():
+    """docs/providers.md's matrix comes from runs of the suite (scripts/provider-matrix); whatever a
+    provider's manifest claims now must show there as passed, and nothing else as claimed."""
+    from skyrig.plugins import KIND_FAMILIES
+    from skyrig.plugins.registry import load_provider
+
+    text = (DOCS / "providers.md").read_text()
+    table = text.split("<!-- matrix:start -->")[1].split("<!-- matrix:end -->")[0]
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    providers = [cell.strip(" `") for cell in rows[0].strip("|").split("|")[1:]]
+    assert {"memory", "local", "aws", "template"} <= set(providers), "every first-party provider is there"
+    for row in rows[2:]:
+        name, *cells = (cell.strip() for cell in row.strip("|").split("|"))
+        capability = name.strip("`")
+        for provider, cell in zip(providers, cells, strict=True):
+            manifest = load_provider(provider).manifest
+            if capability in FEATURES:
+                claimed = capability in manifest.features
+            elif capability in ("lifecycle", "robustness"):
+                claimed = True
+            else:
+                claimed = any(KIND_FAMILIES[kind] == capability for kind in manifest.kinds)
+            if claimed:
+                assert cell.startswith(("✓", "?")), f"{provider} claims {capability}, the matrix says {cell!r}"
+            else:
+                assert cell.startswith("·") or not cell, f"{provider} does not claim {capability}: {cell!r}"
