@@ -62,6 +62,8 @@ def test_the_capability_matrix_agrees_with_every_manifest():
             else:
                 claimed = any(KIND_FAMILIES[kind] == capability for kind in manifest.kinds)
             if claimed:
-                assert cell.startswith(("✓", "?")), f"{provider} claims {capability}, the matrix says {cell!r}"
+                assert cell.startswith(("✓", "?")), (
+                    f"{provider} claims {capability}, the matrix says {cell!r}"
+                )
             else:
                 assert cell.startswith("·") or not cell, f"{provider} does not claim {capability}: {cell!r}"
