@@ -186,6 +186,7 @@ class AwsClient:
         self._session: Any = None
         self._services: dict[str, _Service] = {}
         self._account: str | None = None
+        self._account_lock = threading.Lock()
         self.known: dict[str, str] = {}
         """Node id -> provider id of resources created or found in this command (dependencies)."""
 
@@ -220,9 +221,12 @@ class AwsClient:
         return self.settings.emulator == "moto" and feature in MOTO_GAPS
 
     def account(self) -> str:
-        """The AWS account id (asked once per command)."""
+        """The AWS account id (asked once per command, however many threads want it at once)."""
         if self._account is None:
-            self._account = self.sts.get_caller_identity()["Account"]
+            sts = self.sts  # made outside the lock below, which making a client takes
+            with self._account_lock:
+                if self._account is None:
+                    self._account = sts.get_caller_identity()["Account"]
         return self._account
 
     def partition(self) -> str:

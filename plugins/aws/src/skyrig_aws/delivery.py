@@ -60,17 +60,17 @@ def deliver(context: Context, configs: dict[str, dict[str, Any]]) -> None:
 
     ssm, ecs = context.client.ssm, context.client.ecs
     app, env = context.app, context.environment.name
-    for service, config in sorted(configs.items()):
-        name = parameter_name(app, env, service)
-        text = json.dumps(config, sort_keys=True, separators=(",", ":"))
-        try:
-            current = ssm.get_parameter(Name=name)["Parameter"]["Value"]
-        except NotFound:
-            continue  # not one of the services this environment runs
-        if current == text:
-            continue
+    names = {service: parameter_name(app, env, service) for service in sorted(configs)}
+    current: dict[str, str] = {}
+    listed = list(names.values())
+    for start in range(0, len(listed), 10):  # GetParameters takes ten names at a time
+        found = ssm.get_parameters(Names=listed[start : start + 10])["Parameters"]
+        current.update({parameter["Name"]: parameter["Value"] for parameter in found})
+    for service, name in names.items():
+        text = json.dumps(configs[service], sort_keys=True, separators=(",", ":"))
+        if name not in current or current[name] == text:
+            continue  # not a service this environment runs, or unchanged
         ssm.put_parameter(Name=name, Value=text, Type="String", Overwrite=True, Tier="Intelligent-Tiering")
+        cluster = compute.cluster_name(app, env)
         with contextlib.suppress(NotFound):  # tasks read the parameter when they start: restart them
-            ecs.update_service(
-                cluster=compute.cluster_name(app, env), service=service, forceNewDeployment=True
-            )
+            ecs.update_service(cluster=cluster, service=service, forceNewDeployment=True)
