@@ -147,6 +147,9 @@ class ServiceHost:
             except (signing.SignatureError, LookupError) as error:
                 await _respond(send, 401, {"error": f"rejected: {error}"})
                 return
+            except (NotImplementedError, AttributeError):  # the provider runs no managed cron here
+                await _respond(send, 401, {"error": "rejected: this environment's cron jobs are not managed"})
+                return
             await _respond(send, *await self._run_cron(path.removeprefix("cron/")))
             return
         given = headers.get(HEADER, "")
