@@ -86,6 +86,21 @@ def test_a_tunable_changed_in_code_is_applied(app, skyrig):
     assert change["fields"] == {"max_retries": [5, 9]}
 
 
+def test_an_invariant_the_app_changes_is_a_change_not_drift(app, skyrig):
+    assert skyrig("apply", "--env", "dev", "--yes").code == 0
+    config = app / "skyrig.toml"
+    config.write_text(
+        config.read_text().replace('[env.dev]\ntype = "development"', '[env.dev]\ntype = "production"')
+    )
+
+    plan = json.loads(skyrig("plan", "--env", "dev", "--json").out)
+
+    [cluster] = [c for c in plan["changes"] if c["node"] == "sql.cluster"]
+    assert cluster["fields"]["deletion_protection"] == [False, True]
+    assert "deletion_protection changed in the app" in cluster["reasons"]
+    assert cluster["drift"] == [], "nothing changed in the cloud"
+
+
 def test_environments_never_collide(app, skyrig):
     assert skyrig("apply", "--env", "local", "--yes").code == 0
     assert skyrig("apply", "--env", "dev", "--yes").code == 0

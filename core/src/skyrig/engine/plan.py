@@ -160,8 +160,11 @@ def _compare(change: Change, node_type: NodeType, record: NodeRecord, now: Mappi
                 change.adopt[key] = current
         elif key in node_type.invariant:
             change.fields[key] = [current, value]
-            change.drift.append(key)
-            change.reasons.append(f"{key} drifted in the cloud and is an invariant: restored")
+            if record.desired.get(key) != value:  # the app asks for another value: not drift
+                change.reasons.append(f"{key} changed in the app")
+            else:
+                change.drift.append(key)
+                change.reasons.append(f"{key} drifted in the cloud and is an invariant: restored")
         else:
             change.fields[key] = [current, value]
             change.reasons.append(f"{key} changed" if record.desired.get(key) != value else f"{key} drifted")
