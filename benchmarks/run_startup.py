@@ -23,7 +23,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from skyrig.runtime.supervisor import free_port
+from skyrig.runtime.supervisor import free_port, free_ports
 
 READY = re.compile(r"ready in ([\d.]+) s \(provisioning ([\d.]+) s, services ([\d.]+) s\)")
 
@@ -81,7 +81,7 @@ def main() -> None:
                     check=True,
                     capture_output=True,
                 )
-            port, objects_port = free_port(), free_port()
+            port, objects_port = free_ports(len(list(app.glob("*/__init__.py")))), free_port()
             results["cold"].append(start(app, port, objects_port))
             results["warm"].append(start(app, port, objects_port))
     print(f"skyrig run {source.name}: {args.runs} runs, median (min-max)")

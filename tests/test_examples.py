@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from skyrig.runtime.supervisor import free_port
+from skyrig.runtime.supervisor import free_port, free_ports
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -79,7 +79,8 @@ def run_example(tmp_path: Path) -> Iterator[Callable[[str, dict[str, str]], Runn
                 check=True,
                 capture_output=True,
             )
-        port = free_port()
+        services = len(list(root.glob("*/__init__.py")))
+        port = free_ports(services)
         environment = {**os.environ, "SKYRIG_ENV__LOCAL__LOCAL__OBJECTS_PORT": str(free_port())}
         process = subprocess.Popen(
             [sys.executable, "-m", "skyrig", "run", str(root), "--port", str(port), "--dashboard-port", "0"],
@@ -90,7 +91,6 @@ def run_example(tmp_path: Path) -> Iterator[Callable[[str, dict[str, str]], Runn
         )
         running = Running(root, port, process)
         started.append(running)
-        services = len(list(root.glob("*/__init__.py")))
         for index in range(services):
             eventually(
                 lambda index=index: (

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from skyrig.runtime.supervisor import free_ports
+
 APP = """
 from skyrig import Secret, Service
 
@@ -26,12 +28,6 @@ async def app(scope, receive, send):
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
     await send({"type": "http.response.body", "body": body})
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
@@ -52,7 +48,7 @@ def app(tmp_path: Path) -> Path:
 
 def _start(app: Path, port: int) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "skyrig", "run", str(app), "--port", str(port)],
+        [sys.executable, "-m", "skyrig", "run", str(app), "--port", str(port), "--dashboard-port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -73,7 +69,7 @@ def _children(pid: int) -> list[int]:
 
 
 def test_run_serves_each_service_and_stops_cleanly(app):
-    port = _free_port()
+    port = free_ports(2)
     runner = _start(app, port)
     try:
         deadline = time.monotonic() + 60
@@ -106,7 +102,7 @@ def test_a_port_in_use_is_named_and_nothing_is_left_running(app):
         taken.listen()
         port = taken.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "skyrig", "run", str(app), "--port", str(port)],
+            [sys.executable, "-m", "skyrig", "run", str(app), "--port", str(port), "--dashboard-port", "0"],
             capture_output=True,
             text=True,
             timeout=60,
@@ -119,7 +115,17 @@ def test_a_port_in_use_is_named_and_nothing_is_left_running(app):
 def test_a_service_that_crashes_while_starting_is_reported(app):
     (app / "web" / "__init__.py").write_text(APP + "\nraise RuntimeError('the app is broken')\n")
     result = subprocess.run(
-        [sys.executable, "-m", "skyrig", "run", str(app), "--port", str(_free_port())],
+        [
+            sys.executable,
+            "-m",
+            "skyrig",
+            "run",
+            str(app),
+            "--port",
+            str(free_ports(2)),
+            "--dashboard-port",
+            "0",
+        ],
         capture_output=True,
         text=True,
         timeout=60,

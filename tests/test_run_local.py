@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from skyrig.runtime.supervisor import free_port
+from skyrig.runtime.supervisor import free_ports
 
 API = """
 import os
@@ -116,7 +116,7 @@ def _stop(runner: subprocess.Popen[str]) -> str:
 
 
 def test_run_serves_cron_reloads_and_leaves_nothing_behind(app):
-    port = free_port()
+    port = free_ports(3)
     runner = _start(app, port)
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -150,7 +150,7 @@ def test_run_serves_cron_reloads_and_leaves_nothing_behind(app):
 
 
 def test_a_service_that_crashes_stops_everything_with_its_output(app):
-    port = free_port()
+    port = free_ports(3)
     runner = _start(app, port)
     try:
         _get(f"http://127.0.0.1:{port}/", runner)
@@ -170,7 +170,7 @@ def test_a_missing_secret_is_named_at_startup_and_nothing_starts(app):
     (app / "notes" / "keys.py").write_text(
         'from skyrig import Secret\n\nkey = Secret("mail-key")\n\n\ndef use():\n    return key.value\n'
     )
-    result = _skyrig("run", str(app), "--port", str(free_port()), "--dashboard-port", "0")
+    result = _skyrig("run", str(app), "--port", str(free_ports(3)), "--dashboard-port", "0")
     assert result.returncode == 1
     assert "secrets that have no value in 'local': mail-key; nothing was started" in result.stderr
     assert "skyrig secret set mail-key --env local" in result.stderr
