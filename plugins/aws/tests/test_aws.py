@@ -315,3 +315,14 @@ def test_an_existing_rds_instance_is_imported_and_keeps_its_name(skyrig, moto: s
     ]
     environment = {e["name"]: e["value"] for e in task["containerDefinitions"][0]["environment"]}
     assert environment["SKYRIG_DB_HOST"] == legacy["Endpoint"]["Address"], "migrations go to the imported one"
+
+
+def test_apply_image_deploys_that_image(skyrig, moto: str) -> None:
+    assert skyrig("apply", "--env", "dev", "--yes", "--image", "shop:v2").code == 0
+    ecs = aws(moto, "ecs")
+    for service in ("notifications", "orders", "payments"):
+        definition = ecs.describe_task_definition(taskDefinition=f"shop-dev-{service}")["taskDefinition"]
+        assert definition["containerDefinitions"][0]["image"] == "shop:v2"
+    plan = json.loads(skyrig("plan", "--env", "dev", "--json").out)
+    changed = {c["node"] for c in plan["changes"] if c["action"] == "update"}
+    assert {"compute.service/orders"} <= changed, "without --image the setting's image is deployed again"

@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from skyrig.engine.session import Session
 
 from skyrig.cli.session import app_dir_option, confirm, env_option, open_session, show_plan
 from skyrig.errors import UserError
@@ -25,6 +29,10 @@ from skyrig.errors import UserError
 @click.option("--yes", is_flag=True, help="Apply without asking.")
 @click.option("--wait", is_flag=True, help="Wait for another apply's lock instead of failing at once.")
 @click.option("--include-data", is_flag=True, help="Also delete databases and buckets removed from the app.")
+@click.option(
+    "--image",
+    help="The container image the services run (REPO:TAG or a digest), for providers that run images.",
+)
 @app_dir_option
 def apply(
     env_name: str,
@@ -33,12 +41,15 @@ def apply(
     yes: bool,
     wait: bool,
     include_data: bool,
+    image: str | None,
     app_dir: str | None,
 ) -> int:
     """Provision the environment: plan (or take PLAN_FILE as saved), then apply it."""
     from skyrig.engine.plan import Plan
 
     session = open_session(app_dir, env_name)
+    if image:
+        _use_image(session, image)
     with session.locked(wait=wait) as fence:
         if plan_file:
             try:
@@ -57,6 +68,18 @@ def apply(
         if not plan_file:
             confirm(f"apply these changes to {session.app}/{env_name}?", yes=yes)
         return _run(session, made, fence, parallelism)
+
+
+def _use_image(session: Session, image: str) -> None:
+    """Run the services of this apply from ``image``: the compute provider's ``image`` setting."""
+    provider = session.environment.provider_for("compute")
+    settings = session.environment.settings.get(provider)
+    if settings is None or "image" not in type(settings).model_fields:
+        raise UserError(
+            f"--image: provider {provider!r} (compute of environment {session.name!r}) runs no images",
+            "leave --image out for this environment",
+        )
+    session.environment.settings[provider] = settings.model_copy(update={"image": image})
 
 
 @click.command()
