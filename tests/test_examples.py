@@ -105,11 +105,19 @@ def run_example(tmp_path: Path) -> Iterator[Callable[[str, dict[str, str]], Runn
 
     yield start
     for running in started:
+        caches = running.root / ".skyrig" / "local" / "local" / "cache"
+        redis = [_pid(json.loads(f.read_text())["pidfile"]) for f in caches.glob("*.rdb.settings")]
         if running.process.poll() is None:
             running.process.send_signal(signal.SIGINT)
         _, err = running.process.communicate(timeout=60)
         assert running.process.returncode == 0, err
         assert "stopped: every service is down" in err
+        assert redis, "the services' caches ran on Redis servers"
+        assert not any(Path(f"/proc/{pid}").exists() for pid in redis), "a cache's Redis outlived skyrig run"
+
+
+def _pid(pidfile: str) -> int:
+    return int(Path(pidfile).read_text().strip())
 
 
 def test_shop_order_flows_from_http_to_database_topic_and_bucket(run_example):

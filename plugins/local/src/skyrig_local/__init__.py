@@ -100,11 +100,12 @@ class LocalProvider(Provider):
         ]
 
     def stop_local_servers(self, context: Any) -> None:
-        from skyrig_local import broker, postgres
+        from skyrig_local import broker, cache, postgres
         from skyrig_local.records import environment_folder
 
         postgres.stop(environment_folder(context) / "postgres")
         broker.stop(environment_folder(context))  # the one this process started, if any
+        cache.stop_servers(environment_folder(context))
 
     def _kinds(self, context: Any) -> set[str]:
         from skyrig.plugins import KIND_FAMILIES

@@ -96,3 +96,28 @@ class CacheClient:
 
     def delete(self, key: str) -> None:
         self.redis.delete(key)
+
+
+def stop_servers(folder: Path) -> None:
+    """Stop the Redis servers of the environment's cache clusters, whichever process started them (a
+    service's, under ``skyrig run``): nothing may outlive ``skyrig run``. The keys go with them."""
+    import os
+    import signal
+    import time
+
+    for registry in sorted((folder / "cache").glob("*.rdb.settings")):
+        try:
+            pidfile = Path(json.loads(registry.read_text())["pidfile"])
+            pid = int(pidfile.read_text().strip())
+        except (OSError, ValueError, KeyError):
+            registry.unlink(missing_ok=True)  # its server is gone already
+            continue
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        else:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+                time.sleep(0.02)
+        registry.unlink(missing_ok=True)
