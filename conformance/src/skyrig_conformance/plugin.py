@@ -66,15 +66,12 @@ def skyrig_manifest(skyrig_profile: Any) -> Any:
 @pytest.fixture(scope="session", autouse=True)
 def _skyrig_isolation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Per-user files (the local provider's secrets) in a folder of the run's own; quick retries."""
-    saved = {key: os.environ.get(key) for key in ("XDG_CONFIG_HOME", "SKYRIG_RETRY_BASE_MS")}
-    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config-home"))
-    os.environ.setdefault("SKYRIG_RETRY_BASE_MS", "20")
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    from skyrig_conformance.profile import environment
+
+    values = {"XDG_CONFIG_HOME": str(tmp_path_factory.mktemp("config-home"))}
+    values["SKYRIG_RETRY_BASE_MS"] = os.environ.get("SKYRIG_RETRY_BASE_MS", "20")
+    with environment(values):
+        yield
 
 
 def _deployment(profile: Any, manifest: Any, root: Path) -> Any:

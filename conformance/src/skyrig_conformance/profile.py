@@ -86,16 +86,23 @@ def entered(factory: ProfileFactory) -> Iterator[Profile]:
     with factory() as profile:
         if profile.live and os.environ.get(LIVE) != "1":
             pytest.skip(f"provider {profile.provider!r} runs against a real cloud: set {LIVE}=1 to run it")
-        saved = {key: os.environ.get(key) for key in profile.environ}
-        os.environ.update(profile.environ)
-        try:
+        with environment(profile.environ):
             yield profile
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+
+
+@contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """The process environment with ``values`` set for the block, as it was again after it."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def provider_profile(provider: str) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import urllib.request
 from collections.abc import Iterator
 
@@ -10,6 +9,7 @@ import pytest
 
 from skyrig_aws.conformance import CREDENTIALS, moto_server
 from skyrig_conformance import provider_profile
+from skyrig_conformance.profile import environment
 
 skyrig_profile = provider_profile("aws")
 
@@ -17,17 +17,8 @@ skyrig_profile = provider_profile("aws")
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """moto's server for this test process (each xdist worker starts its own)."""
-    saved = {key: os.environ.get(key) for key in CREDENTIALS}
-    os.environ.update(CREDENTIALS)
-    try:
-        with moto_server() as endpoint:
-            yield endpoint
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with environment(CREDENTIALS), moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
