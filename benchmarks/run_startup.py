@@ -23,7 +23,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from skyrig.runtime.supervisor import free_port, free_ports
+from skyrig.ports import free_port, free_ports
 
 READY = re.compile(r"ready in ([\d.]+) s \(provisioning ([\d.]+) s, services ([\d.]+) s\)")
 

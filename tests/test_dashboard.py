@@ -29,7 +29,7 @@ import pytest
 
 from skyrig.dashboard import create_app
 from skyrig.dashboard.svg import layers, render_svg
-from skyrig.runtime.control import RunFile, remove_run_file, write_run_file
+from skyrig.run.runfile import RunFile, remove_run_file, write_run_file
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -391,14 +391,16 @@ def test_an_error_in_one_section_shows_in_that_section_only(page, app_dir, tmp_p
 
 
 def test_messages_show_with_their_delivery_attempts_and_refresh(page, app_dir, monkeypatch):
-    """A provider that reports messages, stood in for by patching the memory provider's hook (it reports
-    none yet), in a dashboard served from this process."""
+    """A provider that reports messages (skyrig.provider.MessageHistory), stood in for by giving the memory
+    provider a recent_messages it does not have, in a dashboard served from this process."""
     from playwright.sync_api import expect
 
     from skyrig_memory import MemoryProvider
 
     reported: list[dict[str, Any]] = []
-    monkeypatch.setattr(MemoryProvider, "recent_messages", lambda self, context, limit=50: reported[:limit])
+    monkeypatch.setattr(
+        MemoryProvider, "recent_messages", lambda self, context, limit=50: reported[:limit], raising=False
+    )
     with _serve_in_thread(create_app(app_dir, "local")) as url:
         page.goto(url)
         expect(page.locator("#messages")).to_contain_text("No messages yet")

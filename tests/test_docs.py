@@ -9,13 +9,13 @@ import pytest
 
 from skyrig import declarations
 from skyrig.cli import COMMANDS
-from skyrig.plugins import FEATURES
+from skyrig.kinds import FEATURES, KINDS
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 @pytest.mark.parametrize(
-    "cls", [*declarations.KINDS.values(), declarations.Keyspace], ids=lambda c: c.__name__
+    "cls", [*(kind.declaration for kind in KINDS.values()), declarations.Keyspace], ids=lambda c: c.__name__
 )
 def test_every_parameter_of_every_declaration_is_in_the_reference(cls):
     reference = (DOCS / "declarations.md").read_text()
@@ -42,7 +42,7 @@ def test_every_command_is_in_getting_started():
 def test_the_capability_matrix_agrees_with_every_manifest():
     """docs/providers.md's matrix comes from runs of the suite (scripts/provider-matrix); whatever a
     provider's manifest claims now must show there as passed, and nothing else as claimed."""
-    from skyrig.plugins import KIND_FAMILIES
+    from skyrig.kinds import KIND_FAMILIES
     from skyrig.plugins.registry import load_provider
 
     text = (DOCS / "providers.md").read_text()

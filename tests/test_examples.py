@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from skyrig.runtime.supervisor import free_port, free_ports
+from skyrig.ports import free_port, free_ports
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

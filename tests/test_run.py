@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from skyrig.runtime.supervisor import free_ports
+from skyrig.ports import free_ports
 
 APP = """
 from skyrig import Secret, Service

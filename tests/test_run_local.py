@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from skyrig.runtime.supervisor import free_ports
+from skyrig.ports import free_ports
 
 API = """
 import os

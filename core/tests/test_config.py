@@ -102,9 +102,9 @@ def test_every_problem_is_reported_at_once(write_app, run):
         + '\n[env.prod]\ntype = "production"\nprovider = "x"\n[env.dev]\ntype="development"\nprovider="y"\n',
     )
     result = run("check", str(root))
-    from skyrig.plugins.registry import installed_providers
+    from skyrig.plugins import registry
 
-    installed = ", ".join(p.name for p in installed_providers())
+    installed = ", ".join(p.name for p in registry.installed(registry.PROVIDERS))
     errors = [line for line in result.err.splitlines() if line.startswith("error: ")]
     assert errors == [
         "error: skyrig.toml:15: env.dev.provider: provider 'y' is not installed: pip install skyrig-y "

@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from skyrig.config import load_config
-from skyrig.plugins import Manifest, ManifestError
 from skyrig.plugins.support import plugin_manager
+from skyrig.provider import Manifest, ManifestError
 
 from .conftest import SHOP
 

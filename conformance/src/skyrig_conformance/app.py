@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from skyrig.plugins import Manifest
+from skyrig.provider import Manifest
 from skyrig_conformance.profile import Profile
 
 APP = "conformance"

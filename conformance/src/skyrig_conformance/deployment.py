@@ -22,7 +22,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from skyrig.plugins import Manifest
+from skyrig.provider import LocalServers, Manifest
 from skyrig_conformance.app import ENVIRONMENTS, Capabilities, app_name, write_app
 from skyrig_conformance.profile import Profile
 
@@ -154,11 +154,9 @@ class Deployment:
 
     def read_back(self, resource: str, environment: str = MAIN) -> Any:
         """The main node of model resource ``resource`` (``kind/name``) as the backend says it is now."""
-        from skyrig.engine.graph import Node
-
         with self.session(environment) as session:
             [record] = [r for r in session.store.nodes(environment).values() if r.resource == resource]
-            node = Node(record.id, record.type, record.provider, record.desired, tuple(record.depends_on))
+            node = record.node()
             return session.types[record.type].read(session.context(record.provider), node, record.provider_id)
 
     def has_state(self, environment: str) -> bool:
@@ -224,10 +222,11 @@ class Deployment:
 
     def _start_local_servers(self, environment: str) -> None:
         """Start what the provider runs beside the app (an object server, say), as ``skyrig run`` would."""
-        if self._servers:
+        local = self.provider()
+        if self._servers or not isinstance(local, LocalServers):
             return
         with self.session(environment) as session:
-            wanted = self.provider().local_servers(session.context(self.profile.provider), session.model)
+            wanted = local.local_servers(session.context(self.profile.provider), session.model)
         for server in wanted:
             command = [sys.executable, "-m", "uvicorn", server["app"], "--host", "127.0.0.1"]
             command += ["--port", str(server["port"]), "--log-level", "warning"]

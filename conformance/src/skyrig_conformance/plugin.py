@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from skyrig.provider import LocalServers
 from skyrig_conformance import matrix
 from skyrig_conformance.requirements import row_of
 
@@ -116,8 +117,10 @@ def _tear_down(made: Any) -> None:
             result = made.cli("destroy", "--env", environment, "--yes", "--include-data")
             if result.code != 0:
                 raise AssertionError(f"teardown could not destroy {environment}: {result.text}")
-    for environment in ENVIRONMENTS:
-        made.provider().stop_local_servers(made.context(environment))
+    local = made.provider()
+    if isinstance(local, LocalServers):
+        for environment in ENVIRONMENTS:
+            local.stop_local_servers(made.context(environment))
 
 
 class Suite:

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from skyrig.plugins import FEATURES, KIND_FAMILIES
+from skyrig.provider import FAMILIES, FEATURES, KIND_FAMILIES
 
 AREAS = ("lifecycle", "robustness")
 """Matrix rows for tests that concern every kind."""
-ROWS = (*AREAS, "compute", "sql", "pubsub", "cache", "objects", "secrets", "cron", *FEATURES)
+ROWS = (*AREAS, *FAMILIES, *FEATURES)
 """The capability matrix's rows, in order: areas, families, optional features."""
 LIMITABLE = frozenset(
     {

@@ -96,7 +96,7 @@ def test_the_providers_signed_trigger_runs_the_job(app, host):
 
 def test_forged_stale_and_unsigned_requests_are_rejected(app, host):
     with pytest.raises(urllib.error.HTTPError) as forged:
-        signing.trigger(host, "nightly", b"not the environment's key")
+        signing.signed_cron_call(host, "nightly", b"not the environment's key")
     assert forged.value.code == 401
     key = app.client("cron_job/nightly").signing_key()
     path = "/__skyrig/cron/nightly"
@@ -105,7 +105,9 @@ def test_forged_stale_and_unsigned_requests_are_rejected(app, host):
     assert _post(host + path, {signing.HEADER: "t=1,v1=nonsense"}) == 401
     assert _post(host + path, {}) == 403, "no signature and no control token"
     assert app.sdk.runs == []
-    assert signing.trigger(host, "nightly", key)["ok"] is True, "the key the data plane reads is the one"
+    assert signing.signed_cron_call(host, "nightly", key)["ok"] is True, (
+        "the key the data plane reads is the one"
+    )
 
 
 def test_the_key_is_a_reference_in_config_and_nowhere_in_state(app, capsys):

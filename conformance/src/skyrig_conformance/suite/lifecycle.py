@@ -46,10 +46,8 @@ class TestLifecycle(Suite):
             provider = deployment.profile.provider
             records = {k: r for k, r in session.store.nodes(MAIN).items() if r.provider == provider}
             assert records, "apply recorded no node of the provider under test"
-            from skyrig.engine.graph import Node
-
             for node_id, record in sorted(records.items()):
-                node = Node(record.id, record.type, record.provider, record.desired, tuple(record.depends_on))
+                node = record.node()
                 observed = session.types[record.type].read(context, node, record.provider_id)
                 if observed is None:
                     problems.append(f"{node_id}: the backend has no {record.provider_id!r}")
@@ -101,11 +99,9 @@ class TestLifecycle(Suite):
         assert fresh.inventory(OTHER) == []
         assert fresh.inventory(MAIN) == before, "destroying one environment touched the other's resources"
         with fresh.session(MAIN) as session:
-            from skyrig.engine.graph import Node
-
             context = session.context(fresh.profile.provider)
             for record in fresh.recorded(MAIN).values():
-                node = Node(record.id, record.type, record.provider, record.desired, tuple(record.depends_on))
+                node = record.node()
                 found = session.types[record.type].read(context, node, record.provider_id)
                 assert found is not None, f"{record.id} of {MAIN} went with the other environment"
         assert fresh.changes(fresh.plan(MAIN)) == [], "the other environment's destroy left work to do here"

@@ -12,12 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from skyrig.plugins import Manifest, Provider
+from skyrig.provider import Manifest, Provider
 
 if TYPE_CHECKING:
-    from skyrig.config import Environment
-    from skyrig.engine.contract import Context, NodeType
-    from skyrig.engine.graph import Node, Scope
+    from skyrig.provider import Context, Environment
 
 
 class TemplateProvider(Provider):
@@ -31,25 +29,13 @@ class TemplateProvider(Provider):
         description="template provider: secrets in a vault (copy it to write your own)",
     )
 
-    def node_types(self) -> dict[str, NodeType]:
-        from skyrig_provider_template.secrets import SECRET
-
-        return {SECRET.type: SECRET}
-
-    def expand(self, scope: Scope) -> list[Node]:
-        from skyrig_provider_template.secrets import expand
-
-        return expand(scope)
+    modules = ("skyrig_provider_template.secrets",)
+    data_planes = {"secret": "skyrig_provider_template.runtime:SecretClient"}
 
     def connect(self, app: str, environment: Environment, settings: Any, root: Path) -> Any:
         from skyrig_provider_template.vault import Vault
 
         return Vault(root / settings.vault)
-
-    def data_plane(self, kind: str, entry: dict[str, Any], config: dict[str, Any]) -> Any:
-        from skyrig_provider_template.runtime import SecretClient
-
-        return SecretClient(entry)
 
     def set_secret(self, context: Context, name: str, value: str) -> None:
         context.client.put_value(context.app, context.environment.name, name, value)

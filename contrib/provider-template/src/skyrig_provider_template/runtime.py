@@ -9,7 +9,7 @@ from typing import Any
 class SecretClient:
     """Reads a secret's value from the vault when the app asks (never kept in the runtime config)."""
 
-    def __init__(self, entry: dict[str, Any]) -> None:
+    def __init__(self, entry: dict[str, Any], config: dict[str, Any]) -> None:
         from skyrig_provider_template.vault import Vault
 
         self.vault = Vault(Path(entry["vault"]))

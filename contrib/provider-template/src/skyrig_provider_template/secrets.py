@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from skyrig.engine.contract import Context, NodeType, Observed
-from skyrig.engine.graph import Node, Scope
+from skyrig.provider import Context, Node, NodeType, Observed, Scope
 
 
 class SecretType(NodeType):
@@ -36,23 +35,24 @@ class SecretType(NodeType):
     def delete(self, context: Context, node: Node, provider_id: str) -> None:
         context.client.delete_container(provider_id)
 
-    def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+    def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
         # a reference the data plane resolves when the app asks: never the value
-        return {"provider": "template", "key": observed.provider_id, "vault": observed.outputs["vault"]}
+        return {"key": observed.provider_id, "vault": observed.outputs["vault"]}
 
 
 SECRET = SecretType()
+TYPES = (SECRET,)
+"""The node types of this module: the provider's ``node_types()`` gathers them."""
 
 
 def expand(scope: Scope) -> list[Node]:
+    """A vault container per declared secret, the secret's main node (``resource=r``)."""
     return [
-        Node(
+        scope.node(
             f"secrets.secret/{r.name}",
             SECRET.type,
-            "template",
             {"key": f"{scope.app}/{scope.environment.name}/{r.name}"},
-            resource=f"secret/{r.name}",
+            resource=r,
         )
-        for r in scope.resources()
-        if r.kind == "secret"
+        for r in scope.of_kind("secret")
     ]

@@ -20,33 +20,11 @@ from skyrig.analysis.diagnostics import AppCodeError, Diagnostic
 from skyrig.analysis.extract import KEYSPACE, Arg, ModuleFacts, RawDeclaration, Ref
 from skyrig.analysis.files import SourceFile
 from skyrig.declarations._base import spec_errors
-from skyrig.model import (
-    AppModel,
-    BucketResource,
-    CacheClusterResource,
-    CronJobResource,
-    KeyspaceModel,
-    Migration,
-    SecretResource,
-    ServiceModel,
-    SQLDatabaseResource,
-    SubscriptionResource,
-    TopicResource,
-    Use,
-    trusted,
-)
+from skyrig.kinds import KINDS
+from skyrig.model import AppModel, KeyspaceModel, Migration, ServiceModel, Use, trusted
 
-_CLASSES: dict[str, type[decl.Declaration]] = {cls.__name__: cls for cls in decl.KINDS.values()}
+_CLASSES: dict[str, type[decl.Declaration]] = {k.declaration.__name__: k.declaration for k in KINDS.values()}
 _CLASSES[KEYSPACE] = decl.Keyspace
-_RECORDS: dict[str, Any] = {
-    "sql_database": SQLDatabaseResource,
-    "topic": TopicResource,
-    "subscription": SubscriptionResource,
-    "cache_cluster": CacheClusterResource,
-    "cron_job": CronJobResource,
-    "bucket": BucketResource,
-    "secret": SecretResource,
-}
 _SPEC_FIELD = {"value": "value_type"}  # parameter -> spec field, where they differ
 _MIGRATION = re.compile(r"^(\d+)_(\w+)\.up\.sql$")
 _LITERAL_HINT = "skyrig reads declarations without running your code: write the value itself"
@@ -514,7 +492,7 @@ class _Linker:
             extra["keyspaces"] = [
                 trusted(KeyspaceModel, **vars(k.spec), location=str(k.location())) for k in keyspaces
             ]
-        record = _RECORDS[item.kind]
+        record = KINDS[item.kind].record
         # The spec is validated already: construct the record without validating it again.
         return trusted(
             record,

@@ -63,7 +63,7 @@ def apply(
             if made.has_adoptions():
                 return _run(session, made, fence, parallelism)
             if not plan_file:
-                session.write_runtime(made, fence)
+                session.write_runtime_configs(made, fence)
             return 0
         if not plan_file:
             confirm(f"apply these changes to {session.app}/{env_name}?", yes=yes)
@@ -145,7 +145,7 @@ def _run(session, made, fence: int, parallelism: int) -> int:
                 f"stopping: waiting for {int(seconds)} operation(s) in flight (Ctrl-C again to abort)"
             )
         elif event != "noop":
-            console.print(f"  {marks.get(event, ' ')} {event} {change.node} [dim]({seconds:.2f} s)[/]")
+            console.print(f"  {marks.get(event, ' ')} {event} {change.id} [dim]({seconds:.2f} s)[/]")
             if progress is not None:
                 progress.advance(task)
 

@@ -44,7 +44,7 @@ def docker(app_dir: str | None, port: int, python: str, force: bool) -> None:
     """Write a Dockerfile (and .dockerignore) for the app at APP_DIR: build it with docker or any OCI
     builder, push it, and deploy it with skyrig apply --env ENV --image REF."""
     from skyrig.config import load_config
-    from skyrig.plugins.registry import installed_providers
+    from skyrig.plugins.registry import PROVIDERS, installed
 
     root = app_root(app_dir, require_config=True)
     config = load_config(root)
@@ -54,7 +54,7 @@ def docker(app_dir: str | None, port: int, python: str, force: bool) -> None:
         if environment.type != "local"
         for provider in environment.providers.values()
     }
-    distributions = {p.name: p.distribution for p in installed_providers()}
+    distributions = {p.name: p.distribution for p in installed(PROVIDERS)}
     packages = ["skyrig", "uvicorn", *sorted({distributions[p] for p in wanted if p in distributions})]
     requirements = ""
     if (root / "requirements.txt").exists():

@@ -47,7 +47,7 @@ def list_(env_name: str, app_dir: str | None) -> None:
 def run_(job: str, env_name: str, app_dir: str | None) -> None:
     """Run cron job JOB now: in the running service when skyrig run is up, else in a process of its own
     with the service's runtime config."""
-    from skyrig.runtime.control import read_run_file, trigger_cron
+    from skyrig.run.runfile import read_run_file, trigger_cron
 
     session = open_session(app_dir, env_name)
     found = session.model.resource("cron_job", job)

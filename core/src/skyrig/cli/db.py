@@ -133,14 +133,10 @@ def _provisioned(session: Session, name: str) -> tuple[Node, NodeRecord]:
 
 def _url(session: Session, node: Node, record: NodeRecord) -> str:
     """The database's connection URL, from the data plane of the provider that provisioned it."""
-    from skyrig.engine.contract import Observed
-    from skyrig.plugins.registry import load_provider
-
-    observed = Observed(record.provider_id, record.observed, record.outputs)
-    entry = session.types[record.type].runtime(node, observed) or {}
+    entry = session.types[record.type].runtime_entry(node, record.observation()) or {}
     config: dict[str, Any] = {"app": session.app, "environment": session.name, "service": "", "resources": {}}
     try:
-        client = load_provider(record.provider).data_plane(
+        client = session.provider(record.provider).data_plane(
             "sql_database", {**entry, "operations": []}, config
         )
         return client.url()

@@ -75,8 +75,8 @@ def init(directory: str, name: str | None, service_name: str) -> None:
 def _local_provider() -> str:
     """The provider for a new app's local environment: ``local`` once it provisions every kind, else the
     reference provider ``memory``."""
-    from skyrig.plugins import KIND_FAMILIES
+    from skyrig.kinds import KINDS
     from skyrig.plugins.registry import providers_where
 
-    complete = providers_where(lambda m: "local" in m.environment_types and set(KIND_FAMILIES) <= m.kinds)
+    complete = providers_where(lambda m: "local" in m.environment_types and set(KINDS) <= m.kinds)
     return "local" if "local" in complete else "memory"

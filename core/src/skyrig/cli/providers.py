@@ -10,14 +10,14 @@ from rich.table import Table
 
 from skyrig.cli.output import console, print_json
 from skyrig.errors import UserError
-from skyrig.plugins.registry import installed_providers, load_provider
+from skyrig.plugins.registry import PLUGINS, PROVIDERS, installed, load_provider, named
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def providers(as_json: bool) -> None:
     """List installed providers with version, capabilities and the hooks they implement, and plugins."""
-    rows = [_describe(item) for item in installed_providers()]
+    rows = [_describe(item) for item in installed(PROVIDERS)]
     plugins = _plugins()
     if as_json:
         print_json({"providers": rows, "plugins": plugins})
@@ -61,19 +61,11 @@ def _hooks(obj: object) -> list[str]:
 
 def _plugins() -> list[dict[str, Any]]:
     """Installed plugins (entry point group ``skyrig.plugins``) and the hooks they implement."""
-    from importlib.metadata import entry_points
-
-    from skyrig.plugins.registry import PLUGINS
-
     found = []
-    for point in sorted(entry_points(group=PLUGINS), key=lambda p: p.name):
-        row: dict[str, Any] = {
-            "name": point.name,
-            "distribution": point.dist.name if point.dist else "?",
-            "version": point.dist.version if point.dist else "?",
-        }
+    for item in installed(PLUGINS):
+        row: dict[str, Any] = {"name": item.name, "distribution": item.distribution, "version": item.version}
         try:
-            row["hooks"] = _hooks(point.load())
+            row["hooks"] = _hooks(named(PLUGINS, item.name))
         except Exception as error:  # a broken plugin is shown, not fatal
             row.update(hooks=[], error=f"failed to load: {type(error).__name__}: {error}")
         found.append(row)

@@ -42,8 +42,8 @@ def run(app_dir: str | None, env_name: str, port: int, dashboard_port: int, cron
     """
     from rich.console import Console
 
-    from skyrig.runtime.local_run import LocalRun
-    from skyrig.runtime.watch import Watcher
+    from skyrig.run.runner import LocalRun
+    from skyrig.run.watch import Watcher
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     root = app_root(app_dir, require_config=True)

@@ -31,8 +31,11 @@ def set_(name: str, env_name: str, app_dir: str | None) -> None:
         value = sys.stdin.read().rstrip("\n")
     if not value:
         raise UserError("the value is empty: nothing was stored")
-    from skyrig.plugins.registry import load_provider
+    from skyrig.plugins.capabilities import SecretStore, capability
 
     provider = session.environment.provider_for("secrets")
-    load_provider(provider).set_secret(session.context(provider), name, value)
+    store = capability(session.provider(provider), SecretStore)
+    if store is None:
+        raise UserError(f"provider {provider!r} stores no secrets: nothing was stored")
+    store.set_secret(session.context(provider), name, value)
     click.echo(f"secret {name} set for {session.app}/{env_name} (stored by {provider}; skyrig keeps no copy)")

@@ -45,6 +45,12 @@ class Environment:
         """The provider that provisions ``family`` in this environment."""
         return self.providers[family]
 
+    def kinds_of(self, provider: str) -> frozenset[str]:
+        """The kinds ``provider`` provisions in this environment (the families handed to it)."""
+        from skyrig.kinds import KINDS
+
+        return frozenset(name for name, kind in KINDS.items() if self.providers[kind.family] == provider)
+
 
 @dataclass(frozen=True)
 class Config:
@@ -118,7 +124,7 @@ def _environment(name: str, env: Any, text: str, problems: list[str]) -> Environ
     """Resolve one environment's providers and validate their settings, adding any problem found."""
     from pydantic import ValidationError
 
-    from skyrig.plugins import FAMILIES
+    from skyrig.kinds import FAMILIES
     from skyrig.plugins.registry import load_provider, providers_where
 
     providers = {family: getattr(env, family) or env.provider for family in FAMILIES}
@@ -159,12 +165,43 @@ def _environment(name: str, env: Any, text: str, problems: list[str]) -> Environ
                 f"{_where(('env', name, family), text)}: provider {provider_name!r} does not provision "
                 f"{family} (providers that do: {', '.join(others) or 'none installed'})"
             )
+    problems.extend(_apart(name, env, providers, loaded, text))
     for table_name in sorted(set(env.provider_tables()) - set(fields)):
         problems.append(
             f"{_where(('env', name, table_name), text)}: settings for provider {table_name!r}, "
             f"which environment {name!r} does not use (it uses: {', '.join(sorted(fields))})"
         )
     return Environment(name, env.type, providers, settings)
+
+
+def _apart(name: str, env: Any, providers: dict[str, str], loaded: dict[str, Any], text: str) -> list[str]:
+    """Families handed to a provider that serves them only beside others of its own (its manifest's
+    ``together``), while the environment hands those to another provider."""
+    from skyrig.plugins.registry import providers_where
+
+    problems = []
+    for family, provider_name in providers.items():
+        manifest = loaded.get(provider_name)
+        for needed in sorted(manifest.together.get(family, ()) if manifest else ()):
+            other = providers[needed]
+            if other == provider_name:
+                continue
+            alternatives = providers_where(
+                lambda m, family=family, needed=needed, other=other: (
+                    family in m.families
+                    and env.type in m.environment_types
+                    and (needed not in m.together.get(family, ()) or m.name == other)
+                )
+            )
+            field = family if getattr(env, family) else "provider"
+            problems.append(
+                f"{_where(('env', name, field), text)}: provider {provider_name!r} serves {family} only "
+                f"beside its own {needed} (its {family} nodes depend on its {needed} nodes), and this "
+                f"environment hands {needed} to {other!r}: set {needed} = {provider_name!r} in "
+                f"[env.{name}], or choose a {family} provider that works beside {other!r} (providers that "
+                f"do: {', '.join(alternatives) or 'none installed'})"
+            )
+    return problems
 
 
 def _describe(item: dict[str, Any], text: str, prefix: tuple[str, ...] = ()) -> str:

@@ -129,7 +129,7 @@ def graph_section(root: Path, environment: str) -> dict[str, Any]:
 def status_section(root: Path, current: str) -> dict[str, Any]:
     """Every environment of ``skyrig.toml``: its providers and what state says was provisioned."""
     from skyrig.config import load_config
-    from skyrig.runtime.control import read_run_file
+    from skyrig.run.runfile import read_run_file
     from skyrig.state import open_store
 
     config = load_config(root)
@@ -169,18 +169,19 @@ def status_section(root: Path, current: str) -> dict[str, Any]:
 
 def messages_section(root: Path, environment: str, limit: int = 50) -> dict[str, Any]:
     """The last ``limit`` pub/sub messages of ``environment`` and their deliveries, from its provider."""
-    from skyrig.plugins.registry import load_provider
+    from skyrig.plugins.capabilities import MessageHistory, capability
 
     with open_session(root, environment) as session:
         provider = session.environment.provider_for("pubsub")
-        messages = load_provider(provider).recent_messages(session.context(provider), limit)
+        history = capability(session.provider(provider), MessageHistory)
+        messages = history.recent_messages(session.context(provider), limit) if history else []
     # whatever a provider put in a message, the page gets JSON
     return {"provider": provider, "messages": json.loads(json.dumps(list(messages), default=str))}
 
 
 def cron_section(root: Path, environment: str) -> dict[str, Any]:
     """The app's cron jobs, and whether a ``skyrig run`` is serving ``environment`` to run them now."""
-    from skyrig.runtime.control import read_run_file
+    from skyrig.run.runfile import read_run_file
 
     model = _model(root)
     run = read_run_file(root, environment)
@@ -207,25 +208,22 @@ def cron_section(root: Path, environment: str) -> dict[str, Any]:
 def secrets_section(root: Path, environment: str) -> dict[str, Any]:
     """Each declared secret and whether the environment's secrets provider holds a value for it.
 
-    Only :meth:`Provider.secret_is_set` is asked: values are never read.
+    Only :meth:`skyrig.provider.SecretStore.secret_is_set` is asked: values are never read.
     """
-    from skyrig.plugins.registry import load_provider
+    from skyrig.plugins.capabilities import SecretStore, capability
 
     with open_session(root, environment) as session:
         provider_name = session.environment.provider_for("secrets")
-        provider = load_provider(provider_name)
+        provider = capability(session.provider(provider_name), SecretStore)
         context = session.context(provider_name)
         secrets = []
-        for resource in session.model.resources:
-            if resource.kind != "secret":
-                continue
-            try:
-                is_set = provider.secret_is_set(context, resource.name)
-            except NotImplementedError:
+        for resource in session.model.of_kind("secret"):
+            if provider is None:
                 raise UserError(
                     f"provider {provider_name!r} cannot tell whether a secret is set",
                     "check the secrets in the provider's own console",
-                ) from None
+                )
+            is_set = provider.secret_is_set(context, resource.name)
             secrets.append(
                 {
                     "name": resource.name,
@@ -251,7 +249,8 @@ def run_cron(
     reported it, whether the job succeeded or failed; 404 for a job the app does not declare; 409 when no
     ``skyrig run`` serves the job's service; 502/504 when the service refused or did not answer.
     """
-    from skyrig.runtime.control import HEADER, PREFIX, read_run_file
+    from skyrig.run.runfile import read_run_file
+    from skyrig.runtime.control import HEADER, PREFIX
 
     resource = _model(root).resource("cron_job", job)
     if resource is None:

@@ -7,7 +7,6 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-Family = Literal["compute", "sql", "pubsub", "cache", "cron", "objects", "secrets"]
 ReferenceKind = Literal["topic", "function", "type"]
 
 
@@ -43,9 +42,7 @@ class Declaration:
     """
 
     kind: ClassVar[str]
-    """The resource kind in the Application Model, e.g. ``"topic"``."""
-    family: ClassVar[Family]
-    """The family an environment can override with another provider (``sql = "neon"``)."""
+    """The resource kind in the Application Model, e.g. ``"topic"`` (described in :mod:`skyrig.kinds`)."""
     spec_model: ClassVar[type[Spec]]
     """The pydantic model that validates the declaration's settings."""
     references: ClassVar[Mapping[str, ReferenceKind]] = {}

@@ -62,7 +62,6 @@ class CacheCluster(Declaration):
     """
 
     kind = "cache_cluster"
-    family = "cache"
     spec_model = CacheClusterSpec
 
     def __init__(self, name: str, *, eviction_policy: EvictionPolicy = "allkeys-lru") -> None:
@@ -82,7 +81,6 @@ class Keyspace(Declaration, Generic[V]):
     """Keys of one pattern on a :class:`CacheCluster`, holding values of one type."""
 
     kind = "keyspace"
-    family = "cache"
     spec_model = KeyspaceSpec
     references = {"value": "type"}
     operations = {"get": "get", "set": "set", "delete": "delete"}

@@ -70,7 +70,6 @@ class CronJob(Declaration):
     """
 
     kind = "cron_job"
-    family = "cron"
     spec_model = CronJobSpec
     references = {"endpoint": "function"}
 

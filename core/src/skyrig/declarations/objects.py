@@ -23,7 +23,6 @@ class Bucket(Declaration):
     """
 
     kind = "bucket"
-    family = "objects"
     spec_model = BucketSpec
     operations = {
         "upload": "upload",

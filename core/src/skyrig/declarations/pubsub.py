@@ -35,7 +35,6 @@ class Topic(Declaration, Generic[M]):
     """
 
     kind = "topic"
-    family = "pubsub"
     spec_model = TopicSpec
     references = {"message_type": "type"}
     operations = {"publish": "publish", "publish_async": "publish"}
@@ -160,7 +159,6 @@ class Subscription(Declaration, Generic[M]):
     """
 
     kind = "subscription"
-    family = "pubsub"
     spec_model = SubscriptionSpec
     references = {"topic": "topic", "handler": "function"}
 

@@ -20,7 +20,6 @@ class Secret(Declaration):
     """
 
     kind = "secret"
-    family = "secrets"
     spec_model = SecretSpec
     operations = {"value": "read"}
 

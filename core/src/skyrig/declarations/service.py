@@ -23,7 +23,6 @@ class Service(Declaration):
     """
 
     kind = "service"
-    family = "compute"
     spec_model = ServiceSpec
 
     def __init__(self, name: str, *, app: str) -> None:

@@ -23,7 +23,6 @@ class SQLDatabase(Declaration):
     """
 
     kind = "sql_database"
-    family = "sql"
     spec_model = SQLDatabaseSpec
     operations = {
         "connect": "connect",

@@ -12,11 +12,12 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from skyrig.engine import dag
 from skyrig.engine.contract import Context, NodeType, Observed, ProviderError, ThrottledError, TransientError
 from skyrig.engine.graph import Node
 from skyrig.engine.plan import Change, Plan
@@ -114,7 +115,7 @@ class Executor:
         *,
         parallelism: int = 10,
         retry: RetryPolicy | None = None,
-        report: Callable[[str, Change, float], None] | None = None,
+        report: Callable[[str, Change | None, float], None] | None = None,
     ) -> None:
         self.plan = plan
         self.store = store
@@ -136,41 +137,25 @@ class Executor:
         started = time.perf_counter()
         forward = [c for c in self.plan.changes if c.action not in ("delete", "retain")]
         backward = [c for c in self.plan.changes if c.action == "delete"]
-        forward_ids = {c.node for c in forward}
-        self._walk(forward, lambda c: [d for d in c.depends_on if d in forward_ids])
+        self._walk(forward, {c.id: c.node.depends_on for c in forward})
         if not self.outcome.failed and not self.stopping.is_set():
-            deleting = {c.node for c in backward}
             # delete a node only after the nodes that depend on it are gone
-            dependents: dict[str, list[str]] = {c.node: [] for c in backward}
+            dependents: dict[str, list[str]] = {c.id: [] for c in backward}
             for change in backward:
-                for dependency in change.depends_on:
-                    if dependency in deleting:
-                        dependents[dependency].append(change.node)
-            self._walk(backward, lambda c: dependents[c.node])
+                for dependency in change.node.depends_on:
+                    if dependency in dependents:
+                        dependents[dependency].append(change.id)
+            self._walk(backward, dependents)
         self.outcome.seconds = time.perf_counter() - started
         return self.outcome
 
-    def _walk(self, changes: list[Change], waits_for: Callable[[Change], list[str]]) -> None:
-        """Run ``changes``, each after those it waits for, at most ``parallelism`` at once.
-
-        Dependencies are counted down as nodes finish, so scheduling stays linear in the plan's size.
-        """
-        by_id = {c.node: c for c in changes}
-        blockers = {c.node: set(waits_for(c)) for c in changes}
-        waiting = {node: len(deps) for node, deps in blockers.items()}
-        dependents: dict[str, list[str]] = {node: [] for node in by_id}
-        for node, deps in blockers.items():
-            for dep in deps:
-                dependents[dep].append(node)
-        ready = deque(c.node for c in changes if not waiting[c.node])
+    def _walk(self, changes: list[Change], waits_for: Mapping[str, Iterable[str]]) -> None:
+        """Run ``changes``, each after those of them it waits for, at most ``parallelism`` at once."""
+        by_id = {c.id: c for c in changes}
+        countdown = dag.Countdown(waits_for)
+        ready = deque(countdown.ready())
         unstarted = set(by_id)
         running: dict[Future[None], Change] = {}
-
-        def finish(node_id: str) -> None:
-            for dependent in dependents[node_id]:
-                waiting[dependent] -= 1
-                if not waiting[dependent]:
-                    ready.append(dependent)
 
         pool = ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="skyrig-apply")
         try:
@@ -181,14 +166,14 @@ class Executor:
                     failed = next(
                         (
                             d
-                            for d in blockers[node_id]
+                            for d in countdown.waits[node_id]
                             if d in self.outcome.failed or d in self.outcome.skipped
                         ),
                         None,
                     )
                     if failed:
                         self.outcome.skipped[node_id] = f"depends on {failed}, which did not complete"
-                        finish(node_id)
+                        ready.extend(countdown.done(node_id))
                         continue
                     running[pool.submit(self._one, by_id[node_id])] = by_id[node_id]
                 if not running:
@@ -201,10 +186,10 @@ class Executor:
                         raise
                     self.stopping.set()
                     self.outcome.interrupted = True
-                    self.report("stopping", Change("", "noop", "", ""), float(len(running)))
+                    self.report("stopping", None, float(len(running)))
                     continue
                 for future in done:
-                    finish(running.pop(future).node)
+                    ready.extend(countdown.done(running.pop(future).id))
         except KeyboardInterrupt:
             raise
         except BaseException:
@@ -223,27 +208,20 @@ class Executor:
                 f"{type(error).__name__}: {error}" if not isinstance(error, ProviderError) else str(error)
             )
             with self._lock:
-                self.outcome.failed[change.node] = message
+                self.outcome.failed[change.id] = message
             self.report("failed", change, time.perf_counter() - started)
             return
         with self._lock:
-            self.outcome.done[change.node] = action
+            self.outcome.done[change.id] = action
         self.report(action, change, time.perf_counter() - started)
 
     # -- one node -------------------------------------------------------------------------------
 
     def _perform(self, change: Change) -> str:
-        node = Node(
-            change.node,
-            change.type,
-            change.provider,
-            change.properties,
-            tuple(change.depends_on),
-            change.resource,
-        )
-        node_type = self.types[change.type]
-        context = self.contexts[change.provider]
-        record = self.records.get(change.node)
+        node = change.node
+        node_type = self.types[node.type]
+        context = self.contexts[node.provider]
+        record = self.records.get(node.id)
         if change.action == "noop":
             if change.adopt:
                 observed = dict(record.observed) | change.adopt if record else change.adopt
@@ -259,7 +237,7 @@ class Executor:
         if change.action == "delete":
             if record is not None:
                 self._call(lambda: node_type.delete(context, node, record.provider_id))
-            self.store.forget(self.plan.environment, self.fence, change.node)
+            self.store.forget(self.plan.environment, self.fence, node.id)
             return "deleted"
         if change.action == "update" and record is not None:
             changes = {key: wanted for key, (_, wanted) in change.fields.items()}
@@ -267,15 +245,13 @@ class Executor:
             self._save(change, observed)
             return "updated"
         if change.action == "replace" and record is not None:
-            self.store.add_intent(
-                self.plan.environment, self.fence, change.node, "replace", context.token(node)
-            )
+            self.store.add_intent(self.plan.environment, self.fence, node.id, "replace", context.token(node))
             self._call(lambda: node_type.delete(context, node, record.provider_id))
-            self.store.forget(self.plan.environment, self.fence, change.node)
+            self.store.forget(self.plan.environment, self.fence, node.id)
         return self._create(change, node, node_type, context)
 
     def _create(self, change: Change, node: Node, node_type: NodeType, context: Context) -> str:
-        if change.node in self.intents:
+        if node.id in self.intents:
             # An earlier apply began this and stopped before recording it: the resource may exist. Adopt
             # it (brought up to date) instead of making a duplicate.
             found = self._call(lambda: node_type.find(context, node))
@@ -285,7 +261,7 @@ class Executor:
                     found = self._call(lambda: node_type.update(context, node, found.provider_id, stale))
                 self._save(change, found)
                 return "adopted"
-        self.store.add_intent(self.plan.environment, self.fence, change.node, "create", context.token(node))
+        self.store.add_intent(self.plan.environment, self.fence, node.id, "create", context.token(node))
         attempts = 0
 
         def create() -> Observed:
@@ -320,18 +296,19 @@ class Executor:
         outputs: Mapping[str, Any],
         desired: Mapping[str, Any] | None = None,
     ) -> None:
+        node = change.node
         self.store.record(
             self.plan.environment,
             self.fence,
             NodeRecord(
-                change.node,
-                change.type,
-                change.provider,
+                node.id,
+                node.type,
+                node.provider,
                 provider_id,
-                dict(desired if desired is not None else change.properties),
+                dict(desired if desired is not None else node.properties),
                 observed,
                 dict(outputs),
-                change.resource,
-                list(change.depends_on),
+                node.resource,
+                list(node.depends_on),
             ),
         )

@@ -119,7 +119,9 @@ class NodeType:
         """Delete the resource; deleting one that is already gone is not an error."""
         raise NotImplementedError
 
-    def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
-        """What a service using this node's resource needs at runtime (host, port, queue URL, secret
-        *reference*), or None. It lands in the runtime config of each service that uses the resource."""
+    def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+        """The resource's entry in the runtime config of each service that uses it, if this is a model
+        resource's main node: what the provider's data plane needs to reach it (host, port, queue URL,
+        secret *reference*). skyrig adds ``"provider"`` (this provider's name), the code the service
+        host runs for the resource and the operations granted. Never a secret value."""
         return None

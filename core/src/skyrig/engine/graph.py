@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import heapq
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from skyrig.engine import dag
 from skyrig.errors import UserError
 
 if TYPE_CHECKING:
@@ -39,6 +39,8 @@ class Scope:
     app: str
     model: AppModel
     environment: Environment
+    provider: str
+    """The provider expanding it: every node it makes is this provider's."""
     kinds: frozenset[str]
     """The kinds this provider provisions here (the environment may hand families to others)."""
     defaults: Mapping[str, Mapping[str, Any]]
@@ -48,13 +50,53 @@ class Scope:
         """The model's services and resources of this provider's kinds."""
         return [r for r in [*self.model.services, *self.model.resources] if r.kind in self.kinds]
 
+    def of_kind(self, kind: str) -> list[Any]:
+        """The model's services (``kind="service"``) or resources of ``kind``, if this provider provisions
+        that kind here; else none."""
+        return self.model.of_kind(kind) if kind in self.kinds else []
+
+    def defaults_for(self, resource: Any) -> dict[str, Any]:
+        """The provider-side settings the hooks gave model resource ``resource``."""
+        return dict(self.defaults.get(resource_key(resource), {}))
+
+    @property
+    def settings(self) -> Any:
+        """This provider's validated settings in the environment."""
+        return self.environment.settings.get(self.provider)
+
+    def node(
+        self,
+        id: str,
+        type: str,
+        properties: Mapping[str, Any] | None = None,
+        depends_on: tuple[str, ...] | list[str] = (),
+        *,
+        resource: Any = None,
+    ) -> Node:
+        """A node of this provider; ``resource`` (a model record) makes it that resource's main node,
+        the one others reach it by (``@kind/name``) and whose runtime config entry services get."""
+        return Node(
+            id,
+            type,
+            self.provider,
+            dict(properties or {}),
+            tuple(depends_on),
+            resource_key(resource) if resource is not None else None,
+        )
+
+
+def resource_key(resource: Any) -> str:
+    """``kind/name`` of a model resource or service: how graphs, state and runtime configs name it."""
+    return f"{resource.kind}/{resource.name}"
+
 
 class GraphError(UserError):
     """A provider expanded an inconsistent graph (a missing dependency, a cycle, a duplicate id)."""
 
 
 class Graph:
-    """Nodes by id, with their dependencies resolved, in a deterministic topological order."""
+    """Nodes by id, with their dependencies resolved (``@kind/name`` replaced by the resource's main node,
+    sorted), in a deterministic topological order."""
 
     def __init__(self, nodes: list[Node]) -> None:
         self.nodes: dict[str, Node] = {}
@@ -77,29 +119,11 @@ class Graph:
                     )
                 resolved.append(target)
             self.dependencies[node.id] = tuple(sorted(set(resolved)))
-        self.order = self._topological()
-
-    def _topological(self) -> list[str]:
-        waiting = {node: len(deps) for node, deps in self.dependencies.items()}
-        dependents: dict[str, list[str]] = {node: [] for node in self.nodes}
-        for node, deps in self.dependencies.items():
-            for dep in deps:
-                dependents[dep].append(node)
-        ready = [node for node, count in waiting.items() if count == 0]
-        heapq.heapify(ready)
-        order = []
-        while ready:
-            node = heapq.heappop(ready)
-            order.append(node)
-            for dependent in dependents[node]:
-                waiting[dependent] -= 1
-                if waiting[dependent] == 0:
-                    heapq.heappush(ready, dependent)
-        if len(order) != len(self.nodes):
-            stuck = sorted(node for node, count in waiting.items() if count)
-            raise GraphError(f"the graph has a dependency cycle through {', '.join(stuck[:5])}")
-        self.dependents = dependents
-        return order
+            self.nodes[node.id] = replace(node, depends_on=self.dependencies[node.id])
+        try:
+            self.order = dag.order(self.dependencies)
+        except dag.CycleError as error:
+            raise GraphError(str(error)) from None
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -144,29 +168,24 @@ class Graph:
         return "\n".join(lines)
 
 
-def build_graph(app: str, model: AppModel, environment: Environment) -> Graph:
-    """Ask each provider of ``environment`` to expand its share of ``model``, and join the nodes."""
-    from skyrig.plugins import KIND_FAMILIES
+def build_graph(app: str, model: AppModel, environment: Environment, plugins: Any) -> Graph:
+    """Ask each provider of ``environment`` to expand its share of ``model``, and join the nodes;
+    ``plugins`` (the session's plugin manager) answers the ``skyrig_resource_defaults`` hooks."""
     from skyrig.plugins.registry import load_provider
-    from skyrig.plugins.support import plugin_manager
 
-    manager = plugin_manager(environment)
     defaults: dict[str, dict[str, Any]] = {}
     for resource in [*model.services, *model.resources]:
         merged: dict[str, Any] = {}
         # pluggy answers most recently registered first: apply in reverse so that it wins
         for answer in reversed(
-            manager.hook.skyrig_resource_defaults(
+            plugins.hook.skyrig_resource_defaults(
                 kind=resource.kind, name=resource.name, environment=environment
             )
         ):
             merged.update(answer or {})
-        defaults[f"{resource.kind}/{resource.name}"] = merged
+        defaults[resource_key(resource)] = merged
     nodes: list[Node] = []
     for provider_name in sorted(set(environment.providers.values())):
-        kinds = frozenset(
-            kind for kind, family in KIND_FAMILIES.items() if environment.providers[family] == provider_name
-        )
-        scope = Scope(app, model, environment, kinds, defaults)
+        scope = Scope(app, model, environment, provider_name, environment.kinds_of(provider_name), defaults)
         nodes.extend(load_provider(provider_name).expand(scope))
     return Graph(nodes)

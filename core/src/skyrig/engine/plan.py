@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
+
+from skyrig.engine import dag
+from skyrig.engine.graph import Node
 
 if TYPE_CHECKING:
     from skyrig.engine.contract import NodeType, Observed
     from skyrig.engine.graph import Graph
     from skyrig.state import NodeRecord
 
-PLAN_VERSION = 1
+PLAN_VERSION = 2
 CHANGING = ("create", "update", "replace", "delete")
 
 
@@ -21,15 +24,10 @@ CHANGING = ("create", "update", "replace", "delete")
 class Change:
     """What happens to one node."""
 
-    node: str
+    node: Node
+    """The node as the graph wants it (for a delete: as state last saw it), its dependencies resolved."""
     action: str
     """``create``, ``update``, ``replace``, ``delete``, ``retain`` (stateful, kept) or ``noop``."""
-    type: str
-    provider: str
-    properties: dict[str, Any] = field(default_factory=dict)
-    """The desired properties (for a delete: the last observed ones)."""
-    depends_on: list[str] = field(default_factory=list)
-    resource: str | None = None
     fields: dict[str, list[Any]] = field(default_factory=dict)
     """Property -> ``[now, wanted]`` for each property that changes."""
     reasons: list[str] = field(default_factory=list)
@@ -37,6 +35,43 @@ class Change:
     """Tunable properties changed in the cloud: taken into state as they are, never reverted."""
     drift: list[str] = field(default_factory=list)
     """Invariant properties changed in the cloud: restored by this change."""
+
+    @property
+    def id(self) -> str:
+        return self.node.id
+
+    @property
+    def type(self) -> str:
+        return self.node.type
+
+    def to_dict(self) -> dict[str, Any]:
+        """The change as plans write it: the node's fields and the change's, side by side."""
+        node = self.node
+        return {
+            "node": node.id,
+            "action": self.action,
+            "type": node.type,
+            "provider": node.provider,
+            "properties": dict(node.properties),
+            "depends_on": list(node.depends_on),
+            "resource": node.resource,
+            "fields": self.fields,
+            "reasons": self.reasons,
+            "adopt": self.adopt,
+            "drift": self.drift,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Change:
+        node = Node(
+            data["node"],
+            data["type"],
+            data["provider"],
+            data["properties"],
+            tuple(data["depends_on"]),
+            data["resource"],
+        )
+        return cls(node, data["action"], data["fields"], data["reasons"], data["adopt"], data["drift"])
 
 
 @dataclass
@@ -47,8 +82,9 @@ class Plan:
     environment: str
     serial: int
     changes: list[Change]
-    runtime: dict[str, dict[str, list[str]]] = field(default_factory=dict)
-    """Service -> ``kind/name`` -> operations, for the runtime config written after the apply."""
+    grants: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    """Service -> ``kind/name`` -> operations: what each service may use, written into its runtime
+    config after the apply."""
     destroy: bool = False
     include_data: bool = False
     created_at: float = field(default_factory=time.time)
@@ -68,15 +104,19 @@ class Plan:
         """True when console changes to tunable properties wait to be taken into state."""
         return any(c.adopt for c in self.changes)
 
+    def to_dict(self) -> dict[str, Any]:
+        data = {item.name: getattr(self, item.name) for item in fields(self)}
+        return {**data, "changes": [change.to_dict() for change in self.changes]}
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1, sort_keys=True)
+        return json.dumps(self.to_dict(), indent=1, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> Plan:
         data = json.loads(text)
         if data.get("version") != PLAN_VERSION:
             raise ValueError(f"plan version {data.get('version')!r}, expected {PLAN_VERSION}")
-        data["changes"] = [Change(**change) for change in data["changes"]]
+        data["changes"] = [Change.from_dict(change) for change in data["changes"]]
         return cls(**data)
 
 
@@ -97,15 +137,7 @@ def diff(
     changes = []
     for node_id in graph.order:
         node = graph.nodes[node_id]
-        change = Change(
-            node_id,
-            "noop",
-            node.type,
-            node.provider,
-            dict(node.properties),
-            list(graph.dependencies[node_id]),
-            node.resource,
-        )
+        change = Change(node, "noop")
         record = records.get(node_id)
         now = observed.get(node_id) if record else None
         if record is None:
@@ -120,20 +152,15 @@ def diff(
         else:
             _compare(change, types[node.type], record, now.properties)
         changes.append(change)
-    gone = [node_id for node_id in _reverse_order(records) if node_id not in graph.nodes]
-    for node_id in gone:
+    gone = {node_id: r.depends_on for node_id, r in records.items() if node_id not in graph.nodes}
+    for node_id in reversed(dag.order(gone)):  # a node before those it depends on
         record = records[node_id]
         stateful = types[record.type].stateful if record.type in types else False
         keep = stateful and not include_data
         changes.append(
             Change(
-                node_id,
+                replace(record.node(), properties=dict(record.observed)),
                 "retain" if keep else "delete",
-                record.type,
-                record.provider,
-                dict(record.observed),
-                list(record.depends_on),
-                record.resource,
                 reasons=["holds data: kept (pass --include-data to delete it)"]
                 if keep
                 else ["no longer in the app"],
@@ -143,7 +170,7 @@ def diff(
 
 
 def _compare(change: Change, node_type: NodeType, record: NodeRecord, now: Mapping[str, Any]) -> None:
-    wanted = change.properties
+    wanted = change.node.properties
     for key, value in wanted.items():
         current = now.get(key)
         if current == value or key in node_type.identity:
@@ -170,21 +197,3 @@ def _compare(change: Change, node_type: NodeType, record: NodeRecord, now: Mappi
             change.reasons.append(f"{key} changed" if record.desired.get(key) != value else f"{key} drifted")
     if change.action == "noop" and change.fields:
         change.action = "update"
-
-
-def _reverse_order(records: Mapping[str, NodeRecord]) -> list[str]:
-    """Node ids such that each comes before the nodes it depends on (for deleting)."""
-    order: list[str] = []
-    seen: set[str] = set()
-
-    def visit(node_id: str) -> None:
-        if node_id in seen or node_id not in records:
-            return
-        seen.add(node_id)
-        for dependency in records[node_id].depends_on:
-            visit(dependency)
-        order.append(node_id)
-
-    for node_id in sorted(records):
-        visit(node_id)
-    return order[::-1]

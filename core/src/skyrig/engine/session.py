@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import socket
 import threading
@@ -11,16 +10,22 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from skyrig.collector import paused
 from skyrig.config import Config, Environment
+from skyrig.engine import runtime_config
 from skyrig.engine.contract import Context, NodeType, Observed
 from skyrig.engine.graph import Graph, Node, build_graph
 from skyrig.engine.plan import Change, Plan, diff
 from skyrig.errors import UserError
 from skyrig.model import AppModel
 from skyrig.state import LeaseLost, Locked, NodeRecord, StateMoved, open_store
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from skyrig.plugins.base import Provider
 
 
 def lock_ttl() -> float:
@@ -39,6 +44,19 @@ class Session:
         self.store = open_store(config.project.state, config.root)
         self._contexts: dict[str, Context] = {}
 
+    @cached_property
+    def plugins(self) -> pluggy.PluginManager:
+        """The plugin manager of this environment's providers and every installed plugin, made once."""
+        from skyrig.plugins.support import plugin_manager
+
+        return plugin_manager(self.environment)
+
+    def provider(self, name: str) -> Provider:
+        """The environment's provider ``name``."""
+        from skyrig.plugins.registry import load_provider
+
+        return load_provider(name)
+
     @property
     def app(self) -> str:
         return self.config.app
@@ -49,29 +67,25 @@ class Session:
         from skyrig.plugins.support import check_support
 
         model = build_model(self.root, self.app)
-        check_support(model, [self.environment])
+        check_support(model, [self.environment], self.plugins)
         return model
 
     @cached_property
     def graph(self) -> Graph:
-        return build_graph(self.app, self.model, self.environment)
+        return build_graph(self.app, self.model, self.environment, self.plugins)
 
     @cached_property
     def types(self) -> dict[str, NodeType]:
-        from skyrig.plugins.registry import load_provider
-
         found: dict[str, NodeType] = {}
         for provider in sorted(set(self.environment.providers.values())):
-            found.update(load_provider(provider).node_types())
+            found.update(self.provider(provider).node_types())
         return found
 
     def context(self, provider: str) -> Context:
         """The context (and client) of ``provider``, connected on first use."""
         if provider not in self._contexts:
-            from skyrig.plugins.registry import load_provider
-
             settings = self.environment.settings.get(provider)
-            client = load_provider(provider).connect(self.app, self.environment, settings, self.root)
+            client = self.provider(provider).connect(self.app, self.environment, settings, self.root)
             recorded = {node: r.provider_id for node, r in self.store.nodes(self.name).items()}
             self._contexts[provider] = Context(self.app, self.environment, settings, client, recorded)
         return self._contexts[provider]
@@ -85,15 +99,7 @@ class Session:
         """Read every recorded node back from its cloud, one bulk read per node type."""
         by_type: dict[str, list[tuple[Node, str]]] = {}
         for record in records.values():
-            node = Node(
-                record.id,
-                record.type,
-                record.provider,
-                record.desired,
-                tuple(record.depends_on),
-                record.resource,
-            )
-            by_type.setdefault(record.type, []).append((node, record.provider_id))
+            by_type.setdefault(record.type, []).append((record.node(), record.provider_id))
         observed: dict[str, Observed | None] = {}
         for type_name, nodes in sorted(by_type.items()):
             node_type = self.types.get(type_name)
@@ -114,14 +120,12 @@ class Session:
     def _plan(self, destroy: bool, include_data: bool, refresh: bool) -> Plan:
         records = self.store.nodes(self.name)
         serial = self.store.serial(self.name)
-        if refresh:
-            observed = self.refresh(records)
-        else:
-            observed = {r.id: Observed(r.provider_id, r.observed, r.outputs) for r in records.values()}
+        stored = {r.id: r.observation() for r in records.values()}
+        observed = self.refresh(records) if refresh else stored
         if destroy:
             empty = Graph([])
             changes = diff(empty, records, observed, self.types, {}, include_data=include_data)
-            runtime: dict[str, dict[str, list[str]]] = {}
+            granted: runtime_config.Grants = {}
         else:
             changes = diff(
                 self.graph,
@@ -131,24 +135,14 @@ class Session:
                 self.store.intents(self.name),
                 include_data=include_data,
             )
-            runtime = self._runtime_plan()
-        return Plan(self.app, self.name, serial, changes, runtime, destroy=destroy, include_data=include_data)
-
-    def _runtime_plan(self) -> dict[str, dict[str, list[str]]]:
-        """Service -> resource (``kind/name``) -> operations: what each service's runtime config holds."""
-        runtime: dict[str, dict[str, list[str]]] = {s.name: {} for s in self.model.services}
-        for resource in self.model.resources:
-            runtime[resource.service].setdefault(f"{resource.kind}/{resource.name}", [])
-        for use in self.model.uses:
-            runtime[use.service][f"{use.kind}/{use.resource}"] = list(use.operations)
-        return runtime
+            granted = runtime_config.grants(self.model)
+        return Plan(self.app, self.name, serial, changes, granted, destroy=destroy, include_data=include_data)
 
     # -- apply ----------------------------------------------------------------------------------
 
     def apply(self, plan: Plan, fence: int, *, parallelism: int, report: Any = None) -> Any:
         """Carry out ``plan`` under the lease ``fence``; refuse it if state moved since it was made."""
         from skyrig.engine.apply import Executor
-        from skyrig.plugins.support import plugin_manager
 
         if plan.environment != self.name or plan.app != self.app:
             raise UserError(f"the plan is for {plan.app}/{plan.environment}, not {self.app}/{self.name}")
@@ -159,7 +153,7 @@ class Session:
                 f"(serial {plan.serial}, now {serial}); nothing was applied",
                 "make a new plan: skyrig plan --env " + self.name,
             )
-        manager = plugin_manager(self.environment)
+        manager = self.plugins
         vetoes = [
             v
             for answer in manager.hook.skyrig_validate_plan(plan=plan, environment=self.environment)
@@ -185,65 +179,16 @@ class Session:
         try:
             outcome = executor.run()
             if outcome.succeeded and not plan.destroy:
-                self.write_runtime(plan, fence)
+                self.write_runtime_configs(plan, fence)
         finally:
             manager.hook.skyrig_after_apply(
                 plan=plan, environment=self.environment, succeeded=bool(outcome and outcome.succeeded)
             )
         return outcome
 
-    def write_runtime(self, plan: Plan, fence: int) -> dict[str, dict[str, Any]]:
-        """Each service's runtime config: how to reach what it uses (secrets by reference only)."""
-        records = self.store.nodes(self.name)
-        main = {r.resource: r for r in records.values() if r.resource}
-        code = self._code_references()
-        configs = {}
-        for service, resources in sorted(plan.runtime.items()):
-            entries = {}
-            for resource, operations in sorted(resources.items()):
-                record = main.get(resource)
-                if record is None:
-                    continue
-                node = Node(record.id, record.type, record.provider, record.desired)
-                entry = (
-                    self.types[record.type].runtime(
-                        node, Observed(record.provider_id, record.observed, record.outputs)
-                    )
-                    or {}
-                )
-                entries[resource] = {**entry, **code.get(resource, {}), "operations": operations}
-            configs[service] = {
-                "app": self.app,
-                "environment": self.name,
-                "service": service,
-                "resources": entries,
-            }
-        self.store.finish(self.name, fence, configs)
-        folder = self.root / ".skyrig" / "runtime" / self.name.replace(":", "-")
-        folder.mkdir(parents=True, exist_ok=True)
-        for service, config in configs.items():
-            (folder / f"{service}.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-        if configs:
-            from skyrig.plugins.registry import load_provider
-
-            compute = self.environment.provider_for("compute")
-            load_provider(compute).deliver_runtime(self.context(compute), configs)
-        return configs
-
-    def _code_references(self) -> dict[str, dict[str, str]]:
-        """What the service host runs for a resource: a subscription's handler, a cron job's endpoint."""
-        topics = {r.name: r for r in self.model.resources if r.kind == "topic"}
-        code: dict[str, dict[str, str]] = {}
-        for resource in self.model.resources:
-            if resource.kind == "subscription":
-                code[f"subscription/{resource.name}"] = {
-                    "handler": resource.handler,
-                    "topic": resource.topic,
-                    "message_type": topics[resource.topic].message_type,
-                }
-            elif resource.kind == "cron_job":
-                code[f"cron_job/{resource.name}"] = {"endpoint": resource.endpoint}
-        return code
+    def write_runtime_configs(self, plan: Plan, fence: int) -> dict[str, dict[str, Any]]:
+        """Each service's runtime config after ``plan`` (see :mod:`skyrig.engine.runtime_config`)."""
+        return runtime_config.write(self, plan, fence)
 
     # -- the lock -------------------------------------------------------------------------------
 
@@ -288,4 +233,4 @@ def describe(change: Change) -> str:
     fields = ", ".join(f"{k}: {v[0]!r} → {v[1]!r}" for k, v in change.fields.items())
     adopted = ", ".join(f"{k}={v!r} adopted from the cloud" for k, v in change.adopt.items())
     details = "; ".join(part for part in (fields, adopted, *change.reasons) if part)
-    return f"{change.node} ({change.type})" + (f": {details}" if details else "")
+    return f"{change.id} ({change.type})" + (f": {details}" if details else "")

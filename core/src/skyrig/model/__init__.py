@@ -6,17 +6,24 @@ versioned by :data:`SCHEMA_VERSION`; the JSON Schema is published as ``docs/app-
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from skyrig.declarations.cache import CacheClusterSpec, KeyspaceSpec
-from skyrig.declarations.cron import CronJobSpec
-from skyrig.declarations.objects import BucketSpec
-from skyrig.declarations.pubsub import SubscriptionSpec, TopicSpec
-from skyrig.declarations.secrets import SecretSpec
-from skyrig.declarations.service import ServiceSpec
-from skyrig.declarations.sql import SQLDatabaseSpec
+from skyrig.kinds import KINDS, RESOURCE_KINDS
+from skyrig.kinds.records import (
+    BucketResource,
+    CacheClusterResource,
+    CronJobResource,
+    KeyspaceModel,
+    Location,
+    Migration,
+    SecretResource,
+    ServiceModel,
+    SQLDatabaseResource,
+    SubscriptionResource,
+    TopicResource,
+)
 
 SCHEMA_VERSION = 1
 
@@ -38,100 +45,11 @@ def trusted(cls: type[M], **values: Any) -> M:
     return instance
 
 
-Location = Annotated[str, Field(pattern=r"^.+:\d+:\d+$")]
-"""Where something is written: ``"path/to/file.py:line:column"``, relative to the app root, 1-based."""
-
-
-class _Declared(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    location: Location
-    """Where the declaration is written."""
-
-
-class ServiceModel(_Declared, ServiceSpec):
-    """A service: a deployable unit and the package it owns."""
-
-    package: str
-    """The Python package the service owns (``""`` for the app root); its modules are the service's."""
-    kind: Literal["service"] = "service"
-
-
-class _Resource(_Declared):
-    service: str
-    """The service that owns the resource: the one whose package declares it."""
-
-
-class Migration(BaseModel):
-    """One migration file of a SQL database."""
-
-    model_config = ConfigDict(frozen=True)
-
-    number: int
-    name: str
-    file: str
-    """Relative to the app root."""
-    sha256: str
-
-
-class SQLDatabaseResource(_Resource, SQLDatabaseSpec):
-    """A PostgreSQL database and its migrations, in order."""
-
-    kind: Literal["sql_database"] = "sql_database"
-    migration_files: list[Migration] = []
-
-
-class TopicResource(_Resource, TopicSpec):
-    """A pub/sub topic."""
-
-    kind: Literal["topic"] = "topic"
-
-
-class SubscriptionResource(_Resource, SubscriptionSpec):
-    """A subscription; its handler runs in the owning service."""
-
-    kind: Literal["subscription"] = "subscription"
-
-
-class KeyspaceModel(_Declared, KeyspaceSpec):
-    """A typed keyspace of a cache cluster."""
-
-
-class CacheClusterResource(_Resource, CacheClusterSpec):
-    """A Redis cache cluster and its keyspaces."""
-
-    kind: Literal["cache_cluster"] = "cache_cluster"
-    keyspaces: list[KeyspaceModel] = []
-
-
-class CronJobResource(_Resource, CronJobSpec):
-    """A cron job; its endpoint runs in the owning service."""
-
-    kind: Literal["cron_job"] = "cron_job"
-
-
-class BucketResource(_Resource, BucketSpec):
-    """An object storage bucket."""
-
-    kind: Literal["bucket"] = "bucket"
-
-
-class SecretResource(_Resource, SecretSpec):
-    """A secret (its value is never part of the model)."""
-
-    kind: Literal["secret"] = "secret"
-
-
 Resource = Annotated[
-    SQLDatabaseResource
-    | TopicResource
-    | SubscriptionResource
-    | CacheClusterResource
-    | CronJobResource
-    | BucketResource
-    | SecretResource,
+    Union[tuple(KINDS[name].record for name in RESOURCE_KINDS)],  # type: ignore[misc]  # noqa: UP007
     Field(discriminator="kind"),
 ]
+"""A record of any resource kind (every kind but ``service``), told apart by its ``kind``."""
 
 
 class Use(BaseModel):
@@ -168,6 +86,10 @@ class AppModel(BaseModel):
         """What ``service`` uses."""
         return [use for use in self.uses if use.service == service]
 
+    def of_kind(self, kind: str) -> list[Any]:
+        """The resources (or, for ``service``, the services) of ``kind``."""
+        return [r for r in (self.services if kind == "service" else self.resources) if r.kind == kind]
+
     def to_json(self) -> str:
         """The deterministic, compact JSON form (what ``skyrig model --json`` prints)."""
         return self.model_dump_json()
@@ -179,3 +101,24 @@ def json_schema() -> dict:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = f"skyrig Application Model, schema version {SCHEMA_VERSION}"
     return schema
+
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AppModel",
+    "BucketResource",
+    "CacheClusterResource",
+    "CronJobResource",
+    "KeyspaceModel",
+    "Location",
+    "Migration",
+    "Resource",
+    "SQLDatabaseResource",
+    "SecretResource",
+    "ServiceModel",
+    "SubscriptionResource",
+    "TopicResource",
+    "Use",
+    "json_schema",
+    "trusted",
+]

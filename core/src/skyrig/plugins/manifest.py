@@ -3,40 +3,17 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
+
+from skyrig.kinds import FAMILIES, FEATURE_KINDS, FEATURES, KIND_FAMILIES
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
 EnvironmentType = Literal["local", "preview", "development", "production"]
 ENVIRONMENT_TYPES: tuple[EnvironmentType, ...] = ("local", "preview", "development", "production")
-
-KIND_FAMILIES: dict[str, str] = {
-    "service": "compute",
-    "sql_database": "sql",
-    "topic": "pubsub",
-    "subscription": "pubsub",
-    "cache_cluster": "cache",
-    "cron_job": "cron",
-    "bucket": "objects",
-    "secret": "secrets",
-}
-"""Each kind of the Application Model, and the family an environment can hand to another provider."""
-
-FAMILIES: tuple[str, ...] = ("compute", "sql", "pubsub", "cache", "cron", "objects", "secrets")
-
-FEATURES: dict[str, str] = {
-    "pubsub.ordering": "messages with the same ordering attribute are delivered in publish order",
-    "pubsub.exactly_once": "topics with delivery='exactly-once' deliver each message once per subscription",
-    "pubsub.dead_letter": "messages that exhaust max_retries land in a dead-letter destination",
-    "bucket.public": "public buckets serve objects to anyone with their URL",
-    "bucket.versioning": "versioned buckets keep earlier versions of each object",
-    "sql.branching": "a database can be branched copy-on-write (for previews and tests)",
-    "cache.eviction_policy": "the declared eviction policy is the server's maxmemory-policy",
-    "cron.managed": "cron jobs are triggered on schedule with a signed request",
-}
-"""Optional features a provider may claim; the conformance suite tests exactly the claimed ones."""
 
 
 class ManifestError(ValueError):
@@ -54,30 +31,48 @@ class Manifest:
     name: str
     """The provider's name: its entry point in ``skyrig.providers`` and its settings table in config."""
     kinds: frozenset[str]
-    """The resource kinds it provisions (keys of :data:`KIND_FAMILIES`)."""
+    """The resource kinds it provisions (:data:`skyrig.kinds.KINDS`)."""
     environment_types: frozenset[str]
     """The environment types it serves (:data:`ENVIRONMENT_TYPES`)."""
     features: frozenset[str] = frozenset()
-    """The optional features it supports (keys of :data:`FEATURES`)."""
+    """The optional features it supports (:data:`skyrig.kinds.FEATURES`), each of a kind it provisions."""
     settings: str | None = None
     """Where its pydantic settings model is (``"package.module:Class"``), imported only when needed;
     the model validates ``[env.NAME.PROVIDER]`` in ``skyrig.toml``."""
     description: str = ""
+    together: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Family -> the families this provider must serve too wherever it serves that one, because the
+    nodes it expands for it depend on theirs (AWS's databases run their migrations as tasks of its
+    compute: ``{"sql": frozenset({"compute"})}``). An environment that hands one to it and not the
+    others is refused by ``skyrig check``, naming the override."""
     families: frozenset[str] = field(init=False)
     """The families of its kinds: what an environment can hand to it (``sql = "neon"``)."""
 
     def __post_init__(self) -> None:
+        wanted = {f for families in self.together.values() for f in families}
         for label, values, known in (
             ("kind", self.kinds, KIND_FAMILIES),
             ("environment type", self.environment_types, ENVIRONMENT_TYPES),
             ("feature", self.features, FEATURES),
+            ("family", set(self.together) | wanted, FAMILIES),
         ):
             unknown = sorted(set(values) - set(known))
             if unknown:
                 raise ManifestError(
                     f"provider {self.name!r} declares unknown {label}s {unknown}; known: {sorted(known)}"
                 )
+        stray = sorted(f for f in self.features if FEATURE_KINDS[f] not in self.kinds)
+        if stray:
+            raise ManifestError(
+                f"provider {self.name!r} claims {', '.join(stray)} without provisioning "
+                f"{', '.join(sorted({FEATURE_KINDS[f] for f in stray}))}"
+            )
         object.__setattr__(self, "families", frozenset(KIND_FAMILIES[k] for k in self.kinds))
+        outside = sorted((set(self.together) | wanted) - self.families)
+        if outside:
+            raise ManifestError(
+                f"provider {self.name!r} says it needs families it does not serve: {', '.join(outside)}"
+            )
 
     def settings_model(self) -> type[BaseModel] | None:
         """The settings model, imported now."""

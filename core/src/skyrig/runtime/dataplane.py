@@ -8,9 +8,14 @@ them through the SDK. Errors a caller can act on: ``KeyError`` (no such object),
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import asyncio
+
+Handler = Callable[[dict[str, Any]], Awaitable[None]]
+"""A subscription's handler as a data plane sees it: the message as JSON in, raising means failure."""
 
 
 class SQLClient(Protocol):
@@ -47,10 +52,57 @@ class SubscriptionClient(Protocol):
     """
 
     async def consume(
-        self, handler: Callable[[dict[str, Any]], Awaitable[None]], stop: asyncio.Event
+        self,
+        handler: Handler,
+        stop: asyncio.Event,
+        *,
+        drain_timeout: float | None = None,
     ) -> None:
         """Call ``handler`` with each message's data (raising means failure) until ``stop`` is set, then
-        let running handlers finish and return."""
+        let running handlers finish (up to ``drain_timeout`` seconds, by default the ack deadline) and
+        return."""
+
+
+class Consuming:
+    """The part of consuming that is the same on every provider; a subscription client subclasses it.
+
+    :meth:`consume` allows one consumer per subscription and process (a second is a programming error)
+    and calls :meth:`run`, the provider's own loop, which ends with :func:`drain`.
+    """
+
+    name: str
+    """The subscription's name."""
+    _consuming: bool = False
+
+    async def consume(
+        self, handler: Handler, stop: asyncio.Event, *, drain_timeout: float | None = None
+    ) -> None:
+        """See :class:`SubscriptionClient`."""
+        if self._consuming:
+            raise RuntimeError(f"subscription {self.name!r} is consumed already in this process")
+        self._consuming = True
+        try:
+            await self.run(handler, stop, drain_timeout)
+        finally:
+            self._consuming = False
+
+    async def run(self, handler: Handler, stop: asyncio.Event, drain_timeout: float | None) -> None:
+        """Hand messages to ``handler`` until ``stop`` is set; then :func:`drain` what runs."""
+        raise NotImplementedError
+
+
+async def drain(tasks: set[asyncio.Task[Any]], timeout: float) -> None:
+    """Let the handler ``tasks`` still running finish, for at most ``timeout`` seconds; cancel those that
+    do not (their messages come again once the ack deadline has passed, as the broker promises)."""
+    import asyncio
+
+    if not tasks:
+        return
+    _, late = await asyncio.wait(set(tasks), timeout=timeout)
+    for task in late:
+        task.cancel()
+    if late:
+        await asyncio.wait(late, timeout=2)
 
 
 class CacheClient(Protocol):

@@ -52,7 +52,7 @@ def verify(
         raise SignatureError("the signature does not match")
 
 
-def trigger(base_url: str, job: str, key: bytes, *, timeout: float = 60) -> dict[str, object]:
+def signed_cron_call(base_url: str, job: str, key: bytes, *, timeout: float = 60) -> dict[str, object]:
     """Run cron job ``job`` of the service at ``base_url`` as a provider's scheduler does: a signed
     ``POST /__skyrig/cron/JOB``. Returns the outcome the service reports (``{"job", "ok", "error",
     "seconds"}``); raises ``urllib.error.HTTPError`` when it refuses (401: the signature)."""

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from skyrig.engine.contract import Observed
+from skyrig.engine.graph import Node
 from skyrig.errors import UserError
-
-STORES = "skyrig.state"
 
 
 class Locked(UserError):
@@ -57,6 +57,14 @@ class NodeRecord:
     """Invariant properties found changed in the cloud at the last refresh, to be restored."""
     updated_at: float = 0.0
 
+    def node(self) -> Node:
+        """The node as it was last applied."""
+        return Node(self.id, self.type, self.provider, self.desired, tuple(self.depends_on), self.resource)
+
+    def observation(self) -> Observed:
+        """The resource as state last saw it."""
+        return Observed(self.provider_id, self.observed, self.outputs)
+
 
 def open_store(url: str, root: Path) -> Any:
     """The state store for ``url``; relative SQLite paths are relative to the app root ``root``."""
@@ -67,10 +75,14 @@ def open_store(url: str, root: Path) -> Any:
         # as SQLAlchemy spells it: sqlite:///relative/to/the/app.db, sqlite:////absolute/path.db
         path = Path(rest[1:] if rest.startswith("/") else rest)
         return SQLiteStore(path if path.is_absolute() else root / path)
-    from importlib.metadata import entry_points
+    from skyrig.plugins.registry import STORES, NotInstalled, named
 
-    for point in entry_points(group=STORES, name=scheme):
-        return point.load()(url, root)
+    try:
+        factory = named(STORES, scheme)
+    except NotInstalled:
+        factory = None
+    if factory is not None:
+        return factory(url, root)
     raise UserError(
         f"state: no store for URL scheme {scheme!r} ({url})",
         "use sqlite:///.skyrig/state.db (the default), or install the plugin that provides this scheme",

@@ -27,21 +27,16 @@ if TYPE_CHECKING:
 
 def runtime_config(model: AppModel, providers: dict[str, str]) -> dict[str, Any]:
     """A runtime config granting every resource of ``model``, with every operation, to the tests."""
-    from skyrig.declarations import KINDS
+    from skyrig.kinds import KINDS
 
-    topics = {r.name: r for r in model.resources if r.kind == "topic"}
     resources: dict[str, dict[str, Any]] = {}
     for resource in model.resources:
-        entry: dict[str, Any] = {
+        kind = KINDS[resource.kind]
+        resources[f"{resource.kind}/{resource.name}"] = {
             "provider": providers.get(resource.kind, "skyrig-test"),
-            "operations": sorted(KINDS[resource.kind].all_operations()),
+            "operations": sorted(kind.operations),
+            **kind.code(resource, model),
         }
-        if resource.kind == "subscription":
-            topic = topics[resource.topic]
-            entry |= {"handler": resource.handler, "topic": topic.name, "message_type": topic.message_type}
-        elif resource.kind == "cron_job":
-            entry["endpoint"] = resource.endpoint
-        resources[f"{resource.kind}/{resource.name}"] = entry
     return {"app": model.app, "environment": "test", "service": "tests", "resources": resources}
 
 

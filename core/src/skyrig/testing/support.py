@@ -15,9 +15,6 @@ if TYPE_CHECKING:
     from skyrig.config import Config
     from skyrig.model import AppModel
 
-IN_PROCESS = frozenset({"topic", "subscription", "cron_job", "secret"})
-"""Kinds the core serves itself in tests, with no provider."""
-
 
 class SupportSession(Protocol):
     """A provider's test resources in one pytest process."""
@@ -33,7 +30,9 @@ class SupportSession(Protocol):
 
 
 class TestSupport(Protocol):
-    """A provider's test servers for some kinds, returned by ``Provider.test_support()``."""
+    """A provider's test servers for some kinds (what :class:`skyrig.provider.ThrowawayServers` returns)."""
+
+    __test__ = False  # not a test class, whatever pytest thinks of its name
 
     kinds: frozenset[str]
     """The kinds it serves in tests (``sql_database``, ``cache_cluster``, ``bucket``)."""
@@ -55,21 +54,21 @@ def choose_supports(config: Config, model: AppModel) -> dict[str, str]:
     says so).
     """
     from skyrig.errors import UserError
-    from skyrig.plugins import KIND_FAMILIES
-    from skyrig.plugins.registry import installed_providers, load_provider
+    from skyrig.kinds import KINDS
+    from skyrig.plugins.registry import PROVIDERS, installed
 
-    needed = sorted({r.kind for r in model.resources} - IN_PROCESS)
+    needed = sorted({r.kind for r in model.resources if not KINDS[r.kind].in_process_tests})
     if not needed:
         return {}
     candidates: list[str] = []
     local = [env for _, env in sorted(config.environments.items()) if env.type == "local"]
     for kind in needed:
-        candidates += [env.provider_for(KIND_FAMILIES[kind]) for env in local]
-    candidates += [item.name for item in installed_providers()]
+        candidates += [env.provider_for(KINDS[kind].family) for env in local]
+    candidates += [item.name for item in installed(PROVIDERS)]
     chosen: dict[str, str] = {}
     for name in dict.fromkeys(candidates):
         try:
-            support = load_provider(name).test_support()
+            support = _support(name)
         except UserError:
             continue
         for kind in needed:
@@ -80,9 +79,15 @@ def choose_supports(config: Config, model: AppModel) -> dict[str, str]:
 
 def support_of(provider: str) -> TestSupport:
     """The test support of the installed provider ``provider``."""
-    from skyrig.plugins.registry import load_provider
-
-    support = load_provider(provider).test_support()
+    support = _support(provider)
     if support is None:
         raise LookupError(f"provider {provider!r} offers no test support")
     return support
+
+
+def _support(provider: str) -> TestSupport | None:
+    from skyrig.plugins.capabilities import ThrowawayServers, capability
+    from skyrig.plugins.registry import load_provider
+
+    servers = capability(load_provider(provider), ThrowawayServers)
+    return servers.test_support() if servers is not None else None

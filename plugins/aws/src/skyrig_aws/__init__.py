@@ -11,16 +11,12 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from skyrig.plugins import KIND_FAMILIES, Manifest, Provider
+from skyrig.provider import KINDS, Manifest, Provider
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from skyrig.config import Environment
-    from skyrig.engine.contract import Context, NodeType
-    from skyrig.engine.graph import Node, Scope
-
-FAMILY_MODULES = ("network", "iam", "sql", "pubsub", "cache", "objects", "secrets", "compute", "cron")
+    from skyrig.provider import Context, Environment
 
 
 class AwsProvider(Provider):
@@ -28,7 +24,7 @@ class AwsProvider(Provider):
 
     manifest = Manifest(
         name="aws",
-        kinds=frozenset(KIND_FAMILIES),
+        kinds=frozenset(KINDS),
         environment_types=frozenset({"development", "production"}),
         features=frozenset(
             {
@@ -47,35 +43,24 @@ class AwsProvider(Provider):
         ),
     )
 
-    def _families(self) -> list[Any]:
-        import importlib
-
-        return [importlib.import_module(f"skyrig_aws.{name}") for name in FAMILY_MODULES]
-
-    def node_types(self) -> dict[str, NodeType]:
-        return {t.type: t for family in self._families() for t in family.TYPES}
-
-    def expand(self, scope: Scope) -> list[Node]:
-        from skyrig_aws import network
-
-        kinds = scope.kinds
-        needs_network = bool({"service", "sql_database", "cache_cluster"} & kinds) and any(
-            r.kind in ("service", "sql_database", "cache_cluster") for r in scope.resources()
-        )
-        nodes = network.expand(scope) if needs_network else []
-        for family in self._families()[1:]:
-            nodes.extend(family.expand(scope))
-        return nodes
+    modules = tuple(
+        f"skyrig_aws.{family}"
+        for family in ("network", "iam", "sql", "pubsub", "cache", "objects", "secrets", "compute", "cron")
+    )
+    data_planes = {
+        "sql_database": "skyrig_aws.runtime:database",
+        "topic": "skyrig_aws.runtime.pubsub:TopicClient",
+        "subscription": "skyrig_aws.runtime.pubsub:SubscriptionClient",
+        "cache_cluster": "skyrig_aws.runtime:cache",
+        "bucket": "skyrig_aws.runtime.objects:BucketClient",
+        "secret": "skyrig_aws.runtime.secrets:SecretClient",
+        "cron_job": "skyrig_aws.runtime.cron:CronClient",
+    }
 
     def connect(self, app: str, environment: Environment, settings: Any, root: Path) -> Any:
         from skyrig_aws.api import AwsClient
 
         return AwsClient(app, environment.name, settings)
-
-    def data_plane(self, kind: str, entry: dict[str, Any], config: dict[str, Any]) -> Any:
-        from skyrig_aws.runtime import client_for
-
-        return client_for(kind, entry, config)
 
     def deliver_runtime(self, context: Context, configs: dict[str, dict[str, Any]]) -> None:
         from skyrig_aws.delivery import deliver
@@ -91,7 +76,7 @@ class AwsProvider(Provider):
         try:
             context.client.secretsmanager.put_secret_value(SecretId=secret, SecretString=value)
         except Exception as error:
-            from skyrig.errors import UserError
+            from skyrig.provider import UserError
             from skyrig_aws.api import NotFound
 
             if isinstance(error, NotFound):
@@ -235,12 +220,12 @@ class AwsProvider(Provider):
     def run_cron_job(self, context: Context, job: str, url: str) -> None:
         """Exactly what the schedule's trigger task does: the signing key from Secrets Manager, then a
         signed ``POST /__skyrig/cron/JOB`` to ``url``."""
-        from skyrig.runtime.signing import trigger
+        from skyrig.provider import signed_cron_call
         from skyrig_aws.cron import signing_key_name
 
         name = signing_key_name(context.app, context.environment.name)
         key = context.client.secretsmanager.get_secret_value(SecretId=name)["SecretString"]
-        trigger(url, job, key.encode())
+        signed_cron_call(url, job, key.encode())
 
 
 NODE_TYPES = {

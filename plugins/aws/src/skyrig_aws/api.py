@@ -19,10 +19,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from skyrig.engine.contract import ProviderError, ThrottledError, TransientError
+from skyrig.provider import ProviderError, ThrottledError, TransientError
 
 if TYPE_CHECKING:
-    from skyrig.engine.contract import Context
+    from skyrig.provider import Context
     from skyrig_aws.settings import AwsSettings
 
 T = TypeVar("T")

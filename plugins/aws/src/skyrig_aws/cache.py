@@ -14,8 +14,7 @@ import secrets as random
 from collections.abc import Mapping
 from typing import Any
 
-from skyrig.engine.contract import Context, Observed, ProviderError
-from skyrig.engine.graph import Node, Scope
+from skyrig.provider import Context, Node, Observed, ProviderError, Scope
 from skyrig_aws import network
 from skyrig_aws.api import join_name, tag_list, wait_for
 from skyrig_aws.nodes import AwsNodeType
@@ -358,10 +357,9 @@ class ClusterType(AwsNodeType):
             )
         )
 
-    def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+    def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
         outputs = observed.outputs
         return {
-            "provider": "aws",
             "type": self.type,
             "host": outputs.get("host"),
             "port": outputs.get("port"),
@@ -391,18 +389,17 @@ TYPES = (SUBNET_GROUP, CLUSTER)
 
 
 def expand(scope: Scope) -> list[Node]:
-    clusters = [r for r in scope.resources() if r.kind == "cache_cluster"]
+    clusters = scope.of_kind("cache_cluster")
     if not clusters:
         return []
-    settings = scope.environment.settings["aws"]
+    settings = scope.settings
     production = scope.environment.type == "production"
     app, env = scope.app, scope.environment.name
     subnet_group = join_name(app, env, "cache", limit=255)
     nodes = [
-        Node(
+        scope.node(
             SUBNETS_ID,
             SUBNET_GROUP.type,
-            "aws",
             {"name": subnet_group, "subnets": network.private_subnets()},
             tuple(network.private_subnets()),
         )
@@ -434,13 +431,12 @@ def expand(scope: Scope) -> list[Node]:
             "password_secret": password_secret(app, env, r.name),
         }
         nodes.append(
-            Node(
+            scope.node(
                 f"cache.cluster/{r.name}",
                 CLUSTER.type,
-                "aws",
                 properties,
                 (SUBNETS_ID, network.SG_CACHE),
-                resource=f"cache_cluster/{r.name}",
+                resource=r,
             )
         )
     return nodes

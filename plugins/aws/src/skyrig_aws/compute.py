@@ -13,8 +13,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from skyrig.engine.contract import Context, Observed, ProviderError
-from skyrig.engine.graph import Node, Scope
+from skyrig.provider import Context, Node, Observed, ProviderError, Scope
 from skyrig_aws import delivery, iam, network
 from skyrig_aws.api import join_name, tag_dict, tag_list, wait_for
 from skyrig_aws.nodes import AwsNodeType
@@ -489,8 +488,8 @@ class ServiceType(AwsNodeType):
             ecs.delete_task_definitions(taskDefinitions=arns[start : start + 10])
         delivery.delete_parameter(context, p["service"])
 
-    def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
-        return {"provider": "aws", "type": self.type, "url": node.properties["url"]}
+    def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+        return {"type": self.type, "url": node.properties["url"]}
 
 
 CLUSTER = ClusterType()
@@ -506,24 +505,21 @@ def owned_by(tags: list[dict[str, str]], context: Context) -> bool:
 
 
 def expand(scope: Scope) -> list[Node]:
-    services = [s for s in scope.resources() if s.kind == "service"]
+    services = scope.of_kind("service")
     if not services:
         return []
-    settings = scope.environment.settings["aws"]
+    settings = scope.settings
     production = scope.environment.type == "production"
     app, env = scope.app, scope.environment.name
     domain = settings.domain or f"{join_name(app, env)}.internal"
     balancer = join_name(app, env, limit=32)
     scheme = "https" if settings.certificate_arn else "http"
     nodes = [
-        Node(CLUSTER_ID, CLUSTER.type, "aws", {"name": cluster_name(app, env), "insights": True}),
-        Node(
-            REPOSITORY_ID, REPOSITORY.type, "aws", {"name": repository_name(app, env), "scan_on_push": True}
-        ),
-        Node(
+        scope.node(CLUSTER_ID, CLUSTER.type, {"name": cluster_name(app, env), "insights": True}),
+        scope.node(REPOSITORY_ID, REPOSITORY.type, {"name": repository_name(app, env), "scan_on_push": True}),
+        scope.node(
             BALANCER_ID,
             BALANCER.type,
-            "aws",
             {
                 "name": balancer,
                 "scheme": "internet-facing",
@@ -571,13 +567,12 @@ def expand(scope: Scope) -> list[Node]:
             "url": f"{scheme}://{host}",
         }
         nodes.append(
-            Node(
+            scope.node(
                 f"compute.service/{service.name}",
                 SERVICE.type,
-                "aws",
                 properties,
                 tuple(sorted(depends)),
-                resource=f"service/{service.name}",
+                resource=service,
             )
         )
     return nodes

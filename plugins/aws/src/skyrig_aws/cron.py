@@ -15,9 +15,7 @@ import secrets as random
 from collections.abc import Mapping
 from typing import Any
 
-from skyrig.engine.contract import Context, Observed, ProviderError
-from skyrig.engine.graph import Node, Scope
-from skyrig.values import duration_seconds
+from skyrig.provider import Context, Node, Observed, ProviderError, Scope, duration_seconds
 from skyrig_aws import compute, iam, network
 from skyrig_aws.api import join_name, tag_list
 from skyrig_aws.nodes import AwsNodeType
@@ -213,8 +211,8 @@ class ScheduleType(AwsNodeType):
         context.client.scheduler.update_schedule(**self._request(context, node))
         return self.read(context, node, provider_id)  # type: ignore[return-value]
 
-    def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
-        return {"provider": "aws", "type": self.type, **observed.outputs}
+    def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+        return {"type": self.type, **observed.outputs}
 
     def _delete(self, context: Context, node: Node, provider_id: str) -> None:
         try:
@@ -231,14 +229,14 @@ TYPES = (SIGNING_KEY, GROUP, SCHEDULE)
 
 
 def expand(scope: Scope) -> list[Node]:
-    jobs = [r for r in scope.resources() if r.kind == "cron_job"]
+    jobs = scope.of_kind("cron_job")
     if not jobs:
         return []
     app, env = scope.app, scope.environment.name
     group = group_name(app, env)
     nodes = [
-        Node(SIGNING_KEY_ID, SIGNING_KEY.type, "aws", {"name": signing_key_name(app, env)}),
-        Node(GROUP_ID, GROUP.type, "aws", {"name": group}),
+        scope.node(SIGNING_KEY_ID, SIGNING_KEY.type, {"name": signing_key_name(app, env)}),
+        scope.node(GROUP_ID, GROUP.type, {"name": group}),
     ]
     compute_here = "service" in scope.kinds
     for job in jobs:
@@ -262,13 +260,12 @@ def expand(scope: Scope) -> list[Node]:
             "signing_key": signing_key_name(app, env),
         }
         nodes.append(
-            Node(
+            scope.node(
                 f"cron.job/{job.name}",
                 SCHEDULE.type,
-                "aws",
                 properties,
                 tuple(depends),
-                resource=f"cron_job/{job.name}",
+                resource=job,
             )
         )
     return nodes

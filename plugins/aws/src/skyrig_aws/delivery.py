@@ -13,7 +13,7 @@ import contextlib
 import json
 from typing import Any
 
-from skyrig.engine.contract import Context, ProviderError
+from skyrig.provider import Context, ProviderError
 from skyrig_aws.api import NotFound, tag_list
 
 PLACEHOLDER = "{}"

@@ -11,8 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from skyrig.engine.contract import Context, Observed, ProviderError, TransientError
-from skyrig.engine.graph import Node, Scope
+from skyrig.provider import Context, Node, Observed, ProviderError, Scope, TransientError
 from skyrig_aws.api import join_name, tag_list
 from skyrig_aws.nodes import AwsNodeType
 
@@ -308,7 +307,7 @@ def expand(scope: Scope) -> list[Node]:
             "trust": "ecs-tasks.amazonaws.com",
             "policy": _document(grants(scope, service.name)),
         }
-        nodes.append(Node(role_id(service.name), ROLE.type, "aws", properties, tuple(sorted(depends))))
+        nodes.append(scope.node(role_id(service.name), ROLE.type, properties, tuple(sorted(depends))))
     execution = [
         {
             "Sid": "Images",
@@ -331,10 +330,9 @@ def expand(scope: Scope) -> list[Node]:
         },
     ]
     nodes.append(
-        Node(
+        scope.node(
             EXECUTION_ROLE,
             ROLE.type,
-            "aws",
             {
                 "name": role_name(app, env, "execution"),
                 "trust": "ecs-tasks.amazonaws.com",
@@ -342,7 +340,7 @@ def expand(scope: Scope) -> list[Node]:
             },
         )
     )
-    jobs = [r for r in scope.resources() if r.kind == "cron_job"]
+    jobs = scope.of_kind("cron_job")
     if jobs:
         services = sorted({r.service for r in jobs})
         roles = [role_id(s) for s in services] + [EXECUTION_ROLE]
@@ -367,10 +365,9 @@ def expand(scope: Scope) -> list[Node]:
             },
         ]
         nodes.append(
-            Node(
+            scope.node(
                 SCHEDULER_ROLE,
                 ROLE.type,
-                "aws",
                 {
                     "name": role_name(app, env, "scheduler"),
                     "trust": "scheduler.amazonaws.com",

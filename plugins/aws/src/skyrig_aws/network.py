@@ -12,8 +12,7 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from skyrig.engine.contract import Context, Observed
-from skyrig.engine.graph import Node, Scope
+from skyrig.provider import Context, Node, Observed, Scope
 from skyrig_aws.api import env_filters, tag_dict, tag_list, wait_for
 from skyrig_aws.nodes import AwsNodeType, resolve
 
@@ -457,40 +456,42 @@ TYPES = (VPC, GATEWAY, SUBNET, NAT, ROUTE_TABLE, SECURITY_GROUP)
 
 
 def zones(scope: Scope) -> list[str]:
-    settings = scope.environment.settings["aws"]
+    settings = scope.settings
     return list(settings.availability_zones or [f"{settings.region}{z}" for z in ZONES])[: len(ZONES)]
 
 
 def expand(scope: Scope) -> list[Node]:
-    """The network of the environment: every other AWS node of it depends on some of these."""
-    settings = scope.environment.settings["aws"]
+    """The network of the environment, if anything of it runs inside one (services, databases, caches):
+    every other AWS node of it depends on some of these."""
+    if not any(scope.of_kind(kind) for kind in ("service", "sql_database", "cache_cluster")):
+        return []
+    settings = scope.settings
     production = scope.environment.type == "production"
     network = ipaddress.ip_network(settings.vpc_cidr)
     blocks = list(network.subnets(new_prefix=20))
     nodes = [
-        Node(VPC_ID, VPC.type, "aws", {"cidr": settings.vpc_cidr}),
-        Node(GATEWAY_ID, GATEWAY.type, "aws", {"attached": True}, (VPC_ID,)),
+        scope.node(VPC_ID, VPC.type, {"cidr": settings.vpc_cidr}),
+        scope.node(GATEWAY_ID, GATEWAY.type, {"attached": True}, (VPC_ID,)),
     ]
     for index, (zone, name) in enumerate(zip(zones(scope), ZONES, strict=False)):
         for public, block in ((True, blocks[index]), (False, blocks[8 + index])):
             properties = {"cidr": str(block), "zone": zone, "public": public}
-            nodes.append(Node(subnet_id(name, public), SUBNET.type, "aws", properties, (VPC_ID,)))
+            nodes.append(scope.node(subnet_id(name, public), SUBNET.type, properties, (VPC_ID,)))
     nats = ZONES if production else ZONES[:1]
     for name in nats:
         subnet = subnet_id(name, True)
-        nodes.append(Node(f"network.nat/{name}", NAT.type, "aws", {"subnet": subnet}, (subnet, GATEWAY_ID)))
+        nodes.append(scope.node(f"network.nat/{name}", NAT.type, {"subnet": subnet}, (subnet, GATEWAY_ID)))
     public = {"default_route": GATEWAY_ID, "subnets": sorted(public_subnets())}
     nodes.append(
-        Node("network.routes/public", ROUTE_TABLE.type, "aws", public, (GATEWAY_ID, *public_subnets()))
+        scope.node("network.routes/public", ROUTE_TABLE.type, public, (GATEWAY_ID, *public_subnets()))
     )
     for name in ZONES:
         nat = f"network.nat/{name if name in nats else nats[0]}"
         private = {"default_route": nat, "subnets": [subnet_id(name, False)]}
         nodes.append(
-            Node(
+            scope.node(
                 f"network.routes/private-{name}",
                 ROUTE_TABLE.type,
-                "aws",
                 private,
                 (nat, subnet_id(name, False)),
             )
@@ -501,13 +502,12 @@ def expand(scope: Scope) -> list[Node]:
         SG_LB: ("the load balancer: HTTP(S) from anywhere", [{"port": web, "cidr": "0.0.0.0/0"}]),
         SG_APP: ("the services: from the load balancer", [{"port": port, "group": SG_LB}]),
     }
-    kinds = {r.kind for r in scope.model.resources}
-    if "sql_database" in kinds and "sql_database" in scope.kinds:
+    if scope.of_kind("sql_database"):
         groups[SG_SQL] = ("PostgreSQL: from the services only", [{"port": 5432, "group": SG_APP}])
-    if "cache_cluster" in kinds and "cache_cluster" in scope.kinds:
+    if scope.of_kind("cache_cluster"):
         groups[SG_CACHE] = ("Redis: from the services only", [{"port": 6379, "group": SG_APP}])
     for node_id, (description, ingress) in groups.items():
         depends = tuple(sorted({VPC_ID, *(r["group"] for r in ingress if "group" in r)}))
         properties = {"description": description, "ingress": sorted(ingress, key=_rule_key)}
-        nodes.append(Node(node_id, SECURITY_GROUP.type, "aws", properties, depends))
+        nodes.append(scope.node(node_id, SECURITY_GROUP.type, properties, depends))
     return nodes

@@ -12,8 +12,7 @@ import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from skyrig.engine.contract import Context, NodeType, Observed, TransientError
-from skyrig.engine.graph import Node
+from skyrig.provider import Context, Node, NodeType, Observed, TransientError
 from skyrig_aws.api import NotFound
 
 

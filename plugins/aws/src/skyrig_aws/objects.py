@@ -9,8 +9,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from skyrig.engine.contract import Context, Observed, ProviderError
-from skyrig.engine.graph import Node, Scope
+from skyrig.provider import Context, Node, Observed, ProviderError, Scope
 from skyrig_aws.api import join_name, tag_dict, tag_list, wait_for
 from skyrig_aws.nodes import AwsNodeType
 
@@ -168,9 +167,8 @@ class BucketType(AwsNodeType):
                 s3.delete_objects(Bucket=provider_id, Delete={"Objects": objects, "Quiet": True})
         s3.delete_bucket(Bucket=provider_id)
 
-    def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+    def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
         return {
-            "provider": "aws",
             "type": self.type,
             **observed.outputs,
             "public": not node.properties["public_access_blocked"],
@@ -276,7 +274,7 @@ class DistributionType(AwsNodeType):
             etag = cloudfront.get_distribution_config(Id=provider_id)["ETag"]
         cloudfront.delete_distribution(Id=provider_id, IfMatch=etag)
 
-    def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+    def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
         return None
 
 
@@ -299,8 +297,8 @@ def expand(scope: Scope) -> list[Node]:
             "public_access_blocked": not r.public,
         }
         bucket_id = f"objects.bucket/{r.name}"
-        nodes.append(Node(bucket_id, BUCKET.type, "aws", properties, resource=f"bucket/{r.name}"))
+        nodes.append(scope.node(bucket_id, BUCKET.type, properties, resource=r))
         if r.public:
             cdn = {"bucket": name, "comment": f"skyrig {name}", "enabled": True, "https_only": True}
-            nodes.append(Node(f"objects.cdn/{r.name}", DISTRIBUTION.type, "aws", cdn, (bucket_id,)))
+            nodes.append(scope.node(f"objects.cdn/{r.name}", DISTRIBUTION.type, cdn, (bucket_id,)))
     return nodes

@@ -11,9 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from skyrig.engine.contract import Context, Observed
-from skyrig.engine.graph import Node, Scope
-from skyrig.values import duration_seconds
+from skyrig.provider import Context, Node, Observed, Scope, duration_seconds
 from skyrig_aws.api import join_name, tag_list
 from skyrig_aws.nodes import AwsNodeType, resolve
 
@@ -83,9 +81,8 @@ class TopicType(AwsNodeType):
     def _delete(self, context: Context, node: Node, provider_id: str) -> None:
         context.client.sns.delete_topic(TopicArn=provider_id)
 
-    def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+    def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
         return {
-            "provider": "aws",
             "type": self.type,
             **observed.outputs,
             "fifo": node.properties["fifo"],
@@ -262,7 +259,7 @@ class SubscriptionType(QueueType):
             context.client.sns.unsubscribe(SubscriptionArn=subscribed)
         super()._delete(context, node, provider_id)
 
-    def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+    def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
         keys = (
             "name",
             "fifo",
@@ -275,7 +272,6 @@ class SubscriptionType(QueueType):
             "visibility_timeout",
         )
         return {
-            "provider": "aws",
             "type": self.type,
             **{key: node.properties[key] for key in keys},
             "ack_deadline_seconds": node.properties["visibility_timeout"],
@@ -301,9 +297,7 @@ def expand(scope: Scope) -> list[Node]:
                 "fifo": fifo,
                 "exactly_once": r.delivery == "exactly-once",
             }
-            nodes.append(
-                Node(f"pubsub.topic/{r.name}", TOPIC.type, "aws", properties, resource=f"topic/{r.name}")
-            )
+            nodes.append(scope.node(f"pubsub.topic/{r.name}", TOPIC.type, properties, resource=r))
         elif r.kind == "subscription":
             topic = topics[r.topic]
             fifo = topic.ordering_attribute is not None or topic.delivery == "exactly-once"
@@ -332,10 +326,9 @@ def expand(scope: Scope) -> list[Node]:
                 dead_letter = f"pubsub.dead_letter/{r.name}"
                 name = queue_name(app, env, r.name, fifo, dead_letter=True)
                 nodes.append(
-                    Node(
+                    scope.node(
                         dead_letter,
                         DEAD_LETTER.type,
-                        "aws",
                         {"name": name, "fifo": fifo, "retention_seconds": 14 * 86400, "encrypted": True},
                     )
                 )
@@ -344,13 +337,12 @@ def expand(scope: Scope) -> list[Node]:
                 properties["max_receive_count"] = min(r.max_retries + 1, MAX_RECEIVE_COUNT)
                 depends.append(dead_letter)
             nodes.append(
-                Node(
+                scope.node(
                     f"pubsub.subscription/{r.name}",
                     SUBSCRIPTION.type,
-                    "aws",
                     properties,
                     tuple(depends),
-                    resource=f"subscription/{r.name}",
+                    resource=r,
                 )
             )
     return nodes

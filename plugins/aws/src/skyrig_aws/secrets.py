@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from skyrig.engine.contract import Context, Observed
-from skyrig.engine.graph import Node, Scope
+from skyrig.provider import Context, Node, Observed, Scope
 from skyrig_aws.api import tag_dict, tag_list
 from skyrig_aws.nodes import AwsNodeType
 
@@ -79,8 +78,8 @@ class SecretType(AwsNodeType):
     def _delete(self, context: Context, node: Node, provider_id: str) -> None:
         context.client.secretsmanager.delete_secret(SecretId=provider_id, ForceDeleteWithoutRecovery=True)
 
-    def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
-        return {"provider": "aws", "type": self.type, **observed.outputs}
+    def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+        return {"type": self.type, **observed.outputs}
 
 
 SECRET = SecretType()
@@ -95,16 +94,14 @@ def owned_by_us(secret: Mapping[str, Any], context: Context) -> bool:
 def expand(scope: Scope) -> list[Node]:
     app, env = scope.app, scope.environment.name
     return [
-        Node(
+        scope.node(
             f"secrets.secret/{r.name}",
             SECRET.type,
-            "aws",
             {
                 "name": secret_name(app, env, r.name),
                 "description": f"secret {r.name} of {app}/{env} (skyrig secret set {r.name} --env {env})",
             },
-            resource=f"secret/{r.name}",
+            resource=r,
         )
-        for r in scope.resources()
-        if r.kind == "secret"
+        for r in scope.of_kind("secret")
     ]

@@ -13,9 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from skyrig.engine.contract import Context, Observed, ProviderError
-from skyrig.engine.graph import Node, Scope
-from skyrig.runtime.migrations import plan_of
+from skyrig.provider import Context, Node, Observed, ProviderError, Scope, plan_of
 from skyrig_aws import network
 from skyrig_aws.api import join_name, tag_dict, tag_list, wait_for
 from skyrig_aws.nodes import AwsNodeType
@@ -388,10 +386,9 @@ class DatabaseType(AwsNodeType):
         for start in range(0, len(arns), 10):
             ecs.delete_task_definitions(taskDefinitions=arns[start : start + 10])
 
-    def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+    def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
         outputs = observed.outputs
         return {
-            "provider": "aws",
             "type": self.type,
             "host": outputs.get("host"),
             "port": outputs.get("port"),
@@ -415,27 +412,25 @@ def owned_tags(tags: list[dict[str, str]] | None) -> dict[str, str]:
 
 
 def expand(scope: Scope) -> list[Node]:
-    databases = [r for r in scope.resources() if r.kind == "sql_database"]
+    databases = scope.of_kind("sql_database")
     if not databases:
         return []
     from skyrig_aws import compute, iam
 
-    settings = scope.environment.settings["aws"]
+    settings = scope.settings
     production = scope.environment.type == "production"
     app, env = scope.app, scope.environment.name
     group = join_name(app, env, "sql", limit=255)
     nodes = [
-        Node(
+        scope.node(
             SUBNETS_ID,
             SUBNET_GROUP.type,
-            "aws",
             {"name": group, "subnets": network.private_subnets()},
             tuple(network.private_subnets()),
         ),
-        Node(
+        scope.node(
             INSTANCE_ID,
             INSTANCE.type,
-            "aws",
             {
                 "identifier": instance_name(app, env),
                 "engine": "postgres",
@@ -469,13 +464,12 @@ def expand(scope: Scope) -> list[Node]:
             "run": compute_here,
         }
         nodes.append(
-            Node(
+            scope.node(
                 f"sql.database/{database.name}",
                 DATABASE.type,
-                "aws",
                 properties,
                 tuple(depends),
-                resource=f"sql_database/{database.name}",
+                resource=database,
             )
         )
     return nodes

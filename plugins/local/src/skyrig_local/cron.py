@@ -6,7 +6,7 @@ their schedule, through the service's control endpoint.
 
 from __future__ import annotations
 
-from skyrig.engine.graph import Node, Scope
+from skyrig.provider import Node, Scope
 from skyrig_local.records import RecordType
 
 
@@ -21,16 +21,17 @@ class JobType(RecordType):
 JOB = JobType()
 
 
+TYPES = (JOB,)
+
+
 def expand(scope: Scope) -> list[Node]:
     return [
-        Node(
+        scope.node(
             f"cron.job/{r.name}",
             JOB.type,
-            "local",
             {"schedule": r.schedule, "every": r.every, "endpoint": r.endpoint, "service": r.service},
             (f"@service/{r.service}",),
-            resource=f"cron_job/{r.name}",
+            resource=r,
         )
-        for r in scope.resources()
-        if r.kind == "cron_job"
+        for r in scope.of_kind("cron_job")
     ]

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from skyrig.engine.contract import Context
+from skyrig.provider import Context
 from skyrig_local import broker, postgres, streams
 from skyrig_local.records import environment_folder
 

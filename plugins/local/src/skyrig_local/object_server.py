@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs
 
-from skyrig.runtime.host import read_body
+from skyrig.provider import read_body
 from skyrig_local.objects import BucketClient, check_key, signature, signing_key
 
 

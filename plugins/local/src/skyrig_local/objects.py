@@ -14,9 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from skyrig.engine.contract import Context, NodeType, Observed
-from skyrig.engine.graph import Node, Scope
-from skyrig.values import duration_seconds
+from skyrig.provider import Context, Node, NodeType, Observed, Scope, duration_seconds
 from skyrig_local.records import write_atomically
 
 DEFAULT_PORT = 4999
@@ -91,8 +89,8 @@ class BucketType(NodeType):
     def delete(self, context: Context, node: Node, provider_id: str) -> None:
         shutil.rmtree(provider_id, ignore_errors=True)
 
-    def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
-        return {"provider": "local", "type": self.type, **observed.properties, **observed.outputs}
+    def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+        return {"type": self.type, **observed.properties, **observed.outputs}
 
 
 def _base_url(context: Context) -> str:
@@ -102,17 +100,18 @@ def _base_url(context: Context) -> str:
 BUCKET = BucketType()
 
 
+TYPES = (BUCKET,)
+
+
 def expand(scope: Scope) -> list[Node]:
     return [
-        Node(
+        scope.node(
             f"objects.bucket/{r.name}",
             BUCKET.type,
-            "local",
             {"name": r.name, "public": r.public, "versioned": r.versioned},
-            resource=f"bucket/{r.name}",
+            resource=r,
         )
-        for r in scope.resources()
-        if r.kind == "bucket"
+        for r in scope.of_kind("bucket")
     ]
 
 
@@ -123,7 +122,7 @@ class ObjectNotFound(KeyError):
 class BucketClient:
     """Objects of one bucket, as files. Keys are paths like ``receipts/42.txt``."""
 
-    def __init__(self, entry: dict[str, Any]) -> None:
+    def __init__(self, entry: dict[str, Any], config: dict[str, Any] | None = None) -> None:
         self.folder = Path(entry["folder"])
         self.name = entry["name"]
         self.public = entry["public"]

@@ -12,9 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from skyrig.engine.contract import Context, NodeType, Observed
-from skyrig.engine.graph import Node, Scope
-from skyrig.values import duration_seconds
+from skyrig.provider import Context, Node, NodeType, Observed, Scope, duration_seconds
 from skyrig_local import broker, natsio, streams
 from skyrig_local.records import environment_folder as env_folder
 
@@ -64,10 +62,9 @@ class TopicType(NodeType):
         if url is not None:  # a broker that is not running holds no streams
             natsio.run(_remove(url, streams.remove_topic, name))
 
-    def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+    def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
         name = observed.properties["name"]
         return {
-            "provider": "local",
             "type": self.type,
             **observed.outputs,
             "name": name,
@@ -125,11 +122,10 @@ class SubscriptionType(NodeType):
         if url is not None:
             natsio.run(_remove(url, streams.remove_subscription, topic, name))
 
-    def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+    def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
         properties = observed.properties
         name = properties["name"]
         return {
-            "provider": "local",
             "type": self.type,
             **observed.outputs,
             **{key: properties[key] for key in self.tunable},
@@ -164,49 +160,45 @@ TOPIC = TopicType()
 SUBSCRIPTION = SubscriptionType()
 
 
+TYPES = (TOPIC, SUBSCRIPTION)
+
+
 def expand(scope: Scope) -> list[Node]:
     """A topic node per topic, a subscription node per subscription (after its topic)."""
-    resources = scope.resources()
-    topics = {r.name: r for r in scope.model.resources if r.kind == "topic"}
     retention: dict[str, int] = {}
-    for r in scope.model.resources:
-        if r.kind == "subscription":
-            seconds = duration_seconds(r.message_retention)
-            retention[r.topic] = max(retention.get(r.topic, 0), seconds)
+    for r in scope.model.of_kind("subscription"):
+        seconds = duration_seconds(r.message_retention)
+        retention[r.topic] = max(retention.get(r.topic, 0), seconds)
     nodes = []
-    for r in resources:
-        if r.kind == "topic":
-            properties = {
-                "name": r.name,
-                "delivery": r.delivery,
-                "ordering_attribute": r.ordering_attribute,
-                "retention_seconds": retention.get(r.name, DEFAULT_RETENTION),
-            }
-            nodes.append(
-                Node(f"pubsub.topic/{r.name}", TOPIC.type, "local", properties, resource=f"topic/{r.name}")
+    for r in scope.of_kind("topic"):
+        properties = {
+            "name": r.name,
+            "delivery": r.delivery,
+            "ordering_attribute": r.ordering_attribute,
+            "retention_seconds": retention.get(r.name, DEFAULT_RETENTION),
+        }
+        nodes.append(scope.node(f"pubsub.topic/{r.name}", TOPIC.type, properties, resource=r))
+    for r in scope.of_kind("subscription"):
+        topic = scope.model.resource("topic", r.topic)
+        properties = {
+            "name": r.name,
+            "topic": r.topic,
+            "delivery": topic.delivery,
+            "ordering_attribute": topic.ordering_attribute,
+            "ack_deadline_seconds": duration_seconds(r.ack_deadline),
+            "retention_seconds": duration_seconds(r.message_retention),
+            "max_retries": r.max_retries,
+            "min_backoff_seconds": duration_seconds(r.min_backoff),
+            "max_backoff_seconds": duration_seconds(r.max_backoff),
+            "max_concurrency": r.max_concurrency,
+        }
+        nodes.append(
+            scope.node(
+                f"pubsub.subscription/{r.name}",
+                SUBSCRIPTION.type,
+                properties,
+                (f"@topic/{r.topic}",),
+                resource=r,
             )
-        elif r.kind == "subscription":
-            topic = topics[r.topic]
-            properties = {
-                "name": r.name,
-                "topic": r.topic,
-                "delivery": topic.delivery,
-                "ordering_attribute": topic.ordering_attribute,
-                "ack_deadline_seconds": duration_seconds(r.ack_deadline),
-                "retention_seconds": duration_seconds(r.message_retention),
-                "max_retries": r.max_retries,
-                "min_backoff_seconds": duration_seconds(r.min_backoff),
-                "max_backoff_seconds": duration_seconds(r.max_backoff),
-                "max_concurrency": r.max_concurrency,
-            }
-            nodes.append(
-                Node(
-                    f"pubsub.subscription/{r.name}",
-                    SUBSCRIPTION.type,
-                    "local",
-                    properties,
-                    (f"@topic/{r.topic}",),
-                    resource=f"subscription/{r.name}",
-                )
-            )
+        )
     return nodes

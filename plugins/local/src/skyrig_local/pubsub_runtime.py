@@ -44,7 +44,7 @@ class TopicError(RuntimeError):
 class TopicClient:
     """Publishes to one topic's stream; returns once the broker has stored the message."""
 
-    def __init__(self, entry: dict[str, Any]) -> None:
+    def __init__(self, entry: dict[str, Any], config: dict[str, Any] | None = None) -> None:
         self.entry = entry
         self.name: str = entry.get("name") or entry["subject"].rpartition(".")[2]
         self.subject: str = entry["subject"]
@@ -120,7 +120,7 @@ class TopicClient:
 class SubscriptionClient:
     """Consumes one subscription (see :mod:`skyrig_local.consumer` for the delivery semantics)."""
 
-    def __init__(self, entry: dict[str, Any]) -> None:
+    def __init__(self, entry: dict[str, Any], config: dict[str, Any] | None = None) -> None:
         self.entry = entry
         self._consuming = False
 

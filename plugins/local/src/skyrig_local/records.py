@@ -7,8 +7,7 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from skyrig.engine.contract import Context, NodeType, Observed
-from skyrig.engine.graph import Node
+from skyrig.provider import Context, Node, NodeType, Observed
 
 
 def environment_folder(context: Context) -> Path:
@@ -54,5 +53,5 @@ class RecordType(NodeType):
     def delete(self, context: Context, node: Node, provider_id: str) -> None:
         Path(provider_id).unlink(missing_ok=True)
 
-    def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
-        return {"provider": "local", "type": self.type, **observed.outputs}
+    def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+        return {"type": self.type, **observed.outputs}

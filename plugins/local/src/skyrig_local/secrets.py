@@ -12,8 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from skyrig.engine.contract import Context, NodeType, Observed
-from skyrig.engine.graph import Node, Scope
+from skyrig.provider import Context, Node, NodeType, Observed, Scope
 
 
 def secrets_file(app: str, environment: str) -> Path:
@@ -59,27 +58,29 @@ class SecretType(NodeType):
     def delete(self, context: Context, node: Node, provider_id: str) -> None:
         """The value stays in the user's file: destroying an environment does not lose a credential."""
 
-    def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
-        return {"provider": "local", "type": self.type, "reference": observed.outputs["reference"]}
+    def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+        return {"type": self.type, "reference": observed.outputs["reference"]}
 
 
 SECRET = SecretType()
 
 
+TYPES = (SECRET,)
+
+
 def expand(scope: Scope) -> list[Node]:
     return [
-        Node(f"secrets.secret/{r.name}", SECRET.type, "local", {"name": r.name}, resource=f"secret/{r.name}")
-        for r in scope.resources()
-        if r.kind == "secret"
+        scope.node(f"secrets.secret/{r.name}", SECRET.type, {"name": r.name}, resource=r)
+        for r in scope.of_kind("secret")
     ]
 
 
 class SecretClient:
     """Reads values from the user's secrets file, each time (a value set meanwhile is seen)."""
 
-    def __init__(self, app: str, environment: str) -> None:
-        self.path = secrets_file(app, environment)
-        self.environment = environment
+    def __init__(self, entry: dict[str, Any], config: dict[str, Any]) -> None:
+        self.path = secrets_file(config["app"], config["environment"])
+        self.environment = config["environment"]
 
     def value(self, name: str) -> str:
         found = read_values(self.path).get(name)

@@ -12,9 +12,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from skyrig.engine.contract import Context, NodeType, Observed, ProviderError
-from skyrig.engine.graph import Node, Scope
-from skyrig.runtime.migrations import LEDGER, migrate, plan_of
+from skyrig.provider import (
+    MIGRATIONS_LEDGER,
+    Context,
+    Node,
+    NodeType,
+    Observed,
+    ProviderError,
+    Scope,
+    migrate,
+    plan_of,
+)
 from skyrig_local import postgres
 
 CLUSTER_ID = "sql.cluster"
@@ -78,7 +86,7 @@ class DatabaseType(NodeType):
         if not exists:
             return None
         with psycopg.connect(postgres.uri(data, provider_id), autocommit=True) as connection:
-            connection.execute(LEDGER)
+            connection.execute(MIGRATIONS_LEDGER)
             applied = connection.execute("SELECT number, name, sha256 FROM skyrig_migrations ORDER BY number")
             migrations = [list(row) for row in applied]
         # "files" says where each migration is read from: the app's business, not the server's, so echoed
@@ -129,30 +137,32 @@ class DatabaseType(NodeType):
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(provider_id))
             )
 
-    def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
-        return {"provider": "local", "type": self.type, **observed.outputs}
+    def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+        return {"type": self.type, **observed.outputs}
 
 
 CLUSTER = ClusterType()
 DATABASE = DatabaseType()
 
 
+TYPES = (CLUSTER, DATABASE)
+
+
 def expand(scope: Scope) -> list[Node]:
-    databases = [r for r in scope.resources() if r.kind == "sql_database"]
+    databases = scope.of_kind("sql_database")
     if not databases:
         return []
-    nodes = [Node(CLUSTER_ID, CLUSTER.type, "local", {"engine": "postgres", "version": "18"})]
+    nodes = [scope.node(CLUSTER_ID, CLUSTER.type, {"engine": "postgres", "version": "18"})]
     for database in databases:
         migrations, files = plan_of(database)
         properties = {"name": database.name, "migrations": migrations, "files": files}
         nodes.append(
-            Node(
+            scope.node(
                 f"sql.database/{database.name}",
                 DATABASE.type,
-                "local",
                 properties,
                 (CLUSTER_ID,),
-                resource=f"sql_database/{database.name}",
+                resource=database,
             )
         )
     return nodes

@@ -30,7 +30,7 @@ from skyrig_local import postgres
 from skyrig_local.runtime import DatabaseClient
 
 if TYPE_CHECKING:
-    from skyrig.model import AppModel, SQLDatabaseResource
+    from skyrig.provider import AppModel, SQLDatabaseResource
 
 SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 """The test cluster's server settings: speed over durability."""
@@ -102,8 +102,7 @@ def ensure_template(data: Path, root: Path, database: SQLDatabaseResource) -> st
     import psycopg
     from psycopg import sql
 
-    from skyrig.errors import UserError
-    from skyrig.runtime.migrations import migrate, plan_of
+    from skyrig.provider import UserError, migrate, plan_of
 
     name = template_name(database)
     building = f"{name}_build"
@@ -114,7 +113,7 @@ def ensure_template(data: Path, root: Path, database: SQLDatabaseResource) -> st
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(building)))
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(building)))
         migrations, files = plan_of(database)
-        from skyrig.engine.contract import ProviderError
+        from skyrig.provider import ProviderError
 
         try:
             with psycopg.connect(postgres.uri(data, building), autocommit=True) as connection:
@@ -196,7 +195,7 @@ class SessionDatabase(DatabaseClient):
     """One database in a test session: cloned from its template on first use, under a fixed name."""
 
     def __init__(self, data: Path, name: str, template: str) -> None:
-        super().__init__(str(data), session_database(name, os.getpid()))
+        super().__init__({"data": str(data), "database": session_database(name, os.getpid())})
         self.template = template
         self.cloned = False
         self._lock = threading.Lock()

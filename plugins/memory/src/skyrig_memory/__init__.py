@@ -11,12 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from skyrig.plugins import ENVIRONMENT_TYPES, KIND_FAMILIES, Manifest, Provider
+from skyrig.provider import ENVIRONMENT_TYPES, KINDS, Manifest, Provider
 
 if TYPE_CHECKING:
-    from skyrig.config import Environment
-    from skyrig.engine.contract import Context, NodeType
-    from skyrig.engine.graph import Node, Scope
+    from skyrig.provider import Context, Environment
 
 
 class MemoryProvider(Provider):
@@ -24,7 +22,7 @@ class MemoryProvider(Provider):
 
     manifest = Manifest(
         name="memory",
-        kinds=frozenset(KIND_FAMILIES),
+        kinds=frozenset(KINDS),
         environment_types=frozenset(ENVIRONMENT_TYPES),
         # Not sql.branching (no PostgreSQL runs in the cloud) nor cache.eviction_policy (its cache is a
         # SQLite table: no memory limit, so nothing is ever evicted).
@@ -42,42 +40,24 @@ class MemoryProvider(Provider):
         description="reference provider: a SQLite file stands in for the cloud",
     )
 
-    def node_types(self) -> dict[str, NodeType]:
-        from skyrig_memory import cache, compute, cron, iam, network, objects, pubsub, secrets, sql
-
-        types = [
-            network.NETWORK,
-            sql.CLUSTER,
-            sql.DATABASE,
-            pubsub.TOPIC,
-            pubsub.SUBSCRIPTION,
-            pubsub.DEAD_LETTER,
-            cache.CLUSTER,
-            objects.BUCKET,
-            secrets.SECRET,
-            cron.JOB,
-            iam.ROLE,
-            compute.SERVICE,
-        ]
-        return {t.type: t for t in types}
-
-    def expand(self, scope: Scope) -> list[Node]:
-        from skyrig_memory import cache, compute, cron, iam, network, objects, pubsub, secrets, sql
-
-        nodes = network.expand(scope)
-        for family in (sql, pubsub, cache, objects, secrets, iam, compute, cron):
-            nodes.extend(family.expand(scope))
-        return nodes
+    modules = tuple(
+        f"skyrig_memory.{family}"
+        for family in ("network", "sql", "pubsub", "cache", "objects", "secrets", "iam", "compute", "cron")
+    )
+    data_planes = {
+        "sql_database": "skyrig_memory.runtime.sql:DatabaseClient",
+        "topic": "skyrig_memory.runtime.pubsub:TopicClient",
+        "subscription": "skyrig_memory.runtime.pubsub:SubscriptionClient",
+        "cache_cluster": "skyrig_memory.runtime.cache:CacheClient",
+        "bucket": "skyrig_memory.runtime.objects:BucketClient",
+        "secret": "skyrig_memory.runtime.secrets:SecretClient",
+        "cron_job": "skyrig_memory.runtime.cron:CronClient",
+    }
 
     def connect(self, app: str, environment: Environment, settings: Any, root: Any) -> Any:
         from skyrig_memory.cloud import MemoryCloud
 
         return MemoryCloud(root / settings.path, settings)
-
-    def data_plane(self, kind: str, entry: dict[str, Any], config: dict[str, Any]) -> Any:
-        from skyrig_memory.runtime import client_for
-
-        return client_for(kind, entry, config)
 
     def inventory(self, context: Context) -> list[tuple[str, str]]:
         return [
@@ -91,7 +71,7 @@ class MemoryProvider(Provider):
         return Broker(context.client).dead_letters(context.app, context.environment.name, subscription)
 
     def run_cron_job(self, context: Context, job: str, url: str) -> None:
-        from skyrig.runtime.signing import trigger
+        from skyrig.provider import signed_cron_call
         from skyrig_memory.cron import JOB, SIGNING_KEY
 
         app, environment = context.app, context.environment.name
@@ -103,7 +83,7 @@ class MemoryProvider(Provider):
         key = context.client.secret_value(app, environment, SIGNING_KEY)
         if key is None:
             raise LookupError(f"environment {environment!r} has no cron signing key: apply it first")
-        trigger(url, job, key.encode())
+        signed_cron_call(url, job, key.encode())
 
     def set_secret(self, context: Context, name: str, value: str) -> None:
         context.client.put_secret(context.app, context.environment.name, name, value)

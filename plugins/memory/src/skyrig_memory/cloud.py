@@ -21,7 +21,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from skyrig.engine.contract import ThrottledError, TransientError
+from skyrig.provider import ThrottledError, TransientError
 
 CRASH_EXIT_CODE = 137
 _SCHEMA = """

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from skyrig.engine.graph import Node, Scope
+from skyrig.provider import Node, Scope
 from skyrig_memory.iam import role_id
 from skyrig_memory.network import NETWORK_ID
 from skyrig_memory.nodes import node_type
@@ -12,13 +12,15 @@ SERVICE = node_type(
 )
 
 
+TYPES = (SERVICE,)
+
+
 def expand(scope: Scope) -> list[Node]:
     production = scope.environment.type == "production"
     return [
-        Node(
+        scope.node(
             f"compute.service/{s.name}",
             SERVICE.type,
-            "memory",
             {
                 "app": s.app,
                 "replicas": 2 if production else 1,
@@ -27,8 +29,7 @@ def expand(scope: Scope) -> list[Node]:
                 "url": f"https://{s.name}.{scope.app}.memory.internal",
             },
             (NETWORK_ID, role_id(s.name)),
-            resource=f"service/{s.name}",
+            resource=s,
         )
-        for s in scope.resources()
-        if s.kind == "service"
+        for s in scope.of_kind("service")
     ]

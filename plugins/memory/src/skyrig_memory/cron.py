@@ -1,8 +1,9 @@
 """Cron jobs: a schedule that calls the endpoint of the service that declares the job.
 
 The memory cloud's scheduler signs each call with the environment's signing key (``cron.managed``,
-:mod:`skyrig.runtime.signing`). The key is a random value the cloud keeps in its secret store, never in
-skyrig's state or outputs: it is made with the environment's first cron job and deleted with its last.
+:func:`skyrig.provider.signed_cron_call`). The key is a random value the cloud keeps in its secret
+store, never in skyrig's state or outputs: it is made with the environment's first cron job and deleted
+with its last.
 Each job's runtime entry carries a reference to it, which the service host resolves to check requests.
 """
 
@@ -10,8 +11,7 @@ from __future__ import annotations
 
 import secrets
 
-from skyrig.engine.contract import Context, Observed
-from skyrig.engine.graph import Node, Scope
+from skyrig.provider import Context, Node, Observed, Scope
 from skyrig_memory.nodes import MemoryNodeType
 
 SIGNING_KEY = "skyrig:cron-signing-key"
@@ -49,16 +49,17 @@ class JobType(MemoryNodeType):
 JOB = JobType()
 
 
+TYPES = (JOB,)
+
+
 def expand(scope: Scope) -> list[Node]:
     return [
-        Node(
+        scope.node(
             f"cron.job/{r.name}",
             JOB.type,
-            "memory",
             {"schedule": r.schedule, "every": r.every, "endpoint": r.endpoint, "service": r.service},
             (f"@service/{r.service}",),
-            resource=f"cron_job/{r.name}",
+            resource=r,
         )
-        for r in scope.resources()
-        if r.kind == "cron_job"
+        for r in scope.of_kind("cron_job")
     ]

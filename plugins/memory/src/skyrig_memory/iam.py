@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from skyrig.engine.graph import Node, Scope
+from skyrig.provider import Node, Scope
 from skyrig_memory.nodes import node_type
 
 ROLE = node_type("memory.iam.role", replace_on=frozenset({"service"}))
@@ -12,11 +12,12 @@ def role_id(service: str) -> str:
     return f"iam.role/{service}"
 
 
+TYPES = (ROLE,)
+
+
 def expand(scope: Scope) -> list[Node]:
     nodes = []
-    for service in scope.model.services:
-        if service.kind not in scope.kinds:
-            continue
+    for service in scope.of_kind("service"):
         uses = scope.model.uses_by(service.name)
         grants = sorted(f"{u.kind}/{u.resource}:{op}" for u in uses for op in u.operations)
         # cron jobs call the service, not the other way round: they need no grant (and depend on it)
@@ -27,10 +28,9 @@ def expand(scope: Scope) -> list[Node]:
         )
         depends = tuple(sorted({f"@{u.kind}/{u.resource}" for u in uses} | {f"@{o}" for o in owned}))
         nodes.append(
-            Node(
+            scope.node(
                 role_id(service.name),
                 ROLE.type,
-                "memory",
                 {"service": service.name, "grants": grants, "owns": owned},
                 depends,
             )

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from skyrig.engine.graph import Node, Scope
+from skyrig.provider import Node, Scope
 from skyrig_memory.nodes import node_type
 
 NETWORK = node_type("memory.network", invariant=frozenset({"private"}), replace_on=frozenset({"cidr"}))
 NETWORK_ID = "network"
 
 
+TYPES = (NETWORK,)
+
+
 def expand(scope: Scope) -> list[Node]:
     zones = 1 if scope.environment.type in ("local", "preview") else 2
-    return [
-        Node(NETWORK_ID, NETWORK.type, "memory", {"cidr": "10.0.0.0/16", "zones": zones, "private": True})
-    ]
+    return [scope.node(NETWORK_ID, NETWORK.type, {"cidr": "10.0.0.0/16", "zones": zones, "private": True})]

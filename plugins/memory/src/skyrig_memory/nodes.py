@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from skyrig.engine.contract import Context, NodeType, Observed
-from skyrig.engine.graph import Node
+from skyrig.provider import Context, Node, NodeType, Observed
 
 
 class MemoryNodeType(NodeType):
@@ -55,14 +54,13 @@ class MemoryNodeType(NodeType):
         outputs = {key: properties[key] for key in self.outputs if key in properties}
         return Observed(provider_id, dict(properties), {"id": f"memory:{self.type}:{provider_id}", **outputs})
 
-    def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+    def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
         return self.entry(observed)
 
     def entry(self, observed: Observed) -> dict[str, Any]:
         """The runtime config entry every memory resource has: who provisioned it, its outputs (its
         ``id`` among them), and where the data plane finds it: the cloud's file and its row there."""
         return {
-            "provider": "memory",
             "type": self.type,
             "id": observed.provider_id,
             **observed.outputs,

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from skyrig.engine.contract import Observed
-from skyrig.engine.graph import Node, Scope
-from skyrig.values import duration_seconds
+from skyrig.provider import Node, Observed, Scope, duration_seconds
 from skyrig_memory.nodes import MemoryNodeType, node_type
 
 
@@ -21,7 +19,7 @@ class TopicType(MemoryNodeType):
     replace_on = frozenset({"ordered", "exactly_once"})
     outputs = ("topic",)
 
-    def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+    def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
         return {
             **self.entry(observed),
             "name": node.id.partition("/")[2],
@@ -38,7 +36,7 @@ class SubscriptionType(MemoryNodeType):
     replace_on = frozenset({"topic", "ordered"})
     outputs = ("subscription", "dead_letter")
 
-    def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+    def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
         return {
             **observed.properties,
             **self.entry(observed),
@@ -51,61 +49,47 @@ SUBSCRIPTION = SubscriptionType()
 DEAD_LETTER = node_type("memory.pubsub.dead_letter", outputs=("queue",))
 
 
+TYPES = (TOPIC, SUBSCRIPTION, DEAD_LETTER)
+
+
 def expand(scope: Scope) -> list[Node]:
     nodes = []
-    topics = {r.name: r for r in scope.model.resources if r.kind == "topic"}
-    for resource in scope.resources():
-        if resource.kind == "topic":
-            properties = {
-                "topic": f"{scope.app}-{resource.name}",
-                "ordered": resource.ordering_attribute is not None,
-                "exactly_once": resource.delivery == "exactly-once",
-            }
-            nodes.append(
-                Node(
-                    f"pubsub.topic/{resource.name}",
-                    TOPIC.type,
-                    "memory",
-                    properties,
-                    resource=f"topic/{resource.name}",
-                )
+    for resource in scope.of_kind("topic"):
+        properties = {
+            "topic": f"{scope.app}-{resource.name}",
+            "ordered": resource.ordering_attribute is not None,
+            "exactly_once": resource.delivery == "exactly-once",
+        }
+        nodes.append(scope.node(f"pubsub.topic/{resource.name}", TOPIC.type, properties, resource=resource))
+    for resource in scope.of_kind("subscription"):
+        depends = [f"@topic/{resource.topic}"]
+        topic = scope.model.resource("topic", resource.topic)
+        properties = {
+            "subscription": f"{scope.app}-{resource.name}",
+            "topic": resource.topic,
+            "ack_deadline_seconds": duration_seconds(resource.ack_deadline),
+            "retention_seconds": duration_seconds(resource.message_retention),
+            "max_retries": resource.max_retries,
+            "min_backoff_seconds": duration_seconds(resource.min_backoff),
+            "max_backoff_seconds": duration_seconds(resource.max_backoff),
+            "max_concurrency": resource.max_concurrency,
+            "dead_letter": None,
+            "ordered": topic.ordering_attribute is not None,
+            "exactly_once": topic.delivery == "exactly-once",
+        }
+        if resource.max_retries != -1:
+            dead_letter = f"pubsub.dead_letter/{resource.name}"
+            queue = f"{scope.app}-{resource.name}-dead-letter"
+            nodes.append(scope.node(dead_letter, DEAD_LETTER.type, {"queue": queue}))
+            properties["dead_letter"] = queue
+            depends.append(dead_letter)
+        nodes.append(
+            scope.node(
+                f"pubsub.subscription/{resource.name}",
+                SUBSCRIPTION.type,
+                properties,
+                depends,
+                resource=resource,
             )
-        elif resource.kind == "subscription":
-            depends = [f"@topic/{resource.topic}"]
-            topic = topics[resource.topic]
-            properties = {
-                "subscription": f"{scope.app}-{resource.name}",
-                "topic": resource.topic,
-                "ack_deadline_seconds": duration_seconds(resource.ack_deadline),
-                "retention_seconds": duration_seconds(resource.message_retention),
-                "max_retries": resource.max_retries,
-                "min_backoff_seconds": duration_seconds(resource.min_backoff),
-                "max_backoff_seconds": duration_seconds(resource.max_backoff),
-                "max_concurrency": resource.max_concurrency,
-                "dead_letter": None,
-                "ordered": topic.ordering_attribute is not None,
-                "exactly_once": topic.delivery == "exactly-once",
-            }
-            if resource.max_retries != -1:
-                dead_letter = f"pubsub.dead_letter/{resource.name}"
-                nodes.append(
-                    Node(
-                        dead_letter,
-                        DEAD_LETTER.type,
-                        "memory",
-                        {"queue": f"{scope.app}-{resource.name}-dead-letter"},
-                    )
-                )
-                properties["dead_letter"] = f"{scope.app}-{resource.name}-dead-letter"
-                depends.append(dead_letter)
-            nodes.append(
-                Node(
-                    f"pubsub.subscription/{resource.name}",
-                    SUBSCRIPTION.type,
-                    "memory",
-                    properties,
-                    tuple(depends),
-                    resource=f"subscription/{resource.name}",
-                )
-            )
+        )
     return nodes

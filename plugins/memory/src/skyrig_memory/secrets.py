@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from skyrig.engine.contract import Observed
-from skyrig.engine.graph import Node, Scope
+from skyrig.provider import Node, Observed, Scope
 from skyrig_memory.nodes import MemoryNodeType
 
 
@@ -15,9 +14,8 @@ class SecretNodeType(MemoryNodeType):
     type = "memory.secrets.secret"
     outputs = ("reference",)
 
-    def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+    def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
         return {
-            "provider": "memory",
             "type": self.type,
             "reference": observed.properties["reference"],
             "cloud": observed.outputs.get("cloud"),
@@ -27,16 +25,17 @@ class SecretNodeType(MemoryNodeType):
 SECRET = SecretNodeType()
 
 
+TYPES = (SECRET,)
+
+
 def expand(scope: Scope) -> list[Node]:
     env = scope.environment.name
     return [
-        Node(
+        scope.node(
             f"secrets.secret/{r.name}",
             SECRET.type,
-            "memory",
             {"name": r.name, "reference": f"memory://{scope.app}/{env}/secrets/{r.name}"},
-            resource=f"secret/{r.name}",
+            resource=r,
         )
-        for r in scope.resources()
-        if r.kind == "secret"
+        for r in scope.of_kind("secret")
     ]

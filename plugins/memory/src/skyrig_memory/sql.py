@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from skyrig.engine.contract import Observed
-from skyrig.engine.graph import Node, Scope
+from skyrig.provider import Node, Observed, Scope
 from skyrig_memory.network import NETWORK_ID
 from skyrig_memory.nodes import MemoryNodeType, node_type
 
@@ -30,14 +29,15 @@ USER = "skyrig"
 
 
 class DatabaseType(MemoryNodeType):
-    """A database; its runtime entry has the shared PostgreSQL shape (:mod:`skyrig.runtime.servers`)."""
+    """A database; its runtime entry has the shared PostgreSQL shape (:class:`skyrig.provider.PostgresClient`
+    reads it)."""
 
     type = "memory.sql.database"
     stateful = True
     replace_on = frozenset({"name"})
     outputs = ("database", "endpoint", "port")
 
-    def runtime(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+    def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
         entry = self.entry(observed)
         # The endpoint is made up: the memory cloud runs no PostgreSQL (see runtime/sql.py).
         return {
@@ -53,8 +53,11 @@ DATABASE = DatabaseType()
 CLUSTER_ID = "sql.cluster"
 
 
+TYPES = (CLUSTER, DATABASE)
+
+
 def expand(scope: Scope) -> list[Node]:
-    databases = [r for r in scope.resources() if r.kind == "sql_database"]
+    databases = scope.of_kind("sql_database")
     if not databases:
         return []
     env = scope.environment
@@ -73,23 +76,18 @@ def expand(scope: Scope) -> list[Node]:
         "endpoint": f"{scope.app}-{env.name}.sql.memory.internal",
         "port": 5432,
     }
-    nodes = [Node(CLUSTER_ID, CLUSTER.type, "memory", cluster, (NETWORK_ID,))]
+    nodes = [scope.node(CLUSTER_ID, CLUSTER.type, cluster, (NETWORK_ID,))]
     for database in databases:
         properties = {
             "name": database.name,
             "database": database.name,
             "endpoint": cluster["endpoint"],
             "port": cluster["port"],
-            **scope.defaults.get(f"sql_database/{database.name}", {}),
+            **scope.defaults_for(database),
         }
         nodes.append(
-            Node(
-                f"sql.database/{database.name}",
-                DATABASE.type,
-                "memory",
-                properties,
-                (CLUSTER_ID,),
-                resource=f"sql_database/{database.name}",
+            scope.node(
+                f"sql.database/{database.name}", DATABASE.type, properties, (CLUSTER_ID,), resource=database
             )
         )
     return nodes

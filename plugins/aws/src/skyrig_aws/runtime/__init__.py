@@ -30,36 +30,18 @@ def aws(service: str, entry: dict[str, Any]) -> Any:
         return _clients[key]
 
 
-def client_for(kind: str, entry: dict[str, Any], config: dict[str, Any]) -> Any:
-    """The data plane client for one resource of ``kind``."""
-    if kind == "topic":
-        from skyrig_aws.runtime.pubsub import TopicClient
+def database(entry: dict[str, Any], config: dict[str, Any]) -> Any:
+    """The data plane of an RDS database: the shared PostgreSQL client, its password from Secrets Manager."""
+    from skyrig.provider import PostgresClient
+    from skyrig_aws.runtime.secrets import resolver
 
-        return TopicClient(entry)
-    if kind == "subscription":
-        from skyrig_aws.runtime.pubsub import SubscriptionClient
+    return PostgresClient(entry, resolver(entry, "password"))
 
-        return SubscriptionClient(entry)
-    if kind == "bucket":
-        from skyrig_aws.runtime.objects import BucketClient
 
-        return BucketClient(entry)
-    if kind == "secret":
-        from skyrig_aws.runtime.secrets import SecretClient
+def cache(entry: dict[str, Any], config: dict[str, Any]) -> Any:
+    """The data plane of an ElastiCache cluster: the shared Redis client, its password from Secrets
+    Manager."""
+    from skyrig.provider import RedisClient
+    from skyrig_aws.runtime.secrets import resolver
 
-        return SecretClient(entry, config)
-    if kind == "sql_database":
-        from skyrig.runtime.servers import PostgresClient
-        from skyrig_aws.runtime.secrets import resolver
-
-        return PostgresClient(entry, resolver(entry, "password"))
-    if kind == "cache_cluster":
-        from skyrig.runtime.servers import RedisClient
-        from skyrig_aws.runtime.secrets import resolver
-
-        return RedisClient(entry, resolver(entry, "password"))
-    if kind == "cron_job":
-        from skyrig_aws.runtime.cron import CronClient
-
-        return CronClient(entry)
-    raise NotImplementedError(f"the aws provider has no data plane for {kind}")
+    return RedisClient(entry, resolver(entry, "password"))

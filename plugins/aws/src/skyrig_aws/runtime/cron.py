@@ -18,7 +18,7 @@ from skyrig_aws.runtime.secrets import read
 class CronClient:
     """What the service host needs to check the scheduler's signature."""
 
-    def __init__(self, entry: dict[str, Any]) -> None:
+    def __init__(self, entry: dict[str, Any], config: dict[str, Any] | None = None) -> None:
         self.entry = entry
 
     def signing_key(self) -> bytes:
@@ -29,7 +29,7 @@ class CronClient:
 
 
 def main() -> None:
-    from skyrig.runtime.signing import trigger
+    from skyrig.provider import signed_cron_call
 
     job, url = sys.argv[1], sys.argv[2]
     entry = {"region": os.environ.get("AWS_REGION"), "endpoint_url": os.environ.get("AWS_ENDPOINT_URL")}
@@ -39,7 +39,7 @@ def main() -> None:
     key = read(entry, signing_key_name(app, env))
     if key is None:
         raise SystemExit("the environment's cron signing key has no value")
-    print(json.dumps(trigger(url, job, key.encode())))
+    print(json.dumps(signed_cron_call(url, job, key.encode())))
 
 
 if __name__ == "__main__":

@@ -12,8 +12,7 @@ def main() -> None:
     import psycopg
     from psycopg import sql
 
-    from skyrig.runtime.migrations import migrate
-    from skyrig.runtime.servers import PostgresClient
+    from skyrig.provider import PostgresClient, migrate
     from skyrig_aws.runtime.secrets import resolver
 
     database = os.environ["SKYRIG_DATABASE"]

@@ -6,14 +6,14 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from skyrig.values import duration_seconds
+from skyrig.provider import duration_seconds
 from skyrig_aws.runtime import aws
 
 
 class BucketClient:
     """Objects of one S3 bucket."""
 
-    def __init__(self, entry: dict[str, Any]) -> None:
+    def __init__(self, entry: dict[str, Any], config: dict[str, Any] | None = None) -> None:
         self.entry = entry
         self.bucket: str = entry["bucket"]
         self.s3 = aws("s3", entry)

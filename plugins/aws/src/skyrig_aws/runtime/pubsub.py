@@ -39,7 +39,7 @@ def backoff(entry: dict[str, Any], attempt: int) -> int:
 class TopicClient:
     """Publishes to one SNS topic; returns once SNS has stored the message."""
 
-    def __init__(self, entry: dict[str, Any]) -> None:
+    def __init__(self, entry: dict[str, Any], config: dict[str, Any] | None = None) -> None:
         self.entry = entry
         self.sns = aws("sns", entry)
 
@@ -67,7 +67,7 @@ class TopicClient:
 class SubscriptionClient:
     """Consumes one subscription's SQS queue."""
 
-    def __init__(self, entry: dict[str, Any]) -> None:
+    def __init__(self, entry: dict[str, Any], config: dict[str, Any] | None = None) -> None:
         self.entry = entry
         self.sqs = aws("sqs", entry)
         self.url: str = entry["url"]

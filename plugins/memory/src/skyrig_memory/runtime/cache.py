@@ -15,7 +15,7 @@ SWEEP_EVERY = 60.0
 class CacheClient:
     """Keys of one cache cluster."""
 
-    def __init__(self, entry: dict[str, Any]) -> None:
+    def __init__(self, entry: dict[str, Any], config: dict[str, Any] | None = None) -> None:
         self.cloud = open_cloud(entry["cloud"])
         self.id = int(entry["resource_id"])
         self.endpoint = entry.get("endpoint")

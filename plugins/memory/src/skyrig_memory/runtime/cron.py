@@ -19,7 +19,7 @@ def parse_reference(reference: str) -> tuple[str, str, str]:
 class CronClient:
     """What the service host needs to trust the memory cloud's scheduler (``cron.managed``)."""
 
-    def __init__(self, entry: dict[str, Any]) -> None:
+    def __init__(self, entry: dict[str, Any], config: dict[str, Any] | None = None) -> None:
         self.cloud = open_cloud(entry["cloud"])
         self.reference: str = entry["signing_key"]
 

@@ -6,7 +6,7 @@ import time
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from skyrig.values import duration_seconds
+from skyrig.provider import duration_seconds
 from skyrig_memory.cloud import open_cloud
 from skyrig_memory.storage import NoSuchBucket, Storage, check_key, signature
 
@@ -17,7 +17,7 @@ METHODS = ("GET", "PUT")
 class BucketClient:
     """Objects of one bucket, by key (``receipts/42.txt``)."""
 
-    def __init__(self, entry: dict[str, Any]) -> None:
+    def __init__(self, entry: dict[str, Any], config: dict[str, Any] | None = None) -> None:
         self.cloud_path: str = entry["cloud"]
         self.storage = Storage(open_cloud(self.cloud_path))
         self.id = int(entry["resource_id"])

@@ -21,7 +21,7 @@ class TopicError(RuntimeError):
 class TopicClient:
     """Publishes to one topic; returns once the message is stored in the cloud for every subscription."""
 
-    def __init__(self, entry: dict[str, Any]) -> None:
+    def __init__(self, entry: dict[str, Any], config: dict[str, Any] | None = None) -> None:
         self.broker = Broker(open_cloud(entry["cloud"]))
         self.id = int(entry["resource_id"])
         self.name: str = entry["name"]
@@ -60,7 +60,7 @@ class TopicClient:
 class SubscriptionClient:
     """Consumes one subscription (see :mod:`skyrig_memory.runtime.consumer` for the semantics)."""
 
-    def __init__(self, entry: dict[str, Any]) -> None:
+    def __init__(self, entry: dict[str, Any], config: dict[str, Any] | None = None) -> None:
         self.entry = entry
         self.policy = Policy.from_entry(entry)
         self._consuming = False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from skyrig_memory.cloud import open_cloud
 
 
@@ -9,9 +11,9 @@ class SecretClient:
     """Reads secret values of one environment (never cached in the process: a value set meanwhile is
     seen)."""
 
-    def __init__(self, cloud: str, app: str, environment: str) -> None:
-        self._cloud = open_cloud(cloud)
-        self._owner = (app, environment)
+    def __init__(self, entry: dict[str, Any], config: dict[str, Any]) -> None:
+        self._cloud = open_cloud(entry["cloud"])
+        self._owner = (config["app"], config["environment"])
 
     def value(self, name: str) -> str:
         """The value of secret ``name``; ``LookupError`` naming ``skyrig secret set`` when none is set."""

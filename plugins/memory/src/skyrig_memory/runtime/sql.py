@@ -10,13 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from skyrig.runtime.servers import PostgresClient
+from skyrig.provider import PostgresClient
 
 FAKE_DOMAIN = ".memory.internal"
 
 
 class DatabaseClient(PostgresClient):
-    """Connections to one database, through :class:`skyrig.runtime.servers.PostgresClient`."""
+    """Connections to one database, through :class:`skyrig.provider.PostgresClient` (no password: the
+    memory cloud keeps no credentials)."""
+
+    def __init__(self, entry: dict[str, Any], config: dict[str, Any] | None = None) -> None:
+        super().__init__(entry)
 
     def connect(self, **options: Any) -> Any:
         import psycopg

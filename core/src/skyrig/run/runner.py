@@ -19,8 +19,9 @@ from typing import Any
 from rich.console import Console
 
 from skyrig.errors import UserError
-from skyrig.runtime.control import RunFile, remove_run_file, trigger_cron, write_run_file
-from skyrig.runtime.supervisor import Supervisor, free_port, port_free
+from skyrig.ports import free_port, port_free
+from skyrig.run.runfile import RunFile, remove_run_file, trigger_cron, write_run_file
+from skyrig.run.supervisor import Supervisor
 
 
 class LocalRun:
@@ -68,18 +69,18 @@ class LocalRun:
                         "fix it and run again; what did succeed is kept and reused",
                     )
             else:
-                session.write_runtime(plan, fence)
+                session.write_runtime_configs(plan, fence)
         self.timings["provisioning"] = time.perf_counter() - started
 
     def missing_secrets(self) -> list[str]:
         """Declared secrets that have no value in this environment."""
-        from skyrig.plugins.registry import load_provider
+        from skyrig.plugins.capabilities import SecretStore, capability
 
-        names = [r.name for r in self.session.model.resources if r.kind == "secret"]
-        if not names:
-            return []
+        names = [r.name for r in self.session.model.of_kind("secret")]
         provider = self.session.environment.provider_for("secrets")
-        store = load_provider(provider)
+        store = capability(self.session.provider(provider), SecretStore)
+        if not names or store is None:
+            return []
         context = self.session.context(provider)
         return [name for name in names if not store.secret_is_set(context, name)]
 
@@ -118,13 +119,14 @@ class LocalRun:
         return [(s.name, s.app, self.ports[s.name]) for s in self.session.model.services]
 
     def _servers(self, dashboard_port: int) -> list[dict[str, Any]]:
-        from skyrig.plugins.registry import load_provider
+        from skyrig.plugins.capabilities import LocalServers, capability
 
         session = self.session
         servers = [
             server
             for name in sorted(set(session.environment.providers.values()))
-            for server in load_provider(name).local_servers(session.context(name), session.model)
+            if (local := capability(session.provider(name), LocalServers))
+            for server in local.local_servers(session.context(name), session.model)
         ]
         if dashboard_port and importlib.util.find_spec("skyrig.dashboard") is not None:
             if not port_free(dashboard_port):  # the dashboard is a convenience: never a reason to fail
@@ -230,9 +232,11 @@ class LocalRun:
 
     def stop(self) -> None:
         """Stop every process this run started and remove the run file."""
-        from skyrig.plugins.registry import load_provider
+        from skyrig.plugins.capabilities import LocalServers, capability
 
         self.supervisor.stop()
         remove_run_file(self.root, self.environment)
         for name, context in self.session.contexts().items():
-            load_provider(name).stop_local_servers(context)
+            local = capability(self.session.provider(name), LocalServers)
+            if local is not None:
+                local.stop_local_servers(context)

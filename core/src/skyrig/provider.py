@@ -1,0 +1,179 @@
+"""The provider SDK: everything a provider author uses, in one public module.
+
+A provider imports from here, from the in-app SDK (:mod:`skyrig.runtime`) and from :mod:`skyrig.hookspecs`,
+and from nothing else of skyrig (the import contracts in CI hold ours to it). What it is made of:
+
+**The provider** (one object, named by an entry point in ``skyrig.providers``)
+    :class:`Provider`, :class:`Manifest`, :data:`hookimpl`, :class:`ManifestError`.
+
+**Expanding the model into nodes**
+    :class:`Scope` (``scope.of_kind("topic")``, ``scope.node(...)``), :class:`Node`, :func:`resource_key`,
+    :class:`Environment`, :data:`AppModel` and its records.
+
+**Provisioning a node type**
+    :class:`NodeType` (``read`` / ``find`` / ``create`` / ``update`` / ``delete``, with ``tunable``,
+    ``invariant``, ``replace_on``, ``identity``, ``stateful``), :class:`Context`, :class:`Observed`, and the
+    errors the engine understands: :class:`ProviderError`, :class:`TransientError`,
+    :class:`ThrottledError`, :class:`UserError`.
+
+**Optional capabilities**, each tied to a claim of the manifest and checked both ways when the provider
+loads: :class:`SecretStore` (the ``secret`` kind), :class:`ManagedCron` (``cron.managed``),
+:class:`DeadLetters` (``pubsub.dead_letter``), :class:`Branching` (``sql.branching``); and those tied to
+no claim: :class:`RuntimeDelivery`, :class:`LocalServers`, :class:`MessageHistory`, :class:`ThrowawayServers`
+(with :class:`TestSupport` and :class:`SupportSession`).
+
+**The data plane** (what ``Provider.data_planes`` name, per kind): the protocols :class:`SQLClient`,
+:class:`TopicClient`, :class:`SubscriptionClient`, :class:`CacheClient`, :class:`BucketClient`,
+:class:`SecretClient`, :class:`CronClient`; :class:`Consuming` and :func:`drain` for subscription
+clients; :class:`PostgresClient` and :class:`RedisClient` for standard servers.
+
+**Helpers**: the kinds (:data:`KINDS`, :data:`FAMILIES`, :data:`FEATURES`, :data:`ENVIRONMENT_TYPES`),
+migrations (:func:`migrate`, :func:`plan_of`, :data:`MIGRATIONS_LEDGER`), signed cron calls
+(:func:`signed_cron_call`), durations (:func:`duration_seconds`), ports (:func:`free_port`), and
+:func:`read_body` for the ASGI servers a provider runs locally.
+
+Importing this module stays cheap (no pydantic, no cloud SDK): providers import it at the top of the
+module that defines the provider, which ``skyrig providers`` imports.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from skyrig.config import Environment
+from skyrig.engine.contract import Context, NodeType, Observed, ProviderError, ThrottledError, TransientError
+from skyrig.engine.graph import Node, Scope, resource_key
+from skyrig.errors import UserError
+from skyrig.kinds import FAMILIES, FEATURES, KIND_FAMILIES, KINDS, RESOURCE_KINDS, Kind
+from skyrig.plugins.base import Provider, hookimpl
+from skyrig.plugins.capabilities import (
+    Branching,
+    DeadLetters,
+    LocalServers,
+    ManagedCron,
+    MessageHistory,
+    RuntimeDelivery,
+    SecretStore,
+    ThrowawayServers,
+)
+from skyrig.plugins.manifest import ENVIRONMENT_TYPES, Manifest, ManifestError
+from skyrig.ports import free_port, free_ports
+from skyrig.runtime.dataplane import (
+    BucketClient,
+    CacheClient,
+    Consuming,
+    CronClient,
+    Handler,
+    SecretClient,
+    SQLClient,
+    SubscriptionClient,
+    TopicClient,
+    drain,
+)
+from skyrig.runtime.migrations import LEDGER as MIGRATIONS_LEDGER
+from skyrig.runtime.migrations import migrate, plan_of
+from skyrig.runtime.servers import PostgresClient, RedisClient
+from skyrig.runtime.signing import signed_cron_call
+from skyrig.testing.support import SupportSession, TestSupport
+from skyrig.values import duration_seconds
+
+if TYPE_CHECKING:
+    from skyrig.model import (
+        AppModel,
+        BucketResource,
+        CacheClusterResource,
+        CronJobResource,
+        SecretResource,
+        ServiceModel,
+        SQLDatabaseResource,
+        SubscriptionResource,
+        TopicResource,
+    )
+    from skyrig.runtime.host import read_body
+
+_LAZY = {
+    "AppModel": "skyrig.model",
+    "BucketResource": "skyrig.model",
+    "CacheClusterResource": "skyrig.model",
+    "CronJobResource": "skyrig.model",
+    "SecretResource": "skyrig.model",
+    "ServiceModel": "skyrig.model",
+    "SQLDatabaseResource": "skyrig.model",
+    "SubscriptionResource": "skyrig.model",
+    "TopicResource": "skyrig.model",
+    "read_body": "skyrig.runtime.host",
+}
+"""Names whose modules are heavy (pydantic, the service host): imported when first used."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'skyrig.provider' has no attribute {name!r}")
+
+
+__all__ = [
+    "ENVIRONMENT_TYPES",
+    "FAMILIES",
+    "FEATURES",
+    "KINDS",
+    "KIND_FAMILIES",
+    "MIGRATIONS_LEDGER",
+    "RESOURCE_KINDS",
+    "AppModel",
+    "Branching",
+    "BucketClient",
+    "BucketResource",
+    "CacheClient",
+    "CacheClusterResource",
+    "Consuming",
+    "Context",
+    "CronClient",
+    "CronJobResource",
+    "DeadLetters",
+    "Environment",
+    "Handler",
+    "Kind",
+    "LocalServers",
+    "ManagedCron",
+    "Manifest",
+    "ManifestError",
+    "MessageHistory",
+    "Node",
+    "NodeType",
+    "Observed",
+    "PostgresClient",
+    "Provider",
+    "ProviderError",
+    "RedisClient",
+    "RuntimeDelivery",
+    "SQLClient",
+    "SQLDatabaseResource",
+    "Scope",
+    "SecretClient",
+    "SecretResource",
+    "SecretStore",
+    "ServiceModel",
+    "SubscriptionClient",
+    "SubscriptionResource",
+    "SupportSession",
+    "TestSupport",
+    "ThrottledError",
+    "ThrowawayServers",
+    "TopicClient",
+    "TopicResource",
+    "TransientError",
+    "UserError",
+    "drain",
+    "duration_seconds",
+    "free_port",
+    "free_ports",
+    "hookimpl",
+    "migrate",
+    "plan_of",
+    "read_body",
+    "resource_key",
+    "signed_cron_call",
+]
