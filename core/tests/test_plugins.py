@@ -83,6 +83,29 @@ def test_providers_shows_hooks_and_load_failures(run, test_plugins):
     assert rows["broken"]["error"].startswith("provider 'broken' failed to load: ModuleNotFoundError")
 
 
+def test_a_provider_whose_claims_and_implementation_disagree_fails_to_load(write_app, run, test_plugins):
+    """Both ways: a claimed feature without its capability, and a capability without its claim."""
+    listed = {p["name"]: p for p in json.loads(run("providers", "--json").out)["providers"]}
+    error = listed["boastful"]["error"]
+    assert error.startswith("provider 'boastful' does not match its manifest: ")
+    assert (
+        "it claims cron.managed but does not implement run_cron_job() (skyrig.provider.ManagedCron): "
+        "implement it, or drop the claim"
+    ) in error
+    assert (
+        "it implements dead_letters() (skyrig.provider.DeadLetters) but does not claim pubsub.dead_letter: "
+        "claim it in its manifest, or remove the implementation"
+    ) in error
+    root = write_app(
+        {"svc/__init__.py": 'from skyrig import Service\nservice = Service("svc", app="svc.api:app")\n'},
+        config='app = "testapp"\n[env.dev]\ntype = "development"\nprovider = "memory"\ncron = "boastful"\n',
+    )
+    result = run("check", str(root))
+    assert result.code == 1
+    assert "provider 'boastful' does not match its manifest" in result.err
+    assert "Traceback" not in result.err
+
+
 def test_a_kind_the_provider_lacks_is_refused_naming_the_resource(write_app, run, test_plugins):
     root = write_app(
         {

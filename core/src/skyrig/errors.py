@@ -1,4 +1,6 @@
-"""Errors a user can cause. The CLI prints them without a traceback and exits with their code."""
+"""The errors skyrig's parts raise to each other: those a user can cause (:class:`UserError`, which the
+CLI prints without a traceback and exits with its code), and a cloud's failures as a provider reports
+them (:class:`ProviderError` and its transient kinds, which the engine retries)."""
 
 from __future__ import annotations
 
@@ -17,3 +19,15 @@ class UserError(Exception):
         """The text shown to the user."""
         text = f"error: {self.message}"
         return f"{text}\n  hint: {self.hint}" if self.hint else text
+
+
+class ProviderError(Exception):
+    """A call to a cloud failed for good (bad request, permission denied): the node fails."""
+
+
+class TransientError(ProviderError):
+    """A call failed in a way that may pass (a 5xx, a timeout, not yet consistent): retried."""
+
+
+class ThrottledError(TransientError):
+    """The cloud asked us to slow down (429, RequestLimitExceeded): retried with a longer backoff."""

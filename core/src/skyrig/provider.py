@@ -41,9 +41,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from skyrig.config import Environment
-from skyrig.engine.contract import Context, NodeType, Observed, ProviderError, ThrottledError, TransientError
+from skyrig.engine.contract import Context, NodeType, Observed
 from skyrig.engine.graph import Node, Scope, resource_key
-from skyrig.errors import UserError
+from skyrig.errors import ProviderError, ThrottledError, TransientError, UserError
 from skyrig.kinds import FAMILIES, FEATURES, KIND_FAMILIES, KINDS, RESOURCE_KINDS, Kind
 from skyrig.plugins.base import Provider, hookimpl
 from skyrig.plugins.capabilities import (

@@ -59,7 +59,7 @@ def shell(name: str, env_name: str, app_dir: str | None, psql_args: tuple[str, .
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def reset(name: str, env_name: str, app_dir: str | None, yes: bool) -> None:
     """Drop database NAME with all its data, create it again and apply its migrations."""
-    from skyrig.engine.contract import ProviderError
+    from skyrig.errors import ProviderError
     from skyrig.state import NodeRecord
 
     session = open_session(app_dir, env_name)

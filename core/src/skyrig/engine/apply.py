@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from skyrig.engine import dag
-from skyrig.engine.contract import Context, NodeType, Observed, ProviderError, ThrottledError, TransientError
+from skyrig.engine.contract import Context, NodeType, Observed
 from skyrig.engine.graph import Node
 from skyrig.engine.plan import Change, Plan
+from skyrig.errors import ProviderError, ThrottledError, TransientError
 from skyrig.state import NodeRecord
 
 T = TypeVar("T")

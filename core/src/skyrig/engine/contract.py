@@ -18,18 +18,6 @@ if TYPE_CHECKING:
     from skyrig.engine.graph import Node
 
 
-class ProviderError(Exception):
-    """A call to a cloud failed for good (bad request, permission denied): the node fails."""
-
-
-class TransientError(ProviderError):
-    """A call failed in a way that may pass (a 5xx, a timeout, not yet consistent): retried."""
-
-
-class ThrottledError(TransientError):
-    """The cloud asked us to slow down (429, RequestLimitExceeded): retried with a longer backoff."""
-
-
 @dataclass(frozen=True)
 class Observed:
     """What a cloud says a resource is, as a node type reads it back."""

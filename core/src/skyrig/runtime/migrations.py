@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from skyrig.engine.contract import ProviderError
+from skyrig.errors import ProviderError
 
 LEDGER = """CREATE TABLE IF NOT EXISTS skyrig_migrations (
     number integer PRIMARY KEY, name text NOT NULL, sha256 text NOT NULL,
