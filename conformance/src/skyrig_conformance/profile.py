@@ -17,13 +17,13 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
 
-GROUP = "skyrig.conformance"
+from skyrig.plugins.registry import PROFILES, NotInstalled, named
+
 LIVE = "SKYRIG_CONFORMANCE_LIVE"
 
 
@@ -71,12 +71,13 @@ ProfileFactory = Callable[[], AbstractContextManager[Profile]]
 
 def load_factory(provider: str) -> ProfileFactory:
     """The profile factory that provider ``provider`` registered, or a clear failure."""
-    for found in entry_points(group=GROUP):
-        if found.name == provider:
-            return found.load()
+    try:
+        return named(PROFILES, provider)
+    except NotInstalled:
+        pass
     raise LookupError(
         f"provider {provider!r} registers no conformance profile: add an entry point "
-        f'[project.entry-points."{GROUP}"] {provider} = "module:function" to its distribution'
+        f'[project.entry-points."{PROFILES}"] {provider} = "module:function" to its distribution'
     )
 
 

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from skyrig.config import Environment
 from skyrig.engine.contract import Context, NodeType, Observed
-from skyrig.engine.graph import Node, Scope, resource_key
+from skyrig.engine.graph import Node, Scope, cron_job_nodes, resource_key
 from skyrig.errors import ProviderError, ThrottledError, TransientError, UserError
 from skyrig.kinds import FAMILIES, FEATURES, KIND_FAMILIES, KINDS, RESOURCE_KINDS, Kind
 from skyrig.plugins.base import Provider, hookimpl
@@ -166,6 +166,7 @@ __all__ = [
     "TopicResource",
     "TransientError",
     "UserError",
+    "cron_job_nodes",
     "drain",
     "duration_seconds",
     "free_port",

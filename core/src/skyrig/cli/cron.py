@@ -32,7 +32,7 @@ def list_(env_name: str, app_dir: str | None) -> None:
     session = open_session(app_dir, env_name)
     now = datetime.now(UTC)
     table = Table("job", "service", "schedule", "next run (UTC)", "title")
-    for job in (r for r in session.model.resources if r.kind == "cron_job"):
+    for job in session.model.of_kind("cron_job"):
         schedule = job.schedule or f"every {job.every}"
         table.add_row(
             job.name, job.service, schedule, f"{next_run(job, now):%Y-%m-%d %H:%M}", job.title or ""
@@ -52,7 +52,7 @@ def run_(job: str, env_name: str, app_dir: str | None) -> None:
     session = open_session(app_dir, env_name)
     found = session.model.resource("cron_job", job)
     if found is None:
-        declared = ", ".join(r.name for r in session.model.resources if r.kind == "cron_job") or "none"
+        declared = ", ".join(r.name for r in session.model.of_kind("cron_job")) or "none"
         raise UserError(f"the app declares no cron job {job!r}", f"declared cron jobs: {declared}")
     state = read_run_file(session.root, env_name)
     if state is not None and found.service in state.services:

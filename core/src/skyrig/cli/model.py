@@ -81,29 +81,9 @@ def render_tree(app_model: AppModel) -> Tree:
 def _details(resource) -> str:
     from rich.markup import escape
 
-    kind = resource.kind
-    if kind == "sql_database":
-        count = len(resource.migration_files)
-        text = f"{count} migration{'s' * (count != 1)}"
-    elif kind == "topic":
-        text = f"{_short(resource.message_type)}, {resource.delivery}"
-        if resource.ordering_attribute:
-            text += f", ordered by {resource.ordering_attribute}"
-    elif kind == "subscription":
-        retries = "forever" if resource.max_retries == -1 else str(resource.max_retries)
-        text = (
-            f"on {resource.topic} → {resource.handler}, ack {resource.ack_deadline}, "
-            f"retries {retries}, concurrency {resource.max_concurrency}"
-        )
-    elif kind == "cache_cluster":
-        text = resource.eviction_policy
-    elif kind == "cron_job":
-        timing = f"every {resource.every}" if resource.every else f"at {resource.schedule!r}"
-        text = f"{timing} → {resource.endpoint}"
-    elif kind == "bucket":
-        text = ", ".join(["public" if resource.public else "private", *(["versioned"] * resource.versioned)])
-    else:
-        text = ""
+    from skyrig.kinds import KINDS
+
+    text = KINDS[resource.kind].summary(resource)
     return f"  {escape(text)}" if text else ""
 
 

@@ -199,8 +199,7 @@ def cron_section(root: Path, environment: str) -> dict[str, Any]:
                 "endpoint": r.endpoint,
                 "declared_at": _line(r.location),
             }
-            for r in model.resources
-            if r.kind == "cron_job"
+            for r in model.of_kind("cron_job")
         ],
     }
 

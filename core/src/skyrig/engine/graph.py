@@ -85,6 +85,23 @@ class Scope:
         )
 
 
+def cron_job_nodes(scope: Scope, node_type: str) -> list[Node]:
+    """The usual nodes of the cron jobs in ``scope``: ``cron.job/NAME`` of type ``node_type``, with the
+    job's schedule, endpoint and service as properties, after the service that serves it. For a
+    provider whose scheduler needs nothing more (a cloud's own scheduler usually does: expand those
+    yourself)."""
+    return [
+        scope.node(
+            f"cron.job/{job.name}",
+            node_type,
+            {"schedule": job.schedule, "every": job.every, "endpoint": job.endpoint, "service": job.service},
+            (f"@service/{job.service}",),
+            resource=job,
+        )
+        for job in scope.of_kind("cron_job")
+    ]
+
+
 def resource_key(resource: Any) -> str:
     """``kind/name`` of a model resource or service: how graphs, state and runtime configs name it."""
     return f"{resource.kind}/{resource.name}"

@@ -31,6 +31,10 @@ def _no_code(resource: Any, model: Any) -> dict[str, Any]:
     return {}
 
 
+def _no_summary(resource: Any) -> str:
+    return ""
+
+
 @dataclass(frozen=True)
 class Kind:
     """One resource kind: everything the core knows of it."""
@@ -51,12 +55,16 @@ class Kind:
     code: Callable[[Any, Any], dict[str, Any]] = _no_code
     """What the service host runs for a resource (its record, in the model): added to its runtime
     config entry (``handler``, ``endpoint``)."""
+    summary: Callable[[Any], str] = _no_summary
+    """A record's settings in a few words, for people (``skyrig model``): ``every 1h → app.jobs:tick``."""
     in_process_tests: bool = False
     """``skyrig test`` serves it in the test process itself (no provider's test servers needed)."""
     data_plane: bool | str = True
     """Whether app code reaches a resource of this kind through its provider's data plane: always
     (True), never (False), or only where the provider claims the named feature (``cron.managed``: the
     service host then checks the scheduler's signed calls)."""
+    example: str | None = None
+    """A declaration of it as users write one, shown in the hint when an argument is missing."""
 
     def needs_data_plane(self, features: frozenset[str]) -> bool:
         """Whether a provider that claims ``features`` must name a data plane for this kind."""
@@ -126,6 +134,37 @@ def _bucket_wants(resource: Any, environment_type: str) -> Wanted:
     return wanted
 
 
+def _short(reference: str) -> str:
+    return reference.rpartition(":")[2]
+
+
+def _sql_summary(resource: Any) -> str:
+    count = len(resource.migration_files)
+    return f"{count} migration{'s' * (count != 1)}"
+
+
+def _topic_summary(resource: Any) -> str:
+    text = f"{_short(resource.message_type)}, {resource.delivery}"
+    return text + (f", ordered by {resource.ordering_attribute}" if resource.ordering_attribute else "")
+
+
+def _subscription_summary(resource: Any) -> str:
+    retries = "forever" if resource.max_retries == -1 else str(resource.max_retries)
+    return (
+        f"on {resource.topic} → {resource.handler}, ack {resource.ack_deadline}, "
+        f"retries {retries}, concurrency {resource.max_concurrency}"
+    )
+
+
+def _cron_summary(resource: Any) -> str:
+    timing = f"every {resource.every}" if resource.every else f"at {resource.schedule!r}"
+    return f"{timing} → {resource.endpoint}"
+
+
+def _bucket_summary(resource: Any) -> str:
+    return ", ".join(["public" if resource.public else "private", *(["versioned"] * resource.versioned)])
+
+
 def _subscription_code(resource: Any, model: Any) -> dict[str, Any]:
     topic = model.resource("topic", resource.topic)
     return {"handler": resource.handler, "topic": resource.topic, "message_type": topic.message_type}
@@ -138,13 +177,21 @@ def _cron_code(resource: Any, model: Any) -> dict[str, Any]:
 _DECLARATIONS = "skyrig.declarations"
 _RECORDS = "skyrig.kinds.records"
 
-SERVICE = Kind("service", "compute", f"{_DECLARATIONS}:Service", f"{_RECORDS}:ServiceModel", data_plane=False)
+SERVICE = Kind(
+    "service",
+    "compute",
+    f"{_DECLARATIONS}:Service",
+    f"{_RECORDS}:ServiceModel",
+    data_plane=False,
+    example='Service("orders", app="orders.api:app")',
+)
 SQL_DATABASE = Kind(
     "sql_database",
     "sql",
     f"{_DECLARATIONS}:SQLDatabase",
     f"{_RECORDS}:SQLDatabaseResource",
     features={"sql.branching": "a database can be branched copy-on-write (for previews and tests)"},
+    summary=_sql_summary,
 )
 TOPIC = Kind(
     "topic",
@@ -157,7 +204,9 @@ TOPIC = Kind(
         "subscription",
     },
     wants=_topic_wants,
+    summary=_topic_summary,
     in_process_tests=True,
+    example='Topic("order-created", OrderCreated)',
 )
 SUBSCRIPTION = Kind(
     "subscription",
@@ -167,7 +216,9 @@ SUBSCRIPTION = Kind(
     features={"pubsub.dead_letter": "messages that exhaust max_retries land in a dead-letter destination"},
     wants=_subscription_wants,
     code=_subscription_code,
+    summary=_subscription_summary,
     in_process_tests=True,
+    example='Subscription(topic, "send-receipt", handler=send_receipt)',
 )
 CACHE_CLUSTER = Kind(
     "cache_cluster",
@@ -176,6 +227,7 @@ CACHE_CLUSTER = Kind(
     f"{_RECORDS}:CacheClusterResource",
     features={"cache.eviction_policy": "the declared eviction policy is the server's maxmemory-policy"},
     wants=_cache_wants,
+    summary=lambda resource: str(resource.eviction_policy),
 )
 CRON_JOB = Kind(
     "cron_job",
@@ -185,8 +237,10 @@ CRON_JOB = Kind(
     features={"cron.managed": "cron jobs are triggered on schedule with a signed request"},
     wants=_cron_wants,
     code=_cron_code,
+    summary=_cron_summary,
     in_process_tests=True,
     data_plane="cron.managed",
+    example='CronJob("nightly-report", schedule="0 3 * * *", endpoint=report)',
 )
 BUCKET = Kind(
     "bucket",
@@ -198,6 +252,7 @@ BUCKET = Kind(
         "bucket.versioning": "versioned buckets keep earlier versions of each object",
     },
     wants=_bucket_wants,
+    summary=_bucket_summary,
 )
 SECRET = Kind(
     "secret", "secrets", f"{_DECLARATIONS}:Secret", f"{_RECORDS}:SecretResource", in_process_tests=True

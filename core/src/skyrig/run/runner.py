@@ -211,7 +211,7 @@ class LocalRun:
         from skyrig.declarations.cron import next_run
 
         now = datetime.now(UTC)
-        for job in (r for r in self.session.model.resources if r.kind == "cron_job"):
+        for job in self.session.model.of_kind("cron_job"):
             due = self.due.setdefault(job.name, next_run(job, now))
             if now >= due:
                 self.due[job.name] = next_run(job, now)

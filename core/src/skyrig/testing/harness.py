@@ -118,7 +118,7 @@ class Harness:
 
     def cron_endpoint(self, name: str) -> Any:
         """The endpoint of cron job ``name``."""
-        jobs = {r.name: r for r in self.model.resources if r.kind == "cron_job"}
+        jobs = {r.name: r for r in self.model.of_kind("cron_job")}
         if name not in jobs:
             known = ", ".join(sorted(jobs)) or "none"
             raise LookupError(f"the app declares no cron job {name!r} (cron jobs: {known})")

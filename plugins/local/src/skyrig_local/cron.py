@@ -6,7 +6,7 @@ their schedule, through the service's control endpoint.
 
 from __future__ import annotations
 
-from skyrig.provider import Node, Scope
+from skyrig.provider import Node, Scope, cron_job_nodes
 from skyrig_local.records import RecordType
 
 
@@ -25,13 +25,4 @@ TYPES = (JOB,)
 
 
 def expand(scope: Scope) -> list[Node]:
-    return [
-        scope.node(
-            f"cron.job/{r.name}",
-            JOB.type,
-            {"schedule": r.schedule, "every": r.every, "endpoint": r.endpoint, "service": r.service},
-            (f"@service/{r.service}",),
-            resource=r,
-        )
-        for r in scope.of_kind("cron_job")
-    ]
+    return cron_job_nodes(scope, JOB.type)

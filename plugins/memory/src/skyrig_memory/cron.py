@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 
-from skyrig.provider import Context, Node, Observed, Scope
+from skyrig.provider import Context, Node, Observed, Scope, cron_job_nodes
 from skyrig_memory.nodes import MemoryNodeType
 
 SIGNING_KEY = "skyrig:cron-signing-key"
@@ -53,13 +53,4 @@ TYPES = (JOB,)
 
 
 def expand(scope: Scope) -> list[Node]:
-    return [
-        scope.node(
-            f"cron.job/{r.name}",
-            JOB.type,
-            {"schedule": r.schedule, "every": r.every, "endpoint": r.endpoint, "service": r.service},
-            (f"@service/{r.service}",),
-            resource=r,
-        )
-        for r in scope.of_kind("cron_job")
-    ]
+    return cron_job_nodes(scope, JOB.type)
