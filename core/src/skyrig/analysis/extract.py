@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from skyrig.analysis.diagnostics import Diagnostic
+from skyrig.kinds import KINDS
 
-DECLARATION_CLASSES = frozenset(
-    {"Service", "SQLDatabase", "Topic", "Subscription", "CacheCluster", "CronJob", "Bucket", "Secret"}
-)
+DECLARATION_CLASSES = frozenset(kind.declaration_path.rpartition(":")[2] for kind in KINDS.values())
+"""The names of the declaration classes (``Topic``, ...): a call to one at module top level declares."""
 KEYSPACE = "keyspace"
 """The method of a cache cluster that declares a keyspace."""
 
