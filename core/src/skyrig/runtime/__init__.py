@@ -3,11 +3,14 @@
 Apply writes one runtime config per service (``.skyrig/runtime/ENV/SERVICE.json``, and in state); the
 process that runs the service gets it through ``SKYRIG_RUNTIME_CONFIG``, as a path or as inline JSON.
 Declarations bind to it lazily, by name, through the data plane of the provider that provisioned each
-resource (the runtime SDK).
+resource (the runtime SDK). The app's code that the model names by reference (a subscription's
+handler, a message type, a cron job's endpoint, a service's app) is imported with :func:`load_reference`,
+by the service host and by ``skyrig test`` alike.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from pathlib import Path
@@ -39,3 +42,13 @@ def load_runtime_config(value: str | None = None) -> dict[str, Any]:
     if missing:
         raise RuntimeConfigError(f"{VARIABLE}: not a skyrig runtime config (missing {', '.join(missing)})")
     return config
+
+
+def load_reference(reference: str) -> Any:
+    """The object that ``"package.module:name"`` (or ``"package.module:Class.attribute"``) names, imported
+    now: how the model refers to the app's code."""
+    module, _, qualname = reference.partition(":")
+    found: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        found = getattr(found, part)
+    return found

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import importlib
 import inspect
 import json
 import logging
@@ -28,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from skyrig.runtime import load_reference
 from skyrig.runtime.control import HEADER, PREFIX, TOKEN_VARIABLE
 
 APP_VARIABLE = "SKYRIG_SERVICE_APP"
@@ -39,18 +39,9 @@ ASGIApp = Callable[
 ]
 
 
-def resolve(reference: str) -> Any:
-    """The object a ``"package.module:qualified.name"`` reference names."""
-    module, _, name = reference.partition(":")
-    target: Any = importlib.import_module(module)
-    for part in name.split("."):
-        target = getattr(target, part)
-    return target
-
-
 def create() -> ServiceHost:
     """uvicorn's factory: the host of the service ``SKYRIG_SERVICE_APP`` names."""
-    return ServiceHost(resolve(os.environ[APP_VARIABLE]), os.environ.get(TOKEN_VARIABLE))
+    return ServiceHost(load_reference(os.environ[APP_VARIABLE]), os.environ.get(TOKEN_VARIABLE))
 
 
 def call_in_thread(
@@ -119,7 +110,7 @@ class ServiceHost:
             consumer = client_for_key(f"subscription/{name}")
             pool = ThreadPoolExecutor(entry.get("max_concurrency", 100), thread_name_prefix=f"skyrig-{name}")
             self._pools.append(pool)
-            handler = _deliver(resolve(entry["handler"]), resolve(entry["message_type"]), pool)
+            handler = _deliver(load_reference(entry["handler"]), load_reference(entry["message_type"]), pool)
             task = asyncio.create_task(consumer.consume(handler, self._stop), name=f"subscription {name}")
             task.add_done_callback(_report)
             self._consumers.append(task)
@@ -183,7 +174,7 @@ class ServiceHost:
             }
         started = time.perf_counter()
         try:
-            await call_in_thread(resolve(found["endpoint"]))()
+            await call_in_thread(load_reference(found["endpoint"]))()
         except Exception as error:
             log.exception("cron job %s failed", job)
             outcome = {"ok": False, "error": f"{type(error).__name__}: {error}"}

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from skyrig.testing.code import load_reference
+from skyrig.runtime import load_reference
 from skyrig.testing.plugin import SESSION_VARIABLE
 from skyrig.testing.pubsub import Bus
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from skyrig.testing.code import load_reference
+from skyrig.runtime import load_reference
 
 if TYPE_CHECKING:
     from skyrig.model import AppModel
