@@ -67,3 +67,20 @@ def test_the_capability_matrix_agrees_with_every_manifest():
                 )
             else:
                 assert cell.startswith("·") or not cell, f"{provider} does not claim {capability}: {cell!r}"
+
+
+def test_the_provider_sdk_reference_names_every_public_name_once():
+    """docs/provider-sdk.md lists every name of skyrig.provider, one row each, and nothing else."""
+    import re
+
+    import skyrig.provider
+
+    text = (DOCS / "provider-sdk.md").read_text()
+    listed = re.findall(r"^\| `([A-Za-z_]+)` \|", text, flags=re.MULTILINE)
+    assert sorted(listed) == sorted(skyrig.provider.__all__), (
+        f"missing: {sorted(set(skyrig.provider.__all__) - set(listed))}; "
+        f"not in the SDK: {sorted(set(listed) - set(skyrig.provider.__all__))}"
+    )
+    assert len(listed) == len(set(listed)), "a name is listed twice"
+    for name in skyrig.provider.__all__:
+        getattr(skyrig.provider, name)  # every name resolves, lazy ones too

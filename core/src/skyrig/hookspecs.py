@@ -1,7 +1,7 @@
 """Hook specifications: the cross-cutting points where providers and plugins take part.
 
 Modelled on pytest's ``hookspec.py``: every hook is documented here, once. Implement one with
-``@skyrig.plugins.hookimpl`` on a method of your provider object (entry point ``skyrig.providers``) or
+``@skyrig.provider.hookimpl`` on a method of your provider object (entry point ``skyrig.providers``) or
 of a plugin (entry point ``skyrig.plugins``); the implementation may accept any subset of the
 parameters. Unless marked *firstresult*, every implementation is called and the results are collected
 in a list, the most recently registered plugin first.

@@ -36,7 +36,7 @@ class ManagedCron(Protocol):
     def run_cron_job(self, context: Context, job: str, url: str) -> None:
         """Trigger cron job ``job`` now, exactly as the provider's scheduler does on schedule: a request
         to ``url`` (the base URL of the service that declares the job) signed with the environment's
-        signing key (:func:`skyrig.provider.trigger_cron`)."""
+        signing key (:func:`skyrig.provider.signed_cron_call`)."""
 
 
 @runtime_checkable
