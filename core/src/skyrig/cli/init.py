@@ -26,8 +26,8 @@ _API = '''async def app(scope, receive, send):
     await send({{"type": "http.response.body", "body": b"hello from {name}\\n"}})
 '''
 
-_CONFIG = """# skyrig configuration. Every field is in docs/configuration.md, which ships with skyrig's source;
-# `skyrig config` shows the values in force, `skyrig providers` each provider's settings.
+_CONFIG = """# skyrig configuration. Every field is in docs/configuration.md, which ships with skyrig's
+# source; `skyrig config` shows the values in force, `skyrig providers` each provider's settings.
 app = "{app}"
 
 [env.local]
