@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from skyrig.cli.testing import Result, run_cli
 from skyrig.plugins import registry
-from skyrig.testing import Result, run_cli
 
 TEST_PLUGINS = Path(__file__).parent / "fixtures" / "plugins"
 SHOP = Path(__file__).resolve().parents[2] / "examples" / "shop"

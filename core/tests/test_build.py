@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from skyrig.testing import run_cli
+from skyrig.cli.testing import run_cli
 
 APP = {
     "svc/__init__.py": 'from skyrig import Service\nservice = Service("svc", app="svc.api:app")\n',

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from skyrig.testing import Result, run_cli
+from skyrig.cli.testing import Result, run_cli
 
 SHOP = Path(__file__).resolve().parents[2] / "examples" / "shop"
 CONFIG = """\

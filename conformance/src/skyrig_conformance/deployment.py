@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import json
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from skyrig.cli.testing import Result, invoke
 from skyrig.provider import LocalServers, Manifest
 from skyrig_conformance.app import ENVIRONMENTS, Capabilities, app_name, write_app
 from skyrig_conformance.profile import Profile
@@ -29,19 +28,6 @@ from skyrig_conformance.profile import Profile
 MAIN = ENVIRONMENTS[0]
 PACKAGES = ("alpha", "beta")
 _on_path: list[str] = []
-
-
-@dataclass
-class Result:
-    """What a ``skyrig`` command did."""
-
-    code: int
-    out: str
-    err: str
-
-    @property
-    def text(self) -> str:
-        return self.out + self.err
 
 
 class Deployment:
@@ -61,21 +47,7 @@ class Deployment:
 
     def cli(self, *args: str, stdin: str | None = None) -> Result:
         """``skyrig ARGS -C root`` in this process."""
-        from skyrig.cli import main
-
-        out, err = io.StringIO(), io.StringIO()
-        saved_stdin = sys.stdin
-        sys.stdin = io.StringIO(stdin or "")
-        try:
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                try:
-                    main([*args, "-C", str(self.root)])
-                    code = 0
-                except SystemExit as done:
-                    code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-        finally:
-            sys.stdin = saved_stdin
-        result = Result(code, out.getvalue(), err.getvalue())
+        result = invoke([*args, "-C", str(self.root)], stdin=stdin or "")
         self.outputs += [result.out, result.err]
         return result
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from skyrig.testing import run_cli
+from skyrig.cli.testing import run_cli
 from skyrig_aws import api
 from skyrig_aws.conformance import settings
 

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from skyrig.cli.testing import run_cli
 from skyrig.runtime import signing
-from skyrig.testing import run_cli
 from skyrig_memory import provider
 from skyrig_memory.cron import SIGNING_KEY
 
