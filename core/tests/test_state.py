@@ -1,15 +1,20 @@
-"""The SQLite state store: per-node writes, leases with fencing, schema versions, store URLs."""
+"""The SQLite state store: per-node writes, leases with fencing, schema versions, store URLs; the
+StateStore protocol against what the core calls."""
 
 from __future__ import annotations
 
+import ast
 import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 
+import skyrig
 from skyrig.errors import UserError
-from skyrig.state import LeaseLost, Locked, NodeRecord, open_store
+from skyrig.state import LeaseLost, Locked, NodeRecord, StateStore, open_store
 from skyrig.state.sqlite import SCHEMA_VERSION, SQLiteStore
+from skyrig.state.store import STORE_METHODS
 
 
 def _record(node_id: str = "sql.cluster") -> NodeRecord:
@@ -74,3 +79,68 @@ def test_store_urls(tmp_path):
     assert open_store(f"sqlite:///{tmp_path}/abs.db", tmp_path).path == tmp_path / "abs.db"
     with pytest.raises(UserError, match="no store for URL scheme 'gs'"):
         open_store("gs://bucket/state", tmp_path)
+
+
+def _store_calls(source: str) -> set[str]:
+    """Methods called on a state store in ``source``: on ``<anything>.store`` and on names bound to
+    ``open_store(...)`` in the same function."""
+    tree = ast.parse(source)
+    called: set[str] = set()
+    for scope in [
+        tree,
+        *(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)),
+    ]:
+        opened = {
+            target.id
+            for node in ast.walk(scope)
+            if isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Call)
+            and getattr(node.value.func, "id", getattr(node.value.func, "attr", None)) == "open_store"
+            for target in node.targets
+            if isinstance(target, ast.Name)
+        }
+        for node in ast.walk(scope):
+            if isinstance(node, ast.Attribute) and (
+                (isinstance(node.value, ast.Attribute) and node.value.attr == "store")
+                or (isinstance(node.value, ast.Name) and node.value.id in opened)
+            ):
+                called.add(node.attr)
+    return called
+
+
+def test_the_protocol_is_what_the_core_calls_on_a_store():
+    assert _store_calls("s = open_store(u, r)\ns.nodes('dev')\nself.store.acquire()\nother.serial()") == {
+        "nodes",
+        "acquire",
+    }, "the scan finds calls on session.store and on an opened store, and nothing else"
+    package = Path(skyrig.__file__).parent
+    called: set[str] = set()
+    for path in package.rglob("*.py"):
+        if path.parent != package / "state":  # the stores and their suite, not callers
+            called |= _store_calls(path.read_text())
+    assert called <= STORE_METHODS, (
+        f"the core calls store methods that StateStore lacks: {called - STORE_METHODS}"
+    )
+    # runtime_configs is the read side of finish (the store suite and a state migration read it back)
+    assert STORE_METHODS - called == {"runtime_configs"}, "StateStore has methods nothing calls"
+
+
+def test_the_sqlite_store_is_a_state_store(tmp_path):
+    store = open_store("sqlite:///state.db", tmp_path)
+    assert isinstance(store, SQLiteStore) and isinstance(store, StateStore)
+    assert not isinstance(object(), StateStore)
+    store.close()
+
+
+def test_a_store_plugin_that_makes_no_state_store_is_refused(tmp_path, monkeypatch):
+    from skyrig.plugins import registry
+
+    class Half:
+        def nodes(self, env):
+            return {}
+
+    monkeypatch.setattr(registry, "named", lambda group, name: lambda url, root: Half())
+    with pytest.raises(
+        UserError, match=r"store plugin for 'half' made a Half, which is not a StateStore \(missing: acquire,"
+    ):
+        open_store("half://somewhere", tmp_path)

@@ -2,7 +2,9 @@
 
 The store is a plugin point chosen by the URL scheme of ``state`` in ``skyrig.toml``: ``sqlite://`` is
 built in; other backends register a factory in the entry point group ``skyrig.state`` under their scheme.
-Secret values never reach the store: node properties and outputs hold references only.
+Every store is a :class:`StateStore` (its contract: :mod:`skyrig.state.store`) and passes the shared
+store test suite, :mod:`skyrig.state.suite`. Secret values never reach the store: node properties and
+outputs hold references only.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from typing import Any
 from skyrig.engine.contract import Observed
 from skyrig.engine.graph import Node
 from skyrig.errors import UserError
+from skyrig.state.store import STORE_METHODS, StateStore
+
+__all__ = ["LeaseLost", "Locked", "NodeRecord", "StateMoved", "StateStore", "open_store"]
 
 
 class Locked(UserError):
@@ -66,7 +71,7 @@ class NodeRecord:
         return Observed(self.provider_id, self.observed, self.outputs)
 
 
-def open_store(url: str, root: Path) -> Any:
+def open_store(url: str, root: Path) -> StateStore:
     """The state store for ``url``; relative SQLite paths are relative to the app root ``root``."""
     scheme, _, rest = url.partition("://")
     if scheme == "sqlite":
@@ -82,7 +87,15 @@ def open_store(url: str, root: Path) -> Any:
     except NotInstalled:
         factory = None
     if factory is not None:
-        return factory(url, root)
+        store = factory(url, root)
+        if not isinstance(store, StateStore):
+            missing = sorted(name for name in STORE_METHODS if not callable(getattr(store, name, None)))
+            raise UserError(
+                f"state: the store plugin for {scheme!r} made a {type(store).__name__}, which is not a "
+                f"StateStore (missing: {', '.join(missing)})",
+                "this is a fault of the plugin's distribution: upgrade or report it",
+            )
+        return store
     raise UserError(
         f"state: no store for URL scheme {scheme!r} ({url})",
         "use sqlite:///.skyrig/state.db (the default), or install the plugin that provides this scheme",

@@ -1,0 +1,143 @@
+"""The contract of a state store: what the engine, the CLI and the dashboard may ask of one.
+
+A store keeps, per environment (a name such as ``dev`` or ``preview:pr-12``, matching
+``[a-z0-9][a-z0-9:_-]*``), independently of every other environment:
+
+- the *journal*: one :class:`~skyrig.state.NodeRecord` per provisioned node, keyed by node id, each
+  written alone (a change to one node is one small write, whatever the size of the state);
+- the *intents*: node id -> action, for cloud calls that began and were never recorded as done;
+- the *serial*: a counter that moves with every change to the journal and with every :meth:`finish`;
+- the time of the last complete apply and each service's runtime config, written by :meth:`finish`;
+- one *lease* (the environment's lock), with a holder, an expiry and a *fence*: a number, strictly
+  greater than every fence the store ever issued for the environment, that every write must carry.
+
+Guarantees every store gives (:mod:`skyrig.state.suite` tests them; any store must pass it):
+
+- **Atomic writes.** Each write (:meth:`add_intent`, :meth:`record`, :meth:`forget`, :meth:`finish`)
+  takes effect entirely or not at all, for every reader, even if the process dies at any instant during
+  it: never a torn record, never a record whose intent is still listed, never a change without its
+  serial move.
+- **Durable writes.** A write returns only once it would survive the writing process being killed
+  (``kill -9``) the next instant, and every reader that starts afterwards, in any process, sees it.
+- **Fencing.** A write is checked, in the same atomic step, against the environment's lease: if
+  ``fence`` is not the current lease's fence, or that lease has expired, the write raises
+  :class:`~skyrig.state.LeaseLost` and changes nothing. A fence that was superseded, expired or
+  released never becomes valid again.
+- **Crash recovery without help.** A holder that dies keeps its lease only until the TTL it last asked
+  for runs out; then :meth:`acquire` succeeds for anyone, with a greater fence. Nobody needs to unlock.
+  What the dead process wrote is kept; what it was writing is there entirely or not at all; its intents
+  stay listed, so the next apply looks those resources up instead of creating duplicates.
+- **Threads.** The engine calls one store object from several threads at once (an apply's parallel
+  nodes, the lease's heartbeat): every method is safe to call concurrently.
+- **No secrets.** Secret values never reach a store: records and runtime configs hold references only
+  (the engine guarantees it), so a store may keep what it is given as it is. Credentials for a remote
+  store come from its service's usual chain (environment, profile, workload identity), never from the
+  state URL or ``skyrig.toml``.
+
+Reads need no lease and are not fenced. Lease times are in seconds of wall-clock time.
+
+A store plugin registers a factory ``(url: str, root: Path) -> StateStore`` in the entry point group
+``skyrig.state`` under its URL scheme (``s3``, ``postgresql``, ...); ``root`` is the app's folder, for
+stores that resolve relative paths. :func:`skyrig.state.open_store` calls it and checks the result is
+a :class:`StateStore`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from skyrig.state import NodeRecord
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """State of every environment of one app (see the module's docstring for what every method keeps)."""
+
+    # -- reading (no lease needed) --------------------------------------------------------------
+
+    def serial(self, env: str) -> int:
+        """A counter that grows with every change to ``env``'s journal (:meth:`record`, :meth:`forget` of a
+        recorded node) and with every :meth:`finish`; 0 for an environment never written. Leases do not
+        move it (a saved plan stays valid across taking the lock to apply it); intents need not."""
+        ...
+
+    def applied_at(self, env: str) -> float | None:
+        """When the last :meth:`finish` of ``env`` happened (seconds since the epoch), or None if never."""
+        ...
+
+    def nodes(self, env: str) -> dict[str, NodeRecord]:
+        """Every node recorded in ``env``, by id, each exactly as last passed to :meth:`record` except
+        ``updated_at``, which is the time of that write."""
+        ...
+
+    def intents(self, env: str) -> dict[str, str]:
+        """Node id -> action (``create``, ``replace``) for every intent of ``env`` not yet cleared by a
+        :meth:`record` or :meth:`forget` of that node."""
+        ...
+
+    def runtime_configs(self, env: str) -> dict[str, dict[str, Any]]:
+        """Service -> runtime config, as passed to the last :meth:`finish` of ``env`` (empty if none)."""
+        ...
+
+    # -- the lease ------------------------------------------------------------------------------
+
+    def acquire(self, env: str, holder: str, ttl: float) -> int:
+        """Take ``env``'s lease for ``ttl`` seconds and return its fence, greater than any fence issued
+        for ``env`` before. If an unexpired lease exists (whoever holds it, even ``holder`` itself), raise
+        :class:`~skyrig.state.Locked` with that lease's holder, start and expiry, and change nothing.
+        Atomic across processes and machines: of any number of concurrent callers, at most one wins."""
+        ...
+
+    def renew(self, env: str, fence: int, ttl: float) -> bool:
+        """The heartbeat: make the lease held with ``fence`` expire ``ttl`` seconds from now. True if it
+        was still this lease (not released, not taken over by another :meth:`acquire`); False, changing
+        nothing, otherwise. The holder must then stop writing (its writes would raise
+        :class:`~skyrig.state.LeaseLost` anyway)."""
+        ...
+
+    def release(self, env: str, fence: int) -> None:
+        """Give up the lease held with ``fence``, so that :meth:`acquire` succeeds at once. If ``fence`` is
+        not the current lease's, nothing changes (never release someone else's lease)."""
+        ...
+
+    # -- writing (each one atomic, durable and fenced) ------------------------------------------
+
+    def add_intent(self, env: str, fence: int, node_id: str, action: str, token: str) -> None:
+        """Note, before a cloud call that creates (or replaces) ``node_id``, that it is about to happen;
+        ``token`` is the node's idempotency token, kept alongside. Replaces an earlier intent of the same
+        node. Durable before it returns: a crash after the cloud call leaves the intent listed, and the
+        next apply adopts what was created instead of duplicating it. Raises
+        :class:`~skyrig.state.LeaseLost`, changing nothing, if ``fence`` is stale."""
+        ...
+
+    def record(self, env: str, fence: int, node: NodeRecord) -> None:
+        """Save ``node`` as provisioned, replacing its previous record, clear its intent and move the
+        serial: all three or none. Raises :class:`~skyrig.state.LeaseLost`, changing nothing, if ``fence``
+        is stale."""
+        ...
+
+    def forget(self, env: str, fence: int, node_id: str) -> None:
+        """Remove ``node_id``'s record (a node never recorded is no error), clear its intent and move the
+        serial: all three or none. Raises :class:`~skyrig.state.LeaseLost`, changing nothing, if ``fence``
+        is stale."""
+        ...
+
+    def finish(self, env: str, fence: int, runtime: dict[str, dict[str, Any]]) -> None:
+        """Mark an apply of ``env`` complete: :meth:`applied_at` becomes now, the runtime configs become
+        exactly ``runtime`` (services not in it are dropped), the serial moves; all or none. Raises
+        :class:`~skyrig.state.LeaseLost`, changing nothing, if ``fence`` is stale."""
+        ...
+
+    # -- the handle -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Let go of this handle's connections (not of any lease: a lease ends by :meth:`release` or by
+        expiring). The handle is not used afterwards."""
+        ...
+
+
+STORE_METHODS = frozenset(
+    name for name, value in vars(StateStore).items() if callable(value) and not name.startswith("_")
+)
+"""The names of the methods every store has."""
