@@ -144,3 +144,39 @@ def test_a_store_plugin_that_makes_no_state_store_is_refused(tmp_path, monkeypat
         UserError, match=r"store plugin for 'half' made a Half, which is not a StateStore \(missing: acquire,"
     ):
         open_store("half://somewhere", tmp_path)
+
+
+def test_a_fence_is_never_issued_twice_even_after_a_release(tmp_path):
+    store = SQLiteStore(tmp_path / "state.db")
+    stalled = store.acquire("dev", "laptop", ttl=0.2)  # then the laptop sleeps past its lease
+    time.sleep(0.25)
+    store.release("dev", store.acquire("dev", "ci", ttl=30))  # CI applies and lets go
+    assert store.acquire("dev", "colleague", ttl=30) > stalled
+    with pytest.raises(LeaseLost):
+        store.record("dev", stalled, _record())  # the laptop wakes up: fenced off
+    assert store.nodes("dev") == {}
+
+
+def test_finish_marks_an_environment_that_never_recorded_a_node(tmp_path):
+    store = SQLiteStore(tmp_path / "state.db")
+    store.finish("dev", store.acquire("dev", "me", ttl=30), {"web": {"resources": {}}})
+    assert store.applied_at("dev") is not None and store.runtime_configs("dev") == {"web": {"resources": {}}}
+
+
+def test_a_version_1_file_is_upgraded_and_its_fences_keep_growing(tmp_path):
+    from skyrig.state.sqlite import MIGRATIONS
+
+    path = tmp_path / "state.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.executescript(MIGRATIONS[1])
+        db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        db.execute("INSERT INTO leases VALUES ('dev', 'old skyrig', 5, 0, 1)")  # expired, fence 5
+        db.execute(
+            "INSERT INTO nodes VALUES ('dev', 'network', 't', 'memory', '1', '{}', '{}', '{}', NULL, '[]', '[]', 0)"
+        )
+        db.execute("INSERT INTO environments VALUES ('dev', 3, NULL)")
+    store = SQLiteStore(path)
+    assert list(store.nodes("dev")) == ["network"] and store.serial("dev") == 3
+    assert store.acquire("dev", "new skyrig", ttl=30) == 6
+    store.close()

@@ -1,7 +1,8 @@
 """The embedded state store: a SQLite file under ``.skyrig/`` in WAL mode, one row per node.
 
 Writes are per node (O(change)), each in its own transaction that also checks the writer still holds
-the environment's lease (fencing), so a process that lost its lock can never overwrite state.
+the environment's lease (fencing), so a process that lost its lock can never overwrite state. It keeps
+the contract of :class:`skyrig.state.StateStore`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from skyrig.state import LeaseLost, Locked, NodeRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE environments (env TEXT PRIMARY KEY, serial INTEGER NOT NULL DEFAULT 0, applied_at REAL);
@@ -38,6 +39,11 @@ MIGRATIONS: dict[int, str] = {
     CREATE TABLE runtime (
         env TEXT NOT NULL, service TEXT NOT NULL, config TEXT NOT NULL, PRIMARY KEY (env, service)
     );
+    """,
+    # the highest fence ever issued per environment: a released lease's row goes, its fence never returns
+    2: """
+    CREATE TABLE fences (env TEXT PRIMARY KEY, fence INTEGER NOT NULL);
+    INSERT INTO fences SELECT env, fence FROM leases;
     """,
 }
 """Schema version -> the SQL that upgrades the previous version to it. Add, never edit."""
@@ -143,7 +149,9 @@ class SQLiteStore:
             ).fetchone()
             if row and row[3] > now:
                 raise Locked(env, row[0], row[2], row[3])
-            fence = (row[1] if row else 0) + 1
+            last = db.execute("SELECT fence FROM fences WHERE env = ?", (env,)).fetchone()
+            fence = (last[0] if last else 0) + 1
+            db.execute("INSERT OR REPLACE INTO fences VALUES (?, ?)", (env, fence))
             db.execute(
                 "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?)", (env, holder, fence, now, now + ttl)
             )
@@ -235,5 +243,5 @@ class SQLiteStore:
                 "INSERT INTO runtime VALUES (?, ?, ?)",
                 [(env, service, json.dumps(config, sort_keys=True)) for service, config in runtime.items()],
             )
+            self._bump(db, env)  # first: it makes the environment's row, which may not exist yet
             db.execute("UPDATE environments SET applied_at = ? WHERE env = ?", (time.time(), env))
-            self._bump(db, env)
