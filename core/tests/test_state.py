@@ -1,59 +1,24 @@
-"""The SQLite state store: per-node writes, leases with fencing, schema versions, store URLs; the
-StateStore protocol against what the core calls."""
+"""What is particular to the SQLite state store (schema versions, store URLs) and the StateStore protocol
+against what the core calls. What every store must do is the store suite's (skyrig.state.suite), which
+test_state_suite.py runs against SQLite."""
 
 from __future__ import annotations
 
 import ast
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
 
 import skyrig
 from skyrig.errors import UserError
-from skyrig.state import LeaseLost, Locked, NodeRecord, StateStore, open_store
+from skyrig.state import NodeRecord, open_store
 from skyrig.state.sqlite import SCHEMA_VERSION, SQLiteStore
 from skyrig.state.store import STORE_METHODS
 
 
 def _record(node_id: str = "sql.cluster") -> NodeRecord:
     return NodeRecord(node_id, "memory.sql.cluster", "memory", "7", {"size": 1}, {"size": 1}, {"port": 5432})
-
-
-def test_writes_are_per_node_and_move_the_serial(tmp_path):
-    store = SQLiteStore(tmp_path / "state.db")
-    fence = store.acquire("dev", "me", ttl=30)
-    store.add_intent("dev", fence, "sql.cluster", "create", "token")
-    assert store.intents("dev") == {"sql.cluster": "create"}
-    store.record("dev", fence, _record())
-    assert store.intents("dev") == {}, "recording a node clears its intent"
-    assert store.serial("dev") == 1
-    store.record("dev", fence, _record("network"))
-    assert sorted(store.nodes("dev")) == ["network", "sql.cluster"] and store.serial("dev") == 2
-    store.forget("dev", fence, "network")
-    assert list(store.nodes("dev")) == ["sql.cluster"] and store.serial("dev") == 3
-    assert store.nodes("prod") == {} and store.serial("prod") == 0, "environments are separate"
-
-
-def test_a_second_holder_is_refused_until_the_lease_expires(tmp_path):
-    store = SQLiteStore(tmp_path / "state.db")
-    store.acquire("dev", "first@host pid 1", ttl=0.3)
-    with pytest.raises(Locked, match="locked by first@host pid 1 since"):
-        store.acquire("dev", "second@host pid 2", ttl=30)
-    time.sleep(0.35)
-    assert store.acquire("dev", "second@host pid 2", ttl=30) == 2, "a dead holder's lease expires by itself"
-
-
-def test_a_writer_that_lost_its_lease_cannot_write(tmp_path):
-    store = SQLiteStore(tmp_path / "state.db")
-    stale = store.acquire("dev", "slow", ttl=0.2)
-    time.sleep(0.25)
-    store.acquire("dev", "new", ttl=30)
-    with pytest.raises(LeaseLost):
-        store.record("dev", stale, _record())
-    assert store.renew("dev", stale, 30) is False
-    assert store.nodes("dev") == {}, "fencing: nothing was written"
 
 
 def test_the_schema_is_versioned(tmp_path):
@@ -125,13 +90,6 @@ def test_the_protocol_is_what_the_core_calls_on_a_store():
     assert STORE_METHODS - called == {"runtime_configs"}, "StateStore has methods nothing calls"
 
 
-def test_the_sqlite_store_is_a_state_store(tmp_path):
-    store = open_store("sqlite:///state.db", tmp_path)
-    assert isinstance(store, SQLiteStore) and isinstance(store, StateStore)
-    assert not isinstance(object(), StateStore)
-    store.close()
-
-
 def test_a_store_plugin_that_makes_no_state_store_is_refused(tmp_path, monkeypatch):
     from skyrig.plugins import registry
 
@@ -144,23 +102,6 @@ def test_a_store_plugin_that_makes_no_state_store_is_refused(tmp_path, monkeypat
         UserError, match=r"store plugin for 'half' made a Half, which is not a StateStore \(missing: acquire,"
     ):
         open_store("half://somewhere", tmp_path)
-
-
-def test_a_fence_is_never_issued_twice_even_after_a_release(tmp_path):
-    store = SQLiteStore(tmp_path / "state.db")
-    stalled = store.acquire("dev", "laptop", ttl=0.2)  # then the laptop sleeps past its lease
-    time.sleep(0.25)
-    store.release("dev", store.acquire("dev", "ci", ttl=30))  # CI applies and lets go
-    assert store.acquire("dev", "colleague", ttl=30) > stalled
-    with pytest.raises(LeaseLost):
-        store.record("dev", stalled, _record())  # the laptop wakes up: fenced off
-    assert store.nodes("dev") == {}
-
-
-def test_finish_marks_an_environment_that_never_recorded_a_node(tmp_path):
-    store = SQLiteStore(tmp_path / "state.db")
-    store.finish("dev", store.acquire("dev", "me", ttl=30), {"web": {"resources": {}}})
-    assert store.applied_at("dev") is not None and store.runtime_configs("dev") == {"web": {"resources": {}}}
 
 
 def test_a_version_1_file_is_upgraded_and_its_fences_keep_growing(tmp_path):

@@ -30,9 +30,10 @@ Guarantees every store gives (:mod:`skyrig.state.suite` tests them; any store mu
 - **Threads.** The engine calls one store object from several threads at once (an apply's parallel
   nodes, the lease's heartbeat): every method is safe to call concurrently.
 - **No secrets.** Secret values never reach a store: records and runtime configs hold references only
-  (the engine guarantees it), so a store may keep what it is given as it is. Credentials for a remote
-  store come from its service's usual chain (environment, profile, workload identity), never from the
-  state URL or ``skyrig.toml``.
+  (the engine guarantees it), so a store may keep what it is given as it is. A remote store's own
+  credentials come from its service's usual chain (environment, profile, workload identity), or from a
+  password in the state URL set through ``SKYRIG_STATE``; a store never writes them into state and never
+  puts an unmasked URL in an error message.
 
 Reads need no lease and are not fenced. Lease times are in seconds of wall-clock time.
 
