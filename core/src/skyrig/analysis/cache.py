@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import skyrig
 from skyrig.analysis.files import SourceFile
+from skyrig.runtime.migration_files import migrations_folder
 
 if TYPE_CHECKING:
     from skyrig.analysis.extract import ModuleFacts
@@ -76,7 +77,9 @@ class ModelCache:
         if not self.enabled:
             return
         folders = sorted(
-            os.path.relpath((self.root / r.location.rsplit(":", 2)[0]).parent / r.migrations, self.root)
+            os.path.relpath(
+                migrations_folder(self.root, r.location.rsplit(":", 2)[0], r.migrations), self.root
+            )
             for r in model.resources
             if getattr(r, "migrations", None) is not None
         )

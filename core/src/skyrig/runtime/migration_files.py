@@ -30,6 +30,12 @@ class MigrationProblem(NamedTuple):
     hint: str
 
 
+def migrations_folder(root: Path, declared_in: str, folder: str) -> Path:
+    """The folder ``migrations=folder`` names, for a database declared in the file ``declared_in``
+    (relative to the app ``root``)."""
+    return (root / declared_in).parent / folder
+
+
 def read_migrations(
     root: Path, declared_in: str, folder: str
 ) -> tuple[list[Migration], list[MigrationProblem]]:
@@ -37,7 +43,7 @@ def read_migrations(
     ``migrations=folder``, in order of their numbers, and what is wrong with the folder or its files."""
     from skyrig.model import Migration
 
-    directory = (root / declared_in).parent / folder
+    directory = migrations_folder(root, declared_in, folder)
     if not directory.is_dir():
         missing = MigrationProblem(
             None,

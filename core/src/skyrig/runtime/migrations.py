@@ -1,4 +1,5 @@
-"""Migrations: the numbered ``NNNN_name.up.sql`` files of a SQL database, applied in order, once.
+"""Migrations: the numbered ``NNNN_name.up.sql`` files of a SQL database (named by the rule of
+:mod:`skyrig.runtime.migration_files`), applied in order, once.
 
 The same runner serves every provider: the local provider when it creates a database, a cloud
 provider's one-off deploy task, the test cluster's templates. Each migration runs in its own transaction
