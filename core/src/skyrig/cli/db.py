@@ -108,7 +108,7 @@ def reset(name: str, env_name: str, app_dir: str | None, yes: bool) -> None:
 def _main_node(session: Session, name: str) -> Node:
     """The node that provisions database ``name`` (a clear error listing the databases if none)."""
     if session.model.resource("sql_database", name) is None:
-        declared = sorted(r.name for r in session.model.resources if r.kind == "sql_database")
+        declared = sorted(r.name for r in session.model.of_kind("sql_database"))
         raise UserError(
             f"the app declares no SQL database {name!r}",
             f"its databases: {', '.join(declared)}" if declared else "it declares no SQL database",

@@ -23,7 +23,7 @@ def set_(name: str, env_name: str, app_dir: str | None) -> None:
     """Set secret NAME: the value is read from standard input or a hidden prompt, never an argument."""
     session = open_session(app_dir, env_name)
     if session.model.resource("secret", name) is None:
-        declared = ", ".join(r.name for r in session.model.resources if r.kind == "secret") or "none"
+        declared = ", ".join(r.name for r in session.model.of_kind("secret")) or "none"
         raise UserError(f"the app declares no secret {name!r}", f"declared secrets: {declared}")
     if sys.stdin.isatty():
         value = click.prompt(f"value of {name}", hide_input=True)

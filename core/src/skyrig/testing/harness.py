@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from skyrig.kinds import KINDS
 from skyrig.runtime import load_reference
 from skyrig.testing.plugin import SESSION_VARIABLE
 from skyrig.testing.pubsub import Bus
@@ -27,8 +28,6 @@ if TYPE_CHECKING:
 
 def runtime_config(model: AppModel, providers: dict[str, str]) -> dict[str, Any]:
     """A runtime config granting every resource of ``model``, with every operation, to the tests."""
-    from skyrig.kinds import KINDS
-
     resources: dict[str, dict[str, Any]] = {}
     for resource in model.resources:
         kind = KINDS[resource.kind]
@@ -101,7 +100,7 @@ class Harness:
             elif resource.kind in self.providers:
                 support = self.supports[self.providers[resource.kind]]
                 binding.install(key, support.client(resource.kind, resource.name))
-            elif resource.kind in ("sql_database", "cache_cluster", "bucket"):
+            elif not KINDS[resource.kind].in_process_tests:
                 binding.install(key, Unsupported(key))
 
     def reset(self) -> None:

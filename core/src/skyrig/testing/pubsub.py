@@ -63,8 +63,8 @@ class Bus:
     """Every topic and subscription of the app, in this process."""
 
     def __init__(self, model: AppModel) -> None:
-        self.topics = {r.name: r for r in model.resources if r.kind == "topic"}
-        self.subscriptions = {r.name: r for r in model.resources if r.kind == "subscription"}
+        self.topics = {r.name: r for r in model.of_kind("topic")}
+        self.subscriptions = {r.name: r for r in model.of_kind("subscription")}
         self._lock = threading.Lock()
         self._sequence = itertools.count()
         self._messages: list[Message] = []
