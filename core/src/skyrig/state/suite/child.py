@@ -1,7 +1,7 @@
 """The other processes of the store test suite (:mod:`skyrig.state.suite`): each opens the store under test
 by its URL, does one thing and says what it did on stdout, one line per step that returned.
 
-``python -m skyrig.state._suite_child ROLE URL ROOT ENV [ARGS...]``; a store plugin must be installed
+``python -m skyrig.state.suite.child ROLE URL ROOT ENV [ARGS...]``; a store plugin must be installed
 (its entry point registered) for its URL to open here.
 """
 
