@@ -70,7 +70,7 @@ class AwsProvider(Provider):
     # -- secrets --------------------------------------------------------------------------------------
 
     def set_secret(self, context: Context, name: str, value: str) -> None:
-        from skyrig_aws.secrets import secret_name
+        from skyrig_aws.names import secret_name
 
         secret = secret_name(context.app, context.environment.name, name)
         try:
@@ -88,7 +88,7 @@ class AwsProvider(Provider):
 
     def secret_is_set(self, context: Context, name: str) -> bool:
         from skyrig_aws.api import NotFound
-        from skyrig_aws.secrets import secret_name
+        from skyrig_aws.names import secret_name
 
         secret = secret_name(context.app, context.environment.name, name)
         try:
@@ -104,7 +104,7 @@ class AwsProvider(Provider):
         that API does not cover: IAM roles (by path), ECR repositories and Scheduler schedule groups and
         schedules (by name). Several AWS resources of one node (a NAT gateway and its elastic IP, a cache
         cluster and its users) count once, as the node's main resource, while it exists."""
-        from skyrig_aws import compute, cron, iam
+        from skyrig_aws import names
         from skyrig_aws.api import NotFound, tag_dict
 
         client = context.client
@@ -132,13 +132,11 @@ class AwsProvider(Provider):
             if node not in chosen or (entry[2] and not chosen[node][2]):
                 chosen[node] = entry
         resources = {node: (t, pid) for node, (t, pid, _) in chosen.items()}
-        path = iam.role_path(app, env)
+        path = names.role_path(app, env)
         for role in client.iam.pages("list_roles", "Roles", PathPrefix=path):
             resources[f"iam:{role['RoleName']}"] = ("aws.iam.role", role["RoleName"])
         try:
-            repositories = client.ecr.describe_repositories(
-                repositoryNames=[compute.repository_name(app, env)]
-            )
+            repositories = client.ecr.describe_repositories(repositoryNames=[names.repository_name(app, env)])
             for repository in repositories["repositories"]:
                 resources[f"ecr:{repository['repositoryName']}"] = (
                     "aws.compute.repository",
@@ -146,15 +144,13 @@ class AwsProvider(Provider):
                 )
         except NotFound:
             pass
-        from skyrig_aws.api import join_name
-
-        subnets = join_name(app, env, "sql", limit=255)  # RDS subnet groups are not always in the tagging API
+        subnets = names.db_subnet_group_name(app, env)  # RDS subnet groups are not always in the tagging API
         try:
             client.rds.describe_db_subnet_groups(DBSubnetGroupName=subnets)
             resources[f"rds:{subnets}"] = ("aws.sql.subnet_group", subnets)
         except NotFound:
             pass
-        group = cron.group_name(app, env)
+        group = names.schedule_group_name(app, env)
         try:
             arn = client.scheduler.get_schedule_group(Name=group)["Arn"]
             tags = tag_dict(client.scheduler.list_tags_for_resource(ResourceArn=arn).get("Tags"))
@@ -169,15 +165,13 @@ class AwsProvider(Provider):
     def dead_letters(self, context: Context, subscription: str) -> list[dict[str, Any]]:
         """The messages in the subscription's dead-letter queue, oldest first, left in place (each is
         received with a visibility timeout of 0, so it stays visible)."""
-        from skyrig_aws import pubsub
         from skyrig_aws.api import NotFound
+        from skyrig_aws.names import queue_name
 
         sqs = context.client.sqs
         url = None
         for fifo in (False, True):
-            name = pubsub.queue_name(
-                context.app, context.environment.name, subscription, fifo, dead_letter=True
-            )
+            name = queue_name(context.app, context.environment.name, subscription, fifo, dead_letter=True)
             try:
                 url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
                 break
@@ -221,7 +215,7 @@ class AwsProvider(Provider):
         """Exactly what the schedule's trigger task does: the signing key from Secrets Manager, then a
         signed ``POST /__skyrig/cron/JOB`` to ``url``."""
         from skyrig.provider import signed_cron_call
-        from skyrig_aws.cron import signing_key_name
+        from skyrig_aws.names import signing_key_name
 
         name = signing_key_name(context.app, context.environment.name)
         key = context.client.secretsmanager.get_secret_value(SecretId=name)["SecretString"]

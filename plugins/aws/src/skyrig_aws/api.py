@@ -1,16 +1,13 @@
-"""Talking to AWS: one boto3 session per command, errors in skyrig's terms, deterministic names, waits.
+"""Talking to AWS: one boto3 session per command, errors in skyrig's terms, tags, waits.
 
 - Every API call goes through a :class:`AwsClient` service proxy (``client.ec2.describe_vpcs(...)``), which
   turns AWS errors into :class:`NotFound`, :class:`~skyrig.engine.contract.ThrottledError`,
   :class:`~skyrig.engine.contract.TransientError` or :class:`~skyrig.engine.contract.ProviderError`
   with the call named, and counts the call (:data:`CALLS`: the tests and the benchmark read it).
-- Names are deterministic (app, environment, resource) within each API's limits, with a hash suffix when
-  shortened, so that a resource can always be found again by name.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 import sys
 import threading
@@ -270,37 +267,6 @@ def make_client(session: Any, service: str, settings: AwsSettings) -> Any:
 def _count(model: Any, **_: Any) -> None:
     with _calls_lock:
         CALLS[model.service_model.service_name, model.name] += 1
-
-
-# -- names ------------------------------------------------------------------------------------------
-
-_SANITIZE = re.compile(r"[^a-z0-9-]+")
-
-
-def _digest(text: str, size: int = 6) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:size]
-
-
-def name(context: Context, *parts: str, limit: int = 63, lower: bool = True) -> str:
-    """The deterministic AWS name of a resource of the environment: ``APP-ENV-PARTS``.
-
-    Characters AWS names refuse become hyphens; when anything was replaced, or the name is longer than
-    ``limit``, a hash of the exact parts keeps it unique (and the same on every run).
-    """
-    return join_name(context.app, context.environment.name, *parts, limit=limit, lower=lower)
-
-
-def join_name(*parts: str, limit: int = 63, lower: bool = True) -> str:
-    """:func:`name` of explicit parts."""
-    exact = "\0".join(parts)
-    cleaned = [_SANITIZE.sub("-", p.lower() if lower else p).strip("-") for p in parts]
-    text = re.sub(r"-{2,}", "-", "-".join(p for p in cleaned if p))
-    if not text[:1].isalpha():
-        text = "s" + text
-    if text.lower() != "-".join(parts).lower() or len(text) > limit:
-        suffix = _digest(exact)
-        text = text[: limit - len(suffix) - 1].rstrip("-") + "-" + suffix
-    return text
 
 
 # -- tags -----------------------------------------------------------------------------------------------

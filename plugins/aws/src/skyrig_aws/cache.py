@@ -16,19 +16,19 @@ from typing import Any
 
 from skyrig.provider import Context, Node, Observed, ProviderError, Scope
 from skyrig_aws import network
-from skyrig_aws.api import join_name, tag_list, wait_for
+from skyrig_aws.api import tag_list, wait_for
+from skyrig_aws.names import (
+    cache_parameter_group_name,
+    cache_password_secret,
+    cache_subnet_group_name,
+    cache_user_group_id,
+    cache_user_id,
+    replication_group_id,
+)
 from skyrig_aws.nodes import AwsNodeType
 
 SUBNETS_ID = "cache.subnets"
 USER = "skyrig"
-
-
-def group_id(app: str, env: str, cluster: str) -> str:
-    return join_name(app, env, cluster, limit=40)
-
-
-def password_secret(app: str, env: str, cluster: str) -> str:
-    return f"skyrig/{app}/{env}/cache/{cluster}"
 
 
 class CacheSubnetGroupType(AwsNodeType):
@@ -395,7 +395,7 @@ def expand(scope: Scope) -> list[Node]:
     settings = scope.settings
     production = scope.environment.type == "production"
     app, env = scope.app, scope.environment.name
-    subnet_group = join_name(app, env, "cache", limit=255)
+    subnet_group = cache_subnet_group_name(app, env)
     nodes = [
         scope.node(
             SUBNETS_ID,
@@ -406,7 +406,7 @@ def expand(scope: Scope) -> list[Node]:
     ]
     major = settings.cache_engine_version.split(".")[0]
     for r in clusters:
-        identifier = group_id(app, env, r.name)
+        identifier = replication_group_id(app, env, r.name)
         properties = {
             "id": identifier,
             "engine": "redis",
@@ -423,12 +423,12 @@ def expand(scope: Scope) -> list[Node]:
             "active_defrag": True,
             "snapshot_retention_days": 1 if production else 0,
             "subnet_group": subnet_group,
-            "parameter_group": join_name(app, env, "cache", r.name, limit=255),
+            "parameter_group": cache_parameter_group_name(app, env, r.name),
             "parameter_family": f"redis{major}",
-            "user_id": join_name(app, env, r.name, "user", limit=40),
-            "default_user_id": join_name(app, env, r.name, "default", limit=40),
-            "user_group": join_name(app, env, r.name, limit=40),
-            "password_secret": password_secret(app, env, r.name),
+            "user_id": cache_user_id(app, env, r.name, "user"),
+            "default_user_id": cache_user_id(app, env, r.name, "default"),
+            "user_group": cache_user_group_id(app, env, r.name),
+            "password_secret": cache_password_secret(app, env, r.name),
         }
         nodes.append(
             scope.node(

@@ -13,26 +13,24 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from skyrig.provider import Context, Node, Observed, ProviderError, Scope
+from skyrig.provider import RESOURCE_KINDS, Context, Node, Observed, ProviderError, Scope
 from skyrig_aws import delivery, iam, network
-from skyrig_aws.api import join_name, tag_dict, tag_list, wait_for
+from skyrig_aws.api import tag_dict, tag_list, wait_for
+from skyrig_aws.names import (
+    COMPUTE_CLUSTER_ID,
+    EXECUTION_ROLE,
+    cluster_name,
+    internal_domain,
+    load_balancer_name,
+    repository_name,
+    role_id,
+    target_group_name,
+    task_family,
+)
 from skyrig_aws.nodes import AwsNodeType
 
-CLUSTER_ID = "compute.cluster"
 REPOSITORY_ID = "compute.repository"
 BALANCER_ID = "compute.load_balancer"
-
-
-def cluster_name(app: str, env: str) -> str:
-    return join_name(app, env, limit=255)
-
-
-def repository_name(app: str, env: str) -> str:
-    return join_name(app, env, limit=256)
-
-
-def family(app: str, env: str, service: str) -> str:
-    return join_name(app, env, service, limit=255)
 
 
 def image(context: Context) -> str:
@@ -337,7 +335,7 @@ class ServiceType(AwsNodeType):
             cpu=str(cpu),
             memory=str(memory),
             taskRoleArn=iam.role_arn(context, p["role"]),
-            executionRoleArn=iam.role_arn(context, iam.EXECUTION_ROLE),
+            executionRoleArn=iam.role_arn(context, EXECUTION_ROLE),
             containerDefinitions=[
                 {
                     "name": p["service"],
@@ -504,6 +502,16 @@ def owned_by(tags: list[dict[str, str]], context: Context) -> bool:
     return found.get("skyrig:app") == context.app and found.get("skyrig:env") == context.environment.name
 
 
+def service_host(scope: Scope, service: str) -> str:
+    """The host name the load balancer routes to ``service``: ``SERVICE.DOMAIN``."""
+    return f"{service}.{scope.settings.domain or internal_domain(scope.app, scope.environment.name)}"
+
+
+def service_url(scope: Scope, service: str) -> str:
+    """``service``'s URL behind the load balancer."""
+    return f"{'https' if scope.settings.certificate_arn else 'http'}://{service_host(scope, service)}"
+
+
 def expand(scope: Scope) -> list[Node]:
     services = scope.of_kind("service")
     if not services:
@@ -511,11 +519,9 @@ def expand(scope: Scope) -> list[Node]:
     settings = scope.settings
     production = scope.environment.type == "production"
     app, env = scope.app, scope.environment.name
-    domain = settings.domain or f"{join_name(app, env)}.internal"
-    balancer = join_name(app, env, limit=32)
-    scheme = "https" if settings.certificate_arn else "http"
+    balancer = load_balancer_name(app, env)
     nodes = [
-        scope.node(CLUSTER_ID, CLUSTER.type, {"name": cluster_name(app, env), "insights": True}),
+        scope.node(COMPUTE_CLUSTER_ID, CLUSTER.type, {"name": cluster_name(app, env), "insights": True}),
         scope.node(REPOSITORY_ID, REPOSITORY.type, {"name": repository_name(app, env), "scan_on_push": True}),
         scope.node(
             BALANCER_ID,
@@ -532,39 +538,40 @@ def expand(scope: Scope) -> list[Node]:
         uses = {f"@{u.kind}/{u.resource}" for u in scope.model.uses_by(service.name) if u.kind in scope.kinds}
         owned = {
             f"@{r.kind}/{r.name}"
-            for r in scope.model.resources
-            if r.service == service.name and r.kind in scope.kinds and r.kind != "cron_job"
+            for kind in RESOURCE_KINDS
+            if kind != "cron_job"
+            for r in scope.of_kind(kind)
+            if r.service == service.name
         }
         depends = {
-            CLUSTER_ID,
+            COMPUTE_CLUSTER_ID,
             BALANCER_ID,
             REPOSITORY_ID,
-            iam.role_id(service.name),
-            iam.EXECUTION_ROLE,
+            role_id(service.name),
+            EXECUTION_ROLE,
             network.SG_APP,
             *network.private_subnets(),
             *[f"network.routes/private-{z}" for z in network.ZONES],
             *uses,
             *owned,
         }
-        host = f"{service.name}.{domain}"
         properties = {
             "name": service.name,
             "service": service.name,
             "app": service.app,
-            "family": family(app, env, service.name),
+            "family": task_family(app, env, service.name),
             "image": settings.image,
             "cpu": settings.service_cpu,
             "memory": settings.service_memory,
             "desired_count": 2 if production else 1,
             "port": settings.service_port,
             "public_ip": False,
-            "role": iam.role_id(service.name),
-            "target_group": join_name(app, env, service.name, limit=32),
+            "role": role_id(service.name),
+            "target_group": target_group_name(app, env, service.name),
             "load_balancer": balancer,
-            "host": host,
+            "host": service_host(scope, service.name),
             "priority": 1 + int(hashlib.sha256(service.name.encode()).hexdigest(), 16) % 49999,
-            "url": f"{scheme}://{host}",
+            "url": service_url(scope, service.name),
         }
         nodes.append(
             scope.node(

@@ -17,19 +17,19 @@ from typing import Any
 
 from skyrig.provider import Context, Node, Observed, ProviderError, Scope, duration_seconds
 from skyrig_aws import compute, iam, network
-from skyrig_aws.api import join_name, tag_list
+from skyrig_aws.api import tag_list
+from skyrig_aws.names import (
+    SCHEDULER_ROLE,
+    SIGNING_KEY_ID,
+    cluster_name,
+    schedule_group_name,
+    schedule_name,
+    signing_key_name,
+    task_family,
+)
 from skyrig_aws.nodes import AwsNodeType
 
-SIGNING_KEY_ID = "cron.signing_key"
 GROUP_ID = "cron.group"
-
-
-def signing_key_name(app: str, env: str) -> str:
-    return f"skyrig/{app}/{env}/cron-signing-key"
-
-
-def group_name(app: str, env: str) -> str:
-    return join_name(app, env, limit=64)
 
 
 def expression(schedule: str | None, every: str | None) -> str:
@@ -185,7 +185,7 @@ class ScheduleType(AwsNodeType):
             "Description": f"skyrig cron job {p['job']}",
             "Target": {
                 "Arn": cluster,
-                "RoleArn": iam.role_arn(context, iam.SCHEDULER_ROLE),
+                "RoleArn": iam.role_arn(context, SCHEDULER_ROLE),
                 "Input": json.dumps(overrides),
                 "EcsParameters": {
                     "TaskDefinitionArn": task,
@@ -233,7 +233,7 @@ def expand(scope: Scope) -> list[Node]:
     if not jobs:
         return []
     app, env = scope.app, scope.environment.name
-    group = group_name(app, env)
+    group = schedule_group_name(app, env)
     nodes = [
         scope.node(SIGNING_KEY_ID, SIGNING_KEY.type, {"name": signing_key_name(app, env)}),
         scope.node(GROUP_ID, GROUP.type, {"name": group}),
@@ -242,21 +242,17 @@ def expand(scope: Scope) -> list[Node]:
     for job in jobs:
         depends = [GROUP_ID, SIGNING_KEY_ID, f"@service/{job.service}"]
         if compute_here:
-            depends += [iam.SCHEDULER_ROLE, network.SG_APP, *network.private_subnets()]
-        url = next(
-            (n.properties["url"] for n in compute.expand(scope) if n.id == f"compute.service/{job.service}"),
-            "",
-        )
+            depends += [SCHEDULER_ROLE, network.SG_APP, *network.private_subnets()]
         properties = {
-            "name": join_name(app, env, job.name, limit=64),
+            "name": schedule_name(app, env, job.name),
             "group": group,
             "job": job.name,
             "service": job.service,
             "expression": expression(job.schedule, job.every),
             "enabled": True,
-            "cluster": compute.cluster_name(app, env),
-            "family": compute.family(app, env, job.service),
-            "url": url,
+            "cluster": cluster_name(app, env),
+            "family": task_family(app, env, job.service),
+            "url": compute.service_url(scope, job.service) if compute_here else "",
             "signing_key": signing_key_name(app, env),
         }
         nodes.append(

@@ -15,24 +15,21 @@ from typing import Any
 
 from skyrig.provider import Context, ProviderError
 from skyrig_aws.api import NotFound, tag_list
+from skyrig_aws.names import cluster_name, runtime_parameter_name
 
 PLACEHOLDER = "{}"
 """A new service's parameter until the apply that made it ends (its tasks wait for the redeploy)."""
 
 
-def parameter_name(app: str, env: str, service: str) -> str:
-    return f"/skyrig/{app}/{env}/runtime/{service}"
-
-
 def parameter_arn(context: Context, service: str) -> str:
     client = context.client
-    name = parameter_name(context.app, context.environment.name, service)
+    name = runtime_parameter_name(context.app, context.environment.name, service)
     return f"arn:{client.partition()}:ssm:{client.settings.region}:{client.account()}:parameter{name}"
 
 
 def make_parameter(context: Context, service: str, tags: dict[str, str]) -> None:
     """The service's parameter, with the placeholder, unless it exists already (an earlier run's)."""
-    name = parameter_name(context.app, context.environment.name, service)
+    name = runtime_parameter_name(context.app, context.environment.name, service)
     try:
         context.client.ssm.put_parameter(
             Name=name,
@@ -50,17 +47,15 @@ def make_parameter(context: Context, service: str, tags: dict[str, str]) -> None
 def delete_parameter(context: Context, service: str) -> None:
     with contextlib.suppress(NotFound):
         context.client.ssm.delete_parameter(
-            Name=parameter_name(context.app, context.environment.name, service)
+            Name=runtime_parameter_name(context.app, context.environment.name, service)
         )
 
 
 def deliver(context: Context, configs: dict[str, dict[str, Any]]) -> None:
     """Write each service's config where it changed, and redeploy those services."""
-    from skyrig_aws import compute
-
     ssm, ecs = context.client.ssm, context.client.ecs
     app, env = context.app, context.environment.name
-    names = {service: parameter_name(app, env, service) for service in sorted(configs)}
+    names = {service: runtime_parameter_name(app, env, service) for service in sorted(configs)}
     current: dict[str, str] = {}
     listed = list(names.values())
     for start in range(0, len(listed), 10):  # GetParameters takes ten names at a time
@@ -71,6 +66,6 @@ def deliver(context: Context, configs: dict[str, dict[str, Any]]) -> None:
         if name not in current or current[name] == text:
             continue  # not a service this environment runs, or unchanged
         ssm.put_parameter(Name=name, Value=text, Type="String", Overwrite=True, Tier="Intelligent-Tiering")
-        cluster = compute.cluster_name(app, env)
+        cluster = cluster_name(app, env)
         with contextlib.suppress(NotFound):  # tasks read the parameter when they start: restart them
             ecs.update_service(cluster=cluster, service=service, forceNewDeployment=True)

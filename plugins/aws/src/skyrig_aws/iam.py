@@ -12,11 +12,28 @@ from collections.abc import Mapping
 from typing import Any
 
 from skyrig.provider import Context, Node, Observed, ProviderError, Scope, TransientError
-from skyrig_aws.api import join_name, tag_list
+from skyrig_aws.api import tag_list
+from skyrig_aws.names import (
+    EXECUTION_ROLE,
+    SCHEDULER_ROLE,
+    SIGNING_KEY_ID,
+    SQL_INSTANCE_ID,
+    bucket_name,
+    cache_password_secret,
+    instance_name,
+    queue_name,
+    repository_name,
+    role_id,
+    role_name,
+    role_path,
+    runtime_parameter_name,
+    secret_name,
+    signing_key_name,
+    task_family,
+    topic_name,
+)
 from skyrig_aws.nodes import AwsNodeType
 
-EXECUTION_ROLE = "iam.role/execution"
-SCHEDULER_ROLE = "iam.role/scheduler"
 POLICY_NAME = "skyrig"
 
 SECRET_READ = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
@@ -34,18 +51,6 @@ BUCKET_OBJECT_ACTIONS = {
     "signed_url": ["s3:GetObject", "s3:PutObject"],
 }
 BUCKET_ACTIONS = {"list": ["s3:ListBucket"], "download": ["s3:ListBucketVersions"]}
-
-
-def role_id(service: str) -> str:
-    return f"iam.role/{service}"
-
-
-def role_path(app: str, env: str) -> str:
-    return f"/skyrig/{join_name(app, env, limit=100)}/"
-
-
-def role_name(app: str, env: str, role: str) -> str:
-    return join_name(app, env, role, limit=64)
 
 
 def role_arn(context: Context, node_id: str) -> str:
@@ -70,11 +75,9 @@ def grants(scope: Scope, service: str) -> list[dict[str, Any]]:
     ARNs carry ``{partition}``, ``{region}``, ``{account}`` (filled in when the role is written) and
     ``{sql_secret}`` (the RDS master password's secret).
     """
-    from skyrig_aws import cache, cron, objects, pubsub, secrets
-
     app, env = scope.app, scope.environment.name
     model = scope.model
-    topics = {r.name: r for r in model.resources if r.kind == "topic"}
+    topics = {r.name: r for r in model.of_kind("topic")}
     statements: list[dict[str, Any]] = []
 
     def allow(sid: str, actions: list[str], resources: list[str]) -> None:
@@ -94,9 +97,9 @@ def grants(scope: Scope, service: str) -> list[dict[str, Any]]:
         if use.kind == "topic" and "publish" in use.operations:
             topic = topics[use.resource]
             fifo = topic.ordering_attribute is not None or topic.delivery == "exactly-once"
-            allow(sid, ["sns:Publish"], [_arn("sns", pubsub.topic_name(app, env, use.resource, fifo))])
+            allow(sid, ["sns:Publish"], [_arn("sns", topic_name(app, env, use.resource, fifo))])
         elif use.kind == "bucket":
-            name = objects.bucket_name(app, env, use.resource)
+            name = bucket_name(app, env, use.resource)
             object_actions = [a for op in use.operations for a in BUCKET_OBJECT_ACTIONS.get(op, [])]
             bucket_actions = [a for op in use.operations for a in BUCKET_ACTIONS.get(op, [])]
             if object_actions:
@@ -104,23 +107,23 @@ def grants(scope: Scope, service: str) -> list[dict[str, Any]]:
             if bucket_actions:
                 allow(sid, bucket_actions, [f"arn:{{partition}}:s3:::{name}"])
         elif use.kind == "secret" and "read" in use.operations:
-            allow(sid, SECRET_READ, [_secret_arn(secrets.secret_name(app, env, use.resource))])
+            allow(sid, SECRET_READ, [_secret_arn(secret_name(app, env, use.resource))])
         elif use.kind == "sql_database" and use.operations:
             allow(sid, SECRET_READ, ["{sql_secret}"])
         elif use.kind == "cache_cluster" and use.operations:
-            allow(sid, SECRET_READ, [_secret_arn(cache.password_secret(app, env, use.resource))])
-    owned = [r for r in model.resources if r.service == service and r.kind in scope.kinds]
-    for resource in owned:
-        if resource.kind == "subscription":
-            topic = topics[resource.topic]
-            fifo = topic.ordering_attribute is not None or topic.delivery == "exactly-once"
-            sid = "Subscription" + "".join(p.capitalize() for p in resource.name.split("-"))
-            allow(sid, QUEUE_CONSUME, [_arn("sqs", pubsub.queue_name(app, env, resource.name, fifo))])
-            if resource.max_retries != -1:
-                dead_letter = pubsub.queue_name(app, env, resource.name, fifo, dead_letter=True)
-                allow(sid + "DeadLetter", ["sqs:SendMessage"], [_arn("sqs", dead_letter)])
-    if any(r.kind == "cron_job" for r in owned):
-        allow("CronSigningKey", SECRET_READ, [_secret_arn(cron.signing_key_name(app, env))])
+            allow(sid, SECRET_READ, [_secret_arn(cache_password_secret(app, env, use.resource))])
+    for subscription in scope.of_kind("subscription"):
+        if subscription.service != service:
+            continue
+        topic = topics[subscription.topic]
+        fifo = topic.ordering_attribute is not None or topic.delivery == "exactly-once"
+        sid = "Subscription" + "".join(p.capitalize() for p in subscription.name.split("-"))
+        allow(sid, QUEUE_CONSUME, [_arn("sqs", queue_name(app, env, subscription.name, fifo))])
+        if subscription.max_retries != -1:
+            dead_letter = queue_name(app, env, subscription.name, fifo, dead_letter=True)
+            allow(sid + "DeadLetter", ["sqs:SendMessage"], [_arn("sqs", dead_letter)])
+    if any(job.service == service for job in scope.of_kind("cron_job")):
+        allow("CronSigningKey", SECRET_READ, [_secret_arn(signing_key_name(app, env))])
     return sorted(statements, key=lambda s: s["Sid"])
 
 
@@ -145,12 +148,10 @@ class RoleType(AwsNodeType):
         return values
 
     def _sql_secret(self, context: Context) -> str | None:
-        from skyrig_aws import sql
-
-        key = "sql.cluster#secret"
+        key = f"{SQL_INSTANCE_ID}#secret"
         if key not in context.client.known:
-            name = sql.instance_name(context.app, context.environment.name)
-            identifier = context.recorded.get(sql.INSTANCE_ID) or name  # an imported instance: its own
+            name = instance_name(context.app, context.environment.name)
+            identifier = context.recorded.get(SQL_INSTANCE_ID) or name  # an imported instance: its own
             try:
                 db = context.client.rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][
                     0
@@ -286,22 +287,19 @@ def _document(statements: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def expand(scope: Scope) -> list[Node]:
-    from skyrig_aws import compute, cron, sql
-
     app, env = scope.app, scope.environment.name
     nodes = []
     if "service" not in scope.kinds:
         return nodes
-    for service in scope.model.services:
+    for service in scope.of_kind("service"):
         depends = set()
         for use in scope.model.uses_by(service.name):
             if use.kind == "sql_database" and use.kind in scope.kinds:
-                depends.add(sql.INSTANCE_ID)  # the master password's secret: made with the instance
+                depends.add(SQL_INSTANCE_ID)  # the master password's secret: made with the instance
             elif use.kind in ("cache_cluster",) and use.kind in scope.kinds:
                 depends.add(f"@{use.kind}/{use.resource}")
-        owned_cron = any(r.kind == "cron_job" and r.service == service.name for r in scope.model.resources)
-        if owned_cron and "cron_job" in scope.kinds:
-            depends.add(cron.SIGNING_KEY_ID)
+        if any(job.service == service.name for job in scope.of_kind("cron_job")):
+            depends.add(SIGNING_KEY_ID)
         properties = {
             "name": role_name(app, env, service.name),
             "trust": "ecs-tasks.amazonaws.com",
@@ -313,7 +311,7 @@ def expand(scope: Scope) -> list[Node]:
             "Sid": "Images",
             "Effect": "Allow",
             "Action": ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-            "Resource": [_arn("ecr", f"repository/{compute.repository_name(app, env)}")],
+            "Resource": [_arn("ecr", f"repository/{repository_name(app, env)}")],
         },
         {"Sid": "Login", "Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": ["*"]},
         {
@@ -326,7 +324,7 @@ def expand(scope: Scope) -> list[Node]:
             "Sid": "RuntimeConfig",
             "Effect": "Allow",
             "Action": ["ssm:GetParameters"],
-            "Resource": [_arn("ssm", f"parameter/skyrig/{app}/{env}/runtime/*")],
+            "Resource": [_arn("ssm", "parameter" + runtime_parameter_name(app, env, "*"))],
         },
     ]
     nodes.append(
@@ -350,7 +348,7 @@ def expand(scope: Scope) -> list[Node]:
                 "Effect": "Allow",
                 "Action": ["ecs:RunTask"],
                 "Resource": sorted(
-                    _arn("ecs", f"task-definition/{compute.family(app, env, s)}:*") for s in services
+                    _arn("ecs", f"task-definition/{task_family(app, env, s)}:*") for s in services
                 ),
             },
             {

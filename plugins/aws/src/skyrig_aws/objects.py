@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from skyrig.provider import Context, Node, Observed, ProviderError, Scope
-from skyrig_aws.api import join_name, tag_dict, tag_list, wait_for
+from skyrig_aws.api import tag_dict, tag_list, wait_for
+from skyrig_aws.names import bucket_name
 from skyrig_aws.nodes import AwsNodeType
 
 _BLOCK_ALL = {
@@ -19,11 +20,6 @@ _BLOCK_ALL = {
     "BlockPublicPolicy": True,
     "RestrictPublicBuckets": True,
 }
-
-
-def bucket_name(app: str, env: str, bucket: str) -> str:
-    """The S3 name of ``bucket`` (S3 names are global: an app name taken elsewhere fails clearly)."""
-    return join_name(app, env, bucket, limit=63)
 
 
 class BucketType(AwsNodeType):
@@ -286,9 +282,7 @@ TYPES = (BUCKET, DISTRIBUTION)
 def expand(scope: Scope) -> list[Node]:
     app, env = scope.app, scope.environment.name
     nodes = []
-    for r in scope.resources():
-        if r.kind != "bucket":
-            continue
+    for r in scope.of_kind("bucket"):
         name = bucket_name(app, env, r.name)
         properties = {
             "name": name,

@@ -12,20 +12,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from skyrig.provider import Context, Node, Observed, Scope, duration_seconds
-from skyrig_aws.api import join_name, tag_list
+from skyrig_aws.api import tag_list
+from skyrig_aws.names import queue_name, topic_name
 from skyrig_aws.nodes import AwsNodeType, resolve
 
 MAX_RECEIVE_COUNT = 1000
 """SQS's limit on deliveries before the redrive: max_retries above 999 are capped to it."""
-
-
-def topic_name(app: str, env: str, topic: str, fifo: bool) -> str:
-    return join_name(app, env, topic, limit=251) + (".fifo" if fifo else "")
-
-
-def queue_name(app: str, env: str, subscription: str, fifo: bool, dead_letter: bool = False) -> str:
-    parts = (app, env, subscription, "dlq") if dead_letter else (app, env, subscription)
-    return join_name(*parts, limit=75) + (".fifo" if fifo else "")
 
 
 def topic_arn(context: Context, name: str) -> str:
@@ -287,62 +279,61 @@ TYPES = (TOPIC, DEAD_LETTER, SUBSCRIPTION)
 
 def expand(scope: Scope) -> list[Node]:
     app, env = scope.app, scope.environment.name
-    topics = {r.name: r for r in scope.model.resources if r.kind == "topic"}
+    topics = {r.name: r for r in scope.model.of_kind("topic")}
     nodes = []
-    for r in scope.resources():
-        if r.kind == "topic":
-            fifo = r.ordering_attribute is not None or r.delivery == "exactly-once"
-            properties = {
-                "name": topic_name(app, env, r.name, fifo),
-                "fifo": fifo,
-                "exactly_once": r.delivery == "exactly-once",
-            }
-            nodes.append(scope.node(f"pubsub.topic/{r.name}", TOPIC.type, properties, resource=r))
-        elif r.kind == "subscription":
-            topic = topics[r.topic]
-            fifo = topic.ordering_attribute is not None or topic.delivery == "exactly-once"
-            retention = min(max(duration_seconds(r.message_retention), 60), 14 * 86400)
-            properties: dict[str, Any] = {
-                "name": queue_name(app, env, r.name, fifo),
-                "topic": f"pubsub.topic/{r.topic}",
-                "topic_name": topic_name(app, env, r.topic, fifo),
-                "fifo": fifo,
-                "ordered": topic.ordering_attribute is not None,
-                "exactly_once": topic.delivery == "exactly-once",
-                "visibility_timeout": duration_seconds(r.ack_deadline),
-                "retention_seconds": retention,
-                "encrypted": True,
-                "subscribed": True,
-                "max_retries": r.max_retries,
-                "max_receive_count": None,
-                "dead_letter": None,
-                "dead_letter_name": None,
-                "min_backoff_seconds": duration_seconds(r.min_backoff),
-                "max_backoff_seconds": duration_seconds(r.max_backoff),
-                "max_concurrency": r.max_concurrency,
-            }
-            depends = [f"@topic/{r.topic}"]
-            if r.max_retries != -1:
-                dead_letter = f"pubsub.dead_letter/{r.name}"
-                name = queue_name(app, env, r.name, fifo, dead_letter=True)
-                nodes.append(
-                    scope.node(
-                        dead_letter,
-                        DEAD_LETTER.type,
-                        {"name": name, "fifo": fifo, "retention_seconds": 14 * 86400, "encrypted": True},
-                    )
-                )
-                properties["dead_letter"] = dead_letter
-                properties["dead_letter_name"] = name
-                properties["max_receive_count"] = min(r.max_retries + 1, MAX_RECEIVE_COUNT)
-                depends.append(dead_letter)
+    for r in scope.of_kind("topic"):
+        fifo = r.ordering_attribute is not None or r.delivery == "exactly-once"
+        properties = {
+            "name": topic_name(app, env, r.name, fifo),
+            "fifo": fifo,
+            "exactly_once": r.delivery == "exactly-once",
+        }
+        nodes.append(scope.node(f"pubsub.topic/{r.name}", TOPIC.type, properties, resource=r))
+    for r in scope.of_kind("subscription"):
+        topic = topics[r.topic]
+        fifo = topic.ordering_attribute is not None or topic.delivery == "exactly-once"
+        retention = min(max(duration_seconds(r.message_retention), 60), 14 * 86400)
+        properties = {
+            "name": queue_name(app, env, r.name, fifo),
+            "topic": f"pubsub.topic/{r.topic}",
+            "topic_name": topic_name(app, env, r.topic, fifo),
+            "fifo": fifo,
+            "ordered": topic.ordering_attribute is not None,
+            "exactly_once": topic.delivery == "exactly-once",
+            "visibility_timeout": duration_seconds(r.ack_deadline),
+            "retention_seconds": retention,
+            "encrypted": True,
+            "subscribed": True,
+            "max_retries": r.max_retries,
+            "max_receive_count": None,
+            "dead_letter": None,
+            "dead_letter_name": None,
+            "min_backoff_seconds": duration_seconds(r.min_backoff),
+            "max_backoff_seconds": duration_seconds(r.max_backoff),
+            "max_concurrency": r.max_concurrency,
+        }
+        depends = [f"@topic/{r.topic}"]
+        if r.max_retries != -1:
+            dead_letter = f"pubsub.dead_letter/{r.name}"
+            name = queue_name(app, env, r.name, fifo, dead_letter=True)
             nodes.append(
                 scope.node(
-                    f"pubsub.subscription/{r.name}",
-                    SUBSCRIPTION.type,
-                    properties,
-                    tuple(depends),
-                    resource=r,
+                    dead_letter,
+                    DEAD_LETTER.type,
+                    {"name": name, "fifo": fifo, "retention_seconds": 14 * 86400, "encrypted": True},
                 )
             )
+            properties["dead_letter"] = dead_letter
+            properties["dead_letter_name"] = name
+            properties["max_receive_count"] = min(r.max_retries + 1, MAX_RECEIVE_COUNT)
+            depends.append(dead_letter)
+        nodes.append(
+            scope.node(
+                f"pubsub.subscription/{r.name}",
+                SUBSCRIPTION.type,
+                properties,
+                tuple(depends),
+                resource=r,
+            )
+        )
     return nodes

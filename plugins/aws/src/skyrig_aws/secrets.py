@@ -12,12 +12,8 @@ from typing import Any
 
 from skyrig.provider import Context, Node, Observed, Scope
 from skyrig_aws.api import tag_dict, tag_list
+from skyrig_aws.names import secret_name
 from skyrig_aws.nodes import AwsNodeType
-
-
-def secret_name(app: str, env: str, name: str) -> str:
-    """The Secrets Manager name of declared secret ``name``: ``skyrig/APP/ENV/NAME``."""
-    return f"skyrig/{app}/{env}/{name}"
 
 
 class SecretType(AwsNodeType):

@@ -14,19 +14,24 @@ from collections.abc import Mapping
 from typing import Any
 
 from skyrig.provider import Context, Node, Observed, ProviderError, Scope, plan_of
-from skyrig_aws import network
-from skyrig_aws.api import join_name, tag_dict, tag_list, wait_for
+from skyrig_aws import compute, iam, network
+from skyrig_aws.api import tag_dict, tag_list, wait_for
+from skyrig_aws.names import (
+    COMPUTE_CLUSTER_ID,
+    EXECUTION_ROLE,
+    SQL_INSTANCE_ID,
+    cluster_name,
+    db_subnet_group_name,
+    instance_name,
+    migration_family,
+    role_id,
+)
 from skyrig_aws.nodes import AwsNodeType
 
 SUBNETS_ID = "sql.subnets"
-INSTANCE_ID = "sql.cluster"
 MASTER_USER = "skyrig"
 FALLBACK_VERSION = "17.4"
 """The engine version when the endpoint cannot list them (an emulator) and none is configured."""
-
-
-def instance_name(app: str, env: str) -> str:
-    return join_name(app, env, "sql", limit=63)
 
 
 def _where(context: Context) -> dict[str, Any]:
@@ -263,7 +268,7 @@ class DatabaseType(AwsNodeType):
         return arn.rpartition("/")[2].partition(":")[0]
 
     def _instance(self, context: Context, node: Node) -> dict[str, Any]:
-        identifier = context.recorded.get(INSTANCE_ID) or node.properties["instance"]  # imported: its own
+        identifier = context.recorded.get(SQL_INSTANCE_ID) or node.properties["instance"]  # imported: its own
         try:
             db = context.client.rds.describe_db_instances(DBInstanceIdentifier=identifier)
             return db["DBInstances"][0]
@@ -314,8 +319,6 @@ class DatabaseType(AwsNodeType):
         return self._read(context, node, node.properties["family"])
 
     def _register(self, context: Context, node: Node) -> dict[str, Any]:
-        from skyrig_aws import compute, iam
-
         p = node.properties
         db = self._instance(context, node)
         secret = (db.get("MasterUserSecret") or {}).get("SecretArn") or ""
@@ -337,7 +340,7 @@ class DatabaseType(AwsNodeType):
             cpu="256",
             memory="512",
             taskRoleArn=iam.role_arn(context, p["role"]),
-            executionRoleArn=iam.role_arn(context, iam.EXECUTION_ROLE),
+            executionRoleArn=iam.role_arn(context, EXECUTION_ROLE),
             containerDefinitions=[
                 {
                     "name": "migrate",
@@ -352,7 +355,7 @@ class DatabaseType(AwsNodeType):
         )["taskDefinition"]
         if p["run"]:
             context.client.ecs.run_task(
-                cluster=compute.cluster_name(context.app, context.environment.name),
+                cluster=cluster_name(context.app, context.environment.name),
                 taskDefinition=task["taskDefinitionArn"],
                 launchType="FARGATE",
                 count=1,
@@ -415,12 +418,10 @@ def expand(scope: Scope) -> list[Node]:
     databases = scope.of_kind("sql_database")
     if not databases:
         return []
-    from skyrig_aws import compute, iam
-
     settings = scope.settings
     production = scope.environment.type == "production"
     app, env = scope.app, scope.environment.name
-    group = join_name(app, env, "sql", limit=255)
+    group = db_subnet_group_name(app, env)
     nodes = [
         scope.node(
             SUBNETS_ID,
@@ -429,7 +430,7 @@ def expand(scope: Scope) -> list[Node]:
             tuple(network.private_subnets()),
         ),
         scope.node(
-            INSTANCE_ID,
+            SQL_INSTANCE_ID,
             INSTANCE.type,
             {
                 "identifier": instance_name(app, env),
@@ -451,14 +452,14 @@ def expand(scope: Scope) -> list[Node]:
     compute_here = "service" in scope.kinds
     for database in databases:
         migrations, files = plan_of(database)
-        depends = [INSTANCE_ID, iam.role_id(database.service), iam.EXECUTION_ROLE]
+        depends = [SQL_INSTANCE_ID, role_id(database.service), EXECUTION_ROLE]
         if compute_here:
-            depends += [compute.CLUSTER_ID, *network.private_subnets(), network.SG_APP]
+            depends += [COMPUTE_CLUSTER_ID, *network.private_subnets(), network.SG_APP]
         properties = {
             "name": database.name,
             "instance": instance_name(app, env),
-            "family": join_name(app, env, "migrate", database.name, limit=255),
-            "role": iam.role_id(database.service),
+            "family": migration_family(app, env, database.name),
+            "role": role_id(database.service),
             "migrations": migrations,
             "files": files,
             "run": compute_here,

@@ -12,6 +12,7 @@ import os
 import sys
 from typing import Any
 
+from skyrig_aws.names import signing_key_name
 from skyrig_aws.runtime.secrets import read
 
 
@@ -34,8 +35,6 @@ def main() -> None:
     job, url = sys.argv[1], sys.argv[2]
     entry = {"region": os.environ.get("AWS_REGION"), "endpoint_url": os.environ.get("AWS_ENDPOINT_URL")}
     app, env = os.environ["SKYRIG_APP"], os.environ["SKYRIG_ENVIRONMENT"]
-    from skyrig_aws.cron import signing_key_name
-
     key = read(entry, signing_key_name(app, env))
     if key is None:
         raise SystemExit("the environment's cron signing key has no value")
