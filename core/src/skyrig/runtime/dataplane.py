@@ -66,12 +66,16 @@ class SubscriptionClient(Protocol):
 class Consuming:
     """The part of consuming that is the same on every provider; a subscription client subclasses it.
 
-    :meth:`consume` allows one consumer per subscription and process (a second is a programming error)
-    and calls :meth:`run`, the provider's own loop, which ends with :func:`drain`.
+    :meth:`consume` allows one consumer per subscription and process (a second is a programming error),
+    resolves the drain timeout (by default the ack deadline) and calls :meth:`run`, the provider's own
+    loop, which ends with :func:`drain`.
     """
 
     name: str
     """The subscription's name."""
+    ack_deadline: float
+    """The subscription's ack deadline in seconds: how long a drain waits unless told otherwise (after it
+    the broker would deliver the messages again anyway)."""
     _consuming: bool = False
 
     async def consume(
@@ -82,12 +86,13 @@ class Consuming:
             raise RuntimeError(f"subscription {self.name!r} is consumed already in this process")
         self._consuming = True
         try:
-            await self.run(handler, stop, drain_timeout)
+            await self.run(handler, stop, self.ack_deadline if drain_timeout is None else drain_timeout)
         finally:
             self._consuming = False
 
-    async def run(self, handler: Handler, stop: asyncio.Event, drain_timeout: float | None) -> None:
-        """Hand messages to ``handler`` until ``stop`` is set; then :func:`drain` what runs."""
+    async def run(self, handler: Handler, stop: asyncio.Event, drain_timeout: float) -> None:
+        """Hand messages to ``handler`` until ``stop`` is set; then :func:`drain` what runs, for at most
+        ``drain_timeout`` seconds."""
         raise NotImplementedError
 
 

@@ -26,9 +26,10 @@ import contextlib
 import json
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any
 
+from skyrig.provider import Handler, drain
 from skyrig_local import natsio, streams
 
 ORDERING_HEADER = "Skyrig-Ordering-Key"
@@ -75,15 +76,15 @@ class Consumer:
         self,
         settings: dict[str, Any],
         url: str,
-        handler: Callable[[dict[str, Any]], Awaitable[None]],
+        handler: Handler,
         stop: asyncio.Event,
-        drain_timeout: float | None,
+        drain_timeout: float,
     ) -> None:
         self.settings = settings
         self.url = url
         self.handler = handler
         self.stop = stop
-        self.drain_timeout = settings["ack_deadline_seconds"] if drain_timeout is None else drain_timeout
+        self.drain_timeout = drain_timeout
         self.name: str = settings["name"]
         self.limit: int = settings["max_concurrency"]
         self.max_retries: int = settings["max_retries"]
@@ -355,9 +356,4 @@ class Consumer:
                 with contextlib.suppress(Exception):
                     await delivery.msg.nak()
                 await self._settle(delivery)
-        if self.tasks:
-            _, late = await asyncio.wait(set(self.tasks), timeout=self.drain_timeout)
-            for task in late:
-                task.cancel()
-            if late:
-                await asyncio.wait(late, timeout=2)
+        await drain(self.tasks, self.drain_timeout)

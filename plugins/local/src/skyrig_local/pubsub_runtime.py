@@ -12,10 +12,10 @@ import concurrent.futures
 import itertools
 import json
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from skyrig.provider import Consuming, Handler
 from skyrig_local import broker, natsio, outbox
 from skyrig_local.consumer import ORDERING_HEADER, Consumer
 
@@ -117,28 +117,15 @@ class TopicClient:
         raise TopicError(f"publishing to topic {self.name!r} failed: {error}") from error
 
 
-class SubscriptionClient:
+class SubscriptionClient(Consuming):
     """Consumes one subscription (see :mod:`skyrig_local.consumer` for the delivery semantics)."""
 
     def __init__(self, entry: dict[str, Any], config: dict[str, Any] | None = None) -> None:
         self.entry = entry
-        self._consuming = False
+        self.name: str = entry["name"]
+        self.ack_deadline: float = entry["ack_deadline_seconds"]
 
-    async def consume(
-        self,
-        handler: Callable[[dict[str, Any]], Awaitable[None]],
-        stop: asyncio.Event,
-        *,
-        drain_timeout: float | None = None,
-    ) -> None:
+    async def run(self, handler: Handler, stop: asyncio.Event, drain_timeout: float) -> None:
         """Handle messages with ``handler`` (raising means failure) until ``stop`` is set; then take no
-        more and let running handlers finish, waiting at most ``drain_timeout`` seconds (by default the
-        ack deadline, after which the broker would deliver them again anyway)."""
-        if self._consuming:
-            raise RuntimeError(f"subscription {self.entry['name']!r} is consumed already in this process")
-        self._consuming = True
-        try:
-            consumer = Consumer(self.entry, broker_url(self.entry), handler, stop, drain_timeout)
-            await consumer.run()
-        finally:
-            self._consuming = False
+        more and let running handlers finish, waiting at most ``drain_timeout`` seconds."""
+        await Consumer(self.entry, broker_url(self.entry), handler, stop, drain_timeout).run()

@@ -22,9 +22,9 @@ import contextlib
 import json
 import os
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
+from skyrig.provider import Consuming, Handler, drain
 from skyrig_aws.runtime import aws
 
 POLL_VARIABLE = "SKYRIG_AWS_POLL_SECONDS"
@@ -64,28 +64,24 @@ class TopicClient:
         return await asyncio.to_thread(self.publish, data, ordering_key=ordering_key, message_id=message_id)
 
 
-class SubscriptionClient:
+class SubscriptionClient(Consuming):
     """Consumes one subscription's SQS queue."""
 
     def __init__(self, entry: dict[str, Any], config: dict[str, Any] | None = None) -> None:
         self.entry = entry
+        self.name: str = entry.get("name", "")
         self.sqs = aws("sqs", entry)
         self.url: str = entry["url"]
         self.fifo = bool(entry.get("fifo"))
         self.limit = int(entry.get("max_concurrency", 100))
         self.max_retries = int(entry.get("max_retries", -1))
         self.visibility = int(entry.get("visibility_timeout") or entry.get("ack_deadline_seconds") or 30)
+        self.ack_deadline = self.visibility
         self.wait = int(os.environ.get(POLL_VARIABLE, "20"))
 
-    async def consume(
-        self,
-        handler: Callable[[dict[str, Any]], Awaitable[None]],
-        stop: asyncio.Event,
-        *,
-        drain_timeout: float | None = None,
-    ) -> None:
+    async def run(self, handler: Handler, stop: asyncio.Event, drain_timeout: float) -> None:
         """Handle messages with ``handler`` until ``stop`` is set, then let running handlers finish (up to
-        ``drain_timeout`` seconds, by default the ack deadline) and give back what was not started."""
+        ``drain_timeout`` seconds) and give back what was not started."""
         slots = asyncio.Semaphore(self.limit)
         tasks: set[asyncio.Task[None]] = set()
         running = 0
@@ -119,13 +115,7 @@ class SubscriptionClient:
                 task = asyncio.create_task(work())
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
-        if tasks:
-            timeout = self.visibility if drain_timeout is None else drain_timeout
-            _, late = await asyncio.wait(set(tasks), timeout=timeout)
-            for task in late:
-                task.cancel()
-            if late:
-                await asyncio.wait(late, timeout=2)
+        await drain(tasks, drain_timeout)
 
     def _receive(self, count: int) -> list[dict[str, Any]]:
         return self.sqs.receive_message(
@@ -151,7 +141,7 @@ class SubscriptionClient:
     async def _handle_group(
         self,
         group: list[dict[str, Any]],
-        handler: Callable[[dict[str, Any]], Awaitable[None]],
+        handler: Handler,
         slots: asyncio.Semaphore,
         stop: asyncio.Event,
     ) -> None:
@@ -167,7 +157,7 @@ class SubscriptionClient:
     async def _handle(
         self,
         message: dict[str, Any],
-        handler: Callable[[dict[str, Any]], Awaitable[None]],
+        handler: Handler,
         slots: asyncio.Semaphore,
     ) -> bool:
         """Handle one message; True if it is settled (handled or dead-lettered)."""

@@ -22,10 +22,11 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from skyrig.provider import Handler, drain
 from skyrig_memory.broker import Broker, Delivery, Policy
 
 POLL = 0.005, 0.02
@@ -45,15 +46,15 @@ class Consumer:
         self,
         broker: Broker,
         policy: Policy,
-        handler: Callable[[dict[str, Any]], Awaitable[None]],
+        handler: Handler,
         stop: asyncio.Event,
-        drain_timeout: float | None = None,
+        drain_timeout: float,
     ) -> None:
         self.broker = broker
         self.policy = policy
         self.handler = handler
         self.stop = stop
-        self.drain_timeout = policy.ack_deadline if drain_timeout is None else drain_timeout
+        self.drain_timeout = drain_timeout
         self.id = uuid.uuid4().hex[:12]
         self.holds = policy.ordered or policy.exactly_once
         self.slots = asyncio.Semaphore(policy.max_concurrency)
@@ -106,7 +107,7 @@ class Consumer:
                 self.wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), interval)
-            await self._drain()
+            await drain(self.tasks, self.drain_timeout)  # those cut short are given back
         finally:
             self.pool.shutdown(wait=False)
 
@@ -148,13 +149,3 @@ class Consumer:
         finally:
             if self.running.get(delivery.seq) is delivery:
                 del self.running[delivery.seq]
-
-    async def _drain(self) -> None:
-        """Let running handlers finish, up to the drain timeout; give back those cut short."""
-        if not self.tasks:
-            return
-        _, late = await asyncio.wait(set(self.tasks), timeout=self.drain_timeout)
-        for task in late:
-            task.cancel()
-        if late:
-            await asyncio.wait(late, timeout=2)

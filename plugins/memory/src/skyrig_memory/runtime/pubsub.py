@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
+from skyrig.provider import Consuming, Handler
 from skyrig_memory.broker import Broker, NoSuchResource, Policy
 from skyrig_memory.cloud import open_cloud
 
@@ -57,31 +57,19 @@ class TopicClient:
         return await asyncio.to_thread(self.publish, data, ordering_key=ordering_key, message_id=message_id)
 
 
-class SubscriptionClient:
+class SubscriptionClient(Consuming):
     """Consumes one subscription (see :mod:`skyrig_memory.runtime.consumer` for the semantics)."""
 
     def __init__(self, entry: dict[str, Any], config: dict[str, Any] | None = None) -> None:
         self.entry = entry
         self.policy = Policy.from_entry(entry)
-        self._consuming = False
+        self.name = self.policy.name
+        self.ack_deadline = self.policy.ack_deadline
 
-    async def consume(
-        self,
-        handler: Callable[[dict[str, Any]], Awaitable[None]],
-        stop: asyncio.Event,
-        *,
-        drain_timeout: float | None = None,
-    ) -> None:
+    async def run(self, handler: Handler, stop: asyncio.Event, drain_timeout: float) -> None:
         """Handle messages with ``handler`` (raising means failure) until ``stop`` is set; then take no
-        more and let running handlers finish, waiting at most ``drain_timeout`` seconds (by default the
-        ack deadline, after which the message would be delivered again anyway)."""
+        more and let running handlers finish, waiting at most ``drain_timeout`` seconds."""
         from skyrig_memory.runtime.consumer import Consumer
 
-        if self._consuming:
-            raise RuntimeError(f"subscription {self.policy.name!r} is consumed already in this process")
-        self._consuming = True
-        try:
-            broker = Broker(open_cloud(self.entry["cloud"]))
-            await Consumer(broker, self.policy, handler, stop, drain_timeout).run()
-        finally:
-            self._consuming = False
+        broker = Broker(open_cloud(self.entry["cloud"]))
+        await Consumer(broker, self.policy, handler, stop, drain_timeout).run()
