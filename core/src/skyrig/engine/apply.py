@@ -22,7 +22,7 @@ from skyrig.engine.contract import Context, NodeType, Observed
 from skyrig.engine.graph import Node
 from skyrig.engine.plan import Change, Plan
 from skyrig.errors import ProviderError, ThrottledError, TransientError
-from skyrig.state import NodeRecord
+from skyrig.state import NodeRecord, StateStore
 
 T = TypeVar("T")
 
@@ -107,7 +107,7 @@ class Executor:
     def __init__(
         self,
         plan: Plan,
-        store: Any,
+        store: StateStore,
         fence: int,
         contexts: Mapping[str, Context],
         types: Mapping[str, NodeType],

@@ -229,11 +229,6 @@ class SQLiteStore:
             db.execute("DELETE FROM intents WHERE env = ? AND id = ?", (env, node_id))
             self._bump(db, env)
 
-    def clear_intent(self, env: str, fence: int, node_id: str) -> None:
-        with self._transaction() as db:
-            self._check_fence(db, env, fence)
-            db.execute("DELETE FROM intents WHERE env = ? AND id = ?", (env, node_id))
-
     def finish(self, env: str, fence: int, runtime: dict[str, dict[str, Any]]) -> None:
         """Mark an apply complete and store each service's runtime config."""
         with self._transaction() as db:
