@@ -31,43 +31,17 @@ SUBNETS_ID = "cache.subnets"
 USER = "skyrig"
 
 
-class CacheSubnetGroupType(AwsNodeType):
+class CacheSubnetGroupType(network.SubnetGroupType):
     """The cache subnet group: the private subnets of both zones."""
 
     type = "aws.cache.subnet_group"
     arn_types = ("elasticache:subnetgroup",)
-    replace_on = frozenset({"name"})
-
-    def inventory_id(self, arn: str) -> str:
-        return arn.rpartition(":")[2]
-
-    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
-        context.client.elasticache.describe_cache_subnet_groups(CacheSubnetGroupName=provider_id)
-        return self.observed(node, provider_id, {"name": provider_id}, {"name": provider_id})
-
-    def _find(self, context: Context, node: Node) -> Observed | None:
-        return self._read(context, node, node.properties["name"])
-
-    def _create(self, context: Context, node: Node) -> Observed:
-        name = node.properties["name"]
-        context.client.elasticache.create_cache_subnet_group(
-            CacheSubnetGroupName=name,
-            CacheSubnetGroupDescription=f"skyrig {context.app}/{context.environment.name}: private subnets",
-            SubnetIds=network.ec2_ids(context, "subnet", node.properties["subnets"]),
-            Tags=tag_list(context.tags(node)),
-        )
-        return self.observed(node, name, {}, {"name": name})
-
-    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
-        return self.read(context, node, provider_id)  # type: ignore[return-value]
-
-    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
-        cache = context.client.elasticache
-        if context.client.lacks("elasticache.deletion"):  # moto cannot delete subnet groups: untag it
-            arn = cache.describe_cache_subnet_groups(CacheSubnetGroupName=provider_id)["CacheSubnetGroups"][0]
-            cache.remove_tags_from_resource(ResourceName=arn["ARN"], TagKeys=list(context.tags(node)))
-            return
-        cache.delete_cache_subnet_group(CacheSubnetGroupName=provider_id)
+    service = "elasticache"
+    describe_call = "describe_cache_subnet_groups"
+    create_call = "create_cache_subnet_group"
+    delete_call = "delete_cache_subnet_group"
+    field = "CacheSubnetGroup"
+    undeletable = "elasticache.deletion"  # moto cannot delete subnet groups
 
 
 class ClusterType(AwsNodeType):

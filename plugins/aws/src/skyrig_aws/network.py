@@ -1,5 +1,6 @@
 """Networking: a VPC per environment, public and private subnets in two zones, an internet gateway, NAT,
-route tables and security groups.
+route tables and security groups; and the subnet groups (of the private subnets) RDS and ElastiCache
+place their servers in, one node type for both: :class:`SubnetGroupType`.
 
 Databases and caches live in the private subnets and accept connections only from the services'
 security group; the load balancer is the only thing in the public subnets besides the NAT gateways.
@@ -440,6 +441,69 @@ class SecurityGroupType(Ec2Type):
         if current and current[0].get("IpPermissions"):  # rules naming other groups block their deletion
             ec2.revoke_security_group_ingress(GroupId=provider_id, IpPermissions=current[0]["IpPermissions"])
         ec2.delete_security_group(GroupId=provider_id)
+
+
+class SubnetGroupType(AwsNodeType):
+    """A subnet group of the private subnets of both zones, where RDS or ElastiCache places its servers.
+
+    One class serves both services: a subclass gives its service's calls as class data, and the group
+    is made, read and deleted alike (same description, same tags).
+    """
+
+    replace_on = frozenset({"name"})
+    service: ClassVar[str]
+    """The client: ``rds``, ``elasticache``."""
+    describe_call: ClassVar[str]
+    create_call: ClassVar[str]
+    delete_call: ClassVar[str]
+    field: ClassVar[str]
+    """The calls' field prefix: ``DBSubnetGroup`` (``DBSubnetGroupName``, ``DBSubnetGroups``)."""
+    listed: ClassVar[bool] = False
+    """Whether reading several lists every group in one paginated call (else one describe each)."""
+    undeletable: ClassVar[str | None] = None
+    """The emulator gap (:meth:`~skyrig_aws.api.AwsClient.lacks`) under which deleting only untags."""
+
+    def inventory_id(self, arn: str) -> str:
+        return arn.rpartition(":")[2]
+
+    def _describe(self, context: Context, name: str) -> dict[str, Any]:
+        client = getattr(context.client, self.service)
+        return getattr(client, self.describe_call)(**{f"{self.field}Name": name})
+
+    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
+        self._describe(context, provider_id)
+        return self.observed(node, provider_id, {"name": provider_id}, {"name": provider_id})
+
+    def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
+        if not self.listed:
+            return super()._read_many(context, nodes)
+        groups = getattr(context.client, self.service).pages(self.describe_call, f"{self.field}s")
+        found = {g[f"{self.field}Name"] for g in groups}
+        return {n.id: self._read(context, n, pid) if pid in found else None for n, pid in nodes}
+
+    def _find(self, context: Context, node: Node) -> Observed | None:
+        return self._read(context, node, node.properties["name"])
+
+    def _create(self, context: Context, node: Node) -> Observed:
+        name = node.properties["name"]
+        description = f"skyrig {context.app}/{context.environment.name}: private subnets"
+        getattr(getattr(context.client, self.service), self.create_call)(
+            **{f"{self.field}Name": name, f"{self.field}Description": description},
+            SubnetIds=ec2_ids(context, "subnet", node.properties["subnets"]),
+            Tags=tag_list(context.tags(node)),
+        )
+        return self.observed(node, name, {}, {"name": name})
+
+    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
+        return self.read(context, node, provider_id)  # type: ignore[return-value]
+
+    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
+        client = getattr(context.client, self.service)
+        if self.undeletable and context.client.lacks(self.undeletable):  # the emulator cannot: untag it
+            group = self._describe(context, provider_id)[f"{self.field}s"][0]
+            client.remove_tags_from_resource(ResourceName=group["ARN"], TagKeys=list(context.tags(node)))
+            return
+        getattr(client, self.delete_call)(**{f"{self.field}Name": provider_id})
 
 
 def _rule_key(rule: dict[str, Any]) -> tuple[Any, ...]:

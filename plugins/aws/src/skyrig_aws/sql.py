@@ -38,45 +38,17 @@ def _where(context: Context) -> dict[str, Any]:
     return {"region": context.settings.region, "endpoint_url": context.settings.endpoint_url}
 
 
-class SubnetGroupType(AwsNodeType):
+class SubnetGroupType(network.SubnetGroupType):
     """The DB subnet group: the private subnets of both zones."""
 
     type = "aws.sql.subnet_group"
     arn_types = ("rds:subgrp",)
-    replace_on = frozenset({"name"})
-
-    def inventory_id(self, arn: str) -> str:
-        return arn.rpartition(":")[2]
-
-    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
-        context.client.rds.describe_db_subnet_groups(DBSubnetGroupName=provider_id)
-        return self.observed(node, provider_id, {"name": provider_id}, {"name": provider_id})
-
-    def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
-        found = {
-            g["DBSubnetGroupName"]
-            for g in context.client.rds.pages("describe_db_subnet_groups", "DBSubnetGroups")
-        }
-        return {n.id: self._read(context, n, pid) if pid in found else None for n, pid in nodes}
-
-    def _find(self, context: Context, node: Node) -> Observed | None:
-        return self._read(context, node, node.properties["name"])
-
-    def _create(self, context: Context, node: Node) -> Observed:
-        name = node.properties["name"]
-        context.client.rds.create_db_subnet_group(
-            DBSubnetGroupName=name,
-            DBSubnetGroupDescription=f"skyrig {context.app}/{context.environment.name}: private subnets",
-            SubnetIds=network.ec2_ids(context, "subnet", node.properties["subnets"]),
-            Tags=tag_list(context.tags(node)),
-        )
-        return self.observed(node, name, {}, {"name": name})
-
-    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
-        return self.read(context, node, provider_id)  # type: ignore[return-value]
-
-    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
-        context.client.rds.delete_db_subnet_group(DBSubnetGroupName=provider_id)
+    service = "rds"
+    describe_call = "describe_db_subnet_groups"
+    create_call = "create_db_subnet_group"
+    delete_call = "delete_db_subnet_group"
+    field = "DBSubnetGroup"
+    listed = True
 
 
 class InstanceType(AwsNodeType):
