@@ -85,21 +85,7 @@ def reset(name: str, env_name: str, app_dir: str | None, yes: bool) -> None:
             raise UserError(
                 f"database {name!r} could not be reset: {error}", "fix it and run again"
             ) from None
-        session.store.record(
-            session.name,
-            fence,
-            NodeRecord(
-                node.id,
-                node.type,
-                node.provider,
-                observed.provider_id,
-                dict(node.properties),
-                dict(observed.properties),
-                dict(observed.outputs),
-                node.resource,
-                list(node.depends_on),
-            ),
-        )
+        session.store.record(session.name, fence, NodeRecord.of(node, observed))
     migrations = observed.properties.get("migrations")
     applied = f", {len(migrations)} migration(s) applied" if isinstance(migrations, list) else ""
     click.echo(f"database {name} of {session.app}/{env_name} reset: dropped and created again{applied}")

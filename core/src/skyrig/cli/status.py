@@ -146,21 +146,7 @@ def import_(env_name: str, node_id: str, provider_id: str, app_dir: str | None) 
         observed = session.types[node.type].read(session.context(node.provider), node, provider_id)
         if observed is None:
             raise UserError(f"{node.provider} has no {node.type} with id {provider_id!r}")
-        session.store.record(
-            env_name,
-            fence,
-            NodeRecord(
-                node_id,
-                node.type,
-                node.provider,
-                observed.provider_id,
-                dict(node.properties),
-                dict(observed.properties),
-                dict(observed.outputs),
-                node.resource,
-                list(session.graph.dependencies[node_id]),
-            ),
-        )
+        session.store.record(env_name, fence, NodeRecord.of(node, observed))
     click.echo(
         f"imported {node_id} as {observed.provider_id}; run skyrig plan --env {env_name} to see differences"
     )

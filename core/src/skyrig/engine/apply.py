@@ -224,15 +224,9 @@ class Executor:
         context = self.contexts[node.provider]
         record = self.records.get(node.id)
         if change.action == "noop":
-            if change.adopt:
-                observed = dict(record.observed) | change.adopt if record else change.adopt
-                self._record(
-                    change,
-                    record.provider_id if record else "",
-                    observed,
-                    record.outputs if record else {},
-                    desired=record.desired if record else None,
-                )
+            if change.adopt and record is not None:
+                adopted = Observed(record.provider_id, dict(record.observed) | change.adopt, record.outputs)
+                self._save(change, adopted, desired=record.desired)
                 return "adopted"
             return "noop"
         if change.action == "delete":
@@ -286,30 +280,5 @@ class Executor:
 
         return self.retry.call(function, count)
 
-    def _save(self, change: Change, observed: Observed) -> None:
-        self._record(change, observed.provider_id, dict(observed.properties), dict(observed.outputs))
-
-    def _record(
-        self,
-        change: Change,
-        provider_id: str,
-        observed: dict[str, Any],
-        outputs: Mapping[str, Any],
-        desired: Mapping[str, Any] | None = None,
-    ) -> None:
-        node = change.node
-        self.store.record(
-            self.plan.environment,
-            self.fence,
-            NodeRecord(
-                node.id,
-                node.type,
-                node.provider,
-                provider_id,
-                dict(desired if desired is not None else node.properties),
-                observed,
-                dict(outputs),
-                node.resource,
-                list(node.depends_on),
-            ),
-        )
+    def _save(self, change: Change, observed: Observed, desired: Mapping[str, Any] | None = None) -> None:
+        self.store.record(self.plan.environment, self.fence, NodeRecord.of(change.node, observed, desired))

@@ -9,6 +9,7 @@ outputs hold references only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,22 @@ class NodeRecord:
     drift: list[str] = field(default_factory=list)
     """Invariant properties found changed in the cloud at the last refresh, to be restored."""
     updated_at: float = 0.0
+
+    @classmethod
+    def of(cls, node: Node, observed: Observed, desired: Mapping[str, Any] | None = None) -> NodeRecord:
+        """The record of ``node`` as its cloud ``observed`` it just now; ``desired``: the properties last
+        applied, if not the node's own (a console change adopted into state keeps what was applied)."""
+        return cls(
+            node.id,
+            node.type,
+            node.provider,
+            observed.provider_id,
+            dict(desired if desired is not None else node.properties),
+            dict(observed.properties),
+            dict(observed.outputs),
+            node.resource,
+            list(node.depends_on),
+        )
 
     def node(self) -> Node:
         """The node as it was last applied."""
