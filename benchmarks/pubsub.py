@@ -76,7 +76,7 @@ def _percentile(values: list[float], share: float) -> float:
 class Bench:
     def __init__(self, root: Path) -> None:
         from skyrig.runtime.binding import client_for_key
-        from skyrig_local import broker
+        from skyrig_local.pubsub import broker
 
         broker.ensure(root / ".skyrig/local/local")
 

@@ -17,9 +17,10 @@ import pytest
 from skyrig.cli import main
 from skyrig.cli.session import open_session
 from skyrig.runtime import binding
-from skyrig_local import broker, natsio, provider, streams
-from skyrig_local.messages import recent_messages
-from skyrig_local.pubsub_runtime import SubscriptionClient
+from skyrig_local import provider
+from skyrig_local.pubsub import broker, natsio, streams
+from skyrig_local.pubsub.client import SubscriptionClient
+from skyrig_local.pubsub.messages import recent_messages
 
 APP = """
 import datetime
@@ -471,7 +472,7 @@ def test_the_broker_dies_with_its_owner(tmp_path):
         f"""
         import os, sys
         from pathlib import Path
-        from skyrig_local import broker
+        from skyrig_local.pubsub import broker
         broker.ensure(Path({str(folder)!r}))
         print(broker._owned[Path({str(folder)!r}).resolve()][0].pid, flush=True)
         os._exit(0) if sys.argv[1] == "crash" else None

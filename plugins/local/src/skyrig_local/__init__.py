@@ -66,8 +66,8 @@ class LocalProvider(Provider):
         "sql_database": "skyrig_local.runtime:DatabaseClient",
         "cache_cluster": "skyrig_local.cache:CacheClient",
         "bucket": "skyrig_local.objects:BucketClient",
-        "topic": "skyrig_local.pubsub_runtime:TopicClient",
-        "subscription": "skyrig_local.pubsub_runtime:SubscriptionClient",
+        "topic": "skyrig_local.pubsub.client:TopicClient",
+        "subscription": "skyrig_local.pubsub.client:SubscriptionClient",
         "secret": "skyrig_local.secrets:SecretClient",
     }
 
@@ -92,7 +92,8 @@ class LocalProvider(Provider):
         ]
 
     def stop_local_servers(self, context: Any) -> None:
-        from skyrig_local import broker, cache, postgres
+        from skyrig_local import cache, postgres
+        from skyrig_local.pubsub import broker
         from skyrig_local.records import environment_folder
 
         postgres.stop(environment_folder(context) / "postgres")
@@ -105,7 +106,7 @@ class LocalProvider(Provider):
         return support
 
     def recent_messages(self, context: Any, limit: int = 50) -> list[dict[str, Any]]:
-        from skyrig_local.messages import recent_messages
+        from skyrig_local.pubsub.messages import recent_messages
         from skyrig_local.records import environment_folder
 
         if "topic" not in context.environment.kinds_of("local"):

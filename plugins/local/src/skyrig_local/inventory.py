@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from skyrig.provider import Context
-from skyrig_local import broker, postgres, streams
+from skyrig_local import postgres
+from skyrig_local.pubsub import broker, streams
 from skyrig_local.records import environment_folder
 
 SYSTEM_DATABASES = ("postgres", "template0", "template1")
@@ -52,7 +53,7 @@ def _databases(data: Path) -> list[str]:
 
 def dead_letters(context: Context, subscription: str) -> list[dict[str, Any]]:
     """The messages in ``subscription``'s dead-letter stream, oldest first, left in place."""
-    from skyrig_local import natsio
+    from skyrig_local.pubsub import natsio
 
     url = broker.ensure(environment_folder(context))
 

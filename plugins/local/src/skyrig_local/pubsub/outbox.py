@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from skyrig_local import natsio
+from skyrig_local.pubsub import natsio
 
 ACK_TIMEOUT = 5.0
 ATTEMPTS = 3

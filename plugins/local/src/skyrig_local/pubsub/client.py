@@ -2,7 +2,7 @@
 
 Publishing works from synchronous code with no event loop (FastAPI runs sync endpoints in a threadpool)
 and from any event loop: the process keeps one broker connection on the NATS loop thread
-(:mod:`skyrig_local.natsio`) and submits to it. A consumer runs in the caller's own loop.
+(:mod:`skyrig_local.pubsub.natsio`) and submits to it. A consumer runs in the caller's own loop.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from skyrig.provider import Consuming, Handler
-from skyrig_local import broker, natsio, outbox
-from skyrig_local.consumer import ORDERING_HEADER, Consumer
+from skyrig_local.pubsub import broker, natsio, outbox
+from skyrig_local.pubsub.consumer import ORDERING_HEADER, Consumer
 
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 _id_prefix = uuid.uuid4().hex[:16]
@@ -118,7 +118,7 @@ class TopicClient:
 
 
 class SubscriptionClient(Consuming):
-    """Consumes one subscription (see :mod:`skyrig_local.consumer` for the delivery semantics)."""
+    """Consumes one subscription (see :mod:`skyrig_local.pubsub.consumer` for the delivery semantics)."""
 
     def __init__(self, entry: dict[str, Any], config: dict[str, Any] | None = None) -> None:
         self.entry = entry

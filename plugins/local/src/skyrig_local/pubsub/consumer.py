@@ -30,7 +30,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from skyrig.provider import Handler, drain
-from skyrig_local import natsio, streams
+from skyrig_local.pubsub import natsio, streams
 
 ORDERING_HEADER = "Skyrig-Ordering-Key"
 _EXPIRES = 5.0

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from skyrig_local import broker, natsio, streams
-from skyrig_local.consumer import message_id
+from skyrig_local.pubsub import broker, natsio, streams
+from skyrig_local.pubsub.consumer import message_id
 
 
 def recent_messages(folder: Path, limit: int = 50) -> list[dict[str, Any]]:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from skyrig_local import natsio
+from skyrig_local.pubsub import natsio
 
 _lock = threading.Lock()
 _owned: dict[Path, tuple[subprocess.Popen[bytes], str]] = {}
@@ -212,7 +212,7 @@ def _start(folder: Path) -> str:
 
 
 async def _replay(url: str, found: dict[str, dict[str, Any]]) -> None:
-    from skyrig_local import streams
+    from skyrig_local.pubsub import streams
 
     js = await natsio.jetstream(url)
     await streams.declare_events(js)

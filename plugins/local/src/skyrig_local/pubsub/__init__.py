@@ -1,9 +1,14 @@
-"""Pub/sub on the environment's NATS JetStream broker (see :mod:`skyrig_local.broker`).
+"""Pub/sub on the environment's NATS JetStream broker: the node types of topics and subscriptions.
 
 A topic is a stream kept in memory, as long as its longest-lived subscription keeps messages, with a
 duplicate window for exactly-once delivery; a subscription is a durable consumer of it (ack wait = ack
 deadline, max ack pending = max concurrency) with a dead-letter stream of its own. Retention, ack
 deadline, retries, backoff and concurrency change in place; the delivery guarantee or ordering replaces.
+
+The package: :mod:`.broker` runs the environment's NATS server and keeps the definitions it replays;
+:mod:`.streams` declares the JetStream objects behind a definition; :mod:`.natsio` is the process's NATS
+loop and connections; :mod:`.client` is the data plane (publishing through :mod:`.outbox`, consuming
+through :mod:`.consumer`); :mod:`.messages` reads recent messages for the dashboard.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from skyrig.provider import Context, Node, NodeType, Observed, Scope, duration_seconds
-from skyrig_local import broker, natsio, streams
+from skyrig_local.pubsub import broker, natsio, streams
 from skyrig_local.records import environment_folder as env_folder
 
 DEFAULT_RETENTION = 7 * 86400
