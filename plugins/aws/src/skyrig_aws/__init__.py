@@ -38,6 +38,14 @@ class AwsProvider(Provider):
             }
         ),
         settings="skyrig_aws.settings:AwsSettings",
+        together={
+            # a database's node is an ECS task definition run in compute's cluster, under its service's
+            # task role and the execution role, which iam expands only with compute
+            "sql": frozenset({"compute"}),
+            # a schedule runs its service's task definition in compute's cluster, in the private subnets,
+            # under the scheduler role: none of them exists where another provider runs the services
+            "cron": frozenset({"compute"}),
+        },
         description=(
             "AWS: VPC, ECS Fargate, RDS PostgreSQL, SNS/SQS, ElastiCache, S3, Secrets Manager, Scheduler"
         ),
