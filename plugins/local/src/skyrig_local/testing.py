@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from skyrig_local import postgres
+from skyrig_local.pids import alive
 from skyrig_local.runtime import DatabaseClient
 
 if TYPE_CHECKING:
@@ -74,16 +75,6 @@ def start_cluster(data: Path) -> None:
             for name, value in SETTINGS.items():
                 connection.execute(f"ALTER SYSTEM SET {name} = {value}")
             connection.execute("SELECT pg_reload_conf()")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _identifier(name: str, size: int) -> str:
@@ -158,7 +149,7 @@ def collect_garbage(data: Path | None, folder: Path) -> None:
     process is gone."""
     sessions = folder / "sessions"
     for session in sessions.iterdir() if sessions.is_dir() else ():
-        if session.name.isdigit() and not _alive(int(session.name)):
+        if session.name.isdigit() and not alive(int(session.name)):
             shutil.rmtree(session, ignore_errors=True)
     if data is None:
         return
@@ -168,7 +159,7 @@ def collect_garbage(data: Path | None, folder: Path) -> None:
     with psycopg.connect(admin_uri(data), autocommit=True) as admin:
         names = admin.execute("SELECT datname FROM pg_database WHERE datname ~ '^s_.*_[0-9]+$'").fetchall()
         for (name,) in names:
-            if not _alive(int(name.rpartition("_")[2])):
+            if not alive(int(name.rpartition("_")[2])):
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
@@ -186,7 +177,7 @@ def remove_orphans(home: Path) -> None:
 
 def _running(data: Path) -> bool:
     try:
-        return _alive(int((data / "postmaster.pid").read_text().split()[0]))
+        return alive(int((data / "postmaster.pid").read_text().split()[0]))
     except (OSError, ValueError, IndexError):
         return False
 

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from skyrig_local.pids import alive
 from skyrig_local.pubsub import natsio
 
 _lock = threading.Lock()
@@ -68,16 +69,6 @@ def server_name(folder: Path) -> str:
     return f"skyrig-{hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]}"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
-
-
 def running(folder: Path) -> str | None:
     """The URL of the environment's broker if a live process runs it, else None."""
     folder = folder.resolve()
@@ -86,7 +77,7 @@ def running(folder: Path) -> str | None:
         return owned[1]
     state = _read_state(folder)
     url = state.get("url")
-    if url and _alive(state.get("pid", 0)) and natsio.answers(url, server_name(folder)):
+    if url and alive(state.get("pid", 0)) and natsio.answers(url, server_name(folder)):
         return url
     return None
 
