@@ -32,13 +32,24 @@ class SQLClient(Protocol):
 
 
 class TopicClient(Protocol):
-    """``topic``: publishing; returns once the broker has stored the message."""
+    """``topic``: publishing; returns once the broker has stored the message. A client may subclass it
+    to inherit :meth:`publish_async`."""
 
-    def publish(self, data: dict[str, Any], *, ordering_key: str | None = None) -> str:
-        """Publish ``data`` (the message as JSON) and return its message id; callable without a loop."""
+    def publish(
+        self, data: dict[str, Any], *, ordering_key: str | None = None, message_id: str | None = None
+    ) -> str:
+        """Publish ``data`` (the message as JSON) and return its message id; callable without a loop.
+        ``message_id``: the id to publish under (made up if None); on an exactly-once topic, a publish
+        retried with the same id is delivered once."""
 
-    async def publish_async(self, data: dict[str, Any], *, ordering_key: str | None = None) -> str:
-        """:meth:`publish` from an event loop."""
+    async def publish_async(
+        self, data: dict[str, Any], *, ordering_key: str | None = None, message_id: str | None = None
+    ) -> str:
+        """:meth:`publish` from an event loop; by default in a worker thread, so that the loop is not
+        blocked (a natively asynchronous client overrides it)."""
+        import asyncio
+
+        return await asyncio.to_thread(self.publish, data, ordering_key=ordering_key, message_id=message_id)
 
 
 class SubscriptionClient(Protocol):

@@ -24,6 +24,7 @@ import os
 import uuid
 from typing import Any
 
+import skyrig.provider as sdk
 from skyrig.provider import Consuming, Handler, drain
 from skyrig_aws.runtime import aws
 
@@ -36,7 +37,7 @@ def backoff(entry: dict[str, Any], attempt: int) -> int:
     return int(min(entry["max_backoff_seconds"], entry["min_backoff_seconds"] * 2 ** max(0, attempt - 1)))
 
 
-class TopicClient:
+class TopicClient(sdk.TopicClient):
     """Publishes to one SNS topic; returns once SNS has stored the message."""
 
     def __init__(self, entry: dict[str, Any], config: dict[str, Any] | None = None) -> None:
@@ -57,11 +58,6 @@ class TopicClient:
             arguments["MessageDeduplicationId"] = message_id[:128]
         self.sns.publish(**arguments)
         return message_id
-
-    async def publish_async(
-        self, data: dict[str, Any], *, ordering_key: str | None = None, message_id: str | None = None
-    ) -> str:
-        return await asyncio.to_thread(self.publish, data, ordering_key=ordering_key, message_id=message_id)
 
 
 class SubscriptionClient(Consuming):

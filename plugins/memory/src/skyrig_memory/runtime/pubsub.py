@@ -7,6 +7,7 @@ import json
 import uuid
 from typing import Any
 
+import skyrig.provider as sdk
 from skyrig.provider import Consuming, Handler
 from skyrig_memory.broker import Broker, NoSuchResource, Policy
 from skyrig_memory.cloud import open_cloud
@@ -18,7 +19,7 @@ class TopicError(RuntimeError):
     """A message could not be published."""
 
 
-class TopicClient:
+class TopicClient(sdk.TopicClient):
     """Publishes to one topic; returns once the message is stored in the cloud for every subscription."""
 
     def __init__(self, entry: dict[str, Any], config: dict[str, Any] | None = None) -> None:
@@ -49,12 +50,6 @@ class TopicClient:
                 f"topic {self.name!r} does not exist in the memory cloud: provision it with skyrig apply"
             ) from None
         return message_id
-
-    async def publish_async(
-        self, data: dict[str, Any], *, ordering_key: str | None = None, message_id: str | None = None
-    ) -> str:
-        """:meth:`publish` from an event loop (the write runs in a thread, not blocking the loop)."""
-        return await asyncio.to_thread(self.publish, data, ordering_key=ordering_key, message_id=message_id)
 
 
 class SubscriptionClient(Consuming):
