@@ -46,10 +46,6 @@ class Scope:
     defaults: Mapping[str, Mapping[str, Any]]
     """``kind/name`` -> provider-side settings from the ``skyrig_resource_defaults`` hooks."""
 
-    def resources(self) -> list[Any]:
-        """The model's services and resources of this provider's kinds."""
-        return [r for r in [*self.model.services, *self.model.resources] if r.kind in self.kinds]
-
     def of_kind(self, kind: str) -> list[Any]:
         """The model's services (``kind="service"``) or resources of ``kind``, if this provider provisions
         that kind here; else none."""
