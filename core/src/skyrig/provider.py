@@ -8,7 +8,7 @@ and from nothing else of skyrig (the import contracts in CI hold ours to it). Wh
 
 **Expanding the model into nodes**
     :class:`Scope` (``scope.of_kind("topic")``, ``scope.node(...)``), :class:`Node`, :func:`resource_key`,
-    :class:`Environment`, :data:`AppModel` and its records.
+    :func:`cron_job_nodes`, :class:`Environment`, :data:`AppModel` and its records.
 
 **Provisioning a node type**
     :class:`NodeType` (``read`` / ``find`` / ``create`` / ``update`` / ``delete``, with ``tunable``,
@@ -19,8 +19,8 @@ and from nothing else of skyrig (the import contracts in CI hold ours to it). Wh
 **Optional capabilities**, each tied to a claim of the manifest and checked both ways when the provider
 loads: :class:`SecretStore` (the ``secret`` kind), :class:`ManagedCron` (``cron.managed``),
 :class:`DeadLetters` (``pubsub.dead_letter``), :class:`Branching` (``sql.branching``); and those tied to
-no claim: :class:`RuntimeDelivery`, :class:`LocalServers`, :class:`MessageHistory`, :class:`ThrowawayServers`
-(with :class:`TestSupport` and :class:`SupportSession`).
+no claim: :class:`RuntimeDelivery`, :class:`LocalServers`, :class:`MessageHistory`,
+:class:`ThrowawayServers` (with :class:`TestSupport` and :class:`SupportSession`).
 
 **The data plane** (what ``Provider.data_planes`` name, per kind): the protocols :class:`SQLClient`,
 :class:`TopicClient`, :class:`SubscriptionClient`, :class:`CacheClient`, :class:`BucketClient`,
@@ -33,7 +33,8 @@ migrations (:func:`migrate`, :func:`plan_of`, :data:`MIGRATIONS_LEDGER`), signed
 :func:`read_body` for the ASGI servers a provider runs locally.
 
 Importing this module stays cheap (no pydantic, no cloud SDK): providers import it at the top of the
-module that defines the provider, which ``skyrig providers`` imports.
+module that defines the provider, which ``skyrig providers`` imports. ``docs/provider-sdk.md`` lists every
+name, one line each.
 """
 
 from __future__ import annotations
