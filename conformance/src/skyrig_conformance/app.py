@@ -125,6 +125,11 @@ def resources(capabilities: Capabilities) -> str:
             f'Subscription(busy, "limited", handler=handle, max_concurrency=3, '
             f"max_retries={c.retries(5)}, {fast})",
         ]
+        if c.dead_letter:
+            lines += [
+                'fatal = Topic("fatal", Event)',
+                f'Subscription(fatal, "fatal", handler=handle, ack_deadline="2s", max_retries=0, {fast})',
+            ]
         if c.ordering:
             lines += [
                 'sequence = Topic("sequence", Event, ordering_attribute="key")',
@@ -164,7 +169,8 @@ def uses(capabilities: Capabilities) -> str:
     if c.sql:
         body += ["ledger.connect()", "ledger.connect_async()", "ledger.pool()", "ledger.url"]
     if c.pubsub:
-        topics = ["events", "doomed", "slow", "busy"] + ["sequence"] * c.ordering + ["once"] * c.exactly_once
+        topics = ["events", "doomed", "slow", "busy"] + ["fatal"] * c.dead_letter
+        topics += ["sequence"] * c.ordering + ["once"] * c.exactly_once
         body += [f"{topic}.publish(None)" for topic in topics]
     if c.cache:
         body += ['session.get(id="x")', 'session.set("x", None)', 'session.delete(id="x")']

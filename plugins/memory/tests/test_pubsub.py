@@ -1,10 +1,12 @@
-"""Pub/sub in the memory cloud, through the real SDK: delivery, retries and backoff, dead letters, ack
-deadlines, concurrency, ordering, exactly-once, draining, and consumers in several processes."""
+"""Pub/sub in the memory cloud, through the real SDK: what the conformance suite (which checks the semantics
+every provider shares) does not. The timing of retries and redeliveries, what a dead letter records,
+ordering keys handled in parallel; the broker's bookkeeping (deduplication by message id, handled ids, a
+message given back when the drain timeout cuts its handler short); consumers in several processes sharing
+a subscription; and a topic that is gone."""
 
 from __future__ import annotations
 
 import asyncio
-import datetime
 import itertools
 import subprocess
 import sys
@@ -48,8 +50,6 @@ def handle(message) -> None:
 
 orders = Topic("orders", Order)
 Subscription(orders, "receipts", handler=handle, {fast})
-Subscription(orders, "audit", handler=handle, {fast})
-Subscription(orders, "idle", handler=handle, {fast})
 failing = Topic("failing", Keyed)
 Subscription(failing, "retry", handler=handle, ack_deadline="1s", min_backoff="1s", max_backoff="10s", max_retries=2)
 failing_fast = Topic("failing-fast", Keyed)
@@ -58,8 +58,6 @@ slow = Topic("slow", Keyed)
 Subscription(slow, "deadline", handler=handle, max_retries=-1, {fast})
 slow_dl = Topic("slow-dl", Keyed)
 Subscription(slow_dl, "deadline-dl", handler=handle, max_retries=0, {fast})
-busy = Topic("busy", Keyed)
-Subscription(busy, "limited", handler=handle, max_concurrency=3, {fast})
 work = Topic("work", Keyed)
 Subscription(work, "drain", handler=handle, max_concurrency=5, {fast})
 shared = Topic("shared", Keyed)
@@ -75,7 +73,7 @@ Subscription(sequence, "in-order-shared", handler=handle, ack_deadline="5s", min
 
 
 def use():
-    for topic in (orders, failing, failing_fast, slow, slow_dl, busy, work, shared, ordered, once, sequence):
+    for topic in (orders, failing, failing_fast, slow, slow_dl, work, shared, ordered, once, sequence):
         topic.publish(None)
 """
 
@@ -110,42 +108,6 @@ def _left(app: App, subscription: str) -> int:
 def _dead(app: App, subscription: str) -> list[dict]:
     with app.context() as context:
         return provider.dead_letters(context, subscription)
-
-
-def test_a_message_reaches_each_subscription_exactly_as_typed(app):
-    sdk = app.sdk
-    order = sdk.Order(
-        id=7, customer="ada", total=12.5, lines=["tea", "cake"], when=datetime.datetime(2026, 1, 2, 3, 4, 5)
-    )
-    message_id = sdk.orders.publish(order)
-    assert isinstance(message_id, str) and message_id
-    for name in ("receipts", "audit"):
-        got = []
-
-        async def handler(data, got=got):
-            got.append(data)
-
-        app.consume(name, handler, until=lambda got=got, name=name: got and _left(app, name) == 0)
-        assert got == [order.model_dump(mode="json")]
-        assert sdk.Order.model_validate(got[0]) == order
-    assert _left(app, "idle") == 1, "a subscription not consumed keeps its copy"
-
-
-def test_async_publish_from_a_loop(app):
-    async def publish():
-        return await asyncio.gather(
-            *(app.sdk.orders.publish_async(app.sdk.Order(id=i, customer="x")) for i in range(5))
-        )
-
-    ids = asyncio.run(publish())
-    assert len(set(ids)) == 5
-    got = []
-
-    async def handler(data):
-        got.append(data["id"])
-
-    app.consume("receipts", handler, until=lambda: len(got) == 5)
-    assert sorted(got) == list(range(5))
 
 
 def test_retries_back_off_exponentially_then_dead_letter(app):
@@ -209,23 +171,6 @@ def test_a_message_redelivered_past_max_retries_is_dead_lettered_unhandled(app):
     assert dead["attempts"] == 1 and "ack deadline" in dead["error"]
 
 
-def test_max_concurrency_is_reached_and_never_exceeded(app):
-    running, peak, done = [0], [0], []
-
-    async def handler(data):
-        running[0] += 1
-        peak[0] = max(peak[0], running[0])
-        await asyncio.sleep(0.1)
-        running[0] -= 1
-        done.append(data["n"])
-
-    for n in range(12):
-        app.sdk.busy.publish(app.sdk.Keyed(key="k", n=n))
-    app.consume("limited", handler, until=lambda: len(done) == 12)
-    assert peak[0] == 3
-    assert sorted(done) == list(range(12))
-
-
 def test_ordering_per_key_under_concurrency_and_with_a_failing_message(app):
     log, running, peak, failures = [], [0], [0], {"a-1": 2}
 
@@ -262,20 +207,6 @@ def test_ordering_per_key_under_concurrency_and_with_a_failing_message(app):
     assert peak[0] > 1, "different keys in parallel"
 
 
-def test_exactly_once_with_a_handler_slower_than_its_ack_deadline(app):
-    calls = []
-
-    async def handler(data):
-        calls.append(data["n"])
-        if data["n"] == 0:
-            await asyncio.sleep(1.6)  # past the 1 s ack deadline: its lease is renewed meanwhile
-
-    for n in range(3):
-        app.sdk.once.publish(app.sdk.Keyed(key="k", n=n))
-    app.consume("once", handler, until=lambda: len(calls) >= 3 and _left(app, "once") == 0)
-    assert sorted(calls) == [0, 1, 2]
-
-
 def test_exactly_once_publish_dedupes_and_handled_ids_are_never_handed_out_again(app):
     client = app.client("topic/once")
     assert client.publish({"key": "k", "n": 10}, message_id="fixed1") == "fixed1"
@@ -294,21 +225,6 @@ def test_exactly_once_publish_dedupes_and_handled_ids_are_never_handed_out_again
 
     app.consume("once", handler, until=lambda: _left(app, "once") == 0)
     assert calls == [10]
-
-
-def test_a_stopped_consumer_finishes_in_flight_work(app):
-    started, finished = [], []
-
-    async def handler(data):
-        started.append(data["n"])
-        await asyncio.sleep(0.3)
-        finished.append(data["n"])
-
-    for n in range(3):
-        app.sdk.work.publish(app.sdk.Keyed(key="k", n=n))
-    app.consume("drain", handler, until=lambda: len(started) == 3)
-    assert sorted(finished) == [0, 1, 2]
-    assert _left(app, "drain") == 0
 
 
 def test_a_handler_cut_short_by_the_drain_timeout_gives_its_message_back(app):

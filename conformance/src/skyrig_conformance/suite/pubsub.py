@@ -1,6 +1,7 @@
 """Pub/sub through the runtime SDK and the provider's consumer: delivery exactly as typed to every
-subscription, retries with backoff, the ack deadline, max_concurrency; dead letters, ordering and
-exactly-once when claimed.
+subscription, publishing from an event loop, retries with backoff, the ack deadline, max_concurrency,
+draining on stop; dead letters (after max_retries, at once with max_retries=0, and for a message
+delivered again past max_retries), ordering and exactly-once when claimed.
 
 Every test marks its messages with a fresh ``note`` and acknowledges any other message it meets, so
 tests never see each other's messages.
@@ -40,6 +41,18 @@ def _failing(marker: str) -> tuple[list[float], Callable[[dict[str, Any]], Await
     return attempts, handler
 
 
+def _dead_letters(deployment: Any, subscription: str, marker: str) -> Callable[[], list[dict[str, Any]]]:
+    """What reads the dead letters of ``subscription`` marked ``marker``, through the provider's reader.
+    One context serves every read: a test asks often while it consumes, in the consumer's event loop."""
+    provider, context = deployment.provider(), deployment.context(MAIN)
+
+    def read() -> list[dict[str, Any]]:
+        letters = provider.dead_letters(context, subscription)
+        return [letter for letter in letters if letter["data"].get("note") == marker]
+
+    return read
+
+
 class TestPubSub(Suite):
     """Topics and subscriptions as the app sees them."""
 
@@ -55,7 +68,10 @@ class TestPubSub(Suite):
         marker = _marker()
         at = datetime.datetime(2026, 11, 30, 12, 30, 15, 250000, tzinfo=datetime.UTC)
         sent = app.messages.Event(id=1, key="a/b", note=f"{marker} héllo ✓", at=at, tags=["x", "y"])
-        app.resources.events.publish(sent)
+        message_id = app.resources.events.publish(sent)
+        assert isinstance(message_id, str) and message_id, (
+            f"publish returned {message_id!r}, not a message id"
+        )
         for service, subscriptions in (("alpha", ("record", "audit")), ("beta", ("inbox",))):
             bound = deployment.bind(service)
             for subscription in subscriptions:
@@ -75,6 +91,25 @@ class TestPubSub(Suite):
                 )
 
     @needs.kinds("topic", "subscription")
+    def test_publish_async_from_an_event_loop(self, deployment, app):
+        marker = _marker()
+
+        async def publish() -> list[str]:
+            events = (app.messages.Event(id=number, note=marker) for number in range(5))
+            return await asyncio.gather(*(app.resources.events.publish_async(event) for event in events))
+
+        ids = asyncio.run(publish())
+        assert len(set(ids)) == 5, f"five messages published at once, their ids: {ids}"
+        got: list[int] = []
+
+        async def handler(data: dict[str, Any]) -> None:
+            if data.get("note") == marker:
+                got.append(data["id"])
+
+        deployment.consume("record", handler, until=lambda: len(got) >= 5)
+        assert sorted(got) == list(range(5)), f"published 0 to 4 from an event loop, handled {got}"
+
+    @needs.kinds("topic", "subscription")
     def test_a_failing_handler_is_retried_with_exponential_backoff(self, deployment, app):
         marker = _marker()
         attempts, handler = _failing(marker)
@@ -89,10 +124,7 @@ class TestPubSub(Suite):
     def test_after_max_retries_the_message_is_dead_lettered(self, deployment, app):
         marker = _marker()
         attempts, handler = _failing(marker)
-
-        def dead() -> list[dict[str, Any]]:
-            letters = deployment.provider().dead_letters(deployment.context(MAIN), "doomed")
-            return [letter for letter in letters if letter["data"].get("note") == marker]
+        dead = _dead_letters(deployment, "doomed", marker)
 
         app.resources.doomed.publish(app.messages.Event(id=3, note=marker))
         deployment.consume(
@@ -102,6 +134,43 @@ class TestPubSub(Suite):
         [letter] = dead()
         assert letter["data"]["id"] == 3
         assert letter.get("attempts") in (None, 3), letter
+        assert letter.get("error") is None or "the handler fails on purpose" in letter["error"], letter
+
+    @needs.feature("pubsub.dead_letter")
+    def test_with_max_retries_zero_the_first_failure_is_dead_lettered(self, deployment, app):
+        marker = _marker()
+        attempts, handler = _failing(marker)
+        dead = _dead_letters(deployment, "fatal", marker)
+
+        app.resources.fatal.publish(app.messages.Event(id=5, note=marker))
+        deployment.consume(
+            "fatal", handler, until=lambda: bool(attempts) and bool(dead()), timeout=40, settle=2.5
+        )
+        assert len(attempts) == 1, f"max_retries=0 means 1 delivery, there were {len(attempts)}"
+        [letter] = dead()
+        assert letter["data"]["id"] == 5
+        assert letter.get("attempts") in (None, 1), letter
+        assert letter.get("error") is None or "the handler fails on purpose" in letter["error"], letter
+
+    @needs.feature("pubsub.dead_letter")
+    def test_a_message_delivered_again_past_max_retries_is_dead_lettered_unhandled(self, deployment, app):
+        marker = _marker()
+        calls: list[float] = []
+
+        async def handler(data: dict[str, Any]) -> None:
+            if data.get("note") != marker:
+                return
+            calls.append(time.monotonic())
+            await asyncio.sleep(3)  # past the 2 s ack deadline: a second delivery would be past max_retries=0
+
+        dead = _dead_letters(deployment, "fatal", marker)
+
+        app.resources.fatal.publish(app.messages.Event(id=6, note=marker))
+        deployment.consume("fatal", handler, until=lambda: bool(calls) and bool(dead()), timeout=40, settle=1)
+        assert len(calls) == 1, f"the handler was called {len(calls)} times, past max_retries=0"
+        [letter] = dead()
+        assert letter["data"]["id"] == 6
+        assert letter.get("error") is None or "ack deadline" in letter["error"], letter
 
     @needs.kinds("topic", "subscription")
     def test_a_message_not_acknowledged_within_the_ack_deadline_comes_again(self, deployment, app):
@@ -122,7 +191,8 @@ class TestPubSub(Suite):
     @needs.kinds("topic", "subscription")
     def test_max_concurrency_is_reached_and_never_exceeded(self, deployment, app):
         marker = _marker()
-        state = {"active": 0, "peak": 0, "done": 0}
+        state = {"active": 0, "peak": 0}
+        done: list[int] = []
 
         async def handler(data: dict[str, Any]) -> None:
             if data.get("note") != marker:
@@ -131,12 +201,39 @@ class TestPubSub(Suite):
             state["peak"] = max(state["peak"], state["active"])
             await asyncio.sleep(0.4)
             state["active"] -= 1
-            state["done"] += 1
+            done.append(data["id"])
 
         for number in range(9):
             app.resources.busy.publish(app.messages.Event(id=number, note=marker))
-        deployment.consume("limited", handler, until=lambda: state["done"] >= 9, timeout=40)
+        deployment.consume("limited", handler, until=lambda: len(done) >= 9, timeout=40)
         assert state["peak"] == 3, f"max_concurrency=3, but {state['peak']} handlers ran at once at most"
+        assert sorted(done) == list(range(9)), f"each of 9 messages handled once, handled {sorted(done)}"
+
+    @needs.kinds("topic", "subscription")
+    def test_a_stopped_consumer_lets_running_handlers_finish_and_acknowledges_them(self, deployment, app):
+        marker = _marker()
+        started: list[int] = []
+        finished: list[int] = []
+
+        async def handler(data: dict[str, Any]) -> None:
+            if data.get("note") != marker:
+                return
+            started.append(data["id"])
+            await asyncio.sleep(0.5)
+            finished.append(data["id"])
+
+        for number in range(3):
+            app.resources.slow.publish(app.messages.Event(id=number, note=marker))
+        deployment.consume("slow", handler, until=lambda: len(started) >= 3, timeout=40)
+        assert sorted(finished) == [0, 1, 2], f"stopping cut running handlers short: finished {finished}"
+        again: list[int] = []
+
+        async def watch(data: dict[str, Any]) -> None:
+            if data.get("note") == marker:
+                again.append(data["id"])
+
+        deployment.consume("slow", watch, until=lambda: True, settle=3)  # past the 2 s ack deadline
+        assert again == [], f"handled while stopping, yet delivered again (not acknowledged): {again}"
 
     @needs.feature("pubsub.ordering")
     def test_messages_with_one_ordering_key_are_handled_in_publish_order(self, deployment, app):
