@@ -55,7 +55,10 @@ def apply(
             try:
                 made = Plan.from_json(Path(plan_file).read_text())
             except (ValueError, TypeError, KeyError) as error:
-                raise UserError(f"{plan_file} is not a skyrig plan: {error}") from None
+                raise UserError(
+                    f"{plan_file} is not a skyrig plan this skyrig can apply: {error}",
+                    f"make a new one: skyrig plan --env {env_name} --out {plan_file}",
+                ) from None
         else:
             made = session.plan(include_data=include_data)
         show_plan(made, err=True)
