@@ -76,10 +76,17 @@ Subscription(topic_{index}, "subscription-{index}", handler=handle_{index}, max_
 
 SERVICE = '''"""Generated service {service}."""
 
+from pydantic import BaseModel
+
 from skyrig import Bucket, CacheCluster, Secret, Service, Topic
 
+
+class Notice(BaseModel):
+    id: int
+
+
 service = Service("{service}", app="{service}.api:app")
-topic_{index} = Topic("topic-{index}", dict)
+topic_{index} = Topic("topic-{index}", Notice)
 bucket_{index} = Bucket("bucket-{index}")
 secret_{index} = Secret("secret-{index}")
 cache_{index} = CacheCluster("cache-{index}")

@@ -81,6 +81,11 @@ class ModuleFacts:
     """Top-level name -> ``function``, ``class`` or ``variable``."""
     class_fields: dict[str, tuple[str, ...] | None] = field(default_factory=dict)
     """Top-level class -> its annotated fields, or None when it inherits fields we cannot see."""
+    class_shapes: dict[str, tuple[tuple[tuple[str, ...], ...], tuple[tuple[str, ...], ...]]] = field(
+        default_factory=dict
+    )
+    """Top-level class -> the dotted names of its bases and of its decorators (a decorator called with
+    arguments: what is called); ``("?",)`` for one that is no dotted name, and a ``metaclass=``."""
     declarations: list[RawDeclaration] = field(default_factory=list)
     refs: list[Ref] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
@@ -93,6 +98,7 @@ class ModuleFacts:
             self.imports,
             self.definitions,
             self.class_fields,
+            self.class_shapes,
             [(*d[:2], tuple(map(tuple, d.args)), *d[3:]) for d in self.declarations],
             [tuple(ref) for ref in self.refs],
             [(d.file, d.line, d.column, d.message, d.hint) for d in self.diagnostics],
@@ -102,11 +108,12 @@ class ModuleFacts:
     @classmethod
     def from_plain(cls, plain: tuple) -> ModuleFacts:
         """The inverse of :meth:`to_plain`."""
-        imports, definitions, class_fields, declarations, refs, diagnostics, broken = plain
+        imports, definitions, class_fields, class_shapes, declarations, refs, diagnostics, broken = plain
         return cls(
             imports,
             definitions,
             class_fields,
+            class_shapes,
             [RawDeclaration(d[0], d[1], tuple(Arg(*a) for a in d[2]), *d[3:]) for d in declarations],
             [Ref(*ref) for ref in refs],
             [Diagnostic(*d) for d in diagnostics],
@@ -197,6 +204,7 @@ class _Extractor:
         elif kind is ast.ClassDef:
             definitions[stmt.name] = "class"  # type: ignore[attr-defined]
             self.facts.class_fields[stmt.name] = _class_fields(stmt)  # type: ignore[arg-type, attr-defined]
+            self.facts.class_shapes[stmt.name] = _class_shape(stmt)  # type: ignore[arg-type, attr-defined]
             self._walk_if_relevant(stmt, f"class '{stmt.name}'")  # type: ignore[attr-defined]
         elif kind in (ast.Assign, ast.AnnAssign, ast.Expr):
             targets = _targets(stmt)
@@ -380,6 +388,27 @@ def _class_fields(cls: ast.ClassDef) -> tuple[str, ...] | None:
         for stmt in cls.body
         if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)
     )
+
+
+OPAQUE = ("?",)
+"""A base or decorator the parser cannot name."""
+
+
+def _class_shape(
+    cls: ast.ClassDef,
+) -> tuple[tuple[tuple[str, ...], ...], tuple[tuple[str, ...], ...]]:
+    """The dotted names of ``cls``'s bases (``Generic[T]`` as ``Generic``) and decorators (``@d(...)`` as
+    ``d``); a metaclass makes the class opaque."""
+
+    def named(node: ast.expr) -> tuple[str, ...]:
+        if isinstance(node, ast.Subscript | ast.Call):
+            node = node.value if isinstance(node, ast.Subscript) else node.func
+        return dotted(node) or OPAQUE
+
+    bases = [named(base) for base in cls.bases]
+    if any(keyword.arg == "metaclass" for keyword in cls.keywords):
+        bases.append(OPAQUE)
+    return tuple(bases), tuple(named(decorator) for decorator in cls.decorator_list)
 
 
 def _shape(node: ast.expr) -> str:

@@ -15,6 +15,7 @@ from skyrig import declarations as decl
 from skyrig.analysis import hints
 from skyrig.analysis.declared import Declared, parameters
 from skyrig.analysis.diagnostics import Problems
+from skyrig.analysis.message_types import refusal
 from skyrig.analysis.names import Definition, Names, Unknown, type_reference
 from skyrig.declarations._base import spec_errors
 from skyrig.kinds import KINDS
@@ -102,6 +103,12 @@ def resolve_references(item: Declared, names: Names, problems: Problems) -> None
             )
         else:
             reference = type_reference(symbol, rest, arg.chain)
+            refused = reference and refusal(
+                names, module, arg.chain, symbol, json_types=item.cls is decl.Keyspace
+            )
+            if refused:
+                problems.add(where, f"{item.label}: {param} {dotted_name!r} {refused[0]}", refused[1])
+                continue
             if reference is not None:
                 item.values[param] = reference
                 continue

@@ -7,8 +7,15 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator
 
-from skyrig.declarations._base import Declaration, Spec, qualified_name
-from skyrig.declarations.types import Duration, Name, Reference, duration_between
+from skyrig.declarations._base import Declaration, DeclarationError, Spec, qualified_name
+from skyrig.declarations.types import (
+    VALUE_TYPES,
+    Duration,
+    Name,
+    Reference,
+    duration_between,
+    is_message_type,
+)
 
 V = TypeVar("V")
 
@@ -88,6 +95,9 @@ class Keyspace(Declaration, Generic[V]):
     def __init__(
         self, cluster: CacheCluster, pattern: str, *, value: type[V], default_expiry: str | None = None
     ) -> None:
+        if not is_message_type(value, json_types=True):
+            shown = getattr(value, "__name__", value)
+            raise DeclarationError(f"keyspace({pattern!r}): value {shown!r} is not {VALUE_TYPES}")
         self.cluster = cluster
         self.value_type = value
         self._declare(pattern=pattern, value_type=qualified_name(value), default_expiry=default_expiry)

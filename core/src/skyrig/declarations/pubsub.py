@@ -9,7 +9,15 @@ from typing import Annotated, Any, Generic, Literal, Self, TypeVar
 from pydantic import Field, model_validator
 
 from skyrig.declarations._base import Declaration, DeclarationError, Spec, qualified_name
-from skyrig.declarations.types import Duration, Name, Reference, duration_between, duration_seconds
+from skyrig.declarations.types import (
+    MESSAGE_TYPES,
+    Duration,
+    Name,
+    Reference,
+    duration_between,
+    duration_seconds,
+    is_message_type,
+)
 
 M = TypeVar("M")
 
@@ -47,6 +55,9 @@ class Topic(Declaration, Generic[M]):
         delivery: Delivery = "at-least-once",
         ordering_attribute: str | None = None,
     ) -> None:
+        if not is_message_type(message_type):
+            shown = getattr(message_type, "__name__", message_type)
+            raise DeclarationError(f"Topic({name!r}): message_type {shown!r} is not {MESSAGE_TYPES}")
         self.message_type = message_type
         self._declare(
             name=name,

@@ -6,8 +6,9 @@ parser accepts is exactly a value that the running app accepts.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator
 
@@ -16,8 +17,11 @@ from skyrig.values import NAME_MAX, NAME_PATTERN, check_name, duration_seconds, 
 _REFERENCE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 __all__ = [
+    "JSON_TYPES",
+    "MESSAGE_TYPES",
     "NAME_MAX",
     "NAME_PATTERN",
+    "VALUE_TYPES",
     "Duration",
     "Name",
     "Reference",
@@ -25,8 +29,28 @@ __all__ = [
     "duration_between",
     "duration_seconds",
     "format_duration",
+    "is_message_type",
     "suggest_name",
 ]
+
+JSON_TYPES: tuple[type, ...] = (str, int, float, bool, list, dict)
+"""The builtin types a keyspace may hold besides models and dataclasses: JSON values as they are."""
+
+MESSAGE_TYPES = "a pydantic model or a dataclass"
+VALUE_TYPES = "a pydantic model, a dataclass or a JSON type (str, int, float, bool, list, dict)"
+"""What a topic's message type, and what a keyspace's value type, may be (the static parser's words too)."""
+
+
+def is_message_type(value: Any, *, json_types: bool = False) -> bool:
+    """Whether ``value`` may be a topic's message type: a pydantic model or a dataclass (for a keyspace's
+    value type, with ``json_types``, also one of :data:`JSON_TYPES`)."""
+    from pydantic import BaseModel
+
+    if not isinstance(value, type):
+        return False
+    if json_types and value in JSON_TYPES:
+        return True
+    return issubclass(value, BaseModel) or dataclasses.is_dataclass(value)
 
 
 def _check_duration(value: str) -> str:
