@@ -12,6 +12,7 @@ import click
 if TYPE_CHECKING:
     from skyrig.engine.session import Session
 
+from skyrig.cli.plan import refuse_missing_migrations
 from skyrig.cli.session import app_dir_option, confirm, env_option, open_session, show_plan
 from skyrig.errors import UserError
 
@@ -61,6 +62,7 @@ def apply(
                 ) from None
         else:
             made = session.plan(include_data=include_data)
+        refuse_missing_migrations(made)
         show_plan(made, err=True)
         if not made.has_changes():
             if made.has_adoptions():

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from skyrig.cli.session import app_dir_option, env_option, open_session, show_plan
+
+if TYPE_CHECKING:
+    from skyrig.engine.plan import Plan
 
 
 @click.command()
@@ -39,6 +43,7 @@ def plan(
     """Refresh what is provisioned, compare it with the app, and list each change with its reason."""
     session = open_session(app_dir, env_name)
     made = session.plan(include_data=include_data, refresh=refresh)
+    refuse_missing_migrations(made)
     if out:
         Path(out).write_text(made.to_json() + "\n")
     if as_json:
@@ -48,3 +53,31 @@ def plan(
         if out:
             click.echo(f"saved to {out}: apply it exactly with skyrig apply --env {env_name} {out}")
     return 2 if detailed_exitcode and made.has_changes() else 0
+
+
+def refuse_missing_migrations(made: Plan) -> None:
+    """Refuse a plan that would update a database to the app's migrations while the database has one
+    applied that the app no longer has (its file deleted or renumbered): no apply could ever converge."""
+    from skyrig.errors import UserError
+    from skyrig.runtime.migrations import describe_missing, missing
+
+    for change in made.changes:
+        kind, _, database = (change.node.resource or "").partition("/")
+        if kind != "sql_database" or change.action not in ("update", "replace"):
+            continue
+        try:
+            applied, wanted = change.fields["migrations"]
+            gone = missing(applied, wanted)
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+            IndexError,
+        ):  # no migrations, or not recorded as the runner does
+            continue
+        if gone:
+            problem, hint = describe_missing(database, gone, change.node.properties.get("files") or {})
+            raise UserError(
+                f"{change.id}: {problem}; nothing was changed",
+                f"{hint} (or, where its data may go: skyrig db reset {database} --env {made.environment})",
+            )
