@@ -12,7 +12,7 @@ import click
 if TYPE_CHECKING:
     from skyrig.engine.session import Session
 
-from skyrig.cli.plan import refuse_missing_migrations
+from skyrig.cli.plan import refuse_missing_migrations, refuse_stale
 from skyrig.cli.session import app_dir_option, confirm, env_option, open_session, show_plan
 from skyrig.errors import UserError
 
@@ -60,6 +60,8 @@ def apply(
                     f"{plan_file} is not a skyrig plan this skyrig can apply: {error}",
                     f"make a new one: skyrig plan --env {env_name} --out {plan_file}",
                 ) from None
+            if (made.app, made.environment) == (session.app, session.name):  # else refused when applied
+                refuse_stale(made, session, plan_file)
         else:
             made = session.plan(include_data=include_data)
         refuse_missing_migrations(made)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from skyrig.engine.graph import Graph
     from skyrig.state import NodeRecord
 
-PLAN_VERSION = 2
+PLAN_VERSION = 3
 CHANGING = ("create", "update", "replace", "delete")
 
 
@@ -87,6 +87,9 @@ class Plan:
     config after the apply."""
     destroy: bool = False
     include_data: bool = False
+    fingerprints: dict[str, Any] = field(default_factory=dict)
+    """What the plan was made from, as hashes: ``model`` and ``config``, each part -> its hash (written by
+    ``skyrig plan --out``, checked by ``skyrig apply FILE``)."""
     created_at: float = field(default_factory=time.time)
     version: int = PLAN_VERSION
 
