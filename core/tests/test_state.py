@@ -12,7 +12,7 @@ import pytest
 
 import skyrig
 from skyrig.errors import UserError
-from skyrig.state import NodeRecord, open_store
+from skyrig.state import NodeRecord, StateUnusable, open_store
 from skyrig.state.sqlite import SCHEMA_VERSION, SQLiteStore
 from skyrig.state.store import STORE_METHODS
 
@@ -35,7 +35,7 @@ def test_the_schema_is_versioned(tmp_path):
             str(SCHEMA_VERSION),
         )
         db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
-    with pytest.raises(RuntimeError, match="state schema 99"):
+    with pytest.raises(StateUnusable, match="state schema version 99, newer than this skyrig's"):
         SQLiteStore(path)
 
 
@@ -121,3 +121,49 @@ def test_a_version_1_file_is_upgraded_and_its_fences_keep_growing(tmp_path):
     assert list(store.nodes("dev")) == ["network"] and store.serial("dev") == 3
     assert store.acquire("dev", "new skyrig", ttl=30) == 6
     store.close()
+
+
+class _FullDisk:
+    """The store's connection on a full disk: reads work, every write fails as SQLite's does."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.db.in_transaction
+
+    def execute(self, sql: str, *args):
+        if sql.split()[0].upper() in ("INSERT", "UPDATE", "DELETE", "COMMIT"):
+            error = sqlite3.OperationalError("database or disk is full")
+            error.sqlite_errorcode = sqlite3.SQLITE_FULL
+            raise error
+        return self.db.execute(sql, *args)
+
+
+def test_a_full_disk_changes_nothing_and_says_so(tmp_path):
+    store = SQLiteStore(tmp_path / "state.db")
+    fence = store.acquire("dev", "me", ttl=30)
+    store.record("dev", fence, _record("network"))
+    real, store._db = store._db, _FullDisk(store._db)
+
+    with pytest.raises(StateUnusable, match=r"cannot write .*state\.db: database or disk is full") as error:
+        store.record("dev", fence, _record("sql.cluster"))
+    assert "free space" in (error.value.hint or "")
+    assert list(store.nodes("dev")) == ["network"], "what was recorded is there, and nothing half-written"
+    assert store.renew("dev", fence, ttl=30), "a heartbeat that cannot be written is no lost lease"
+    with pytest.raises(StateUnusable, match="the lock on environment 'dev' stays until it expires, in 30 s"):
+        store.release("dev", fence)
+
+    store._db = real  # room again: the same handle goes on
+    store.record("dev", fence, _record("sql.cluster"))
+    store.release("dev", fence)
+    assert sorted(store.nodes("dev")) == ["network", "sql.cluster"]
+    store.close()
+
+
+def test_a_folder_that_is_a_file_is_named(tmp_path):
+    (tmp_path / ".skyrig").write_text("")
+    with pytest.raises(StateUnusable, match=r"\.skyrig is a file, not a folder") as error:
+        SQLiteStore(tmp_path / ".skyrig" / "state.db")
+    assert "move it away" in (error.value.hint or "")

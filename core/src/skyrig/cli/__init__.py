@@ -80,4 +80,33 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except OSError as error:
+        hint = _os_error_hint(error)
+        if hint is None:
+            raise
+        where = f": {error.filename}" if error.filename else ""
+        click.echo(f"error: {error.strerror or error}{where}\n  hint: {hint}", err=True)
+        sys.exit(1)
     sys.exit(result if isinstance(result, int) else 0)
+
+
+def _os_error_hint(error: OSError) -> str | None:
+    """What to do about an error of the machine the user can fix (a full disk, a file that may not be
+    written, a file where a folder should be); None for any other (a fault of skyrig's: a traceback)."""
+    import errno
+    import getpass
+
+    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return (
+            "free space on that disk (or raise the limit) and run the command again: what state recorded is "
+            "kept, and operations cut short keep their intents, so the next apply adopts what they made"
+        )
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        user = getpass.getuser()
+        return (
+            f"make it writable by user {user!r} (chown, chmod, a read-write mount), or run skyrig as its "
+            "owner"
+        )
+    if error.errno in (errno.ENOTDIR, errno.EISDIR, errno.EEXIST):
+        return "a file stands where skyrig keeps a folder, or a folder where it keeps a file: move it away"
+    return None

@@ -89,8 +89,23 @@ def find_root(start: Path) -> Path:
 
 
 def load_config(root: Path) -> Config:
-    """Read and validate ``root/skyrig.toml`` with its environment overrides and provider settings."""
+    """Read and validate ``root/skyrig.toml`` with its environment overrides and provider settings, and
+    the ``SKYRIG_`` variables that tune commands (:mod:`skyrig.config.variables`): every problem at once."""
+    from skyrig.config.variables import problems
+
+    variables = problems()
+    try:
+        config = _load(root)
+    except ConfigError as error:
+        raise ConfigError([*variables, *error.problems], error.hint) from None
+    if variables:
+        raise ConfigError(variables)
+    return config
+
+
+def _load(root: Path) -> Config:
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     from skyrig.config.schema import ProjectConfig
 
@@ -107,7 +122,23 @@ def load_config(root: Path) -> Config:
         project = ProjectConfig(**data)
     except ValidationError as error:
         raise ConfigError([_describe(item, text) for item in error.errors(include_url=False)]) from None
+    except SettingsError as error:
+        raise ConfigError([_unparsed(error)]) from None
     return Config(root, project, _environments(project, text))
+
+
+def _unparsed(error: Exception) -> str:
+    """A variable that sets a whole table (``SKYRIG_ENV``) to something that is not JSON."""
+    field = re.search(r'field "([^"]+)"', str(error))
+    name = field[1] if field else "?"
+    variable = next(
+        (key for key in os.environ if key.upper() == f"SKYRIG_{name.upper()}"), f"SKYRIG_{name.upper()}"
+    )
+    return (
+        f"{variable}: {name}: {os.environ.get(variable, '')!r} is not JSON: a variable that sets a whole "
+        f"table takes a JSON object; set one field at a time instead, such as "
+        f"SKYRIG_{name.upper()}__DEV__TYPE=development"
+    )
 
 
 def _environments(project: Any, text: str) -> dict[str, Environment]:

@@ -19,7 +19,15 @@ from skyrig.engine.graph import Node
 from skyrig.errors import UserError
 from skyrig.state.store import STORE_METHODS, StateStore
 
-__all__ = ["LeaseLost", "Locked", "NodeRecord", "StateMoved", "StateStore", "open_store"]
+__all__ = [
+    "LeaseLost",
+    "Locked",
+    "NodeRecord",
+    "StateMoved",
+    "StateStore",
+    "StateUnusable",
+    "open_store",
+]
 
 
 class Locked(UserError):
@@ -43,6 +51,11 @@ class LeaseLost(UserError):
 
 class StateMoved(UserError):
     """A saved plan was made against state that has changed since."""
+
+
+class StateUnusable(UserError):
+    """The store cannot be read or written: a damaged or foreign file, a newer schema, a folder that is a
+    file or not writable, a full disk. The message names the file; the hint says what to do."""
 
 
 @dataclass
@@ -91,6 +104,7 @@ class NodeRecord:
 def open_store(url: str, root: Path) -> StateStore:
     """The state store for ``url``; relative SQLite paths are relative to the app root ``root``."""
     scheme, _, rest = url.partition("://")
+    where = _where_set(url)
     if scheme == "sqlite":
         from skyrig.state.sqlite import SQLiteStore
 
@@ -108,12 +122,28 @@ def open_store(url: str, root: Path) -> StateStore:
         if not isinstance(store, StateStore):
             missing = sorted(name for name in STORE_METHODS if not callable(getattr(store, name, None)))
             raise UserError(
-                f"state: the store plugin for {scheme!r} made a {type(store).__name__}, which is not a "
+                f"{where}: the store plugin for {scheme!r} made a {type(store).__name__}, which is not a "
                 f"StateStore (missing: {', '.join(missing)})",
                 "this is a fault of the plugin's distribution: upgrade or report it",
             )
         return store
     raise UserError(
-        f"state: no store for URL scheme {scheme!r} ({url})",
+        f"{where}: no store for URL scheme {scheme!r} ({_masked(url)})",
         "use sqlite:///.skyrig/state.db (the default), or install the plugin that provides this scheme",
     )
+
+
+def _where_set(url: str) -> str:
+    """Where the state URL ``url`` came from, as configuration errors name it."""
+    import os
+
+    if any(key.upper() == "SKYRIG_STATE" and value == url for key, value in os.environ.items()):
+        return "SKYRIG_STATE: state"
+    return "state"
+
+
+def _masked(url: str) -> str:
+    """``url`` with any password replaced by ``****`` (a store never shows one)."""
+    import re
+
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1****@", url)

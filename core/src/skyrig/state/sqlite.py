@@ -3,20 +3,27 @@
 Writes are per node (O(change)), each in its own transaction that also checks the writer still holds
 the environment's lease (fencing), so a process that lost its lock can never overwrite state. It keeps
 the contract of :class:`skyrig.state.StateStore`.
+
+What SQLite reports about the file (damaged, not a database, read-only, disk full, busy) reaches the user
+as a :class:`~skyrig.state.StateUnusable` naming the file and what to do, never as a traceback. A write
+that fails leaves the file as it was before it (SQLite rolls the transaction back), so a full disk loses
+nothing already recorded.
 """
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from skyrig.state import LeaseLost, Locked, NodeRecord
+from skyrig.state import LeaseLost, Locked, NodeRecord, StateUnusable
 
 SCHEMA_VERSION = 2
 MIGRATIONS: dict[int, str] = {
@@ -48,28 +55,143 @@ MIGRATIONS: dict[int, str] = {
 }
 """Schema version -> the SQL that upgrades the previous version to it. Add, never edit."""
 
+# SQLite's primary result codes (https://sqlite.org/rescode.html) that say something about the file
+_PERM, _BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB = 3, 5, 6, 8, 10, 11, 13, 14, 26
+
 
 class SQLiteStore:
     """State of every environment of one app, in one SQLite file."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # durable against a killed process; fast
         self._lock = threading.Lock()
-        self._migrate()
+        self._folder()
+        with self._reporting():
+            self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        try:
+            with self._reporting():
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")  # durable against a killed process; fast
+            self._migrate()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _folder(self) -> None:
+        """Make the file's folder, or say plainly why it cannot be."""
+        folder = self.path.parent
+        blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            raise StateUnusable(
+                f"state: {blocker} is a file, not a folder: skyrig keeps its state in {self.path}",
+                f"move it away (mv {blocker} {blocker}.old) and run the command again",
+            )
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except PermissionError:
+            raise self._unwritable(next(p for p in folder.parents if p.exists())) from None
+
+    def _unwritable(self, folder: Path) -> StateUnusable:
+        user = getpass.getuser()
+        return StateUnusable(
+            f"state: {folder} is not writable by user {user!r}, and skyrig keeps its state in {self.path}",
+            f"make it writable (chown -R {user} {folder}, or chmod u+w), or run skyrig as its owner",
+        )
+
+    @contextmanager
+    def _reporting(self) -> Iterator[None]:
+        """Turn what SQLite says about the file into an error a person can act on."""
+        try:
+            yield
+        except sqlite3.Error as error:
+            raise self._explained(error) from None
+
+    def _explained(self, error: sqlite3.Error) -> StateUnusable:
+        code = getattr(error, "sqlite_errorcode", 0) & 0xFF
+        path, what = self.path, str(error)
+        if code == _NOTADB:
+            return StateUnusable(
+                f"state: {path} is not a skyrig state database (SQLite: {what})",
+                f"restore it from a backup, or point state (skyrig.toml, SKYRIG_STATE) at the right file; "
+                f"{self._rebuild()}",
+            )
+        if code == _CORRUPT:
+            return self._damaged(f"SQLite: {what}")
+        if code in (_READONLY, _CANTOPEN, _PERM, _IOERR) and not os.access(path.parent, os.W_OK):
+            return self._unwritable(path.parent)
+        if code in (_READONLY, _CANTOPEN, _PERM):
+            if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+                user = getpass.getuser()
+                return StateUnusable(
+                    f"state: {path} is not writable by user {user!r} (SQLite: {what})",
+                    f"make it writable (chown {user} {path}), or run skyrig as its owner",
+                )
+            return StateUnusable(
+                f"state: cannot open {path} (SQLite: {what})",
+                "check that the file and its folder can be read and written, and that the disk is mounted "
+                "read-write",
+            )
+        if code in (_FULL, _IOERR):
+            return StateUnusable(
+                f"state: cannot write {path}: {what} (the disk is full, or failing)",
+                f"free space on the disk of {path.parent} and run the command again: nothing recorded is "
+                "lost (a write that fails changes nothing), and operations cut short keep their intents, "
+                "so the next apply adopts what they made",
+            )
+        if code in (_BUSY, _LOCKED):
+            return StateUnusable(
+                f"state: {path} stayed locked by another process for 30 s ({what})",
+                "run the command again; if it lasts, find the process that keeps the file open (fuser)",
+            )
+        return StateUnusable(f"state: {path}: {what}", f"check the file; {self._rebuild()}")
+
+    def _damaged(self, detail: str) -> StateUnusable:
+        return StateUnusable(
+            f"state: {self.path} is damaged ({detail})", f"restore it from a backup; {self._rebuild()}"
+        )
+
+    def _rebuild(self) -> str:
+        return (
+            f"without one, move it aside (mv {self.path} {self.path}.damaged) and rebuild state from the "
+            "cloud: skyrig state recover --env ENV"
+        )
 
     def _migrate(self) -> None:
+        with self._lock, self._reporting():
+            found = {
+                row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+            version: Any = 0
+            if "meta" in found:
+                row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                version = row[0] if row else 0
+            elif found:
+                raise StateUnusable(
+                    f"state: {self.path} is not a skyrig state database (it holds the tables "
+                    f"{', '.join(sorted(found))}, and no skyrig schema version)",
+                    "point state (skyrig.toml, SKYRIG_STATE) at another file: skyrig writes nothing "
+                    "into this one",
+                )
+            try:
+                version = int(version)
+            except ValueError:
+                raise StateUnusable(
+                    f"state: {self.path} has state schema version {version!r}, which no skyrig writes",
+                    f"restore it from a backup; {self._rebuild()}",
+                ) from None
+            if version > SCHEMA_VERSION:
+                raise StateUnusable(
+                    f"state: {self.path} has state schema version {version}, newer than this skyrig's "
+                    f"({SCHEMA_VERSION}): a newer skyrig wrote it",
+                    "upgrade skyrig (pip install -U skyrig) to the version that wrote it; this one changed "
+                    "nothing in the file",
+                )
+        if version == SCHEMA_VERSION:
+            return  # nothing to write: opening state for reading works on a full disk
         with self._transaction() as db:
             db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            version = int(row[0]) if row else 0
-            if version > SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"{self.path} has state schema {version}; this skyrig knows {SCHEMA_VERSION}"
-                )
+            version = int(row[0]) if row else 0  # again, in the write lock: another process may have migrated
             for step in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in MIGRATIONS[step].split(";"):
                     if statement.strip():
@@ -78,14 +200,28 @@ class SQLiteStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        with self._lock, self._reporting():
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # a failed COMMIT (a full disk) may have ended it already
+                    with suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
+
+    @contextmanager
+    def _decoding(self) -> Iterator[None]:
+        try:
+            yield
+        except (ValueError, TypeError) as error:  # a record that does not decode: the file was tampered with
+            raise self._damaged(f"a record does not decode: {error}") from None
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, self._reporting():
+            yield self._db
 
     def close(self) -> None:
         self._db.close()
@@ -94,49 +230,51 @@ class SQLiteStore:
 
     def serial(self, env: str) -> int:
         """A counter that moves with every write to the environment's state."""
-        with self._lock:
-            row = self._db.execute("SELECT serial FROM environments WHERE env = ?", (env,)).fetchone()
+        with self._reading() as db:
+            row = db.execute("SELECT serial FROM environments WHERE env = ?", (env,)).fetchone()
         return row[0] if row else 0
 
     def applied_at(self, env: str) -> float | None:
-        with self._lock:
-            row = self._db.execute("SELECT applied_at FROM environments WHERE env = ?", (env,)).fetchone()
+        with self._reading() as db:
+            row = db.execute("SELECT applied_at FROM environments WHERE env = ?", (env,)).fetchone()
         return row[0] if row else None
 
     def nodes(self, env: str) -> dict[str, NodeRecord]:
-        with self._lock:
-            rows = self._db.execute(
+        loads = json.loads
+        with self._reading() as db:
+            rows = db.execute(
                 "SELECT id, type, provider, provider_id, desired, observed, outputs, resource, depends_on, "
                 "drift, updated_at FROM nodes WHERE env = ?",
                 (env,),
             ).fetchall()
-        loads = json.loads
-        return {
-            row[0]: NodeRecord(
-                row[0],
-                row[1],
-                row[2],
-                row[3],
-                loads(row[4]),
-                loads(row[5]),
-                loads(row[6]),
-                row[7],
-                loads(row[8]),
-                loads(row[9]),
-                row[10],
-            )
-            for row in rows
-        }
+        with self._decoding():
+            return {
+                row[0]: NodeRecord(
+                    row[0],
+                    row[1],
+                    row[2],
+                    row[3],
+                    loads(row[4]),
+                    loads(row[5]),
+                    loads(row[6]),
+                    row[7],
+                    loads(row[8]),
+                    loads(row[9]),
+                    row[10],
+                )
+                for row in rows
+            }
 
     def intents(self, env: str) -> dict[str, str]:
         """Node id -> action, for operations that began and were never recorded as done."""
-        with self._lock:
-            return dict(self._db.execute("SELECT id, action FROM intents WHERE env = ?", (env,)).fetchall())
+        with self._reading() as db:
+            return dict(db.execute("SELECT id, action FROM intents WHERE env = ?", (env,)).fetchall())
 
     def runtime_configs(self, env: str) -> dict[str, dict[str, Any]]:
-        with self._lock:
-            rows = self._db.execute("SELECT service, config FROM runtime WHERE env = ?", (env,)).fetchall()
-        return {service: json.loads(config) for service, config in rows}
+        with self._reading() as db:
+            rows = db.execute("SELECT service, config FROM runtime WHERE env = ?", (env,)).fetchall()
+        with self._decoding():
+            return {service: json.loads(config) for service, config in rows}
 
     # -- the lease ------------------------------------------------------------------------------
 
@@ -158,17 +296,42 @@ class SQLiteStore:
         return fence
 
     def renew(self, env: str, fence: int, ttl: float) -> bool:
-        """Extend the lease held with ``fence``; False if it was lost (expired and taken)."""
-        with self._transaction() as db:
-            cursor = db.execute(
-                "UPDATE leases SET expires_at = ? WHERE env = ? AND fence = ?",
-                (time.time() + ttl, env, fence),
-            )
-        return cursor.rowcount == 1
+        """Extend the lease held with ``fence``; False if it was lost (expired and taken).
+
+        A renewal that cannot be written (a full disk) is no loss: unless the lease is seen to be another's,
+        True, and the next heartbeat tries again; if none gets through, the lease expires at its time, and
+        the holder's fenced writes refuse from then on. (The heartbeat never dies of a full disk.)"""
+        try:
+            with self._transaction() as db:
+                cursor = db.execute(
+                    "UPDATE leases SET expires_at = ? WHERE env = ? AND fence = ?",
+                    (time.time() + ttl, env, fence),
+                )
+            return cursor.rowcount == 1
+        except StateUnusable:
+            try:
+                with self._reading() as db:
+                    row = db.execute("SELECT fence, expires_at FROM leases WHERE env = ?", (env,)).fetchone()
+            except StateUnusable:  # not even readable: nothing says it was lost, and writes stay fenced
+                return True
+            return row is not None and row[0] == fence and row[1] > time.time()
 
     def release(self, env: str, fence: int) -> None:
-        with self._transaction() as db:
-            db.execute("DELETE FROM leases WHERE env = ? AND fence = ?", (env, fence))
+        try:
+            with self._transaction() as db:
+                db.execute("DELETE FROM leases WHERE env = ? AND fence = ?", (env, fence))
+        except StateUnusable as error:
+            expires = None
+            with suppress(StateUnusable), self._reading() as db:
+                row = db.execute("SELECT expires_at FROM leases WHERE env = ? AND fence = ?", (env, fence))
+                expires = row.fetchone()
+            if not expires:
+                raise
+            left = max(0, round(expires[0] - time.time()))
+            raise StateUnusable(
+                f"{error.message}; the lock on environment {env!r} stays until it expires, in {left} s",
+                error.hint,
+            ) from None
 
     def _check_fence(self, db: sqlite3.Connection, env: str, fence: int) -> None:
         row = db.execute("SELECT fence, expires_at FROM leases WHERE env = ?", (env,)).fetchone()

@@ -8,6 +8,7 @@ after the Nth mutating call, as a kill -9 would.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -15,13 +16,15 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from skyrig.provider import ThrottledError, TransientError
+from skyrig.provider import ProviderError, ThrottledError, TransientError, UserError
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 CRASH_EXIT_CODE = 137
 _SCHEMA = """
@@ -108,6 +111,36 @@ CREATE TABLE IF NOT EXISTS account_keys (name TEXT PRIMARY KEY, value TEXT NOT N
 """
 
 
+class CloudUnusable(UserError, ProviderError):
+    """The cloud's file cannot be used: not a database, damaged, not writable, or its disk is full. A user
+    error where a command opens the cloud (the CLI prints it, no traceback); a node's failure, shown with
+    what to do, where a node's call meets it."""
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+# SQLite's primary result codes about the file itself (https://sqlite.org/rescode.html)
+_PERM, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB = 3, 8, 10, 11, 13, 14, 26
+
+
+def _reported(method: F) -> F:
+    """The control-plane call ``method``, with what SQLite says about the file turned into a
+    :class:`CloudUnusable` that names it. (The data plane keeps SQLite's errors: a consumer retries them.)"""
+
+    @functools.wraps(method)
+    def call(self: MemoryCloud, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as error:
+            unusable = self.unusable(error)
+            if unusable is None:
+                raise
+            raise unusable from None
+
+    return call  # type: ignore[return-value]
+
+
 class MemoryCloud:
     """A cloud account in a SQLite file. Thread-safe: each thread gets its own connection."""
 
@@ -120,7 +153,37 @@ class MemoryCloud:
         self._local = threading.local()
         self._random = random.Random()
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._create_schema()
+
+    @_reported
+    def _create_schema(self) -> None:
         self._connection().executescript(_SCHEMA + _DATA_SCHEMA)
+
+    def unusable(self, error: sqlite3.DatabaseError) -> CloudUnusable | None:
+        """What ``error`` says about the cloud's file, for the user; None if it is about something else."""
+        code = getattr(error, "sqlite_errorcode", 0) & 0xFF
+        path, what = self.path, str(error)
+        start_again = (
+            "restore it from a backup, or delete it to start from an empty cloud (the next apply creates "
+            "every resource again)"
+        )
+        if code == _NOTADB:
+            return CloudUnusable(
+                f"memory provider: {path} is not a memory cloud database (SQLite: {what})", start_again
+            )
+        if code == _CORRUPT:
+            return CloudUnusable(f"memory provider: {path} is damaged (SQLite: {what})", start_again)
+        if code in (_FULL, _IOERR):
+            return CloudUnusable(
+                f"memory provider: cannot write {path}: {what} (the disk is full, or failing)",
+                "free space on its disk and run the command again",
+            )
+        if code in (_PERM, _READONLY, _CANTOPEN):
+            return CloudUnusable(
+                f"memory provider: cannot open {path} for writing (SQLite: {what})",
+                "make it and its folder writable by this user, or run skyrig as their owner",
+            )
+        return None
 
     def _connection(self) -> sqlite3.Connection:
         connection = getattr(self._local, "connection", None)
@@ -186,6 +249,7 @@ class MemoryCloud:
 
     # -- the API --------------------------------------------------------------------------------
 
+    @_reported
     def create(self, type_: str, owner: dict[str, str], token: str, properties: dict[str, Any]) -> int:
         call = self._before("create", mutating=True)
         cursor = self._connection().execute(
@@ -203,6 +267,7 @@ class MemoryCloud:
         self._after_mutation(call, "create")
         return int(cursor.lastrowid or 0)
 
+    @_reported
     def get(self, resource_id: int) -> dict[str, Any] | None:
         self._before("get")
         row = (
@@ -212,6 +277,7 @@ class MemoryCloud:
         )
         return json.loads(row[0]) if row else None
 
+    @_reported
     def list(self, type_: str, app: str, env: str) -> dict[int, tuple[str, dict[str, Any]]]:
         """Every resource of ``type_`` owned by the environment: id -> (node, properties)."""
         self._before("list")
@@ -221,6 +287,7 @@ class MemoryCloud:
         )
         return {row[0]: (row[1], json.loads(row[2])) for row in rows}
 
+    @_reported
     def find(self, type_: str, owner: dict[str, str]) -> list[tuple[int, dict[str, Any]]]:
         """Resources tagged as ``owner``'s node (by the resource groups tagging API, say)."""
         self._before("find")
@@ -231,6 +298,7 @@ class MemoryCloud:
         )
         return [(row[0], json.loads(row[1])) for row in rows]
 
+    @_reported
     def update(self, resource_id: int, changes: dict[str, Any]) -> dict[str, Any]:
         call = self._before("update", mutating=True)
         connection = self._connection()
@@ -245,6 +313,7 @@ class MemoryCloud:
         self._after_mutation(call, "update")
         return properties
 
+    @_reported
     def delete(self, resource_id: int) -> None:
         """Delete a resource, and with it everything it holds (messages, keys, objects)."""
         call = self._before("delete", mutating=True)
@@ -253,6 +322,7 @@ class MemoryCloud:
 
     # -- secrets: the cloud holds values, skyrig never does -------------------------------------
 
+    @_reported
     def put_secret(self, app: str, env: str, name: str, value: str) -> None:
         self._before("put_secret")
         self._connection().execute(
@@ -260,6 +330,7 @@ class MemoryCloud:
             (app, env, name, value, value),
         )
 
+    @_reported
     def secret_value(self, app: str, env: str, name: str) -> str | None:
         self._before("get_secret")
         row = (
@@ -271,6 +342,7 @@ class MemoryCloud:
         )
         return row[0] if row else None
 
+    @_reported
     def generate_secret(self, app: str, env: str, name: str, value: str) -> None:
         """Store ``value`` unless the secret has one already: a key the cloud generates is made once,
         however often the call is repeated."""
@@ -279,6 +351,7 @@ class MemoryCloud:
             "INSERT OR IGNORE INTO secret_values VALUES (?,?,?,?)", (app, env, name, value)
         )
 
+    @_reported
     def delete_secret(self, app: str, env: str, name: str) -> None:
         self._before("delete_secret")
         self._connection().execute(
@@ -298,6 +371,7 @@ class MemoryCloud:
             "UPDATE resources SET properties = ? WHERE id = ?", (json.dumps(merged), resource_id)
         )
 
+    @_reported
     def inventory(self, app: str, env: str) -> list[tuple[int, str, str]]:
         """Every resource the environment owns: (id, type, node)."""
         rows = self._connection().execute(
