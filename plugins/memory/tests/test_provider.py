@@ -116,6 +116,16 @@ def test_runtime_entries_carry_what_the_data_plane_needs(app):
     assert resources["topic/events"]["ordered"] and resources["topic/events"]["exactly_once"]
 
 
+def test_the_manifest_and_the_docs_say_migrations_are_not_applied():
+    from pathlib import Path
+
+    assert "SQL migrations not applied" in provider.manifest.description
+    root = Path(__file__).resolve().parents[3]
+    assert "does not apply migrations" in (root / "plugins" / "memory" / "README.md").read_text()
+    providers = " ".join((root / "docs" / "providers.md").read_text().split())
+    assert "the memory provider does not apply a database's migrations" in providers
+
+
 def test_sql_follows_the_shared_shape_and_says_no_server_runs(app):
     entry = app.config["resources"]["sql_database/main"]
     assert {key: entry[key] for key in ("host", "port", "database", "user", "sslmode", "password")} == {

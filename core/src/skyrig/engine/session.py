@@ -176,14 +176,20 @@ class Session:
             report=report,
         )
         outcome = None
+        aborted = False
         try:
             outcome = executor.run()
             if outcome.succeeded and not plan.destroy:
                 self.write_runtime_configs(plan, fence)
+        except KeyboardInterrupt:  # a second Ctrl-C: the CLI exits at once, past locked()'s release
+            aborted = True
+            raise
         finally:
-            manager.hook.skyrig_after_apply(
+            manager.hook.skyrig_after_apply(  # providers stop what they started (local: an initdb)
                 plan=plan, environment=self.environment, succeeded=bool(outcome and outcome.succeeded)
             )
+            if aborted:  # let go now: writes still in flight are fenced off, their intents stay
+                self.store.release(self.name, fence)
         return outcome
 
     def write_runtime_configs(self, plan: Plan, fence: int) -> dict[str, dict[str, Any]]:

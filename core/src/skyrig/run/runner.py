@@ -62,6 +62,8 @@ class LocalRun:
             plan = session.plan()
             if plan.has_changes() or plan.has_adoptions():
                 outcome = session.apply(plan, fence, parallelism=10)
+                if outcome.interrupted:  # a first Ctrl-C: what was in flight finished and was recorded
+                    raise KeyboardInterrupt
                 if not outcome.succeeded:
                     problems = "; ".join(f"{node}: {error}" for node, error in sorted(outcome.failed.items()))
                     raise UserError(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from skyrig.provider import Manifest, Provider
+from skyrig.provider import Manifest, Provider, hookimpl
 
 if TYPE_CHECKING:
     from skyrig.provider import Environment
@@ -72,7 +72,20 @@ class LocalProvider(Provider):
     }
 
     def connect(self, app: str, environment: Environment, settings: Any, root: Path) -> Any:
+        from skyrig_local.records import sweep_temporaries
+
+        # what a crashed process was writing when it died: nobody finishes it, so it goes
+        sweep_temporaries(Path(root) / settings.data / environment.name.replace(":", "-"))
         return LocalClient(Path(root))
+
+    @hookimpl
+    def skyrig_after_apply(self, succeeded: bool) -> None:
+        """An apply that ended early (a second Ctrl-C aborts it with creates in flight) leaves no
+        ``initdb`` running: the cluster's next create starts again from nothing."""
+        if not succeeded:
+            from skyrig_local.postgres import stop_initdb
+
+            stop_initdb()
 
     def local_servers(self, context: Any, model: Any) -> list[dict[str, Any]]:
         from skyrig_local.objects import objects_folder

@@ -7,6 +7,7 @@ process that asked for it exits.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -87,6 +88,25 @@ def initialised(data: Path) -> bool:
     """Whether ``data`` holds a whole cluster: one that a server has started on (``postmaster.opts``).
     An ``initdb`` cut short by a crash leaves ``PG_VERSION`` without it."""
     return (data / "PG_VERSION").exists() and (data / "postmaster.opts").exists()
+
+
+def stop_initdb() -> None:
+    """Stop every ``initdb`` this process started that still runs (with what it runs), as an aborted apply
+    leaves them: without it, one would go on initialising a folder the next apply starts afresh."""
+    import psutil
+
+    running = []
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if child.name() == "initdb":
+                running += [child, *child.children(recursive=True)]
+    for process in running:
+        with contextlib.suppress(psutil.Error):
+            process.terminate()
+    _, left = psutil.wait_procs(running, timeout=5)
+    for process in left:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
 
 
 def discard_partial(data: Path) -> None:

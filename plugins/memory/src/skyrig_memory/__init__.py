@@ -37,7 +37,7 @@ class MemoryProvider(Provider):
             }
         ),
         settings="skyrig_memory.settings:MemorySettings",
-        description="reference provider: a SQLite file stands in for the cloud",
+        description="reference provider: a SQLite file stands in for the cloud (SQL migrations not applied)",
     )
 
     modules = tuple(

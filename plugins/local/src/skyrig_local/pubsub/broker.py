@@ -29,6 +29,7 @@ from typing import Any
 
 from skyrig_local.pids import alive
 from skyrig_local.pubsub import natsio
+from skyrig_local.records import write_atomically
 
 _lock = threading.Lock()
 _owned: dict[Path, tuple[subprocess.Popen[bytes], str]] = {}
@@ -195,10 +196,7 @@ def _start(folder: Path) -> str:
         _owned.pop(folder, None)
         _terminate(process)
         raise
-    state = _state_file(folder)
-    temporary = state.with_suffix(".tmp")
-    temporary.write_text(json.dumps({"pid": process.pid, "port": port, "url": url}))
-    temporary.replace(state)
+    write_atomically(_state_file(folder), json.dumps({"pid": process.pid, "port": port, "url": url}))
     return url
 
 
@@ -257,7 +255,4 @@ def define(folder: Path, section: str, name: str, properties: dict[str, Any] | N
             found[section].pop(name, None)
         else:
             found[section][name] = dict(properties)
-        path = definitions_file(folder)
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(found, indent=2, sort_keys=True) + "\n")
-        temporary.replace(path)
+        write_atomically(definitions_file(folder), json.dumps(found, indent=2, sort_keys=True) + "\n")
