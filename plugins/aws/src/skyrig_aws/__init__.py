@@ -111,7 +111,8 @@ class AwsProvider(Provider):
         """Every resource tagged with this app and environment (Resource Groups Tagging API), plus those
         that API does not cover: IAM roles (by path), ECR repositories and Scheduler schedule groups and
         schedules (by name). Several AWS resources of one node (a NAT gateway and its elastic IP, a cache
-        cluster and its users) count once, as the node's main resource, while it exists."""
+        cluster and its users) count once, as the node's main resource, while it exists; two main resources
+        tagged as one node (a duplicate) are both listed."""
         from skyrig_aws import names
         from skyrig_aws.api import NotFound, tag_dict
 
@@ -123,23 +124,26 @@ class AwsProvider(Provider):
             "ResourceTagMappingList",
             TagFilters=[{"Key": "skyrig:app", "Values": [app]}, {"Key": "skyrig:env", "Values": [env]}],
         )
-        chosen: dict[str, tuple[str, str, bool]] = {}
+        mains: dict[str, set[tuple[str, str]]] = {}
+        parts: dict[str, tuple[str, str]] = {}
         for item in found:
             arn = item["ResourceARN"]
             node = tag_dict(item.get("Tags")).get("skyrig:node", arn)
             node_type = types.get(_type_of_node(node))
             if node_type is None:
-                entry = ("aws.other", arn, False)
+                parts.setdefault(node, ("aws.other", arn))
             elif _is_main(arn, node_type.arn_types):
                 provider_id = node_type.inventory_id(arn)
-                if not node_type.exists(context, provider_id):
-                    continue
-                entry = (node_type.type, provider_id, True)
+                if node_type.exists(context, provider_id):
+                    mains.setdefault(node, set()).add((node_type.type, provider_id))
             else:
-                entry = (node_type.type, arn, False)
-            if node not in chosen or (entry[2] and not chosen[node][2]):
-                chosen[node] = entry
-        resources = {node: (t, pid) for node, (t, pid, _) in chosen.items()}
+                parts.setdefault(node, (node_type.type, arn))
+        resources: dict[str, tuple[str, str]] = {
+            node: part for node, part in parts.items() if node not in mains
+        }
+        for node, held in mains.items():
+            for index, entry in enumerate(sorted(held)):
+                resources[node if index == 0 else f"{node}#{index}"] = entry
         path = names.role_path(app, env)
         for role in client.iam.pages("list_roles", "Roles", PathPrefix=path):
             resources[f"iam:{role['RoleName']}"] = ("aws.iam.role", role["RoleName"])

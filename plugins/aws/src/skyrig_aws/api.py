@@ -78,6 +78,11 @@ _TRANSIENT = {
     "ResourceInUse",
 }
 _NOT_FOUND = re.compile(r"NotFound|NoSuch|NonExistent|DoesNotExist|NotExist")
+_NOT_FOUND_IN_OTHER_WORDS = {
+    # ECS answers a task definition family or revision that does not exist with a generic ClientException
+    ("ecs", "ClientException"): "Unable to describe task definition",
+}
+"""(service, error code) -> what its message says when the error means "no such resource"."""
 
 
 def translate(error: Exception, service: str, operation: str) -> Exception:
@@ -98,6 +103,9 @@ def translate(error: Exception, service: str, operation: str) -> Exception:
         if code in _THROTTLED or status == 429:
             return ThrottledError(f"{where}: throttled ({code}): {message}")
         if _NOT_FOUND.search(code) or code in ("ResourceNotFoundException", "404"):
+            return NotFound(f"{where}: {message}")
+        said = _NOT_FOUND_IN_OTHER_WORDS.get((service, code))
+        if said is not None and said in message:
             return NotFound(f"{where}: {message}")
         if code in _TRANSIENT or status >= 500:
             return TransientError(f"{where}: {code}: {message}")

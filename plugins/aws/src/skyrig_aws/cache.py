@@ -131,7 +131,12 @@ class ClusterType(AwsNodeType):
         return {n.id: self._observe(context, n, found[pid]) if pid in found else None for n, pid in nodes}
 
     def _find(self, context: Context, node: Node) -> Observed | None:
+        # the replication group is the node's main resource: until it exists the node is not found, and
+        # the create adopts the password secret, users, user group and parameter group an earlier one made
         return self._read(context, node, node.properties["id"])
+
+    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
+        return self._read_many(context, [(node, node.properties["id"]) for node in nodes])
 
     # -- creating -----------------------------------------------------------------------------------
 

@@ -94,6 +94,9 @@ class ClusterType(AwsNodeType):
     def _find(self, context: Context, node: Node) -> Observed | None:
         return self._read(context, node, node.properties["name"])
 
+    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
+        return self._read_many(context, [(node, node.properties["name"]) for node in nodes])
+
     def _create(self, context: Context, node: Node) -> Observed:
         cluster = context.client.ecs.create_cluster(
             clusterName=node.properties["name"],
@@ -317,7 +320,12 @@ class ServiceType(AwsNodeType):
         return self._read_many(context, [(node, provider_id)])[node.id]
 
     def _find(self, context: Context, node: Node) -> Observed | None:
+        # the ECS service is the node's main resource: until it exists the node is not found, and the
+        # create adopts the runtime config parameter, target group and listener rule an earlier one made
         return self._read(context, node, node.properties["name"])
+
+    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
+        return self._read_many(context, [(node, node.properties["name"]) for node in nodes])
 
     def _register(self, context: Context, node: Node, cpu: int, memory: int) -> str:
         p = node.properties
@@ -366,13 +374,20 @@ class ServiceType(AwsNodeType):
         return task["taskDefinitionArn"]
 
     def _target_group(self, context: Context, node: Node) -> str:
-        """The service's target group and listener rule (``Host: SERVICE.DOMAIN``), made once."""
+        """The service's target group and listener rule (``Host: SERVICE.DOMAIN``), made once: a group an
+        earlier create made is adopted, with its rule made if that create stopped before it."""
         elb = context.client.elbv2
         p = node.properties
         try:
-            return elb.describe_target_groups(Names=[p["target_group"]])["TargetGroups"][0]["TargetGroupArn"]
+            group = elb.describe_target_groups(Names=[p["target_group"]])["TargetGroups"][0]["TargetGroupArn"]
         except ProviderError:
-            pass
+            group = None
+        if group is not None:
+            listener = self._listener(context, node)
+            rules = elb.describe_rules(ListenerArn=listener)["Rules"]
+            if not any(a.get("TargetGroupArn") == group for r in rules for a in r.get("Actions", [])):
+                self._rule(context, node, listener, group)
+            return group
         group = elb.create_target_group(
             Name=p["target_group"],
             Protocol="HTTP",
@@ -383,16 +398,25 @@ class ServiceType(AwsNodeType):
             Matcher={"HttpCode": "200-499"},
             Tags=tag_list(context.tags(node)),
         )["TargetGroups"][0]["TargetGroupArn"]
-        balancer = elb.describe_load_balancers(Names=[p["load_balancer"]])["LoadBalancers"][0]
-        listener = elb.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"][0]
-        elb.create_rule(
-            ListenerArn=listener["ListenerArn"],
+        self._rule(context, node, self._listener(context, node), group)
+        return group
+
+    def _listener(self, context: Context, node: Node) -> str:
+        elb = context.client.elbv2
+        balancer = elb.describe_load_balancers(Names=[node.properties["load_balancer"]])["LoadBalancers"][0]
+        return elb.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"][0][
+            "ListenerArn"
+        ]
+
+    def _rule(self, context: Context, node: Node, listener: str, group: str) -> None:
+        p = node.properties
+        context.client.elbv2.create_rule(
+            ListenerArn=listener,
             Priority=p["priority"],
             Conditions=[{"Field": "host-header", "HostHeaderConfig": {"Values": [p["host"]]}}],
             Actions=[{"Type": "forward", "TargetGroupArn": group}],
             Tags=tag_list(context.tags(node)),
         )
-        return group
 
     def _create(self, context: Context, node: Node) -> Observed:
         p = node.properties

@@ -17,7 +17,7 @@ from typing import Any
 
 from skyrig.provider import Context, Node, Observed, ProviderError, Scope, duration_seconds
 from skyrig_aws import compute, iam, network
-from skyrig_aws.api import tag_list
+from skyrig_aws.api import NotFound, tag_list
 from skyrig_aws.names import (
     SCHEDULER_ROLE,
     SIGNING_KEY_ID,
@@ -157,6 +157,21 @@ class ScheduleType(AwsNodeType):
 
     def _find(self, context: Context, node: Node) -> Observed | None:
         return self._read(context, node, node.properties["name"])
+
+    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
+        # one listing per schedule group (no group yet: none of its schedules exists); then each found
+        # schedule is read (a listing leaves its expression out)
+        names: set[tuple[str, str]] = set()
+        for group in sorted({node.properties["group"] for node in nodes}):
+            try:
+                listed = context.client.scheduler.pages("list_schedules", "Schedules", GroupName=group)
+            except NotFound:
+                continue
+            names |= {(group, item["Name"]) for item in listed}
+        return {
+            n.id: self.find(context, n) if (n.properties["group"], n.properties["name"]) in names else None
+            for n in nodes
+        }
 
     def _request(self, context: Context, node: Node) -> dict[str, Any]:
         p = node.properties

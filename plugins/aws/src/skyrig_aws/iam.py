@@ -236,7 +236,21 @@ class RoleType(AwsNodeType):
         return found
 
     def _find(self, context: Context, node: Node) -> Observed | None:
+        # a role whose create stopped before its policy reads back with policy None: adopting it puts it
         return self._read(context, node, node.properties["name"])
+
+    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
+        path = role_path(context.app, context.environment.name)
+        roles = {r["RoleName"]: r for r in context.client.iam.pages("list_roles", "Roles", PathPrefix=path)}
+        found: dict[str, Observed | None] = {}
+        for node in nodes:
+            role = roles.get(node.properties["name"])
+            found[node.id] = (
+                None
+                if role is None
+                else self._observe(context, node, role, self._policy(context, role["RoleName"]))
+            )
+        return found
 
     def _create(self, context: Context, node: Node) -> Observed:
         p = node.properties

@@ -56,7 +56,12 @@ def describe(context: Context, kind: str, node_id: str | None = None) -> list[di
     items = context.client.ec2.pages(operation, key, **{filter_name: filters})
     if kind == "natgateway":
         items = [i for i in items if i["State"] not in ("deleted", "deleting", "failed")]
-    return items
+    # the tags checked here too: an emulator may ignore a filter (moto's NAT gateways do), and another
+    # environment's resource must never be taken for this one's
+    wanted = {"skyrig:app": context.app, "skyrig:env": context.environment.name}
+    if node_id is not None:
+        wanted["skyrig:node"] = node_id
+    return [i for i in items if wanted.items() <= tag_dict(i.get("Tags")).items()]
 
 
 def ec2_id(context: Context, kind: str, node_id: str) -> str:
@@ -126,7 +131,23 @@ class Ec2Type(AwsNodeType):
 
     def _find(self, context: Context, node: Node) -> Observed | None:
         found = describe(context, self.kind, node.id)
-        return self._observe(context, node, found[0], self._ids(context)) if found else None
+        return self._found(context, node, found[0], self._ids(context)) if found else None
+
+    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
+        # one describe of the environment's resources of this kind, matched to nodes by their tag
+        by_node: dict[str, dict[str, Any]] = {}
+        for item in describe(context, self.kind):
+            by_node.setdefault(tag_dict(item.get("Tags")).get("skyrig:node", ""), item)
+        ids = self._ids(context) if any(node.id in by_node for node in nodes) else {}
+        return {
+            node.id: self._found(context, node, by_node[node.id], ids) if node.id in by_node else None
+            for node in nodes
+        }
+
+    def _found(self, context: Context, node: Node, item: dict[str, Any], ids: Mapping[str, str]) -> Observed:
+        """What a lookup says of ``item``: what a read says, and what a read takes as asked but an
+        interrupted create may have left undone."""
+        return self._observe(context, node, item, ids)
 
 
 class VpcType(Ec2Type):
@@ -140,16 +161,34 @@ class VpcType(Ec2Type):
     def _properties(self, context: Context, item: dict[str, Any], ids: Mapping[str, str]) -> dict[str, Any]:
         return {"cidr": item["CidrBlock"]}
 
+    def _found(self, context: Context, node: Node, item: dict[str, Any], ids: Mapping[str, str]) -> Observed:
+        # a create cut short after CreateVpc leaves DNS host names off: reported, so that adopting it
+        # turns them on (a refresh takes them as asked: one call less per refresh)
+        found = super()._found(context, node, item, ids)
+        if "dns" not in node.properties:
+            return found
+        answer = context.client.ec2.describe_vpc_attribute(
+            VpcId=found.provider_id, Attribute="enableDnsHostnames"
+        )
+        dns = bool(answer.get("EnableDnsHostnames", {}).get("Value"))
+        return Observed(found.provider_id, {**found.properties, "dns": dns}, found.outputs)
+
     def _create(self, context: Context, node: Node) -> Observed:
         ec2 = context.client.ec2
         vpc = ec2.create_vpc(
             CidrBlock=node.properties["cidr"], TagSpecifications=tag_spec(context, node, "vpc")
         )["Vpc"]
-        ec2.modify_vpc_attribute(VpcId=vpc["VpcId"], EnableDnsSupport={"Value": True})
-        ec2.modify_vpc_attribute(VpcId=vpc["VpcId"], EnableDnsHostnames={"Value": True})
+        self._dns(context, vpc["VpcId"])
         return self._observe(context, node, vpc, {})
 
+    def _dns(self, context: Context, vpc: str) -> None:
+        ec2 = context.client.ec2
+        ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsSupport={"Value": True})
+        ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+
     def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
+        if changes.get("dns"):
+            self._dns(context, provider_id)
         return self.read(context, node, provider_id)  # type: ignore[return-value]
 
     def _delete(self, context: Context, node: Node, provider_id: str) -> None:
@@ -250,9 +289,15 @@ class NatType(Ec2Type):
 
     def _create(self, context: Context, node: Node) -> Observed:
         ec2 = context.client.ec2
-        addresses = ec2.describe_addresses(
-            Filters=[*env_filters(context), {"Name": "tag:skyrig:node", "Values": [node.id]}]
-        )["Addresses"]
+        # the elastic IP a create cut short after allocating it left, if any: adopted
+        wanted = {**context.tags(node)}
+        addresses = [
+            a
+            for a in ec2.describe_addresses(
+                Filters=[*env_filters(context), {"Name": "tag:skyrig:node", "Values": [node.id]}]
+            )["Addresses"]
+            if wanted.items() <= tag_dict(a.get("Tags")).items() and not a.get("AssociationId")
+        ]
         allocation = (
             addresses[0]["AllocationId"]
             if addresses
@@ -484,6 +529,18 @@ class SubnetGroupType(AwsNodeType):
     def _find(self, context: Context, node: Node) -> Observed | None:
         return self._read(context, node, node.properties["name"])
 
+    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
+        groups = getattr(context.client, self.service).pages(self.describe_call, f"{self.field}s")
+        names = {g[f"{self.field}Name"] for g in groups}
+        return {
+            n.id: self.observed(
+                n, n.properties["name"], {"name": n.properties["name"]}, {"name": n.properties["name"]}
+            )
+            if n.properties["name"] in names
+            else None
+            for n in nodes
+        }
+
     def _create(self, context: Context, node: Node) -> Observed:
         name = node.properties["name"]
         description = f"skyrig {context.app}/{context.environment.name}: private subnets"
@@ -534,7 +591,7 @@ def expand(scope: Scope) -> list[Node]:
     network = ipaddress.ip_network(settings.vpc_cidr)
     blocks = list(network.subnets(new_prefix=20))
     nodes = [
-        scope.node(VPC_ID, VPC.type, {"cidr": settings.vpc_cidr}),
+        scope.node(VPC_ID, VPC.type, {"cidr": settings.vpc_cidr, "dns": True}),
         scope.node(GATEWAY_ID, GATEWAY.type, {"attached": True}, (VPC_ID,)),
     ]
     for index, (zone, name) in enumerate(zip(zones(scope), ZONES, strict=False)):

@@ -1,9 +1,16 @@
 """The base of every AWS node type: errors in the engine's terms, and what a node's create leaves behind.
 
-Subclasses implement ``_read``, ``_find``, ``_create``, ``_update`` and ``_delete``; this class turns a
-vanished resource into ``None`` (read) or success (delete), a dependency not yet visible right after its
+Subclasses implement ``_read``, ``_find``, ``_create``, ``_update`` and ``_delete`` (and ``_read_many``
+and ``_find_many`` where AWS answers for several resources in one call); this class turns a vanished
+resource into ``None`` (read, find) or success (delete), a dependency not yet visible right after its
 creation (AWS is eventually consistent) into a :class:`TransientError` that the engine retries, and
 remembers where each node is for the nodes created after it in the same command.
+
+The rule every ``_find`` keeps (the engine's :meth:`~skyrig.provider.NodeType.find`): whatever point a
+create was interrupted at, and whether or not the node's dependencies exist, it answers found or not
+found. The node is found once its main resource exists; a create adopts whatever other part an earlier
+one left (it looks each up before making it), and a found resource reports the steps of its create that
+are missing as properties that differ, so that the engine's update finishes it.
 """
 
 from __future__ import annotations
@@ -45,6 +52,17 @@ class AwsNodeType(NodeType):
             context.client.remember(node.id, found.provider_id)
         return found
 
+    def find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
+        try:
+            found = self._find_many(context, nodes)
+        except NotFound:
+            found = {node.id: self.find(context, node) for node in nodes}
+        for node in nodes:
+            observed = found.get(node.id)
+            if observed is not None:
+                context.client.remember(node.id, observed.provider_id)
+        return found
+
     def create(self, context: Context, node: Node) -> Observed:
         try:
             observed = self._create(context, node)
@@ -74,6 +92,9 @@ class AwsNodeType(NodeType):
     def _find(self, context: Context, node: Node) -> Observed | None:
         raise NotImplementedError
 
+    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
+        return {node.id: self.find(context, node) for node in nodes}
+
     def _create(self, context: Context, node: Node) -> Observed:
         raise NotImplementedError
 
@@ -102,6 +123,17 @@ class AwsNodeType(NodeType):
     def inventory_id(self, arn: str) -> str:
         """The provider id of the resource with ``arn`` (by default its last path element)."""
         return arn.rpartition("/")[2] if "/" in arn else arn.rpartition(":")[2]
+
+
+def common_prefix(names: list[str]) -> str:
+    """The longest prefix all ``names`` share: what a list call filtered by name prefix is asked for."""
+    if not names:
+        return ""
+    prefix = min(names)
+    for name in names:
+        while not name.startswith(prefix):
+            prefix = prefix[:-1]
+    return prefix
 
 
 def resolve(context: Context, node_id: str, find: Callable[[], str | None]) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from skyrig.provider import Context, Node, Observed, ProviderError, Scope
-from skyrig_aws.api import tag_dict, tag_list, wait_for
+from skyrig_aws.api import NotFound, tag_dict, tag_list, wait_for
 from skyrig_aws.names import bucket_name
 from skyrig_aws.nodes import AwsNodeType
 
@@ -81,16 +81,35 @@ class BucketType(AwsNodeType):
         name = node.properties["name"]
         try:
             tags = tag_dict(context.client.s3.get_bucket_tagging(Bucket=name).get("TagSet"))
-        except ProviderError as error:
-            if "NoSuchTagSet" in str(error) or "tag" in str(error).lower():
-                return None
-            raise
+        except NotFound:
+            # no such bucket, or no tags yet: a create cut short before tagging, which creating again
+            # adopts (S3 answers BucketAlreadyOwnedByYou)
+            return None
         if tags.get("skyrig:app") != context.app or tags.get("skyrig:env") != context.environment.name:
             raise ProviderError(
                 f"{node.id}: an S3 bucket named {name!r} exists and is not this environment's (S3 names are "
                 "global): rename the app or the bucket"
             )
-        return self._read(context, node, name)
+        found = self._read(context, node, name)
+        if (
+            found is None
+            or node.properties["public_access_blocked"]
+            or found.properties["public_access_blocked"]
+        ):
+            return found
+        # a public bucket whose create stopped before its public-read policy: reported as not yet opened,
+        # so that adopting it opens it (a refresh does not ask, one call less)
+        try:
+            context.client.s3.get_bucket_policy(Bucket=name)
+        except NotFound:
+            return Observed(
+                found.provider_id, {**found.properties, "public_access_blocked": None}, found.outputs
+            )
+        return found
+
+    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
+        existing = {b["Name"] for b in context.client.s3.list_buckets().get("Buckets", [])}
+        return {n.id: self.find(context, n) if n.properties["name"] in existing else None for n in nodes}
 
     def _create(self, context: Context, node: Node) -> Observed:
         s3 = context.client.s3
@@ -203,9 +222,18 @@ class DistributionType(AwsNodeType):
         return {n.id: self._observe(context, n, items[pid]) if pid in items else None for n, pid in nodes}
 
     def _find(self, context: Context, node: Node) -> Observed | None:
-        comment = node.properties["comment"]
-        found = next((i for i in self._summaries(context) if i.get("Comment") == comment), None)
-        return self._observe(context, node, found) if found else None
+        return self._find_many(context, [node])[node.id]
+
+    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
+        by_comment: dict[str, dict[str, Any]] = {}
+        for item in self._summaries(context):
+            by_comment.setdefault(item.get("Comment") or "", item)
+        return {
+            n.id: self._observe(context, n, by_comment[n.properties["comment"]])
+            if n.properties["comment"] in by_comment
+            else None
+            for n in nodes
+        }
 
     def _config(self, context: Context, node: Node, enabled: bool = True) -> dict[str, Any]:
         bucket = node.properties["bucket"]

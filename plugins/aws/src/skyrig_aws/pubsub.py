@@ -14,7 +14,7 @@ from typing import Any
 from skyrig.provider import Context, Node, Observed, Scope, duration_seconds
 from skyrig_aws.api import tag_list
 from skyrig_aws.names import queue_name, topic_name
-from skyrig_aws.nodes import AwsNodeType, resolve
+from skyrig_aws.nodes import AwsNodeType, common_prefix, resolve
 
 MAX_RECEIVE_COUNT = 1000
 """SQS's limit on deliveries before the redrive: max_retries above 999 are capped to it."""
@@ -57,6 +57,9 @@ class TopicType(AwsNodeType):
 
     def _find(self, context: Context, node: Node) -> Observed | None:
         return self._read(context, node, topic_arn(context, node.properties["name"]))
+
+    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
+        return self._read_many(context, [(n, topic_arn(context, n.properties["name"])) for n in nodes])
 
     def _create(self, context: Context, node: Node) -> Observed:
         attributes = (
@@ -129,6 +132,13 @@ class QueueType(AwsNodeType):
 
     def _find(self, context: Context, node: Node) -> Observed | None:
         return self._read(context, node, node.properties["name"])
+
+    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
+        # one listing by the names' common prefix; the attributes only of the queues that exist
+        prefix = common_prefix([node.properties["name"] for node in nodes])
+        urls = context.client.sqs.pages("list_queues", "QueueUrls", QueueNamePrefix=prefix)
+        names = {url.rpartition("/")[2] for url in urls}
+        return {n.id: self.find(context, n) if n.properties["name"] in names else None for n in nodes}
 
     def _create(self, context: Context, node: Node) -> Observed:
         sqs = context.client.sqs

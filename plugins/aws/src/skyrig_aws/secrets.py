@@ -60,6 +60,22 @@ class SecretType(AwsNodeType):
     def _find(self, context: Context, node: Node) -> Observed | None:
         return self._read(context, node, node.properties["name"])
 
+    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
+        prefix = secret_name(context.app, context.environment.name, "")
+        found = {
+            s["Name"]: s
+            for s in context.client.secretsmanager.pages(
+                "list_secrets", "SecretList", Filters=[{"Key": "name", "Values": [prefix]}]
+            )
+            if not s.get("DeletedDate")
+        }
+        return {
+            n.id: self._observe(context, n, found[n.properties["name"]])
+            if n.properties["name"] in found
+            else None
+            for n in nodes
+        }
+
     def _create(self, context: Context, node: Node) -> Observed:
         secret = context.client.secretsmanager.create_secret(
             Name=node.properties["name"],

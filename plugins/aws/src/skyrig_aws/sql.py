@@ -26,7 +26,7 @@ from skyrig_aws.names import (
     migration_family,
     role_id,
 )
-from skyrig_aws.nodes import AwsNodeType
+from skyrig_aws.nodes import AwsNodeType, common_prefix
 
 SUBNETS_ID = "sql.subnets"
 MASTER_USER = "skyrig"
@@ -119,6 +119,9 @@ class InstanceType(AwsNodeType):
 
     def _find(self, context: Context, node: Node) -> Observed | None:
         return self._read(context, node, node.properties["identifier"])
+
+    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
+        return self._read_many(context, [(node, node.properties["identifier"]) for node in nodes])
 
     def _version(self, context: Context) -> str:
         if context.settings.sql_engine_version:
@@ -227,9 +230,18 @@ class InstanceType(AwsNodeType):
         wait_for(context, f"RDS instance {provider_id} to be deleted", gone)
 
 
+MIGRATED = "skyrig:migrated"
+"""The tag a migration task definition's revision gets once its task was started: a revision without it
+was registered by a create or update cut short before the run, whose migrations are not applied."""
+
+
 class DatabaseType(AwsNodeType):
     """A database in the instance, with its migrations: an ECS task definition that creates the database and
-    applies the migrations (:mod:`skyrig_aws.runtime.migrate`), run once per change of the migrations."""
+    applies the migrations (:mod:`skyrig_aws.runtime.migrate`), run once per change of the migrations.
+
+    Each revision whose task was started is tagged :data:`MIGRATED`; one that is not (a crash between
+    registering it and running it) reads back with no migrations, so the next apply registers and runs
+    them again (the migration runner skips what the database has already)."""
 
     type = "aws.sql.database"
     arn_types = ("ecs:task-definition",)
@@ -248,10 +260,18 @@ class DatabaseType(AwsNodeType):
             return {}
 
     def _observe(
-        self, context: Context, node: Node, family: str, task: Mapping[str, Any], db: Mapping[str, Any]
+        self,
+        context: Context,
+        node: Node,
+        family: str,
+        task: Mapping[str, Any],
+        db: Mapping[str, Any],
+        tags: list[dict[str, str]] | None = None,
     ) -> Observed:
         environment = {e["name"]: e["value"] for e in task["containerDefinitions"][0].get("environment", [])}
         migrations = json.loads(environment.get("SKYRIG_MIGRATIONS", "[]"))
+        if node.properties.get("run") and tags is not None and MIGRATED not in tag_dict(tags, "key", "value"):
+            migrations = []  # registered, never run: its migrations are not applied
         endpoint = db.get("Endpoint") or {}
         outputs = {
             "database": node.properties["name"],
@@ -264,11 +284,17 @@ class DatabaseType(AwsNodeType):
         }
         return self.observed(node, family, {"migrations": migrations}, outputs)
 
+    def _describe(self, context: Context, family: str) -> tuple[dict[str, Any], list[dict[str, str]]]:
+        """The family's latest revision and its tags (ECS answers a missing family with a ClientException,
+        which :mod:`skyrig_aws.api` makes a :class:`~skyrig_aws.api.NotFound`)."""
+        answer = context.client.ecs.describe_task_definition(taskDefinition=family, include=["TAGS"])
+        return answer["taskDefinition"], answer.get("tags") or []
+
     def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
-        task = context.client.ecs.describe_task_definition(taskDefinition=provider_id)["taskDefinition"]
+        task, tags = self._describe(context, provider_id)
         if task.get("status") != "ACTIVE":
             return None
-        return self._observe(context, node, provider_id, task, self._instance(context, node))
+        return self._observe(context, node, provider_id, task, self._instance(context, node), tags)
 
     def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
         if not nodes:
@@ -277,18 +303,30 @@ class DatabaseType(AwsNodeType):
         found: dict[str, Observed | None] = {}
         for node, provider_id in nodes:
             try:
-                task = context.client.ecs.describe_task_definition(taskDefinition=provider_id)[
-                    "taskDefinition"
-                ]
+                task, tags = self._describe(context, provider_id)
             except ProviderError:
                 found[node.id] = None
                 continue
             active = task.get("status") == "ACTIVE"
-            found[node.id] = self._observe(context, node, provider_id, task, db) if active else None
+            found[node.id] = self._observe(context, node, provider_id, task, db, tags) if active else None
         return found
 
     def _find(self, context: Context, node: Node) -> Observed | None:
         return self._read(context, node, node.properties["family"])
+
+    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
+        # one listing of the environment's migration families; only those that exist are described
+        prefix = common_prefix([node.properties["family"] for node in nodes])
+        families = set(
+            context.client.ecs.pages(
+                "list_task_definition_families", "families", familyPrefix=prefix, status="ACTIVE"
+            )
+        )
+        present = [
+            (node, node.properties["family"]) for node in nodes if node.properties["family"] in families
+        ]
+        found = self._read_many(context, present)
+        return {node.id: found.get(node.id) for node in nodes}
 
     def _register(self, context: Context, node: Node) -> dict[str, Any]:
         p = node.properties
@@ -333,6 +371,9 @@ class DatabaseType(AwsNodeType):
                 count=1,
                 networkConfiguration=compute.network_configuration(context),
                 startedBy="skyrig-migrate",
+            )
+            context.client.ecs.tag_resource(
+                resourceArn=task["taskDefinitionArn"], tags=[{"key": MIGRATED, "value": "true"}]
             )
         return task
 
