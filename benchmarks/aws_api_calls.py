@@ -9,8 +9,9 @@ settings of the provider's conformance profile) on a moto server this benchmark 
    ``Authorize``, ``Register``, ``Run``, ``Associate``...), of a first ``skyrig apply``, a no-change
    ``apply`` and a refresh (``skyrig plan``), each against the minimum needed:
 
-   - first apply: one create call per node (the engine looks a resource up before creating it only when an
-     earlier apply left an intent for it, so a clean first apply needs no lookup);
+   - first apply: one create call per node, and one lookup call per node type (the engine looks up, by
+     its identity, every node state does not record before creating it, one ``find_many`` per node type:
+     a first apply cannot tell itself from one after state was lost);
    - no-change apply: no mutating call; the refresh's reads, and one read per ten services to see whether
      their runtime config changed (:func:`runtime_reads`);
    - refresh: the reads of :data:`REFRESH_FLOOR` (one per node type where AWS reads in bulk, one per
@@ -360,7 +361,7 @@ def calls_table(steps: dict[str, list[Step]], nodes: int, types: Counter[str]) -
     for column in columns:
         table.add_column(column, justify="left" if column == "step" else "right")
     floors = {
-        "first apply": (nodes, nodes),
+        "first apply": (nodes + len(types), nodes),
         "no-change apply": (refresh_floor(types) + runtime_reads(types), 0),
         "refresh (plan)": (refresh_floor(types), 0),
     }

@@ -1,5 +1,6 @@
 """Robustness: a crash at the worst moment, then a re-apply, leaves no duplicate and no orphan; nor does
-an apply that finds intents for nodes it has no record of (with or without what they were creating)."""
+an apply that finds intents for nodes it has no record of (with or without what they were creating), nor
+an apply, or ``skyrig state recover``, after state was lost."""
 
 from __future__ import annotations
 
@@ -29,6 +30,16 @@ def _intents(deployment: Deployment, *, forget: bool) -> list[str]:
                 session.store.add_intent(MAIN, fence, node.id, "create", context.token(node))
     assert nodes, f"the graph has no node of provider {provider!r}"
     return sorted({node.type for node in nodes})
+
+
+def _lose_state(deployment: Deployment) -> None:
+    """Delete the state database, as a person who removed ``.skyrig/state.db`` did."""
+    with deployment.session() as session:
+        path = getattr(session.store, "path", None)
+    assert path is not None and path.exists(), "the suite's app keeps its state in a SQLite file"
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    assert not deployment.has_state(MAIN)
 
 
 def _ids(deployment: Deployment) -> dict[str, str]:
@@ -102,3 +113,27 @@ class TestRobustness(Suite):
         assert result.code == 0, f"an apply after unrecorded creates failed ({types}):\n{result.text}"
         assert "adopted" in result.text, result.text
         _converged(fresh, "created, not recorded", before)
+
+    @needs.area("robustness")
+    def test_an_apply_after_state_was_lost_makes_no_duplicate(self, fresh):
+        fresh.apply()
+        before = _ids(fresh)
+        _lose_state(fresh)
+        result = fresh.cli("apply", "--env", MAIN, "--yes")
+        assert result.code == 0, f"an apply after state was lost failed:\n{result.text}"
+        _converged(fresh, "state lost, then an apply", before)
+
+    @needs.area("robustness")
+    def test_state_recover_rebuilds_lost_state_from_the_backend(self, fresh):
+        fresh.apply()
+        before = _ids(fresh)
+        _lose_state(fresh)
+        recovered = fresh.ok("state", "recover", "--env", MAIN)
+        assert "adopted" in recovered.out, recovered.text
+        assert _ids(fresh) == before, "recover did not record each node as the resource it was"
+        _converged(fresh, "state lost, then recovered", before)
+        again = fresh.cli("state", "recover", "--env", MAIN)
+        assert again.code != 0 and "not empty" in again.text, "recover must refuse state that is there"
+        forced = fresh.ok("state", "recover", "--env", MAIN, "--force")
+        assert "kept" in forced.out, forced.text
+        assert _ids(fresh) == before

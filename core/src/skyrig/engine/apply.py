@@ -1,8 +1,10 @@
 """Applying a plan: a walk of its DAG with bounded parallelism, retries, intents and per-node state.
 
-Every node is recorded the moment it completes. Before a create, an intent is written; a crash between
-the cloud call and the state write leaves the intent, and the next apply looks the resource up (by its
-ownership tags or deterministic name) and adopts it instead of creating a duplicate.
+Every node is recorded the moment it completes. Before a create, an intent is written. No node state
+does not record is created without first being looked up by its identity (ownership tags or
+deterministic name): once per node type, before the walk (:func:`find_all`, the node types'
+``find_many``). What is found is adopted, brought up to date, instead of created again: a crash between
+the cloud call and the state write, or state lost altogether, never makes a duplicate.
 """
 
 from __future__ import annotations
@@ -82,6 +84,62 @@ class CrashPoint:
 crash_point = CrashPoint()
 
 
+def find_all(
+    nodes: Iterable[Node],
+    types: Mapping[str, NodeType],
+    contexts: Mapping[str, Context],
+    *,
+    call: Callable[[Callable[[], Any]], Any] = lambda function: function(),
+    parallelism: int = 10,
+) -> tuple[dict[str, Observed | None], dict[str, str]]:
+    """Look ``nodes`` up by their identity, one ``find_many`` per node type (the types at once, at most
+    ``parallelism`` together), each through ``call`` (the executor's retries); if a type's ``find_many``
+    fails, its nodes are looked up one by one, so that a failure is the failing node's alone. Returns what
+    was found (node id -> observed, or None: not there) and, for each node whose lookup failed, why."""
+    by_type: dict[str, list[Node]] = {}
+    for node in nodes:
+        by_type.setdefault(node.type, []).append(node)
+    found: dict[str, Observed | None] = {}
+    failed: dict[str, str] = {}
+    if not by_type:
+        return found, failed
+
+    def look_up(group: list[Node]) -> dict[str, Observed | Exception | None]:
+        node_type = types[group[0].type]
+        context = contexts[group[0].provider]
+        try:
+            answer = call(lambda: node_type.find_many(context, group))
+            return {node.id: answer.get(node.id) for node in group}
+        except Exception as error:  # then one by one: each node its own answer, or its own error
+            if len(group) == 1:
+                return {group[0].id: error}
+        each: dict[str, Observed | Exception | None] = {}
+        for node in group:
+            try:
+                each[node.id] = call(lambda node=node: node_type.find(context, node))
+            except Exception as error:  # that node fails, with this error
+                each[node.id] = error
+        return each
+
+    workers = max(1, min(parallelism, len(by_type)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="skyrig-find") as pool:
+        futures = [pool.submit(look_up, group) for _, group in sorted(by_type.items())]
+        for future in futures:
+            for node_id, answer in future.result().items():
+                if isinstance(answer, Exception):
+                    failed[node_id] = (
+                        f"looking it up before creating it failed ({error_text(answer)}): nothing was created"
+                    )
+                else:
+                    found[node_id] = answer
+    return found, failed
+
+
+def error_text(error: Exception) -> str:
+    """How a node's error is shown: a provider's message as it is, anything else with its type."""
+    return str(error) if isinstance(error, ProviderError) else f"{type(error).__name__}: {error}"
+
+
 @dataclass
 class Outcome:
     """How an apply went."""
@@ -131,6 +189,9 @@ class Executor:
         self.outcome = Outcome()
         self.stopping = threading.Event()
         self._lock = threading.Lock()
+        self.found: dict[str, Observed | None] = {}
+        """Node id -> what looking it up by its identity found, for each node created without a record."""
+        self.lookup_failed: dict[str, str] = {}
 
     # -- the walk -------------------------------------------------------------------------------
 
@@ -138,6 +199,7 @@ class Executor:
         started = time.perf_counter()
         forward = [c for c in self.plan.changes if c.action not in ("delete", "retain")]
         backward = [c for c in self.plan.changes if c.action == "delete"]
+        self._look_up(forward)
         self._walk(forward, {c.id: c.node.depends_on for c in forward})
         if not self.outcome.failed and not self.stopping.is_set():
             # delete a node only after the nodes that depend on it are gone
@@ -200,16 +262,21 @@ class Executor:
         for node_id in sorted(unstarted):
             self.outcome.skipped.setdefault(node_id, "the apply was stopped before it")
 
+    def _look_up(self, changes: list[Change]) -> None:
+        """Before any create: look up every node to create that state has no record of (a first apply, an
+        apply after a crash, or after state was lost), one ``find_many`` per node type."""
+        unrecorded = [c.node for c in changes if c.action == "create" and c.id not in self.records]
+        self.found, self.lookup_failed = find_all(
+            unrecorded, self.types, self.contexts, call=self._call, parallelism=self.parallelism
+        )
+
     def _one(self, change: Change) -> None:
         started = time.perf_counter()
         try:
             action = self._perform(change)
         except Exception as error:  # a node's failure is recorded; its dependents are skipped
-            message = (
-                f"{type(error).__name__}: {error}" if not isinstance(error, ProviderError) else str(error)
-            )
             with self._lock:
-                self.outcome.failed[change.id] = message
+                self.outcome.failed[change.id] = error_text(error)
             self.report("failed", change, time.perf_counter() - started)
             return
         with self._lock:
@@ -246,15 +313,18 @@ class Executor:
         return self._create(change, node, node_type, context)
 
     def _create(self, change: Change, node: Node, node_type: NodeType, context: Context) -> str:
-        if node.id in self.intents:
-            # An earlier apply began this and stopped before recording it: the resource may exist. Adopt
-            # it (brought up to date) instead of making a duplicate.
+        if node.id in self.lookup_failed:
+            raise ProviderError(self.lookup_failed[node.id])
+        found: Observed | None = None
+        if node.id in self.found:  # looked up before the walk: state has no record of it
+            found = self.found[node.id]
+        elif node.id in self.intents and change.action == "create":
+            # recorded, gone from the cloud, and an earlier apply began creating it again and stopped
             found = self._call(lambda: node_type.find(context, node))
-            if found is not None:
-                stale = {k: v for k, v in node.properties.items() if found.properties.get(k) != v}
-                if stale:
-                    found = self._call(lambda: node_type.update(context, node, found.provider_id, stale))
-                self._save(change, found)
+        if found is not None:
+            adopted = self._adopt(change, node, node_type, context, found)
+            if adopted is not None:
+                self._save(change, adopted)
                 return "adopted"
         self.store.add_intent(self.plan.environment, self.fence, node.id, "create", context.token(node))
         attempts = 0
@@ -272,6 +342,24 @@ class Executor:
         crash_point.passed()
         self._save(change, observed)
         return "created"
+
+    def _adopt(
+        self, change: Change, node: Node, node_type: NodeType, context: Context, found: Observed
+    ) -> Observed | None:
+        """``found``, made for ``node`` by an earlier run that did not record it, brought up to date: its
+        properties that differ from the node's are updated in place. If one of them cannot change in place
+        (``replace_on``), the found resource is deleted and None returned (it is then created anew),
+        unless it holds data: then it is adopted as it is, and the next plan shows the replacement."""
+        stale = {k: v for k, v in node.properties.items() if found.properties.get(k) != v}
+        fixed = (set(stale) & node_type.replace_on) - node_type.identity
+        if fixed and not node_type.stateful:
+            self.store.add_intent(self.plan.environment, self.fence, node.id, "replace", context.token(node))
+            self._call(lambda: node_type.delete(context, node, found.provider_id))
+            return None
+        changes = {k: v for k, v in stale.items() if k not in fixed and k not in node_type.identity}
+        if not changes:
+            return found
+        return self._call(lambda: node_type.update(context, node, found.provider_id, changes))
 
     def _call(self, function: Callable[[], T]) -> T:
         def count(error: Exception, delay: float) -> None:

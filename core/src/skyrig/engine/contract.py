@@ -3,7 +3,8 @@
 The engine does ordering, parallelism, retries, state, intents and locking; a node type only talks to
 its cloud. Every method receives a :class:`Context` (the environment, the provider's settings and its
 client, and the node's ownership tags and idempotency token) and must be safe to call again after a
-crash: ``create`` is always preceded by ``find`` when an intent says an earlier create may have run.
+crash: ``create`` of a node state does not record is always preceded by ``find`` (``find_many``), so
+that what an interrupted create made, or what state forgot, is adopted instead of made twice.
 """
 
 from __future__ import annotations
@@ -91,9 +92,27 @@ class NodeType:
         return {node.id: self.read(context, node, provider_id) for node, provider_id in nodes}
 
     def find(self, context: Context, node: Node) -> Observed | None:
-        """The resource created for ``node`` by an earlier run that crashed before recording it: found by
-        its deterministic name, idempotency token or ownership tags. None if there is none."""
+        """The resource made for ``node`` that state does not record, found by its identity (its
+        deterministic name, idempotency token or ownership tags), or None if there is none.
+
+        The engine asks before creating any node state has no record of: after a crash between a create
+        and its record, after state was lost (``skyrig state recover`` asks too), and before retrying a
+        create whose response was lost. So ``find`` answers found or not found, never an error, whatever
+        point an earlier create was interrupted at and whether the node's dependencies exist yet: a
+        lookup that the cloud answers with "no such thing", in whatever words (a missing parent, an
+        unknown name), is not found. Where a node is made of several cloud resources, ``find`` answers
+        found only once its main resource exists; ``create`` then adopts whatever subset an interrupted
+        create left (looks each part up before making it). A resource found but not finished (a step of
+        its create missing) reads back with the properties it has, so that the engine's update, which
+        brings an adopted resource up to date, finishes it. Only what the cloud refuses for another
+        reason (credentials, a name taken by someone else) is an error."""
         raise NotImplementedError
+
+    def find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
+        """:meth:`find` for several nodes of this type at once (node id -> found, or None). The engine calls
+        it once per node type before the creates of an apply, as refresh calls :meth:`read_many`. Override
+        it with one list or describe call where the cloud allows; by default it finds one by one."""
+        return {node.id: self.find(context, node) for node in nodes}
 
     def create(self, context: Context, node: Node) -> Observed:
         """Create the resource with ``context.token(node)`` and ``context.tags(node)``."""

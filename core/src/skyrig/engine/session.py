@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -138,6 +139,43 @@ class Session:
             granted = runtime_config.grants(self.model)
         return Plan(self.app, self.name, serial, changes, granted, destroy=destroy, include_data=include_data)
 
+    # -- recovering lost state -----------------------------------------------------------------
+
+    def recover(self, fence: int, *, force: bool = False) -> Recovery:
+        """Rebuild state from the cloud under the lease ``fence``: look every node of the graph that state
+        has no record of up by its identity (one ``find_many`` per node type, as an apply does before its
+        creates) and record what is found. Refused when state records anything of the environment, unless
+        ``force``: then the nodes it records are kept as they are and only the others are looked up."""
+        from skyrig.engine.apply import RetryPolicy, find_all
+
+        records = self.store.nodes(self.name)
+        if records and not force:
+            raise UserError(
+                f"state of environment {self.name!r} is not empty ({len(records)} node(s) recorded): "
+                "recover rebuilds lost state, and refuses to touch state that is there",
+                f"skyrig status --env {self.name} shows it; pass --force to look up and record only the "
+                "nodes it lacks",
+            )
+        wanted = [self.graph.nodes[node_id] for node_id in self.graph.order if node_id not in records]
+        retry = RetryPolicy.from_environment()
+        found, failed = find_all(wanted, self.types, self.contexts(), call=retry.call)
+        recovery = Recovery(kept=sorted(node for node in records if node in self.graph.nodes))
+        for node in wanted:
+            observed = found.get(node.id)
+            if node.id in failed:
+                recovery.failed[node.id] = failed[node.id]
+            elif observed is None:
+                recovery.missing.append(node.id)
+            else:
+                # what was last applied is lost: a tunable that differs is taken as asked by the app, not
+                # as a console change to keep, so that the plan shows it (as an apply would set it)
+                tunable = self.types[node.type].tunable
+                applied = {k: v for k, v in observed.properties.items() if k in tunable}
+                desired = {**node.properties, **applied}
+                self.store.record(self.name, fence, NodeRecord.of(node, observed, desired))
+                recovery.adopted[node.id] = observed.provider_id
+        return recovery
+
     # -- apply ----------------------------------------------------------------------------------
 
     def apply(self, plan: Plan, fence: int, *, parallelism: int, report: Any = None) -> Any:
@@ -232,6 +270,20 @@ class Session:
                 self.store.release(self.name, fence)
         if lost.is_set():
             raise LeaseLost(f"the lock on environment {self.name!r} expired during the command")
+
+
+@dataclass
+class Recovery:
+    """What :meth:`Session.recover` did, node by node."""
+
+    adopted: dict[str, str] = field(default_factory=dict)
+    """Node id -> provider id of each node found in the cloud and recorded."""
+    missing: list[str] = field(default_factory=list)
+    """Nodes not found: the next apply creates them."""
+    failed: dict[str, str] = field(default_factory=dict)
+    """Node id -> why looking it up failed (nothing recorded for it)."""
+    kept: list[str] = field(default_factory=list)
+    """Nodes state recorded already (``force``), left as they were."""
 
 
 def describe(change: Change) -> str:

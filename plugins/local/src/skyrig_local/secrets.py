@@ -47,7 +47,8 @@ class SecretType(NodeType):
         return Observed(provider_id, {"name": provider_id}, {"reference": f"local://secrets/{provider_id}"})
 
     def find(self, context: Context, node: Node) -> Observed | None:
-        return None
+        # a slot is its name: it exists as soon as the app declares it (state lost, or never recorded)
+        return self.read(context, node, node.properties["name"])
 
     def create(self, context: Context, node: Node) -> Observed:
         return self.read(context, node, node.properties["name"])  # type: ignore[return-value]

@@ -38,6 +38,21 @@ class MemoryNodeType(NodeType):
             self.outputs_of(context, self._observed(str(matches[0][0]), matches[0][1])) if matches else None
         )
 
+    def find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
+        # One list call for all nodes of this type: the environment's resources of the type, by node tag
+        # (the oldest first, as find answers, should an earlier version have left two).
+        existing = context.client.list(self.type, context.app, context.environment.name)
+        by_node: dict[str, tuple[int, dict[str, Any]]] = {}
+        for resource_id, (node_id, properties) in sorted(existing.items()):
+            by_node.setdefault(node_id, (resource_id, properties))
+        found: dict[str, Observed | None] = {}
+        for node in nodes:
+            match = by_node.get(node.id)
+            found[node.id] = (
+                None if match is None else self.outputs_of(context, self._observed(str(match[0]), match[1]))
+            )
+        return found
+
     def create(self, context: Context, node: Node) -> Observed:
         properties = dict(node.properties)
         resource_id = context.client.create(self.type, context.tags(node), context.token(node), properties)
