@@ -2,8 +2,7 @@
 of the configuration (:func:`skyrig.config.load_config`), so that a bad value is refused, naming the
 variable, before anything is planned or changed.
 
-Each is read where it is used (the engine reads ``os.environ`` itself): what passes the check here parses
-there.
+Each is read where it is used, through :func:`value`, so that what passes the check here is what runs.
 """
 
 from __future__ import annotations
@@ -99,3 +98,11 @@ def problems(environ: Mapping[str, str] | None = None) -> list[str]:
                 f"one, such as {name}={variable.example}, or unset it"
             )
     return found
+
+
+def value(name: str) -> float | int | None:
+    """The value of variable ``name`` now: its default when unset, None for one with no default. A bad
+    value raises ``ValueError`` (:func:`problems` reports it first, when the configuration loads)."""
+    variable = VARIABLES[name]
+    raw = os.environ.get(name, variable.default)
+    return None if raw is None else variable.parse(raw)

@@ -19,6 +19,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from skyrig.config import variables
 from skyrig.engine import dag
 from skyrig.engine.contract import Context, NodeType, Observed
 from skyrig.engine.graph import Node
@@ -41,7 +42,7 @@ class RetryPolicy:
     @classmethod
     def from_environment(cls) -> RetryPolicy:
         """The default policy; ``SKYRIG_RETRY_BASE_MS`` scales it (tests make it fast)."""
-        scale = float(os.environ.get("SKYRIG_RETRY_BASE_MS", "200")) / 200
+        scale = float(variables.value("SKYRIG_RETRY_BASE_MS") or 0) / 200
         return cls(base=0.2 * scale, throttle_base=1.0 * scale, cap=20.0 * max(scale, 0.01))
 
     def call(
@@ -72,12 +73,12 @@ class CrashPoint:
         self._count = 0
 
     def passed(self) -> None:
-        limit = os.environ.get("SKYRIG_CRASH_AFTER_CREATE")
+        limit = variables.value("SKYRIG_CRASH_AFTER_CREATE")
         if not limit:
             return
         with self._lock:
             self._count += 1
-            if self._count == int(limit):
+            if self._count == limit:
                 os._exit(137)
 
 

@@ -14,7 +14,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from skyrig.collector import paused
-from skyrig.config import Config, Environment
+from skyrig.config import Config, Environment, variables
 from skyrig.engine import runtime_config
 from skyrig.engine.contract import Context, NodeType, Observed
 from skyrig.engine.graph import Graph, Node, build_graph
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 def lock_ttl() -> float:
     """Seconds a lock lives without a heartbeat (``SKYRIG_LOCK_TTL``; 30 by default)."""
-    return float(os.environ.get("SKYRIG_LOCK_TTL", "30"))
+    return float(variables.value("SKYRIG_LOCK_TTL") or 30)
 
 
 class Session:
