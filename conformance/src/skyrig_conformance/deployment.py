@@ -22,7 +22,7 @@ from typing import Any
 
 from skyrig.cli.testing import Result, invoke
 from skyrig.provider import LocalServers, Manifest
-from skyrig_conformance.app import ENVIRONMENTS, Capabilities, app_name, write_app
+from skyrig_conformance.app import ENVIRONMENTS, Capabilities, app_name, config, write_app
 from skyrig_conformance.profile import Profile
 
 MAIN = ENVIRONMENTS[0]
@@ -39,9 +39,16 @@ class Deployment:
         self.manifest = manifest
         self.app = app_name()
         self.capabilities: Capabilities = write_app(root, self.app, profile, manifest)
+        self.environments: tuple[str, ...] = ENVIRONMENTS
+        """The environments ``skyrig.toml`` declares (teardown destroys each)."""
         self.outputs: list[str] = []
         """Everything every command printed, for the secret canary."""
         self._servers: list[subprocess.Popen[bytes]] = []
+
+    def add_environments(self, *names: str) -> None:
+        """Declare more environments of the same kind in ``skyrig.toml`` (each with names of its own)."""
+        self.environments = (*self.environments, *names)
+        (self.root / "skyrig.toml").write_text(config(self.profile, self.app, self.environments))
 
     # -- commands ---------------------------------------------------------------------------------
 
@@ -58,16 +65,28 @@ class Deployment:
         return result
 
     def process(self, *args: str, environ: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        """``skyrig ARGS -C root`` in a process of its own."""
-        done = subprocess.run(
+        """``skyrig ARGS -C root`` in a process of its own, waited for."""
+        running = self.start(*args, environ=environ)
+        return self.finished(running, timeout=600)
+
+    def start(self, *args: str, environ: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        """``skyrig ARGS -C root`` started in a process of its own (wait for it with :meth:`finished`, or
+        kill it)."""
+        return subprocess.Popen(
             [sys.executable, "-m", "skyrig", *args, "-C", str(self.root)],
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, **(environ or {})},
-            timeout=600,
         )
-        self.outputs += [done.stdout, done.stderr]
-        return done
+
+    def finished(
+        self, running: subprocess.Popen[str], timeout: float | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """What ``running`` printed and how it exited, once it has (its output counts for the canary)."""
+        stdout, stderr = running.communicate(timeout=timeout)
+        self.outputs += [stdout, stderr]
+        return subprocess.CompletedProcess(running.args, running.returncode, stdout, stderr)
 
     def apply(self, environment: str = MAIN) -> Result:
         return self.ok("apply", "--env", environment, "--yes")

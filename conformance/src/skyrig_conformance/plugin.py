@@ -107,19 +107,17 @@ def fresh(skyrig_profile: Any, skyrig_manifest: Any, tmp_path: Path) -> Iterator
 
 
 def _tear_down(made: Any) -> None:
-    from skyrig_conformance.app import ENVIRONMENTS
-
     state = made.root / ".skyrig"
     if not state.exists():
         return
-    for environment in ENVIRONMENTS:
+    for environment in made.environments:
         if made.has_state(environment):
             result = made.cli("destroy", "--env", environment, "--yes", "--include-data")
             if result.code != 0:
                 raise AssertionError(f"teardown could not destroy {environment}: {result.text}")
     local = made.provider()
     if isinstance(local, LocalServers):
-        for environment in ENVIRONMENTS:
+        for environment in made.environments:
             local.stop_local_servers(made.context(environment))
 
 

