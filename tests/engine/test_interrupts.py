@@ -4,11 +4,12 @@ to expire (30 s by default), and what was in flight keeps its intent."""
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
 import time
+
+from skyrig.cli.testing import interrupt_twice
 
 from .conftest import cloud, run_process
 
@@ -26,20 +27,6 @@ def _slow_apply(app) -> subprocess.Popen:
     )
 
 
-def _interrupt_twice(apply: subprocess.Popen) -> str:
-    """Ctrl-C once, wait until it is seen (two signals before Python's handler runs count as one), again."""
-    apply.send_signal(signal.SIGINT)
-    assert apply.stderr is not None
-    seen = []
-    for line in apply.stderr:
-        seen.append(line)
-        if "stopping: waiting for" in line:
-            break
-    apply.send_signal(signal.SIGINT)
-    _, rest = apply.communicate(timeout=30)
-    return "".join(seen) + rest
-
-
 def test_a_second_ctrl_c_releases_the_lease(app):
     apply = _slow_apply(app)
     try:
@@ -47,7 +34,7 @@ def test_a_second_ctrl_c_releases_the_lease(app):
         while not cloud(app).inventory("shop", "dev"):  # the apply is under way
             assert time.monotonic() < deadline and apply.poll() is None, "the apply made nothing"
             time.sleep(0.05)
-        err = _interrupt_twice(apply)
+        err = interrupt_twice(apply, timeout=30)
     finally:
         if apply.poll() is None:
             apply.kill()

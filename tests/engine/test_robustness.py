@@ -12,6 +12,8 @@ from collections import Counter
 
 import pytest
 
+from skyrig.cli.testing import interrupt_twice
+
 from .conftest import cloud, run_process
 
 NODES = 20  # the shop's graph on the memory provider: 20 nodes, so a first apply makes 20 creates
@@ -188,17 +190,7 @@ def test_the_first_ctrl_c_drains_what_is_in_flight(app, skyrig):
 def test_a_second_ctrl_c_aborts_and_keeps_the_intents(app, skyrig):
     slow = _slow_apply(app)
     _wait_for_records(app)
-    slow.send_signal(signal.SIGINT)
-    # Two signals that arrive before Python runs the handler count as one: wait until the first is seen.
-    assert slow.stderr is not None
-    seen = []
-    for line in slow.stderr:
-        seen.append(line)
-        if "stopping: waiting for" in line:
-            break
-    slow.send_signal(signal.SIGINT)
-    _, rest = slow.communicate(timeout=30)
-    err = "".join(seen) + rest
+    err = interrupt_twice(slow, timeout=30)
     assert slow.returncode == 130, err
     assert "aborted: operations in flight keep their intents" in err
     _converged(app, skyrig)

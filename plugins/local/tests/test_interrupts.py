@@ -4,7 +4,6 @@ aborted with a second Ctrl-C leaves no ``initdb`` running and no lease behind.""
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -13,6 +12,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+
+from skyrig.cli.testing import interrupt_twice
 
 FILES = {
     "skyrig.toml": 'app = "bank"\n[env.local]\ntype = "local"\nprovider = "local"\n',
@@ -103,19 +104,10 @@ def test_a_second_ctrl_c_stops_initdb_and_releases_the_lease(tmp_path):
             assert apply.poll() is None, apply.communicate()[1]
             assert time.monotonic() < deadline, "initdb never ran"
             time.sleep(0.01)
-        apply.send_signal(signal.SIGINT)
-        assert apply.stderr is not None
-        seen = []
-        for line in apply.stderr:
-            seen.append(line)
-            if "stopping: waiting for" in line:
-                break
-        apply.send_signal(signal.SIGINT)
-        _, rest = apply.communicate(timeout=60)
+        err = interrupt_twice(apply)
     finally:
         if apply.poll() is None:
             apply.kill()
-    err = "".join(seen) + rest
     assert apply.returncode == 130, err
     assert "aborted" in err
     time.sleep(0.5)

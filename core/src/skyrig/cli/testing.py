@@ -3,7 +3,8 @@ provider authors' (the conformance suite drives every command through it).
 
 :func:`run_cli` runs a command inside a pytest test, capturing its output with the ``capsys`` fixture;
 :func:`invoke` runs one anywhere else, capturing its output itself. Both return a :class:`Result` and
-never raise ``SystemExit``. (App authors test their apps with :mod:`skyrig.testing` instead.)
+never raise ``SystemExit``. :func:`interrupt_twice` presses Ctrl-C twice on a command running in a
+process of its own. (App authors test their apps with :mod:`skyrig.testing` instead.)
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import subprocess
+
     import pytest
 
-__all__ = ["Result", "invoke", "run_cli"]
+__all__ = ["Result", "interrupt_twice", "invoke", "run_cli"]
 
 
 @dataclass
@@ -68,3 +71,21 @@ def invoke(args: list[str], *, stdin: str = "") -> Result:
     finally:
         sys.stdin = saved_stdin
     return Result(code, out.getvalue(), err.getvalue())
+
+
+def interrupt_twice(command: subprocess.Popen[str], timeout: float = 60) -> str:
+    """Press Ctrl-C on ``command`` (a ``skyrig`` process started with ``stderr=PIPE`` and ``text=True``),
+    wait until it says it is stopping, press it again, and return everything it wrote to stderr once it
+    has exited. Two signals that arrive before Python runs the handler count as one: hence the wait."""
+    import signal
+
+    assert command.stderr is not None, "start the command with stderr=subprocess.PIPE"
+    command.send_signal(signal.SIGINT)
+    seen = []
+    for line in command.stderr:
+        seen.append(line)
+        if "stopping: waiting for" in line:
+            break
+    command.send_signal(signal.SIGINT)
+    _, rest = command.communicate(timeout=timeout)
+    return "".join(seen) + (rest or "")
