@@ -231,3 +231,99 @@ def test_a_cache_cluster_is_used_through_its_keyspaces(write_app):
     )
     (use,) = build_model(root, "testapp", cache=False).uses
     assert (use.kind, use.resource, use.operations) == ("cache_cluster", "c", ["delete", "get", "set"])
+
+
+# -- uses the parser cannot follow (issue 13) --------------------------------------------------------
+
+TWO_SERVICES = {
+    "files/__init__.py": 'from skyrig import Service\nservice = Service("files", app="files:app")\napp = None\n',
+    "files/storage.py": """
+        from skyrig import Bucket, CacheCluster, Secret
+        receipts = Bucket("receipts")
+        key = Secret("key")
+        cluster = CacheCluster("hot")
+        counters = cluster.keyspace("count/{id}", value=int)
+    """,
+    "billing/__init__.py": 'from skyrig import Service\nservice = Service("billing", app="billing.api:app")\n',
+    "billing/helpers.py": """
+        def archive(bucket, name):
+            bucket.upload(name, b"")
+    """,
+}
+
+
+def test_a_resource_passed_to_a_helper_is_a_use_of_every_operation_and_says_where(write_app, run):
+    """A module of billing imports files' bucket inside a function and only hands it to a helper: the
+    parser cannot see the upload, so billing may do all a bucket can, and the model says where."""
+    root = write_app(
+        {
+            **TWO_SERVICES,
+            "billing/api.py": """
+                from billing.helpers import archive
+
+                app = None
+
+                def close_month(month):
+                    from files.storage import receipts
+                    archive(receipts, month)
+            """,
+        }
+    )
+    model = build_model(root, "testapp", cache=False)
+    (use,) = model.uses_by("billing")
+    assert (use.kind, use.resource) == ("bucket", "receipts")
+    assert use.operations == ["download", "list", "public_url", "remove", "signed_url", "upload"]
+    assert use.operations_not_visible == ["billing/api.py:7:13"]
+
+    from skyrig.engine.runtime_config import grants
+
+    assert grants(model)["billing"] == {"bucket/receipts": use.operations}, "its runtime config grants it"
+    tree = run("model", str(root), "--no-cache").out
+    assert "bucket receipts (of files): download, list, public_url, remove, signed_url, upload" in tree
+    assert "operations not visible: all granted  billing/api.py:7:13" in tree, tree
+
+
+def test_a_module_of_declarations_passed_around_is_a_use_of_all_it_declares(write_app):
+    root = write_app(
+        {
+            **TWO_SERVICES,
+            "billing/api.py": """
+                from files import storage
+                from billing.helpers import archive
+
+                app = None
+
+                def close_month(month):
+                    archive(storage, month)
+            """,
+        }
+    )
+    uses = {(u.kind, u.resource): u for u in build_model(root, "testapp", cache=False).uses_by("billing")}
+    # another service's cache is private: handing its module around is no use of it, and no error
+    assert sorted(uses) == [("bucket", "receipts"), ("secret", "key")]
+    assert uses[("secret", "key")].operations == ["read"]
+    assert all(u.operations_not_visible == ["billing/api.py:7:13"] for u in uses.values())
+
+
+def test_where_every_operation_is_visible_least_privilege_stays_exact(write_app, run):
+    root = write_app(
+        {
+            **TWO_SERVICES,
+            "billing/api.py": """
+                from files.storage import receipts, key
+
+                app = None
+
+                def close_month(month):
+                    from files.storage import receipts as r
+                    r.download(month)
+                    receipts.list()
+                    return key.value()
+            """,
+        }
+    )
+    uses = {u.resource: u for u in build_model(root, "testapp", cache=False).uses_by("billing")}
+    assert uses["receipts"].operations == ["download", "list"]
+    assert uses["key"].operations == ["read"]
+    assert all(u.operations_not_visible == [] for u in uses.values())
+    assert "operations not visible" not in run("model", str(root), "--no-cache").out

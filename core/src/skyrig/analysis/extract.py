@@ -320,9 +320,11 @@ class _Extractor:
     # -- bodies -----------------------------------------------------------------------------------
 
     def _walk(self, roots: list[ast.AST], context: str | None) -> None:
+        """Record the refs under ``roots``, visiting nodes in source order (children pushed in reverse),
+        so that an import in a function body binds its names before the statements after it use them."""
         tracked = self.tracked
         refs = self.facts.refs
-        stack = list(roots)
+        stack = list(reversed(roots))
         while stack:
             node = stack.pop()
             kind = type(node)
@@ -355,10 +357,10 @@ class _Extractor:
             if kind is ast.Import or kind is ast.ImportFrom:
                 self._import(node)  # type: ignore[arg-type]
                 continue
-            for name in node._fields:
+            for name in reversed(node._fields):
                 value = getattr(node, name, None)
                 if type(value) is list:
-                    stack.extend(item for item in value if isinstance(item, ast.AST))
+                    stack.extend(item for item in reversed(value) if isinstance(item, ast.AST))
                 elif isinstance(value, ast.AST):
                     stack.append(value)
 

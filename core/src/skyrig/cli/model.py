@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 
     from skyrig.model import AppModel
 
+SHOWN = 5
+"""Places named at most where a use's operations are not visible (then: and N more)."""
+
 
 @click.command()
 @click.argument("app_dir", required=False)
@@ -71,10 +74,17 @@ def render_tree(app_model: AppModel) -> Tree:
                     "?",
                 )
                 origin = "" if owner == service.name else f" [dim](of {escape(owner)})[/]"
-                used.add(
+                line = used.add(
                     f"{use.kind.replace('_', ' ')} {escape(use.resource)}{origin}: "
                     f"{', '.join(use.operations)}"
                 )
+                if use.operations_not_visible:
+                    places = use.operations_not_visible
+                    more = f" and {len(places) - SHOWN} more" if len(places) > SHOWN else ""
+                    line.add(
+                        "[yellow]operations not visible: all granted[/]  "
+                        f"[dim]{escape(', '.join(places[:SHOWN]))}{more}[/]"
+                    )
     return tree
 
 

@@ -202,11 +202,16 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+PLACES = ("location", "locations", "operations_not_visible")
+"""The model's fields that say where things are written (a use's places whose operations are not visible
+too: what those places ask for is in its ``operations``)."""
+
+
 def _without_places(value: Any) -> Any:
-    """``value`` (the model's JSON data) without ``location`` and ``locations``: where a declaration is
-    written is not what it declares."""
+    """``value`` (the model's JSON data) without where things are written: where a declaration is written
+    is not what it declares."""
     if isinstance(value, dict):
-        return {k: _without_places(v) for k, v in value.items() if k not in ("location", "locations")}
+        return {k: _without_places(v) for k, v in value.items() if k not in PLACES}
     if isinstance(value, list):
         return [_without_places(item) for item in value]
     return value

@@ -25,7 +25,8 @@ from skyrig.kinds.records import (
     TopicResource,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2 added ``operations_not_visible`` to each use (where every operation was granted, and why)."""
 
 M = TypeVar("M", bound=BaseModel)
 _set = object.__setattr__
@@ -63,6 +64,12 @@ class Use(BaseModel):
     operations: list[str]
     """Sorted. When code passes the resource around rather than calling it, every operation of the kind."""
     locations: list[Location]
+    """Every place in the code that contributed to the use, sorted."""
+    operations_not_visible: list[Location] = Field(default_factory=list)
+    """The places, among ``locations``, where the parser cannot see which operations the code performs
+    (the resource passed to a helper, returned or stored; an attribute that is no operation; its module
+    passed around whole): for them every operation of the kind is granted. Empty when every operation was
+    seen, and then ``operations`` is exactly what the code does."""
 
 
 class AppModel(BaseModel):
@@ -70,7 +77,7 @@ class AppModel(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[2] = SCHEMA_VERSION
     app: str
     services: list[ServiceModel]
     resources: list[Resource]
