@@ -26,7 +26,7 @@ KINDS = (
     (r"DELETE FROM \S+\.nodes\b", "forget"),
     (r"INSERT INTO \S+\.intents\b", "add_intent"),
     (r"SET applied_at", "finish"),
-    (r"SET fence = fence \+ 1", "acquire"),
+    (r"SET fence = greatest", "acquire"),
     (r"FOR UPDATE\) UPDATE", "release"),
     (r"SET expires_at", "renew"),
     (r"^\s*(SELECT|INSERT INTO \S+\.environments \(env\) VALUES)", "read"),

@@ -67,7 +67,7 @@ def _name(text: str) -> str:
     if "SET applied_at" in text:
         return "finish"
     for word, name in (
-        ("SET fence = fence + 1", "acquire"),
+        ("SET fence = greatest", "acquire"),
         ("FOR UPDATE) UPDATE", "release"),
         ("SET expires_at", "renew"),
     ):

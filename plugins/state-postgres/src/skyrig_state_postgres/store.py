@@ -32,13 +32,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode
 
 import psycopg
 from psycopg import sql
 
 from skyrig.state import LeaseLost, Locked, NodeRecord, StateUnusable
+
+if TYPE_CHECKING:
+    from skyrig.state import EnvironmentState
 
 SCHEMA_VERSION = 1
 
@@ -47,10 +50,11 @@ MIGRATIONS: dict[int, str] = {
     CREATE TABLE {s}.environments (
         env text PRIMARY KEY,
         fence bigint NOT NULL DEFAULT 0,
+        issued bigint NOT NULL DEFAULT 0,
         holder text,
         acquired_at timestamptz,
         expires_at timestamptz,
-        applied_at timestamptz
+        applied_at double precision
     );
     CREATE TABLE {s}.serials (
         env text NOT NULL, slot integer NOT NULL, count bigint NOT NULL, PRIMARY KEY (env, slot)
@@ -58,12 +62,12 @@ MIGRATIONS: dict[int, str] = {
     CREATE TABLE {s}.nodes (
         env text NOT NULL, id text NOT NULL, type text NOT NULL, provider text NOT NULL,
         provider_id text NOT NULL, desired text NOT NULL, observed text NOT NULL, outputs text NOT NULL,
-        resource text, depends_on text NOT NULL, drift text NOT NULL, updated_at timestamptz NOT NULL,
+        resource text, depends_on text NOT NULL, drift text NOT NULL, updated_at double precision NOT NULL,
         PRIMARY KEY (env, id)
     );
     CREATE TABLE {s}.intents (
         env text NOT NULL, id text NOT NULL, action text NOT NULL, token text NOT NULL,
-        created_at timestamptz NOT NULL, PRIMARY KEY (env, id)
+        created_at double precision NOT NULL, PRIMARY KEY (env, id)
     );
     CREATE TABLE {s}.runtime (
         env text NOT NULL, service text NOT NULL, config text NOT NULL, PRIMARY KEY (env, service)
@@ -327,6 +331,8 @@ class _Pool:
 
 # -- the store ----------------------------------------------------------------------------------------
 
+_NOW = "extract(epoch FROM clock_timestamp())::float8"
+"""The server's time, in seconds since the epoch: when a record was written, an apply finished."""
 _LEASE = (
     "SELECT env FROM {s}.environments WHERE env = %(env)s AND fence = %(fence)s AND holder IS NOT NULL "
     "AND expires_at > clock_timestamp() FOR KEY SHARE"
@@ -340,7 +346,7 @@ _WRITES = {
         WITH lease AS ({_LEASE}),
         written AS (
             INSERT INTO {{s}}.intents (env, id, action, token, created_at)
-            SELECT env, %(id)s, %(action)s, %(token)s, clock_timestamp() FROM lease
+            SELECT env, %(id)s, %(action)s, %(token)s, {_NOW} FROM lease
             ON CONFLICT (env, id) DO UPDATE
             SET action = excluded.action, token = excluded.token, created_at = excluded.created_at
         )
@@ -351,7 +357,7 @@ _WRITES = {
             INSERT INTO {{s}}.nodes (env, id, type, provider, provider_id, desired, observed, outputs,
                 resource, depends_on, drift, updated_at)
             SELECT env, %(id)s, %(type)s, %(provider)s, %(provider_id)s, %(desired)s, %(observed)s,
-                %(outputs)s, %(resource)s, %(depends_on)s, %(drift)s, clock_timestamp() FROM lease
+                %(outputs)s, %(resource)s, %(depends_on)s, %(drift)s, {_NOW} FROM lease
             ON CONFLICT (env, id) DO UPDATE SET type = excluded.type, provider = excluded.provider,
                 provider_id = excluded.provider_id, desired = excluded.desired, observed = excluded.observed,
                 outputs = excluded.outputs, resource = excluded.resource, depends_on = excluded.depends_on,
@@ -369,7 +375,7 @@ _WRITES = {
     # the lease's own row is updated (applied_at), which locks it as a writer's check would
     "finish": f"""
         WITH lease AS (
-            UPDATE {{s}}.environments SET applied_at = clock_timestamp()
+            UPDATE {{s}}.environments SET applied_at = {_NOW}
             WHERE env = %(env)s AND fence = %(fence)s AND holder IS NOT NULL
             AND expires_at > clock_timestamp() RETURNING env
         ),
@@ -389,10 +395,10 @@ _WRITES = {
 }
 _READS = {
     "serial": "SELECT coalesce(sum(count), 0)::bigint FROM {s}.serials WHERE env = %(env)s",
-    "applied_at": "SELECT extract(epoch FROM applied_at)::float8 FROM {s}.environments WHERE env = %(env)s",
+    "applied_at": "SELECT applied_at FROM {s}.environments WHERE env = %(env)s",
     "nodes": (
         "SELECT id, type, provider, provider_id, desired, observed, outputs, resource, depends_on, drift, "
-        "extract(epoch FROM updated_at)::float8 FROM {s}.nodes WHERE env = %(env)s"
+        "updated_at FROM {s}.nodes WHERE env = %(env)s"
     ),
     "intents": "SELECT id, action FROM {s}.intents WHERE env = %(env)s",
     "runtime": "SELECT service, config FROM {s}.runtime WHERE env = %(env)s",
@@ -405,7 +411,8 @@ _LEASES = {
         "FROM {s}.environments WHERE env = %(env)s FOR UPDATE"
     ),
     "take": (
-        "UPDATE {s}.environments SET fence = fence + 1, holder = %(holder)s, "
+        "UPDATE {s}.environments SET fence = greatest(fence, issued) + 1, "
+        "issued = greatest(fence, issued) + 1, holder = %(holder)s, "
         "acquired_at = clock_timestamp(), expires_at = clock_timestamp() + make_interval(secs => %(ttl)s) "
         "WHERE env = %(env)s RETURNING fence"
     ),
@@ -413,11 +420,46 @@ _LEASES = {
         "UPDATE {s}.environments SET expires_at = clock_timestamp() + make_interval(secs => %(ttl)s) "
         "WHERE env = %(env)s AND fence = %(fence)s AND holder IS NOT NULL"
     ),
+    "break": (
+        "WITH held AS (SELECT env FROM {s}.environments WHERE env = %(env)s FOR UPDATE) "
+        "UPDATE {s}.environments AS e SET holder = NULL, acquired_at = NULL, expires_at = NULL "
+        "FROM held WHERE e.env = held.env"
+    ),
     "release": (
         "WITH held AS (SELECT env FROM {s}.environments WHERE env = %(env)s AND fence = %(fence)s "
         "AND holder IS NOT NULL FOR UPDATE) "
         "UPDATE {s}.environments AS e SET holder = NULL, acquired_at = NULL, expires_at = NULL "
         "FROM held WHERE e.env = held.env"
+    ),
+}
+
+
+_TRANSFER = {
+    "environment": "SELECT greatest(fence, issued), applied_at FROM {s}.environments WHERE env = %(env)s",
+    "intents": "SELECT id, action, token FROM {s}.intents WHERE env = %(env)s",
+    "held": (
+        "UPDATE {s}.environments SET applied_at = %(applied_at)s, "
+        "issued = greatest(fence, issued, %(issued)s) WHERE env = %(env)s AND fence = %(fence)s "
+        "AND holder IS NOT NULL AND expires_at > clock_timestamp() RETURNING env"
+    ),
+    "clear nodes": "DELETE FROM {s}.nodes WHERE env = %(env)s",
+    "clear intents": "DELETE FROM {s}.intents WHERE env = %(env)s",
+    "clear runtime": "DELETE FROM {s}.runtime WHERE env = %(env)s",
+    "nodes": (
+        "COPY {s}.nodes (env, id, type, provider, provider_id, desired, observed, outputs, resource, "
+        "depends_on, drift, updated_at) FROM STDIN"
+    ),
+    "intent": (
+        f"INSERT INTO {{s}}.intents (env, id, action, token, created_at) "
+        f"VALUES (%(env)s, %(id)s, %(action)s, %(token)s, {_NOW})"
+    ),
+    "runtime": "INSERT INTO {s}.runtime (env, service, config) VALUES (%(env)s, %(service)s, %(config)s)",
+    # the serial becomes max(wanted, serial + 1): the difference goes to this connection's counter
+    "serial": (
+        "WITH total AS (SELECT coalesce(sum(count), 0) AS now FROM {s}.serials WHERE env = %(env)s) "
+        "INSERT INTO {s}.serials (env, slot, count) "
+        "SELECT %(env)s, %(slot)s, greatest(%(serial)s, now + 1) - now FROM total "
+        "ON CONFLICT (env, slot) DO UPDATE SET count = serials.count + excluded.count"
     ),
 }
 
@@ -435,6 +477,7 @@ class PostgresStore:
         self._writes = {name: statement(text) for name, text in _WRITES.items()}
         self._reads = {name: statement(text) for name, text in _READS.items()}
         self._leases = {name: statement(text) for name, text in _LEASES.items()}
+        self._transfer = {name: statement(text) for name, text in _TRANSFER.items()}
         self._quoted = schema
         self._pool = _Pool(self._connect, POOL_SIZE)
         self._migrate()
@@ -589,25 +632,29 @@ class PostgresStore:
         return rows[0][0] if rows else None
 
     def nodes(self, env: str) -> dict[str, NodeRecord]:
-        loads = json.loads
         rows = self._read("nodes", env)
         with self._decoding():
-            return {
-                row[0]: NodeRecord(
-                    row[0],
-                    row[1],
-                    row[2],
-                    row[3],
-                    loads(row[4]),
-                    loads(row[5]),
-                    loads(row[6]),
-                    row[7],
-                    loads(row[8]),
-                    loads(row[9]),
-                    row[10],
-                )
-                for row in rows
-            }
+            return self._records(rows)
+
+    @staticmethod
+    def _records(rows: list[Any]) -> dict[str, NodeRecord]:
+        loads = json.loads
+        return {
+            row[0]: NodeRecord(
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                loads(row[4]),
+                loads(row[5]),
+                loads(row[6]),
+                row[7],
+                loads(row[8]),
+                loads(row[9]),
+                row[10],
+            )
+            for row in rows
+        }
 
     def intents(self, env: str) -> dict[str, str]:
         return dict(self._read("intents", env))
@@ -666,6 +713,100 @@ class PostgresStore:
                 error.hint,
             ) from None
 
+    # -- moving state between stores (skyrig state migrate, skyrig state unlock --force) ----------
+
+    def export(self, env: str) -> EnvironmentState:
+        """Everything ``env`` holds but its lease, read in one snapshot."""
+        from skyrig.state import EnvironmentState
+
+        statements = self._transfer
+
+        def read(db: psycopg.Connection[Any], slot: int) -> EnvironmentState:
+            db.autocommit = False
+            db.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            try:
+                with db.transaction():
+                    db.execute("SET TRANSACTION READ ONLY")
+                    environment = db.execute(statements["environment"], {"env": env}).fetchone()
+                    rows = db.execute(self._reads["nodes"], {"env": env}).fetchall()
+                    intents = db.execute(statements["intents"], {"env": env}).fetchall()
+                    runtime = db.execute(self._reads["runtime"], {"env": env}).fetchall()
+                    serial = db.execute(self._reads["serial"], {"env": env}).fetchone()
+                db.commit()
+            finally:
+                db.autocommit = True
+                db.isolation_level = None
+            fence, applied_at = environment or (0, None)
+            with self._decoding():
+                return EnvironmentState(
+                    nodes=self._records(rows),
+                    intents={node_id: (action, token) for node_id, action, token in intents},
+                    runtime={service: json.loads(config) for service, config in runtime},
+                    applied_at=applied_at,
+                    serial=int(serial[0]) if serial else 0,
+                    fence=int(fence),
+                )
+
+        return self._run(f"exporting state of {env!r}", read)
+
+    def load(self, env: str, fence: int, state: EnvironmentState) -> None:
+        """Make ``env`` hold exactly ``state`` (but its lease), in one fenced transaction."""
+        statements = self._transfer
+        params = {"env": env, "fence": fence, "applied_at": state.applied_at, "issued": state.fence}
+        dumps = json.dumps
+
+        def load(db: psycopg.Connection[Any], slot: int) -> bool:
+            with db.transaction():
+                if db.execute(statements["held"], params).fetchone() is None:
+                    return False
+                for clear in ("clear nodes", "clear intents", "clear runtime"):
+                    db.execute(statements[clear], params)
+                with db.cursor().copy(statements["nodes"]) as copy:
+                    for node in state.nodes.values():
+                        copy.write_row(
+                            (
+                                env,
+                                node.id,
+                                node.type,
+                                node.provider,
+                                node.provider_id,
+                                dumps(node.desired, sort_keys=True),
+                                dumps(node.observed, sort_keys=True),
+                                dumps(node.outputs, sort_keys=True),
+                                node.resource,
+                                dumps(node.depends_on),
+                                dumps(node.drift),
+                                node.updated_at,
+                            )
+                        )
+                with db.cursor() as cursor:
+                    cursor.executemany(
+                        statements["intent"],
+                        [
+                            {"env": env, "id": node_id, "action": action, "token": token}
+                            for node_id, (action, token) in state.intents.items()
+                        ],
+                    )
+                    cursor.executemany(
+                        statements["runtime"],
+                        [
+                            {"env": env, "service": service, "config": dumps(config, sort_keys=True)}
+                            for service, config in state.runtime.items()
+                        ],
+                    )
+                db.execute(statements["serial"], {"env": env, "slot": slot, "serial": state.serial})
+            return True
+
+        if not self._run(f"loading state into {env!r}", load):
+            raise self._lost(env)
+
+    def break_lease(self, env: str) -> None:
+        """End ``env``'s lease, whoever holds it; its fence never writes again."""
+        statement = self._leases["break"]
+        self._run(
+            f"breaking the lock on environment {env!r}", lambda db, slot: db.execute(statement, {"env": env})
+        )
+
     # -- writing (each one statement, fenced) ---------------------------------------------------
 
     def _write(self, name: str, env: str, fence: int, params: dict[str, Any]) -> None:
@@ -677,10 +818,14 @@ class PostgresStore:
             return int(row[0]) if row else 0
 
         if not self._run(f"writing state of {env!r} ({name})", write):
-            raise LeaseLost(
-                f"the lock on environment {env!r} was lost; nothing more is written",
-                "another apply may have taken over: run skyrig status to see where things stand",
-            )
+            raise self._lost(env)
+
+    @staticmethod
+    def _lost(env: str) -> LeaseLost:
+        return LeaseLost(
+            f"the lock on environment {env!r} was lost; nothing more is written",
+            "another apply may have taken over: run skyrig status to see where things stand",
+        )
 
     def add_intent(self, env: str, fence: int, node_id: str, action: str, token: str) -> None:
         self._write("add_intent", env, fence, {"id": node_id, "action": action, "token": token})
