@@ -69,7 +69,8 @@ def test_providers_lists_installed_providers_with_capabilities(run):
 def test_providers_shows_hooks_and_load_failures(run, test_plugins):
     listed = json.loads(run("providers", "--json").out)
     rows = {p["name"]: p for p in listed["providers"]}
-    assert listed["plugins"] == [
+    tests = [p for p in listed["plugins"] if p["distribution"] == "skyrig-testproviders"]
+    assert tests == [  # beside the workspace's own (contrib/cost-estimate)
         {
             "name": "nopublic",
             "distribution": "skyrig-testproviders",
@@ -214,3 +215,59 @@ def _offered(text: str, family: str, provider: str) -> bool:
         and found.group(1) in found.group(2).split(", ")
         and provider in found.group(2).split(", ")
     )
+
+
+def _shop_on_memory(tmp_path):
+    import shutil
+
+    root = tmp_path / "shop"
+    shutil.copytree(SHOP, root, ignore=shutil.ignore_patterns(".skyrig", "__pycache__"))
+    (root / "skyrig.toml").write_text('app = "shop"\n[env.dev]\ntype = "development"\nprovider = "memory"\n')
+    return root
+
+
+def test_every_plan_is_annotated_in_the_table_and_in_json(tmp_path, run, test_plugins):
+    """skyrig_annotate_plan is called on every plan, plan and apply alike, through the session's plugin
+    manager: the notes come with the plan's JSON and under its table (issue 13)."""
+    root = _shop_on_memory(tmp_path)
+    policy = {"label": "policy", "value": "no public buckets in production", "node": None}
+
+    made = json.loads(run("plan", "--env", "dev", "--json", "-C", str(root)).out)
+    assert {**policy, "source": "plugin:nopublic"} in made["annotations"]
+    assert "policy: no public buckets in production" in run("plan", "--env", "dev", "-C", str(root)).out
+    applied = run("apply", "--env", "dev", "--yes", "-C", str(root))
+    assert applied.code == 0, applied.err
+    assert "policy: no public buckets in production" in applied.err, "apply shows its plan's notes too"
+    destroyed = run("destroy", "--env", "dev", "--yes", "-C", str(root))
+    assert "policy: no public buckets in production" in destroyed.err
+
+
+def test_a_plugin_that_fails_to_annotate_does_not_stop_the_plan(tmp_path, test_plugins):
+    from skyrig.engine.session import Session
+    from skyrig.hookspecs import Annotation
+    from skyrig.provider import hookimpl
+
+    class Notes:
+        @hookimpl
+        def skyrig_annotate_plan(self, plan):  # any subset of the parameters
+            return [Annotation("first node", plan.app, node="compute.service/orders")]
+
+    class Broken:
+        @hookimpl
+        def skyrig_annotate_plan(self, plan, environment):
+            raise RuntimeError("no price list")
+
+    session = Session(load_config(_shop_on_memory(tmp_path)), "dev")
+    session.plugins.register(Notes(), name="plugin:notes")
+    session.plugins.register(Broken(), name="plugin:broken")
+    made = session.plan()
+    assert made.has_changes(), "planned as ever"
+    notes = {(n["source"], n["label"]): n for n in made.annotations}
+    assert notes[("plugin:broken", "annotation failed")]["value"] == "RuntimeError: no price list"
+    assert notes[("plugin:notes", "first node")] == {
+        "label": "first node",
+        "value": "shop",
+        "node": "compute.service/orders",
+        "source": "plugin:notes",
+    }
+    session.store.close()

@@ -78,7 +78,17 @@ def skyrig_validate_plan(plan: Any, environment: Environment) -> list[Veto] | No
 
 @hookspec
 def skyrig_annotate_plan(plan: Any, environment: Environment) -> list[Annotation] | None:
-    """Notes to show with a plan, such as cost estimates; they never change the plan."""
+    """Notes to show with a plan, such as cost estimates; they never change the plan.
+
+    :param plan: the plan (:class:`skyrig.engine.plan.Plan`): ``changes``, each with its ``node`` (``id``,
+        ``type``, ``provider``, ``properties`` as wanted; for a delete, as last seen), ``action`` and
+        ``fields`` (property -> ``[now, wanted]``).
+    :return: annotations, each about one node (``node`` is its id) or the whole plan (``None``), or None.
+
+    Called on every plan (``skyrig plan``, ``apply``, ``destroy``), through the session's plugin manager;
+    the notes are shown with the plan's table and written to its JSON (``annotations``). An
+    implementation that raises becomes a note ``annotation failed``: the plan goes on.
+    """
 
 
 @hookspec

@@ -40,6 +40,7 @@ def show_plan(plan: Plan, *, err: bool = False) -> None:
     from rich.console import Console
     from rich.markup import escape
 
+    from skyrig.cli.output import annotations_by_node
     from skyrig.engine.session import describe
 
     console = Console(stderr=err, highlight=False, soft_wrap=True)
@@ -52,18 +53,24 @@ def show_plan(plan: Plan, *, err: bool = False) -> None:
     extra = f", {counts['retain']} kept (hold data)" if counts.get("retain") else ""
     extra += f", {adopted} adopted from the cloud" if adopted else ""
     console.print(f"[bold]{what} for {plan.app}/{plan.environment}[/]: {summary}{extra}")
+    notes = annotations_by_node(plan)
     for change in plan.changes:
         if change.action == "noop" and not change.adopt:
             continue
         colour = COLOURS.get(change.action, "blue")
         symbol = SYMBOLS.get(change.action, "~")
         console.print(f"  [{colour}]{symbol} {change.action:<7}[/] {escape(describe(change))}")
+        for note in notes.get(change.id, []):
+            console.print(f"              [dim]{escape(note['label'])}: {escape(note['value'])}[/]")
     if not plan.has_changes():
         console.print(
             "  nothing to change in the cloud"
             if plan.has_adoptions()
             else "  nothing to do: the cloud matches the app"
         )
+    for note in notes.get(None, []):
+        about = f" ({note['node']})" if note.get("node") else ""
+        console.print(f"  [blue]{escape(note['label'])}{escape(about)}[/]: {escape(note['value'])}")
 
 
 def confirm(question: str, *, yes: bool) -> None:

@@ -90,6 +90,9 @@ class Plan:
     fingerprints: dict[str, Any] = field(default_factory=dict)
     """What the plan was made from, as hashes: ``model`` and ``config``, each part -> its hash (written by
     ``skyrig plan --out``, checked by ``skyrig apply FILE``)."""
+    annotations: list[dict[str, Any]] = field(default_factory=list)
+    """Notes the ``skyrig_annotate_plan`` hooks gave (cost estimates, warnings): ``label``, ``value``,
+    ``node`` (a node id, or None for the whole plan) and ``source`` (the plugin). They never change it."""
     created_at: float = field(default_factory=time.time)
     version: int = PLAN_VERSION
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from skyrig.collector import paused
 from skyrig.config import Config, Environment, variables
 from skyrig.engine import runtime_config
+from skyrig.engine.annotate import annotate
 from skyrig.engine.contract import Context, NodeType, Observed
 from skyrig.engine.graph import Graph, Node, build_graph
 from skyrig.engine.plan import Change, Plan, diff
@@ -116,7 +117,9 @@ class Session:
         """Refresh and diff: what an apply (or a destroy) would do now. Without ``refresh``, state is
         taken as the truth (no cloud call): what the app changed, not what the cloud did."""
         with paused():
-            return self._plan(destroy, include_data, refresh)
+            made = self._plan(destroy, include_data, refresh)
+            made.annotations = annotate(self.plugins, made, self.environment)  # notes: never change it
+            return made
 
     def _plan(self, destroy: bool, include_data: bool, refresh: bool) -> Plan:
         records = self.store.nodes(self.name)
