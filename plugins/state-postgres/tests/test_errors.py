@@ -85,6 +85,16 @@ def test_the_password_from_a_pgpass_file(tmp_path, postgres_server, schema, monk
     store.close()
 
 
+def test_tls_required_of_a_server_without_it(tmp_path, postgres_server, schema):
+    error = _refused(
+        postgres_server.url("state", schema) + "&sslmode=require",
+        tmp_path,
+        f"cannot connect securely to PostgreSQL at 127.0.0.1:{postgres_server.port}",
+        "SSL",
+    )
+    assert "sslmode and sslrootcert" in error.hint
+
+
 def test_a_database_that_does_not_exist(tmp_path, postgres_server, schema):
     error = _refused(
         postgres_server.url("nowhere", schema), tmp_path, "database 'nowhere' does not exist on PostgreSQL"

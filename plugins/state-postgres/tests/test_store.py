@@ -115,6 +115,10 @@ def test_a_connection_the_server_ended_is_replaced_without_the_caller_noticing(
     assert ended[0][0] >= 1
     store.record("dev", fence, _record())
     assert list(store.nodes("dev")) == ["sql.cluster"] and store.renew("dev", fence, 30)
+    postgres_server.admin(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'skyrig state'"
+    )
+    assert store.acquire("other", "me", 30) == 1, "the lock too: the lost attempt sent nothing"
     store.close()
 
 

@@ -81,6 +81,16 @@ POOL_SIZE = 8
 """Connections one store handle opens at most (on demand): the engine's parallel nodes and the
 heartbeat share them."""
 
+KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
+"""libpq's TCP settings unless the URL sets them: a server (or a network) that goes away mid-statement
+fails the statement within about 30 s instead of blocking a thread for the kernel's 15 minutes."""
+
 LOCK_TIMEOUT_MS = 30_000
 """How long a statement waits for a row lock another session holds before giving up with a message
 (no skyrig session holds one for more than a statement)."""
@@ -192,9 +202,10 @@ _UNREACHABLE = re.compile(
 _AUTH = re.compile(
     r"password authentication failed|no password supplied|authentication failed|no pg_hba\.conf entry|"
     r"role .* does not exist|peer authentication|ident authentication|not permitted to log in|"
-    r"password is required|certificate",
+    r"password is required",
     re.IGNORECASE,
 )
+_SSL = re.compile(r"\bSSL\b|certificate|GSSAPI", re.IGNORECASE)
 _NO_DATABASE = re.compile(r"database .* does not exist", re.IGNORECASE)
 
 
@@ -216,6 +227,12 @@ def explained(error: psycopg.Error, where: Location, doing: str, connecting: boo
             f"state: database {where.database!r} does not exist on PostgreSQL at {server} ({where})",
             f"create it (createdb -h {where.host} -p {where.port} -U {where.user} {where.database}), or name "
             "an existing one in the state URL",
+        )
+    if connecting and _SSL.search(detail):
+        return StateUnusable(
+            f"state: cannot connect securely to PostgreSQL at {server} for {where} ({detail})",
+            "check sslmode and sslrootcert in the state URL (libpq's parameters; or PGSSLMODE and "
+            "PGSSLROOTCERT): the server's certificate must be signed by a root you trust and name its host",
         )
     if connecting and (_UNREACHABLE.search(detail) or not code):
         return StateUnusable(
@@ -493,6 +510,9 @@ class PostgresStore:
             options["connect_timeout"] = 10
         if "application_name" not in given and "PGAPPNAME" not in os.environ:
             options["application_name"] = "skyrig state"
+        for name, value in KEEPALIVES.items():  # a server that vanished is noticed within about 30 s
+            if name not in given:
+                options[name] = value
         try:
             connection = psycopg.connect(where.conninfo, autocommit=True, **options)
         except psycopg.Error as error:
@@ -504,9 +524,15 @@ class PostgresStore:
             raise explained(error, where, "connecting") from None
         return connection
 
-    def _run(self, doing: str, work: Callable[[psycopg.Connection[Any], int], T], retry: bool = True) -> T:
-        """``work(connection, slot)`` on a pooled connection; a connection found broken (the server
-        restarted, say) is replaced and, if ``retry`` (the work is idempotent), the work done again once."""
+    def _run(
+        self,
+        doing: str,
+        work: Callable[[psycopg.Connection[Any], int], T],
+        retry: bool | Callable[[], bool] = True,
+    ) -> T:
+        """``work(connection, slot)`` on a pooled connection. A connection that was idle in the pool and
+        is found broken (the server restarted, say) is replaced, and the work done again once if
+        ``retry`` says it may be (the work is idempotent, or, asked when it failed, changed nothing)."""
         while True:
             slot, connection, reused = self._pool.get()
             try:
@@ -517,7 +543,7 @@ class PostgresStore:
                     self._pool.discard(slot, connection)
                 else:
                     self._pool.put(slot, connection)
-                if broken and reused and retry:
+                if broken and reused and (retry() if callable(retry) else retry):
                     retry = False
                     continue
                 raise explained(error, self.location, doing) from None
@@ -671,7 +697,10 @@ class PostgresStore:
         statements = self._leases
         params = {"env": env, "holder": holder, "ttl": float(ttl)}
 
+        committing = [False]
+
         def take(db: psycopg.Connection[Any], slot: int) -> int:
+            committing[0] = False
             with db.transaction():
                 db.execute(statements["create"], params)
                 row = db.execute(statements["current"], params).fetchone()
@@ -681,11 +710,13 @@ class PostgresStore:
                     now = time.time()  # the server's clock says how long; this machine's, when
                     raise Locked(env, current, now - age, now + left)
                 fence = db.execute(statements["take"], params).fetchone()
+                committing[0] = True
             assert fence is not None
             return int(fence[0])
 
-        # not retried: had the lost attempt taken the lease, a second would find it held, by us
-        return self._run(f"taking the lock on environment {env!r}", take, retry=False)
+        # retried only if the connection broke before the commit was sent (the server then rolled the
+        # transaction back): had a commit got through, a second attempt would find the lease held, by us
+        return self._run(f"taking the lock on environment {env!r}", take, retry=lambda: not committing[0])
 
     def renew(self, env: str, fence: int, ttl: float) -> bool:
         """Extend the lease held with ``fence``; False if it was lost. A renewal that cannot reach the
