@@ -317,12 +317,90 @@ def test_an_existing_rds_instance_is_imported_and_keeps_its_name(skyrig, moto: s
     assert environment["SKYRIG_DB_HOST"] == legacy["Endpoint"]["Address"], "migrations go to the imported one"
 
 
-def test_apply_image_deploys_that_image(skyrig, moto: str) -> None:
-    assert skyrig("apply", "--env", "dev", "--yes", "--image", "shop:v2").code == 0
+SERVICES = ("notifications", "orders", "payments")
+
+
+def _images(moto: str) -> dict[str, str]:
+    """Service -> the image of its task definition (the latest revision), as ECS has it."""
     ecs = aws(moto, "ecs")
-    for service in ("notifications", "orders", "payments"):
-        definition = ecs.describe_task_definition(taskDefinition=f"shop-dev-{service}")["taskDefinition"]
-        assert definition["containerDefinitions"][0]["image"] == "shop:v2"
+    return {
+        service: ecs.describe_task_definition(taskDefinition=f"shop-dev-{service}")["taskDefinition"][
+            "containerDefinitions"
+        ][0]["image"]
+        for service in SERVICES
+    }
+
+
+def _updates(plan: dict) -> dict[str, dict]:
+    return {c["node"]: c["fields"] for c in plan["changes"] if c["action"] not in ("noop", "retain")}
+
+
+def test_apply_image_deploys_that_image_and_a_pinned_setting_is_deployed_again(skyrig, moto: str) -> None:
+    """The image setting (here skyrig/app:test) pins the image: --image overrides it for one deploy, and
+    says that a plan without --image goes back to it."""
+    applied = skyrig("apply", "--env", "dev", "--yes", "--image", "shop:v2")
+    assert applied.code == 0, applied.err
+    assert "a plan without --image goes back to it" in applied.err, applied.err
+    assert _images(moto) == dict.fromkeys(SERVICES, "shop:v2")
     plan = json.loads(skyrig("plan", "--env", "dev", "--json").out)
-    changed = {c["node"] for c in plan["changes"] if c["action"] == "update"}
-    assert {"compute.service/orders"} <= changed, "without --image the setting's image is deployed again"
+    changed = _updates(plan)
+    assert changed["compute.service/orders"] == {"image": ["shop:v2", "skyrig/app:test"]}
+    assert {
+        "label": "image",
+        "value": "skyrig/app:test (the aws setting 'image')",
+        "node": None,
+        "source": "skyrig",
+    } in plan["annotations"]
+
+
+@pytest.fixture
+def unpinned(shop: Path) -> Path:
+    """The shop as a new user has it: no image setting (the services run the ECR repository's latest)."""
+    config = shop / "skyrig.toml"
+    config.write_text(
+        "".join(line for line in config.read_text().splitlines(True) if not line.startswith("image"))
+    )
+    return shop
+
+
+def test_a_deployed_image_sticks_until_another_is_deployed(unpinned, skyrig, moto: str) -> None:
+    """issue 13: apply --image example/app:1, then plan: nothing to change (it used to want every service
+    back to the default image); --image on plan or apply changes it; status shows it."""
+    first = skyrig("apply", "--env", "dev", "--yes", "--image", "example/app:1")
+    assert first.code == 0, first.err
+    assert _images(moto) == dict.fromkeys(SERVICES, "example/app:1")
+
+    plan = json.loads(skyrig("plan", "--env", "dev", "--json").out)
+    assert _updates(plan) == {}, "the deployed image is part of what was applied"
+    assert {
+        "label": "image",
+        "value": "example/app:1 (as last applied)",
+        "node": None,
+        "source": "skyrig",
+    } in plan["annotations"]
+    again = skyrig("apply", "--env", "dev", "--yes")
+    assert again.code == 0 and "nothing to do" in again.err, again.err
+    assert _images(moto) == dict.fromkeys(SERVICES, "example/app:1")
+
+    status = json.loads(skyrig("status", "--env", "dev", "--json").out)
+    assert status["images"] == dict.fromkeys(SERVICES, "example/app:1")
+    assert "image: the services run example/app:1" in skyrig("status", "--env", "dev").out
+
+    planned = json.loads(skyrig("plan", "--env", "dev", "--json", "--image", "example/app:2").out)
+    assert _updates(planned) == {
+        f"compute.service/{service}": {"image": ["example/app:1", "example/app:2"]} for service in SERVICES
+    }
+    assert _images(moto) == dict.fromkeys(SERVICES, "example/app:1"), "a plan deploys nothing"
+
+
+def test_a_saved_plan_deploys_the_image_it_was_made_with(unpinned, skyrig, moto: str, tmp_path: Path) -> None:
+    assert skyrig("apply", "--env", "dev", "--yes", "--image", "example/app:1").code == 0
+    saved = tmp_path / "deploy.plan"
+    assert skyrig("plan", "--env", "dev", "--image", "example/app:2", "--out", str(saved)).code == 0
+
+    refused = skyrig("apply", "--env", "dev", str(saved), "--image", "example/app:3")
+    assert refused.code == 1 and "deploys image example/app:2, not example/app:3" in refused.err, refused.err
+    applied = skyrig("apply", "--env", "dev", str(saved))  # no --image: the plan's
+    assert applied.code == 0, applied.err
+    assert _images(moto) == dict.fromkeys(SERVICES, "example/app:2")
+    assert _updates(json.loads(skyrig("plan", "--env", "dev", "--json").out)) == {}

@@ -5,14 +5,10 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
-if TYPE_CHECKING:
-    from skyrig.engine.session import Session
-
-from skyrig.cli.plan import refuse_missing_migrations, refuse_stale
+from skyrig.cli.plan import image_option, refuse_missing_migrations, refuse_stale
 from skyrig.cli.session import app_dir_option, confirm, env_option, open_session, show_plan
 from skyrig.errors import UserError
 
@@ -30,10 +26,7 @@ from skyrig.errors import UserError
 @click.option("--yes", is_flag=True, help="Apply without asking.")
 @click.option("--wait", is_flag=True, help="Wait for another apply's lock instead of failing at once.")
 @click.option("--include-data", is_flag=True, help="Also delete databases and buckets removed from the app.")
-@click.option(
-    "--image",
-    help="The container image the services run (REPO:TAG or a digest), for providers that run images.",
-)
+@image_option
 @app_dir_option
 def apply(
     env_name: str,
@@ -45,12 +38,13 @@ def apply(
     image: str | None,
     app_dir: str | None,
 ) -> int:
-    """Provision the environment: plan (or take PLAN_FILE as saved), then apply it."""
+    """Provision the environment: plan (or take PLAN_FILE as saved), then apply it.
+
+    The services run --image if given, else what they run now (see skyrig plan --help)."""
+    from skyrig.engine import images
     from skyrig.engine.plan import Plan
 
     session = open_session(app_dir, env_name)
-    if image:
-        _use_image(session, image)
     with session.locked(wait=wait) as fence:
         if plan_file:
             try:
@@ -60,10 +54,22 @@ def apply(
                     f"{plan_file} is not a skyrig plan this skyrig can apply: {error}",
                     f"make a new one: skyrig plan --env {env_name} --out {plan_file}",
                 ) from None
+            planned = made.fingerprints.get("image")
+            if image and planned and image != planned:
+                raise UserError(
+                    f"{plan_file} deploys image {planned}, not {image}; nothing was applied",
+                    f"apply it without --image, or make a new plan: skyrig plan --env {env_name} "
+                    f"--image {image} --out {plan_file}",
+                )
+            if image or planned:
+                images.use(session, image or planned, "--image" if image else "plan")
             if (made.app, made.environment) == (session.app, session.name):  # else refused when applied
                 refuse_stale(made, session, plan_file)
         else:
+            if image:
+                images.use(session, image)
             made = session.plan(include_data=include_data)
+            made.annotations[:0] = images.note(session.image)
         refuse_missing_migrations(made)
         show_plan(made, err=True)
         if not made.has_changes():
@@ -75,18 +81,6 @@ def apply(
         if not plan_file:
             confirm(f"apply these changes to {session.app}/{env_name}?", yes=yes)
         return _run(session, made, fence, parallelism)
-
-
-def _use_image(session: Session, image: str) -> None:
-    """Run the services of this apply from ``image``: the compute provider's ``image`` setting."""
-    provider = session.environment.provider_for("compute")
-    settings = session.environment.settings.get(provider)
-    if settings is None or "image" not in type(settings).model_fields:
-        raise UserError(
-            f"--image: provider {provider!r} (compute of environment {session.name!r}) runs no images",
-            "leave --image out for this environment",
-        )
-    session.environment.settings[provider] = settings.model_copy(update={"image": image})
 
 
 @click.command()

@@ -30,6 +30,12 @@ if TYPE_CHECKING:
 SHOWN = 12
 """Changed parts named at most in a refusal (then: and N more)."""
 
+image_option = click.option(
+    "--image",
+    help="Deploy this container image (REPO:TAG or a digest), for compute providers that run images; "
+    "without it the services keep the image they run (or the provider's image setting, when set).",
+)
+
 
 @click.command()
 @env_option
@@ -47,6 +53,7 @@ SHOWN = 12
     show_default=True,
     help="Read what is provisioned from the cloud first; without, state is taken as the truth.",
 )
+@image_option
 @app_dir_option
 def plan(
     env_name: str,
@@ -55,11 +62,20 @@ def plan(
     detailed_exitcode: bool,
     include_data: bool,
     refresh: bool,
+    image: str | None,
     app_dir: str | None,
 ) -> int:
-    """Refresh what is provisioned, compare it with the app, and list each change with its reason."""
+    """Refresh what is provisioned, compare it with the app, and list each change with its reason.
+
+    The services run --image if given; else the compute provider's image setting, when configuration sets
+    one; else the image they run now (the last apply's); else the provider's default."""
+    from skyrig.engine import images
+
     session = open_session(app_dir, env_name)
+    if image:
+        images.use(session, image)
     made = session.plan(include_data=include_data, refresh=refresh)
+    made.annotations[:0] = images.note(session.image)
     refuse_missing_migrations(made)
     made.fingerprints = fingerprints(session)
     if out:
@@ -104,11 +120,21 @@ def refuse_missing_migrations(made: Plan) -> None:
 def fingerprints(session: Session) -> dict[str, Any]:
     """What a plan of ``session`` is made from: the model's and the configuration's fingerprints."""
     salt = secrets.token_hex(16)
-    return {
+    found = {
         "model": model_fingerprints(session.model),
-        "config": config_fingerprints(session.environment, salt),
+        "config": config_fingerprints(session.environment, salt, configured_image(session)),
         "salt": salt,
     }
+    if session.image is not None:  # what apply FILE deploys, as this plan was made (not a secret)
+        found["image"] = session.image.ref
+    return found
+
+
+def configured_image(session: Session) -> dict[str, Any]:
+    """``{PROVIDER: image}``: the compute provider's ``image`` setting as configured, before the command
+    set it to the image it deploys (``--image``, or as applied), which the plan records apart."""
+    image = session.image
+    return {image.provider: image.setting} if image is not None else {}
 
 
 def model_fingerprints(model: AppModel) -> dict[str, str]:
@@ -125,9 +151,12 @@ def model_fingerprints(model: AppModel) -> dict[str, str]:
     return {key: _digest("", value) for key, value in parts.items()}
 
 
-def config_fingerprints(environment: Environment, salt: str) -> dict[str, str]:
+def config_fingerprints(
+    environment: Environment, salt: str, image: dict[str, Any] | None = None
+) -> dict[str, str]:
     """``type``, ``providers.FAMILY`` and ``PROVIDER.SETTING`` -> a hash, salted with ``salt``, of its value
-    (a secret setting's value included: only its salted hash is ever written)."""
+    (a secret setting's value included: only its salted hash is ever written). ``image``: ``{PROVIDER:
+    image}``, the ``image`` setting as configured (see :func:`configured_image`)."""
     from pydantic import BaseModel
 
     parts: dict[str, Any] = {"type": environment.type}
@@ -137,6 +166,8 @@ def config_fingerprints(environment: Environment, salt: str) -> dict[str, str]:
             values = {name: getattr(settings, name) for name in type(settings).model_fields}
         else:
             values = dict(settings or {})
+        if provider in (image or {}):
+            values["image"] = image[provider]  # type: ignore[index]
         parts |= {f"{provider}.{name}": value for name, value in values.items()}
     return {key: _digest(salt, value) for key, value in parts.items()}
 
@@ -147,8 +178,8 @@ def refuse_stale(made: Plan, session: Session, plan_file: str) -> None:
     from skyrig.errors import UserError
 
     hint = (
-        f"make a new plan: skyrig plan --env {session.name} --out {plan_file} (with the configuration, "
-        "SKYRIG_ variables and --image the apply will have)"
+        f"make a new plan: skyrig plan --env {session.name} --out {plan_file} (with the configuration and "
+        "SKYRIG_ variables the apply will have)"
     )
     recorded = made.fingerprints
     if not isinstance(recorded.get("model"), dict) or not isinstance(recorded.get("config"), dict):
@@ -160,7 +191,7 @@ def refuse_stale(made: Plan, session: Session, plan_file: str) -> None:
     model = _changes(recorded["model"], model_fingerprints(session.model), named=True)
     if model:
         problems.append(f"the app changed since the plan was made: {model}")
-    now = config_fingerprints(session.environment, str(recorded.get("salt", "")))
+    now = config_fingerprints(session.environment, str(recorded.get("salt", "")), configured_image(session))
     config = _changes(recorded["config"], now, named=False)
     if config:
         problems.append(

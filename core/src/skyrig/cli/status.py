@@ -17,16 +17,23 @@ from skyrig.errors import UserError
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @app_dir_option
 def status(env_name: str, as_json: bool, app_dir: str | None) -> None:
-    """What is provisioned now, from state: nodes, provider ids, outputs, drift (no cloud is called)."""
+    """What is provisioned now, from state: nodes, provider ids, outputs, drift, the image the services
+    run (no cloud is called)."""
+    from skyrig.engine import images
+
     session = open_session(app_dir, env_name)
     records = session.store.nodes(env_name)
     applied = session.store.applied_at(env_name)
+    compute = images.provider_running_images(session.environment)
     data = {
         "app": session.app,
         "environment": env_name,
         "last_applied": applied,
         "serial": session.store.serial(env_name),
         "pending_intents": session.store.intents(env_name),
+        # the image each service runs, as applied (None: the provider's default); null when compute runs
+        # no images
+        "images": images.applied(records, compute) if compute else None,
         "nodes": [
             {
                 "id": r.id,
@@ -55,6 +62,14 @@ def status(env_name: str, as_json: bool, app_dir: str | None) -> None:
     for row in data["nodes"]:
         table.add_row(row["id"], row["type"], row["provider_id"], ", ".join(row["drift"]) or "-")
     console().print(table)
+    if data["images"]:
+        default = "the provider's default"
+        running = {image or default for image in data["images"].values()}
+        if len(running) == 1:
+            console().print(f"image: the services run {running.pop()}")
+        else:  # an apply stopped halfway through a deploy: the next one carries the newest to all
+            for service, image in sorted(data["images"].items()):
+                console().print(f"image: {service} runs {image or default}")
     if data["pending_intents"]:
         console().print(
             f"unfinished operations: {', '.join(sorted(data['pending_intents']))} "

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from skyrig.collector import paused
 from skyrig.config import Config, Environment, variables
-from skyrig.engine import runtime_config
+from skyrig.engine import images, runtime_config
 from skyrig.engine.annotate import annotate
 from skyrig.engine.contract import Context, NodeType, Observed
 from skyrig.engine.graph import Graph, Node, build_graph
@@ -73,7 +73,14 @@ class Session:
         return model
 
     @cached_property
+    def image(self) -> images.Image | None:
+        """The image the services run after this command (:mod:`skyrig.engine.images`): settled on first
+        use, before the graph is built or a provider connects; None when compute runs no images."""
+        return images.settle(self)
+
+    @cached_property
     def graph(self) -> Graph:
+        _ = self.image  # settles the compute provider's image setting first
         return build_graph(self.app, self.model, self.environment, self.plugins)
 
     @cached_property
@@ -86,6 +93,7 @@ class Session:
     def context(self, provider: str) -> Context:
         """The context (and client) of ``provider``, connected on first use."""
         if provider not in self._contexts:
+            _ = self.image  # settles the compute provider's image setting first
             settings = self.environment.settings.get(provider)
             client = self.provider(provider).connect(self.app, self.environment, settings, self.root)
             recorded = {node: r.provider_id for node, r in self.store.nodes(self.name).items()}

@@ -2,8 +2,11 @@
 and an ECS service in the private subnets, behind an Application Load Balancer in the public subnets that
 routes ``SERVICE.DOMAIN`` to it (a target group and a host-header listener rule per service).
 
-The image is the ``image`` setting (``SKYRIG_ENV__<ENV>__AWS__IMAGE`` per deploy), by default the ECR
-repository's ``latest``; build it from the Dockerfile ``skyrig build docker`` writes.
+The image is the ``image`` setting, which the core sets for each command (``skyrig.engine.images``):
+``--image``, else the setting when configuration sets one, else the image the services run now (their
+records in state), else none, and then the ECR repository's ``latest``. Each service's node carries it as
+its ``image`` property, so the image deployed is part of what was applied and a plan without ``--image``
+keeps it. Build it from the Dockerfile ``skyrig build docker`` writes.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ BALANCER_ID = "compute.load_balancer"
 
 
 def image(context: Context) -> str:
-    """The services' image: the ``image`` setting, else the environment's ECR repository's ``latest``."""
+    """The services' image: the ``image`` setting (as the core set it for this command), else the
+    environment's ECR repository's ``latest``."""
     if context.settings.image:
         return context.settings.image
     client = context.client

@@ -30,8 +30,10 @@ class AwsSettings(BaseModel):
     vpc_cidr: str = Field("10.0.0.0/16", pattern=r"^\d+\.\d+\.0\.0/16$")
     """The VPC's address range, a /16: public and private subnets are /20s in it."""
     image: str | None = None
-    """The container image of the services (``REPO:TAG`` or a digest); by default the environment's ECR
-    repository with tag ``latest``. ``SKYRIG_ENV__<ENV>__AWS__IMAGE`` sets it per deploy."""
+    """Pins the container image of the services (``REPO:TAG`` or a digest): every plan deploys it unless
+    ``--image`` says otherwise (``SKYRIG_ENV__<ENV>__AWS__IMAGE`` sets it per deploy). Unset (the usual
+    way: deploy with ``--image``), the services keep the image they run, and a new environment runs its
+    ECR repository's ``latest``."""
     service_cpu: int = Field(512, ge=256, le=16384)
     """CPU units of each service's Fargate task (1024 = one vCPU); user-tunable in the console."""
     service_memory: int = Field(1024, ge=512, le=122880)
