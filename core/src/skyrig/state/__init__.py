@@ -17,15 +17,18 @@ from typing import Any
 from skyrig.engine.contract import Observed
 from skyrig.engine.graph import Node
 from skyrig.errors import UserError
-from skyrig.state.store import STORE_METHODS, StateStore
+from skyrig.state.store import STORE_METHODS, StateStore, StateTransfer
 
 __all__ = [
+    "EnvironmentState",
     "LeaseLost",
     "Locked",
     "NodeRecord",
     "StateMoved",
     "StateStore",
+    "StateTransfer",
     "StateUnusable",
+    "masked",
     "open_store",
 ]
 
@@ -42,7 +45,10 @@ class Locked(UserError):
             f"environment {environment!r} is locked by {holder} since {held}",
             f"wait for it to finish (or pass --wait); if that process died, its lock expires in {left:.0f} s",
         )
+        self.environment = environment
         self.holder = holder
+        self.since = since
+        self.expires = expires
 
 
 class LeaseLost(UserError):
@@ -101,6 +107,30 @@ class NodeRecord:
         return Observed(self.provider_id, self.observed, self.outputs)
 
 
+@dataclass
+class EnvironmentState:
+    """One environment's whole state but its lease, as :meth:`StateTransfer.export` gives it and
+    :meth:`StateTransfer.load` takes it (``skyrig state migrate``)."""
+
+    nodes: dict[str, NodeRecord] = field(default_factory=dict)
+    intents: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Node id -> (action, idempotency token)."""
+    runtime: dict[str, dict[str, Any]] = field(default_factory=dict)
+    applied_at: float | None = None
+    serial: int = 0
+    fence: int = 0
+    """The highest fence ever issued for the environment."""
+
+
+PLUGINS = {
+    "s3": "skyrig-state-s3",
+    "postgresql": "skyrig-state-postgres",
+    "postgres": "skyrig-state-postgres",
+}
+"""The distributions that provide the stores of the schemes skyrig knows of (for the hint when one is
+missing)."""
+
+
 def open_store(url: str, root: Path) -> StateStore:
     """The state store for ``url``; relative SQLite paths are relative to the app root ``root``."""
     scheme, _, rest = url.partition("://")
@@ -127,23 +157,33 @@ def open_store(url: str, root: Path) -> StateStore:
                 "this is a fault of the plugin's distribution: upgrade or report it",
             )
         return store
-    raise UserError(
-        f"{where}: no store for URL scheme {scheme!r} ({_masked(url)})",
-        "use sqlite:///.skyrig/state.db (the default), or install the plugin that provides this scheme",
-    )
+    if scheme in PLUGINS:
+        hint = f"install the store's plugin: pip install {PLUGINS[scheme]}"
+    else:
+        hint = "use sqlite:///.skyrig/state.db (the default), or install the plugin that provides this scheme"
+    raise UserError(f"{where}: no store for URL scheme {scheme!r} ({masked(url)})", hint)
 
 
 def _where_set(url: str) -> str:
     """Where the state URL ``url`` came from, as configuration errors name it."""
     import os
+    import re
 
-    if any(key.upper() == "SKYRIG_STATE" and value == url for key, value in os.environ.items()):
-        return "SKYRIG_STATE: state"
+    for key, value in os.environ.items():
+        if value != url:
+            continue
+        if key.upper() == "SKYRIG_STATE":
+            return "SKYRIG_STATE: state"
+        env = re.fullmatch(r"SKYRIG_ENV__(\w+)__STATE", key.upper())
+        if env:
+            return f"{key.upper()}: env.{env[1].lower()}.state"
     return "state"
 
 
-def _masked(url: str) -> str:
-    """``url`` with any password replaced by ``****`` (a store never shows one)."""
+def masked(url: str) -> str:
+    """``url`` with any password (``scheme://user:PASSWORD@host``, ``?password=...``) replaced by ``****``:
+    a store never shows one."""
     import re
 
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1****@", url)
+    url = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1****@", url)
+    return re.sub(r"([?&](?:password|secret|token)=)[^&]*", r"\1****", url, flags=re.IGNORECASE)

@@ -23,7 +23,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from skyrig.state import LeaseLost, Locked, NodeRecord, StateUnusable
+from skyrig.state import EnvironmentState, LeaseLost, Locked, NodeRecord, StateUnusable
 
 SCHEMA_VERSION = 2
 MIGRATIONS: dict[int, str] = {
@@ -403,3 +403,63 @@ class SQLiteStore:
             )
             self._bump(db, env)  # first: it makes the environment's row, which may not exist yet
             db.execute("UPDATE environments SET applied_at = ? WHERE env = ?", (time.time(), env))
+
+    # -- moving state between stores, breaking a lease (skyrig.state.StateTransfer) -------------
+
+    def export(self, env: str) -> EnvironmentState:
+        """Everything ``env`` holds but its lease (``skyrig state migrate`` reads it under the lease)."""
+        nodes, runtime = self.nodes(env), self.runtime_configs(env)
+        with self._reading() as db:
+            intents = db.execute("SELECT id, action, token FROM intents WHERE env = ?", (env,)).fetchall()
+            row = db.execute("SELECT serial, applied_at FROM environments WHERE env = ?", (env,)).fetchone()
+            fence = db.execute("SELECT fence FROM fences WHERE env = ?", (env,)).fetchone()
+        return EnvironmentState(
+            nodes,
+            {node_id: (action, token) for node_id, action, token in intents},
+            runtime,
+            row[1] if row else None,
+            row[0] if row else 0,
+            fence[0] if fence else 0,
+        )
+
+    def load(self, env: str, fence: int, state: EnvironmentState) -> None:
+        """Make ``env`` hold exactly ``state`` (:class:`~skyrig.state.StateTransfer`), in one transaction."""
+        dumps = json.dumps
+        nodes = [
+            (
+                *(env, n.id, n.type, n.provider, n.provider_id, dumps(n.desired, sort_keys=True)),
+                *(dumps(n.observed, sort_keys=True), dumps(n.outputs, sort_keys=True), n.resource),
+                *(dumps(n.depends_on), dumps(n.drift), n.updated_at),
+            )
+            for n in state.nodes.values()
+        ]
+        now = time.time()
+        with self._transaction() as db:
+            self._check_fence(db, env, fence)
+            for table in ("nodes", "intents", "runtime"):
+                db.execute(f"DELETE FROM {table} WHERE env = ?", (env,))  # one of ours, not an input
+            db.executemany("INSERT INTO nodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", nodes)
+            db.executemany(
+                "INSERT INTO intents VALUES (?, ?, ?, ?, ?)",
+                [(env, node, action, token, now) for node, (action, token) in state.intents.items()],
+            )
+            db.executemany(
+                "INSERT INTO runtime VALUES (?, ?, ?)",
+                [(env, service, dumps(config, sort_keys=True)) for service, config in state.runtime.items()],
+            )
+            row = db.execute("SELECT serial FROM environments WHERE env = ?", (env,)).fetchone()
+            serial = max(state.serial, (row[0] if row else 0) + 1)
+            db.execute(
+                "INSERT OR REPLACE INTO environments VALUES (?, ?, ?)", (env, serial, state.applied_at)
+            )
+            db.execute(
+                "INSERT INTO fences VALUES (?, ?) "
+                "ON CONFLICT (env) DO UPDATE SET fence = MAX(fence, excluded.fence)",
+                (env, state.fence),
+            )
+
+    def break_lease(self, env: str) -> None:
+        """End ``env``'s lease, whoever holds it (``skyrig state unlock --force``): its fence is never
+        issued again (the fences table keeps the highest)."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM leases WHERE env = ?", (env,))

@@ -41,6 +41,10 @@ A store plugin registers a factory ``(url: str, root: Path) -> StateStore`` in t
 ``skyrig.state`` under its URL scheme (``s3``, ``postgresql``, ...); ``root`` is the app's folder, for
 stores that resolve relative paths. :func:`skyrig.state.open_store` calls it and checks the result is
 a :class:`StateStore`.
+
+A store may also be a :class:`StateTransfer` (optional; the built-in stores are): what ``skyrig state
+migrate`` (moving an environment between stores) and ``skyrig state unlock --force`` need beyond the
+protocol. The store suite's ``TestTransfer`` checks it where a store has it.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from skyrig.state import NodeRecord
+    from skyrig.state import EnvironmentState, NodeRecord
 
 
 @runtime_checkable
@@ -142,3 +146,35 @@ STORE_METHODS = frozenset(
     name for name, value in vars(StateStore).items() if callable(value) and not name.startswith("_")
 )
 """The names of the methods every store has."""
+
+
+@runtime_checkable
+class StateTransfer(Protocol):
+    """Optional, beside :class:`StateStore`: an environment's whole state out and in (``skyrig state
+    migrate``), and a lease broken by hand (``skyrig state unlock --force``)."""
+
+    def export(self, env: str) -> EnvironmentState:
+        """Everything ``env`` holds but its lease: every record (``updated_at`` as stored), every intent
+        with its token, the runtime configs, :meth:`StateStore.applied_at`, the serial, and the highest
+        fence ever issued for ``env`` (0 if none)."""
+        ...
+
+    def load(self, env: str, fence: int, state: EnvironmentState) -> None:
+        """Make ``env`` hold exactly ``state``'s records, intents, runtime configs and ``applied_at``,
+        in one atomic, durable and fenced write (:class:`~skyrig.state.LeaseLost`, changing nothing, if
+        ``fence`` is stale). The serial becomes ``max(state.serial, serial + 1)``: it moves, and a plan
+        saved against ``state``'s store stays valid only if nothing moved there since. The highest fence
+        issued becomes at least ``state.fence``, so that the next :meth:`StateStore.acquire` issues a
+        fence greater than any either store issued; the current lease is kept."""
+        ...
+
+    def break_lease(self, env: str) -> None:
+        """End ``env``'s lease, whoever holds it and whether or not it expired: :meth:`StateStore.acquire`
+        succeeds at once afterwards, and the broken lease's fence never writes again."""
+        ...
+
+
+TRANSFER_METHODS = frozenset(
+    name for name, value in vars(StateTransfer).items() if callable(value) and not name.startswith("_")
+)
+"""The names of the methods of the optional :class:`StateTransfer`."""

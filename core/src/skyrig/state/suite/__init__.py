@@ -4,7 +4,8 @@ A store (the built-in SQLite one, or a plugin's) passes it before anything relie
 while held, expiring by themselves, kept by the heartbeat, one winner among processes), fencing (a stale
 fence writes nothing), intents, the journal (whole records, durable, a serial that moves), ``finish``,
 threads, and crash recovery (a writer killed at any instant leaves old or new records, never torn ones,
-and loses nothing it was told was written).
+and loses nothing it was told was written); and, for a store that is also the optional
+:class:`~skyrig.state.StateTransfer`, export, load and a broken lease.
 
 A store plugin runs it from its own tests, with a ``store_factory`` fixture that gives a fresh, empty
 state for each test::
@@ -41,6 +42,7 @@ from skyrig.state.suite.in_process import (
     TestProtocol,
 )
 from skyrig.state.suite.processes import TestCrashRecovery, TestLeaseAcrossProcesses
+from skyrig.state.suite.transfer import TestTransfer
 
 __all__ = [
     "StoreFactory",
@@ -52,4 +54,5 @@ __all__ = [
     "TestLease",
     "TestLeaseAcrossProcesses",
     "TestProtocol",
+    "TestTransfer",
 ]
