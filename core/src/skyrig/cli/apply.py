@@ -40,7 +40,9 @@ def apply(
 ) -> int:
     """Provision the environment: plan (or take PLAN_FILE as saved), then apply it.
 
-    The services run --image if given, else what they run now (see skyrig plan --help)."""
+    The services run --image if given (PLAN_FILE: the image it was made with); else the compute
+    provider's image setting, when configuration sets one; else the image they run now; else the
+    provider's default."""
     from skyrig.engine import images
     from skyrig.engine.plan import Plan
 
