@@ -1,9 +1,10 @@
 """Writes per apply: the first apply of N nodes on the memory provider (no added latency), state in
 PostgreSQL (a server of its own, fsync on, on this machine's loopback), then the same in SQLite.
 
-Reports, per N: the statements the store sent, by kind; the transactions the server committed during
-the apply (pg_stat_database, reads included); the largest node write in bytes; the apply's time with
-each store. ``python plugins/state-postgres/benchmarks/apply_writes.py --sizes 100,1000,5000``
+Reports, per N: the statements the store sent, by kind (``batch``: the engine's group commit, many
+nodes' writes in one statement, where the engine has it); the transactions the server committed during
+the apply (pg_stat_database, reads included); the largest write in bytes; the apply's time with each
+store. ``python plugins/state-postgres/benchmarks/apply_writes.py --sizes 100,1000,5000``
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ import psycopg
 from skyrig_state_postgres.testing import TestServer
 
 KINDS = (
+    (r"SET applied_at", "finish"),
+    (r"unnest\(", "batch"),
     (r"INSERT INTO \S+\.nodes\b", "record"),
     (r"DELETE FROM \S+\.nodes\b", "forget"),
     (r"INSERT INTO \S+\.intents\b", "add_intent"),
-    (r"SET applied_at", "finish"),
     (r"SET fence = greatest", "acquire"),
     (r"FOR UPDATE\) UPDATE", "release"),
     (r"SET expires_at", "renew"),
@@ -80,7 +82,7 @@ def main() -> None:
         text = query.decode() if isinstance(query, bytes) else str(query)
         kind = next((name for pattern, name in KINDS if re.search(pattern, text)), "other")
         kinds[kind] += 1
-        if kind == "record" and params:
+        if kind in ("record", "batch") and params:
             largest[0] = max(largest[0], len(json.dumps(params, default=str)))
         return original(connection, query, params, **kwargs)
 

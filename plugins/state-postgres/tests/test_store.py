@@ -155,3 +155,54 @@ def _record(node_id: str = "sql.cluster"):
     from skyrig.state.suite.base import record
 
     return record(node_id)
+
+
+def test_a_batch_is_one_fenced_statement_with_the_net_effect_of_its_writes(tmp_path, postgres_server, schema):
+    from skyrig.state.suite.base import record
+
+    store = open_store(postgres_server.url("state", schema), tmp_path)
+    fence = store.acquire("dev", "me", 30)
+    store.record("dev", fence, record("old"))
+    store.add_intent("dev", fence, "pending", "create", "t0")
+    serial = store.serial("dev")
+    store.write_batch(
+        "dev", fence, intents=[("a", "create", "t1"), ("b", "create", "t2"), ("b", "replace", "t3")]
+    )
+    assert store.intents("dev") == {"pending": "create", "a": "create", "b": "replace"}
+    assert store.serial("dev") == serial, "intents alone do not move the serial"
+    store.write_batch(
+        "dev",
+        fence,
+        intents=[("c", "create", "t4"), ("d", "create", "t5")],
+        records=[record("a", provider_id="1"), record("a", provider_id="2"), record("d"), record("e")],
+        forgotten=["old", "e", "pending"],
+    )
+    nodes = store.nodes("dev")
+    assert sorted(nodes) == ["a", "d"] and nodes["a"].provider_id == "2", "the last record of a node wins"
+    assert store.intents("dev") == {"b": "replace", "c": "create"}
+    assert store.serial("dev") == serial + 1
+    before = (store.nodes("dev"), store.intents("dev"), store.serial("dev"))
+    store.release("dev", fence)
+    with pytest.raises(LeaseLost):
+        store.write_batch(
+            "dev", fence, intents=[("x", "create", "t")], records=[record("y")], forgotten=["a"]
+        )
+    assert (store.nodes("dev"), store.intents("dev"), store.serial("dev")) == before
+    store.close()
+
+
+def test_a_snapshot_is_the_serial_and_the_records_at_once(tmp_path, postgres_server, schema):
+    import dataclasses
+
+    from skyrig.state.suite.base import record
+
+    store = open_store(postgres_server.url("state", schema), tmp_path)
+    assert store.snapshot("dev") == (0, {}) and store.snapshot("dev", lean=True) == (0, {})
+    fence = store.acquire("dev", "me", 30)
+    store.record("dev", fence, record("a", drift=["size"]))
+    store.record("dev", fence, record("b"))
+    assert store.snapshot("dev") == (store.serial("dev"), store.nodes("dev"))
+    serial, lean = store.snapshot("dev", lean=True)
+    assert serial == store.serial("dev") and sorted(lean) == ["a", "b"]
+    assert lean["a"] == dataclasses.replace(record("a"), outputs={}, drift=[], updated_at=0.0)
+    store.close()

@@ -28,7 +28,7 @@ import re
 import threading
 import time
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -410,6 +410,49 @@ _WRITES = {
         bumped AS ({_BUMP})
         SELECT count(*) FROM lease""",
 }
+_NODE_COLUMNS = "id, type, provider, provider_id, desired, observed, outputs, resource, depends_on, drift"
+_BATCH = f"""
+    WITH lease AS ({_LEASE}),
+    added AS (
+        INSERT INTO {{s}}.intents (env, id, action, token, created_at)
+        SELECT lease.env, given.id, given.action, given.token, {_NOW}
+        FROM lease, unnest(%(i_id)s::text[], %(i_action)s::text[], %(i_token)s::text[])
+            AS given (id, action, token)
+        ON CONFLICT (env, id) DO UPDATE
+        SET action = excluded.action, token = excluded.token, created_at = excluded.created_at
+    ),
+    written AS (
+        INSERT INTO {{s}}.nodes (env, {_NODE_COLUMNS}, updated_at)
+        SELECT lease.env, given.*, {_NOW}
+        FROM lease, unnest(
+            %(id)s::text[], %(type)s::text[], %(provider)s::text[], %(provider_id)s::text[],
+            %(desired)s::text[], %(observed)s::text[], %(outputs)s::text[], %(resource)s::text[],
+            %(depends_on)s::text[], %(drift)s::text[]
+        ) AS given ({_NODE_COLUMNS})
+        ON CONFLICT (env, id) DO UPDATE SET type = excluded.type, provider = excluded.provider,
+            provider_id = excluded.provider_id, desired = excluded.desired, observed = excluded.observed,
+            outputs = excluded.outputs, resource = excluded.resource, depends_on = excluded.depends_on,
+            drift = excluded.drift, updated_at = excluded.updated_at
+    ),
+    cleared AS (
+        DELETE FROM {{s}}.intents WHERE env IN (SELECT env FROM lease) AND id = ANY(%(cleared)s::text[])
+    ),
+    removed AS (
+        DELETE FROM {{s}}.nodes WHERE env IN (SELECT env FROM lease) AND id = ANY(%(forgotten)s::text[])
+    ),
+    bumped AS (
+        INSERT INTO {{s}}.serials (env, slot, count) SELECT env, %(slot)s, 1 FROM lease WHERE %(moves)s
+        ON CONFLICT (env, slot) DO UPDATE SET count = serials.count + 1
+    )
+    SELECT count(*) FROM lease"""
+"""Intents, records and forgotten nodes of one environment in one statement (the engine's group commit);
+the caller makes the three sets of ids disjoint, as their net effect."""
+_SNAPSHOT = """
+    SELECT serial.total, n.id, n.type, n.provider, n.provider_id, n.desired, n.observed, {outputs},
+        n.resource, n.depends_on, {drift}, {updated_at}
+    FROM (SELECT coalesce(sum(count), 0)::bigint AS total FROM {s}.serials WHERE env = %(env)s) AS serial
+    LEFT JOIN {s}.nodes AS n ON n.env = %(env)s"""
+"""The serial and the records in one statement, so one snapshot; lean leaves out outputs and drift."""
 _READS = {
     "serial": "SELECT coalesce(sum(count), 0)::bigint FROM {s}.serials WHERE env = %(env)s",
     "applied_at": "SELECT applied_at FROM {s}.environments WHERE env = %(env)s",
@@ -495,6 +538,15 @@ class PostgresStore:
         self._reads = {name: statement(text) for name, text in _READS.items()}
         self._leases = {name: statement(text) for name, text in _LEASES.items()}
         self._transfer = {name: statement(text) for name, text in _TRANSFER.items()}
+        self._batch = statement(_BATCH)
+        self._snapshots = {
+            lean: statement(
+                _SNAPSHOT.replace("{outputs}", "'{}'" if lean else "n.outputs")
+                .replace("{drift}", "'[]'" if lean else "n.drift")
+                .replace("{updated_at}", "0.0::float8" if lean else "n.updated_at")
+            )
+            for lean in (False, True)
+        }
         self._quoted = schema
         self._pool = _Pool(self._connect, POOL_SIZE)
         self._migrate()
@@ -744,6 +796,60 @@ class PostgresStore:
                 error.hint,
             ) from None
 
+    # -- the engine's group commit and one-snapshot reads (optional protocols) ------------------
+
+    def write_batch(
+        self,
+        env: str,
+        fence: int,
+        *,
+        intents: Sequence[tuple[str, str, str]] = (),
+        records: Sequence[NodeRecord] = (),
+        forgotten: Sequence[str] = (),
+    ) -> None:
+        """The intents, then the records, then the forgotten nodes, as one statement: one transaction,
+        fenced, the serial moved once if a record or a forgotten node is in it."""
+        by_id = {node.id: node for node in records}  # a node recorded twice: its last record
+        gone = set(forgotten)
+        kept = [node for node_id, node in by_id.items() if node_id not in gone]
+        intended = {node_id: (action, token) for node_id, action, token in intents}
+        intended = {i: at for i, at in intended.items() if i not in by_id and i not in gone}
+        dumps = json.dumps
+        self._write(
+            "batch",
+            env,
+            fence,
+            {
+                "i_id": list(intended),
+                "i_action": [action for action, _ in intended.values()],
+                "i_token": [token for _, token in intended.values()],
+                "id": [n.id for n in kept],
+                "type": [n.type for n in kept],
+                "provider": [n.provider for n in kept],
+                "provider_id": [n.provider_id for n in kept],
+                "desired": [dumps(n.desired, sort_keys=True) for n in kept],
+                "observed": [dumps(n.observed, sort_keys=True) for n in kept],
+                "outputs": [dumps(n.outputs, sort_keys=True) for n in kept],
+                "resource": [n.resource for n in kept],
+                "depends_on": [dumps(n.depends_on) for n in kept],
+                "drift": [dumps(n.drift) for n in kept],
+                "cleared": sorted(set(by_id) | gone),
+                "forgotten": sorted(gone),
+                "moves": bool(by_id or gone),
+            },
+        )
+
+    def snapshot(self, env: str, *, lean: bool = False) -> tuple[int, dict[str, NodeRecord]]:
+        """The serial and every record, read in one statement (one snapshot); ``lean``: without the
+        records' outputs and drift (empty) and ``updated_at`` (0)."""
+        statement = self._snapshots[lean]
+        rows = self._run(
+            f"reading state of {env!r}", lambda db, slot: db.execute(statement, {"env": env}).fetchall()
+        )
+        serial = int(rows[0][0]) if rows else 0
+        with self._decoding():
+            return serial, self._records([row[1:] for row in rows if row[1] is not None])
+
     # -- moving state between stores (skyrig state migrate, skyrig state unlock --force) ----------
 
     def export(self, env: str) -> EnvironmentState:
@@ -841,7 +947,7 @@ class PostgresStore:
     # -- writing (each one statement, fenced) ---------------------------------------------------
 
     def _write(self, name: str, env: str, fence: int, params: dict[str, Any]) -> None:
-        statement = self._writes[name]
+        statement = self._batch if name == "batch" else self._writes[name]
         params = {"env": env, "fence": fence, **params}
 
         def write(db: psycopg.Connection[Any], slot: int) -> int:
