@@ -137,12 +137,13 @@ def test_a_bad_environment_variable_is_named(write_app, run, monkeypatch):
     assert result.err.startswith("error: SKYRIG_ENV__LOCAL__TYPE: env.local.type: Input should be 'local'")
 
 
-def test_secrets_are_masked(write_app, run, test_plugins):
+def test_secrets_are_masked(write_app, run, test_plugins, monkeypatch):
     config = (
-        'app = "testapp"\nstate = "postgresql://skyrig:hunter2-canary@db.internal/state"\n'
+        'app = "testapp"\n'
         '[env.prod]\ntype = "production"\nprovider = "memory"\nsql = "partial"\n'
         '[env.prod.partial]\ntoken = "tok-canary-value"\n'
     )
+    monkeypatch.setenv("SKYRIG_STATE", "postgresql://skyrig:hunter2-canary@db.internal/state")
     root = write_app(APP, config=config)
     for args in (("config", str(root)), ("config", str(root), "--json")):
         result = run(*args)
@@ -150,7 +151,60 @@ def test_secrets_are_masked(write_app, run, test_plugins):
         assert "canary" not in result.out + result.err
     data = json.loads(run("config", str(root), "--json").out)
     assert data["state"] == "postgresql://skyrig:****@db.internal/state"
+    assert data["env"]["prod"]["state"] == "postgresql://skyrig:****@db.internal/state"
     assert data["env"]["prod"]["settings"]["partial"]["token"] == "**********"
+
+
+STATES = """\
+app = "testapp"
+state = "s3://team-state/testapp"
+
+[env.local]
+type = "local"
+provider = "memory"
+state = "sqlite:///.skyrig/state.db"
+
+[env.dev]
+type = "development"
+provider = "memory"
+"""
+
+
+def test_the_state_url_is_the_apps_unless_an_environment_has_its_own(write_app, run, monkeypatch):
+    root = write_app(APP, config=STATES)
+    states = lambda: {  # noqa: E731
+        name: env["state"] for name, env in json.loads(run("config", str(root), "--json").out)["env"].items()
+    }
+    assert states() == {"local": "sqlite:///.skyrig/state.db", "dev": "s3://team-state/testapp"}
+    tree = run("config", str(root)).out
+    assert "state: s3://team-state/testapp" in tree and "state: sqlite:///.skyrig/state.db" in tree
+    monkeypatch.setenv("SKYRIG_STATE", "s3://ci-state/testapp")  # the app's, not an environment's own
+    assert states() == {"local": "sqlite:///.skyrig/state.db", "dev": "s3://ci-state/testapp"}
+    monkeypatch.setenv("SKYRIG_ENV__LOCAL__STATE", "sqlite:////tmp/elsewhere.db")
+    assert states()["local"] == "sqlite:////tmp/elsewhere.db"
+
+
+@pytest.mark.parametrize(
+    "config, line, field",
+    [
+        ('app = "testapp"\nstate = "postgresql://skyrig:hunter2-canary@db.internal/state"\n', 2, "state"),
+        (STATES + 'state = "s3://AKIA:hunter2-canary@team-state/testapp"\n', 12, "env.dev.state"),
+        ('app = "testapp"\nstate = "postgresql://db/state?password=hunter2-canary"\n', 2, "state"),
+    ],
+)
+def test_a_password_in_a_state_url_in_the_file_is_refused(write_app, run, monkeypatch, config, line, field):
+    root = write_app(APP, config=config)
+    monkeypatch.setenv("SKYRIG_STATE", "sqlite:///.skyrig/state.db")  # the file is refused all the same
+    result = run("config", str(root))
+    assert result.code == 1
+    assert result.err.startswith(f"error: skyrig.toml:{line}: {field}: the URL holds a password"), result.err
+    assert "PGPASSWORD" in result.err and "the AWS chain" in result.err
+    assert "canary" not in result.err
+
+
+def test_a_state_url_without_a_password_is_no_secret(write_app, run):
+    config = 'app = "testapp"\nstate = "postgresql://skyrig@db.internal:5432/state?schema=shop"\n'
+    assert run("config", str(write_app(APP, config=config))).code == 0
 
 
 def test_an_unknown_environment_lists_the_known_ones(write_app, run):

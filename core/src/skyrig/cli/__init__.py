@@ -22,7 +22,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("skyrig.cli.status:status", "Show what is provisioned now."),
     "drift": ("skyrig.cli.status:drift", "Refresh only: adopt console changes, report drifted invariants."),
     "import": ("skyrig.cli.status:import_", "Adopt an existing resource into state."),
-    "state": ("skyrig.cli.state:state", "Repair state: rebuild lost state from the cloud (recover)."),
+    "state": (
+        "skyrig.cli.state:state",
+        "Repair state (recover), move it to another store (migrate), end a lock (unlock).",
+    ),
     "secret": ("skyrig.cli.secret:secret", "Set secret values (kept by the provider, never by skyrig)."),
     "run": ("skyrig.cli.run:run", "Provision the local environment and run every service."),
     "test": ("skyrig.cli.test:test", "Run the app's tests (pytest) on fresh test databases."),

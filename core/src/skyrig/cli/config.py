@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import click
@@ -36,6 +35,8 @@ def config(app_dir: str | None, app_dir_option: str | None, env_name: str | None
     tree.add(f"state: {escape(data['state'])}")
     for name, env in data["env"].items():
         branch = tree.add(f"[bold cyan]env {escape(name)}[/]  type {env['type']}")
+        if env["state"] != data["state"]:
+            branch.add(f"state: {escape(env['state'])}")
         for provider in dict.fromkeys(env["providers"].values()):
             families = [family for family, name in env["providers"].items() if name == provider]
             branch.add(f"{escape(provider)}: {', '.join(families)}")
@@ -49,6 +50,7 @@ def config(app_dir: str | None, app_dir_option: str | None, env_name: str | None
 def _environment(env) -> dict[str, Any]:
     return {
         "type": env.type,
+        "state": mask_url(env.state),
         "providers": env.providers,
         "settings": {
             name: settings.model_dump(mode="json") if hasattr(settings, "model_dump") else dict(settings)
@@ -59,4 +61,6 @@ def _environment(env) -> dict[str, Any]:
 
 def mask_url(url: str) -> str:
     """``url`` with any password replaced by ``****``."""
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1****@", url)
+    from skyrig.state import masked
+
+    return masked(url)

@@ -40,6 +40,9 @@ class Environment:
     """Family (``compute``, ``sql``, ...) -> provider name."""
     settings: dict[str, Any]
     """Provider name -> its validated settings model (or a plain dict when it has no model)."""
+    state: str = "sqlite:///.skyrig/state.db"
+    """The URL of the store that keeps this environment's state: the first of ``SKYRIG_ENV__NAME__STATE``,
+    ``[env.NAME] state``, ``SKYRIG_STATE``, the app's ``state``, the default."""
 
     def provider_for(self, family: str) -> str:
         """The provider that provisions ``family`` in this environment."""
@@ -118,6 +121,7 @@ def _load(root: Path) -> Config:
         where = f"{CONFIG_FILE}:{position[1]}:{position[2]}" if position else CONFIG_FILE
         message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(error))
         raise ConfigError([f"{where}: invalid TOML: {message}"]) from None
+    _no_credentials(data, text)
     try:
         project = ProjectConfig(**data)
     except ValidationError as error:
@@ -125,6 +129,34 @@ def _load(root: Path) -> Config:
     except SettingsError as error:
         raise ConfigError([_unparsed(error)]) from None
     return Config(root, project, _environments(project, text))
+
+
+_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#@]*:[^/?#@]+@|[?&](password|secret)=", re.IGNORECASE)
+
+
+def _no_credentials(data: dict[str, Any], text: str) -> None:
+    """Refuse a state URL with a password in ``skyrig.toml``: the file is committed, read by everyone who
+    reads the code, and copied into CI logs. The password comes from the store's usual chain instead."""
+    found = []
+    places: list[tuple[str, ...]] = [("state",)]
+    environments = data.get("env")
+    if isinstance(environments, dict):
+        places += [("env", name, "state") for name, env in environments.items() if isinstance(env, dict)]
+    for place in places:
+        value: Any = data
+        for key in place:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, str) and _PASSWORD.search(value):
+            line = _line_of(place, text)
+            where = f"{CONFIG_FILE}:{line}" if line else CONFIG_FILE
+            variable = "SKYRIG_" + "__".join(place).upper()
+            found.append(
+                f"{where}: {'.'.join(place)}: the URL holds a password, and {CONFIG_FILE} holds no "
+                f"credentials: remove it, and let the store's usual chain supply it (PGPASSWORD or "
+                f"~/.pgpass for postgresql, the AWS chain for s3), or set the whole URL in {variable}"
+            )
+    if found:
+        raise ConfigError(found, "a state URL in skyrig.toml names where state is, never how to log in")
 
 
 def _unparsed(error: Exception) -> str:
@@ -142,10 +174,13 @@ def _unparsed(error: Exception) -> str:
 
 
 def _environments(project: Any, text: str) -> dict[str, Environment]:
+    import dataclasses
+
     problems: list[str] = []
     environments = {}
     for name, env in sorted(project.env.items()):
-        environments[name] = _environment(name, env, text, problems)
+        resolved = _environment(name, env, text, problems)
+        environments[name] = dataclasses.replace(resolved, state=env.state or project.state)
     if problems:
         raise ConfigError(problems)
     return environments

@@ -10,6 +10,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from skyrig.declarations.types import Name
 from skyrig.plugins.manifest import EnvironmentType
 
+DEFAULT_STATE = "sqlite:///.skyrig/state.db"
+
 ProviderName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")]
 EnvironmentName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9:_-]*$", max_length=63)]
 
@@ -38,6 +40,8 @@ class EnvironmentConfig(BaseModel):
     """Another provider for buckets."""
     secrets: ProviderName | None = None
     """Another provider for secrets."""
+    state: str | None = None
+    """Where this environment's state is kept, as a URL, if not where the app's ``state`` says."""
 
     def provider_tables(self) -> dict[str, dict[str, Any]]:
         """The provider settings tables, by provider name."""
@@ -53,8 +57,9 @@ class ProjectConfig(BaseSettings):
 
     app: Name
     """The app's name: part of every resource's cloud name, so keep it short and stable."""
-    state: str = "sqlite:///.skyrig/state.db"
-    """Where state is kept, as a URL. The default is a SQLite file under ``.skyrig/`` in the app."""
+    state: str = DEFAULT_STATE
+    """Where state is kept, as a URL, for every environment without a ``state`` of its own. The default
+    is a SQLite file under ``.skyrig/`` in the app."""
     env: dict[EnvironmentName, EnvironmentConfig] = {}
     """The environments, by name."""
 

@@ -130,13 +130,16 @@ def status_section(root: Path, current: str) -> dict[str, Any]:
     """Every environment of ``skyrig.toml``: its providers and what state says was provisioned."""
     from skyrig.config import load_config
     from skyrig.run.runfile import read_run_file
-    from skyrig.state import open_store
+    from skyrig.state import StateStore, open_store
 
     config = load_config(root)
-    store = open_store(config.project.state, root)
+    stores: dict[str, StateStore] = {}  # one per state URL (an environment may have a store of its own)
     try:
         environments = []
         for name, environment in sorted(config.environments.items()):
+            if environment.state not in stores:
+                stores[environment.state] = open_store(environment.state, root)
+            store = stores[environment.state]
             declared = config.project.env[name]
             records = store.nodes(name)
             applied = store.applied_at(name)
@@ -163,7 +166,8 @@ def status_section(root: Path, current: str) -> dict[str, Any]:
                 }
             )
     finally:
-        store.close()
+        for store in stores.values():
+            store.close()
     return {"app": config.app, "current": current, "environments": environments}
 
 

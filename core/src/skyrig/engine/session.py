@@ -43,7 +43,7 @@ class Session:
         self.environment: Environment = config.environment(name)
         self.name = name
         self.root = config.root
-        self.store = open_store(config.project.state, config.root)
+        self.store = open_store(self.environment.state, config.root)
         self._contexts: dict[str, Context] = {}
 
     @cached_property

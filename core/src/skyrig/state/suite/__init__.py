@@ -33,7 +33,6 @@ The core runs it against SQLite in ``core/tests/test_state_suite.py``.
 """
 
 from skyrig.state.suite.base import StoreFactory
-from skyrig.state.suite.batches import TestBatches, TestSnapshots
 from skyrig.state.suite.in_process import (
     TestFencing,
     TestFinish,
@@ -47,7 +46,6 @@ from skyrig.state.suite.transfer import TestTransfer
 
 __all__ = [
     "StoreFactory",
-    "TestBatches",
     "TestCrashRecovery",
     "TestFencing",
     "TestFinish",
@@ -56,6 +54,5 @@ __all__ = [
     "TestLease",
     "TestLeaseAcrossProcesses",
     "TestProtocol",
-    "TestSnapshots",
     "TestTransfer",
 ]
