@@ -4,7 +4,8 @@ PostgreSQL (a server of its own, fsync on, on this machine's loopback), then the
 Reports, per N: the statements the store sent, by kind (``batch``: the engine's group commit, many
 nodes' writes in one statement, where the engine has it); the transactions the server committed during
 the apply (pg_stat_database, reads included); the largest write in bytes; the apply's time with each
-store. ``python plugins/state-postgres/benchmarks/apply_writes.py --sizes 100,1000,5000``
+store. ``python plugins/state-postgres/benchmarks/apply_writes.py --sizes 100,1000,5000 [--per-node]``
+(``--per-node``: as an engine without group commit writes, one node a statement).
 """
 
 from __future__ import annotations
@@ -72,7 +73,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="100,1000,5000")
     parser.add_argument("--parallelism", type=int, default=10)
+    parser.add_argument(
+        "--per-node", action="store_true", help="hide write_batch: the engine writes one node a statement"
+    )
     args = parser.parse_args()
+    if args.per_node:
+        from skyrig_state_postgres.store import PostgresStore
+
+        del PostgresStore.write_batch
     os.environ.setdefault("SKYRIG_RETRY_BASE_MS", "1")
     kinds: Counter[str] = Counter()
     largest = [0]

@@ -18,8 +18,9 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any
 
@@ -240,30 +241,63 @@ class SQLiteStore:
         return row[0] if row else None
 
     def nodes(self, env: str) -> dict[str, NodeRecord]:
-        loads = json.loads
         with self._reading() as db:
-            rows = db.execute(
-                "SELECT id, type, provider, provider_id, desired, observed, outputs, resource, depends_on, "
-                "drift, updated_at FROM nodes WHERE env = ?",
-                (env,),
-            ).fetchall()
+            rows = db.execute(_SELECT_NODES, (env,)).fetchall()
+        return self._decoded(rows, lean=False)
+
+    def snapshot(self, env: str, *, lean: bool = False) -> tuple[int, dict[str, NodeRecord]]:
+        """The serial and every record, read in one transaction (see :class:`~skyrig.state.store.Snapshots`);
+        ``lean`` leaves the columns a plan does not read (outputs, drift, the time of the write) unread."""
+        with self._reading() as db:
+            db.execute("BEGIN")
+            try:
+                row = db.execute("SELECT serial FROM environments WHERE env = ?", (env,)).fetchone()
+                rows = db.execute(_SELECT_LEAN if lean else _SELECT_NODES, (env,)).fetchall()
+            finally:
+                db.execute("COMMIT")
+        return (row[0] if row else 0), self._decoded(rows, lean=lean)
+
+    def _decoded(self, rows: list[Any], *, lean: bool) -> dict[str, NodeRecord]:
+        """Records from rows of :data:`_SELECT_NODES` (or :data:`_SELECT_LEAN`). Most of the time goes to
+        decoding JSON, so it is decoded in one call per column, not one per row, and what needs none is
+        not decoded: an empty list, and the observed properties when their text is the desired
+        properties' and holds only plain values (a copy is the same value)."""
+        loads = json.loads
+        records = {}
         with self._decoding():
-            return {
-                row[0]: NodeRecord(
-                    row[0],
-                    row[1],
-                    row[2],
-                    row[3],
-                    loads(row[4]),
-                    loads(row[5]),
-                    loads(row[6]),
-                    row[7],
-                    loads(row[8]),
-                    loads(row[9]),
-                    row[10],
-                )
-                for row in rows
-            }
+            desired_all = _loads_all([row[4] for row in rows])
+            outputs_all = _loads_all([row[8] for row in rows]) if not lean else None
+            for index, row in enumerate(rows):
+                desired_text, observed_text = row[4], row[5]
+                desired = desired_all[index]
+                if (
+                    observed_text == desired_text
+                    and "[" not in desired_text
+                    and desired_text.find("{", 1) < 0
+                ):
+                    observed = dict(desired)  # the same text of plain values: a copy is the same value
+                else:
+                    observed = loads(observed_text)
+                depends_on = [] if row[7] == "[]" else loads(row[7])
+                if outputs_all is None:
+                    records[row[0]] = NodeRecord(
+                        row[0], row[1], row[2], row[3], desired, observed, {}, row[6], depends_on
+                    )
+                else:
+                    records[row[0]] = NodeRecord(
+                        row[0],
+                        row[1],
+                        row[2],
+                        row[3],
+                        desired,
+                        observed,
+                        outputs_all[index],
+                        row[6],
+                        depends_on,
+                        [] if row[9] == "[]" else loads(row[9]),
+                        row[10],
+                    )
+        return records
 
     def intents(self, env: str) -> dict[str, str]:
         """Node id -> action, for operations that began and were never recorded as done."""
@@ -343,11 +377,12 @@ class SQLiteStore:
 
     # -- writing (each one a transaction, fenced) -----------------------------------------------
 
-    def _bump(self, db: sqlite3.Connection, env: str) -> None:
+    def _bump(self, db: sqlite3.Connection, env: str, by: int = 1) -> None:
+        """Move the serial by ``by``: once per change to the journal, as separate writes would."""
         db.execute(
-            "INSERT INTO environments (env, serial) VALUES (?, 1) "
-            "ON CONFLICT (env) DO UPDATE SET serial = serial + 1",
-            (env,),
+            "INSERT INTO environments (env, serial) VALUES (?, ?) "
+            "ON CONFLICT (env) DO UPDATE SET serial = serial + excluded.serial",
+            (env, by),
         )
 
     def add_intent(self, env: str, fence: int, node_id: str, action: str, token: str) -> None:
@@ -361,26 +396,10 @@ class SQLiteStore:
 
     def record(self, env: str, fence: int, node: NodeRecord) -> None:
         """Remember ``node`` as provisioned (and clear its intent), the moment it completes."""
-        dumps = json.dumps
+        row = _row(env, node)
         with self._transaction() as db:
             self._check_fence(db, env, fence)
-            db.execute(
-                "INSERT OR REPLACE INTO nodes VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    env,
-                    node.id,
-                    node.type,
-                    node.provider,
-                    node.provider_id,
-                    dumps(node.desired, sort_keys=True),
-                    dumps(node.observed, sort_keys=True),
-                    dumps(node.outputs, sort_keys=True),
-                    node.resource,
-                    dumps(node.depends_on),
-                    dumps(node.drift),
-                    time.time(),
-                ),
-            )
+            db.execute(_INSERT_NODE, (*row, time.time()))
             db.execute("DELETE FROM intents WHERE env = ? AND id = ?", (env, node.id))
             self._bump(db, env)
 
@@ -391,6 +410,38 @@ class SQLiteStore:
             db.execute("DELETE FROM nodes WHERE env = ? AND id = ?", (env, node_id))
             db.execute("DELETE FROM intents WHERE env = ? AND id = ?", (env, node_id))
             self._bump(db, env)
+
+    def write_batch(
+        self,
+        env: str,
+        fence: int,
+        *,
+        intents: Sequence[tuple[str, str, str]] = (),
+        records: Sequence[NodeRecord] = (),
+        forgotten: Sequence[str] = (),
+    ) -> None:
+        """Several per-node writes in one transaction (see :class:`~skyrig.state.store.BatchWrites`): the
+        engine's group commit. One fence check and one serial move for the lot, and statements executed
+        once for all rows: per node, a small part of a transaction of its own."""
+        now = time.time()
+        rows = [(*_row(env, node), now) for node in records]  # encoded before taking the lock
+        done = [node.id for node in records] + list(forgotten)
+        with self._transaction() as db:
+            self._check_fence(db, env, fence)
+            if intents:
+                _many(
+                    db,
+                    "INSERT OR REPLACE INTO intents VALUES ",
+                    5,
+                    [(env, node_id, action, token, now) for node_id, action, token in intents],
+                )
+            if rows:
+                _many(db, _INSERT_MANY, 12, rows)
+            if forgotten:
+                _many_ids(db, "DELETE FROM nodes", env, list(forgotten))
+            if done:
+                _many_ids(db, "DELETE FROM intents", env, done)
+                self._bump(db, env, len(done))
 
     def finish(self, env: str, fence: int, runtime: dict[str, dict[str, Any]]) -> None:
         """Mark an apply complete and store each service's runtime config."""
@@ -463,3 +514,91 @@ class SQLiteStore:
         issued again (the fences table keeps the highest)."""
         with self._transaction() as db:
             db.execute("DELETE FROM leases WHERE env = ?", (env,))
+
+
+_SELECT_NODES = (
+    "SELECT id, type, provider, provider_id, desired, observed, resource, depends_on, outputs, drift, "
+    "updated_at FROM nodes WHERE env = ?"
+)
+_SELECT_LEAN = (
+    "SELECT id, type, provider, provider_id, desired, observed, resource, depends_on FROM nodes WHERE env = ?"
+)
+_INSERT_NODE = "INSERT OR REPLACE INTO nodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_MANY = "INSERT OR REPLACE INTO nodes VALUES "
+_ROWS = 100
+"""Rows a statement of a batch writes: one statement for many rows runs as one step of SQLite, which
+releases Python's GIL once for them, not once a row (under a busy GIL, each release costs a wait)."""
+
+
+def _loads_all(texts: list[str]) -> list[Any]:
+    """``[json.loads(text) for text in texts]``, in one call for all of them (a JSON array of the texts
+    decodes to exactly their values when each is one JSON value; if the count differs, or it does not
+    decode, one text is not: decoded one by one, the first such raises)."""
+    try:
+        values = json.loads("[" + ",".join(texts) + "]")
+    except ValueError:
+        values = None
+    if values is None or len(values) != len(texts):
+        values = [json.loads(text) for text in texts]
+    return values
+
+
+def _many(db: sqlite3.Connection, insert: str, width: int, rows: list[tuple[Any, ...]]) -> None:
+    """``insert`` (ending in ``VALUES``) of ``rows`` of ``width`` columns, :data:`_ROWS` a statement."""
+    for start in range(0, len(rows), _ROWS):
+        chunk = rows[start : start + _ROWS]
+        values = ",".join(["(" + ",".join("?" * width) + ")"] * len(chunk))
+        db.execute(insert + values, [value for row in chunk for value in row])
+
+
+def _many_ids(db: sqlite3.Connection, delete: str, env: str, ids: list[str]) -> None:
+    """``delete`` (``DELETE FROM table``) of the rows of ``env`` whose id is one of ``ids``."""
+    for start in range(0, len(ids), _ROWS):
+        chunk = ids[start : start + _ROWS]
+        db.execute(f"{delete} WHERE env = ? AND id IN ({','.join('?' * len(chunk))})", [env, *chunk])
+
+
+def _unencodable(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+_encoder = (
+    c_make_encoder(None, _unencodable, encode_basestring_ascii, None, ": ", ", ", True, False, True)
+    if c_make_encoder is not None
+    else None
+)
+
+
+def _encode(value: Any) -> str:
+    """``json.dumps(value, sort_keys=True)``, with the C encoder made once, not on every call."""
+    if _encoder is None:  # pragma: no cover - a Python without the json accelerator
+        return json.dumps(value, sort_keys=True)
+    return "".join(_encoder(value, 0))
+
+
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
+def _row(env: str, node: NodeRecord) -> tuple[Any, ...]:
+    """The columns of ``node``'s row but the time of the write, JSON encoded as state keeps it."""
+    desired, observed = node.desired, node.observed
+    desired_text = _encode(desired)
+    if observed == desired and all(
+        type(value) in _PLAIN and type(observed[key]) is type(value) for key, value in desired.items()
+    ):
+        observed_text = desired_text  # the same plain values: the same text
+    else:
+        observed_text = _encode(observed)
+    return (
+        env,
+        node.id,
+        node.type,
+        node.provider,
+        node.provider_id,
+        desired_text,
+        observed_text,
+        _encode(node.outputs),
+        node.resource,
+        _encode(node.depends_on) if node.depends_on else "[]",
+        _encode(node.drift) if node.drift else "[]",
+    )

@@ -45,10 +45,18 @@ a :class:`StateStore`.
 A store may also be a :class:`StateTransfer` (optional; the built-in stores are): what ``skyrig state
 migrate`` (moving an environment between stores) and ``skyrig state unlock --force`` need beyond the
 protocol. The store suite's ``TestTransfer`` checks it where a store has it.
+
+Two more optional protocols make applies and plans fast, and a store gains by having them (SQLite has
+both): :class:`BatchWrites`, several per-node writes in one atomic step, with which the engine commits
+an apply's intents and records in groups (without it, each node's write is a call of its own, made by the
+thread that finished the node); and :class:`Snapshots`, the serial and the records read at one instant,
+leaving out what a plan does not read. The suite's ``TestBatches`` and ``TestSnapshots`` check them where
+a store has them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -178,3 +186,47 @@ TRANSFER_METHODS = frozenset(
     name for name, value in vars(StateTransfer).items() if callable(value) and not name.startswith("_")
 )
 """The names of the methods of the optional :class:`StateTransfer`."""
+
+
+@runtime_checkable
+class BatchWrites(Protocol):
+    """Optional, beside :class:`StateStore`: several per-node writes of one environment in one step, so
+    that the engine can commit node records in groups (an apply's writes cost a few transactions, not two
+    per node). A store without it gets the per-node calls, each from the thread that made the change."""
+
+    def write_batch(
+        self,
+        env: str,
+        fence: int,
+        *,
+        intents: Sequence[tuple[str, str, str]] = (),
+        records: Sequence[NodeRecord] = (),
+        forgotten: Sequence[str] = (),
+    ) -> None:
+        """What :meth:`StateStore.add_intent` for each ``(node_id, action, token)`` of ``intents``, then
+        :meth:`StateStore.record` for each of ``records``, then :meth:`StateStore.forget` for each of
+        ``forgotten`` would do, as one write: atomic (all of it or none, whenever the process dies),
+        durable before it returns, and fenced (:class:`~skyrig.state.LeaseLost`, changing nothing, if
+        ``fence`` is stale). The serial moves if ``records`` or ``forgotten`` is not empty."""
+        ...
+
+
+@runtime_checkable
+class Snapshots(Protocol):
+    """Optional, beside :class:`StateStore`: the records a plan needs, read once with the serial they are
+    at. A store without it is read with :meth:`StateStore.serial`, then :meth:`StateStore.nodes`."""
+
+    def snapshot(self, env: str, *, lean: bool = False) -> tuple[int, dict[str, NodeRecord]]:
+        """:meth:`StateStore.serial` and :meth:`StateStore.nodes` of ``env`` as they were at one instant
+        (no write falls between the two). ``lean``: leave out what a plan does not read, for speed: each
+        record's ``outputs`` and ``drift`` are empty and its ``updated_at`` 0."""
+        ...
+
+
+OPTIONAL_METHODS = frozenset(
+    name
+    for protocol in (BatchWrites, Snapshots)
+    for name, value in vars(protocol).items()
+    if callable(value) and not name.startswith("_")
+)
+"""The names of the methods of the optional :class:`BatchWrites` and :class:`Snapshots`."""

@@ -1,10 +1,11 @@
 """The PostgreSQL state store: one schema per app, one row per node, leases and fencing in transactions.
 
-Every write (:meth:`PostgresStore.add_intent`, ``record``, ``forget``, ``finish``) is one SQL statement,
-hence one transaction and one round trip: its first part locks the environment's lease row only if the
-writer's fence is the lease's and the lease is unexpired by the server's clock (else nothing is written
-and the writer gets :class:`~skyrig.state.LeaseLost`); the rest writes one small record (a node, an
-intent, the runtime configs) and moves the serial. A write never grows with the size of state.
+Every write (:meth:`PostgresStore.add_intent`, ``record``, ``forget``, ``finish``, and ``write_batch``,
+the engine's group commit of many nodes' writes) is one SQL statement, hence one transaction and one
+round trip: its first part locks the environment's lease row only if the writer's fence is the lease's
+and the lease is unexpired by the server's clock (else nothing is written and the writer gets
+:class:`~skyrig.state.LeaseLost`); the rest writes the rows of the nodes it is about (a record, an
+intent; or the runtime configs) and moves the serial. A write never grows with the size of state.
 
 Lease row locks: writers take ``FOR KEY SHARE`` (writers never wait for each other, nor for the
 heartbeat's renewal, a plain ``UPDATE`` of the expiry); :meth:`~PostgresStore.acquire` and

@@ -33,6 +33,7 @@ The core runs it against SQLite in ``core/tests/test_state_suite.py``.
 """
 
 from skyrig.state.suite.base import StoreFactory
+from skyrig.state.suite.batches import TestBatches, TestSnapshots
 from skyrig.state.suite.in_process import (
     TestFencing,
     TestFinish,
@@ -46,6 +47,7 @@ from skyrig.state.suite.transfer import TestTransfer
 
 __all__ = [
     "StoreFactory",
+    "TestBatches",
     "TestCrashRecovery",
     "TestFencing",
     "TestFinish",
@@ -54,5 +56,6 @@ __all__ = [
     "TestLease",
     "TestLeaseAcrossProcesses",
     "TestProtocol",
+    "TestSnapshots",
     "TestTransfer",
 ]

@@ -41,6 +41,24 @@ def node_record(number: int) -> NodeRecord:
     return NodeRecord(f"node-{number}", "suite.node", "suite", str(number), {"n": number}, {"n": number})
 
 
+BATCH = 20
+"""Nodes a batch of the batch writer records."""
+
+
+def batch_record(number: int, index: int) -> NodeRecord:
+    """Node ``index`` of the batch writer's batch ``number``: a record of some size, saying both."""
+    payload = f"{number:06d}{index:02d}" * 64
+    return NodeRecord(
+        f"batch-{number}-{index}",
+        "suite.batch",
+        "suite",
+        f"{number}.{index}",
+        {"number": number, "index": index, "payload": payload},
+        {"number": number, "index": index, "payload": payload},
+        {"index": index},
+    )
+
+
 def counter_record(count: int) -> NodeRecord:
     """The counter the contending processes increment under the lease."""
     return NodeRecord("counter", "suite.counter", "suite", "counter", {"count": count}, {"count": count})
@@ -102,6 +120,24 @@ def write(store: StateStore, env: str, size: str) -> None:
         say(f"W {number}")
 
 
+def write_batches(store: StateStore, env: str) -> None:
+    """Write batches until killed (``write_batch``): batch ``n`` records its :data:`BATCH` nodes and notes
+    the intents of the next batch's; ``B n`` said once it returned."""
+    fence = store.acquire(env, holder(), 600)
+    write_batch = store.write_batch  # type: ignore[attr-defined]
+    write_batch(env, fence, intents=[(f"batch-1-{n}", "create", "token") for n in range(BATCH)])
+    number = 0
+    while True:
+        number += 1
+        write_batch(
+            env,
+            fence,
+            intents=[(f"batch-{number + 1}-{n}", "create", "token") for n in range(BATCH)],
+            records=[batch_record(number, n) for n in range(BATCH)],
+        )
+        say(f"B {number}")
+
+
 def die_after_intent(store: StateStore, env: str, node_id: str) -> None:
     """Note an intent, then die at once, as after a cloud call whose result was never recorded."""
     fence = store.acquire(env, holder(), 600)
@@ -110,7 +146,14 @@ def die_after_intent(store: StateStore, env: str, node_id: str) -> None:
     os._exit(137)
 
 
-ROLES = {"hold": hold, "race": race, "count": count, "write": write, "die-after-intent": die_after_intent}
+ROLES = {
+    "hold": hold,
+    "race": race,
+    "count": count,
+    "write": write,
+    "write-batches": write_batches,
+    "die-after-intent": die_after_intent,
+}
 
 
 def main(argv: list[str]) -> None:
