@@ -592,9 +592,13 @@ class S3Store:
 
     def snapshot(self, env: str, *, lean: bool = False) -> tuple[int, dict[str, NodeRecord]]:
         """The serial and every record at one position of the log (``skyrig.state.store.Snapshots``);
-        ``lean`` is no faster here: the records come whole."""
+        ``lean``: each record's outputs and drift empty and its ``updated_at`` 0 (what a plan reads)."""
         serial, records = self._read(env, lambda view: (view.serial, list(view.nodes.items())))
-        return serial, {node_id: NodeRecord(**json.loads(record)) for node_id, record in records}
+        nodes = {node_id: NodeRecord(**json.loads(record)) for node_id, record in records}
+        if lean:
+            for node in nodes.values():
+                node.outputs, node.drift, node.updated_at = {}, [], 0.0
+        return serial, nodes
 
     def intents(self, env: str) -> dict[str, str]:
         return self._read(env, lambda view: {node: intent[0] for node, intent in view.intents.items()})
