@@ -5,17 +5,27 @@ does not record is created without first being looked up by its identity (owners
 deterministic name): once per node type, before the walk (:func:`find_all`, the node types'
 ``find_many``). What is found is adopted, brought up to date, instead of created again: a crash between
 the cloud call and the state write, or state lost altogether, never makes a duplicate.
+
+With a store that writes batches (:class:`~skyrig.state.store.BatchWrites`, as SQLite does), state
+writes are grouped: the intents of the creates of nodes state does not record are written before the
+walk, a batch at a time (each durable before any of its cloud calls), and each node that completes
+hands its record to the :class:`Recorder` and lets its dependents start, while the recorder commits
+whatever completed during its last commit as one batch (group commit). A node counts as done, and is
+reported, once its record is durable; the apply returns once every record is. A crash before that
+loses no resource: its intent is durable, and the next apply looks it up and adopts it.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import random
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -26,6 +36,7 @@ from skyrig.engine.graph import Node
 from skyrig.engine.plan import Change, Plan
 from skyrig.errors import ProviderError, ThrottledError, TransientError
 from skyrig.state import NodeRecord, StateStore
+from skyrig.state.store import BatchWrites
 
 T = TypeVar("T")
 
@@ -141,6 +152,104 @@ def error_text(error: Exception) -> str:
     return str(error) if isinstance(error, ProviderError) else f"{type(error).__name__}: {error}"
 
 
+FORGET = "forget"
+"""What a node whose resource was deleted writes instead of a record: its record is forgotten."""
+
+BATCH = 1000
+"""At most this many nodes' writes in one batch: a store's write never grows with the apply."""
+
+
+@dataclass
+class Completion:
+    """A node done in the cloud, whose state write (its record, or ``FORGET``) is on its way."""
+
+    change: Change
+    action: str
+    write: NodeRecord | str
+    started: float
+
+
+class Recorder:
+    """The executor's group commit: nodes that complete hand their writes to it and go on, and one thread
+    writes whatever was handed while its previous batch was being written as the next batch (at most
+    :data:`BATCH`), through the store's ``write_batch``. ``finished`` hears about each completion once its
+    batch is durable (``error`` None) or refused (the error: nothing of the batch was written)."""
+
+    def __init__(
+        self,
+        store: BatchWrites,
+        env: str,
+        fence: int,
+        finished: Callable[[list[Completion], Exception | None], None],
+    ) -> None:
+        self.store = store
+        self.env = env
+        self.fence = fence
+        self.finished = finished
+        self._queue: queue.SimpleQueue[Completion | threading.Event | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="skyrig-state", daemon=True)
+        self._thread.start()
+
+    def put(self, completion: Completion) -> None:
+        self._queue.put(completion)
+
+    def flush(self) -> None:
+        """Return once everything handed so far is written (or refused)."""
+        written = threading.Event()
+        self._queue.put(written)
+        written.wait()
+
+    def close(self) -> None:
+        """Write what is left, then stop."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def abandon(self) -> None:
+        """Stop without waiting (an aborted apply: what is not yet written keeps its intent)."""
+        self._queue.put(None)
+
+    def _run(self) -> None:
+        get, get_nowait = self._queue.get, self._queue.get_nowait
+        while True:
+            items = [get()]  # wait for one; then take whatever else has queued meanwhile
+            while True:
+                try:
+                    items.append(get_nowait())
+                except queue.Empty:
+                    break
+            pending: list[Completion] = []
+            for item in items:
+                if isinstance(item, Completion):
+                    pending.append(item)
+                    if len(pending) == BATCH:
+                        self._write(pending)
+                        pending = []
+                    continue
+                self._write(pending)
+                pending = []
+                if item is None:
+                    return
+                item.set()
+            self._write(pending)
+
+    def _write(self, batch: list[Completion]) -> None:
+        if not batch:
+            return
+        try:
+            self.store.write_batch(
+                self.env,
+                self.fence,
+                records=[c.write for c in batch if isinstance(c.write, NodeRecord)],
+                forgotten=[c.change.id for c in batch if c.write == FORGET],
+            )
+        except Exception as error:  # the whole batch failed: each of its nodes fails with it
+            failure: Exception | None = error
+        else:
+            failure = None
+        with suppress(Exception):  # a report that fails must not stop the recorder: flush would wait
+            self.finished(batch, failure)
+
+
 @dataclass
 class Outcome:
     """How an apply went."""
@@ -193,6 +302,12 @@ class Executor:
         self.found: dict[str, Observed | None] = {}
         """Node id -> what looking it up by its identity found, for each node created without a record."""
         self.lookup_failed: dict[str, str] = {}
+        self.batches = store if isinstance(store, BatchWrites) else None
+        """The store, if it writes batches: then records go through a :class:`Recorder`."""
+        self.recorder: Recorder | None = None
+        self.intended: set[str] = set()
+        """Nodes whose create intent was written before the walk."""
+        self.started: set[str] = set()
 
     # -- the walk -------------------------------------------------------------------------------
 
@@ -201,17 +316,67 @@ class Executor:
         forward = [c for c in self.plan.changes if c.action not in ("delete", "retain")]
         backward = [c for c in self.plan.changes if c.action == "delete"]
         self._look_up(forward)
-        self._walk(forward, {c.id: c.node.depends_on for c in forward})
-        if not self.outcome.failed and not self.stopping.is_set():
-            # delete a node only after the nodes that depend on it are gone
-            dependents: dict[str, list[str]] = {c.id: [] for c in backward}
-            for change in backward:
-                for dependency in change.node.depends_on:
-                    if dependency in dependents:
-                        dependents[dependency].append(change.id)
-            self._walk(backward, dependents)
+        if self.batches is not None:
+            self._intend(forward)
+            self.recorder = Recorder(self.batches, self.plan.environment, self.fence, self._finished)
+        try:
+            self._walk(forward, {c.id: c.node.depends_on for c in forward})
+            self._flush()
+            if not self.outcome.failed and not self.stopping.is_set():
+                # delete a node only after the nodes that depend on it are gone
+                dependents: dict[str, list[str]] = {c.id: [] for c in backward}
+                for change in backward:
+                    for dependency in change.node.depends_on:
+                        if dependency in dependents:
+                            dependents[dependency].append(change.id)
+                self._walk(backward, dependents)
+                self._flush()
+            self._unintend()
+        except BaseException:
+            if self.recorder is not None:  # aborted: what is not written keeps its intent
+                self.recorder.abandon()
+            raise
+        if self.recorder is not None:
+            self.recorder.close()
         self.outcome.seconds = time.perf_counter() - started
         return self.outcome
+
+    def _intend(self, changes: list[Change]) -> None:
+        """Write the intents of the creates of nodes state does not record and the lookups did not find,
+        :data:`BATCH` at a time, before the walk: each durable before its cloud call, and a transaction
+        for many nodes, not one each. Nodes with a record keep their own intent, written just before."""
+        creates = [
+            c.node
+            for c in changes
+            if c.action == "create"
+            and c.id not in self.records
+            and c.id not in self.lookup_failed
+            and self.found.get(c.id) is None
+        ]
+        assert self.batches is not None
+        for start in range(0, len(creates), BATCH):
+            chunk = creates[start : start + BATCH]
+            intents = [(n.id, "create", self.contexts[n.provider].token(n)) for n in chunk]
+            try:
+                self.batches.write_batch(self.plan.environment, self.fence, intents=intents)
+            except Exception:  # each node then writes its own, and fails with the store's error
+                return
+            self.intended.update(n.id for n in chunk)
+
+    def _unintend(self) -> None:
+        """Clear the intents written before the walk for nodes that never started (the apply stopped, or a
+        dependency failed): no cloud call began for them. An intent an earlier apply left stays."""
+        unstarted = sorted(i for i in self.intended if i not in self.started and i not in self.intents)
+        if not unstarted or self.batches is None:
+            return
+        with suppress(Exception):  # not cleared: the next apply looks them up, as it would anyway
+            for start in range(0, len(unstarted), BATCH):
+                chunk = unstarted[start : start + BATCH]
+                self.batches.write_batch(self.plan.environment, self.fence, forgotten=chunk)
+
+    def _flush(self) -> None:
+        if self.recorder is not None:
+            self.recorder.flush()
 
     def _walk(self, changes: list[Change], waits_for: Mapping[str, Iterable[str]]) -> None:
         """Run ``changes``, each after those of them it waits for, at most ``parallelism`` at once."""
@@ -239,6 +404,7 @@ class Executor:
                         self.outcome.skipped[node_id] = f"depends on {failed}, which did not complete"
                         ready.extend(countdown.done(node_id))
                         continue
+                    self.started.add(node_id)
                     running[pool.submit(self._one, by_id[node_id])] = by_id[node_id]
                 if not running:
                     break
@@ -274,19 +440,44 @@ class Executor:
     def _one(self, change: Change) -> None:
         started = time.perf_counter()
         try:
-            action = self._perform(change)
+            action, write = self._perform(change)
+            if write is not None and self.recorder is None:  # a store without batches: written now
+                self._write(change, write)
         except Exception as error:  # a node's failure is recorded; its dependents are skipped
             with self._lock:
                 self.outcome.failed[change.id] = error_text(error)
             self.report("failed", change, time.perf_counter() - started)
             return
+        if write is not None and self.recorder is not None:  # done once its record is durable
+            self.recorder.put(Completion(change, action, write, started))
+            return
         with self._lock:
             self.outcome.done[change.id] = action
         self.report(action, change, time.perf_counter() - started)
 
+    def _finished(self, batch: list[Completion], error: Exception | None) -> None:
+        """The recorder wrote ``batch`` (``error`` None), or failed to."""
+        with self._lock:
+            for completion in batch:
+                if error is None:
+                    self.outcome.done[completion.change.id] = completion.action
+                else:
+                    self.outcome.failed[completion.change.id] = error_text(error)
+        now = time.perf_counter()
+        for completion in batch:
+            self.report("failed" if error else completion.action, completion.change, now - completion.started)
+
+    def _write(self, change: Change, write: NodeRecord | str) -> None:
+        if isinstance(write, NodeRecord):
+            self.store.record(self.plan.environment, self.fence, write)
+        else:
+            self.store.forget(self.plan.environment, self.fence, change.id)
+
     # -- one node -------------------------------------------------------------------------------
 
-    def _perform(self, change: Change) -> str:
+    def _perform(self, change: Change) -> tuple[str, NodeRecord | str | None]:
+        """Do ``change`` in the cloud: the action done, and the state write that completes it (a record,
+        :data:`FORGET`, or None), which :meth:`_one` makes or hands to the recorder."""
         node = change.node
         node_type = self.types[node.type]
         context = self.contexts[node.provider]
@@ -294,26 +485,25 @@ class Executor:
         if change.action == "noop":
             if change.adopt and record is not None:
                 adopted = Observed(record.provider_id, dict(record.observed) | change.adopt, record.outputs)
-                self._save(change, adopted, desired=record.desired)
-                return "adopted"
-            return "noop"
+                return "adopted", NodeRecord.of(node, adopted, record.desired)
+            return "noop", None
         if change.action == "delete":
             if record is not None:
                 self._call(lambda: node_type.delete(context, node, record.provider_id))
-            self.store.forget(self.plan.environment, self.fence, node.id)
-            return "deleted"
+            return "deleted", FORGET
         if change.action == "update" and record is not None:
             changes = {key: wanted for key, (_, wanted) in change.fields.items()}
             observed = self._call(lambda: node_type.update(context, node, record.provider_id, changes))
-            self._save(change, observed)
-            return "updated"
+            return "updated", NodeRecord.of(node, observed)
         if change.action == "replace" and record is not None:
             self.store.add_intent(self.plan.environment, self.fence, node.id, "replace", context.token(node))
             self._call(lambda: node_type.delete(context, node, record.provider_id))
             self.store.forget(self.plan.environment, self.fence, node.id)
         return self._create(change, node, node_type, context)
 
-    def _create(self, change: Change, node: Node, node_type: NodeType, context: Context) -> str:
+    def _create(
+        self, change: Change, node: Node, node_type: NodeType, context: Context
+    ) -> tuple[str, NodeRecord]:
         if node.id in self.lookup_failed:
             raise ProviderError(self.lookup_failed[node.id])
         found: Observed | None = None
@@ -325,9 +515,9 @@ class Executor:
         if found is not None:
             adopted = self._adopt(change, node, node_type, context, found)
             if adopted is not None:
-                self._save(change, adopted)
-                return "adopted"
-        self.store.add_intent(self.plan.environment, self.fence, node.id, "create", context.token(node))
+                return "adopted", NodeRecord.of(node, adopted)
+        if node.id not in self.intended:  # else written before the walk
+            self.store.add_intent(self.plan.environment, self.fence, node.id, "create", context.token(node))
         attempts = 0
 
         def create() -> Observed:
@@ -341,8 +531,7 @@ class Executor:
 
         observed = self._call(create)
         crash_point.passed()
-        self._save(change, observed)
-        return "created"
+        return "created", NodeRecord.of(node, observed)
 
     def _adopt(
         self, change: Change, node: Node, node_type: NodeType, context: Context, found: Observed
@@ -368,6 +557,3 @@ class Executor:
                 self.outcome.retries += 1
 
         return self.retry.call(function, count)
-
-    def _save(self, change: Change, observed: Observed, desired: Mapping[str, Any] | None = None) -> None:
-        self.store.record(self.plan.environment, self.fence, NodeRecord.of(change.node, observed, desired))

@@ -132,7 +132,8 @@ class Graph:
                     )
                 resolved.append(target)
             self.dependencies[node.id] = tuple(sorted(set(resolved)))
-            self.nodes[node.id] = replace(node, depends_on=self.dependencies[node.id])
+            if node.depends_on != self.dependencies[node.id]:  # a copy only where it changes
+                self.nodes[node.id] = replace(node, depends_on=self.dependencies[node.id])
         try:
             self.order = dag.order(self.dependencies)
         except dag.CycleError as error:
@@ -187,14 +188,12 @@ def build_graph(app: str, model: AppModel, environment: Environment, plugins: An
     from skyrig.plugins.registry import load_provider
 
     defaults: dict[str, dict[str, Any]] = {}
-    for resource in [*model.services, *model.resources]:
+    hook = plugins.hook.skyrig_resource_defaults
+    answered = hook.get_hookimpls() if hasattr(hook, "get_hookimpls") else True
+    for resource in [*model.services, *model.resources] if answered else []:  # no call where none answers
         merged: dict[str, Any] = {}
         # pluggy answers most recently registered first: apply in reverse so that it wins
-        for answer in reversed(
-            plugins.hook.skyrig_resource_defaults(
-                kind=resource.kind, name=resource.name, environment=environment
-            )
-        ):
+        for answer in reversed(hook(kind=resource.kind, name=resource.name, environment=environment)):
             merged.update(answer or {})
         defaults[resource_key(resource)] = merged
     nodes: list[Node] = []

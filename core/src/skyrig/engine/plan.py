@@ -155,7 +155,7 @@ def diff(
         elif now is None:
             change.action = "create"
             change.reasons.append("it no longer exists in the cloud: created again")
-        else:
+        elif now.properties != node.properties:  # equal: nothing to compare (most nodes, most plans)
             _compare(change, types[node.type], record, now.properties)
         changes.append(change)
     gone = {node_id: r.depends_on for node_id, r in records.items() if node_id not in graph.nodes}

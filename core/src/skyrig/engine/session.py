@@ -23,6 +23,7 @@ from skyrig.engine.plan import Change, Plan, diff
 from skyrig.errors import UserError
 from skyrig.model import AppModel
 from skyrig.state import LeaseLost, Locked, NodeRecord, StateMoved, open_store
+from skyrig.state.store import Snapshots
 
 if TYPE_CHECKING:
     import pluggy
@@ -45,6 +46,9 @@ class Session:
         self.root = config.root
         self.store = open_store(self.environment.state, config.root)
         self._contexts: dict[str, Context] = {}
+        self._recorded: dict[str, str] | None = None
+        """Node id -> provider id of what state recorded at this session's first read of it: every
+        provider's :attr:`Context.recorded` (one read of state per command, not one per provider)."""
 
     @cached_property
     def plugins(self) -> pluggy.PluginManager:
@@ -96,12 +100,30 @@ class Session:
             _ = self.image  # settles the compute provider's image setting first
             settings = self.environment.settings.get(provider)
             client = self.provider(provider).connect(self.app, self.environment, settings, self.root)
-            recorded = {node: r.provider_id for node, r in self.store.nodes(self.name).items()}
-            self._contexts[provider] = Context(self.app, self.environment, settings, client, recorded)
+            if self._recorded is None:
+                self.read(lean=True)
+            assert self._recorded is not None
+            self._contexts[provider] = Context(self.app, self.environment, settings, client, self._recorded)
         return self._contexts[provider]
 
     def contexts(self) -> dict[str, Context]:
         return {name: self.context(name) for name in sorted(set(self.environment.providers.values()))}
+
+    # -- state --------------------------------------------------------------------------------
+
+    def read(self, *, lean: bool = False) -> tuple[int, dict[str, NodeRecord]]:
+        """The serial and every record of the environment, read together (at one instant, from a store
+        with :class:`~skyrig.state.store.Snapshots`; else the serial first, so that a write in between
+        makes the serial older, never newer, than the records). ``lean``: what a plan reads (the records'
+        outputs and drift left empty). The first read also gives the contexts' ``recorded``."""
+        if isinstance(self.store, Snapshots):
+            serial, records = self.store.snapshot(self.name, lean=lean)
+        else:
+            serial = self.store.serial(self.name)
+            records = self.store.nodes(self.name)
+        if self._recorded is None:
+            self._recorded = {node: record.provider_id for node, record in records.items()}
+        return serial, records
 
     # -- refresh and plan -----------------------------------------------------------------------
 
@@ -130,9 +152,9 @@ class Session:
             return made
 
     def _plan(self, destroy: bool, include_data: bool, refresh: bool) -> Plan:
-        records = self.store.nodes(self.name)
-        serial = self.store.serial(self.name)
-        stored = {r.id: r.observation() for r in records.values()}
+        # read once, without the outputs unless state is taken as the truth (they are not compared)
+        serial, records = self.read(lean=refresh)
+        stored = {} if refresh else {r.id: r.observation() for r in records.values()}
         observed = self.refresh(records) if refresh else stored
         if destroy:
             empty = Graph([])
@@ -159,7 +181,7 @@ class Session:
         ``force``: then the nodes it records are kept as they are and only the others are looked up."""
         from skyrig.engine.apply import RetryPolicy, find_all
 
-        records = self.store.nodes(self.name)
+        _, records = self.read(lean=True)
         if records and not force:
             raise UserError(
                 f"state of environment {self.name!r} is not empty ({len(records)} node(s) recorded): "
@@ -213,13 +235,14 @@ class Session:
                 "the plan was vetoed: " + "; ".join(v.reason for v in vetoes), "nothing was applied"
             )
         manager.hook.skyrig_before_apply(plan=plan, environment=self.environment)
+        _, records = self.read()  # before the contexts: their recorded comes from it, if not yet read
         executor = Executor(
             plan,
             self.store,
             fence,
             self.contexts(),
             self.types,
-            self.store.nodes(self.name),
+            records,
             self.store.intents(self.name),
             parallelism=parallelism,
             report=report,
