@@ -396,10 +396,10 @@ class SQLiteStore:
 
     def record(self, env: str, fence: int, node: NodeRecord) -> None:
         """Remember ``node`` as provisioned (and clear its intent), the moment it completes."""
-        row = _row(env, node)
+        row = _row(env, node, time.time())
         with self._transaction() as db:
             self._check_fence(db, env, fence)
-            db.execute(_INSERT_NODE, (*row, time.time()))
+            db.execute(_INSERT_NODE, row)
             db.execute("DELETE FROM intents WHERE env = ? AND id = ?", (env, node.id))
             self._bump(db, env)
 
@@ -424,7 +424,7 @@ class SQLiteStore:
         engine's group commit. One fence check and one serial move for the lot, and statements executed
         once for all rows: per node, a small part of a transaction of its own."""
         now = time.time()
-        rows = [(*_row(env, node), now) for node in records]  # encoded before taking the lock
+        rows = [_row(env, node, now) for node in records]  # encoded before taking the lock
         done = [node.id for node in records] + list(forgotten)
         with self._transaction() as db:
             self._check_fence(db, env, fence)
@@ -579,16 +579,18 @@ def _encode(value: Any) -> str:
 _PLAIN = frozenset({str, int, bool, type(None)})
 
 
-def _row(env: str, node: NodeRecord) -> tuple[Any, ...]:
-    """The columns of ``node``'s row but the time of the write, JSON encoded as state keeps it."""
+def _row(env: str, node: NodeRecord, now: float) -> tuple[Any, ...]:
+    """The columns of ``node``'s row, written at ``now``, JSON encoded as state keeps it."""
     desired, observed = node.desired, node.observed
-    desired_text = _encode(desired)
-    if observed == desired and all(
-        type(value) in _PLAIN and type(observed[key]) is type(value) for key, value in desired.items()
-    ):
-        observed_text = desired_text  # the same plain values: the same text
-    else:
+    desired_text = observed_text = _encode(desired)
+    if observed != desired:
         observed_text = _encode(observed)
+    else:  # the same text if the values are plain and of the same types (1 == True == 1.0, not in JSON)
+        for key, value in desired.items():
+            kind = type(value)
+            if kind not in _PLAIN or type(observed[key]) is not kind:
+                observed_text = _encode(observed)
+                break
     return (
         env,
         node.id,
@@ -601,4 +603,5 @@ def _row(env: str, node: NodeRecord) -> tuple[Any, ...]:
         node.resource,
         _encode(node.depends_on) if node.depends_on else "[]",
         _encode(node.drift) if node.drift else "[]",
+        now,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 
 import pytest
 
@@ -144,22 +145,29 @@ class TestSnapshots(StoreTests):
         writer, reader = open_handle(), store
         fence = writer.acquire(ENV, "writer", ttl=60)
         at: dict[int, int] = {}  # serial -> count after each write (one writer: each write moves it)
-        done = threading.Event()
+        enough = threading.Event()
+        errors: list[BaseException] = []
 
         def write() -> None:
-            for count in range(1, 101):
-                writer.record(ENV, fence, record("counter", desired={"count": count}, observed={}))
-                at[writer.serial(ENV)] = count
-            done.set()
+            count = 0
+            try:
+                while not enough.is_set() and count < 100_000:
+                    count += 1
+                    writer.record(ENV, fence, record("counter", desired={"count": count}, observed={}))
+                    at[writer.serial(ENV)] = count
+            except BaseException as error:
+                errors.append(error)
 
         thread = threading.Thread(target=write)
         thread.start()
-        seen = []
-        while not done.is_set():
+        seen: list[tuple[int, int]] = []
+        deadline = time.monotonic() + 30
+        while len(seen) < 200 and time.monotonic() < deadline and thread.is_alive():
             serial, nodes = reader.snapshot(ENV, lean=True)
             if "counter" in nodes:
                 seen.append((serial, nodes["counter"].desired["count"]))
+        enough.set()
         thread.join()
-        assert seen, "no snapshot was taken while the writer wrote"
+        assert errors == [] and seen, f"no snapshot was taken while the writer wrote ({errors})"
         mixed = [(serial, count) for serial, count in seen if at.get(serial) != count]
         assert not mixed, f"snapshots whose records are not at their serial: {mixed[:5]}"
