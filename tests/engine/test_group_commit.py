@@ -94,6 +94,14 @@ def test_an_apply_writes_state_in_a_few_batches_each_intent_before_its_create(ap
     assert len(batches) < 1 + NODES, "records committed in groups, not one a node"
     assert len(reader.nodes("dev")) == NODES and reader.intents("dev") == {}
     assert outcome.done and set(outcome.done.values()) == {"created"}
+    # the runtime configs are built from what the apply wrote, not from state read back: the same
+    from skyrig.engine import runtime_config
+
+    assert spy.count("nodes") == 0, "state is not read back after the apply"
+    rebuilt = runtime_config.build(
+        session.app, "dev", session.plan().grants, reader.nodes("dev"), session.types, session.model
+    )
+    assert reader.runtime_configs("dev") == rebuilt and rebuilt
 
 
 def test_nodes_that_never_started_leave_no_intent_the_failed_one_keeps_its(app, monkeypatch):

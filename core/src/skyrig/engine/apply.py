@@ -158,6 +158,11 @@ FORGET = "forget"
 BATCH = 1000
 """At most this many nodes' writes in one batch: a store's write never grows with the apply."""
 
+PACE = 0.02
+"""Seconds from the start of one batch to the start of the next, at least (unless :data:`BATCH` nodes or a
+flush wait): a transaction costs about as much as a hundred rows, and a node's record durable 20 ms later
+costs nothing (its dependents do not wait for it). A store slower than that commits back to back."""
+
 
 @dataclass
 class Completion:
@@ -171,9 +176,10 @@ class Completion:
 
 class Recorder:
     """The executor's group commit: nodes that complete hand their writes to it and go on, and one thread
-    writes whatever was handed while its previous batch was being written as the next batch (at most
-    :data:`BATCH`), through the store's ``write_batch``. ``finished`` hears about each completion once its
-    batch is durable (``error`` None) or refused (the error: nothing of the batch was written)."""
+    writes whatever was handed while its previous batch was being written (and at least :data:`PACE`
+    after that batch began) as the next batch, of at most :data:`BATCH`, through the store's
+    ``write_batch``. ``finished`` hears about each completion once its batch is durable (``error`` None)
+    or refused (the error: nothing of the batch was written)."""
 
     def __init__(
         self,
@@ -210,13 +216,17 @@ class Recorder:
 
     def _run(self) -> None:
         get, get_nowait = self._queue.get, self._queue.get_nowait
+        began = 0.0
         while True:
             items = [get()]  # wait for one; then take whatever else has queued meanwhile
-            while True:
+            while isinstance(items[-1], Completion) and len(items) < BATCH:
+                wait = began + PACE - time.monotonic()  # no sooner than PACE after the last began
                 try:
-                    items.append(get_nowait())
+                    items.append(get(timeout=wait) if wait > 0 else get_nowait())
                 except queue.Empty:
-                    break
+                    if wait <= 0:
+                        break
+            began = time.monotonic()
             pending: list[Completion] = []
             for item in items:
                 if isinstance(item, Completion):
@@ -308,6 +318,8 @@ class Executor:
         self.intended: set[str] = set()
         """Nodes whose create intent was written before the walk."""
         self.started: set[str] = set()
+        self.written: dict[str, NodeRecord | str] = {}
+        """Node id -> its record, or :data:`FORGET`, for each state write of this apply that is durable."""
 
     # -- the walk -------------------------------------------------------------------------------
 
@@ -461,6 +473,7 @@ class Executor:
             for completion in batch:
                 if error is None:
                     self.outcome.done[completion.change.id] = completion.action
+                    self.written[completion.change.id] = completion.write
                 else:
                     self.outcome.failed[completion.change.id] = error_text(error)
         now = time.perf_counter()
@@ -472,6 +485,20 @@ class Executor:
             self.store.record(self.plan.environment, self.fence, write)
         else:
             self.store.forget(self.plan.environment, self.fence, change.id)
+        with self._lock:
+            self.written[change.id] = write
+
+    def recorded(self) -> dict[str, NodeRecord]:
+        """What state records after this apply: the records it began with, as its durable writes changed
+        them (under the lease, nobody else writes), so that nothing needs reading back."""
+        after = dict(self.records)
+        with self._lock:
+            for node_id, write in self.written.items():
+                if isinstance(write, NodeRecord):
+                    after[node_id] = write
+                else:
+                    after.pop(node_id, None)
+        return after
 
     # -- one node -------------------------------------------------------------------------------
 
@@ -498,7 +525,7 @@ class Executor:
         if change.action == "replace" and record is not None:
             self.store.add_intent(self.plan.environment, self.fence, node.id, "replace", context.token(node))
             self._call(lambda: node_type.delete(context, node, record.provider_id))
-            self.store.forget(self.plan.environment, self.fence, node.id)
+            self._write(change, FORGET)
         return self._create(change, node, node_type, context)
 
     def _create(

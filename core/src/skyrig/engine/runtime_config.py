@@ -80,14 +80,17 @@ def build(
     return configs
 
 
-def write(session: Session, plan: Plan, fence: int) -> dict[str, dict[str, Any]]:
+def write(
+    session: Session, plan: Plan, fence: int, records: Mapping[str, NodeRecord] | None = None
+) -> dict[str, dict[str, Any]]:
     """Write each service's runtime config after ``plan`` was applied (under the lease ``fence``): to
-    state, to the app's ``.skyrig/runtime/`` folder, and to the compute provider if it delivers them."""
+    state, to the app's ``.skyrig/runtime/`` folder, and to the compute provider if it delivers them.
+    ``records``: what state records, if the caller knows (the apply that wrote it); else it is read."""
     configs = build(
         session.app,
         session.name,
         plan.grants,
-        session.store.nodes(session.name),
+        records if records is not None else session.store.nodes(session.name),
         session.types,
         session.model,
     )

@@ -252,7 +252,7 @@ class Session:
         try:
             outcome = executor.run()
             if outcome.succeeded and not plan.destroy:
-                self.write_runtime_configs(plan, fence)
+                self.write_runtime_configs(plan, fence, executor.recorded())
         except KeyboardInterrupt:  # a second Ctrl-C: the CLI exits at once, past locked()'s release
             aborted = True
             raise
@@ -264,9 +264,12 @@ class Session:
                 self.store.release(self.name, fence)
         return outcome
 
-    def write_runtime_configs(self, plan: Plan, fence: int) -> dict[str, dict[str, Any]]:
-        """Each service's runtime config after ``plan`` (see :mod:`skyrig.engine.runtime_config`)."""
-        return runtime_config.write(self, plan, fence)
+    def write_runtime_configs(
+        self, plan: Plan, fence: int, records: dict[str, NodeRecord] | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """Each service's runtime config after ``plan`` (see :mod:`skyrig.engine.runtime_config`), from
+        ``records`` (what state records now, as the apply that wrote it knows) or, without, from state."""
+        return runtime_config.write(self, plan, fence, records)
 
     # -- the lock -------------------------------------------------------------------------------
 
