@@ -1,7 +1,8 @@
-"""What the store relies on, checked on the server the other tests use (moto's): a create with
-``If-None-Match: *`` fails when the object exists, even when writers race for it (exactly one wins), and a
-replace with a stale ``If-Match`` fails. Some S3-compatible stores ignore these headers, and so would break
-locking: were moto one of them, these tests would say so before the store suite does."""
+"""What the store relies on, checked on the server the other tests use (moto's, its writes one at a time:
+see :mod:`skyrig_state_s3.testing`): a create with ``If-None-Match: *`` fails when the object exists, even
+when writers race for it (exactly one wins), and a replace with a stale ``If-Match`` fails. Some
+S3-compatible stores ignore these headers, or check them apart from the write, and so would break locking:
+were the test server one of them, these tests would say so before the store suite does."""
 
 from __future__ import annotations
 
