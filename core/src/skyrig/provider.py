@@ -15,6 +15,9 @@ and from nothing else of skyrig (the import contracts in CI hold ours to it). Wh
     ``invariant``, ``replace_on``, ``identity``, ``stateful``), :class:`Context`, :class:`Observed`, and the
     errors the engine understands: :class:`ProviderError`, :class:`TransientError`,
     :class:`ThrottledError`, :class:`UserError`.
+**A cloud's node types**, what AWS, GCP and Azure share: :class:`CloudNodeType` (a vanished resource is
+    ``None``, a dependency not yet visible is retried), :class:`CloudClient` (where this command's nodes
+    are), :class:`NotFound`, :func:`resolve`, :func:`common_prefix`, :func:`wait_for`.
 
 **Optional capabilities**, each tied to a claim of the manifest and checked both ways when the provider
 loads: :class:`SecretStore` (the ``secret`` kind), :class:`ManagedCron` (``cron.managed``),
@@ -56,6 +59,14 @@ from skyrig.plugins.capabilities import (
     RuntimeDelivery,
     SecretStore,
     ThrowawayServers,
+)
+from skyrig.plugins.cloud import (
+    CloudClient,
+    CloudNodeType,
+    NotFound,
+    common_prefix,
+    resolve,
+    wait_for,
 )
 from skyrig.plugins.manifest import ENVIRONMENT_TYPES, Manifest, ManifestError
 from skyrig.ports import free_port, free_ports
@@ -129,6 +140,8 @@ __all__ = [
     "BucketResource",
     "CacheClient",
     "CacheClusterResource",
+    "CloudClient",
+    "CloudNodeType",
     "Consuming",
     "Context",
     "CronClient",
@@ -144,6 +157,7 @@ __all__ = [
     "MessageHistory",
     "Node",
     "NodeType",
+    "NotFound",
     "Observed",
     "PostgresClient",
     "Provider",
@@ -167,6 +181,7 @@ __all__ = [
     "TopicResource",
     "TransientError",
     "UserError",
+    "common_prefix",
     "cron_job_nodes",
     "drain",
     "duration_seconds",
@@ -176,6 +191,8 @@ __all__ = [
     "migrate",
     "plan_of",
     "read_body",
+    "resolve",
     "resource_key",
     "signed_cron_call",
+    "wait_for",
 ]

@@ -84,8 +84,7 @@ class AwsProvider(Provider):
         try:
             context.client.secretsmanager.put_secret_value(SecretId=secret, SecretString=value)
         except Exception as error:
-            from skyrig.provider import UserError
-            from skyrig_aws.api import NotFound
+            from skyrig.provider import NotFound, UserError
 
             if isinstance(error, NotFound):
                 raise UserError(
@@ -95,7 +94,7 @@ class AwsProvider(Provider):
             raise
 
     def secret_is_set(self, context: Context, name: str) -> bool:
-        from skyrig_aws.api import NotFound
+        from skyrig.provider import NotFound
         from skyrig_aws.names import secret_name
 
         secret = secret_name(context.app, context.environment.name, name)
@@ -113,8 +112,9 @@ class AwsProvider(Provider):
         schedules (by name). Several AWS resources of one node (a NAT gateway and its elastic IP, a cache
         cluster and its users) count once, as the node's main resource, while it exists; two main resources
         tagged as one node (a duplicate) are both listed."""
+        from skyrig.provider import NotFound
         from skyrig_aws import names
-        from skyrig_aws.api import NotFound, tag_dict
+        from skyrig_aws.api import tag_dict
 
         client = context.client
         app, env = context.app, context.environment.name
@@ -177,7 +177,7 @@ class AwsProvider(Provider):
     def dead_letters(self, context: Context, subscription: str) -> list[dict[str, Any]]:
         """The messages in the subscription's dead-letter queue, oldest first, left in place (each is
         received with a visibility timeout of 0, so it stays visible)."""
-        from skyrig_aws.api import NotFound
+        from skyrig.provider import NotFound
         from skyrig_aws.names import queue_name
 
         sqs = context.client.sqs

@@ -9,14 +9,12 @@
 from __future__ import annotations
 
 import re
-import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from skyrig.provider import ProviderError, ThrottledError, TransientError
+from skyrig.provider import CloudClient, NotFound, ProviderError, ThrottledError, TransientError
 
 if TYPE_CHECKING:
     from skyrig.provider import Context
@@ -40,10 +38,6 @@ def mutating_calls(calls: Counter[tuple[str, str]] | None = None) -> Counter[tup
     """The mutating calls among ``calls`` (by default every call this process made)."""
     calls = CALLS if calls is None else calls
     return Counter({key: count for key, count in calls.items() if is_mutating(key[1])})
-
-
-class NotFound(ProviderError):
-    """The resource a call names does not exist."""
 
 
 _THROTTLED = {
@@ -180,10 +174,13 @@ def quiet_sdk_logs() -> None:
             logger.setLevel(logging.INFO)
 
 
-class AwsClient:
+class AwsClient(CloudClient):
     """What the AWS node types use: a boto3 session with a client per service, made on first use."""
 
+    cloud, provider = "AWS", "aws"
+
     def __init__(self, app: str, environment: str, settings: AwsSettings) -> None:
+        super().__init__()
         self.app = app
         self.environment = environment
         self.settings = settings
@@ -192,8 +189,6 @@ class AwsClient:
         self._services: dict[str, _Service] = {}
         self._account: str | None = None
         self._account_lock = threading.Lock()
-        self.known: dict[str, str] = {}
-        """Node id -> provider id of resources created or found in this command (dependencies)."""
 
     def service(self, name: str) -> _Service:
         """The translated client of AWS service ``name`` (``ec2``, ``rds``, ...)."""
@@ -239,10 +234,6 @@ class AwsClient:
         return (
             "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov") else "aws"
         )
-
-    def remember(self, node_id: str, provider_id: str) -> None:
-        """Note where node ``node_id`` is, for the nodes created after it in this command."""
-        self.known[node_id] = provider_id
 
 
 MOTO_GAPS = frozenset(
@@ -300,33 +291,3 @@ def env_filters(context: Context) -> list[dict[str, Any]]:
         {"Name": "tag:skyrig:app", "Values": [context.app]},
         {"Name": "tag:skyrig:env", "Values": [context.environment.name]},
     ]
-
-
-# -- waiting ----------------------------------------------------------------------------------------------
-
-
-def wait_for(
-    context: Context, what: str, check: Callable[[], tuple[bool, str]], *, timeout: float | None = None
-) -> None:
-    """Poll ``check`` (``(done, status)``) every ``wait_delay`` seconds until done, showing progress on
-    standard error every half minute; give up after ``wait_timeout`` (the next apply adopts the resource
-    once it is ready)."""
-    settings = context.settings
-    started = time.monotonic()
-    limit = settings.wait_timeout if timeout is None else timeout
-    shown = started
-    while True:
-        done, status = check()
-        if done:
-            return
-        now = time.monotonic()
-        if now - started > limit:
-            raise ProviderError(
-                f"{what} is still {status} after {int(limit)} s; it goes on in AWS: run the apply again "
-                "later to pick it up (or raise wait_timeout in [env.NAME.aws])"
-            )
-        if now - shown >= 30:
-            sys.stderr.write(f"    waiting for {what}: {status} ({int(now - started)} s)\n")
-            sys.stderr.flush()
-            shown = now
-        time.sleep(settings.wait_delay)

@@ -14,9 +14,9 @@ import secrets as random
 from collections.abc import Mapping
 from typing import Any
 
-from skyrig.provider import Context, Node, Observed, ProviderError, Scope
+from skyrig.provider import Context, Node, Observed, ProviderError, Scope, wait_for
 from skyrig_aws import network
-from skyrig_aws.api import tag_list, wait_for
+from skyrig_aws.api import tag_list
 from skyrig_aws.names import (
     cache_parameter_group_name,
     cache_password_secret,
@@ -356,7 +356,7 @@ class _Gone(Exception):
 
 
 def _ignore_missing(call: Any) -> None:
-    from skyrig_aws.api import NotFound
+    from skyrig.provider import NotFound
 
     with contextlib.suppress(NotFound):
         call()

@@ -16,9 +16,9 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from skyrig.provider import RESOURCE_KINDS, Context, Node, Observed, ProviderError, Scope
+from skyrig.provider import RESOURCE_KINDS, Context, Node, Observed, ProviderError, Scope, wait_for
 from skyrig_aws import delivery, iam, network
-from skyrig_aws.api import tag_dict, tag_list, wait_for
+from skyrig_aws.api import tag_dict, tag_list
 from skyrig_aws.names import (
     COMPUTE_CLUSTER_ID,
     EXECUTION_ROLE,

@@ -15,9 +15,9 @@ import secrets as random
 from collections.abc import Mapping
 from typing import Any
 
-from skyrig.provider import Context, Node, Observed, ProviderError, Scope, duration_seconds
+from skyrig.provider import Context, Node, NotFound, Observed, ProviderError, Scope, duration_seconds
 from skyrig_aws import compute, iam, network
-from skyrig_aws.api import NotFound, tag_list
+from skyrig_aws.api import tag_list
 from skyrig_aws.names import (
     SCHEDULER_ROLE,
     SIGNING_KEY_ID,

@@ -13,8 +13,8 @@ import contextlib
 import json
 from typing import Any
 
-from skyrig.provider import Context, ProviderError
-from skyrig_aws.api import NotFound, tag_list
+from skyrig.provider import Context, NotFound, ProviderError
+from skyrig_aws.api import tag_list
 from skyrig_aws.names import cluster_name, runtime_parameter_name
 
 PLACEHOLDER = "{}"

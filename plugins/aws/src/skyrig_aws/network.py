@@ -13,9 +13,9 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from skyrig.provider import Context, Node, Observed, Scope
-from skyrig_aws.api import env_filters, tag_dict, tag_list, wait_for
-from skyrig_aws.nodes import AwsNodeType, resolve
+from skyrig.provider import Context, Node, Observed, Scope, resolve, wait_for
+from skyrig_aws.api import env_filters, tag_dict, tag_list
+from skyrig_aws.nodes import AwsNodeType
 
 VPC_ID = "network.vpc"
 GATEWAY_ID = "network.gateway"

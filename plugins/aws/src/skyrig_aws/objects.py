@@ -9,8 +9,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from skyrig.provider import Context, Node, Observed, ProviderError, Scope
-from skyrig_aws.api import NotFound, tag_dict, tag_list, wait_for
+from skyrig.provider import Context, Node, NotFound, Observed, ProviderError, Scope, wait_for
+from skyrig_aws.api import tag_dict, tag_list
 from skyrig_aws.names import bucket_name
 from skyrig_aws.nodes import AwsNodeType
 

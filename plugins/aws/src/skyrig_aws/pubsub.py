@@ -11,10 +11,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from skyrig.provider import Context, Node, Observed, Scope, duration_seconds
+from skyrig.provider import Context, Node, Observed, Scope, common_prefix, duration_seconds, resolve
 from skyrig_aws.api import tag_list
 from skyrig_aws.names import queue_name, topic_name
-from skyrig_aws.nodes import AwsNodeType, common_prefix, resolve
+from skyrig_aws.nodes import AwsNodeType
 
 MAX_RECEIVE_COUNT = 1000
 """SQS's limit on deliveries before the redrive: max_retries above 999 are capped to it."""

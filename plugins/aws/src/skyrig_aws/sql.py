@@ -13,9 +13,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from skyrig.provider import Context, Node, Observed, ProviderError, Scope, plan_of
+from skyrig.provider import Context, Node, Observed, ProviderError, Scope, common_prefix, plan_of, wait_for
 from skyrig_aws import compute, iam, network
-from skyrig_aws.api import tag_dict, tag_list, wait_for
+from skyrig_aws.api import tag_dict, tag_list
 from skyrig_aws.names import (
     COMPUTE_CLUSTER_ID,
     EXECUTION_ROLE,
@@ -26,7 +26,7 @@ from skyrig_aws.names import (
     migration_family,
     role_id,
 )
-from skyrig_aws.nodes import AwsNodeType, common_prefix
+from skyrig_aws.nodes import AwsNodeType
 
 SUBNETS_ID = "sql.subnets"
 MASTER_USER = "skyrig"
