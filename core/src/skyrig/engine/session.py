@@ -127,11 +127,24 @@ class Session:
 
     # -- refresh and plan -----------------------------------------------------------------------
 
-    def refresh(self, records: dict[str, NodeRecord]) -> dict[str, Observed | None]:
-        """Read every recorded node back from its cloud, one bulk read per node type."""
+    def refresh(
+        self, records: dict[str, NodeRecord], graph: Graph | None = None
+    ) -> dict[str, Observed | None]:
+        """Read every recorded node back from its cloud, one bulk read per node type, each as it was last
+        applied (``graph``'s node where it is the same: one node fewer to make)."""
         by_type: dict[str, list[tuple[Node, str]]] = {}
+        wanted = graph.nodes if graph is not None else {}
         for record in records.values():
-            by_type.setdefault(record.type, []).append((record.node(), record.provider_id))
+            node = wanted.get(record.id)
+            if (
+                node is None
+                or node.properties != record.desired
+                or node.depends_on != tuple(record.depends_on)
+                or (node.type, node.provider, node.resource)
+                != (record.type, record.provider, record.resource)
+            ):
+                node = record.node()
+            by_type.setdefault(record.type, []).append((node, record.provider_id))
         observed: dict[str, Observed | None] = {}
         for type_name, nodes in sorted(by_type.items()):
             node_type = self.types.get(type_name)
@@ -155,14 +168,14 @@ class Session:
         # read once, without the outputs unless state is taken as the truth (they are not compared)
         serial, records = self.read(lean=refresh)
         stored = {} if refresh else {r.id: r.observation() for r in records.values()}
-        observed = self.refresh(records) if refresh else stored
+        graph = Graph([]) if destroy else self.graph
+        observed = self.refresh(records, graph) if refresh else stored
         if destroy:
-            empty = Graph([])
-            changes = diff(empty, records, observed, self.types, {}, include_data=include_data)
+            changes = diff(graph, records, observed, self.types, {}, include_data=include_data)
             granted: runtime_config.Grants = {}
         else:
             changes = diff(
-                self.graph,
+                graph,
                 records,
                 observed,
                 self.types,
