@@ -136,34 +136,51 @@ class TestCredentials:
         assert os.environ["STORAGE_EMULATOR_HOST"].startswith("http://127.0.0.1:")
         assert isinstance(store._client._credentials, AnonymousCredentials)
 
-    def test_no_credentials_points_at_gcloud(self, tmp_path):
-        """In a process of its own: google-auth reads its environment when imported."""
+    @staticmethod
+    def _opened_elsewhere(tmp_path, **environ: str) -> tuple[str, str]:
+        """The message and hint of opening the store in a process of its own (google-auth reads its
+        environment when imported) with no emulator, no gcloud login, no metadata server, and ``environ``."""
         environment = {
             key: value
             for key, value in os.environ.items()
-            if key not in ("STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_CONFIG")
+            if key not in ("STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS")
         }
         script = (
-            "import sys\n"
             "from pathlib import Path\n"
             "from skyrig.state import StateUnusable, open_store\n"
             "try:\n"
             f"    open_store('gs://{BUCKET}/shop', Path('.'))\n"
             "except StateUnusable as error:\n"
             "    print(error.message); print(error.hint)\n"
-            "print('google.cloud.storage' in sys.modules)\n"
         )
         result = subprocess.run(
             [sys.executable, "-c", script],
-            env={**environment, "CLOUDSDK_CONFIG": str(tmp_path / "gcloud"), "NO_GCE_CHECK": "true"},
+            env={
+                **environment,
+                "CLOUDSDK_CONFIG": str(tmp_path / "gcloud"),
+                "NO_GCE_CHECK": "true",
+                **environ,
+            },
             cwd=tmp_path,
             capture_output=True,
             text=True,
             timeout=60,
         )
-        message, hint, _ = result.stdout.splitlines()
-        assert "no Google credentials found" in message, result.stdout + result.stderr
+        assert result.stdout.count("\n") == 2, result.stdout + result.stderr
+        message, hint = result.stdout.splitlines()
+        return message, hint
+
+    def test_no_credentials_points_at_gcloud(self, tmp_path):
+        message, hint = self._opened_elsewhere(tmp_path)
+        assert "no Google credentials found" in message
         assert "gcloud auth application-default login" in hint and "skyrig.toml holds none" in hint
+
+    def test_a_credentials_file_that_is_not_there_is_named(self, tmp_path):
+        message, hint = self._opened_elsewhere(
+            tmp_path, GOOGLE_APPLICATION_CREDENTIALS=str(tmp_path / "missing.json")
+        )
+        assert "the credentials file that GOOGLE_APPLICATION_CREDENTIALS names cannot be used" in message
+        assert "missing.json" in message and "gcloud auth application-default login" in hint
 
     def test_without_a_gs_url_google_cloud_storage_is_never_imported(self, tmp_path):
         script = (

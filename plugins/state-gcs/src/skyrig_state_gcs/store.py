@@ -63,6 +63,7 @@ TIMEOUT = (5.0, 30.0)
 RETRY_FOR = 30.0
 """Seconds one call keeps retrying what Cloud Storage says is worth retrying (429, 5xx, a lost connection)."""
 EMULATOR = "STORAGE_EMULATOR_HOST"
+KEY_FILE = "GOOGLE_APPLICATION_CREDENTIALS"
 FAILURES = (GoogleAPIError, GoogleAuthError, OSError)
 """What a call to Cloud Storage raises when it fails (OSError: requests' errors among them)."""
 
@@ -266,6 +267,12 @@ class GCSStore:
             error = error.cause
         emulator = os.environ.get(EMULATOR)
         endpoint = f"the emulator at {emulator}" if emulator else "Cloud Storage"
+        if isinstance(error, DefaultCredentialsError) and os.environ.get(KEY_FILE):
+            return StateUnusable(
+                f"{where}: the credentials file that {KEY_FILE} names cannot be used ({_short(error)})",
+                f"point {KEY_FILE} at a service account's key file or a workload identity federation "
+                "configuration, or unset it and run gcloud auth application-default login",
+            )
         if isinstance(error, DefaultCredentialsError):
             return StateUnusable(
                 f"{where}: no Google credentials found (Application Default Credentials)",
