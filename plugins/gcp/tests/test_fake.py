@@ -15,6 +15,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -72,6 +74,19 @@ def api(server):
         return built[name]
 
     return service
+
+
+@contextmanager
+def held(fake: FakeGcp) -> Iterator[None]:
+    """Operations started in the block stay running (whatever the machine's load) until it ends; then they
+    finish at once. The tests look at the in-between state inside; test_operations_finish_only_after_the_delay
+    shows the delay itself."""
+    fake.lro_delay = 60
+    try:
+        yield
+    finally:
+        fake.lro_delay = DELAY
+        fake.settle(everything=True)
 
 
 def gapic(client_class: type, fake: FakeGcp, api_name: str) -> Any:
@@ -421,17 +436,14 @@ def sql_body(name: str = "db", **settings: Any) -> dict[str, Any]:
 def test_cloud_sql_round_trip_with_operations(fake, api):
     sql = api("sqladmin", "v1")
     private_services_access(api)
-    op = sql.instances().insert(project=PROJECT, body=sql_body()).execute()
-    assert (
-        op["kind"] == "sql#operation"
-        and op["status"] in ("PENDING", "RUNNING")
-        and op["operationType"] == "CREATE"
-    )
-    assert sql.instances().get(project=PROJECT, instance="db").execute()["state"] == "PENDING_CREATE"
-    conflict = http_error(sql.databases().insert(project=PROJECT, instance="db", body={"name": "shop"}))
-    assert conflict.status_code == 409 and conflict.reason.startswith(
-        "Operation failed because another operation"
-    )
+    with held(fake):
+        op = sql.instances().insert(project=PROJECT, body=sql_body()).execute()
+        assert op["kind"] == "sql#operation" and op["status"] in ("PENDING", "RUNNING")
+        assert op["operationType"] == "CREATE"
+        assert sql.instances().get(project=PROJECT, instance="db").execute()["state"] == "PENDING_CREATE"
+        conflict = http_error(sql.databases().insert(project=PROJECT, instance="db", body={"name": "shop"}))
+        assert conflict.status_code == 409
+        assert conflict.reason.startswith("Operation failed because another operation")
     sql_wait(api, op)
     instance = sql.instances().get(project=PROJECT, instance="db").execute()
     assert instance["state"] == "RUNNABLE"
@@ -523,22 +535,20 @@ def test_cloud_sql_refuses_what_cloud_sql_refuses(fake, api, body, message):
 
 def test_compute_networks_subnetworks_and_references(fake, api):
     compute = api("compute", "v1")
-    op = (
-        compute.networks()
-        .insert(project=PROJECT, body={"name": "vpc", "autoCreateSubnetworks": False})
-        .execute()
-    )
-    assert op["kind"] == "compute#operation" and op["status"] == "RUNNING"
     subnet = {
         "name": "app",
         "network": f"projects/{PROJECT}/global/networks/vpc",
         "ipCidrRange": "10.0.0.0/24",
     }
-    early = http_error(compute.subnetworks().insert(project=PROJECT, region=REGION, body=subnet))
-    assert (
-        early.status_code == 400
-        and early.reason == "The resource 'projects/skyrig-demo/global/networks/vpc' is not ready"
-    )
+    with held(fake):
+        insert = compute.networks().insert(
+            project=PROJECT, body={"name": "vpc", "autoCreateSubnetworks": False}
+        )
+        op = insert.execute()
+        assert op["kind"] == "compute#operation" and op["status"] == "RUNNING"
+        early = http_error(compute.subnetworks().insert(project=PROJECT, region=REGION, body=subnet))
+        assert early.status_code == 400
+        assert early.reason == "The resource 'projects/skyrig-demo/global/networks/vpc' is not ready"
     compute_wait(api, op)
     compute_wait(api, compute.subnetworks().insert(project=PROJECT, region=REGION, body=subnet).execute())
     overlap = http_error(
@@ -561,6 +571,8 @@ def test_compute_networks_subnetworks_and_references(fake, api):
     assert compute.networks().get(project=PROJECT, network="vpc").execute()["subnetworks"] == [
         created["selfLink"]
     ]
+    aggregated = compute.subnetworks().aggregatedList(project=PROJECT).execute()["items"]
+    assert [n["name"] for n in aggregated[f"regions/{REGION}"]["subnetworks"]] == ["app"]
     stale = http_error(
         compute.subnetworks().patch(
             project=PROJECT, region=REGION, subnetwork="app", body={"privateIpGoogleAccess": True}
@@ -693,9 +705,10 @@ def test_memorystore_instance_with_private_services_access(fake, api):
         client.create_instance(parent=LOCATION, instance_id="cache", instance=instance)
     fake.reset()
     private_services_access(api)
-    operation = client.create_instance(parent=LOCATION, instance_id="cache", instance=instance)
-    assert not operation.done()
-    assert client.get_instance(name=name).state == redis_v1.Instance.State.CREATING
+    with held(fake):
+        operation = client.create_instance(parent=LOCATION, instance_id="cache", instance=instance)
+        assert not operation.done()
+        assert client.get_instance(name=name).state == redis_v1.Instance.State.CREATING
     ready = operation.result(polling=POLL)
     assert ready.state == redis_v1.Instance.State.READY and ready.tier == redis_v1.Instance.Tier.STANDARD_HA
     assert ready.host and ready.port == 6378 and ready.read_endpoint and ready.auth_enabled
@@ -705,10 +718,11 @@ def test_memorystore_instance_with_private_services_access(fake, api):
     with pytest.raises(gexc.Conflict):
         client.create_instance(parent=LOCATION, instance_id="cache", instance=instance)
     ready.memory_size_gb = 6
-    update = client.update_instance(
-        update_mask=field_mask_pb2.FieldMask(paths=["memory_size_gb"]), instance=ready
-    )
-    assert client.get_instance(name=name).state == redis_v1.Instance.State.UPDATING
+    with held(fake):
+        update = client.update_instance(
+            update_mask=field_mask_pb2.FieldMask(paths=["memory_size_gb"]), instance=ready
+        )
+        assert client.get_instance(name=name).state == redis_v1.Instance.State.UPDATING
     assert update.result(polling=POLL).memory_size_gb == 6
     with pytest.raises(gexc.BadRequest, match="not supported"):
         client.update_instance(update_mask=field_mask_pb2.FieldMask(paths=["tier"]), instance=ready)
@@ -754,8 +768,11 @@ def test_cloud_run_service_round_trip(fake):
         },
         "ingress": run_v2.IngressTraffic.INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER,
     }
-    operation = client.create_service(parent=LOCATION, service_id="web", service=service)
-    assert not operation.done() and client.get_service(name=name).reconciling
+    with held(fake):
+        operation = client.create_service(parent=LOCATION, service_id="web", service=service)
+        creating = client.get_service(name=name)
+        assert not operation.done() and creating.reconciling
+        assert creating.terminal_condition.state == run_v2.Condition.State.CONDITION_RECONCILING
     created = operation.result(polling=POLL)
     assert created.uri.startswith("https://web-") and created.latest_ready_revision.startswith(
         f"{name}/revisions/web-00001-"
@@ -842,10 +859,11 @@ def test_cloud_run_job_execution(fake):
         job_id="migrate",
         job={"template": {"template": {"containers": [{"image": "i", "args": ["up"]}]}}},
     ).result(polling=POLL)
-    operation = client.run_job(
-        request={"name": job.name, "overrides": {"container_overrides": [{"args": ["migrate"]}]}}
-    )
-    assert not operation.done()
+    with held(fake):
+        operation = client.run_job(
+            request={"name": job.name, "overrides": {"container_overrides": [{"args": ["migrate"]}]}}
+        )
+        assert not operation.done()
     execution = operation.result(polling=POLL)
     assert ran == ["migrate"] and execution.succeeded_count == 1 and execution.completion_time
     assert [e.name for e in executions.list_executions(parent=job.name)] == [execution.name]
@@ -922,8 +940,9 @@ def test_service_usage_and_disabled_apis(fake, api):
         secrets.list_secrets(parent=f"projects/{PROJECT}")
     services = api("serviceusage", "v1").services()
     name = f"projects/{PROJECT}/services/secretmanager.googleapis.com"
-    op = services.enable(name=name, body={}).execute()
-    assert op["done"] is False and services.get(name=name).execute()["state"] == "DISABLED"
+    with held(fake):
+        op = services.enable(name=name, body={}).execute()
+        assert op["done"] is False and services.get(name=name).execute()["state"] == "DISABLED"
     operation_wait(api, "serviceusage", op)
     assert services.get(name=name).execute()["state"] == "ENABLED"
     assert [
@@ -974,10 +993,11 @@ def test_cloud_scheduler_jobs(fake):
 def test_artifact_registry_repositories(fake):
     client = gapic(artifactregistry_v1.ArtifactRegistryClient, fake, "artifactregistry")
     name = f"{LOCATION}/repositories/images"
-    operation = client.create_repository(
-        parent=LOCATION, repository_id="images", repository={"format_": "DOCKER"}
-    )
-    assert not operation.done()
+    with held(fake):
+        operation = client.create_repository(
+            parent=LOCATION, repository_id="images", repository={"format_": "DOCKER"}
+        )
+        assert not operation.done()
     repository = operation.result(polling=POLL)
     assert repository.registry_uri == f"{REGION}-docker.pkg.dev/{PROJECT}/images"
     with pytest.raises(gexc.Conflict):

@@ -12,6 +12,7 @@ import hashlib
 import json
 import threading
 import time
+import traceback
 import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -425,6 +426,10 @@ class FakeGcp:
                 status, answer = handler.handle(request)
         except ApiError as error:
             status, answer = error.http, error.envelope()
+        except Exception as error:
+            traceback.print_exc()
+            fault = ApiError("INTERNAL", f"The fake failed on this request: {type(error).__name__}: {error}")
+            status, answer = fault.http, fault.envelope()
         self.calls.add(Call(api, method_id, mutating, http_method, "/" + path, status))
         return status, answer
 

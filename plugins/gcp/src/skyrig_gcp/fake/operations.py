@@ -60,6 +60,8 @@ class Operation:
             self.result = self.complete() if self.complete is not None else None
         except ApiError as error:
             self.error = error
+        except Exception as error:
+            self.error = ApiError("INTERNAL", f"The fake failed completing this operation: {error!r}")
         self.done = True
         self.finished = moment
 

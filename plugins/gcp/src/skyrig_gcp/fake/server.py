@@ -9,7 +9,9 @@ google-cloud-* libraries use their own hosts. Each listener is a :class:`Threadi
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
@@ -50,6 +52,8 @@ class ApiListener(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", port), _Handler)
         self.fake = fake
         self.api = api
+        self._connections: set[socket.socket] = set()
+        self._guard = threading.Lock()
         self.thread = threading.Thread(
             target=self.serve_forever, kwargs={"poll_interval": 0.05}, name=f"fake-gcp-{api}", daemon=True
         )
@@ -63,8 +67,23 @@ class ApiListener(ThreadingHTTPServer):
         """Serves in a daemon thread."""
         self.thread.start()
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._guard:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._guard:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
     def stop(self) -> None:
-        """Stops serving and closes the socket."""
+        """Stops serving, closes the socket and ends the clients' kept-alive connections."""
         self.shutdown()
         self.server_close()
+        with self._guard:
+            open_connections = list(self._connections)
+        for connection in open_connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
         self.thread.join(timeout=5)

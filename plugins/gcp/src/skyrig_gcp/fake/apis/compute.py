@@ -330,6 +330,36 @@ class Compute(ApiHandler):
             body["nextPageToken"] = token
         return body
 
+    def generic_aggregatedList(self, req: Request) -> dict[str, Any]:
+        """Every scope's resources of a collection (``projects/p/aggregated/subnetworks``)."""
+        parts = self.path_key(req).split("/")
+        project, collection = parts[1], parts[3]
+        if parts[2] != "aggregated" or collection not in self.kinds:
+            raise ApiError("UNIMPLEMENTED", f"The fake does not implement {req.method.id}.")
+        kind = self.kinds[collection]
+        prefix = self.canonical(f"projects/{project}") + "/"
+        items = [
+            (key, resource)
+            for key, resource in sorted(self.store.items())
+            if key.startswith(prefix) and key.split("/")[-2] == collection
+        ]
+        items = self.filter_items(req, items)
+        page, token = self.paginate(req, items)
+        scopes: dict[str, dict[str, Any]] = {}
+        for key, resource in page:
+            bits = key.split("/")
+            scope = "global" if bits[2] == "global" else f"{bits[2]}/{bits[3]}"
+            scopes.setdefault(scope, {}).setdefault(collection, []).append(self.present(kind, key, resource))
+        body: dict[str, Any] = {
+            "kind": f"compute#{_label(kind)}AggregatedList",
+            "id": f"projects/{project}/aggregated/{collection}",
+            "items": scopes,
+            "selfLink": f"{SELF_LINK}projects/{project}/aggregated/{collection}",
+        }
+        if token:
+            body["nextPageToken"] = token
+        return body
+
     # -- custom verbs ------------------------------------------------------------------------------------
 
     def do_setUrlMap(self, req: Request) -> dict[str, Any]:

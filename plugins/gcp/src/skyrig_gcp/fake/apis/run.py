@@ -13,6 +13,7 @@ port 8080, the default compute service account). A patch without ``updateMask`` 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import random
@@ -230,6 +231,7 @@ class Run(ApiHandler):
         project = key.split("/")[1]
         number = self.fake.project_number(project)
         resource["generation"] = "1"
+        resource["terminalCondition"] = _condition("Ready", "CONDITION_RECONCILING")
         resource["creator"] = resource["lastModifier"] = "fake@skyrig.invalid"
         resource.setdefault("launchStage", "GA")
         if kind.collection == "services":
@@ -268,7 +270,12 @@ class Run(ApiHandler):
         super().touch(kind, resource)
         if kind.collection in ("services", "jobs"):
             resource["generation"] = str(int(resource.get("generation", "0")) + 1)
+            resource["terminalCondition"] = _condition("Ready", "CONDITION_RECONCILING")
             resource["lastModifier"] = "fake@skyrig.invalid"
+
+    def on_console_change(self, kind: Kind, key: str, resource: dict[str, Any]) -> None:
+        with contextlib.suppress(ApiError):  # a failed revision shows in its terminal condition
+            self.on_ready(kind, key, resource)
 
     def on_ready(self, kind: Kind, key: str, resource: dict[str, Any]) -> None:
         if kind.collection not in ("services", "jobs"):
