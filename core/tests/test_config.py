@@ -47,8 +47,8 @@ CASES = {
         "skyrig.toml:2: env.local.provider: missing: this field is required",
     ),
     "provider not installed": (
-        GOOD.replace('provider = "memory"', 'provider = "gcp"'),
-        "skyrig.toml:5: env.local.provider: provider 'gcp' is not installed: pip install skyrig-gcp",
+        GOOD.replace('provider = "memory"', 'provider = "azure"'),
+        "skyrig.toml:5: env.local.provider: provider 'azure' is not installed: pip install skyrig-azure",
     ),
     "override provider not installed": (
         GOOD.replace('provider = "memory"\n', 'provider = "memory"\nsql = "neon"\n'),

@@ -17,7 +17,7 @@ and from nothing else of skyrig (the import contracts in CI hold ours to it). Wh
     :class:`ThrottledError`, :class:`UserError`.
 **A cloud's node types**, what AWS, GCP and Azure share: :class:`CloudNodeType` (a vanished resource is
     ``None``, a dependency not yet visible is retried), :class:`CloudClient` (where this command's nodes
-    are), :class:`NotFound`, :func:`resolve`, :func:`common_prefix`, :func:`wait_for`.
+    are), :class:`NotFound`, :func:`resolve`, :func:`common_prefix`, :func:`join_name`, :func:`wait_for`.
 
 **Optional capabilities**, each tied to a claim of the manifest and checked both ways when the provider
 loads: :class:`SecretStore` (the ``secret`` kind), :class:`ManagedCron` (``cron.managed``),
@@ -65,6 +65,7 @@ from skyrig.plugins.cloud import (
     CloudNodeType,
     NotFound,
     common_prefix,
+    join_name,
     resolve,
     wait_for,
 )
@@ -188,6 +189,7 @@ __all__ = [
     "free_port",
     "free_ports",
     "hookimpl",
+    "join_name",
     "migrate",
     "plan_of",
     "read_body",

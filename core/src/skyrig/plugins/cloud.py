@@ -19,6 +19,8 @@ create that are missing as properties that differ, so that the engine's update f
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import re
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -141,6 +143,27 @@ class CloudNodeType(NodeType):
         """What was read, in the node's terms: properties the cloud does not report back are taken as
         asked."""
         return Observed(provider_id, {**dict(node.properties), **dict(properties)}, dict(outputs or {}))
+
+
+_SANITIZE = re.compile(r"[^a-z0-9-]+")
+
+
+def join_name(*parts: str, limit: int = 63, lower: bool = True) -> str:
+    """The deterministic cloud name of ``parts`` (``APP-ENV-PARTS``): what finds a resource again by name.
+
+    Characters cloud names refuse (all but ``a-z0-9-``) become hyphens and the name starts with a letter;
+    when anything was replaced, or the name is longer than ``limit``, a hash of the exact parts keeps it
+    unique (and the same on every run).
+    """
+    exact = "\0".join(parts)
+    cleaned = [_SANITIZE.sub("-", p.lower() if lower else p).strip("-") for p in parts]
+    text = re.sub(r"-{2,}", "-", "-".join(p for p in cleaned if p))
+    if not text[:1].isalpha():
+        text = "s" + text
+    if text.lower() != "-".join(parts).lower() or len(text) > limit:
+        suffix = hashlib.sha256(exact.encode()).hexdigest()[:6]
+        text = text[: limit - len(suffix) - 1].rstrip("-") + "-" + suffix
+    return text
 
 
 def common_prefix(names: list[str]) -> str:

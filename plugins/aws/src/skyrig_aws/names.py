@@ -11,8 +11,7 @@ in :mod:`skyrig_aws.network`, which imports no family module either.
 
 from __future__ import annotations
 
-import hashlib
-import re
+from skyrig.provider import join_name
 
 # -- node ids that nodes of another module depend on -------------------------------------------------
 
@@ -29,32 +28,6 @@ SCHEDULER_ROLE = "iam.role/scheduler"
 def role_id(role: str) -> str:
     """The node id of a role: a service's task role (``iam.role/SERVICE``), ``execution``, ``scheduler``."""
     return f"iam.role/{role}"
-
-
-# -- the rule -----------------------------------------------------------------------------------------
-
-_SANITIZE = re.compile(r"[^a-z0-9-]+")
-
-
-def _digest(text: str, size: int = 6) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:size]
-
-
-def join_name(*parts: str, limit: int = 63, lower: bool = True) -> str:
-    """The deterministic AWS name of ``parts`` (``APP-ENV-PARTS``).
-
-    Characters AWS names refuse become hyphens; when anything was replaced, or the name is longer than
-    ``limit``, a hash of the exact parts keeps it unique (and the same on every run).
-    """
-    exact = "\0".join(parts)
-    cleaned = [_SANITIZE.sub("-", p.lower() if lower else p).strip("-") for p in parts]
-    text = re.sub(r"-{2,}", "-", "-".join(p for p in cleaned if p))
-    if not text[:1].isalpha():
-        text = "s" + text
-    if text.lower() != "-".join(parts).lower() or len(text) > limit:
-        suffix = _digest(exact)
-        text = text[: limit - len(suffix) - 1].rstrip("-") + "-" + suffix
-    return text
 
 
 # -- compute: ECS, ECR, the load balancer, each service's runtime config parameter ----------------------

@@ -1,0 +1,63 @@
+"""The GCP provider: development and production environments on Google Cloud, provisioned with Google's
+own client libraries.
+
+A project per environment (or a configured one) with a VPC and private services access, Cloud Run services
+under a service account each, Cloud SQL for PostgreSQL, Pub/Sub, Memorystore for Redis, Cloud Storage (with
+Cloud CDN for public buckets), Secret Manager and Cloud Scheduler; one module per family
+(:mod:`skyrig_gcp.network`, ...), mirroring the AWS provider's layout. This module stays light (no Google
+library): ``skyrig providers`` imports it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from skyrig.provider import Manifest, Provider
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from skyrig.provider import Context, Environment
+
+FAMILY_MODULES = ("network",)
+"""The family modules, in the order their nodes are expanded (each family's nodes may depend on the
+earlier ones')."""
+
+
+class GcpProvider(Provider):
+    """Provisions on Google Cloud for the development and production environment types."""
+
+    manifest = Manifest(
+        name="gcp",
+        kinds=frozenset(),
+        environment_types=frozenset({"development", "production"}),
+        features=frozenset(),
+        settings="skyrig_gcp.settings:GcpSettings",
+        description=(
+            "Google Cloud: VPC, Cloud Run, Cloud SQL, Pub/Sub, Memorystore, Cloud Storage, Secret Manager, "
+            "Cloud Scheduler"
+        ),
+    )
+
+    modules = tuple(f"skyrig_gcp.{family}" for family in FAMILY_MODULES)
+    data_planes: dict[str, str] = {}
+
+    def connect(self, app: str, environment: Environment, settings: Any, root: Path) -> Any:
+        from skyrig_gcp.api import GcpClient
+
+        return GcpClient(app, environment.name, settings)
+
+    # -- what the conformance suite looks at -----------------------------------------------------
+
+    def inventory(self, context: Context) -> list[tuple[str, str]]:
+        """Every resource of this app and environment, by the node types' own listings (each lists what
+        its deterministic names and labels say is ours)."""
+        found: set[tuple[str, str]] = set()
+        for node_type in self.node_types().values():
+            listing = getattr(node_type, "inventory", None)
+            if listing is not None:
+                found.update((node_type.type, provider_id) for provider_id in listing(context))
+        return sorted(found)
+
+
+provider = GcpProvider()

@@ -1,0 +1,24 @@
+"""The base of every GCP node type: :class:`skyrig.provider.CloudNodeType` (a vanished resource is
+``None``, a dependency not yet visible is retried, each node found or made is remembered), with the
+labels a GCP resource carries and the ``full name`` form Google's APIs take."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from skyrig.provider import CloudNodeType, Context, Node
+from skyrig_gcp import names
+
+
+class GcpNodeType(CloudNodeType):
+    """One kind of Google Cloud resource."""
+
+    def labels(self, context: Context, node: Node) -> dict[str, str]:
+        """The ownership labels of ``node``'s resource (``skyrig-app``, ``skyrig-env``, ``skyrig-node``)."""
+        return names.labels(context.app, context.environment.name, node.id)
+
+    def owned(self, context: Context, labels: dict[str, Any] | None) -> bool:
+        """Whether a resource's labels say it belongs to this app and environment."""
+        wanted = names.labels(context.app, context.environment.name, "")
+        found = labels or {}
+        return all(found.get(key) == wanted[key] for key in ("skyrig-app", "skyrig-env"))
