@@ -404,6 +404,11 @@ def test_iam_policy_etags(fake):
     )
     with pytest.raises(gexc.BadRequest, match="does not exist"):
         client.set_iam_policy(request={"resource": secret.name, "policy": written})
+    agent = f"serviceAccount:service-{fake.project_number(PROJECT)}@gcp-sa-pubsub.iam.gserviceaccount.com"
+    written.bindings[-1].members[:] = [agent]  # Google's service agents exist without being made
+    assert client.set_iam_policy(request={"resource": secret.name, "policy": written}).bindings[
+        -1
+    ].members == [agent]
 
 
 # -- Cloud SQL Admin ------------------------------------------------------------------------------------------
@@ -608,6 +613,16 @@ def test_compute_networks_subnetworks_and_references(fake, api):
         compute.networks().insert(project=PROJECT, body={"name": "Bad_Name", "autoCreateSubnetworks": False})
     )
     assert bad_name.status_code == 400 and "resource.name" in str(bad_name)
+    request_id = "6f1c9a52-4cbb-4d43-9a8e-2f4f0b1f4a11"
+    first = compute.networks().insert(
+        project=PROJECT, requestId=request_id, body={"name": "again", "autoCreateSubnetworks": False}
+    )
+    op = first.execute()
+    repeated = compute.networks().insert(
+        project=PROJECT, requestId=request_id, body={"name": "again", "autoCreateSubnetworks": False}
+    )
+    assert repeated.execute()["name"] == op["name"]  # a retry with the same requestId is the same request
+    compute_wait(api, op)
     duplicate = http_error(
         compute.networks().insert(project=PROJECT, body={"name": "vpc", "autoCreateSubnetworks": False})
     )

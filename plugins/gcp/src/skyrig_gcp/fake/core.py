@@ -273,10 +273,15 @@ class FakeGcp:
         """The id of a project number the fake has seen; an id stays itself."""
         return self._ids.get(project, project) if project.isdigit() else project
 
-    def service_account_exists(self, project: str, email: str) -> bool:
-        """Whether the IAM API holds service account ``email`` of ``project``."""
-        store = self.stores["iam"]
-        return f"projects/{self.project_id(project)}/serviceAccounts/{email}" in store
+    def service_account_exists(self, email: str) -> bool:
+        """Whether service account ``email`` exists: one a project makes (``NAME@PROJECT.iam.gserviceaccount
+        .com``) when the IAM API holds it; Google's own (service agents, ``gcp-sa-*``, the default compute
+        and App Engine accounts) always."""
+        local, _, domain = email.partition("@")
+        project = domain.removesuffix(".iam.gserviceaccount.com")
+        if project == domain or project.startswith("gcp-sa-") or not local:
+            return True
+        return f"projects/{self.project_id(project)}/serviceAccounts/{email}" in self.stores["iam"]
 
     def enable_services(self, project: str, *services: str) -> None:
         """Enables APIs (``run.googleapis.com``) for ``project``, as Service Usage's ``enable`` would."""

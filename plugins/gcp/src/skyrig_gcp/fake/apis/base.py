@@ -40,9 +40,6 @@ _MEMBER = re.compile(
     r"(user|serviceAccount|group|domain|principal|principalSet|deleted:serviceAccount|deleted:user|"
     r"deleted:group|projectOwner|projectEditor|projectViewer):.+)$"
 )
-_SA_EMAIL = re.compile(
-    r"^serviceAccount:(?P<id>[^@]+)@(?P<project>[a-z][-a-z0-9]*)\.iam\.gserviceaccount\.com$"
-)
 
 
 @dataclass
@@ -651,10 +648,8 @@ class ApiHandler:
             for member in members:
                 if not _MEMBER.match(member):
                     raise invalid(f"Invalid member: {member}.", f"policy.bindings[{index}].members")
-                found = _SA_EMAIL.match(member)
-                if found and not self.fake.service_account_exists(
-                    found.group("project"), member.split(":", 1)[1]
-                ):
+                email = member.split(":", 1)[1] if member.startswith("serviceAccount:") else None
+                if email and not self.fake.service_account_exists(email):
                     raise invalid(
                         f"Service account {member.split(':', 1)[1]} does not exist.",
                         f"policy.bindings[{index}].members",

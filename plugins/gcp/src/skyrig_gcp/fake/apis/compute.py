@@ -18,11 +18,12 @@ import ipaddress
 import random
 import re
 import time
+import uuid
 from typing import Any
 
 from skyrig_gcp.fake.apis.base import ApiHandler, Kind, Request
 from skyrig_gcp.fake.errors import ApiError
-from skyrig_gcp.fake.operations import Operation, now_rfc3339
+from skyrig_gcp.fake.operations import Operation, now_rfc3339, render
 
 SELF_LINK = "https://www.googleapis.com/compute/v1/"
 _NAME = r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?"
@@ -72,6 +73,47 @@ class Compute(ApiHandler):
         collection: Kind(collection, schema, id_pattern=_NAME, id_message=_NAME_MESSAGE)
         for collection, schema in COLLECTIONS.items()
     }
+
+    def __init__(self, fake: Any) -> None:
+        super().__init__(fake)
+        self.request_ids: dict[str, tuple[str, str]] = {}
+
+    def reset(self) -> None:
+        self.request_ids.clear()
+
+    def handle(self, req: Request) -> tuple[int, dict[str, Any]]:
+        """As Compute Engine does, a request repeated with the same ``requestId`` answers the first one's
+        operation instead of doing it again (the id is a UUID; a different request with it is a 400)."""
+        request_id = req.query.get("requestId")
+        if not request_id:
+            return super().handle(req)
+        try:
+            uuid.UUID(str(request_id))
+        except ValueError:
+            raise compute_error(
+                "INVALID_ARGUMENT",
+                f"Invalid value for field 'requestId': '{request_id}'. Must be a UUID.",
+                "invalid",
+            ) from None
+        seen = self.request_ids.get(request_id)
+        if seen is not None:
+            op_key, method_id = seen
+            op = self.fake.operations.get((self.api, op_key))
+            if method_id != req.method.id or op is None:
+                raise compute_error(
+                    "INVALID_ARGUMENT",
+                    f"The requestId '{request_id}' was used for another request.",
+                    "invalid",
+                )
+            return 200, render(op)
+        status, answer = super().handle(req)
+        if answer.get("kind") == "compute#operation":
+            self.request_ids[request_id] = (self._op_key(answer), req.method.id)
+        return status, answer
+
+    @staticmethod
+    def _op_key(op: dict[str, Any]) -> str:
+        return op["selfLink"].removeprefix(SELF_LINK)
 
     def body_root(self, method: Any) -> str:
         return "resource"
@@ -423,7 +465,6 @@ class Compute(ApiHandler):
         return 10.0
 
     def list_operations(self, req: Request, collection: str) -> dict[str, Any]:
-        from skyrig_gcp.fake.operations import render
 
         prefix = collection + "/"
         ops = [

@@ -38,7 +38,6 @@ JOB_ENV = frozenset(
     }
 )
 _ID = r"[a-z]([-a-z0-9]{0,47}[a-z0-9])?"
-_SA = re.compile(r"^(?P<id>[^@]+)@(?P<project>[a-z][-a-z0-9]*)\.iam\.gserviceaccount\.com$")
 _MEMORY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
 _CPU = re.compile(r"^(\d+(\.\d+)?|\d+m)$")
 
@@ -187,14 +186,12 @@ class Run(ApiHandler):
                 if not 1 <= int(port.get("containerPort", 8080)) <= 65535:
                     raise invalid(f"{path}.ports: container_port must be between 1 and 65535.", path)
         account = template.get("serviceAccount")
-        if account:
-            found = _SA.match(account)
-            if found and not self.fake.service_account_exists(found.group("project"), account):
-                raise ApiError(
-                    "PERMISSION_DENIED",
-                    f"Permission 'iam.serviceaccounts.actAs' denied on service account {account} "
-                    "(or it may not exist).",
-                )
+        if account and not self.fake.service_account_exists(account):
+            raise ApiError(
+                "PERMISSION_DENIED",
+                f"Permission 'iam.serviceaccounts.actAs' denied on service account {account} "
+                "(or it may not exist).",
+            )
 
     def _missing_secrets(self, key: str, template: dict[str, Any]) -> list[str]:
         project = key.split("/")[1]

@@ -23,7 +23,7 @@ from typing import Any
 
 from skyrig_gcp.fake.apis.base import ApiHandler, Kind, Request, new_etag
 from skyrig_gcp.fake.errors import ApiError
-from skyrig_gcp.fake.operations import Operation, now_rfc3339
+from skyrig_gcp.fake.operations import Operation, now_rfc3339, render
 
 SELF_LINK = "https://sqladmin.googleapis.com/v1/"
 _NAME = r"[a-z]([-a-z0-9]{0,96}[a-z0-9])?"
@@ -499,7 +499,6 @@ class SqlAdmin(ApiHandler):
             and (not instance or op.extra.get("targetId") == instance)
         ]
         page, token = self.paginate(req, ops)
-        from skyrig_gcp.fake.operations import render
 
         body: dict[str, Any] = {"kind": "sql#operationsList"}
         if page:
