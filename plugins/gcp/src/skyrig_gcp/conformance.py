@@ -148,6 +148,8 @@ def profile() -> Iterator[Any]:
             environment_type="development",
             settings=settings(endpoints),
             environ=environ,
+            # until the compute family lands, the suite's services run on the memory provider
+            families={"compute": "memory"},
             stand_ins={"sql_database": stand_ins.postgres(), "cache_cluster": stand_ins.redis()},
             limits=limits,
         )
