@@ -7,10 +7,10 @@ per node reported. Kept from before: an apply of 500 nodes with 50 ms injected l
 of the critical-path lower bound for the chosen parallelism.
 
 Run it on two trees in one go to compare (the machines are noisy: compare ratios measured in one run), for
-instance the commit before a change, checked out with ``git worktree add /tmp/base COMMIT``::
+instance the commit before a change, checked out with ``git worktree add ../base COMMIT``::
 
     .venv/bin/python benchmarks/engine_scale.py
-    PYTHONPATH=/tmp/base/core/src:/tmp/base/plugins/memory/src .venv/bin/python benchmarks/engine_scale.py
+    .venv/bin/python benchmarks/engine_scale.py --baseline ../base
 
 It imports only what both old and new trees have (``Session``, a store's methods).
 """
