@@ -42,8 +42,24 @@ def test_the_schema_is_versioned(tmp_path):
 def test_store_urls(tmp_path):
     assert open_store("sqlite:///.skyrig/state.db", tmp_path).path == tmp_path / ".skyrig" / "state.db"
     assert open_store(f"sqlite:///{tmp_path}/abs.db", tmp_path).path == tmp_path / "abs.db"
-    with pytest.raises(UserError, match="no store for URL scheme 'gs'"):
-        open_store("gs://bucket/state", tmp_path)
+    with pytest.raises(UserError, match="no store for URL scheme 'ftp'") as unknown:
+        open_store("ftp://host/state", tmp_path)
+    assert "sqlite:///.skyrig/state.db" in (unknown.value.hint or "")
+
+
+@pytest.mark.parametrize(("scheme", "distribution"), [("s3", "skyrig-state-s3"), ("gs", "skyrig-state-gcs")])
+def test_a_known_store_not_installed_is_named_with_its_distribution(
+    tmp_path, monkeypatch, scheme, distribution
+):
+    from skyrig.plugins import registry
+
+    def missing(group: str, name: str) -> None:
+        raise registry.NotInstalled(name)
+
+    monkeypatch.setattr(registry, "named", missing)
+    with pytest.raises(UserError, match=f"no store for URL scheme '{scheme}'") as absent:
+        open_store(f"{scheme}://bucket/state", tmp_path)
+    assert f"pip install {distribution}" in (absent.value.hint or "")
 
 
 def _store_calls(source: str) -> set[str]:

@@ -153,7 +153,8 @@ def _no_credentials(data: dict[str, Any], text: str) -> None:
             found.append(
                 f"{where}: {'.'.join(place)}: the URL holds a password, and {CONFIG_FILE} holds no "
                 f"credentials: remove it, and let the store's usual chain supply it (PGPASSWORD or "
-                f"~/.pgpass for postgresql, the AWS chain for s3), or set the whole URL in {variable}"
+                f"~/.pgpass for postgresql, the AWS chain for s3, Application Default Credentials for gs), "
+                f"or set the whole URL in {variable}"
             )
     if found:
         raise ConfigError(found, "a state URL in skyrig.toml names where state is, never how to log in")

@@ -124,6 +124,7 @@ class EnvironmentState:
 
 PLUGINS = {
     "s3": "skyrig-state-s3",
+    "gs": "skyrig-state-gcs",
     "postgresql": "skyrig-state-postgres",
     "postgres": "skyrig-state-postgres",
 }
