@@ -42,6 +42,10 @@ A store plugin registers a factory ``(url: str, root: Path) -> StateStore`` in t
 stores that resolve relative paths. :func:`skyrig.state.open_store` calls it and checks the result is
 a :class:`StateStore`.
 
+A store in an object store that can create an object only if its key is free (S3, Cloud Storage, ...)
+need not write any of this: :mod:`skyrig.state.objectlog` is the whole store over such an object store,
+and the plugin gives it the object store (the ``s3://`` and ``gs://`` stores do).
+
 A store may also be a :class:`StateTransfer` (optional; the built-in stores are): what ``skyrig state
 migrate`` (moving an environment between stores) and ``skyrig state unlock --force`` need beyond the
 protocol. The store suite's ``TestTransfer`` checks it where a store has it.

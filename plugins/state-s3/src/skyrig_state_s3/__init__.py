@@ -1,43 +1,16 @@
 """skyrig state in S3, or in any S3-compatible store (MinIO, Ceph, R2, ...): ``state = "s3://bucket/prefix"``.
 
-**The design: an append-only log of numbered objects.** Everything that happens to an environment's state,
-lease changes included, is an *entry* of its log: the object ``PREFIX/ENV/log/NNNNNNNNNNNNNNNN.json``,
-numbered from 1 with no gap, and each one **created** with ``If-None-Match: *``, which S3 refuses (412)
-when the object exists. An entry is a few *operations*: ``acquire`` (a lease taken: holder, fence,
-expiry), ``renew``, ``release``, ``break`` (``skyrig state unlock --force``), ``intent``, ``record`` (one
-node's record), ``forget``, ``finish`` (the runtime configs) and ``load`` (``skyrig state migrate``).
-State is what the log says, replayed in order.
+**The design is skyrig's store over an object store**, :mod:`skyrig.state.objectlog` (its docstring says why
+and how; skyrig-state-gcs is the same store on Cloud Storage): each environment's state is an append-only log
+of numbered objects, ``PREFIX/ENV/log/NNNNNNNNNNNNNNNN.json``, lease changes included, so that fencing is the
+creation of the log's next object; writes go in groups; snapshots in content-addressed chunks keep reads
+cheap. Here each object is **created** with ``If-None-Match: *``, which S3 refuses (412) when the object
+exists (``If-Match`` is never needed: no object is ever replaced). A write returns once S3 has the object (S3
+is strongly consistent, lists included).
 
-**Fencing is atomic with the write** because a write *is* the creation of the next position: a writer
-checks its fence against the lease as the log says it up to position N, then creates N+1. If anything,
-a takeover in particular, was written at N+1 meanwhile, the create fails, and the writer reads what came
-and checks again: a writer whose lease was taken over or released raises
-:class:`~skyrig.state.LeaseLost` and writes nothing; one whose lease expired raises it too, before
-writing. Of any number of processes taking the lease at once, exactly one creates the position they all
-aimed at. The highest fence issued is what the log says, so it survives release. (``If-Match`` is never
-needed: no object is ever replaced.)
-
-**Small writes, in groups.** A node change is one operation of a few hundred bytes: an apply that creates
-N nodes writes at most 2N + 3 entries and its heartbeats (the lease taken, an intent before each create
-and a record after it, the runtime configs, the lease let go). The threads of one process that write
-while an entry is being created go together into the next one (group commit, at most 64 operations an
-entry), so an apply writes fewer entries than operations when it runs nodes in parallel. No write grows
-with N. (The store does not take the engine's batches, ``skyrig.state.store.BatchWrites``: a batch is one
-atomic write of up to 1,000 nodes, and would make an entry grow with the apply.)
-
-**Snapshots keep reads cheap.** A reader loads the newest snapshot and replays the entries after it.
-A snapshot (``PREFIX/ENV/snapshots/``, named so that the newest lists first) is a small manifest of the
-state beside the records, and the records in *chunks* of about 128 nodes each
-(``PREFIX/ENV/chunks/SHA256.json``), content-addressed, so that a snapshot writes only the chunks that
-changed since the last one. A snapshot is derived data (anyone may write it, it says nothing the log does
-not): it is written when the command lets go of the lease and the log has grown by 16 entries since the
-last one, and during an apply whenever the log has grown by as many entries as there are nodes (at least
-512), which keeps the bytes written per apply O(N). Log entries are never deleted: a position deleted
-could be created again by a writer whose lease was lost unnoticed.
-
-**Durability and threads.** A write returns once S3 has the object (S3 is strongly consistent, lists
-included); a process killed mid-write leaves the entry whole or absent. One store object serves every
-thread of a process (an apply's nodes and the lease's heartbeat).
+This package gives that store what is S3's own (:mod:`skyrig_state_s3.store`): the boto3 client, the URL
+(bucket and prefix), the credentials, and S3's errors as :class:`~skyrig.state.StateUnusable` with what to
+do.
 
 **Credentials and endpoint** come from the AWS chain, never from ``skyrig.toml``: ``AWS_PROFILE``,
 ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, SSO, an instance or workload role; the region from
