@@ -72,8 +72,13 @@ SERVICE = 'from skyrig import Service\n\nservice = Service("{service}", app="{se
 class Capabilities:
     """What the app declares, from what the provider claims (and the environment type)."""
 
-    def __init__(self, manifest: Manifest, environment_type: str) -> None:
-        self.kinds = manifest.kinds
+    def __init__(
+        self, manifest: Manifest, environment_type: str, unavailable: frozenset[str] = frozenset()
+    ) -> None:
+        from skyrig.provider import KIND_FAMILIES
+
+        # the kinds of a family whose backend could not start here are not declared (their tests skip)
+        self.kinds = frozenset(k for k in manifest.kinds if KIND_FAMILIES[k] not in unavailable)
         self.features = manifest.features
         self.sql = "sql_database" in self.kinds
         self.pubsub = {"topic", "subscription"} <= self.kinds
@@ -259,7 +264,9 @@ def _value(value: Any) -> str:
 
 def write_app(root: Path, app: str, profile: Profile, manifest: Manifest) -> Capabilities:
     """Write the suite's app named ``app`` into ``root`` (a new folder) for ``profile``'s provider."""
-    capabilities = Capabilities(manifest, profile.environment_type)
+    from skyrig_conformance.requirements import unavailable
+
+    capabilities = Capabilities(manifest, profile.environment_type, unavailable(profile.limits))
     files = {
         "skyrig.toml": config(profile, app),
         "alpha/__init__.py": SERVICE.format(service="alpha"),

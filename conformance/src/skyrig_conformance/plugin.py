@@ -136,7 +136,13 @@ class Suite:
             return
         request.node.user_properties.append((ROW, row_of(marker)))
         request.node.user_properties.append((CHECK, "refusal" if marker.kwargs.get("unclaimed") else "claim"))
-        reason = check(marker, skyrig_profile.provider, skyrig_manifest, dict(skyrig_profile.families))
+        reason = check(
+            marker,
+            skyrig_profile.provider,
+            skyrig_manifest,
+            dict(skyrig_profile.families),
+            dict(skyrig_profile.limits),
+        )
         if reason:
             pytest.skip(reason)
 

@@ -61,7 +61,8 @@ class Profile:
     limits: Mapping[str, str] = field(default_factory=dict)
     """Checks the backend cannot show, by name (:data:`skyrig_conformance.requirements.LIMITABLE`), with
     why: an emulator that does not verify presigned URLs, say. They are skipped with that reason, and the
-    capability matrix shows it."""
+    capability matrix shows it. A family's name (``pubsub``) says its backend could not start here (an
+    emulator not installed): the app declares none of its kinds, and their tests are skipped."""
     live: bool = False
     """A real cloud account: the suite runs only with ``SKYRIG_CONFORMANCE_LIVE=1``."""
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from skyrig.provider import FAMILIES, FEATURES, KIND_FAMILIES
+from skyrig.provider import FAMILIES, FEATURES, KIND_FAMILIES, KINDS
 
 AREAS = ("lifecycle", "robustness")
 """Matrix rows for tests that concern every kind."""
@@ -27,7 +27,10 @@ LIMITABLE = frozenset(
         "lifecycle.recreate_after_destroy",
     }
 )
-"""Checks a profile may declare its backend cannot show (``Profile.limits``), each with its reason."""
+"""Checks a profile may declare its backend cannot show (``Profile.limits``), each with its reason. A
+profile may also name a family (``pubsub``) whose backend could not start on this machine (an emulator
+that is not installed): every test of its kinds and features is skipped with that reason, and the app
+declares none of its kinds."""
 
 NOT_CLAIMED = "not claimed"
 CLAIMED = "claimed"
@@ -69,8 +72,11 @@ def row_of(marker: Any) -> str:
     return options.get("area", "lifecycle")
 
 
-def check(marker: Any, provider: str, manifest: Any, families: dict[str, str]) -> str | None:
-    """Why a test marked ``marker`` does not apply to ``provider``, or None when it does."""
+def check(
+    marker: Any, provider: str, manifest: Any, families: dict[str, str], limits: dict[str, str] | None = None
+) -> str | None:
+    """Why a test marked ``marker`` does not apply to ``provider``, or None when it does; ``limits``: the
+    profile's, where a family named is one its backend could not start."""
     options = marker.kwargs
     for kind in options.get("kinds", ()):
         if kind not in manifest.kinds or families.get(KIND_FAMILIES[kind], provider) != provider:
@@ -81,7 +87,19 @@ def check(marker: Any, provider: str, manifest: Any, families: dict[str, str]) -
     refused = options.get("unclaimed")
     if refused and refused in manifest.features:
         return f"{CLAIMED}: provider {provider!r} claims {refused}, which its own tests check"
+    needed = list(options.get("kinds", ()))
+    if wanted:
+        needed += [name for name, kind in KINDS.items() if wanted in kind.features]
+    for kind in needed:
+        reason = (limits or {}).get(KIND_FAMILIES[kind])
+        if reason:
+            return f"{LIMIT}: {reason}"
     return None
+
+
+def unavailable(limits: Any) -> frozenset[str]:
+    """The families a profile's ``limits`` say its backend could not start."""
+    return frozenset(name for name in limits if name in FAMILIES)
 
 
 def limited(profile: Any, name: str) -> None:

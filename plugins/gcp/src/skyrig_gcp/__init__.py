@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from skyrig.provider import Context, Environment
 
-FAMILY_MODULES = ("network",)
+FAMILY_MODULES = ("network", "pubsub")
 """The family modules, in the order their nodes are expanded (each family's nodes may depend on the
 earlier ones')."""
 
@@ -29,9 +29,9 @@ class GcpProvider(Provider):
 
     manifest = Manifest(
         name="gcp",
-        kinds=frozenset(),
+        kinds=frozenset({"topic", "subscription"}),
         environment_types=frozenset({"development", "production"}),
-        features=frozenset(),
+        features=frozenset({"pubsub.ordering", "pubsub.exactly_once", "pubsub.dead_letter"}),
         settings="skyrig_gcp.settings:GcpSettings",
         description=(
             "Google Cloud: VPC, Cloud Run, Cloud SQL, Pub/Sub, Memorystore, Cloud Storage, Secret Manager, "
@@ -40,7 +40,10 @@ class GcpProvider(Provider):
     )
 
     modules = tuple(f"skyrig_gcp.{family}" for family in FAMILY_MODULES)
-    data_planes: dict[str, str] = {}
+    data_planes: dict[str, str] = {
+        "topic": "skyrig_gcp.runtime.pubsub:TopicClient",
+        "subscription": "skyrig_gcp.runtime.pubsub:SubscriptionClient",
+    }
 
     def connect(self, app: str, environment: Environment, settings: Any, root: Path) -> Any:
         from skyrig_gcp.api import GcpClient
@@ -58,6 +61,13 @@ class GcpProvider(Provider):
             if listing is not None:
                 found.update((node_type.type, provider_id) for provider_id in listing(context))
         return sorted(found)
+
+    def dead_letters(self, context: Context, subscription: str) -> list[dict[str, Any]]:
+        """The letters kept on the subscription's dead-letter topic, oldest first, left in place (each is
+        pulled and given back at once)."""
+        from skyrig_gcp.runtime.pubsub import read_dead_letters
+
+        return read_dead_letters(context, subscription)
 
 
 provider = GcpProvider()

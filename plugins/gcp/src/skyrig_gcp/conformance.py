@@ -134,6 +134,7 @@ def backends() -> Iterator[tuple[dict[str, str], dict[str, str], Any, dict[str, 
         else:
             endpoints["pubsub"] = pubsub
             environ["PUBSUB_EMULATOR_HOST"] = pubsub
+            environ["SKYRIG_GCP_PULL_SECONDS"] = "1"  # the consumer's pulls: a stop is not kept waiting
         yield endpoints, environ, fake, limits
 
 

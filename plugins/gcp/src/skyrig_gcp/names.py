@@ -130,6 +130,11 @@ def dead_letter_subscription_name(app: str, env: str, subscription: str) -> str:
     return join_name(app, env, subscription, "dead-letter", limit=255)
 
 
+def pubsub_service_agent(project_number: str) -> str:
+    """The email of the project's Pub/Sub service agent (Google's account that dead-letters messages)."""
+    return f"service-{project_number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+
+
 # -- cache: Memorystore for Redis -------------------------------------------------------------------------
 
 

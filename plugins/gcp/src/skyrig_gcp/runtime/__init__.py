@@ -1,0 +1,1 @@
+"""The GCP data plane: what the runtime SDK calls in a running service, imported on first use."""
