@@ -168,6 +168,55 @@ def test_the_next_plan_is_empty_and_console_changes_are_reverted(applied: App) -
     assert applied.changes() == []
 
 
+def test_a_second_apply_makes_no_mutating_call(applied: App) -> None:
+    from skyrig_gcp.api import CALLS, mutating_calls
+
+    before = CALLS.copy()
+    applied.ok("apply", "--yes")
+    made = mutating_calls(CALLS - before)
+    assert not made, f"a second apply changed things: {dict(made)}"
+
+
+def test_a_publish_retried_with_the_same_id_is_handled_once_on_exactly_once(applied: App) -> None:
+    import asyncio
+
+    from skyrig_gcp.runtime.pubsub import SubscriptionClient, TopicClient
+
+    topic = f"projects/{PROJECT}/topics/{names.topic_name(applied.name, 'dev', 'once')}"
+    publisher = TopicClient({"topic": topic, "ordered": False})
+    for _ in range(2):
+        publisher.publish({"key": "twice"}, message_id="same-id")
+    publisher.publish({"key": "once"})
+    entry = {
+        "subscription": applied.subscription("bill"),
+        "name": "bill",
+        "exactly_once": True,
+        "max_retries": 500,
+        "min_backoff_seconds": 1,
+        "max_backoff_seconds": 2,
+        "max_concurrency": 10,
+        "ack_deadline_seconds": 45,
+    }
+    handled: list[str] = []
+
+    async def handler(data: dict[str, Any]) -> None:
+        handled.append(data["key"])
+
+    async def consume() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(SubscriptionClient(entry).consume(handler, stop))
+        for _ in range(300):
+            if len(handled) >= 2:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(1.5)  # room for a duplicate
+        stop.set()
+        await task
+
+    asyncio.run(consume())
+    assert sorted(handled) == ["once", "twice"], handled
+
+
 def test_destroy_leaves_no_topic_or_subscription(emulated: dict[str, str], tmp_path: Path) -> None:
     app = App(tmp_path, emulated)
     app.ok("apply", "--yes")
