@@ -535,6 +535,55 @@ def test_cloud_sql_refuses_what_cloud_sql_refuses(fake, api, body, message):
     assert error.status_code == 400 and message in str(error)
 
 
+def test_cloud_sql_connect_settings_and_ephemeral_client_certificates(fake, api):
+    """What Google's Cloud SQL connectors call for mutual TLS: the instance's CA and addresses, and a client
+    certificate for the caller's own RSA public key (a real X.509 certificate, signed by the fake's CA)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    sql = api("sqladmin", "v1")
+    private_services_access(api)
+
+    def pem(key: Any) -> str:
+        public = key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return public.decode()
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    with held(fake):
+        op = sql.instances().insert(project=PROJECT, body=sql_body()).execute()
+        early = sql.connect().generateEphemeralCert(
+            project=PROJECT, instance="db", body={"public_key": pem(key)}
+        )
+        assert http_error(early).status_code == 400  # not RUNNABLE yet
+    sql_wait(api, op)
+    settings = sql.connect().get(project=PROJECT, instance="db").execute()
+    assert settings["serverCaCert"]["cert"].startswith("-----BEGIN CERTIFICATE-----")
+    assert [a["type"] for a in settings["ipAddresses"]] == ["PRIVATE"]
+    assert settings["connectionName"] == f"{PROJECT}:{REGION}:db"
+    signed = (
+        sql.connect()
+        .generateEphemeralCert(project=PROJECT, instance="db", body={"public_key": pem(key)})
+        .execute()["ephemeralCert"]
+    )
+    certificate = x509.load_pem_x509_certificate(signed["cert"].encode())
+    assert certificate.public_key().public_numbers() == key.public_key().public_numbers()
+    lifetime = certificate.not_valid_after_utc - certificate.not_valid_before_utc
+    assert 3600 <= lifetime.total_seconds() <= 3660
+    for body in (
+        {"public_key": "not a key"},
+        {"public_key": pem(ec.generate_private_key(ec.SECP256R1()))},
+        {"public_key": pem(key), "validDuration": "7200s"},
+        {},
+    ):
+        refused = http_error(sql.connect().generateEphemeralCert(project=PROJECT, instance="db", body=body))
+        assert refused.status_code == 400, body
+    missing = sql.connect().get(project=PROJECT, instance="nothing")
+    assert http_error(missing).status_code == 404
+
+
 # -- Compute Engine -------------------------------------------------------------------------------------------
 
 

@@ -21,7 +21,11 @@ PEERING_SERVICE = "services/servicenetworking.googleapis.com"
 
 _SERVICES = {
     "service": ("run.googleapis.com", "artifactregistry.googleapis.com", "iam.googleapis.com"),
-    "sql_database": ("sqladmin.googleapis.com", "servicenetworking.googleapis.com"),
+    "sql_database": (
+        "sqladmin.googleapis.com",
+        "servicenetworking.googleapis.com",
+        "secretmanager.googleapis.com",  # the postgres user's password
+    ),
     "topic": ("pubsub.googleapis.com",),
     "cache_cluster": ("redis.googleapis.com", "servicenetworking.googleapis.com"),
     "bucket": ("storage.googleapis.com",),

@@ -513,3 +513,92 @@ class SqlAdmin(ApiHandler):
         self.lookup(key)
         self.busy(key)
         return self.start_operation(req, "RESTART", key, self.kinds["instances"], lambda: None)
+
+    # -- connecting: what Google's Cloud SQL connectors call ------------------------------------------
+
+    def generic_get(self, req: Request) -> dict[str, Any]:
+        if req.method.id == "sql.connect.get":
+            return self._connect_settings(self.path_key(req).removesuffix("/connectSettings"))
+        return super().generic_get(req)
+
+    def _connect_settings(self, key: str) -> dict[str, Any]:
+        instance = self.lookup(key)
+        return {
+            "kind": "sql#connectSettings",
+            "serverCaCert": instance["serverCaCert"],
+            "ipAddresses": instance.get("ipAddresses", []),
+            "region": instance.get("region"),
+            "databaseVersion": instance.get("databaseVersion"),
+            "backendType": instance.get("backendType"),
+            "connectionName": instance.get("connectionName"),
+            "pscEnabled": False,
+        }
+
+    def do_generateEphemeral(self, req: Request) -> dict[str, Any]:
+        """Signs the caller's RSA public key (PEM): a client certificate for the instance, valid an hour
+        (or ``validDuration``, 5 minutes to an hour), as mutual TLS with Cloud SQL needs."""
+        key = self.path_key(req)
+        instance = self.lookup(key)
+        if instance.get("state") != "RUNNABLE":
+            raise invalid_request(f"The instance is {instance.get('state')}, not RUNNABLE.")
+        body = self.body(req)
+        public = body.get("public_key") or ""
+        if not public:
+            raise invalid_request("public_key must be given.")
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+        try:
+            loaded = load_pem_public_key(public.encode())
+        except ValueError:
+            raise invalid_request("public_key is not a PEM-encoded public key.") from None
+        if not isinstance(loaded, rsa.RSAPublicKey) or loaded.key_size < 2048:
+            raise invalid_request("public_key must be an RSA key of at least 2048 bits.")
+        seconds = 3600
+        if body.get("validDuration"):
+            seconds = int(float(str(body["validDuration"]).removesuffix("s")))
+            if not 300 <= seconds <= 3600:
+                raise invalid_request("validDuration must be between 5 minutes and 1 hour.")
+        return {"ephemeralCert": _client_certificate(loaded, instance, seconds)}
+
+
+_SIGNER: list[Any] = []
+
+
+def _client_certificate(public: Any, instance: dict[str, Any], seconds: int) -> dict[str, Any]:
+    """An X.509 client certificate for ``public``, signed by the fake's own (made-up) CA."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    if not _SIGNER:
+        _SIGNER.append(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    signer = _SIGNER[0]
+    now = datetime.datetime.now(datetime.UTC)
+    common_name = f"{instance['project']}:{instance['name']}"
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "FAKE Google Cloud SQL Signing CA")])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(seconds=seconds))
+        .sign(signer, hashes.SHA256())
+    )
+    pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
+    return {
+        "kind": "sql#sslCert",
+        "cert": pem,
+        "certSerialNumber": str(certificate.serial_number),
+        "commonName": subject.rfc4514_string(),
+        "createTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "expirationTime": certificate.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "sha1Fingerprint": certificate.fingerprint(hashes.SHA1()).hex(),
+        "instance": instance["name"],
+    }
