@@ -146,10 +146,21 @@ def cache_instance_name(app: str, env: str, cluster: str) -> str:
 # -- objects: Cloud Storage ------------------------------------------------------------------------------
 
 
-def bucket_name(project: str, bucket: str) -> str:
+def bucket_name(project: str, app: str, env: str, bucket: str) -> str:
     """A bucket: 3 to 63 characters, unique across Google Cloud, so named after the project (itself
-    globally unique) and the bucket."""
-    return join_name(project, bucket, limit=63)
+    globally unique), a hash of app and environment (a configured project may hold several, and a prefix
+    of plain names would not tell environment ``a`` from ``a-b``) and the bucket."""
+    return join_name(project, environment_digest(app, env), bucket, limit=63)
+
+
+def bucket_prefix(project: str, app: str, env: str) -> str:
+    """What every bucket name of the environment starts with: one list call finds them all."""
+    return f"{project}-{environment_digest(app, env)}-"
+
+
+def environment_digest(app: str, env: str) -> str:
+    """Six hex digits that tell an app's environment from every other in one project."""
+    return hashlib.sha256(f"{app}\0{env}".encode()).hexdigest()[:6]
 
 
 def backend_bucket_name(app: str, env: str, bucket: str) -> str:
@@ -176,6 +187,17 @@ def signing_key_name(app: str, env: str) -> str:
 def scheduler_job_name(app: str, env: str, job: str) -> str:
     """A Cloud Scheduler job id (``[A-Za-z0-9_-]``, at most 500 characters)."""
     return join_name(app, env, job, limit=500)
+
+
+def trigger_job_name(app: str, env: str, service: str) -> str:
+    """The Cloud Run job that sends ``service``'s cron jobs their signed requests (Cloud Scheduler runs it
+    with the job and the URL as arguments)."""
+    return join_name(app, env, service, "cron", limit=63)
+
+
+def trigger_job_id(service: str) -> str:
+    """The node id of ``service``'s cron trigger job (``cron.trigger/SERVICE``)."""
+    return f"cron.trigger/{service}"
 
 
 # -- labels -----------------------------------------------------------------------------------------------
