@@ -250,8 +250,32 @@ class _Policies:
         return found
 
     def set_iam_policy(self, request: dict[str, Any]) -> Any:
+        from skyrig_gcp.api import Conflict
+
+        current = self.policies.get(request["resource"])
+        if current is not None and current.etag != request["policy"].etag:
+            raise Conflict("etag mismatch")
+        request["policy"].etag = uuid.uuid4().bytes
         self.policies[request["resource"]] = request["policy"]
         return request["policy"]
+
+
+class _Racing(_Policies):
+    """Another writer changes the policy between the first read and its write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.raced = False
+
+    def set_iam_policy(self, request: dict[str, Any]) -> Any:
+        if not self.raced:
+            self.raced = True
+            other = self.get_iam_policy({"resource": request["resource"]})
+            other.bindings.add(
+                role="roles/pubsub.subscriber", members=["serviceAccount:svc@p.iam.gserviceaccount.com"]
+            )
+            super().set_iam_policy({"resource": request["resource"], "policy": other})
+        return super().set_iam_policy(request)
 
 
 def test_the_service_agent_is_granted_without_dropping_other_bindings() -> None:
@@ -263,6 +287,14 @@ def test_the_service_agent_is_granted_without_dropping_other_bindings() -> None:
     assert bindings == {"roles/viewer": ["user:a@b.c"], "roles/pubsub.publisher": [agent]}
     assert pubsub._granted(policies, "t", "roles/pubsub.publisher", agent)
     assert not pubsub._granted(policies, "t", "roles/pubsub.subscriber", agent)
+
+
+def test_a_concurrent_change_of_the_policy_is_kept_and_the_grant_retried() -> None:
+    policies = _Racing()
+    agent = f"serviceAccount:{names.pubsub_service_agent('123')}"
+    pubsub._grant(policies, "t", "roles/pubsub.subscriber", agent)
+    [binding] = [b for b in policies.policies["t"].bindings if b.role == "roles/pubsub.subscriber"]
+    assert sorted(binding.members) == sorted([agent, "serviceAccount:svc@p.iam.gserviceaccount.com"])
 
 
 def test_max_delivery_attempts_are_clamped_to_pubsubs_bounds() -> None:

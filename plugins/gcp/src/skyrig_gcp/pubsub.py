@@ -111,19 +111,25 @@ def _granted(library: Any, resource: str, role: str, member: str) -> bool:
     return any(b.role == role and member in b.members for b in policy.bindings)
 
 
-def _grant(library: Any, resource: str, role: str, member: str) -> None:
-    """Add ``member`` to ``role`` on ``resource``, keeping the policy's other bindings (its etag guards
-    against a concurrent change)."""
-    policy = library.get_iam_policy(request={"resource": resource})
-    for binding in policy.bindings:
-        if binding.role == role:
-            if member in binding.members:
-                return
-            binding.members.append(member)
-            break
-    else:
-        policy.bindings.add(role=role, members=[member])
-    library.set_iam_policy(request={"resource": resource, "policy": policy})
+def _grant(library: Any, resource: str, role: str, member: str, attempts: int = 5) -> None:
+    """Add ``member`` to ``role`` on ``resource``, keeping the policy's other bindings; its etag guards
+    against a concurrent change (the iam family's bindings on the same subscription), read again then."""
+    for attempt in range(attempts):
+        policy = library.get_iam_policy(request={"resource": resource})
+        for binding in policy.bindings:
+            if binding.role == role:
+                if member in binding.members:
+                    return
+                binding.members.append(member)
+                break
+        else:
+            policy.bindings.add(role=role, members=[member])
+        try:
+            library.set_iam_policy(request={"resource": resource, "policy": policy})
+            return
+        except Conflict:
+            if attempt == attempts - 1:
+                raise
 
 
 class TopicType(GcpNodeType):

@@ -41,13 +41,14 @@ MAX_DEADLINE = 600
 """Pub/Sub's longest ack deadline, and so the longest backoff one ``ModifyAckDeadline`` sets."""
 
 _lock = threading.Lock()
-_clients: dict[tuple[str, bool], Any] = {}
+_clients: dict[tuple[str, bool, str | None], Any] = {}
 
 
 def pubsub(kind: str, ordered: bool = False) -> Any:
     """The process's Pub/Sub ``publisher`` (with message ordering, or not) or ``subscriber`` client: the
-    library finds the credentials (the service's account) or ``PUBSUB_EMULATOR_HOST`` itself."""
-    key = (kind, ordered)
+    library finds the credentials (the service's account) or ``PUBSUB_EMULATOR_HOST`` itself (one client
+    per emulator, should the variable change)."""
+    key = (kind, ordered, os.environ.get("PUBSUB_EMULATOR_HOST"))
     with _lock:
         if key not in _clients:
             from google.cloud import pubsub_v1
