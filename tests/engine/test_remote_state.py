@@ -120,7 +120,8 @@ def test_concurrent_applies_write_one_at_a_time_and_converge(app, skyrig, remote
     """30 applies of one environment at once, each waiting for the lock: one creates everything, the
     others find nothing to do, none creates a twin."""
     started = time.monotonic()
-    applies = [_apply(app, SKYRIG_LOCK_TTL="4") for _ in range(30)]  # a second for the heartbeat at worst
+    # the lease lives 20 s without a heartbeat (one every 7 s): 30 processes on 2 cores can starve one
+    applies = [_apply(app, SKYRIG_LOCK_TTL="20") for _ in range(30)]
     creates = []
     for process in applies:
         _, err = process.communicate(timeout=300)
@@ -172,7 +173,7 @@ def test_applies_killed_at_random_moments_converge(app, skyrig, remote):
         except AssertionError as failed:
             raise AssertionError(f"seed {seed}, {trials}: {failed}") from None
     # alone, about 16 s on moto's S3 (2 cores); the bound leaves room for a machine busy with other tests
-    assert time.monotonic() - started < 90, f"bounded in time: {trials}"
+    assert time.monotonic() - started < 150, f"bounded in time: {trials}"
 
 
 def test_state_moves_from_sqlite_to_the_remote_store_and_back(app, skyrig, backend, monkeypatch):
