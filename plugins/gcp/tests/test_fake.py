@@ -982,6 +982,43 @@ def test_service_accounts_and_project_policy(fake, api):
     assert http_error(accounts.get(name=created["name"])).status_code == 404
 
 
+def test_custom_roles(fake, api):
+    roles = api("iam", "v1").projects().roles()
+    parent = f"projects/{PROJECT}"
+    body = {
+        "roleId": "cache_auth",
+        "role": {"title": "AUTH", "includedPermissions": ["redis.instances.getAuthString"]},
+    }
+    created = roles.create(parent=parent, body=body).execute()
+    assert created["name"] == f"{parent}/roles/cache_auth" and created["stage"] == "GA" and created["etag"]
+    assert http_error(roles.create(parent=parent, body=body)).status_code == 409
+    assert http_error(roles.create(parent=parent, body={**body, "roleId": "no-hyphens"})).status_code == 400
+    wrong = {"roleId": "other", "role": {"title": "x", "includedPermissions": ["getAuthString"]}}
+    assert http_error(roles.create(parent=parent, body=wrong)).status_code == 400
+    patched = roles.patch(
+        name=created["name"],
+        updateMask="includedPermissions",
+        body={"includedPermissions": ["redis.instances.get", "redis.instances.getAuthString"]},
+    ).execute()
+    assert patched["includedPermissions"] == ["redis.instances.get", "redis.instances.getAuthString"]
+    assert patched["title"] == "AUTH" and patched["etag"] != created["etag"]
+    deleted = roles.delete(name=created["name"]).execute()
+    assert deleted["deleted"] is True
+    assert roles.get(name=created["name"]).execute()["deleted"] is True, "a deleted role is still read"
+    assert roles.list(parent=parent).execute().get("roles") is None
+    assert [r["name"] for r in roles.list(parent=parent, showDeleted=True).execute()["roles"]] == [
+        created["name"]
+    ]
+    taken = http_error(roles.create(parent=parent, body=body))
+    assert taken.status_code == 409 and "undelete" in str(taken)
+    assert http_error(roles.patch(name=created["name"], body={"title": "y"})).status_code == 400
+    assert "deleted" not in roles.undelete(name=created["name"], body={}).execute()
+    assert http_error(roles.get(name=f"{parent}/roles/missing")).status_code == 404
+    policy = {"bindings": [{"role": created["name"], "members": ["user:someone@example.com"]}]}
+    crm = api("cloudresourcemanager", "v3")
+    crm.projects().setIamPolicy(resource=parent, body={"policy": policy}).execute()
+
+
 def test_resource_manager_projects(fake, api):
     projects = api("cloudresourcemanager", "v3").projects()
     seeded = projects.get(name=f"projects/{PROJECT}").execute()

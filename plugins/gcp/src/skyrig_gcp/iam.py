@@ -4,10 +4,11 @@ IAM bindings from the model: what each service's code does, on exactly the resou
 A binding lives on the resource where Google has resource-level IAM (topics, subscriptions, secrets,
 buckets, Cloud Run jobs, service accounts), as one node per (service, resource) that depends on the
 resource's node; it is a read-modify-write of the resource's policy with its etag, retried when another
-writer got there first. Cloud SQL has no resource-level IAM: ``roles/cloudsql.client`` is granted on the
-project. A binding holds the roles the model asks for and no other: a role added in the console is an
-invariant drift, taken away by the next apply. Service accounts take no labels: their description names
-the app, environment and node, which is how they are found again.
+writer got there first. Cloud SQL and Memorystore have no resource-level IAM: ``roles/cloudsql.client``
+and a custom role reading AUTH strings (``iam.role/cache_auth``) are granted on the project. A binding
+holds the roles the model asks for and no other: a role added in the console is an invariant drift,
+taken away by the next apply. Service accounts take no labels: their description names the app,
+environment and node, which is how they are found again.
 """
 
 from __future__ import annotations
@@ -34,6 +35,17 @@ RUN_TRIGGER = "roles/run.jobsExecutorWithOverrides"
 OBJECT_VIEWER = "roles/storage.objectViewer"
 OBJECT_CREATOR = "roles/storage.objectCreator"
 OBJECT_USER = "roles/storage.objectUser"
+
+CACHE_AUTH = "cache_auth"
+"""The custom role reading Memorystore AUTH strings (``iam.role/cache_auth``): no predefined role has
+``redis.instances.getAuthString`` without much else, and Memorystore has no instance-level IAM."""
+CACHE_AUTH_PERMISSIONS = ["redis.instances.getAuthString"]
+
+
+def role_id(role: str) -> str:
+    """The node id of custom role ``role``."""
+    return f"iam.role/{role}"
+
 
 EMULATED = frozenset({"pubsub.topic", "pubsub.subscription", "storage"})
 """Where the emulators (Pub/Sub's, fake-gcs-server) have no IAM: under ``emulator = "fake"`` a binding
@@ -77,9 +89,10 @@ def grants(scope: Scope, service: str) -> list[dict[str, Any]]:
 
     def grant(target: str, api: str, resource: str, roles: list[str], depends: str) -> None:
         entry = found.setdefault(
-            target, {"target": target, "api": api, "resource": resource, "roles": [], "depends": depends}
+            target, {"target": target, "api": api, "resource": resource, "roles": [], "depends": []}
         )
         entry["roles"] = sorted(set(entry["roles"]) | set(roles))
+        entry["depends"] = sorted({*entry["depends"], depends})
 
     for use in scope.model.uses_by(service):
         if use.kind not in scope.kinds:
@@ -107,6 +120,9 @@ def grants(scope: Scope, service: str) -> list[dict[str, Any]]:
             grant("project", "project", f"projects/{project}", [SQL_CONNECT], names.PROJECT_ID)
             name = f"projects/{project}/secrets/{names.sql_password_secret(app, env)}"
             grant("sql/password", "secretmanager", name, [SECRET_READ], names.SQL_INSTANCE_ID)
+        elif use.kind == "cache_cluster" and use.operations:
+            role = f"projects/{project}/roles/{names.custom_role_name(app, env, CACHE_AUTH)}"
+            grant("project", "project", f"projects/{project}", [role], role_id(CACHE_AUTH))
     for subscription in scope.of_kind("subscription"):
         if subscription.service == service:
             target = f"subscription/{subscription.name}"
@@ -141,7 +157,7 @@ def scheduler_grants(scope: Scope) -> list[dict[str, Any]]:
                 "api": "run.jobs",
                 "resource": f"projects/{project}/locations/{settings.region}/jobs/{job}",
                 "roles": [RUN_TRIGGER],
-                "depends": names.trigger_job_id(service),
+                "depends": [names.trigger_job_id(service)],
             }
         )
     return found
@@ -374,8 +390,6 @@ class BindingType(GcpNodeType):
         return self._observe(node, roles) if roles else None
 
     def _find(self, context: Context, node: Node) -> Observed | None:
-        if self._recorded_only(context, node):
-            return None  # nothing to find where nothing is set
         return self._read(context, node, self._provider_id(node))
 
     def _write(self, context: Context, node: Node, roles: list[str]) -> None:
@@ -412,9 +426,95 @@ class BindingType(GcpNodeType):
             self._write(context, node, [])
 
 
+class RoleType(GcpNodeType):
+    """A custom role of the project, holding exactly its permissions. A deleted one keeps its id for 37
+    days: made again, it is undeleted."""
+
+    type = "gcp.iam.role"
+    identity = frozenset({"name"})
+    replace_on = frozenset({"name"})
+    invariant = frozenset({"permissions"})
+
+    def _full_name(self, context: Context, provider_id: str) -> str:
+        return f"projects/{context.client.project}/roles/{provider_id}"
+
+    def _get(self, context: Context, provider_id: str) -> dict[str, Any]:
+        client = context.client
+        request = client.api("iam").projects().roles().get(name=self._full_name(context, provider_id))
+        return dict(client.execute(request))
+
+    def _observe(self, node: Node, role: Mapping[str, Any]) -> Observed:
+        name = role["name"].rpartition("/")[2]
+        properties = {"name": name, "permissions": sorted(role.get("includedPermissions", []))}
+        return self.observed(node, name, properties, {"role": role["name"]})
+
+    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
+        role = self._get(context, provider_id)
+        return None if role.get("deleted") else self._observe(node, role)
+
+    def _find(self, context: Context, node: Node) -> Observed | None:
+        return self._read(context, node, node.properties["name"])
+
+    def _body(self, context: Context, node: Node) -> dict[str, Any]:
+        return {
+            "title": node.properties["title"],
+            "description": f"skyrig {context.app}/{context.environment.name} {node.id}",
+            "includedPermissions": sorted(node.properties["permissions"]),
+            "stage": "GA",
+        }
+
+    def _create(self, context: Context, node: Node) -> Observed:
+        client = context.client
+        roles = client.api("iam").projects().roles()
+        name = node.properties["name"]
+        try:
+            request = roles.create(
+                parent=f"projects/{client.project}", body={"roleId": name, "role": self._body(context, node)}
+            )
+            return self._observe(node, client.execute(request))
+        except Conflict:
+            if not self._get(context, name).get("deleted"):
+                raise
+        client.execute(roles.undelete(name=self._full_name(context, name), body={}))
+        return self._update(context, node, name, {})
+
+    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
+        client = context.client
+        request = (
+            client.api("iam")
+            .projects()
+            .roles()
+            .patch(
+                name=self._full_name(context, provider_id),
+                updateMask="title,description,includedPermissions,stage",
+                body=self._body(context, node),
+            )
+        )
+        return self._observe(node, client.execute(request))
+
+    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
+        if self._get(context, provider_id).get("deleted"):
+            return
+        client = context.client
+        client.execute(
+            client.api("iam").projects().roles().delete(name=self._full_name(context, provider_id))
+        )
+
+    def inventory(self, context: Context) -> list[str]:
+        client = context.client
+        prefix = f"skyrig {context.app}/{context.environment.name} "
+        roles = client.pages(
+            client.api("iam").projects().roles(), "list", "roles", parent=f"projects/{client.project}"
+        )
+        return sorted(
+            r["name"].rpartition("/")[2] for r in roles if str(r.get("description", "")).startswith(prefix)
+        )
+
+
 ACCOUNT = AccountType()
 BINDING = BindingType()
-TYPES = (ACCOUNT, BINDING)
+ROLE = RoleType()
+TYPES = (ACCOUNT, BINDING, ROLE)
 
 
 def _binding(scope: Scope, account: str, grant: dict[str, Any]) -> Node:
@@ -427,7 +527,7 @@ def _binding(scope: Scope, account: str, grant: dict[str, Any]) -> Node:
             "resource": grant["resource"],
             "roles": grant["roles"],
         },
-        tuple(sorted({names.service_account_id(account), grant["depends"]})),
+        tuple(sorted({names.service_account_id(account), *grant["depends"]})),
     )
 
 
@@ -439,6 +539,24 @@ def expand(scope: Scope) -> list[Node]:
     accounts = [(s.name, f"skyrig service {s.name}") for s in sorted(services, key=lambda s: s.name)]
     if services and scope.of_kind("cron_job"):
         accounts.append((SCHEDULER, "skyrig cron scheduler"))
+    if services and any(
+        use.kind == "cache_cluster" and use.operations
+        for service in services
+        for use in scope.model.uses_by(service.name)
+        if use.kind in scope.kinds
+    ):
+        nodes.append(
+            scope.node(
+                role_id(CACHE_AUTH),
+                ROLE.type,
+                {
+                    "name": names.custom_role_name(app, env, CACHE_AUTH),
+                    "title": "skyrig: read Memorystore AUTH strings",
+                    "permissions": CACHE_AUTH_PERMISSIONS,
+                },
+                (names.PROJECT_ID,),
+            )
+        )
     for account, display in accounts:
         nodes.append(
             scope.node(

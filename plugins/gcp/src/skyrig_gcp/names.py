@@ -71,6 +71,12 @@ def account_name(app: str, env: str, service: str) -> str:
     return join_name(service, digest, limit=30)
 
 
+def custom_role_name(app: str, env: str, role: str) -> str:
+    """A custom role's id in the project: ``[a-zA-Z0-9_.]``, 3 to 64 (the app and environment hashed in; a
+    deleted role's id cannot be taken again for 37 days, so it is undeleted instead)."""
+    return f"skyrig_{environment_digest(app, env)}_{role}"[:64]
+
+
 def account_email(account: str, project: str) -> str:
     """The email of service account ``account`` in ``project``."""
     return f"{account}@{project}.iam.gserviceaccount.com"
