@@ -309,6 +309,17 @@ class MigrationType(GcpNodeType):
     def _find(self, context: Context, node: Node) -> Observed | None:
         return self._read(context, node, node.properties["name"])
 
+    def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
+        client = context.client
+        listed = {
+            j.name.rpartition("/")[2]: j
+            for j in client.library("run.jobs").list_jobs(parent=client.location())
+        }
+        return {n.id: self._observe(n, listed[pid]) if pid in listed else None for n, pid in nodes}
+
+    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
+        return self._read_many(context, [(node, node.properties["name"]) for node in nodes])
+
     def _job(self, context: Context, node: Node) -> dict[str, Any]:
         p = node.properties
         task: dict[str, Any] = {
