@@ -133,7 +133,8 @@ class InstanceType(GcpNodeType):
         return [
             db["name"]
             for db in self._list(context)
-            if db.get("state") != "PENDING_DELETE" and self.owned(context, db["settings"].get("userLabels"))
+            if db.get("state") != "PENDING_DELETE"
+            and self.owned(context, (db.get("settings") or {}).get("userLabels"))
         ]
 
     # -- creating -----------------------------------------------------------------------------------
