@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from skyrig.provider import Context, Environment
 
-FAMILY_MODULES = ("network", "pubsub")
+FAMILY_MODULES = ("network", "iam", "sql", "pubsub", "cache", "objects", "secrets", "compute", "cron")
 """The family modules, in the order their nodes are expanded (each family's nodes may depend on the
 earlier ones')."""
 
@@ -29,10 +29,36 @@ class GcpProvider(Provider):
 
     manifest = Manifest(
         name="gcp",
-        kinds=frozenset({"topic", "subscription"}),
+        kinds=frozenset(
+            {
+                "sql_database",
+                "cache_cluster",
+                "bucket",
+                "secret",
+                "service",
+                "cron_job",
+                "topic",
+                "subscription",
+            }
+        ),
         environment_types=frozenset({"development", "production"}),
-        features=frozenset({"pubsub.ordering", "pubsub.exactly_once", "pubsub.dead_letter"}),
+        features=frozenset(
+            {
+                "cache.eviction_policy",
+                "bucket.public",
+                "bucket.versioning",
+                "cron.managed",
+                "pubsub.ordering",
+                "pubsub.exactly_once",
+                "pubsub.dead_letter",
+            }
+        ),
         settings="skyrig_gcp.settings:GcpSettings",
+        together={
+            # a schedule runs its service's trigger, a Cloud Run job of the service's image and account,
+            # which exist only where this provider runs the services
+            "cron": frozenset({"compute"}),
+        },
         description=(
             "Google Cloud: VPC, Cloud Run, Cloud SQL, Pub/Sub, Memorystore, Cloud Storage, Secret Manager, "
             "Cloud Scheduler"
@@ -41,6 +67,11 @@ class GcpProvider(Provider):
 
     modules = tuple(f"skyrig_gcp.{family}" for family in FAMILY_MODULES)
     data_planes: dict[str, str] = {
+        "sql_database": "skyrig_gcp.runtime.sql:database",
+        "cache_cluster": "skyrig_gcp.runtime.cache:cache",
+        "bucket": "skyrig_gcp.runtime.objects:BucketClient",
+        "secret": "skyrig_gcp.runtime.secrets:SecretClient",
+        "cron_job": "skyrig_gcp.runtime.cron:CronClient",
         "topic": "skyrig_gcp.runtime.pubsub:TopicClient",
         "subscription": "skyrig_gcp.runtime.pubsub:SubscriptionClient",
     }
@@ -49,6 +80,64 @@ class GcpProvider(Provider):
         from skyrig_gcp.api import GcpClient
 
         return GcpClient(app, environment.name, settings)
+
+    def deliver_runtime(self, context: Context, configs: dict[str, dict[str, Any]]) -> None:
+        from skyrig_gcp.delivery import deliver
+
+        deliver(context, configs)
+
+    def run_cron_job(self, context: Context, job: str, url: str) -> None:
+        """Exactly what a service's trigger job does when Cloud Scheduler runs it: the signing key from
+        Secret Manager, then a signed ``POST /__skyrig/cron/JOB`` to ``url``."""
+        from skyrig.provider import signed_cron_call
+        from skyrig_gcp.names import signing_key_name
+
+        client = context.client
+        secret = signing_key_name(context.app, context.environment.name)
+        key = client.library("secretmanager").access_secret_version(
+            name=f"projects/{client.project}/secrets/{secret}/versions/latest"
+        )
+        signed_cron_call(url, job, key.payload.data)
+
+    # -- secrets --------------------------------------------------------------------------------------
+
+    def set_secret(self, context: Context, name: str, value: str) -> None:
+        """Adds a version holding ``value`` to declared secret ``name`` (its CRC32C sent along, so that
+        Secret Manager refuses a payload damaged on the way)."""
+        import google_crc32c
+
+        from skyrig.provider import NotFound, UserError
+        from skyrig_gcp.names import secret_name
+
+        secret = secret_name(context.app, context.environment.name, name)
+        data = value.encode()
+        payload = {"data": data, "data_crc32c": int(google_crc32c.value(data))}
+        try:
+            context.client.library("secretmanager").add_secret_version(
+                request={"parent": f"projects/{context.client.project}/secrets/{secret}", "payload": payload}
+            )
+        except NotFound:
+            raise UserError(
+                f"secret {name!r} does not exist in Secret Manager yet ({secret})",
+                f"run skyrig apply --env {context.environment.name} first",
+            ) from None
+
+    def secret_is_set(self, context: Context, name: str) -> bool:
+        """Whether declared secret ``name`` has an enabled version (its value is not read)."""
+        from skyrig.provider import NotFound
+        from skyrig_gcp.names import secret_name
+
+        secret = secret_name(context.app, context.environment.name, name)
+        request = {
+            "parent": f"projects/{context.client.project}/secrets/{secret}",
+            "filter": "state:ENABLED",
+            "page_size": 1,
+        }
+        try:
+            versions = context.client.library("secretmanager").list_secret_versions(request=request)
+            return next(iter(versions), None) is not None
+        except NotFound:
+            return False
 
     # -- what the conformance suite looks at -----------------------------------------------------
 

@@ -126,7 +126,12 @@ def backends() -> Iterator[tuple[dict[str, str], dict[str, str], Any, dict[str, 
         storage = stack.enter_context(fake_gcs())
         endpoints["storage"] = storage
         environ = {"STORAGE_EMULATOR_HOST": storage, "GOOGLE_CLOUD_PROJECT": PROJECT}
-        limits: dict[str, str] = {}
+        limits: dict[str, str] = {
+            "lifecycle.recreate_after_destroy": (
+                "Cloud SQL refuses a deleted instance's name for a week (the FAKE does as Google does), so "
+                "an environment with a SQL database cannot be made again at once after its destroy"
+            ),
+        }
         try:
             pubsub = stack.enter_context(pubsub_emulator())
         except RuntimeError as error:
@@ -135,6 +140,7 @@ def backends() -> Iterator[tuple[dict[str, str], dict[str, str], Any, dict[str, 
             endpoints["pubsub"] = pubsub
             environ["PUBSUB_EMULATOR_HOST"] = pubsub
             environ["SKYRIG_GCP_PULL_SECONDS"] = "1"  # the consumer's pulls: a stop is not kept waiting
+        limits["objects.signed_url_tampering"] = "fake-gcs-server does not verify signed URLs' signatures"
         yield endpoints, environ, fake, limits
 
 
@@ -149,8 +155,6 @@ def profile() -> Iterator[Any]:
             environment_type="development",
             settings=settings(endpoints),
             environ=environ,
-            # until the compute family lands, the suite's services run on the memory provider
-            families={"compute": "memory"},
             stand_ins={"sql_database": stand_ins.postgres(), "cache_cluster": stand_ins.redis()},
             limits=limits,
         )
