@@ -1019,6 +1019,39 @@ def test_custom_roles(fake, api):
     crm.projects().setIamPolicy(resource=parent, body={"policy": policy}).execute()
 
 
+def test_numeric_enums_from_a_library_the_fake_has_not_imported():
+    """The fake serving a provider in another process: a REST transport's numeric enum is named through the
+    library's descriptors even where they are not the discovery document's order (Memorystore's tier
+    STANDARD_HA is 3, the third name)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import json, sys, urllib.error, urllib.request
+        from skyrig_gcp.fake import FakeGcp
+
+        with FakeGcp(projects=({PROJECT!r},)) as fake:
+            assert "google.cloud.redis_v1" not in sys.modules
+            parent = "projects/{PROJECT}/locations/us-central1"
+            body = {{"tier": 3, "memorySizeGb": 5, "authorizedNetwork": "projects/{PROJECT}/global/networks/v"}}
+            request = urllib.request.Request(
+                fake.endpoint("redis") + "/v1/" + parent + "/instances?instanceId=c&%24alt=json%3Benum-encoding%3Dint",
+                data=json.dumps(body).encode(), method="POST", headers={{"Content-Type": "application/json"}},
+            )
+            try:
+                urllib.request.urlopen(request, timeout=10)
+            except urllib.error.HTTPError as error:
+                print(json.loads(error.read())["error"]["message"])
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "TYPE_ENUM" not in done.stdout, done.stdout
+    assert "network" in done.stdout.lower(), "the request should get as far as the network's check"
+
+
 def test_resource_manager_projects(fake, api):
     projects = api("cloudresourcemanager", "v3").projects()
     seeded = projects.get(name=f"projects/{PROJECT}").execute()

@@ -357,16 +357,40 @@ def _proto_pool() -> Any:
 
 
 def find_message(full_names: tuple[str, ...]) -> Any:
-    """The first protobuf message descriptor of ``full_names`` in the default pool, or None."""
+    """The first protobuf message descriptor of ``full_names`` in the default pool, or None. A message of
+    a client library this process has not imported yet (the fake serving a provider in another process)
+    is looked for again once that library is imported."""
     pool = _proto_pool()
     if pool is None:
         return None
-    for full_name in full_names:
-        try:
-            return pool.FindMessageTypeByName(full_name)
-        except KeyError:
-            continue
+    for attempt in range(2):
+        for full_name in full_names:
+            try:
+                return pool.FindMessageTypeByName(full_name)
+            except KeyError:
+                continue
+        if attempt == 0 and not _import_libraries(full_names):
+            break
     return None
+
+
+def _import_libraries(full_names: tuple[str, ...]) -> bool:
+    """Import the client libraries that define ``full_names`` (``google.cloud.redis.v1.Instance`` ->
+    ``google.cloud.redis_v1``); whether any was imported."""
+    import importlib
+
+    imported = False
+    for full_name in full_names:
+        parts = full_name.split(".")
+        if len(parts) < 4 or not re.fullmatch(r"v\d+\w*", parts[-2]):
+            continue
+        module = f"google.cloud.{parts[-3]}_{parts[-2]}"
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            continue
+        imported = True
+    return imported
 
 
 class _BodyChecker:
