@@ -1,0 +1,248 @@
+"""The sql family against the FAKE Cloud SQL Admin and Secret Manager APIs (skyrig_gcp.fake, not Google: Cloud
+SQL has no emulator), read back with Google's real client libraries: a private, mutual-TLS instance with
+backups and point-in-time recovery, highly available and protected from deletion in production; the
+``postgres`` password only in Secret Manager; a tier changed in the console adopted, backups turned off
+restored; the data plane's client certificate. Its PostgreSQL is the conformance suite's stand-in (the
+FAKE has no server behind an instance)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import secretmanager_v1
+from googleapiclient.discovery import build
+
+from skyrig.cli.testing import invoke
+from skyrig_gcp import names, provider, sql
+from skyrig_gcp.conformance import PROJECT, settings
+
+APP = "ledgers"
+COMPUTE = [] if "service" in provider.manifest.kinds else ['compute = "memory"']
+RESOURCES = """
+from skyrig import SQLDatabase
+
+ledger = SQLDatabase("ledger", migrations="./migrations")
+"""
+USE = """
+from .resources import ledger
+
+
+def use() -> None:
+    ledger.connect()
+"""
+
+
+@pytest.fixture
+def app(tmp_path: Path, gcp_backends: Any, fake: Any, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An app with one SQL database, environments dev (development) and prod (production) on the FAKE
+    (its service on the memory provider where this provider does not run services)."""
+    endpoints = gcp_backends[0]
+    root = tmp_path / "app"
+    files = {
+        "alpha/__init__.py": 'from skyrig import Service\n\nservice = Service("alpha", app="alpha.web:app")\n',
+        "alpha/web.py": "async def app(scope, receive, send):\n    pass\n",
+        "alpha/resources.py": RESOURCES,
+        "alpha/use.py": USE,
+        "alpha/migrations/0001_entries.up.sql": "CREATE TABLE entries (id serial PRIMARY KEY);\n",
+    }
+    lines = [f'app = "{APP}"']
+    for env, kind in (("dev", "development"), ("prod", "production")):
+        lines += [
+            f"[env.{env}]",
+            f'type = "{kind}"',
+            'provider = "gcp"',
+            *COMPUTE,
+            f"[env.{env}.gcp]",
+        ]
+        for key, value in settings(endpoints).items():
+            if isinstance(value, dict):
+                value = "{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items()) + " }"
+            else:
+                value = json.dumps(value)
+            lines.append(f"{key} = {value}")
+    files["skyrig.toml"] = "\n".join(lines) + "\n"
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    monkeypatch.setenv("SKYRIG_RETRY_BASE_MS", "1")
+    return root
+
+
+def skyrig(root: Path, *args: str) -> Any:
+    result = invoke([*args, "-C", str(root)])
+    assert result.code == 0, result.text
+    return result
+
+
+def sqladmin(fake: Any) -> Any:
+    return build(
+        "sqladmin",
+        "v1",
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": fake.discovery_endpoint("sqladmin")},
+        static_discovery=True,
+        cache_discovery=False,
+    )
+
+
+def instance(fake: Any, env: str) -> dict[str, Any]:
+    name = names.sql_instance_name(APP, env)
+    return sqladmin(fake).instances().get(project=PROJECT, instance=name).execute()
+
+
+def password(fake: Any, env: str) -> str:
+    client = secretmanager_v1.SecretManagerServiceClient(
+        credentials=AnonymousCredentials(),
+        transport="rest",
+        client_options={"api_endpoint": fake.endpoint("secretmanager")},
+    )
+    secret = f"projects/{PROJECT}/secrets/{names.sql_password_secret(APP, env)}/versions/latest"
+    return client.access_secret_version(name=secret).payload.data.decode()
+
+
+def test_production_instance_is_private_mutual_tls_highly_available_and_backed_up(
+    app: Path, fake: Any
+) -> None:
+    applied = skyrig(app, "apply", "--env", "prod", "--yes")
+    db = instance(fake, "prod")
+    settings_ = db["settings"]
+    backups = settings_["backupConfiguration"]
+    assert backups["enabled"] is True and backups["pointInTimeRecoveryEnabled"] is True
+    assert backups["backupRetentionSettings"]["retainedBackups"] == 7
+    assert backups["transactionLogRetentionDays"] == 7
+    ip = settings_["ipConfiguration"]
+    assert ip["ipv4Enabled"] is False, "a public IP"
+    assert ip["privateNetwork"].endswith("/networks/" + names.network_name(APP, "prod"))
+    assert ip["sslMode"] == "TRUSTED_CLIENT_CERTIFICATE_REQUIRED"
+    assert [a["type"] for a in db["ipAddresses"]] == ["PRIVATE"]
+    assert settings_["availabilityType"] == "REGIONAL" and db["secondaryGceZone"]
+    assert settings_["deletionProtectionEnabled"] is True
+    assert settings_["tier"] == "db-custom-1-3840" and settings_["edition"] == "ENTERPRISE"
+    assert settings_["storageAutoResize"] is True and db["databaseVersion"] == "POSTGRES_17"
+    databases = sqladmin(fake).databases().list(project=PROJECT, instance=db["name"]).execute()["items"]
+    assert [d["name"] for d in databases] == ["ledger"]
+
+    # the postgres password: in Secret Manager, given to Cloud SQL once, nowhere else
+    secret = password(fake, "prod")
+    assert len(secret) >= 32
+    stored = b"".join(p.read_bytes() for p in (app / ".skyrig").rglob("*") if p.is_file())
+    assert secret.encode() not in stored, "the password is in state or a runtime config"
+    plan = skyrig(app, "plan", "--env", "prod", "--json")
+    assert secret not in plan.text + applied.text
+    config = json.loads((app / ".skyrig" / "runtime" / "prod" / "alpha.json").read_text())
+    entry = config["resources"]["sql_database/ledger"]
+    assert entry["password"].endswith(f"/secrets/{names.sql_password_secret(APP, 'prod')}/versions/latest")
+    assert entry["sslmode"] == "verify-ca" and entry["host"] == db["ipAddresses"][0]["ipAddress"]
+
+    # destroy --include-data lifts the protection, keeps a final backup, and takes the password with it
+    fake.calls.clear()
+    skyrig(app, "destroy", "--env", "prod", "--yes", "--include-data")
+    assert fake.get_resource("sqladmin", f"projects/{PROJECT}/instances/{db['name']}") is None
+    deletes = [c.path for c in fake.calls.select("sqladmin", "instances.delete")]
+    assert deletes and fake.resources("secretmanager", f"projects/{PROJECT}/secrets/") == []
+
+
+def test_console_tier_is_adopted_and_turned_off_backups_are_restored(app: Path, fake: Any) -> None:
+    skyrig(app, "apply", "--env", "dev", "--yes")
+    db = instance(fake, "dev")
+    assert db["settings"]["availabilityType"] == "ZONAL"
+    assert db["settings"]["deletionProtectionEnabled"] is False
+    fake.calls.clear()
+    assert "nothing to do" in skyrig(app, "apply", "--env", "dev", "--yes").text
+    assert fake.calls.mutating() == [], "a second apply changed something"
+    fake.calls.clear()
+    skyrig(app, "plan", "--env", "dev")
+    lists = {method: fake.calls.count("sqladmin", method) for method in ("instances.list", "databases.list")}
+    assert all(count <= 1 for count in lists.values()), f"a refresh listed a type more than once: {lists}"
+
+    key = f"projects/{PROJECT}/instances/{db['name']}"
+    fake.update_resource(
+        "sqladmin",
+        key,
+        {
+            "settings": {
+                "tier": "db-custom-2-7680",
+                "backupConfiguration": {"enabled": False, "pointInTimeRecoveryEnabled": False},
+                "ipConfiguration": {"sslMode": "ENCRYPTED_ONLY"},
+            }
+        },
+    )
+    plan = json.loads(skyrig(app, "plan", "--env", "dev", "--json").out)
+    [change] = [c for c in plan["changes"] if c["node"] == names.SQL_INSTANCE_ID]
+    assert change["action"] == "update"
+    skyrig(app, "apply", "--env", "dev", "--yes")
+    settings_ = instance(fake, "dev")["settings"]
+    assert settings_["tier"] == "db-custom-2-7680", "a tier changed in the console was reverted"
+    assert settings_["backupConfiguration"]["enabled"] is True
+    assert settings_["backupConfiguration"]["pointInTimeRecoveryEnabled"] is True
+    assert settings_["ipConfiguration"]["sslMode"] == "TRUSTED_CLIENT_CERTIFICATE_REQUIRED"
+    after = json.loads(skyrig(app, "plan", "--env", "dev", "--json").out)
+    assert [c for c in after["changes"] if c["action"] not in ("noop", "retain")] == []
+
+
+def test_a_password_an_interrupted_create_left_is_the_one_cloud_sql_gets(app: Path, fake: Any) -> None:
+    client = secretmanager_v1.SecretManagerServiceClient(
+        credentials=AnonymousCredentials(),
+        transport="rest",
+        client_options={"api_endpoint": fake.endpoint("secretmanager")},
+    )
+    secret = client.create_secret(
+        parent=f"projects/{PROJECT}",
+        secret_id=names.sql_password_secret(APP, "dev"),
+        secret={"replication": {"automatic": {}}},
+    )
+    client.add_secret_version(parent=secret.name, payload={"data": b"left-by-an-earlier-create"})
+    skyrig(app, "apply", "--env", "dev", "--yes")
+    stored = fake.get_resource(
+        "sqladmin", f"projects/{PROJECT}/instances/{names.sql_instance_name(APP, 'dev')}"
+    )
+    assert stored["_rootPassword"] == "left-by-an-earlier-create"
+    assert password(fake, "dev") == "left-by-an-earlier-create", "a second password was made"
+
+
+def test_the_data_plane_gets_a_client_certificate_and_the_password_from_secret_manager(
+    app: Path, fake: Any
+) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from skyrig_gcp.runtime.sql import database
+
+    skyrig(app, "apply", "--env", "dev", "--yes")
+    config = json.loads((app / ".skyrig" / "runtime" / "dev" / "alpha.json").read_text())
+    entry = {**config["resources"]["sql_database/ledger"], "host": None}  # the host found through the API
+    client = database(entry, config)
+    url = client.url()
+    folder = Path(url.partition("sslrootcert=")[2].partition("&")[0]).parent
+    certificate = x509.load_pem_x509_certificate((folder / "cert.pem").read_bytes())
+    key = serialization.load_pem_private_key((folder / "key.pem").read_bytes(), password=None)
+    assert certificate.public_key().public_numbers() == key.public_key().public_numbers()
+    assert (folder / "key.pem").stat().st_mode & 0o077 == 0, "the private key is readable by others"
+    assert "sslmode=verify-ca" in url and f"@{instance(fake, 'dev')['ipAddresses'][0]['ipAddress']}:" in url
+    assert f":{password(fake, 'dev')}@" in url
+    assert fake.calls.count("sqladmin", "connect.generateEphemeral") == 1
+    client.url()
+    assert fake.calls.count("sqladmin", "connect.generateEphemeral") == 1, "renewed a valid certificate"
+
+
+def test_the_migration_job_hook_names_the_job_and_carries_no_secret(app: Path, gcp_backends: Any) -> None:
+    from types import SimpleNamespace
+
+    from skyrig.analysis import build_model
+    from skyrig_gcp.settings import GcpSettings
+
+    environment = SimpleNamespace(name="dev", type="development")
+    scope = SimpleNamespace(
+        app=APP, environment=environment, settings=GcpSettings(**settings(gcp_backends[0]))
+    )
+    job = sql.migration_job(scope, build_model(app, APP).resource("sql_database", "ledger"))  # type: ignore[arg-type]
+    assert (
+        job["name"] == names.migrate_job_name(APP, "dev", "ledger") and job["after"] == "sql.database/ledger"
+    )
+    assert json.loads(job["environment"]["SKYRIG_MIGRATIONS"]) == job["migrations"] != []
+    connection = json.loads(job["environment"]["SKYRIG_DB_CONNECTION"])
+    assert connection["password"].endswith("/versions/latest") and connection["sslmode"] == "verify-ca"
