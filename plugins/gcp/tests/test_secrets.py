@@ -127,3 +127,13 @@ def test_destroy_keeps_a_secret_unless_include_data(app: Deployment, gcp_backend
     app.ok("destroy", "--env", MAIN, "--yes", "--include-data")
     with pytest.raises(NotFound):
         manager(gcp_backends).get_secret(name=secret_path(app))
+
+
+def test_a_refused_value_is_not_in_the_error(app: Deployment, fake: Any) -> None:
+    canary = f"canary-{uuid.uuid4().hex}"
+    app.apply()
+    fake.inject_error("secretmanager", "secrets.addVersion", 403)
+    refused = app.cli("secret", "set", "api-key", "--env", MAIN, stdin=canary + "\n")
+    assert refused.code != 0 and "permission denied" in refused.text
+    assert canary not in refused.text, "the value is in the error"
+    assert not [text for text in app.outputs if canary in text]

@@ -106,7 +106,7 @@ class GcpProvider(Provider):
         Secret Manager refuses a payload damaged on the way)."""
         import google_crc32c
 
-        from skyrig.provider import NotFound, UserError
+        from skyrig.provider import NotFound, ProviderError, UserError
         from skyrig_gcp.names import secret_name
 
         secret = secret_name(context.app, context.environment.name, name)
@@ -120,6 +120,10 @@ class GcpProvider(Provider):
             raise UserError(
                 f"secret {name!r} does not exist in Secret Manager yet ({secret})",
                 f"run skyrig apply --env {context.environment.name} first",
+            ) from None
+        except ProviderError as error:  # the error names the call, never the value
+            raise UserError(
+                f"secret {name!r} was not stored: {error}", "nothing was stored: run it again"
             ) from None
 
     def secret_is_set(self, context: Context, name: str) -> bool:
