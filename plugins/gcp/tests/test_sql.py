@@ -246,3 +246,55 @@ def test_the_migration_job_hook_names_the_job_and_carries_no_secret(app: Path, g
     assert json.loads(job["environment"]["SKYRIG_MIGRATIONS"]) == job["migrations"] != []
     connection = json.loads(job["environment"]["SKYRIG_DB_CONNECTION"])
     assert connection["password"].endswith("/versions/latest") and connection["sslmode"] == "verify-ca"
+
+
+@pytest.mark.skipif("service" not in provider.manifest.kinds, reason="this provider runs no services yet")
+def test_the_migration_job_migrates_a_real_postgresql_before_the_services_roll_out(
+    app: Path, fake: Any
+) -> None:
+    """The compute family's Cloud Run job runs ``python -m skyrig_gcp.runtime.migrate`` with the variables
+    :func:`skyrig_gcp.sql.migration_job` gives it: here the FAKE's job runner runs that command, pointed at
+    a real PostgreSQL (the conformance suite's stand-in) where Cloud SQL's private IP would be."""
+    import os
+    import subprocess
+    import sys
+
+    import psycopg
+
+    from skyrig_conformance import stand_ins
+
+    with stand_ins.postgres() as server:
+        server._start()
+        folder = str(server._folder / "data")  # type: ignore[operator]
+        ran: list[str] = []
+
+        def runner(name: str, job: dict[str, Any]) -> bool:
+            container = job["template"]["template"]["containers"][0]
+            variables = {e["name"]: e.get("value", "") for e in container.get("env", [])}
+            connection = json.loads(variables["SKYRIG_DB_CONNECTION"])
+            assert "password" not in variables and connection["password"].endswith("/versions/latest")
+            # what the private IP would reach: the stand-in, without Cloud SQL's certificates or password
+            connection.update({"host": folder, "sslmode": "disable", "password": None})
+            database = variables["SKYRIG_DATABASE"]
+            with psycopg.connect(host=folder, dbname="postgres", user="postgres", autocommit=True) as admin:
+                if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone():
+                    admin.execute(f'CREATE DATABASE "{database}"')  # the Admin API's databases.insert
+            environ = {**os.environ, **variables, "SKYRIG_DB_CONNECTION": json.dumps(connection)}
+            done = subprocess.run(
+                [sys.executable, *container["command"][1:]], env={**environ, "SKYRIG_APP_ROOT": str(app)}
+            )
+            ran.append(name)
+            return done.returncode == 0
+
+        fake.job_runner = runner
+        try:
+            skyrig(app, "apply", "--env", "dev", "--yes")
+        finally:
+            fake.job_runner = None
+        assert ran == [
+            f"projects/{PROJECT}/locations/us-central1/jobs/{names.migrate_job_name(APP, 'dev', 'ledger')}"
+        ]
+        with psycopg.connect(host=folder, dbname="ledger", user="postgres") as connection:
+            applied = connection.execute("SELECT number FROM skyrig_migrations").fetchall()
+            assert applied == [(1,)]
+            connection.execute("INSERT INTO entries DEFAULT VALUES")
