@@ -10,6 +10,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -314,11 +315,15 @@ def test_without_the_emulator_the_pubsub_checks_skip_with_the_reason(monkeypatch
     from skyrig_conformance import requirements
     from skyrig_conformance.app import Capabilities
     from skyrig_gcp import GcpProvider, conformance
+    from skyrig_gcp.settings import GcpSettings
 
     monkeypatch.setattr(conformance, "pubsub_emulator_command", lambda: None)
     with conformance.backends() as (endpoints, _environ, _fake, limits):
         assert "pubsub" not in endpoints
         assert "gcloud" in limits["pubsub"]
+        # the inventory lists no Pub/Sub then (its calls would go to Google)
+        context = SimpleNamespace(settings=GcpSettings(**settings(endpoints)))
+        assert pubsub.TOPIC.inventory(context) == pubsub.SUBSCRIPTION.inventory(context) == []
     manifest = GcpProvider.manifest
     marker = pytest.mark.skyrig_requires(kinds=("topic", "subscription")).mark
     reason = requirements.check(marker, "gcp", manifest, {}, limits)

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from skyrig.provider import Context, Node, NotFound, Observed, Scope, duration_seconds
+from skyrig.provider import Context, Node, NotFound, Observed, ProviderError, Scope, duration_seconds
 from skyrig_gcp import names
 from skyrig_gcp.api import Conflict
 from skyrig_gcp.nodes import GcpNodeType
@@ -77,6 +77,25 @@ def _publisher(context: Context) -> Any:
 
 def _subscriber(context: Context) -> Any:
     return context.client.library("pubsub.subscriber")
+
+
+def _reachable(context: Context) -> bool:
+    """Whether Pub/Sub can be listed: not where the endpoints are emulators and Pub/Sub's did not start
+    (the calls would go to Google)."""
+    return not (context.settings.emulator == "fake" and context.settings.endpoint("pubsub") is None)
+
+
+def _listing(context: Context, list_all: Any) -> dict[str, Any]:
+    """What ``list_all(context)`` lists, for an inventory: nothing where Pub/Sub is unreachable or its API
+    is not enabled in the project (then nothing of ours is there)."""
+    if not _reachable(context):
+        return {}
+    try:
+        return list_all(context)
+    except ProviderError as error:
+        if "permission denied" in str(error):
+            return {}
+        raise
 
 
 def _topics(context: Context) -> dict[str, Any]:
@@ -184,7 +203,8 @@ class TopicType(GcpNodeType):
 
     def inventory(self, context: Context) -> list[str]:
         """The topics labelled as this environment's (of this node type's role)."""
-        return [name for name, t in _topics(context).items() if _owned(context, t.labels, self.role)]
+        topics = _listing(context, _topics)
+        return [name for name, t in topics.items() if _owned(context, t.labels, self.role)]
 
     def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
         return {
@@ -258,7 +278,8 @@ class DeadLetterType(TopicType):
     def inventory(self, context: Context) -> list[str]:
         """The dead-letter topics and the subscriptions keeping their letters (one name for both)."""
         found = set(super().inventory(context))
-        found.update(n for n, s in _subscriptions(context).items() if _owned(context, s.labels, self.role))
+        subscriptions = _listing(context, _subscriptions)
+        found.update(n for n, s in subscriptions.items() if _owned(context, s.labels, self.role))
         return sorted(found)
 
     def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
@@ -420,7 +441,8 @@ class SubscriptionType(GcpNodeType):
 
     def inventory(self, context: Context) -> list[str]:
         """The subscriptions labelled as this environment's (not those keeping dead letters)."""
-        return [n for n, s in _subscriptions(context).items() if _owned(context, s.labels, self.role)]
+        subscriptions = _listing(context, _subscriptions)
+        return [n for n, s in subscriptions.items() if _owned(context, s.labels, self.role)]
 
     def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
         keys = (
