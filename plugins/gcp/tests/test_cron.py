@@ -129,3 +129,23 @@ def test_the_service_host_reads_the_key_the_trigger_signs_with(gcp_app):
     )
     key = manager.access_secret_version(name=f"{secret}/versions/latest").payload.data
     assert CronClient(entry).signing_key() == key
+
+
+def test_a_job_paused_in_the_console_is_resumed(gcp_app, fake):
+    gcp_app.write(APP)
+    gcp_app.apply()
+    location = f"projects/{PROJECT}/locations/{REGION}"
+    name = f"{location}/jobs/{names.scheduler_job_name(gcp_app.name, 'dev', 'tick')}"
+    fake.update_resource("cloudscheduler", name, {"state": "PAUSED"})
+    [change] = gcp_app.plan()
+    assert change["node"] == "cron.job/tick" and change["action"] == "update"
+    fake.calls.clear()
+    gcp_app.apply()
+    assert [call.method for call in fake.calls.mutating()] == [
+        "cloudscheduler.projects.locations.jobs.resume"
+    ]
+    scheduler = library(
+        "google.cloud.scheduler_v1", "CloudSchedulerClient", gcp_app.endpoints["cloudscheduler"]
+    )
+    assert scheduler.get_job(name=name).state.name == "ENABLED"
+    assert gcp_app.plan() == []
