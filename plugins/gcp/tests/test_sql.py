@@ -8,6 +8,9 @@ FAKE has no server behind an instance)."""
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -298,3 +301,97 @@ def test_the_migration_job_migrates_a_real_postgresql_before_the_services_roll_o
             applied = connection.execute("SELECT number FROM skyrig_migrations").fetchall()
             assert applied == [(1,)]
             connection.execute("INSERT INTO entries DEFAULT VALUES")
+
+
+@contextmanager
+def tls_postgres(certificate: str, key: str, client_ca: str, password: str) -> Iterator[int]:
+    """A real PostgreSQL on 127.0.0.1 as a Cloud SQL instance with ``TRUSTED_CLIENT_CERTIFICATE_REQUIRED``
+    is: TLS only, presenting ``certificate``, and a connection needs a client certificate ``client_ca``
+    signed as well as the password. Yields its port."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from skyrig.provider import free_port
+
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not found:
+        pytest.skip("no PostgreSQL server binaries (Debian's postgresql) on this machine")
+    binaries = found[-1].parent
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    folder = Path(tempfile.mkdtemp(prefix="skyrig-mtls-"))
+    folder.chmod(0o755)
+    port = free_port()
+    try:
+        files = {"server.crt": certificate, "server.key": key, "client-ca.crt": client_ca, "pw": password}
+        for name, text in files.items():
+            (folder / name).write_text(text)
+            (folder / name).chmod(0o600)
+            if as_postgres:
+                shutil.chown(folder / name, "postgres", "postgres")
+        if as_postgres:
+            shutil.chown(folder, "postgres", "postgres")
+        data = folder / "data"
+        run = [*as_postgres, str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "--no-sync"]
+        subprocess.run(
+            [*run, "--auth=scram-sha-256", f"--pwfile={folder / 'pw'}"], check=True, capture_output=True
+        )
+        settings_ = {
+            "listen_addresses": "'127.0.0.1'",
+            "port": str(port),
+            "unix_socket_directories": f"'{folder}'",
+            "ssl": "on",
+            "ssl_cert_file": f"'{folder / 'server.crt'}'",
+            "ssl_key_file": f"'{folder / 'server.key'}'",
+            "ssl_ca_file": f"'{folder / 'client-ca.crt'}'",
+            "fsync": "off",
+        }
+        with (data / "postgresql.conf").open("a") as conf:
+            conf.writelines(f"{name} = {value}\n" for name, value in settings_.items())
+        (data / "pg_hba.conf").write_text("hostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-ca\n")
+        start = [
+            *as_postgres,
+            str(binaries / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(folder / "log"),
+            "-w",
+            "start",
+        ]
+        subprocess.run(start, check=True, capture_output=True)
+        try:
+            yield port
+        finally:
+            stop = [*as_postgres, str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]
+            subprocess.run(stop, capture_output=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_the_data_plane_connects_with_mutual_tls_as_the_instance_requires(app: Path, fake: Any) -> None:
+    """The whole handshake a service makes: its ephemeral certificate accepted by a server that trusts
+    only the FAKE's client CA, the server checked against the instance's own CA, the password from
+    Secret Manager; without a client certificate the server refuses."""
+    import psycopg
+
+    from skyrig.provider import PostgresClient
+    from skyrig_gcp.runtime.sql import database
+
+    skyrig(app, "apply", "--env", "dev", "--yes")
+    config = json.loads((app / ".skyrig" / "runtime" / "dev" / "alpha.json").read_text())
+    handler = fake.handlers["sqladmin"]
+    certificate, key = handler.server_identity(
+        f"projects/{PROJECT}/instances/{names.sql_instance_name(APP, 'dev')}"
+    )
+    with tls_postgres(certificate, key, handler.client_ca(), password(fake, "dev")) as port:
+        where = {"host": "127.0.0.1", "port": port, "database": "postgres"}
+        entry = {**config["resources"]["sql_database/ledger"], **where}
+        with database(entry, config).connect() as connection:
+            ssl, client = connection.execute(
+                "SELECT ssl, client_dn FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+            ).fetchone()
+        assert ssl is True and client == f"/CN={PROJECT}:{names.sql_instance_name(APP, 'dev')}"
+        plain = PostgresClient({**entry, "sslmode": "require"}, lambda reference: password(fake, "dev"))
+        with pytest.raises(psycopg.OperationalError, match="certificate"):
+            plain.connect().close()

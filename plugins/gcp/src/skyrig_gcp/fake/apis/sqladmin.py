@@ -11,6 +11,11 @@ retention (1 to 7 days on ENTERPRISE, 35 on ENTERPRISE_PLUS); some connectivity 
 PSC); a private network that exists and is peered through Service Networking; ``sslMode`` against the legacy
 ``requireSsl``; a stale ``settings.settingsVersion`` (412); one operation at a time per instance (409
 operationInProgress); deletion protection. Patches merge; ``settingsVersion`` moves on every change.
+
+For mutual TLS as Google's Cloud SQL connectors do it: ``connect.get`` (the server CA, addresses) and
+``connect.generateEphemeralCert`` (an RSA public key signed for an hour). The CAs are real (EC keys of the
+fake's own): a test can have a real PostgreSQL present :meth:`SqlAdmin.server_identity` and trust
+:meth:`SqlAdmin.client_ca`, and so see the handshake a service makes with the instance.
 """
 
 from __future__ import annotations
@@ -31,10 +36,6 @@ _PERF = re.compile(r"^db-perf-optimized-N-(2|4|8|16|32|48|64|80|96|128)$")
 _CUSTOM = re.compile(r"^db-custom-(\d+)-(\d+)$")
 _SHARED = frozenset({"db-f1-micro", "db-g1-small"})
 _PREDEFINED = re.compile(r"^db-n1-(standard|highmem)-(1|2|4|8|16|32|64|96)$")
-_CA = (
-    "-----BEGIN CERTIFICATE-----\nMIIBFAKEskyrigFAKECloudSQLserverCAnotAvalidCERTIFICATEfakeFAKE\n"
-    "-----END CERTIFICATE-----\n"
-)
 
 
 def invalid_request(message: str, *, status: str = "INVALID_ARGUMENT", http: int | None = None) -> ApiError:
@@ -348,18 +349,11 @@ class SqlAdmin(ApiHandler):
                 "serviceAccountEmailAddress": (
                     f"p{number}-{hashlib.sha256(key.encode()).hexdigest()[:6]}@gcp-sa-cloud-sql.iam.gserviceaccount.com"
                 ),
-                "serverCaCert": {
-                    "kind": "sql#sslCert",
-                    "certSerialNumber": "0",
-                    "cert": _CA,
-                    "commonName": "C=US,O=Google\\, Inc,CN=Google Cloud SQL Server CA",
-                    "sha1Fingerprint": hashlib.sha1(key.encode()).hexdigest(),
-                    "instance": name,
-                    "createTime": stamp,
-                    "expirationTime": "2036-01-01T00:00:00Z",
-                },
             }
         )
+        authority = Authority("Google Cloud SQL Server CA")
+        resource["_serverCaKey"] = authority.key_pem
+        resource["serverCaCert"] = {**authority.describe(), "instance": name}
         if settings["availabilityType"] == "REGIONAL":
             resource["secondaryGceZone"] = f"{region}-b"
 
@@ -561,44 +555,113 @@ class SqlAdmin(ApiHandler):
                 raise invalid_request("validDuration must be between 5 minutes and 1 hour.")
         return {"ephemeralCert": _client_certificate(loaded, instance, seconds)}
 
+    # -- for tests: what a real server behind an instance would present -----------------------------
 
-_SIGNER: list[Any] = []
+    def server_identity(self, instance: str) -> tuple[str, str]:
+        """A server certificate and its key (PEM) for instance ``instance`` (``projects/p/instances/i``),
+        signed by the instance's server CA: what a test's PostgreSQL presents in the instance's place."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        with self.fake.lock:
+            resource = self.lookup(self.canonical(instance))
+            authority = Authority(
+                "Google Cloud SQL Server CA", resource["_serverCaKey"], resource["serverCaCert"]["cert"]
+            )
+            name = f"{resource['project']}:{resource['name']}"
+        key = ec.generate_private_key(ec.SECP256R1())
+        certificate = authority.issue(key.public_key(), name, 86400)
+        key_pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        return certificate.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()
+
+    @staticmethod
+    def client_ca() -> str:
+        """The certificate (PEM) of the CA that signs ephemeral client certificates: what a test's
+        PostgreSQL trusts for client certificates, as Cloud SQL does."""
+        return client_authority().describe()["cert"]
+
+
+class Authority:
+    """A certificate authority of the fake's own (an EC P-256 key and its self-signed certificate): the
+    server CA of an instance, or the CA that signs ephemeral client certificates."""
+
+    def __init__(self, name: str, key_pem: str | None = None, cert_pem: str | None = None) -> None:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        self.name = name
+        if key_pem is None or cert_pem is None:
+            self.key: Any = ec.generate_private_key(ec.SECP256R1())
+            self.certificate = self._sign(self.key.public_key(), name, 10 * 365 * 86400, authority=True)
+        else:
+            self.key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+            self.certificate = x509.load_pem_x509_certificate(cert_pem.encode())
+
+    @property
+    def key_pem(self) -> str:
+        """The private key, PEM (kept in the fake's hidden fields, never answered)."""
+        from cryptography.hazmat.primitives import serialization
+
+        return self.key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+
+    def _sign(self, public: Any, common_name: str, seconds: int, *, authority: bool = False) -> Any:
+        import datetime
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.x509.oid import NameOID
+
+        now = datetime.datetime.now(datetime.UTC)
+        issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, self.name)])
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+            .issuer_name(issuer)
+            .public_key(public)
+            .serial_number(1 if authority else x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(seconds=seconds))
+            .add_extension(x509.BasicConstraints(ca=authority, path_length=None), critical=True)
+        )
+        return builder.sign(self.key, hashes.SHA256())
+
+    def issue(self, public: Any, common_name: str, seconds: int) -> Any:
+        """A certificate for ``public`` named ``common_name``, valid ``seconds``."""
+        return self._sign(public, common_name, seconds)
+
+    def describe(self, certificate: Any = None) -> dict[str, Any]:
+        """``certificate`` (by default the CA's own) as Cloud SQL's ``SslCert``."""
+        from cryptography.hazmat.primitives import hashes, serialization
+
+        certificate = certificate or self.certificate
+        return {
+            "kind": "sql#sslCert",
+            "cert": certificate.public_bytes(serialization.Encoding.PEM).decode(),
+            "certSerialNumber": str(certificate.serial_number),
+            "commonName": certificate.subject.rfc4514_string(),
+            "createTime": certificate.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "expirationTime": certificate.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "sha1Fingerprint": certificate.fingerprint(hashes.SHA1()).hex(),
+        }
+
+
+_CLIENT_CA: list[Authority] = []
+
+
+def client_authority() -> Authority:
+    """The CA that signs the fake's ephemeral client certificates (one per process)."""
+    if not _CLIENT_CA:
+        _CLIENT_CA.append(Authority("FAKE Google Cloud SQL Client CA"))
+    return _CLIENT_CA[0]
 
 
 def _client_certificate(public: Any, instance: dict[str, Any], seconds: int) -> dict[str, Any]:
-    """An X.509 client certificate for ``public``, signed by the fake's own (made-up) CA."""
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    if not _SIGNER:
-        _SIGNER.append(rsa.generate_private_key(public_exponent=65537, key_size=2048))
-    signer = _SIGNER[0]
-    now = datetime.datetime.now(datetime.UTC)
-    common_name = f"{instance['project']}:{instance['name']}"
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "FAKE Google Cloud SQL Signing CA")])
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(public)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(seconds=seconds))
-        .sign(signer, hashes.SHA256())
-    )
-    pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
-    return {
-        "kind": "sql#sslCert",
-        "cert": pem,
-        "certSerialNumber": str(certificate.serial_number),
-        "commonName": subject.rfc4514_string(),
-        "createTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        "expirationTime": certificate.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        "sha1Fingerprint": certificate.fingerprint(hashes.SHA1()).hex(),
-        "instance": instance["name"],
-    }
+    """An X.509 client certificate for ``public``, signed by the fake's client CA."""
+    authority = client_authority()
+    certificate = authority.issue(public, f"{instance['project']}:{instance['name']}", seconds)
+    return {**authority.describe(certificate), "instance": instance["name"]}
