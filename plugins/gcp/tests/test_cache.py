@@ -131,6 +131,11 @@ def test_console_memory_is_adopted_and_turned_off_auth_is_restored(app: Path, fa
     fake.calls.clear()
     assert "nothing to do" in skyrig(app, "apply", "--env", "dev", "--yes").text
     assert fake.calls.mutating() == [], "a second apply changed something"
+    fake.calls.clear()
+    skyrig(app, "plan", "--env", "dev")
+    assert (
+        fake.calls.count("redis", "instances.list") <= 1 and fake.calls.count("redis", "instances.get") == 0
+    )
 
     fake.update_resource("redis", NAME, {"memorySizeGb": 8, "authEnabled": False, "replicaCount": 2})
     plan = json.loads(skyrig(app, "plan", "--env", "dev", "--json").out)
