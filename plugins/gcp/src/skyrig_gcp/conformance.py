@@ -141,6 +141,10 @@ def backends() -> Iterator[tuple[dict[str, str], dict[str, str], Any, dict[str, 
             environ["PUBSUB_EMULATOR_HOST"] = pubsub
             environ["SKYRIG_GCP_PULL_SECONDS"] = "1"  # the consumer's pulls: a stop is not kept waiting
         limits["objects.signed_url_tampering"] = "fake-gcs-server does not verify signed URLs' signatures"
+        limits["objects.public_url_fetch"] = (
+            "a public bucket's URL is its Cloud CDN load balancer's address, which the FAKE Compute Engine "
+            "records but serves no traffic at"
+        )
         yield endpoints, environ, fake, limits
 
 

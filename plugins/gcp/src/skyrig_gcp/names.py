@@ -174,6 +174,12 @@ def backend_bucket_name(app: str, env: str, bucket: str) -> str:
     return join_name(app, env, bucket, "cdn", limit=63)
 
 
+def cdn_name(app: str, env: str, part: str) -> str:
+    """A part of the environment's one Cloud CDN load balancer (``ip``, ``map``, ``proxy``, ``rule``): its
+    global address, URL map, target HTTP proxy and global forwarding rule."""
+    return join_name(app, env, "cdn", part, limit=63)
+
+
 # -- secrets: Secret Manager ---------------------------------------------------------------------------
 
 
