@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -313,3 +314,23 @@ def test_the_load_balancer_is_there_for_public_buckets_only_and_routes_each(
     ], "a bucket no longer public leaves the URL map before its backend bucket is deleted"
     gcp_app.cli("destroy", "--env", "dev", "--yes", "--include-data")
     assert load_balancer(gcp_backends, gcp_app.name, "dev") == NO_LOAD_BALANCER
+
+
+def test_a_url_map_changed_in_the_console_is_restored(app: Deployment, gcp_backends: Any) -> None:
+    app.apply()
+    urls = compute(gcp_backends).urlMaps()
+    name = names.cdn_name(app.app, MAIN, "map")
+    found = urls.get(project=PROJECT, urlMap=name).execute()
+    found["pathMatchers"][0]["pathRules"] = []
+    operation = urls.update(project=PROJECT, urlMap=name, body=found).execute()
+    operations = compute(gcp_backends).globalOperations()
+    while operations.get(project=PROJECT, operation=operation["name"]).execute()["status"] != "DONE":
+        time.sleep(0.05)
+    changes = app.changes(app.plan())
+    assert [(c["node"], c["action"]) for c in changes] == [("objects.cdn_url_map", "update")]
+    app.apply()
+    rules = urls.get(project=PROJECT, urlMap=name).execute()["pathMatchers"][0]["pathRules"]
+    assert [(r["paths"], name_of(r["service"])) for r in rules] == [
+        (["/assets/*"], names.backend_bucket_name(app.app, MAIN, "assets"))
+    ]
+    assert app.changes(app.plan()) == []
