@@ -21,16 +21,22 @@ PLACEHOLDER = "{}"
 
 
 def deliver(context: Context, configs: dict[str, dict[str, Any]]) -> None:
-    """Write each service's config where it changed (a new revision of that service)."""
+    """Write each service's config where it changed (a new revision of that service). The services are
+    read with one list call, not one get each."""
     client = context.client
+    if not configs:
+        return
     services = client.library("run.services")
+    try:
+        listed = {found.name: found for found in services.list_services(parent=client.location())}
+    except NotFound:
+        return
     for service in sorted(configs):
         name = (
             f"{client.location()}/services/{run_service_name(context.app, context.environment.name, service)}"
         )
-        try:
-            current = services.get_service(name=name)
-        except NotFound:
+        current = listed.get(name)
+        if current is None:
             continue  # not a service this environment runs here
         text = json.dumps(configs[service], sort_keys=True, separators=(",", ":"))
         containers = current.template.containers

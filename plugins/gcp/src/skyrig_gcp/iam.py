@@ -392,6 +392,29 @@ class BindingType(GcpNodeType):
     def _find(self, context: Context, node: Node) -> Observed | None:
         return self._read(context, node, self._provider_id(node))
 
+    def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
+        """One policy read per resource, whatever the number of bindings on it (the project's, a secret
+        read by several services)."""
+        found: dict[str, Observed | None] = {}
+        policies: dict[tuple[str, str], dict[str, Any]] = {}
+        for node, provider_id in nodes:
+            p = node.properties
+            if self._recorded_only(context, node):
+                found[node.id] = self._read(context, node, provider_id)
+                continue
+            key = (p["api"], p["resource"])
+            if key not in policies:
+                try:
+                    policies[key] = get_policy(context, *key)
+                except NotFound:
+                    policies[key] = {}
+            roles = roles_of(policies[key], p["member"])
+            found[node.id] = self._observe(node, roles) if roles else None
+        return found
+
+    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
+        return self._read_many(context, [(node, self._provider_id(node)) for node in nodes])
+
     def _write(self, context: Context, node: Node, roles: list[str]) -> None:
         """Read-modify-write the resource's policy, again from the read where another writer came first."""
         p = node.properties

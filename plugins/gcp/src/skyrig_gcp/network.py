@@ -326,11 +326,15 @@ class PrivateAccessType(GcpNodeType):
         return connections[0] if connections else None
 
     def _number(self, context: Context) -> str:
+        """The project's number (what the peering's network name takes), read once per command."""
         client = context.client
-        found = client.execute(
-            client.api("cloudresourcemanager").projects().get(name=f"projects/{client.project}")
-        )
-        return str(found["name"]).rpartition("/")[2]
+        number = client.__dict__.get("_project_number")
+        if number is None:
+            found = client.execute(
+                client.api("cloudresourcemanager").projects().get(name=f"projects/{client.project}")
+            )
+            number = client.__dict__["_project_number"] = str(found["name"]).rpartition("/")[2]
+        return str(number)
 
     def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
         connection = self._connection(context, provider_id)
