@@ -13,10 +13,10 @@ Cloud SDK is installed, the Pub/Sub emulator), this benchmark:
 
    - first apply: one create call per node, and one lookup call per node type (the engine looks up, by
      its identity, every node state does not record before creating it, one ``find_many`` per node type);
-     the polls of long-running operations and readiness waits are counted apart (their number is the
-     backend's delay over the provider's ``wait_delay``, not the provider's choice);
-   - no-change apply: no mutating call; the refresh's reads, and one read per service to see whether its
-     runtime config changed (:func:`runtime_reads`);
+     the polls of long-running operations are counted apart (their number is the backend's delay over
+     the provider's ``wait_delay``, not the provider's choice);
+   - no-change apply: no mutating call; the refresh's reads, and one list of the Cloud Run services to see
+     whether their runtime config changed (:meth:`Floors.runtime_reads`);
    - refresh: the reads of :data:`REFRESH_FLOOR` (one list call per node type, as issue 14 asks, plus the
      per-resource reads where Google's list leaves something out).
 
