@@ -267,19 +267,98 @@ class ServiceType(GcpNodeType):
         return sorted(s.name.rpartition("/")[2] for s in listed if self.owned(context, dict(s.labels)))
 
 
-class MigrationType(GcpNodeType):
+class CloudRunJobType(GcpNodeType):
+    """A Cloud Run job skyrig makes (a database's migrations, a service's cron trigger): subclasses say what
+    the job is (``_job``) and how it reads back (``_observe``), and may run it after each change
+    (``_after_change``); the job is found by its name, refreshed with one list call, and listed by its
+    ``skyrig-node`` label's ``label_prefix``."""
+
+    identity = frozenset({"name"})
+    replace_on = frozenset({"name"})
+    label_prefix = ""
+    keeps_image = False
+    """Whether an update without an image asked keeps the image the job runs (else: the services' image)."""
+
+    def _full_name(self, context: Context, provider_id: str) -> str:
+        return f"{context.client.location()}/jobs/{provider_id}"
+
+    def _observe(self, node: Node, job: Any) -> Observed:
+        raise NotImplementedError
+
+    def _job(self, context: Context, node: Node) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _after_change(self, context: Context, node: Node) -> None:
+        """What follows a create or an update of the job (nothing by default)."""
+
+    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
+        job = context.client.library("run.jobs").get_job(name=self._full_name(context, provider_id))
+        return self._observe(node, job)
+
+    def _find(self, context: Context, node: Node) -> Observed | None:
+        return self._read(context, node, node.properties["name"])
+
+    def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
+        client = context.client
+        listed = {
+            j.name.rpartition("/")[2]: j
+            for j in client.library("run.jobs").list_jobs(parent=client.location())
+        }
+        return {n.id: self._observe(n, listed[pid]) if pid in listed else None for n, pid in nodes}
+
+    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
+        return self._read_many(context, [(node, node.properties["name"]) for node in nodes])
+
+    def _create(self, context: Context, node: Node) -> Observed:
+        client = context.client
+        operation = client.library("run.jobs").create_job(
+            request={
+                "parent": client.location(),
+                "job_id": node.properties["name"],
+                "job": self._job(context, node),
+            }
+        )
+        wait_operation(context, f"Cloud Run job {node.properties['name']}", operation)
+        self._after_change(context, node)
+        return self._read(context, node, node.properties["name"])  # type: ignore[return-value]
+
+    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
+        from google.cloud import run_v2
+
+        jobs = context.client.library("run.jobs")
+        current = jobs.get_job(name=self._full_name(context, provider_id))
+        wanted = self._job(context, node)
+        if self.keeps_image and not node.properties["image"]:  # no image asked: keep what it runs
+            running = current.template.template.containers[0].image
+            wanted["template"]["template"]["containers"][0]["image"] = running
+        job = run_v2.Job(name=current.name, etag=current.etag, **wanted)
+        wait_operation(context, f"Cloud Run job {provider_id}", jobs.update_job(job=job))
+        self._after_change(context, node)
+        return self._read(context, node, provider_id)  # type: ignore[return-value]
+
+    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
+        operation = context.client.library("run.jobs").delete_job(name=self._full_name(context, provider_id))
+        wait_operation(context, f"deleting Cloud Run job {provider_id}", operation)
+
+    def inventory(self, context: Context) -> list[str]:
+        client = context.client
+        found = []
+        for job in client.library("run.jobs").list_jobs(parent=client.location()):
+            labels = dict(job.labels)
+            if self.owned(context, labels) and labels.get("skyrig-node", "").startswith(self.label_prefix):
+                found.append(job.name.rpartition("/")[2])
+        return sorted(found)
+
+
+class MigrationType(CloudRunJobType):
     """A database's migrations: a Cloud Run job of the services' image, under the owning service's account,
     run (and waited for) when it is made and whenever the migrations change, before the services roll
     out. Read back as the migrations of its latest run, when that run succeeded after the job's last
     change (none otherwise, so that the next apply runs it again)."""
 
     type = "gcp.compute.migration"
-    identity = frozenset({"name"})
-    replace_on = frozenset({"name"})
     invariant = frozenset({"migrations"})
-
-    def _full_name(self, context: Context, provider_id: str) -> str:
-        return f"{context.client.location()}/jobs/{provider_id}"
+    label_prefix = "compute_migration_"
 
     def _observe(self, node: Node, job: Any) -> Observed:
         found = _to_dict(job)
@@ -302,24 +381,6 @@ class MigrationType(GcpNodeType):
         }
         return self.observed(node, name, properties, {"job": found["name"]})
 
-    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
-        job = context.client.library("run.jobs").get_job(name=self._full_name(context, provider_id))
-        return self._observe(node, job)
-
-    def _find(self, context: Context, node: Node) -> Observed | None:
-        return self._read(context, node, node.properties["name"])
-
-    def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
-        client = context.client
-        listed = {
-            j.name.rpartition("/")[2]: j
-            for j in client.library("run.jobs").list_jobs(parent=client.location())
-        }
-        return {n.id: self._observe(n, listed[pid]) if pid in listed else None for n, pid in nodes}
-
-    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
-        return self._read_many(context, [(node, node.properties["name"]) for node in nodes])
-
     def _job(self, context: Context, node: Node) -> dict[str, Any]:
         p = node.properties
         task: dict[str, Any] = {
@@ -339,48 +400,13 @@ class MigrationType(GcpNodeType):
             task["vpc_access"] = {"network_interfaces": [p["vpc"]], "egress": "PRIVATE_RANGES_ONLY"}
         return {"labels": self.labels(context, node), "template": {"task_count": 1, "template": task}}
 
-    def _run(self, context: Context, node: Node) -> None:
+    def _after_change(self, context: Context, node: Node) -> None:
+        """Run the migrations, and wait for them."""
         jobs = context.client.library("run.jobs")
         name = self._full_name(context, node.properties["name"])
         wait_operation(
             context, f"the migrations of database {node.properties['database']}", jobs.run_job(name=name)
         )
-
-    def _create(self, context: Context, node: Node) -> Observed:
-        client = context.client
-        operation = client.library("run.jobs").create_job(
-            request={
-                "parent": client.location(),
-                "job_id": node.properties["name"],
-                "job": self._job(context, node),
-            }
-        )
-        wait_operation(context, f"Cloud Run job {node.properties['name']}", operation)
-        self._run(context, node)
-        return self._read(context, node, node.properties["name"])  # type: ignore[return-value]
-
-    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
-        from google.cloud import run_v2
-
-        jobs = context.client.library("run.jobs")
-        current = jobs.get_job(name=self._full_name(context, provider_id))
-        job = run_v2.Job(name=current.name, etag=current.etag, **self._job(context, node))
-        wait_operation(context, f"Cloud Run job {provider_id}", jobs.update_job(job=job))
-        self._run(context, node)
-        return self._read(context, node, provider_id)  # type: ignore[return-value]
-
-    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
-        operation = context.client.library("run.jobs").delete_job(name=self._full_name(context, provider_id))
-        wait_operation(context, f"deleting Cloud Run job {provider_id}", operation)
-
-    def inventory(self, context: Context) -> list[str]:
-        client = context.client
-        found = []
-        for job in client.library("run.jobs").list_jobs(parent=client.location()):
-            labels = dict(job.labels)
-            if self.owned(context, labels) and labels.get("skyrig-node", "").startswith("compute_migration_"):
-                found.append(job.name.rpartition("/")[2])
-        return sorted(found)
 
 
 REPOSITORY = RepositoryType()

@@ -18,7 +18,6 @@ from typing import Any
 
 from skyrig.provider import Context, Node, Observed, Scope, duration_seconds
 from skyrig_gcp import compute, iam, names
-from skyrig_gcp.api import wait_operation
 from skyrig_gcp.nodes import GcpNodeType
 
 RUN_API = "https://run.googleapis.com/v2"
@@ -104,17 +103,14 @@ class SigningKeyType(GcpNodeType):
         return sorted(s.name.rpartition("/")[2] for s in listed if dict(s.labels) == mine)
 
 
-class TriggerType(GcpNodeType):
+class TriggerType(compute.CloudRunJobType):
     """A service's cron trigger: a Cloud Run job of the service's image, under its service account, that
     signs and sends one cron job's request (the job and the URL are the arguments of each run)."""
 
     type = "gcp.cron.trigger"
-    identity = frozenset({"name"})
-    replace_on = frozenset({"name"})
     invariant = frozenset({"account"})
-
-    def _full_name(self, context: Context, provider_id: str) -> str:
-        return f"{context.client.location()}/jobs/{provider_id}"
+    label_prefix = "cron_trigger_"
+    keeps_image = True
 
     def _observe(self, node: Node, job: Any) -> Observed:
         found = _to_dict(job)
@@ -127,24 +123,6 @@ class TriggerType(GcpNodeType):
             "account": task.get("service_account"),
         }
         return self.observed(node, name, properties, {"job": found["name"]})
-
-    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
-        job = context.client.library("run.jobs").get_job(name=self._full_name(context, provider_id))
-        return self._observe(node, job)
-
-    def _find(self, context: Context, node: Node) -> Observed | None:
-        return self._read(context, node, node.properties["name"])
-
-    def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
-        client = context.client
-        listed = {
-            j.name.rpartition("/")[2]: j
-            for j in client.library("run.jobs").list_jobs(parent=client.location())
-        }
-        return {n.id: self._observe(n, listed[pid]) if pid in listed else None for n, pid in nodes}
-
-    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
-        return self._read_many(context, [(node, node.properties["name"]) for node in nodes])
 
     def _job(self, context: Context, node: Node) -> dict[str, Any]:
         p = node.properties
@@ -172,45 +150,6 @@ class TriggerType(GcpNodeType):
                 },
             },
         }
-
-    def _create(self, context: Context, node: Node) -> Observed:
-        client = context.client
-        operation = client.library("run.jobs").create_job(
-            request={
-                "parent": client.location(),
-                "job_id": node.properties["name"],
-                "job": self._job(context, node),
-            }
-        )
-        wait_operation(context, f"Cloud Run job {node.properties['name']}", operation)
-        return self._read(context, node, node.properties["name"])  # type: ignore[return-value]
-
-    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
-        from google.cloud import run_v2
-
-        jobs = context.client.library("run.jobs")
-        current = jobs.get_job(name=self._full_name(context, provider_id))
-        wanted = self._job(context, node)
-        if not node.properties["image"]:  # no image asked: keep what it runs
-            wanted["template"]["template"]["containers"][0]["image"] = current.template.template.containers[
-                0
-            ].image
-        job = run_v2.Job(name=current.name, etag=current.etag, **wanted)
-        wait_operation(context, f"Cloud Run job {provider_id}", jobs.update_job(job=job))
-        return self._read(context, node, provider_id)  # type: ignore[return-value]
-
-    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
-        operation = context.client.library("run.jobs").delete_job(name=self._full_name(context, provider_id))
-        wait_operation(context, f"deleting Cloud Run job {provider_id}", operation)
-
-    def inventory(self, context: Context) -> list[str]:
-        client = context.client
-        found = []
-        for job in client.library("run.jobs").list_jobs(parent=client.location()):
-            labels = dict(job.labels)
-            if self.owned(context, labels) and labels.get("skyrig-node", "").startswith("cron_trigger_"):
-                found.append(job.name.rpartition("/")[2])
-        return sorted(found)
 
 
 class ScheduleType(GcpNodeType):
