@@ -13,7 +13,7 @@ settings of the provider's conformance profile) on a moto server this benchmark 
      its identity, every node state does not record before creating it, one ``find_many`` per node type:
      a first apply cannot tell itself from one after state was lost);
    - no-change apply: no mutating call; the refresh's reads, and one read per ten services to see whether
-     their runtime config changed (:func:`runtime_reads`);
+     their runtime config changed (:meth:`AwsFloors.runtime_reads`);
    - refresh: the reads of :data:`REFRESH_FLOOR` (one per node type where AWS reads in bulk, one per
      resource where it does not).
 
@@ -38,41 +38,53 @@ group or a CloudFront distribution available.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import io
-import json
 import math
 import os
-import re
-import shutil
 import statistics
-import sys
-import tempfile
 import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+from api_calls import (
+    AGAIN,
+    FIRST,
+    REFRESH,
+    Floors,
+    FloorTable,
+    Key,
+    Provider,
+    Step,
+    app_copy,
+    apply,
+    arguments,
+    by_type_table,
+    calls_table,
+    console,
+    counts,
+    graph,
+    measure_steps,
+    print_detail,
+    run,
+    spread,
+    varying,
+)
 from rich.table import Table
 
-from skyrig.cli import main as skyrig_main
 from skyrig_aws import api
 from skyrig_aws.conformance import CREDENTIALS, moto_server
 from skyrig_aws.conformance import settings as moto_settings
 from skyrig_aws.nodes import AwsNodeType
 
 ENVIRONMENT = "aws"
-OUTSIDE = "(no node type)"
-PROVIDER = "(provider hook)"
-DONE = re.compile(r"done: (\d+) change\(s\) in ([\d.]+) s(?:, (\d+) retried call\(s\))?")
+AWS = Provider("aws", AwsNodeType)
 
-REFRESH_FLOOR: dict[str, tuple[int, int, str]] = {
+REFRESH_FLOOR: FloorTable = {
     "aws.network.vpc": (1, 0, "DescribeVpcs"),
     "aws.network.internet_gateway": (1, 0, "DescribeInternetGateways"),
     "aws.network.subnet": (1, 0, "DescribeSubnets"),
@@ -103,9 +115,6 @@ REFRESH_FLOOR: dict[str, tuple[int, int, str]] = {
 call per type where AWS reads in bulk; one per node where it does not (a queue's attributes, a schedule),
 and one per node for what a bulk read leaves out (a service's task definition, a balancer's listeners);
 S3 reads one setting of one bucket a call. An unknown type counts one read per node."""
-
-Key = tuple[str, str, str, str]
-"""(node type, node-type method, AWS service, API operation)."""
 
 
 # -- counting -------------------------------------------------------------------------------------------
@@ -138,7 +147,7 @@ class Recorder:
 
     def before_call(self, model: Any, **_: Any) -> None:
         """botocore ``before-call``: one API call (botocore's retries of it are not calls again)."""
-        node_type, method, node = _caller()
+        node_type, method, node = AWS.caller()
         with self.lock:
             self.calls[node_type, method, model.service_model.service_name, model.name] += 1
             if node:
@@ -151,25 +160,6 @@ class Recorder:
             self.requests += 1
         if self.latency:
             time.sleep(self.latency)
-
-
-def _caller() -> tuple[str, str, str]:
-    """Who makes the call being made: the node type, its contract method (``create``, ``read_many``...) and
-    the node (when the method has one), from the outermost frame whose ``self`` is an AWS node type; else
-    the outermost function of the provider's package (a provider hook such as ``deliver_runtime``)."""
-    frame = sys._getframe(2)
-    found = (OUTSIDE, "", "")
-    hook = ""
-    while frame is not None:
-        local = frame.f_locals
-        owner = local.get("self")
-        if isinstance(owner, AwsNodeType):
-            node = getattr(local.get("node"), "id", "")
-            found = (owner.type, frame.f_code.co_name, node if isinstance(node, str) else "")
-        elif str(frame.f_globals.get("__name__", "")).startswith("skyrig_aws"):
-            hook = frame.f_code.co_name
-        frame = frame.f_back
-    return found if found[0] != OUTSIDE or not hook else (PROVIDER, hook, "")
 
 
 def install(recorder: Recorder) -> None:
@@ -190,51 +180,7 @@ def install(recorder: Recorder) -> None:
     api.make_client = make_client
 
 
-# -- running skyrig -------------------------------------------------------------------------------------
-
-
-def skyrig(*args: str) -> str:
-    """Run ``skyrig ARGS`` in this process; its output (stdout and stderr). Stops the benchmark with that
-    output when the command fails."""
-    output = io.StringIO()
-    code: int | str | None = 0
-    with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
-        try:
-            skyrig_main(list(args))
-        except SystemExit as exit_:
-            code = exit_.code
-    if code not in (0, None):
-        raise SystemExit(f"skyrig {' '.join(args)} failed (exit {code}):\n{output.getvalue()}")
-    return output.getvalue()
-
-
-def toml_value(value: Any) -> str:
-    """A scalar as TOML (a JSON string is a valid TOML basic string)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    return json.dumps(str(value))
-
-
-@contextlib.contextmanager
-def app_copy(source: Path, endpoint: str) -> Iterator[Path]:
-    """A fresh copy of the app (no state) with ``[env.aws]`` on moto's server at ``endpoint``."""
-    with tempfile.TemporaryDirectory(prefix="skyrig-aws-bench-") as folder:
-        app = Path(folder) / source.name
-        shutil.copytree(source, app, ignore=shutil.ignore_patterns(".skyrig", "__pycache__"))
-        settings = "\n".join(f"{key} = {toml_value(value)}" for key, value in moto_settings(endpoint).items())
-        with (app / "skyrig.toml").open("a") as toml:
-            toml.write(
-                f'\n[env.{ENVIRONMENT}]\ntype = "development"\nprovider = "aws"\n\n'
-                f"[env.{ENVIRONMENT}.aws]\n{settings}\n"
-            )
-        yield app
-
-
-def graph(app: Path) -> list[dict[str, Any]]:
-    """The nodes of the environment's graph (no cloud call; this also fills the app's model cache)."""
-    return json.loads(skyrig("graph", "--env", ENVIRONMENT, "--format", "json", "-C", str(app)))["nodes"]
+# -- moto -----------------------------------------------------------------------------------------------
 
 
 def reset_moto(endpoint: str) -> None:
@@ -243,69 +189,54 @@ def reset_moto(endpoint: str) -> None:
     urllib.request.urlopen(request, timeout=30).read()
 
 
+def fresh_app(source: Path, endpoint: str) -> contextlib.AbstractContextManager[Path]:
+    """A fresh copy of the app (no state) with ``[env.aws]`` on moto's server at ``endpoint``, wiped."""
+    reset_moto(endpoint)
+    return app_copy(source, ENVIRONMENT, "aws", moto_settings(endpoint))
+
+
 # -- measuring ------------------------------------------------------------------------------------------
 
 
 @dataclass
-class Step:
-    """One command: its calls, calls per node, what ``skyrig_aws.api.CALLS`` counted, HTTP requests, wall
-    time, the calls the engine retried, and the boto3 clients made (how many, seconds spent making them)."""
+class AwsStep(Step):
+    """One command (:class:`api_calls.Step`), and what ``skyrig_aws.api.CALLS`` counted, the HTTP requests
+    sent and the boto3 clients made (how many, seconds spent making them)."""
 
-    calls: Counter[Key]
-    by_node: Counter[str]
     counted: int
     requests: int
-    seconds: float
-    retries: int
     clients: int
     client_seconds: float
 
-    @property
-    def total(self) -> int:
-        """Every API call of the command."""
-        return sum(self.calls.values())
-
-    @property
-    def mutating(self) -> int:
-        """The API calls of the command that change something."""
-        return sum(n for (_, _, _, operation), n in self.calls.items() if api.is_mutating(operation))
+    is_mutating = staticmethod(api.is_mutating)
 
 
-def measure(recorder: Recorder, command: Callable[[], str], latency: float = 0.0) -> Step:
+def measure(recorder: Recorder, command: Callable[[], str], latency: float = 0.0) -> AwsStep:
     """Run ``command`` with the counters cleared and ``latency`` added to each request."""
     recorder.reset(latency)
-    started = time.perf_counter()
-    output = command()
-    seconds = time.perf_counter() - started
+    outcome = run(command)
     recorder.latency = 0.0
-    done = DONE.search(output)
-    return Step(
-        Counter(recorder.calls),
-        Counter(recorder.by_node),
-        sum(api.CALLS.values()),
-        recorder.requests,
-        seconds,
-        int(done.group(3) or 0) if done else 0,
-        recorder.clients,
-        recorder.client_seconds,
+    return AwsStep(
+        calls=Counter(recorder.calls),
+        by_node=Counter(recorder.by_node),
+        seconds=outcome.seconds,
+        retries=outcome.retries,
+        counted=sum(api.CALLS.values()),
+        requests=recorder.requests,
+        clients=recorder.clients,
+        client_seconds=recorder.client_seconds,
     )
 
 
-def refresh_floor(types: Counter[str]) -> int:
-    """The fewest reads that refresh every node (:data:`REFRESH_FLOOR`)."""
-    return sum(type_floor(name, count) for name, count in types.items())
+class AwsFloors(Floors):
+    """The floors of :data:`REFRESH_FLOOR` (an unknown type, one read per node)."""
 
+    table = REFRESH_FLOOR
 
-def runtime_reads(types: Counter[str]) -> int:
-    """The fewest reads that tell whether each service's runtime config changed (a no-change apply checks
-    it after the refresh): its SSM parameters, ten names a ``GetParameters`` call."""
-    return math.ceil(types["aws.compute.service"] / 10)
-
-
-def type_floor(name: str, count: int) -> int:
-    """The fewest reads that refresh ``count`` nodes of type ``name``."""
-    per_type, per_node, _ = REFRESH_FLOOR.get(name, (0, 1, ""))
-    return per_type + per_node * count if count else 0
+    def runtime_reads(self) -> int:
+        """The fewest reads that tell whether each service's runtime config changed (a no-change apply
+        checks it after the refresh): its SSM parameters, ten names a ``GetParameters`` call."""
+        return math.ceil(self.types["aws.compute.service"] / 10)
 
 
 def critical_path(nodes: list[dict[str, Any]], weight: Counter[str]) -> tuple[int, list[str]]:
@@ -323,113 +254,10 @@ def critical_path(nodes: list[dict[str, Any]], weight: Counter[str]) -> tuple[in
     return max((heaviest(node_id) for node_id in by_id), default=(0, []))
 
 
-def spread(values: list[float], unit: str = "", digits: int = 2) -> str:
-    """``median (min-max)`` of ``values``, or the value alone."""
-    middle = f"{statistics.median(values):.{digits}f}{unit}"
-    if len(values) == 1 or round(min(values), digits) == round(max(values), digits):
-        return middle
-    return f"{middle} ({min(values):.{digits}f}-{max(values):.{digits}f})"
-
-
-def counts(values: list[int]) -> str:
-    """One count, or the range when the runs differ."""
-    return str(values[0]) if min(values) == max(values) else f"{min(values)}-{max(values)}"
-
-
 # -- reporting ------------------------------------------------------------------------------------------
 
 
-def short(node_type: str) -> str:
-    """A node type without the provider's prefix."""
-    return node_type.removeprefix("aws.")
-
-
-def calls_table(steps: dict[str, list[Step]], nodes: int, types: Counter[str]) -> Table:
-    """The calls of each step against its minimum."""
-    table = Table(title=f"AWS API calls: {nodes} nodes of {len(types)} node types")
-    columns = (
-        "step",
-        "calls",
-        "minimum",
-        "mutating",
-        "minimum mutating",
-        "HTTP requests",
-        "retried",
-        "wall time",
-        "making boto3 clients",
-    )
-    for column in columns:
-        table.add_column(column, justify="left" if column == "step" else "right")
-    floors = {
-        "first apply": (nodes + len(types), nodes),
-        "no-change apply": (refresh_floor(types) + runtime_reads(types), 0),
-        "refresh (plan)": (refresh_floor(types), 0),
-    }
-    for name, runs in steps.items():
-        floor, floor_mutating = floors[name]
-        table.add_row(
-            name,
-            counts([s.total for s in runs]),
-            str(floor),
-            counts([s.mutating for s in runs]),
-            str(floor_mutating),
-            counts([s.requests for s in runs]),
-            counts([s.retries for s in runs]),
-            spread([s.seconds for s in runs], " s"),
-            f"{spread([s.client_seconds for s in runs], ' s')} ({counts([s.clients for s in runs])})",
-        )
-    return table
-
-
-def by_type_table(steps: dict[str, list[Step]], types: Counter[str]) -> Table:
-    """Per node type: nodes, first-apply calls (all, mutating), refresh reads against their floor."""
-    table = Table(title="per node type (first run)")
-    columns = (
-        "node type",
-        "nodes",
-        "first apply",
-        "mutating",
-        "no-change apply",
-        "refresh",
-        "floor",
-        "the floor's reads",
-    )
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("node type", "the floor's reads") else "right")
-    first, again, refresh = (steps[name][0] for name in steps)
-    seen = {t for step in (first, again, refresh) for (t, _, _, _) in step.calls}
-    for name in sorted(set(types) | seen):
-        applied = sum(n for (t, _, _, _), n in first.calls.items() if t == name)
-        changed = sum(n for (t, _, _, o), n in first.calls.items() if t == name and api.is_mutating(o))
-        unchanged = sum(n for (t, _, _, _), n in again.calls.items() if t == name)
-        read = sum(n for (t, _, _, _), n in refresh.calls.items() if t == name)
-        floor = type_floor(name, types[name])
-        mark = "" if read <= floor else f" (+{read - floor})"
-        table.add_row(
-            short(name),
-            str(types[name]),
-            str(applied),
-            str(changed),
-            str(unchanged),
-            f"{read}{mark}",
-            str(floor),
-            REFRESH_FLOOR.get(name, (0, 0, ""))[2],
-        )
-    return table
-
-
-def operations_table(title: str, step: Step) -> Table:
-    """Every (node type, method, API operation) of one step, with its count; mutating ones starred."""
-    table = Table(title=title)
-    for column in ("node type", "method", "operation", "calls"):
-        table.add_column(column, justify="right" if column == "calls" else "left")
-    for (node_type, method, service, operation), n in sorted(step.calls.items()):
-        mark = " *" if api.is_mutating(operation) else ""
-        table.add_row(short(node_type), method, f"{service}.{operation}{mark}", str(n))
-    return table
-
-
-def timing_table(timings: dict[tuple[float, int], list[Step]], path: int, runs: int) -> Table:
+def timing_table(timings: dict[tuple[float, int], list[AwsStep]], path: int, runs: int) -> Table:
     """First-apply wall time by latency and parallelism, the ratio measured in each run, and the floor the
     added latency sets (every call in turn at 1; the critical path or a tenth of the calls at 10)."""
     table = Table(title=f"first apply, wall time: median (min-max) of {runs} run(s)")
@@ -461,88 +289,74 @@ def timing_table(timings: dict[tuple[float, int], list[Step]], path: int, runs: 
     return table
 
 
-def varying(applies: list[Step]) -> dict[str, list[int]]:
-    """The API operations whose count differs between first applies: ``service.Operation -> counts``."""
-    per_apply: list[Counter[str]] = []
-    for step in applies:
-        counter: Counter[str] = Counter()
-        for (_, _, service, operation), n in step.calls.items():
-            counter[f"{service}.{operation}"] += n
-        per_apply.append(counter)
-    names = sorted({name for counter in per_apply for name in counter})
-    values = {name: [counter[name] for counter in per_apply] for name in names}
-    return {name: found for name, found in values.items() if min(found) != max(found)}
-
-
 # -- the benchmark --------------------------------------------------------------------------------------
 
 
 def main() -> None:
     """Measure, then print the tables."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--app", default="examples/shop", help="the example app (copied, never changed)")
-    parser.add_argument("--runs", type=int, default=3, help="repetitions of every measurement")
+    parser = arguments(__doc__, "API operation")
     parser.add_argument(
         "--latency-ms", default="20,100", help="latencies to add to each request, comma-separated (ms)"
     )
-    parser.add_argument("--detail", action="store_true", help="list every API operation of each step")
     args = parser.parse_args()
     source = Path(args.app).resolve()
     os.environ.update(CREDENTIALS)
     recorder = Recorder()
     install(recorder)
-    console = Console(width=shutil.get_terminal_size((150, 40)).columns)
-    steps: dict[str, list[Step]] = {"first apply": [], "no-change apply": [], "refresh (plan)": []}
-    timings: dict[tuple[float, int], list[Step]] = {}
+    out = console()
+    steps: dict[str, list[AwsStep]] = {name: [] for name in (FIRST, AGAIN, REFRESH)}
+    timings: dict[tuple[float, int], list[AwsStep]] = {}
     nodes: list[dict[str, Any]] = []
     with moto_server() as endpoint:
-        for run in range(args.runs):
-            console.print(f"run {run + 1} of {args.runs}: first apply, no-change apply, plan", style="dim")
-            reset_moto(endpoint)
-            with app_copy(source, endpoint) as app:
-                nodes = graph(app)
-                apply = ("apply", "--env", ENVIRONMENT, "--yes", "-C", str(app))
-                plan = ("plan", "--env", ENVIRONMENT, "-C", str(app))
-                steps["first apply"].append(measure(recorder, lambda: skyrig(*apply)))  # noqa: B023
-                steps["no-change apply"].append(measure(recorder, lambda: skyrig(*apply)))  # noqa: B023
-                steps["refresh (plan)"].append(measure(recorder, lambda: skyrig(*plan)))  # noqa: B023
+        for index in range(args.runs):
+            out.print(f"run {index + 1} of {args.runs}: first apply, no-change apply, plan", style="dim")
+            with fresh_app(source, endpoint) as app:
+                nodes = measure_steps(steps, app, ENVIRONMENT, lambda c: measure(recorder, c))
             for latency in (0.0, *(float(ms) / 1000 for ms in args.latency_ms.split(",") if ms)):
                 for parallelism in (1, 10):
-                    console.print(
-                        f"run {run + 1} of {args.runs}: first apply, --parallelism {parallelism}, "
+                    out.print(
+                        f"run {index + 1} of {args.runs}: first apply, --parallelism {parallelism}, "
                         f"{latency * 1000:.0f} ms added per request",
                         style="dim",
                     )
-                    reset_moto(endpoint)
-                    with app_copy(source, endpoint) as app:
-                        graph(app)
-                        command = ("apply", "--env", ENVIRONMENT, "--yes", "-C", str(app))
-                        command += ("--parallelism", str(parallelism))
-                        timed = measure(recorder, lambda: skyrig(*command), latency)  # noqa: B023
-                        timings.setdefault((latency, parallelism), []).append(timed)
-    types = Counter(node["type"] for node in nodes)
+                    with fresh_app(source, endpoint) as app:
+                        graph(app, ENVIRONMENT)
+                        command = apply(app, ENVIRONMENT, "--parallelism", str(parallelism))
+                        timings.setdefault((latency, parallelism), []).append(
+                            measure(recorder, command, latency)
+                        )
+    floors = AwsFloors(Counter(node["type"] for node in nodes))
     path, chain = critical_path(nodes, timings[0.0, 1][0].by_node)
-    console.print(f"\n{source.name} on moto's server, environment type development, {args.runs} run(s)")
-    console.print(calls_table(steps, len(nodes), types))
+    out.print(f"\n{source.name} on moto's server, environment type development, {args.runs} run(s)")
+    title = f"AWS API calls: {len(nodes)} nodes of {len(floors.types)} node types"
+    clients = ("making boto3 clients", made_clients)
+    out.print(calls_table(title, steps, floors, middle=[("HTTP requests", requests)], after=[clients]))
     disagree = [s for runs in steps.values() for s in runs if s.counted != s.total]
     if disagree:
-        console.print(f"[red]skyrig_aws.api.CALLS disagrees with the hooks in {len(disagree)} step(s)[/]")
-    console.print(by_type_table(steps, types))
-    console.print(timing_table(timings, path, args.runs))
-    console.print(f"critical path: {path} calls ({' -> '.join(chain)})")
-    applies = steps["first apply"] + [s for runs in timings.values() for s in runs]
-    for name, found in varying(applies).items():
-        console.print(f"varies between first applies: {name} {min(found)}-{max(found)} calls")
+        out.print(f"[red]skyrig_aws.api.CALLS disagrees with the hooks in {len(disagree)} step(s)[/]")
+    out.print(by_type_table(AWS, steps, floors))
+    out.print(timing_table(timings, path, args.runs))
+    out.print(f"critical path: {path} calls ({' -> '.join(chain)})")
+    applies = steps[FIRST] + [s for runs in timings.values() for s in runs]
+    for name, found in varying(AWS, applies).items():
+        out.print(f"varies between first applies: {name} {min(found)}-{max(found)} calls")
     made = timings[0.0, 1]
-    console.print(
+    out.print(
         f"boto3 clients made by a first apply: {counts([s.clients for s in made])}, "
         f"{spread([s.client_seconds for s in made], ' s')} making them (--parallelism 1, no latency)"
     )
     if args.detail:
-        for name, runs in steps.items():
-            console.print(operations_table(f"{name} (first run): every operation, * mutating", runs[0]))
+        print_detail(out, AWS, steps)
+
+
+def requests(runs: list[AwsStep]) -> str:
+    """The HTTP requests of a step's runs."""
+    return counts([s.requests for s in runs])
+
+
+def made_clients(runs: list[AwsStep]) -> str:
+    """The seconds a step's runs spent making boto3 clients (how many)."""
+    return f"{spread([s.client_seconds for s in runs], ' s')} ({counts([s.clients for s in runs])})"
 
 
 if __name__ == "__main__":
