@@ -105,7 +105,8 @@ def test_the_eviction_policy_is_real(tmp_path, policy, evicts):
         try:
             for i in range(8000):
                 sessions.set(str(i), Session(user="x" * 400), expiry="1h")
-            print("all written", sessions.get("0") is None)
+            # LRU is sampled, so which key goes first is chance: some of the oldest hundred must have gone
+            print("all written", any(sessions.get(str(i)) is None for i in range(100)))
         except Exception as error:
             print("refused", type(error).__name__)
     """,
