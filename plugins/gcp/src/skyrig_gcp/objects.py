@@ -259,105 +259,9 @@ class BucketType(GcpNodeType):
         }
 
 
-class BackendBucketType(GcpNodeType):
-    """A Compute Engine backend bucket with Cloud CDN, in front of a public bucket; found by its name,
-    listed by its description."""
-
-    type = "gcp.objects.cdn"
-    identity = frozenset({"name"})
-    invariant = frozenset({"cdn"})
-
-    def _description(self, context: Context) -> str:
-        return f"skyrig {context.app}/{context.environment.name}"
-
-    def _observe(self, node: Node, backend: Mapping[str, Any]) -> Observed:
-        return self.observed(
-            node,
-            backend["name"],
-            {
-                "name": backend["name"],
-                "bucket": backend.get("bucketName"),
-                "cdn": bool(backend.get("enableCdn")),
-            },
-            {"backend_bucket": backend.get("selfLink")},
-        )
-
-    def _listed(self, context: Context) -> dict[str, Mapping[str, Any]]:
-        client = context.client
-        found = client.pages(client.api("compute").backendBuckets(), "list", "items", project=client.project)
-        return {b["name"]: b for b in found if b.get("description") == self._description(context)}
-
-    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
-        client = context.client
-        backend = client.execute(
-            client.api("compute").backendBuckets().get(project=client.project, backendBucket=provider_id)
-        )
-        return self._observe(node, backend)
-
-    def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
-        found = self._listed(context)
-        return {
-            n.id: self._observe(n, found[pid]) if pid in found else self.read(context, n, pid)
-            for n, pid in nodes
-        }
-
-    def _find(self, context: Context, node: Node) -> Observed | None:
-        return self._read(context, node, node.properties["name"])
-
-    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
-        found = self._listed(context)
-        return {
-            n.id: self._observe(n, found[n.properties["name"]]) if n.properties["name"] in found else None
-            for n in nodes
-        }
-
-    def _body(self, context: Context, node: Node) -> dict[str, Any]:
-        return {
-            "name": node.properties["name"],
-            "bucketName": node.properties["bucket"],
-            "description": self._description(context),
-            "enableCdn": node.properties["cdn"],
-            "cdnPolicy": {"cacheMode": "CACHE_ALL_STATIC"},
-        }
-
-    def _create(self, context: Context, node: Node) -> Observed:
-        client = context.client
-        body = self._body(context, node)
-        # no requestId: Compute Engine would answer a create after a destroy with the first one's operation
-        request = client.api("compute").backendBuckets().insert(project=client.project, body=body)
-        with contextlib.suppress(Conflict):  # made by a create cut short after the call: adopted
-            wait_operation(context, f"backend bucket {body['name']}", client.execute(request))
-        return self._read(context, node, body["name"])  # type: ignore[return-value]
-
-    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
-        client = context.client
-        body = self._body(context, node)
-        request = (
-            client.api("compute")
-            .backendBuckets()
-            .patch(project=client.project, backendBucket=provider_id, body=body)
-        )
-        wait_operation(context, f"backend bucket {provider_id}", client.execute(request))
-        return self._read(context, node, provider_id)  # type: ignore[return-value]
-
-    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
-        client = context.client
-        request = (
-            client.api("compute").backendBuckets().delete(project=client.project, backendBucket=provider_id)
-        )
-        wait_operation(context, f"deleting backend bucket {provider_id}", client.execute(request))
-
-    def inventory(self, context: Context) -> list[str]:
-        """The environment's backend buckets, by their description."""
-        return sorted(self._listed(context))
-
-    def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
-        return None
-
-
 class _LoadBalancerPart(GcpNodeType):
-    """A global Compute Engine resource of the CDN load balancer: found by its name, listed (one call) by
-    its description, made and deleted through a global operation."""
+    """A global Compute Engine resource of the CDN load balancer (its backend buckets too): found by its
+    name, listed (one call) by its description, made and deleted through a global operation."""
 
     collection: str
     """The google-api-python-client collection (``globalAddresses``, ``urlMaps``, ...)."""
@@ -410,10 +314,17 @@ class _LoadBalancerPart(GcpNodeType):
             for n in nodes
         }
 
+    def _full_body(self, context: Context, node: Node) -> dict[str, Any]:
+        """The resource as made: its ``_body``, named, and described as the environment's."""
+        return {
+            **self._body(context, node),
+            "name": node.properties["name"],
+            "description": self._description(context),
+        }
+
     def _create(self, context: Context, node: Node) -> Observed:
         client = context.client
-        body = {**self._body(context, node), "name": node.properties["name"]}
-        body["description"] = self._description(context)
+        body = self._full_body(context, node)
         request = self._resources(context).insert(project=client.project, body=body)
         with contextlib.suppress(Conflict):  # made by a create cut short after the call: adopted
             wait_operation(context, f"{self.what} {body['name']}", client.execute(request))
@@ -430,6 +341,45 @@ class _LoadBalancerPart(GcpNodeType):
     def inventory(self, context: Context) -> list[str]:
         """The environment's resources of this collection, by their description."""
         return sorted(self._listed(context))
+
+
+class BackendBucketType(_LoadBalancerPart):
+    """A Compute Engine backend bucket with Cloud CDN, in front of a public bucket; found by its name,
+    listed by its description."""
+
+    type = "gcp.objects.cdn"
+    invariant = frozenset({"cdn"})
+    collection, parameter, what = "backendBuckets", "backendBucket", "backend bucket"
+
+    def _observe(self, node: Node, backend: Mapping[str, Any]) -> Observed:
+        return self.observed(
+            node,
+            backend["name"],
+            {
+                "name": backend["name"],
+                "bucket": backend.get("bucketName"),
+                "cdn": bool(backend.get("enableCdn")),
+            },
+            {"backend_bucket": backend.get("selfLink")},
+        )
+
+    def _body(self, context: Context, node: Node) -> dict[str, Any]:
+        return {
+            "bucketName": node.properties["bucket"],
+            "enableCdn": node.properties["cdn"],
+            "cdnPolicy": {"cacheMode": "CACHE_ALL_STATIC"},
+        }
+
+    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
+        client = context.client
+        request = self._resources(context).patch(
+            project=client.project, backendBucket=provider_id, body=self._full_body(context, node)
+        )
+        wait_operation(context, f"backend bucket {provider_id}", client.execute(request))
+        return self._read(context, node, provider_id)  # type: ignore[return-value]
+
+    def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+        return None
 
 
 def _link(project: str, collection: str, name: str) -> str:
