@@ -88,8 +88,19 @@ class Provider:
         """Every resource of the environment that exists in the backend now, as ``(node type, provider
         id)``, found through the provider's own API (ownership tags, deterministic names), whatever
         skyrig's state says. After ``skyrig destroy --include-data`` it must be empty; after an apply it
-        holds each node exactly once. The conformance suite checks both against it."""
-        raise NotImplementedError(f"provider {self.manifest.name!r} cannot list what it provisioned")
+        holds each node exactly once. The conformance suite checks both against it.
+
+        By default, the union of the node types' own listings: each node type with an ``inventory(context)
+        -> list[provider id]`` method lists what its deterministic names and tags say is the
+        environment's."""
+        listings = [
+            (node_type.type, listing)
+            for node_type in self.node_types().values()
+            if (listing := getattr(node_type, "inventory", None)) is not None
+        ]
+        if not listings:
+            raise NotImplementedError(f"provider {self.manifest.name!r} cannot list what it provisioned")
+        return sorted({(kind, provider_id) for kind, listing in listings for provider_id in listing(context)})
 
 
 @cache

@@ -145,16 +145,6 @@ class GcpProvider(Provider):
 
     # -- what the conformance suite looks at -----------------------------------------------------
 
-    def inventory(self, context: Context) -> list[tuple[str, str]]:
-        """Every resource of this app and environment, by the node types' own listings (each lists what
-        its deterministic names and labels say is ours)."""
-        found: set[tuple[str, str]] = set()
-        for node_type in self.node_types().values():
-            listing = getattr(node_type, "inventory", None)
-            if listing is not None:
-                found.update((node_type.type, provider_id) for provider_id in listing(context))
-        return sorted(found)
-
     def dead_letters(self, context: Context, subscription: str) -> list[dict[str, Any]]:
         """The letters kept on the subscription's dead-letter topic, oldest first, left in place (each is
         pulled and given back at once)."""

@@ -1,0 +1,66 @@
+"""How the Azure provider names things: the Azure names of an environment's resources, their tags, and the
+ids of the nodes one family module's nodes depend on in another's.
+
+Every name is deterministic (app, environment, resource) within Azure's limits for its type
+(:func:`join_name` hash-suffixes what it cleans or shortens), so that a resource can always be found again
+by name, even after state was lost. Names that must be unique in all of Azure (a storage account, a key
+vault, a Service Bus namespace, a PostgreSQL server, a cache, a web app: they are DNS names) carry a hash of
+the subscription too (:func:`global_name`), so that the same app deployed from two subscriptions does not
+collide. The family modules, the provider and the runtime take their names from here, and this module
+imports none of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from skyrig.provider import join_name
+
+# -- node ids that nodes of another module depend on -------------------------------------------------
+
+RESOURCE_GROUP_ID = "network.resource_group"
+"""The environment's resource group (made, or the configured one): every other node is in it."""
+
+
+def identity_id(service: str) -> str:
+    """The node id of a service's user-assigned managed identity (``iam.identity/SERVICE``)."""
+    return f"iam.identity/{service}"
+
+
+# -- names ------------------------------------------------------------------------------------------------
+
+
+def resource_group_name(app: str, env: str) -> str:
+    """The resource group skyrig makes for an environment (up to 90 characters)."""
+    return join_name(app, env, limit=90)
+
+
+def environment_digest(subscription: str, app: str, env: str, length: int = 6) -> str:
+    """A short hash of subscription, app and environment: what keeps globally unique names apart."""
+    return hashlib.sha256(f"{subscription}\0{app}\0{env}".encode()).hexdigest()[:length]
+
+
+def global_name(
+    subscription: str, app: str, env: str, *parts: str, limit: int, alphanumeric: bool = False
+) -> str:
+    """A name unique in all of Azure: ``APP-ENV-PARTS-DIGEST`` within ``limit`` characters (only
+    ``[a-z0-9]`` when ``alphanumeric``: a storage account), deterministic for this subscription."""
+    digest = environment_digest(subscription, app, env)
+    if alphanumeric:
+        text = re.sub(r"[^a-z0-9]+", "", "".join((app, env, *parts)).lower())
+        if not text[:1].isalpha():
+            text = "s" + text
+        return text[: limit - len(digest)] + digest
+    return join_name(join_name(app, env, *parts, limit=limit - len(digest) - 1), digest, limit=limit)
+
+
+# -- tags --------------------------------------------------------------------------------------------------
+
+TAG_APP, TAG_ENV, TAG_NODE = "skyrig-app", "skyrig-env", "skyrig-node"
+
+
+def tags(app: str, env: str, node: str) -> dict[str, str]:
+    """The tags every resource skyrig makes carries: whose it is (``skyrig-app``, ``skyrig-env``) and which
+    node it is (``skyrig-node``): what finds it again, and what ``skyrig destroy`` may delete."""
+    return {TAG_APP: app, TAG_ENV: env, TAG_NODE: node}
