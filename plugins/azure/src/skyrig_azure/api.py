@@ -56,22 +56,18 @@ CALLS: Counter[tuple[str, str]] = Counter()
 ``("operations", "GET")``)."""
 _calls_lock = threading.Lock()
 
-_PROVIDERS = re.compile(r"/providers/([^/]+)/(.*)$", re.IGNORECASE)
-_OPERATION = re.compile(r"operation|asyncoperation|operationresults|operationstatuses", re.IGNORECASE)
-
 
 def call_key(method: str, url: str) -> tuple[str, str]:
-    """What :data:`CALLS` counts a request as: ``(Namespace/type[/childType...][/action], METHOD)``."""
-    path = url.split("?", 1)[0]
-    match = next(reversed(list(_PROVIDERS.finditer(path))), None)
-    if match is None:
-        if re.search(r"/resourcegroups/[^/]+/?$", path, re.IGNORECASE) or path.rstrip("/").lower().endswith(
-            "/resourcegroups"
-        ):
+    """What :data:`CALLS` counts a request as: ``(Namespace/type[/childType...][/action], METHOD)``, the
+    last provider's in a path (an extension resource's, such as a role assignment on a topic)."""
+    path = url.split("?", 1)[0].split("://", 1)[-1]
+    at = path.lower().rfind("/providers/")
+    if at < 0:
+        if re.search(r"/resourcegroups(/[^/]+)?/?$", path, re.IGNORECASE):
             return "Microsoft.Resources/resourceGroups", method
-        return path.rsplit("/", 1)[-1] or "subscription", method
-    namespace, rest = match.group(1), match.group(2).strip("/").split("/")
-    if any(_OPERATION.fullmatch(part) for part in rest[::2]):
+        return path.rstrip("/").rsplit("/", 1)[-1] or "subscription", method
+    namespace, *rest = path[at + len("/providers/") :].strip("/").split("/")
+    if any("operation" in part.lower() for part in rest[::2]):
         return "operations", method
     kinds = rest[::2] if len(rest) % 2 == 0 else [*rest[:-1:2], rest[-1]]
     return "/".join([namespace, *kinds]), method
