@@ -28,6 +28,31 @@ def identity_id(service: str) -> str:
     return f"iam.identity/{service}"
 
 
+DATABASE_SUBNET_ID = "network.subnet/database"
+"""The subnet delegated to Microsoft.DBforPostgreSQL/flexibleServers (the PostgreSQL server's own)."""
+ENDPOINTS_SUBNET_ID = "network.subnet/endpoints"
+"""The subnet of the private endpoints (the caches')."""
+POSTGRES_DNS_ID = "network.dns/postgres"
+"""The private DNS zone of the PostgreSQL server (``NAME.private.postgres.database.azure.com``), linked to
+the virtual network."""
+REDIS_DNS_ID = "network.dns/redis"
+"""The private DNS zone ``privatelink.redis.cache.windows.net``, linked to the virtual network."""
+KEY_VAULT_ID = "secrets.vault"
+"""The environment's Key Vault (where the PostgreSQL administrator's password is kept)."""
+SQL_SERVER_ID = "sql.server"
+"""The environment's PostgreSQL flexible server (every database of the app is on it)."""
+
+
+def sql_database_id(database: str) -> str:
+    """The node id of a PostgreSQL database (``sql.database/NAME``)."""
+    return f"sql.database/{database}"
+
+
+def cache_id(cache: str) -> str:
+    """The node id of an Azure Cache for Redis (``cache.cluster/NAME``)."""
+    return f"cache.cluster/{cache}"
+
+
 # -- names ------------------------------------------------------------------------------------------------
 
 
@@ -53,6 +78,21 @@ def global_name(
             text = "s" + text
         return text[: limit - len(digest)] + digest
     return join_name(join_name(app, env, *parts, limit=limit - len(digest) - 1), digest, limit=limit)
+
+
+def sql_server_name(subscription: str, app: str, env: str) -> str:
+    """The PostgreSQL flexible server (a DNS name: 3-63 characters, ``[a-z0-9-]``)."""
+    return global_name(subscription, app, env, "pg", limit=63)
+
+
+SQL_ADMIN_SECRET = "skyrig-sql-admin"
+"""The secret of the environment's Key Vault holding the PostgreSQL administrator's password (skyrig's own,
+beside the declared secrets; the secrets family must not give a declared secret this name)."""
+
+
+def cache_name(subscription: str, app: str, env: str, cache: str) -> str:
+    """An Azure Cache for Redis (a DNS name: 1-63 characters, ``[a-z0-9-]``)."""
+    return global_name(subscription, app, env, cache, limit=63)
 
 
 # -- tags --------------------------------------------------------------------------------------------------
