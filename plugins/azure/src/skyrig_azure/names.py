@@ -43,6 +43,32 @@ SQL_SERVER_ID = "sql.server"
 """The environment's PostgreSQL flexible server (every database of the app is on it)."""
 
 
+VNET_ID = "network.vnet"
+"""The environment's virtual network (``vnet_cidr``)."""
+APP_SUBNET_ID = "network.subnet/app"
+"""The subnet delegated to Microsoft.Web/serverFarms: the App Services' VNet integration (outbound)."""
+
+
+def topic_id(topic: str) -> str:
+    """The node id of a Service Bus topic (``pubsub.topic/NAME``)."""
+    return f"pubsub.topic/{topic}"
+
+
+def subscription_id(subscription: str) -> str:
+    """The node id of a Service Bus subscription (``pubsub.subscription/NAME``)."""
+    return f"pubsub.subscription/{subscription}"
+
+
+def container_id(bucket: str) -> str:
+    """The node id of a bucket's blob container (``objects.container/BUCKET``)."""
+    return f"objects.container/{bucket}"
+
+
+def secret_id(secret: str) -> str:
+    """The node id of a declared secret in the Key Vault (``secrets.secret/NAME``)."""
+    return f"secrets.secret/{secret}"
+
+
 def sql_database_id(database: str) -> str:
     """The node id of a PostgreSQL database (``sql.database/NAME``)."""
     return f"sql.database/{database}"
@@ -93,6 +119,72 @@ beside the declared secrets; the secrets family must not give a declared secret 
 def cache_name(subscription: str, app: str, env: str, cache: str) -> str:
     """An Azure Cache for Redis (a DNS name: 1-63 characters, ``[a-z0-9-]``)."""
     return global_name(subscription, app, env, cache, limit=63)
+
+
+def vnet_name(app: str, env: str) -> str:
+    """The environment's virtual network (2-64 characters)."""
+    return join_name(app, env, limit=64)
+
+
+def nsg_name(app: str, env: str, subnet: str) -> str:
+    """The network security group of subnet ``subnet`` (``app``, ``database``, ``endpoints``)."""
+    return join_name(app, env, subnet, limit=80)
+
+
+def postgres_dns_zone(app: str, env: str) -> str:
+    """The private DNS zone the PostgreSQL server's private address is published in (in the resource
+    group; Azure asks for a name ending in ``.postgres.database.azure.com``)."""
+    return f"{join_name(app, env, limit=63)}.private.postgres.database.azure.com"
+
+
+REDIS_DNS_ZONE = "privatelink.redis.cache.windows.net"
+"""The private DNS zone Azure Cache for Redis's private endpoints publish their addresses in (its name is
+Azure's: a client resolving ``NAME.redis.cache.windows.net`` inside the VNet is sent there)."""
+
+
+def identity_name(app: str, env: str, service: str) -> str:
+    """A service's user-assigned managed identity (3-128 characters)."""
+    return join_name(app, env, service, limit=128)
+
+
+# The Azure names of the resources role assignments are scoped to (the iam family computes their ARM ids
+# from these; each family makes its resources under the same names).
+
+
+def servicebus_namespace_name(subscription: str, app: str, env: str) -> str:
+    """The environment's Service Bus namespace (a DNS name: 6-50 characters)."""
+    return global_name(subscription, app, env, "sb", limit=50)
+
+
+def topic_name(topic: str) -> str:
+    """A topic in the namespace (up to 260 characters)."""
+    return join_name(topic, limit=260)
+
+
+def subscription_name(subscription: str) -> str:
+    """A subscription of its topic (up to 50 characters)."""
+    return join_name(subscription, limit=50)
+
+
+def storage_account_name(subscription: str, app: str, env: str) -> str:
+    """The environment's storage account (3-24 characters, ``[a-z0-9]``)."""
+    return global_name(subscription, app, env, limit=24, alphanumeric=True)
+
+
+def container_name(app: str, env: str, bucket: str) -> str:
+    """A bucket's blob container (3-63 characters): app and environment in it too, because Azurite serves
+    every environment from one account."""
+    return join_name(app, env, bucket, limit=63)
+
+
+def key_vault_name(subscription: str, app: str, env: str) -> str:
+    """The environment's Key Vault (a DNS name: 3-24 characters)."""
+    return global_name(subscription, app, env, "kv", limit=24)
+
+
+def vault_secret_name(secret: str) -> str:
+    """A declared secret in the Key Vault (1-127 characters, ``[a-zA-Z0-9-]``)."""
+    return join_name(secret, limit=127)
 
 
 # -- tags --------------------------------------------------------------------------------------------------
