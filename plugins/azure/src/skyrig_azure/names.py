@@ -69,6 +69,25 @@ def secret_id(secret: str) -> str:
     return f"secrets.secret/{secret}"
 
 
+APP_PLAN_ID = "compute.plan"
+"""The environment's App Service Plan (Linux): every service's web app runs on it."""
+CRON_ENVIRONMENT_ID = "cron.environment"
+"""The environment's Container Apps managed environment, where the cron jobs' Container Apps jobs run."""
+SIGNING_KEY_ID = "cron.signing_key"
+"""The environment's cron signing key (a secret of the Key Vault): the service host checks the signature of
+each scheduled request with it, and the scheduled jobs (and the service identities) read it."""
+
+
+def site_id(service: str) -> str:
+    """The node id of a service's App Service web app (``compute.site/SERVICE``)."""
+    return f"compute.site/{service}"
+
+
+def cron_job_id(job: str) -> str:
+    """The node id of a cron job's Container Apps job (``cron.job/JOB``)."""
+    return f"cron.job/{job}"
+
+
 def sql_database_id(database: str) -> str:
     """The node id of a PostgreSQL database (``sql.database/NAME``)."""
     return f"sql.database/{database}"
@@ -185,6 +204,38 @@ def key_vault_name(subscription: str, app: str, env: str) -> str:
 def vault_secret_name(secret: str) -> str:
     """A declared secret in the Key Vault (1-127 characters, ``[a-zA-Z0-9-]``)."""
     return join_name(secret, limit=127)
+
+
+def plan_name(app: str, env: str) -> str:
+    """The environment's App Service Plan (1-40 characters)."""
+    return join_name(app, env, limit=40)
+
+
+def site_name(subscription: str, app: str, env: str, service: str) -> str:
+    """A service's web app (a DNS name, ``NAME.azurewebsites.net``: 2-60 characters)."""
+    return global_name(subscription, app, env, service, limit=60)
+
+
+def container_environment_name(app: str, env: str) -> str:
+    """The environment's Container Apps managed environment (2-60 characters)."""
+    return join_name(app, env, limit=60)
+
+
+def cron_job_name(app: str, env: str, job: str) -> str:
+    """A cron job's Container Apps job (2-32 characters, ``[a-z0-9-]``)."""
+    return join_name(app, env, job, limit=32)
+
+
+SIGNING_KEY_SECRET = "skyrig-cron-signing-key"
+"""The Key Vault secret holding the environment's cron signing key (skyrig's own, beside the declared
+secrets; the secrets family must not give a declared secret this name)."""
+
+
+def key_vault_reference(vault_uri: str, secret: str) -> str:
+    """What an App Service app setting holds for Key Vault secret ``secret`` (its latest version): App
+    Service resolves it with the web app's ``keyVaultReferenceIdentity``, and the value never appears in
+    the app settings."""
+    return f"@Microsoft.KeyVault(SecretUri={vault_uri.rstrip('/')}/secrets/{secret}/)"
 
 
 # -- tags --------------------------------------------------------------------------------------------------
