@@ -69,6 +69,20 @@ def secret_id(secret: str) -> str:
     return f"secrets.secret/{secret}"
 
 
+STORAGE_ACCOUNT_ID = "objects.account"
+"""The environment's storage account (every bucket's blob container is in it)."""
+FRONT_DOOR_PROFILE_ID = "objects.cdn_profile"
+"""The environment's Azure Front Door (Standard) profile, made only when a bucket is public."""
+FRONT_DOOR_ENDPOINT_ID = "objects.cdn_endpoint"
+"""The Front Door endpoint (``NAME-HASH.z01.azurefd.net``) public buckets are served from."""
+FRONT_DOOR_ORIGIN_GROUP_ID = "objects.cdn_origin_group"
+"""The Front Door origin group of the storage account's blob endpoint."""
+FRONT_DOOR_ORIGIN_ID = "objects.cdn_origin"
+"""The Front Door origin: the storage account's blob endpoint."""
+FRONT_DOOR_ROUTE_ID = "objects.cdn_route"
+"""The Front Door route: ``/CONTAINER/*`` of each public bucket to the origin group."""
+
+
 APP_PLAN_ID = "compute.plan"
 """The environment's App Service Plan (Linux): every service's web app runs on it."""
 CRON_ENVIRONMENT_ID = "cron.environment"
@@ -194,6 +208,13 @@ def container_name(app: str, env: str, bucket: str) -> str:
     """A bucket's blob container (3-63 characters): app and environment in it too, because Azurite serves
     every environment from one account."""
     return join_name(app, env, bucket, limit=63)
+
+
+def front_door_name(app: str, env: str, part: str) -> str:
+    """A part of the environment's Front Door (``profile``, ``endpoint``, ``origins``, ``blob``,
+    ``buckets``): 1-46 characters, letters, digits and single hyphens. The endpoint's host name is
+    ``NAME-HASH.z01.azurefd.net``, its hash Azure's own, so the name need not be globally unique."""
+    return join_name(app, env, part, limit=46)
 
 
 def key_vault_name(subscription: str, app: str, env: str) -> str:
