@@ -17,7 +17,7 @@ SHOP = Path(__file__).resolve().parents[3] / "examples" / "shop"
 
 @pytest.fixture
 def shop(gcp_app: Any) -> Any:
-    """The shop example's code in a :class:`GcpApp` (its own ``skyrig.toml`` replaced)."""
+    """The shop example's code in an app folder (its own ``skyrig.toml`` replaced)."""
     for entry in SHOP.iterdir():
         if entry.is_dir() and entry.name not in (".skyrig", "__pycache__"):
             shutil.copytree(entry, gcp_app.root / entry.name, ignore=shutil.ignore_patterns("__pycache__"))
