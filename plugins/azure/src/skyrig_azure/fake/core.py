@@ -799,7 +799,7 @@ class FakeAzure:
         entry = self.store[key]
         if is_async:
             self._start_operation(entry, key, "put")
-        return (201 if created else 200), self._op_headers(entry), self._render(entry)
+        return (entry.type.created_status if created else 200), self._op_headers(entry), self._render(entry)
 
     def _delete(
         self, route: Route, entry: Entry | None, headers: dict[str, str], query: dict[str, str]

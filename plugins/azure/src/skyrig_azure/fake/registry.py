@@ -88,6 +88,8 @@ class ResourceType:
     actions: Mapping[str, ActionHook] = field(default_factory=dict)
     list_filter: ListHook | None = None
     provisioning_state: bool = True
+    created_status: int = 201
+    """The status of a PUT that creates (App Service answers 202 or 200, never 201)."""
 
     @property
     def namespace(self) -> str:

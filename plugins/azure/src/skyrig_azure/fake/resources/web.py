@@ -57,7 +57,15 @@ _CONFIG_DEFAULTS: dict[str, Any] = {
     "keyVaultReferenceIdentity": "SystemAssigned",
 }
 _FREE_TIERS = frozenset({"free", "shared", "dynamic"})
-_MAX_WORKERS = {"premium0v3": 30, "basic": 3, "standard": 10, "premiumv2": 30, "premiumv3": 30, "premiummv3": 30, "isolatedv2": 100}
+_MAX_WORKERS = {
+    "premium0v3": 30,
+    "basic": 3,
+    "standard": 10,
+    "premiumv2": 30,
+    "premiumv3": 30,
+    "premiummv3": 30,
+    "isolatedv2": 100,
+}
 _WEB_DELEGATION = "microsoft.web/serverfarms"
 
 
@@ -66,7 +74,7 @@ class ConfigBody:
     ``properties``): the configuration's own model is checked by name in :func:`_config_on_write` (``web``:
     SiteConfigResource, ``appsettings``: StringDictionary)."""
 
-    _attribute_map = {  # noqa: RUF012 - an msrest-style model, read by the fake's schema loader
+    _attribute_map = {
         "kind": {"key": "kind", "type": "str"},
         "properties": {"key": "properties", "type": "object"},
     }
@@ -75,7 +83,8 @@ class ConfigBody:
 _CONFIG_MODELS = {"web": f"{_MODELS}:SiteConfigResource", "appsettings": f"{_MODELS}:StringDictionary"}
 
 
-def _entry(ctx: Context, resource_id: str) -> Any:
+def stored(ctx: Context, resource_id: str) -> Any:
+    """The fake's entry of ``resource_id``, or None."""
     return ctx.fake.store.get(resource_id.lower().rstrip("/"))
 
 
@@ -94,16 +103,22 @@ def _plan_on_write(ctx: Context, plan: dict[str, Any]) -> None:
     capacity = int(sku.get("capacity") or 1)
     most = _MAX_WORKERS.get(_tier(plan), 1)
     if capacity > most:
-        raise ArmError(400, "BadRequest", f"The number of workers ({capacity}) exceeds the maximum of the "
-                       f"{sku['tier']} tier ({most}).")
+        raise ArmError(
+            400,
+            "BadRequest",
+            f"The number of workers ({capacity}) exceeds the maximum of the {sku['tier']} tier ({most}).",
+        )
     sku["capacity"] = capacity
     sku.setdefault("size", sku["name"])
     sku.setdefault("family", "".join(c for c in sku["name"] if not c.isdigit()))
     properties = plan.setdefault("properties", {})
     previous = (ctx.previous or {}).get("properties") or {}
     if ctx.previous is not None and bool(previous.get("reserved")) != bool(properties.get("reserved")):
-        raise ArmError(400, "BadRequest", "An App Service Plan cannot change between Linux and Windows "
-                       "(properties.reserved).")
+        raise ArmError(
+            400,
+            "BadRequest",
+            "An App Service Plan cannot change between Linux and Windows (properties.reserved).",
+        )
     properties["reserved"] = bool(properties.get("reserved"))
     plan["kind"] = "linux" if properties["reserved"] else (plan.get("kind") or "app")
     properties["numberOfWorkers"] = capacity
@@ -119,8 +134,15 @@ def _plan_on_write(ctx: Context, plan: dict[str, Any]) -> None:
 
 def _tier_of(name: str) -> str:
     prefix = name.upper()
-    for start, tier in (("P0V3", "Premium0V3"), ("P", "PremiumV3" if prefix.endswith("V3") else "PremiumV2"),
-                        ("B", "Basic"), ("S", "Standard"), ("F", "Free"), ("D", "Shared"), ("I", "IsolatedV2")):
+    for start, tier in (
+        ("P0V3", "Premium0V3"),
+        ("P", "PremiumV3" if prefix.endswith("V3") else "PremiumV2"),
+        ("B", "Basic"),
+        ("S", "Standard"),
+        ("F", "Free"),
+        ("D", "Shared"),
+        ("I", "IsolatedV2"),
+    ):
         if prefix.startswith(start):
             return tier
     return "Standard"
@@ -144,7 +166,7 @@ def _site_on_write(ctx: Context, site: dict[str, Any]) -> None:
     farm = properties.get("serverFarmId") or previous.get("serverFarmId")
     if not farm:
         raise ArmError(400, "BadRequest", "The parameter properties.serverFarmId is required.")
-    plan_entry = _entry(ctx, farm)
+    plan_entry = stored(ctx, farm)
     if plan_entry is None:
         raise ArmError(404, "NotFound", f"Cannot find ServerFarm with name {farm.rsplit('/', 1)[-1]}.")
     plan = plan_entry.resource
@@ -153,7 +175,7 @@ def _site_on_write(ctx: Context, site: dict[str, Any]) -> None:
     wanted = properties.pop("siteConfig", None) or {}
     config_id = f"{site['id']}/config/web"
     settings_id = f"{site['id']}/config/appsettings"
-    config_entry, settings_entry = _entry(ctx, config_id), _entry(ctx, settings_id)
+    config_entry, settings_entry = stored(ctx, config_id), stored(ctx, settings_id)
     config = copy.deepcopy(config_entry.resource["properties"]) if config_entry else dict(_CONFIG_DEFAULTS)
     settings = copy.deepcopy(settings_entry.resource["properties"]) if settings_entry else {}
     given_settings = wanted.pop("appSettings", None)
@@ -161,14 +183,22 @@ def _site_on_write(ctx: Context, site: dict[str, Any]) -> None:
         settings = {item["name"]: item.get("value") for item in given_settings}
     config.update({key: value for key, value in wanted.items() if value is not None})
     if str(config.get("linuxFxVersion") or "").upper().startswith("DOCKER|") and not linux:
-        raise ArmError(400, "BadRequest", "LinuxFxVersion has an invalid value: a container runs only on a "
-                       "Linux App Service Plan (properties.reserved).")
-    _check_identity(ctx, site)
+        raise ArmError(
+            400,
+            "BadRequest",
+            "LinuxFxVersion has an invalid value: a container runs only on a "
+            "Linux App Service Plan (properties.reserved).",
+        )
+    assign_identities(ctx, site)
     reference = properties.get("keyVaultReferenceIdentity") or "SystemAssigned"
     users = {key.lower() for key in ((site.get("identity") or {}).get("userAssignedIdentities") or {})}
     if reference != "SystemAssigned" and reference.lower() not in users:
-        raise ArmError(400, "BadRequest", f"keyVaultReferenceIdentity '{reference}' is not an identity of the "
-                       "site: it must be SystemAssigned or one of its user-assigned identities.")
+        raise ArmError(
+            400,
+            "BadRequest",
+            f"keyVaultReferenceIdentity '{reference}' is not an identity of the "
+            "site: it must be SystemAssigned or one of its user-assigned identities.",
+        )
     properties["keyVaultReferenceIdentity"] = reference
     config["keyVaultReferenceIdentity"] = reference
     subnet = properties.get("virtualNetworkSubnetId")
@@ -193,7 +223,8 @@ def _site_on_write(ctx: Context, site: dict[str, Any]) -> None:
             "repositorySiteName": ctx.name,
             "outboundIpAddresses": "20.49.104.1,20.49.104.2",
             "possibleOutboundIpAddresses": "20.49.104.1,20.49.104.2,20.49.104.3",
-            "customDomainVerificationId": previous.get("customDomainVerificationId") or uuid.uuid4().hex.upper(),
+            "customDomainVerificationId": previous.get("customDomainVerificationId")
+            or uuid.uuid4().hex.upper(),
             "sku": (plan.get("sku") or {}).get("tier"),
             "siteConfig": {key: config.get(key) for key in _SITE_CONFIG_SHOWN},
         }
@@ -203,21 +234,27 @@ def _site_on_write(ctx: Context, site: dict[str, Any]) -> None:
     _store_config(ctx, site["id"], "appsettings", settings)
 
 
-def _check_identity(ctx: Context, resource: dict[str, Any]) -> None:
+def assign_identities(ctx: Context, resource: dict[str, Any]) -> None:
+    """Checks the user-assigned identities of ``resource`` exist and fills in their ``principalId`` and
+    ``clientId`` (as Azure answers them)."""
     identity = resource.get("identity")
     if not identity:
         return
     kind = str(identity.get("type") or "None")
     users = identity.get("userAssignedIdentities") or {}
     if users and "userassigned" not in kind.replace(" ", "").lower():
-        raise ArmError(400, "BadRequest", "userAssignedIdentities are given but the identity type is not "
-                       "UserAssigned.")
+        raise ArmError(
+            400, "BadRequest", "userAssignedIdentities are given but the identity type is not UserAssigned."
+        )
     known = lookup("Microsoft.ManagedIdentity/userAssignedIdentities") is not None
     for key in list(users):
-        found = _entry(ctx, key)
+        found = stored(ctx, key)
         if found is None and known:
-            raise ArmError(400, "FailedIdentityOperation", f"Identity '{key}' was not found: a user-assigned "
-                           "identity must exist before it is assigned.")
+            raise ArmError(
+                400,
+                "FailedIdentityOperation",
+                f"Identity '{key}' was not found: a user-assigned identity must exist before it is assigned.",
+            )
         outputs = (found.resource.get("properties") or {}) if found is not None else {}
         users[key] = {
             "principalId": outputs.get("principalId") or str(uuid.uuid5(uuid.NAMESPACE_URL, key.lower())),
@@ -227,20 +264,23 @@ def _check_identity(ctx: Context, resource: dict[str, Any]) -> None:
 
 def _check_subnet(ctx: Context, subnet_id: str, plan: dict[str, Any]) -> None:
     if _tier(plan) in _FREE_TIERS:
-        raise ArmError(400, "BadRequest", "Virtual network integration needs an App Service Plan of tier Basic "
-                       "or above.")
+        raise ArmError(
+            400, "BadRequest", "Virtual network integration needs an App Service Plan of tier Basic or above."
+        )
     if lookup("Microsoft.Network/virtualNetworks/subnets") is None:
         return
-    found = _entry(ctx, subnet_id)
+    found = stored(ctx, subnet_id)
     if found is None:
         raise ArmError(404, "NotFound", f"Subnet '{subnet_id}' was not found.")
     delegations = (found.resource.get("properties") or {}).get("delegations") or []
-    services = {
-        str((d.get("properties") or {}).get("serviceName") or "").lower() for d in delegations
-    }
+    services = {str((d.get("properties") or {}).get("serviceName") or "").lower() for d in delegations}
     if _WEB_DELEGATION not in services:
-        raise ArmError(400, "SubnetMissingRequiredDelegation", f"Subnet '{subnet_id.rsplit('/', 1)[-1]}' must "
-                       "be delegated to Microsoft.Web/serverFarms for virtual network integration.")
+        raise ArmError(
+            400,
+            "SubnetMissingRequiredDelegation",
+            f"Subnet '{subnet_id.rsplit('/', 1)[-1]}' must "
+            "be delegated to Microsoft.Web/serverFarms for virtual network integration.",
+        )
 
 
 def _store_config(ctx: Context, site_id: str, name: str, properties: dict[str, Any]) -> None:
@@ -250,7 +290,7 @@ def _store_config(ctx: Context, site_id: str, name: str, properties: dict[str, A
     assert config_type is not None
     resource_id = f"{site_id}/config/{name}"
     location = None
-    site_entry = _entry(ctx, site_id)
+    site_entry = stored(ctx, site_id)
     if site_entry is not None:
         location = site_entry.resource.get("location")
     resource = {
@@ -267,14 +307,19 @@ def _store_config(ctx: Context, site_id: str, name: str, properties: dict[str, A
 def _config_on_write(ctx: Context, config: dict[str, Any]) -> None:
     model = _CONFIG_MODELS.get(ctx.name.lower())
     if model is None:
-        raise ArmError(400, "BadRequest", f"The fake serves the site configurations web and appsettings, not "
-                       f"'{ctx.name}'.")
+        raise ArmError(
+            400,
+            "BadRequest",
+            f"The fake serves the site configurations web and appsettings, not '{ctx.name}'.",
+        )
     body = {key: config[key] for key in ("kind", "properties") if key in config}
     validate(body, load(model))
     site_id = ctx.parent_id
-    site_entry = _entry(ctx, site_id)
+    site_entry = stored(ctx, site_id)
     if site_entry is None:
-        raise ArmError(404, "ParentResourceNotFound", f"Parent resource '{site_id.rsplit('/', 1)[-1]}' not found.")
+        raise ArmError(
+            404, "ParentResourceNotFound", f"Parent resource '{site_id.rsplit('/', 1)[-1]}' not found."
+        )
     previous = (ctx.previous or {}).get("properties") or {}
     if ctx.name.lower() == "web":
         merged = {**(previous or _CONFIG_DEFAULTS)}
@@ -297,22 +342,26 @@ def _config_patch_on_write(ctx: Context, config: dict[str, Any]) -> None:
 def _list_settings(ctx: Context, config: dict[str, Any], body: Any) -> tuple[int, Any]:
     if ctx.name.lower() != "appsettings":
         raise ArmError(404, "NotFound", f"Configuration '{ctx.name}' has no list action.")
-    return 200, {"id": config["id"], "name": "appsettings", "type": config["type"],
-                 "properties": dict(config.get("properties") or {})}
+    return 200, {
+        "id": config["id"],
+        "name": "appsettings",
+        "type": config["type"],
+        "properties": dict(config.get("properties") or {}),
+    }
 
 
-# -- VNet integration -----------------------------------------------------------------------------------------
+# -- VNet integration ------------------------------------------------------------------------------------
 
 
 def _network_on_write(ctx: Context, network: dict[str, Any]) -> None:
     if ctx.name.lower() != "virtualnetwork":
         raise ArmError(404, "NotFound", "A site's network configuration is named virtualNetwork.")
-    site_entry = _entry(ctx, ctx.parent_id)
+    site_entry = stored(ctx, ctx.parent_id)
     if site_entry is None:
         raise ArmError(404, "ParentResourceNotFound", "The site does not exist.")
     properties = network.setdefault("properties", {})
     subnet = properties.get("subnetResourceId")
-    plan_entry = _entry(ctx, site_entry.resource["properties"]["serverFarmId"])
+    plan_entry = stored(ctx, site_entry.resource["properties"]["serverFarmId"])
     if subnet:
         _check_subnet(ctx, subnet, plan_entry.resource if plan_entry else {})
     properties["swiftSupported"] = True
@@ -322,6 +371,7 @@ def _network_on_write(ctx: Context, network: dict[str, Any]) -> None:
 register(
     ResourceType(
         type="Microsoft.Web/serverfarms",
+        created_status=202,
         api_versions=_VERSIONS,
         put_model=f"{_MODELS}:AppServicePlan",
         patch_model=f"{_MODELS}:AppServicePlanPatchResource",
@@ -332,12 +382,12 @@ register(
     ),
     ResourceType(
         type="Microsoft.Web/sites",
+        created_status=202,
         api_versions=_VERSIONS,
         put_model=f"{_MODELS}:Site",
         patch_model=f"{_MODELS}:SitePatchResource",
         read_model=f"{_MODELS}:Site",
         async_put=True,
-        immutable=("properties.serverFarmId",),
         name_pattern=r"[a-zA-Z0-9][a-zA-Z0-9-]{0,58}[a-zA-Z0-9]",
         on_write=_site_on_write,
     ),
