@@ -252,6 +252,13 @@ SIGNING_KEY_SECRET = "skyrig-cron-signing-key"
 secrets; the secrets family must not give a declared secret this name)."""
 
 
+def secret_setting(secret: str) -> str:
+    """The app setting of a web app that holds declared secret ``secret`` as a Key Vault reference
+    (``SKYRIG_SECRET_STRIPE_API_KEY``): App Service puts the value in that environment variable of the
+    container, where the runtime's secret client may read it."""
+    return "SKYRIG_SECRET_" + re.sub(r"[^A-Z0-9]+", "_", secret.upper()).strip("_")
+
+
 def key_vault_reference(vault_uri: str, secret: str) -> str:
     """What an App Service app setting holds for Key Vault secret ``secret`` (its latest version): App
     Service resolves it with the web app's ``keyVaultReferenceIdentity``, and the value never appears in
