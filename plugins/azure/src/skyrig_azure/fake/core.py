@@ -957,7 +957,35 @@ def _check_identity(body: dict[str, Any], route: Route) -> None:
 def _canonical_id(route: Route, entry: Entry | None) -> str:
     if entry is not None:
         return str(entry.resource["id"])
-    return route.path
+    return canonical(route.path)
+
+
+def canonical(path: str) -> str:
+    """An id as ARM writes it: ``subscriptions``, ``resourceGroups``, ``providers`` and the registered
+    spelling of namespaces and types, whatever the casing of the request."""
+    segs = path.strip("/").split("/")
+    out: list[str] = []
+    index = 0
+    while index < len(segs):
+        low = segs[index].lower()
+        if low in ("subscriptions", "resourcegroups") and index + 1 < len(segs):
+            out += ["subscriptions" if low == "subscriptions" else "resourceGroups", segs[index + 1]]
+            index += 2
+        elif low == "providers" and index + 1 < len(segs):
+            rest = segs[index + 1 :]
+            stop = rest.index("providers") if "providers" in rest else len(rest)
+            part, types = rest[:stop], rest[1:stop:2]
+            known = lookup(f"{part[0]}/{'/'.join(types)}") if types else None
+            if known is not None:
+                spelled = known.type.split("/")
+                part = [spelled[0], *[x for pair in zip(spelled[1:], part[2::2], strict=False) for x in pair]]
+                part += rest[len(part) : stop]
+            out += ["providers", *part]
+            index += 1 + stop
+        else:
+            out.append(segs[index])
+            index += 1
+    return "/" + "/".join(out)
 
 
 def _fullmatch(pattern: str, value: str) -> bool:
@@ -970,6 +998,9 @@ def _writable(resource: dict[str, Any], rtype: ResourceType, schema: Any) -> Any
     view = strip_readonly(
         {k: v for k, v in resource.items() if k not in ("id", "name", "type", "etag")}, schema
     )
+    if isinstance(view.get("properties"), dict):
+        # some models (Key Vault's) mark it writable; the server sets it all the same
+        view["properties"].pop("provisioningState", None)
     for member in rtype.inline_children:
         children = (view.get("properties") or {}).get(member)
         if isinstance(children, list):

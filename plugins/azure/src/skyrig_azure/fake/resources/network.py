@@ -85,8 +85,6 @@ def _subnet_on_write(ctx: Context, subnet: dict[str, Any]) -> None:
                         f"IP address range overlaps with that of an existing subnet in virtual network "
                         f"'{parent.resource['name']}'.",
                     )
-    properties.setdefault("privateEndpointNetworkPolicies", "Disabled")
-    properties.setdefault("privateLinkServiceNetworkPolicies", "Enabled")
 
 
 register(
