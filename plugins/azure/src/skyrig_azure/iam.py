@@ -1,0 +1,432 @@
+"""Identity and access: a user-assigned managed identity per service, and the Azure role assignments least
+privilege needs, from the model: what each service's code does, on exactly the resources it does it to.
+
+A role assignment is an extension resource on its target's scope (a topic, a subscription, a blob
+container, a Key Vault secret): one node per (service, target, role), after the target's node. Its name is
+a GUID derived from scope, role and the identity's principal (uuid5), so that a create interrupted at any
+point is found again, and an identity made anew (a new principal) gets assignments of its own. What a
+service gets:
+
+- Azure Service Bus Data Sender on each topic it publishes to; Data Receiver on each subscription it
+  consumes (its dead-letter queue is part of the subscription).
+- Storage Blob Data Reader on each bucket's container it only reads or lists, Contributor where it uploads
+  or removes; signed URLs need a user delegation key, which Azure grants only at the storage account
+  (Storage Blob Delegator there: it makes keys, and reads nothing) beside Contributor on the container (a
+  SAS can grant no more than its signer holds).
+- Key Vault Secrets User on each declared secret it reads, on the PostgreSQL administrator's password when
+  it uses a database (the data plane reads it), and on the cron signing key when it serves cron jobs.
+- Caches: none here (the cache family gives each service a Redis data access policy assignment).
+
+A role added to a service's identity in the portal, within the environment's resource group, is an
+invariant drift of the identity (``other_assignments``): the next apply takes it away.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from skyrig.provider import Context, Node, NotFound, Observed, ProviderError, Scope, TransientError
+from skyrig_azure import names
+from skyrig_azure.api import Conflict
+from skyrig_azure.network import resource_group
+from skyrig_azure.nodes import AzureNodeType
+
+SENDER = "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39"
+RECEIVER = "4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0"
+BLOB_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
+BLOB_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+BLOB_DELEGATOR = "db58b8e5-c6ad-4a2a-8342-4190687cbf4a"
+SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
+ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
+
+ROLES = {
+    SENDER: ("sender", "Azure Service Bus Data Sender"),
+    RECEIVER: ("receiver", "Azure Service Bus Data Receiver"),
+    BLOB_READER: ("blob-reader", "Storage Blob Data Reader"),
+    BLOB_CONTRIBUTOR: ("blob-contributor", "Storage Blob Data Contributor"),
+    BLOB_DELEGATOR: ("blob-delegator", "Storage Blob Delegator"),
+    SECRETS_USER: ("secrets-user", "Key Vault Secrets User"),
+    ACR_PULL: ("acr-pull", "AcrPull"),
+}
+"""Built-in role definition id -> (short name in node ids, Azure's name)."""
+
+NAMESPACE = uuid.UUID("5b7f0f7e-3a43-5c1e-9f0b-736b79726967")
+"""The uuid5 namespace of skyrig's role assignment names."""
+
+
+def bucket_roles(operations: list[str]) -> list[str]:
+    """The container roles of a service's operations on a bucket: Reader where it only downloads or
+    lists, Contributor where it uploads, removes or signs URLs (a SAS grants at most what its signer
+    holds); none for public URLs alone."""
+    wanted = set(operations)
+    if wanted & {"upload", "remove", "signed_url"}:
+        return [BLOB_CONTRIBUTOR]
+    if wanted & {"download", "list", "versions"}:
+        return [BLOB_READER]
+    return []
+
+
+def assignment_id(service: str, target: str, role: str) -> str:
+    """The node id of ``service``'s role ``role`` on ``target`` (``topic/events``):
+    ``iam.role/SERVICE/TARGET/ROLE``."""
+    return f"iam.role/{service}/{target}/{ROLES[role][0]}"
+
+
+def assignment_name(scope: str, role: str, principal: str) -> str:
+    """The role assignment's name: a GUID of its scope, role and principal (the same on every run)."""
+    return str(uuid.uuid5(NAMESPACE, f"{scope.lower()}\0{role.lower()}\0{principal.lower()}"))
+
+
+def role_definition_id(subscription: str, role: str) -> str:
+    """The full id of built-in role ``role`` in ``subscription``."""
+    return f"/subscriptions/{subscription}/providers/Microsoft.Authorization/roleDefinitions/{role}"
+
+
+def _arm(settings: Any, group: str, namespace_type: str, *parts: str) -> str:
+    namespace, *kinds = namespace_type.split("/")
+    path = "/".join(f"{kind}/{name}" for kind, name in zip(kinds, parts, strict=True))
+    return f"/subscriptions/{settings.subscription_id}/resourceGroups/{group}/providers/{namespace}/{path}"
+
+
+def grants(scope: Scope, service: str) -> list[dict[str, Any]]:
+    """``service``'s role assignments: what the model says it does, and no more. Each is ``{"target",
+    "scope", "role", "depends"}``: the target's ``kind/name``, its ARM id, the built-in role's id, and the
+    nodes it comes after."""
+    app, env, settings = scope.app, scope.environment.name, scope.settings
+    group = settings.resource_group or names.resource_group_name(app, env)
+    sub = settings.subscription_id
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def grant(target: str, arm_scope: str, role: str, *depends: str) -> None:
+        entry = found.setdefault(
+            (target, role), {"target": target, "scope": arm_scope, "role": role, "depends": set()}
+        )
+        entry["depends"].update(depends)
+
+    namespace = names.servicebus_namespace_name(sub, app, env)
+    account = names.storage_account_name(sub, app, env)
+    vault = names.key_vault_name(sub, app, env)
+
+    def vault_secret(secret: str) -> str:
+        return _arm(settings, group, "Microsoft.KeyVault/vaults/secrets", vault, secret)
+
+    for use in scope.model.uses_by(service):
+        if use.kind not in scope.kinds:
+            continue  # another provider's resource: its access is that provider's business
+        target = f"{use.kind}/{use.resource}"
+        if use.kind == "topic" and "publish" in use.operations:
+            arm = _arm(
+                settings,
+                group,
+                "Microsoft.ServiceBus/namespaces/topics",
+                namespace,
+                names.topic_name(use.resource),
+            )
+            grant(target, arm, SENDER, f"@{target}")
+        elif use.kind == "bucket":
+            container = names.container_name(app, env, use.resource)
+            arm = _arm(
+                settings,
+                group,
+                "Microsoft.Storage/storageAccounts/blobServices/containers",
+                account,
+                "default",
+                container,
+            )
+            for role in bucket_roles(use.operations):
+                grant(target, arm, role, f"@{target}")
+            if "signed_url" in use.operations:
+                arm = _arm(settings, group, "Microsoft.Storage/storageAccounts", account)
+                grant("account", arm, BLOB_DELEGATOR, names.STORAGE_ACCOUNT_ID)
+        elif use.kind == "secret" and "read" in use.operations:
+            grant(target, vault_secret(names.vault_secret_name(use.resource)), SECRETS_USER, f"@{target}")
+        elif use.kind == "sql_database" and use.operations:
+            grant("sql/admin", vault_secret(names.SQL_ADMIN_SECRET), SECRETS_USER, names.SQL_SERVER_ID)
+    topics = {t.name: t for t in scope.model.of_kind("topic")}
+    for subscription in scope.of_kind("subscription"):
+        if subscription.service != service or subscription.topic not in topics:
+            continue
+        target = f"subscription/{subscription.name}"
+        arm = _arm(
+            settings,
+            group,
+            "Microsoft.ServiceBus/namespaces/topics/subscriptions",
+            namespace,
+            names.topic_name(subscription.topic),
+            names.subscription_name(subscription.name),
+        )
+        grant(target, arm, RECEIVER, f"@{target}")
+    if any(job.service == service for job in scope.of_kind("cron_job")):
+        grant("cron/signing-key", vault_secret(names.SIGNING_KEY_SECRET), SECRETS_USER, names.SIGNING_KEY_ID)
+    return [
+        {**entry, "depends": sorted(entry["depends"])}
+        for _, entry in sorted(found.items(), key=lambda item: (item[0][0], ROLES[item[0][1]][0]))
+    ]
+
+
+# -- Azure calls ---------------------------------------------------------------------------------------------
+
+
+def _identities(context: Context) -> dict[str, Any]:
+    """The user-assigned identities of the resource group, by lower-cased name (one call)."""
+    msi = context.client.mgmt("msi").user_assigned_identities
+    try:
+        return {str(i.name).lower(): i for i in msi.list_by_resource_group(resource_group(context))}
+    except NotFound:
+        return {}
+
+
+def _assignments(context: Context) -> list[Any]:
+    """The role assignments at, above and below the resource group (one call)."""
+    assignments = context.client.mgmt("authorization").role_assignments
+    try:
+        return list(assignments.list_for_resource_group(resource_group(context)))
+    except NotFound:
+        return []
+
+
+def _role_of(assignment: Any) -> str:
+    return str(assignment.role_definition_id).rsplit("/", 1)[-1].lower()
+
+
+def _same(a: str | None, b: str | None) -> bool:
+    return str(a or "").lower() == str(b or "").lower()
+
+
+class IdentityType(AzureNodeType):
+    """A service's user-assigned managed identity: what its web app and jobs run as, and the principal
+    its role assignments name. ``grants`` are the (scope, role) pairs the model gives it; any other role
+    assignment of its principal in the resource group (added in the portal) is ``other_assignments``, an
+    invariant: taken away by the next apply."""
+
+    type = "azure.iam.identity"
+    identity = frozenset({"name"})
+    replace_on = frozenset({"name"})
+    invariant = frozenset({"other_assignments"})
+
+    def _others(self, node: Node, identity: Any, assignments: list[Any]) -> list[Any]:
+        allowed = {(s.lower(), r.lower()) for s, r in node.properties.get("grants", [])}
+        return [
+            a
+            for a in assignments
+            if _same(a.principal_id, identity.principal_id)
+            and (str(a.scope).lower(), _role_of(a)) not in allowed
+        ]
+
+    def _observe(self, node: Node, identity: Any, assignments: list[Any]) -> Observed:
+        others = sorted(
+            f"{ROLES.get(_role_of(a), (None, _role_of(a)))[1]} on {a.scope}"
+            for a in self._others(node, identity, assignments)
+        )
+        return self.observed(
+            node,
+            str(identity.id),
+            {"name": identity.name, "other_assignments": others},
+            {
+                "id": identity.id,
+                "name": identity.name,
+                "principal_id": identity.principal_id,
+                "client_id": identity.client_id,
+            },
+        )
+
+    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
+        msi = context.client.mgmt("msi").user_assigned_identities
+        identity = msi.get(resource_group(context), provider_id.rsplit("/", 1)[-1])
+        return self._observe(node, identity, _assignments(context))
+
+    def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
+        listed = _identities(context)
+        assignments = _assignments(context) if listed else []
+        found: dict[str, Observed | None] = {}
+        for node, provider_id in nodes:
+            identity = listed.get(provider_id.rsplit("/", 1)[-1].lower())
+            found[node.id] = None if identity is None else self._observe(node, identity, assignments)
+        return found
+
+    def _find(self, context: Context, node: Node) -> Observed | None:
+        return self._find_many(context, [node])[node.id]
+
+    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
+        listed = _identities(context)
+        assignments = _assignments(context) if listed else []
+        found: dict[str, Observed | None] = {}
+        for node in nodes:
+            identity = listed.get(node.properties["name"].lower())
+            owned = identity is not None and self.owned(context, identity.tags)
+            found[node.id] = self._observe(node, identity, assignments) if owned else None
+        return found
+
+    def _create(self, context: Context, node: Node) -> Observed:
+        msi = context.client.mgmt("msi").user_assigned_identities
+        body = {"location": context.client.location, "tags": self.tags(context, node)}
+        identity = msi.create_or_update(resource_group(context), node.properties["name"], body)
+        return self._observe(node, identity, [])
+
+    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
+        msi = context.client.mgmt("msi").user_assigned_identities
+        identity = msi.get(resource_group(context), provider_id.rsplit("/", 1)[-1])
+        assignments = context.client.mgmt("authorization").role_assignments
+        for other in self._others(node, identity, _assignments(context)):
+            assignments.delete_by_id(str(other.id))
+        return self._read(context, node, provider_id)  # type: ignore[return-value]
+
+    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
+        msi = context.client.mgmt("msi").user_assigned_identities
+        msi.delete(resource_group(context), provider_id.rsplit("/", 1)[-1])
+
+    def inventory(self, context: Context) -> list[str]:
+        return sorted(str(i.id) for i in _identities(context).values() if self.owned(context, i.tags))
+
+
+class RoleAssignmentType(AzureNodeType):
+    """One built-in role of one service's identity on one scope. Role assignments cannot change: a
+    different scope, role or identity is another assignment (replaced). One deleted in the portal is made
+    again; one whose identity was made anew (another principal) reads as gone, and is made for the new
+    principal."""
+
+    type = "azure.iam.role_assignment"
+    replace_on = frozenset({"scope", "role", "identity"})
+
+    def _observe(self, node: Node, assignment: Any) -> Observed:
+        scope = str(assignment.scope)
+        return self.observed(
+            node,
+            str(assignment.id),
+            {
+                "scope": node.properties["scope"] if _same(scope, node.properties["scope"]) else scope,
+                "role": _role_of(assignment),
+            },
+            {"id": assignment.id, "principal_id": assignment.principal_id},
+        )
+
+    def _match(self, node: Node, identity: Any | None, assignments: list[Any]) -> Any | None:
+        """The assignment of ``node``'s role on its scope to the identity's current principal."""
+        if identity is None:
+            return None
+        p = node.properties
+        for assignment in assignments:
+            if (
+                _same(assignment.scope, p["scope"])
+                and _role_of(assignment) == p["role"].lower()
+                and _same(assignment.principal_id, identity.principal_id)
+            ):
+                return assignment
+        return None
+
+    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
+        return self._read_many(context, [(node, provider_id)])[node.id]
+
+    def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
+        identities = _identities(context)
+        assignments = _assignments(context) if identities else []
+        by_id = {str(a.id).lower(): a for a in assignments}
+        found: dict[str, Observed | None] = {}
+        for node, provider_id in nodes:
+            identity = identities.get(node.properties["identity"].lower())
+            assignment = by_id.get(provider_id.lower())
+            current = identity is not None and assignment is not None
+            if current and not _same(assignment.principal_id, identity.principal_id):
+                current = False  # the identity was made anew: this one names a principal that is gone
+            found[node.id] = self._observe(node, assignment) if current else None
+        return found
+
+    def _find(self, context: Context, node: Node) -> Observed | None:
+        return self._find_many(context, [node])[node.id]
+
+    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
+        identities = _identities(context)
+        assignments = _assignments(context) if identities else []
+        found: dict[str, Observed | None] = {}
+        for node in nodes:
+            match = self._match(node, identities.get(node.properties["identity"].lower()), assignments)
+            found[node.id] = None if match is None else self._observe(node, match)
+        return found
+
+    def _create(self, context: Context, node: Node) -> Observed:
+        from azure.mgmt.authorization.models import RoleAssignmentCreateParameters
+
+        client, p = context.client, node.properties
+        identity = client.mgmt("msi").user_assigned_identities.get(resource_group(context), p["identity"])
+        principal = str(identity.principal_id)
+        body = RoleAssignmentCreateParameters(
+            role_definition_id=role_definition_id(client.subscription, p["role"]),
+            principal_id=principal,
+            principal_type="ServicePrincipal",  # a new identity: no wait for Entra ID's replication
+            description=f"skyrig {context.app}/{context.environment.name} {node.id}",
+        )
+        assignments = client.mgmt("authorization").role_assignments
+        name = assignment_name(p["scope"], p["role"], principal)
+        try:
+            made = assignments.create(p["scope"], name, body)
+        except Conflict as error:
+            if "RoleAssignmentExists" not in str(error):
+                raise
+            # made under another name (by hand, or before): that one is this node's
+            match = self._match(node, identity, _assignments(context))
+            if match is None:
+                raise TransientError(f"{node.id}: {error}") from None
+            return self._observe(node, match)
+        except ProviderError as error:
+            if "PrincipalNotFound" in str(error):  # Entra ID has not seen the new principal yet
+                raise TransientError(f"{node.id}: {error}") from None
+            raise
+        return self._observe(node, made)
+
+    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
+        return self._read(context, node, provider_id) or self._create(context, node)
+
+    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
+        context.client.mgmt("authorization").role_assignments.delete_by_id(provider_id)
+
+    def inventory(self, context: Context) -> list[str]:
+        identities = _identities(context)
+        principals = {
+            str(i.principal_id).lower() for i in identities.values() if IDENTITY.owned(context, i.tags)
+        }
+        if not principals:
+            return []
+        return sorted(str(a.id) for a in _assignments(context) if str(a.principal_id).lower() in principals)
+
+
+IDENTITY = IdentityType()
+ROLE_ASSIGNMENT = RoleAssignmentType()
+TYPES = (IDENTITY, ROLE_ASSIGNMENT)
+
+
+def expand(scope: Scope) -> list[Node]:
+    """A managed identity per service, and its role assignments."""
+    app, env = scope.app, scope.environment.name
+    nodes: list[Node] = []
+    for service in sorted(scope.of_kind("service"), key=lambda s: s.name):
+        name = names.identity_name(app, env, service.name)
+        found = grants(scope, service.name)
+        nodes.append(
+            scope.node(
+                names.identity_id(service.name),
+                IDENTITY.type,
+                {
+                    "name": name,
+                    "grants": [[g["scope"], g["role"]] for g in found],
+                    "other_assignments": [],
+                },
+                (names.RESOURCE_GROUP_ID,),
+            )
+        )
+        for grant in found:
+            nodes.append(
+                scope.node(
+                    assignment_id(service.name, grant["target"], grant["role"]),
+                    ROLE_ASSIGNMENT.type,
+                    {
+                        "scope": grant["scope"],
+                        "role": grant["role"],
+                        "role_name": ROLES[grant["role"]][1],
+                        "identity": name,
+                    },
+                    tuple(sorted({names.identity_id(service.name), *grant["depends"]})),
+                )
+            )
+    return nodes
