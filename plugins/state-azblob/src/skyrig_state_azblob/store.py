@@ -36,6 +36,8 @@ ACCOUNT_KEY = "AZURE_STORAGE_KEY"
 ENDPOINT = "SKYRIG_AZBLOB_ENDPOINT"
 """The blob endpoint when it is not ``https://ACCOUNT.blob.core.windows.net`` (a sovereign cloud, Azurite
 with OAuth): ``{account}`` in it is replaced by the URL's account."""
+RETRIES = 5
+"""Retries of what Azure says is worth retrying (408, 5xx, a lost connection), 1 + 2**n seconds apart."""
 TIMEOUT = (5, 30)
 """Seconds to connect, and to wait for an answer, per request."""
 LOCK = "lock"
@@ -101,6 +103,16 @@ class AzureBlobStore(ObjectLogStore):
         self._container.broken(self._lock(env))
 
 
+class _Retry(ExponentialRetry):
+    """azure-storage-blob's exponential retry, except of credentials that give no token: the storage
+    policy retries every Azure error, and would make a missing login wait for the whole budget."""
+
+    def increment(self, settings: Any, request: Any, response: Any = None, error: Any = None) -> bool:
+        if isinstance(error, ClientAuthenticationError) and response is None:
+            return False
+        return bool(super().increment(settings, request, response, error))
+
+
 def _duration(ttl: float) -> int:
     """A blob lease's duration for a lease of ``ttl`` seconds: Azure takes 15 to 60 seconds, or -1 (until
     released or broken), which serves a TTL whose heartbeat (every TTL/3) could miss 60 s."""
@@ -116,7 +128,9 @@ class _Container:
         self.url, self.account, self.container = url, account, container
         self.endpoint = "?"
         options: dict[str, Any] = {
-            "retry_policy": ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=5),
+            "retry_policy": _Retry(
+                initial_backoff=1, increment_base=2, retry_total=RETRIES, random_jitter_range=1
+            ),
             "connection_timeout": TIMEOUT[0],
             "read_timeout": TIMEOUT[1],
             "transport": _transport(),
@@ -349,6 +363,12 @@ def parse(url: str, root: Path) -> tuple[str, str, str]:
         f"{CONNECTION_STRING} / {ACCOUNT_KEY}, and an endpoint other than Azure's from {ENDPOINT} or "
         f"{CONNECTION_STRING}, never from the URL"
     )
+    raw = re.fullmatch(r"azblob://([^/?#@:]*)/?([^?#]*)", url)
+    container, _, prefix = (raw[2] if raw else "").strip("/").partition("/")
+    if raw and not container:
+        raise StateUnusable(
+            f"state: {masked(url)} names no container", "write the URL as azblob://ACCOUNT/CONTAINER/PREFIX"
+        )
     account, _ = bucket_url(
         url,
         root,
@@ -358,12 +378,6 @@ def parse(url: str, root: Path) -> tuple[str, str, str]:
         rule="a storage account: 3 to 24 lowercase letters and digits",
         chain=chain,
     )
-    raw = re.fullmatch(r"azblob://[^/?#]*/?([^?#]*)", url)
-    container, _, prefix = (raw[1] if raw else "").strip("/").partition("/")
-    if not container:
-        raise StateUnusable(
-            f"state: {masked(url)} names no container", "write the URL as azblob://ACCOUNT/CONTAINER/PREFIX"
-        )
     if not re.fullmatch(r"[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]", container):
         raise StateUnusable(
             f"state: {masked(url)}: {container!r} is not a container name (3 to 63 lowercase letters, "
