@@ -6,6 +6,15 @@ PUT and PATCH bodies, whether PUT/PATCH/DELETE are long-running, its immutable p
 ``on_write`` hook that fills defaults and read-only outputs (see :mod:`skyrig_azure.fake.registry`).
 """
 
-from skyrig_azure.fake.resources import app, authorization, keyvault, msi, network, resources, web
+from skyrig_azure.fake.resources import (
+    app,
+    authorization,
+    cache,
+    keyvault,
+    network,
+    postgresql,
+    resources,
+    web,
+)
 
-__all__ = ["app", "authorization", "keyvault", "msi", "network", "resources", "web"]
+__all__ = ["app", "authorization", "cache", "keyvault", "network", "postgresql", "resources", "web"]
