@@ -665,6 +665,9 @@ def test_disabled_versions_deleted_and_purged_secrets(fake: FakeAzure, arm: Any)
     assert caught.value.status_code == 403
     assert client.get_secret("token").value == "new"
     client.begin_delete_secret("token").result()
+    client.begin_recover_deleted_secret("token").result()
+    assert client.get_secret("token").value == "new"
+    client.begin_delete_secret("token").result()
     with pytest.raises(ResourceNotFoundError) as missing:
         client.get_secret("token")
     assert "SecretNotFound" in str(missing.value)
@@ -707,6 +710,17 @@ def test_injected_conflicts_and_server_errors(fake: FakeAzure, arm: Any):
         no_retry.vaults.get("rg", "kv-skyrig")
     assert caught.value.status_code == 500
     assert no_retry.vaults.get("rg", "kv-skyrig").name == "kv-skyrig"
+
+
+def test_a_failed_operation_raises_and_the_same_put_runs_again(fake: FakeAzure, arm: Any):
+    arm.resources.resource_groups.create_or_update("rg", {"location": "westeurope"})
+    fake.fail_operations(type="Microsoft.KeyVault/vaults", kind="put", code="VaultCreationFailed")
+    with pytest.raises(HttpResponseError) as caught:
+        arm.vaults.vaults.begin_create_or_update("rg", "kv-fails", vault_body()).result()
+    assert "VaultCreationFailed" in str(caught.value)
+    assert fake.resource(vault_id("rg", "kv-fails"))["properties"]["provisioningState"] == "Failed"
+    vault = arm.vaults.vaults.begin_create_or_update("rg", "kv-fails", vault_body()).result()
+    assert vault.properties.provisioning_state == "Succeeded"
 
 
 def test_calls_are_logged_with_mutations_and_polls_apart(fake: FakeAzure, arm: Any):

@@ -42,6 +42,8 @@ Interfaces for tests (kept stable):
 - ``.reset()``: forgets everything (resources, operations, secrets, calls, injections).
 - ``.inject(status, type=..., method=..., path=..., code=..., times=1, retry_after=...)``: the next
   matching requests fail (429 with ``Retry-After``, 500, 409, ...).
+- ``.fail_operations(type=..., kind="put"|"delete", code=..., times=1)``: the next matching long-running
+  operations are accepted, then end ``Failed`` (the SDK's poller raises); the same PUT again retries.
 - ``.resource(id)``: a stored resource as GET answers it (or None); ``.resources(type)``: ids;
   ``.edit(id, patch)``: a change made in the portal (merge patch; etag moves); ``.settle(everything=True)``
   finishes pending operations now; ``.vault(name)``: a vault's secrets (``.value(name)``).

@@ -55,6 +55,7 @@ class Operation:
     started: float = field(default_factory=time.time)
     status: str = "InProgress"
     finished: float | None = None
+    error: ArmError | None = None
 
 
 @dataclass
@@ -85,6 +86,14 @@ class _Injection:
     retry_after: float | None
 
 
+@dataclass
+class _OperationFailure:
+    type: str | None
+    kind: str | None
+    error: ArmError
+    times: int
+
+
 class FakeAzure:
     """The FAKE ARM on one HTTPS port of 127.0.0.1 (and one more per Key Vault's data plane).
 
@@ -112,6 +121,7 @@ class FakeAzure:
         self.operations: dict[str, Operation] = {}
         self.vaults: dict[str, VaultData] = {}
         self._injections: list[_Injection] = []
+        self._operation_failures: list[_OperationFailure] = []
         self._ca = trustme.CA()
         self._cert = self._ca.issue_cert("127.0.0.1")
         self._dir = tempfile.TemporaryDirectory(prefix="fake-azure-")
@@ -161,6 +171,7 @@ class FakeAzure:
             self.store.clear()
             self.operations.clear()
             self._injections.clear()
+            self._operation_failures.clear()
             self.calls.clear()
         for vault in vaults:
             vault.close()
@@ -272,6 +283,38 @@ class FakeAzure:
                     retry_after,
                 )
             )
+
+    def fail_operations(
+        self,
+        *,
+        type: str | None = None,
+        kind: str | None = None,
+        code: str = "InternalServerError",
+        message: str | None = None,
+        times: int = 1,
+    ) -> None:
+        """Makes the next ``times`` long-running operations on ``type`` (a full type or a namespace) of
+        ``kind`` (``put`` for PUT and PATCH, ``delete``) end ``Failed`` with ``code``: the request itself
+        is accepted, the poller then raises; the resource is left ``Failed`` (a PUT) or in place (a
+        DELETE), and the same PUT again runs once more, as in Azure."""
+        error = ArmError(500, code, message or "The fake was told to fail this operation.")
+        with self.lock:
+            self._operation_failures.append(
+                _OperationFailure(type.lower() if type else None, kind, error, times)
+            )
+
+    def _operation_failure(self, type_name: str, kind: str) -> ArmError | None:
+        for failure in self._operation_failures:
+            lowered = type_name.lower()
+            if failure.type and not (lowered == failure.type or lowered.split("/", 1)[0] == failure.type):
+                continue
+            if failure.kind and failure.kind != kind:
+                continue
+            failure.times -= 1
+            if failure.times <= 0:
+                self._operation_failures.remove(failure)
+            return failure.error
+        return None
 
     def _injected(self, route: Route, method: str, path: str) -> ArmError | None:
         for injection in self._injections:
@@ -634,7 +677,8 @@ class FakeAzure:
             merged_view = dict(resource)
             for member in rtype.inline_children:
                 merged_view.setdefault("properties", {})[member] = children or []
-            if _writable(previous, rtype, schema) == _writable(merged_view, rtype, schema):
+            failed = (previous.get("properties") or {}).get("provisioningState") == "Failed"
+            if not failed and _writable(previous, rtype, schema) == _writable(merged_view, rtype, schema):
                 return 200, self._op_headers(entry), previous
             if entry.operation is not None:
                 raise ArmError(
@@ -842,16 +886,21 @@ class FakeAzure:
 
     def _start_operation(self, entry: Entry, key: str, kind: str) -> None:
         op = Operation(str(uuid.uuid4()), key, kind, time.time() + self.lro_delay, entry.type.type)
+        op.error = self._operation_failure(entry.type.type, kind)
         self.operations[op.id] = op
         entry.operation = op.id
 
     def _finish(self, op: Operation, now: float) -> None:
-        op.status, op.finished = "Succeeded", now
+        op.status, op.finished = ("Failed" if op.error else "Succeeded"), now
         entry = self.store.get(op.key)
         if entry is None:
             return
         entry.operation = None
-        if op.kind == "delete":
+        if op.error is not None:
+            if entry.type.provisioning_state:
+                state = "Failed" if op.kind == "put" else "Succeeded"
+                entry.resource.setdefault("properties", {})["provisioningState"] = state
+        elif op.kind == "delete":
             self._remove(op.key)
         elif entry.type.provisioning_state:
             entry.resource.setdefault("properties", {})["provisioningState"] = "Succeeded"
@@ -893,6 +942,8 @@ class FakeAzure:
             }
             if op.finished is not None:
                 body["endTime"] = _iso(op.finished)
+            if op.error is not None:
+                body["error"] = op.error.envelope()["error"]
             headers = self._retry_after(op) if op.status == "InProgress" else {}
             return 200, headers, body
         if op.status == "InProgress":
@@ -904,6 +955,8 @@ class FakeAzure:
                 },
                 None,
             )
+        if op.error is not None:
+            return op.error.status, {}, op.error.envelope()
         entry = self.store.get(op.key)
         if op.kind == "delete" or entry is None:
             return 204, {}, None
