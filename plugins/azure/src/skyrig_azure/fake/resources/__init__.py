@@ -10,11 +10,24 @@ from skyrig_azure.fake.resources import (
     app,
     authorization,
     cache,
+    cdn,
     keyvault,
     network,
     postgresql,
     resources,
+    storage,
     web,
 )
 
-__all__ = ["app", "authorization", "cache", "keyvault", "network", "postgresql", "resources", "web"]
+__all__ = [
+    "app",
+    "authorization",
+    "cache",
+    "cdn",
+    "keyvault",
+    "network",
+    "postgresql",
+    "resources",
+    "storage",
+    "web",
+]
