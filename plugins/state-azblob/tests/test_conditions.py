@@ -17,7 +17,7 @@ from azure.storage.blob import ContainerClient
 
 from .conftest import CONTAINER
 
-ROUNDS, WRITERS = 100, 8
+ROUNDS, WRITERS = 60, 8
 
 
 def _clients(azurite_http) -> list[ContainerClient]:
