@@ -349,6 +349,27 @@ def test_vault_names_are_global(fake: FakeAzure, arm: Any):
     assert caught.value.error.code == "VaultAlreadyExists"
 
 
+def test_a_deleted_vault_is_soft_deleted_until_purged_or_recovered(fake: FakeAzure, arm: Any):
+    make_vault(arm, "rg", "kv-soft")
+    arm.vaults.vaults.delete("rg", "kv-soft")
+    deleted = arm.vaults.vaults.get_deleted("kv-soft", "westeurope")
+    assert deleted.properties.vault_id == vault_id("rg", "kv-soft")
+    assert [v.name for v in arm.vaults.vaults.list_deleted()] == ["kv-soft"]
+    with pytest.raises(HttpResponseError) as caught:
+        arm.vaults.vaults.begin_create_or_update("rg", "kv-soft", vault_body()).result()
+    assert caught.value.error.code == "ConflictError"
+    recovered = arm.vaults.vaults.begin_create_or_update(
+        "rg", "kv-soft", vault_body(createMode="recover")
+    ).result()
+    assert recovered.properties.provisioning_state == "Succeeded"
+    arm.vaults.vaults.delete("rg", "kv-soft")
+    arm.vaults.vaults.begin_purge_deleted("kv-soft", "westeurope").result()
+    with pytest.raises(ResourceNotFoundError):
+        arm.vaults.vaults.get_deleted("kv-soft", "westeurope")
+    assert list(arm.vaults.vaults.list_deleted()) == []
+    arm.vaults.vaults.begin_create_or_update("rg", "kv-soft", vault_body()).result()
+
+
 # -- rejected bodies ---------------------------------------------------------------------------------------
 
 

@@ -240,6 +240,19 @@ class FakeAzure:
         if vault is not None:
             vault.close()
 
+    def put_resource(self, resource_id: str, resource: dict[str, Any]) -> None:
+        """Stores ``resource`` as ``resource_id`` as it is (no validation, no hooks): something made
+        outside the provider (or by a hook: a soft-deleted vault)."""
+        with self.lock:
+            route = self._route("PUT", resource_id)
+            if route.kind != "resource" or route.rtype is None:
+                raise KeyError(f"{resource_id} is not the id of a resource the fake serves")
+            stored = {"id": canonical(resource_id), "name": route.names[-1], "type": route.rtype.type}
+            stored.update(copy.deepcopy(resource))
+            self.store[resource_id.lower().rstrip("/")] = Entry(
+                stored, route.rtype, route.parent, route.subscription or "", route.group
+            )
+
     def vault(self, name: str) -> VaultData:
         """The data plane of Key Vault ``name`` (its secrets), for tests."""
         with self.lock:
@@ -548,6 +561,8 @@ class FakeAzure:
             if entry is None:
                 raise group_not_found(route.group)
         parent = route.parent.lower()
+        if not route.rtype.parent_required:
+            return
         if route.kind == "resource" and parent and parent.count("/") > 4 and parent not in self.store:
             raise parent_not_found(
                 route.parent.rsplit("/", 1)[-1] if "/providers/" in parent else route.parent

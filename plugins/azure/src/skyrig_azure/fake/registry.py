@@ -90,6 +90,8 @@ class ResourceType:
     provisioning_state: bool = True
     created_status: int = 201
     """The status of a PUT that creates (App Service answers 202 or 200, never 201)."""
+    parent_required: bool = True
+    """Whether a child's parent must exist (not for a type under a location: deleted vaults)."""
 
     @property
     def namespace(self) -> str:

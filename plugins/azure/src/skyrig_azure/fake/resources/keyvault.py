@@ -1,17 +1,51 @@
 """Microsoft.KeyVault: vaults (PUT long-running, PATCH and DELETE synchronous, as azure-mgmt-keyvault
-calls them). Each vault's ``vaultUri`` is its own secrets data plane (:mod:`skyrig_azure.fake.vaults`)."""
+calls them). Each vault's ``vaultUri`` is its own secrets data plane (:mod:`skyrig_azure.fake.vaults`).
+
+A vault deleted with soft delete on (the default) becomes a deleted vault
+(``/subscriptions/S/providers/Microsoft.KeyVault/locations/L/deletedVaults/NAME``: ``get_deleted``,
+``list_deleted``, ``begin_purge_deleted``); its name cannot be used again until it is purged or the vault
+is created with ``createMode: recover``. Its secrets are not kept: a recovered vault starts empty.
+"""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from skyrig_azure.fake.errors import ArmError
 from skyrig_azure.fake.registry import Context, ResourceType, register
 
 _MODELS = "azure.mgmt.keyvault.models"
+_VERSIONS = ("2023-07-01", "2024-11-01", "2025-05-01", "2026-05-15")
+DELETED = "Microsoft.KeyVault/locations/deletedVaults"
+
+
+def _deleted_id(subscription: str, location: str, name: str) -> str:
+    provider = f"/subscriptions/{subscription}/providers/Microsoft.KeyVault"
+    return f"{provider}/locations/{location}/deletedVaults/{name}"
+
+
+def _soft_deleted(ctx: Context, name: str) -> str | None:
+    """The key of the deleted vault ``name`` in the subscription, if any."""
+    for key, entry in ctx.fake.store.items():
+        if entry.type.type == DELETED and entry.resource["name"].lower() == name.lower():
+            return key
+    return None
 
 
 def _on_write(ctx: Context, vault: dict[str, Any]) -> None:
+    if ctx.previous is None:
+        deleted = _soft_deleted(ctx, ctx.name)
+        recover = str((vault.get("properties") or {}).get("createMode", "")).lower() == "recover"
+        if deleted is not None and not recover:
+            raise ArmError(
+                409,
+                "ConflictError",
+                f"Exist soft deleted vault with the same name '{ctx.name}': "
+                "recover it (createMode recover) or purge it first.",
+            )
+        if deleted is not None:
+            ctx.fake.store.pop(deleted)
     for key, entry in ctx.fake.store.items():
         if (
             entry.type.type == "Microsoft.KeyVault/vaults"
@@ -43,12 +77,46 @@ def _on_write(ctx: Context, vault: dict[str, Any]) -> None:
 
 def _on_delete(ctx: Context, vault: dict[str, Any]) -> None:
     ctx.fake.close_vault(vault["name"])
+    properties = vault.get("properties") or {}
+    if properties.get("enableSoftDelete", True):
+        now = time.time()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+        days = int(properties.get("softDeleteRetentionInDays") or 90)
+        purge = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + days * 86400))
+        location = vault.get("location") or "global"
+        ctx.fake.put_resource(
+            _deleted_id(ctx.subscription, location, vault["name"]),
+            {
+                "properties": {
+                    "vaultId": vault["id"],
+                    "location": location,
+                    "deletionDate": stamp,
+                    "scheduledPurgeDate": purge,
+                    "tags": vault.get("tags") or {},
+                    "purgeProtectionEnabled": bool(properties.get("enablePurgeProtection")),
+                }
+            },
+        )
+
+
+def _purge(ctx: Context, deleted: dict[str, Any], body: Any) -> tuple[int, Any]:
+    ctx.fake.store.pop(ctx.id.lower(), None)
+    return 200, None
+
+
+def _list_deleted(ctx: Context, items: list[dict[str, Any]], filter_text: str | None) -> list[dict[str, Any]]:
+    prefix = f"/subscriptions/{ctx.subscription}/".lower()
+    return [
+        ctx.fake.render(entry)
+        for key, entry in sorted(ctx.fake.store.items())
+        if entry.type.type == DELETED and key.startswith(prefix)
+    ]
 
 
 register(
     ResourceType(
         type="Microsoft.KeyVault/vaults",
-        api_versions=("2023-07-01", "2024-11-01", "2025-05-01", "2026-05-15"),
+        api_versions=_VERSIONS,
         put_model=f"{_MODELS}:VaultCreateOrUpdateParameters",
         patch_model=f"{_MODELS}:VaultPatchParameters",
         read_model=f"{_MODELS}:Vault",
@@ -61,4 +129,23 @@ register(
         on_write=_on_write,
         on_delete=_on_delete,
     )
+)
+register(
+    ResourceType(
+        type=DELETED,
+        api_versions=_VERSIONS,
+        scope="subscription",
+        tracked=False,
+        provisioning_state=False,
+        parent_required=False,
+        actions={"purge": _purge},
+    ),
+    ResourceType(
+        type="Microsoft.KeyVault/deletedVaults",
+        api_versions=_VERSIONS,
+        scope="subscription",
+        tracked=False,
+        provisioning_state=False,
+        list_filter=_list_deleted,
+    ),
 )
