@@ -627,6 +627,7 @@ def test_role_assignment_refusals(fake: FakeAzure, arm: Any):
         (str(uuid.uuid4()), role_id(str(uuid.uuid4())), "RoleDefinitionDoesNotExist"),
         (str(uuid.uuid4()), "Key Vault Secrets User", "LinkedInvalidPropertyId"),
         ("not-a-guid", role_id(), "InvalidRoleAssignmentId"),
+        (str(uuid.uuid4()), role_id(), "InvalidPrincipalId"),
     ]
     for name, role, code in cases:
         status, body, _ = raw(

@@ -47,6 +47,13 @@ Interfaces for tests (kept stable):
 - ``.resource(id)``: a stored resource as GET answers it (or None); ``.resources(type)``: ids;
   ``.edit(id, patch)``: a change made in the portal (merge patch; etag moves); ``.settle(everything=True)``
   finishes pending operations now; ``.vault(name)``: a vault's secrets (``.value(name)``).
+- ``.put_resource(id, resource)``: stores a resource as it is (no validation): one made outside the
+  provider. The vault data plane's calls are logged with type ``KeyVault/secrets``.
+
+How it differs from Azure, on purpose: operations take ``lro_delay`` and tell the pollers when to come back
+with ``x-ms-retry-after-ms`` (azure-core honours it; the SDKs read ``Retry-After`` as whole seconds, and
+without one their pollers wait 30 s); a body member the SDK's model marks read-only is refused, where
+Azure mostly ignores it, so that a provider sending one is caught; a soft-deleted vault keeps no secrets.
 
 Adding a resource type: see :mod:`skyrig_azure.fake.resources` and :class:`ResourceType`:
 ``register(ResourceType(type="Microsoft.Cache/redis", api_versions=("2024-11-01",),

@@ -108,6 +108,11 @@ def _assignment_on_write(ctx: Context, assignment: dict[str, Any]) -> None:
             "RoleDefinitionDoesNotExist",
             f"The specified role definition with ID '{match.group(2)}' does not exist.",
         )
+    principal = str(properties.get("principalId", ""))
+    if re.fullmatch(GUID, principal) is None:
+        raise ArmError(
+            400, "InvalidPrincipalId", "A valid principal ID must be provided for role assignment."
+        )
     scope = ctx.scope or "/"
     previous = (ctx.previous or {}).get("properties")
     if previous is not None:
