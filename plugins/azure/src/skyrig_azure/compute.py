@@ -42,6 +42,8 @@ def as_json(model: Any) -> dict[str, Any]:
     """An azure-mgmt model as its wire JSON (camelCase members, ``properties`` nested)."""
     if model is None:
         return {}
+    if hasattr(model, "_attribute_map"):  # an msrest model: as_dict() would give attribute names
+        return dict(model.serialize(keep_readonly=True))
     if hasattr(model, "as_dict"):
         return dict(model.as_dict())
     return dict(model)
