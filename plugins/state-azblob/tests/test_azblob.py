@@ -214,6 +214,17 @@ class TestErrors:
             AzureBlobStore(url, tmp_path)
         assert "SKYRIG_AZBLOB_ENDPOINT" in (lost.value.hint or "")
 
+    def test_a_sas_never_shows_in_an_error(self, url, tmp_path, monkeypatch):
+        monkeypatch.setattr(azblob_store, "RETRIES", 0)
+        monkeypatch.setenv(
+            "AZURE_STORAGE_CONNECTION_STRING",
+            "BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;SharedAccessSignature=sv=2026-10-06&ss=b&srt=sco"
+            "&sp=rwl&se=2099-01-01T00:00:00Z&sig=c2VjcmV0LXNpZ25hdHVyZQ%3D%3D",
+        )
+        with pytest.raises(StateUnusable, match="cannot be reached") as lost:
+            AzureBlobStore(url, tmp_path)
+        assert "c2VjcmV0" not in lost.value.message + (lost.value.hint or "")
+
     def test_a_bad_connection_string_is_named_and_not_shown(self, url, tmp_path, monkeypatch):
         monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", "AccountKey=hunter2")
         with pytest.raises(StateUnusable) as bad:

@@ -141,7 +141,7 @@ class _Container:
             raise
         except FAILURES as error:
             raise self._unusable("cannot make an Azure Blob Storage client", error) from None
-        self.endpoint = self.client.url.rstrip("/")
+        self.endpoint = self.client.url.split("?")[0].rstrip("/")  # a SAS is in the query
         self._container = self.client.get_container_client(container)
         # a list, not the container's properties: it needs the list permission only, which reads need anyway
         self._names(f"{prefix}/", most=1, what="open the container")
@@ -214,7 +214,6 @@ class _Container:
                     if error.status_code not in _CONFLICTS or attempt == 2:
                         raise
                     # the log granted this lease: the blob lease left is a lease over (expired, crashed)
-                    blob.get_blob_properties(timeout=30)  # raises if it is gone
                     from azure.storage.blob import BlobLeaseClient
 
                     BlobLeaseClient(blob).break_lease(lease_break_period=0, timeout=30)
@@ -399,7 +398,9 @@ def parse(url: str, root: Path) -> tuple[str, str, str]:
 
 
 def _short(error: BaseException) -> str:
-    """An error's first line, cut short (a response body can be long; it holds no secret)."""
+    """An error's first line, cut short (a response body can be long), with any SAS signature masked (a
+    connection error names the URL it tried, query included)."""
     text = str(getattr(error, "message", "") or error).strip().splitlines()
     line = " ".join(text[0].split()) if text else type(error).__name__
+    line = re.sub(r"(?i)\b(sig|signature)=[^&\s'\"]*", r"\1=****", line)
     return line if len(line) <= 300 else line[:297] + "..."
