@@ -227,20 +227,20 @@ class RedisType(AzureNodeType):
         if "sku" not in changes:
             current = self._get(context, provider_id).sku
             size = f"{_text(current.family)}{current.capacity}"
-        update: dict[str, Any] = {}
+        # RedisUpdateParameters sends publicNetworkAccess "Enabled", disableAccessKeyAuthentication false
+        # and enableNonSslPort false unless told otherwise: every update says what the node wants of them
+        update: dict[str, Any] = {
+            "enable_non_ssl_port": p["non_tls_port"],
+            "public_network_access": p["public_network_access"],
+            "disable_access_key_authentication": not p["access_keys"],
+        }
         if "sku" in changes:
             update["sku"] = models.Sku(**sku_of(size))
         if "sku" in changes or {"eviction_policy", "reserved_percent", "entra_auth"} & set(changes):
             update["redis_configuration"] = self._configuration(node, size)
-        if "non_tls_port" in changes:
-            update["enable_non_ssl_port"] = p["non_tls_port"]
         if "minimum_tls" in changes:
             update["minimum_tls_version"] = p["minimum_tls"]
-        if "public_network_access" in changes:
-            update["public_network_access"] = p["public_network_access"]
-        if "access_keys" in changes:
-            update["disable_access_key_authentication"] = not p["access_keys"]
-        if update:
+        if changes:
             operation = redis.begin_update(
                 client.resource_group, provider_id, models.RedisUpdateParameters(**update)
             )

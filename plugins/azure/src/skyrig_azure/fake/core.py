@@ -29,6 +29,7 @@ from skyrig_azure.fake.server import Listener
 from skyrig_azure.fake.vaults import VaultData
 
 GROUP_TYPE = "Microsoft.Resources/resourceGroups"
+GENERIC_TYPE = "Microsoft.Resources/resources"
 
 
 @dataclass
@@ -423,6 +424,12 @@ class FakeAzure:
                 None,
                 rtype=rg_type,
             )
+        if (len(segs) == 3 and low[2] == "resources") or (
+            len(segs) == 5 and low[2] == "resourcegroups" and low[4] == "resources"
+        ):
+            generic = REGISTRY[GENERIC_TYPE.lower()]
+            where = "/" + "/".join(segs[:-1])
+            return Route("collection", generic.type, path, where, where, sub, group, rtype=generic)
         if len(segs) == 4 and low[2] == "resourcegroups":
             return Route(
                 "resource",
@@ -858,7 +865,8 @@ class FakeAzure:
         entry = self.store[key]
         if is_async:
             self._start_operation(entry, key, "put")
-        return (entry.type.created_status if created else 200), self._op_headers(entry), self._render(entry)
+        status = entry.type.created_status if created else entry.type.updated_status
+        return status, self._op_headers(entry), self._render(entry)
 
     def _delete(
         self, route: Route, entry: Entry | None, headers: dict[str, str], query: dict[str, str]

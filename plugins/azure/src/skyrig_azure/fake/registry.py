@@ -90,6 +90,9 @@ class ResourceType:
     provisioning_state: bool = True
     created_status: int = 201
     """The status of a PUT that creates (App Service answers 202 or 200, never 201)."""
+    updated_status: int = 200
+    """The status of a PUT or PATCH that changes an existing resource (PostgreSQL flexible servers answer
+    202 to every write, and their SDK accepts nothing else)."""
     parent_required: bool = True
     """Whether a child's parent must exist (not for a type under a location: deleted vaults)."""
 

@@ -1,6 +1,7 @@
 """Microsoft.DBforPostgreSQL: flexible servers, their databases and their server parameters
 (configurations), as Azure answers them (PUT, PATCH and DELETE long-running, as azure-mgmt-
-postgresqlflexibleservers' ``begin_*`` calls them).
+postgresqlflexibleservers' ``begin_*`` calls them: every write answers 202, the only status its SDK
+accepts).
 
 What Azure enforces and the fake does too: a server name unique in all of Azure (a DNS name); a major
 version Azure offers; a SKU of its tier (Burstable ``Standard_B*``, GeneralPurpose ``Standard_D*``,
@@ -321,6 +322,8 @@ register(
         patch_model=f"{_MODELS}:ServerForPatch",
         read_model=f"{_MODELS}:Server",
         async_put=True,
+        created_status=202,
+        updated_status=202,
         async_patch=True,
         async_delete=True,
         immutable=("properties.availabilityZone",),
@@ -335,6 +338,8 @@ register(
         put_model=f"{_MODELS}:Database",
         read_model=f"{_MODELS}:Database",
         async_put=True,
+        created_status=202,
+        updated_status=202,
         async_delete=True,
         tracked=False,
         provisioning_state=False,
@@ -349,6 +354,8 @@ register(
         patch_model=f"{_MODELS}:ConfigurationForUpdate",
         read_model=f"{_MODELS}:Configuration",
         async_put=True,
+        created_status=202,
+        updated_status=202,
         async_patch=True,
         tracked=False,
         provisioning_state=False,
