@@ -774,3 +774,20 @@ def test_reset_forgets_everything(fake: FakeAzure, arm: Any):
     assert fake.resources() == []
     assert len(fake.calls) == 0
     assert arm.resources.resource_groups.check_existence("rg") is False
+
+
+def test_generic_lists_find_resources_by_tag_and_type(fake: FakeAzure, arm: Any):
+    vault = make_vault(arm)
+    arm.vaults.vaults.update("rg", "kv-skyrig", {"tags": {"skyrig-app": "shop"}})
+    arm.network.virtual_networks.begin_create_or_update("rg", "vnet", vnet_body()).result()
+    everything = {r.id for r in arm.resources.resources.list_by_resource_group("rg")}
+    assert everything == {vault.id, f"{group_id('rg')}/providers/Microsoft.Network/virtualNetworks/vnet"}
+    tagged = list(arm.resources.resources.list(filter="tagName eq 'skyrig-app' and tagValue eq 'shop'"))
+    assert [(r.id, r.tags) for r in tagged] == [(vault.id, {"skyrig-app": "shop"})]
+    typed = list(arm.resources.resources.list(filter="resourceType eq 'Microsoft.Network/virtualNetworks'"))
+    assert [r.name for r in typed] == ["vnet"]
+    with pytest.raises(HttpResponseError) as caught:
+        list(arm.resources.resources.list(filter="location eq 'westeurope'"))
+    assert caught.value.error.code == "InvalidFilterInQueryString"
+    with pytest.raises(ResourceNotFoundError):
+        list(arm.resources.resources.list_by_resource_group("nope"))
