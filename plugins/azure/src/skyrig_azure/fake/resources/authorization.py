@@ -52,6 +52,11 @@ BUILT_IN_ROLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
             "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write",
         ),
     ),
+    "db58b8e5-c6ad-4a2a-8342-4190687cbf4a": (
+        "Storage Blob Delegator",
+        "Allows for generation of a user delegation key which can be used to sign SAS tokens",
+        (),
+    ),
     "7f951dda-4ed3-4680-a7ca-43fe172d538d": (
         "AcrPull",
         "acr pull",
