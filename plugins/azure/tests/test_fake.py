@@ -673,7 +673,9 @@ def test_secrets_versions_and_listing(fake: FakeAzure, arm: Any):
     assert versions == {first.properties.version, second.properties.version}
     assert fake.vault("kv-skyrig").value("db-password") == "two"
     # the challenge: the first request goes without a token and is told where to get one
-    assert fake.calls.select("KeyVault/secrets")[0].status == 401
+    first = fake.calls.select("KeyVault/secrets")[0]
+    assert (first.status, first.mutating) == (401, False)
+    assert fake.calls.count("KeyVault/secrets", "PUT", mutating=True) == 3
 
 
 def test_disabled_versions_deleted_and_purged_secrets(fake: FakeAzure, arm: Any):

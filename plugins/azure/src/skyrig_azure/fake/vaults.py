@@ -114,6 +114,8 @@ class VaultData:
                 status, body = self._route(method, segs, payload, query)
         except ArmError as error:
             status, body = error.status, error.envelope()
+        # the challenge is a bodiless probe: it asks for no change
+        mutating = mutating and status != 401
         self.fake.calls.add(Call("KeyVault/secrets", method, status, mutating, False, parsed.path))
         return status, extra, body
 
