@@ -103,8 +103,8 @@ def management(azure_app: Any) -> Any:
     )
 
 
-def cache_name(azure_app: Any) -> str:
-    return names.cache_name(SUBSCRIPTION, azure_app.name, "dev", "carts")
+def cache_name(azure_app: Any, cache: str = "carts") -> str:
+    return names.cache_name(SUBSCRIPTION, azure_app.name, "dev", cache)
 
 
 def group(azure_app: Any) -> str:
@@ -337,3 +337,52 @@ def test_the_data_plane_authenticates_as_the_identity_over_tls(monkeypatch: pyte
         # without the identity's token the cache has no user to let in
         with pytest.raises(redis_py.AuthenticationError):
             redis_py.Redis(host="localhost", port=port, ssl=True).get("cart/1")
+
+
+def test_each_service_gets_data_access_to_its_own_cache_only(azure_app: Any, fake: Any) -> None:
+    """Least privilege: a data access policy assignment for the identity of the service whose code uses the
+    cache (Data Reader where it only reads, Data Contributor where it writes), none for another service."""
+    from azure.mgmt.msi import ManagedServiceIdentityClient
+
+    from skyrig_azure.credentials import EmulatorCredential
+
+    files = {
+        **FILES,
+        "gamma/__init__.py": 'from skyrig import Service\n\nservice = Service("gamma", app="gamma.web:app")\n',
+        "gamma/web.py": "async def app(scope, receive, send):\n    pass\n",
+        "gamma/resources.py": """
+            from skyrig import CacheCluster
+
+            sessions = CacheCluster("sessions", eviction_policy="volatile-ttl")
+            session = sessions.keyspace("session/{id}", value=str)
+        """,
+        "gamma/use.py": """
+            from .resources import session
+
+
+            def use() -> None:
+                session.get(id="x")
+        """,
+    }
+    azure_app.write(files)
+    azure_app.apply()
+    client = management(azure_app)
+    alias = {service: names.identity_name(azure_app.name, "dev", service) for service in ("alpha", "gamma")}
+
+    def assignments(name: str) -> dict[str, Any]:
+        listed = client.access_policy_assignment.list(group(azure_app), cache_name(azure_app, name))
+        return {a.object_id_alias: a for a in listed}
+
+    carts, sessions = assignments("carts"), assignments("sessions")
+    assert set(carts) == {alias["alpha"]} and set(sessions) == {alias["gamma"]}, "access beyond use"
+    assert carts[alias["alpha"]].access_policy_name == cache.CONTRIBUTOR
+    assert sessions[alias["gamma"]].access_policy_name == cache.READER
+    identities = ManagedServiceIdentityClient(
+        EmulatorCredential(),
+        SUBSCRIPTION,
+        base_url=azure_app.endpoints["arm"],
+        credential_scopes=["https://management.azure.com/.default"],
+    )
+    principal = identities.user_assigned_identities.get(group(azure_app), alias["gamma"]).principal_id
+    assert sessions[alias["gamma"]].object_id == principal
+    assert azure_app.plan() == []
