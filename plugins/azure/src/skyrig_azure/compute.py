@@ -36,6 +36,8 @@ ACR_SUFFIX = ".azurecr.io"
 MANAGED_SETTINGS = frozenset({delivery.SETTING, "AZURE_CLIENT_ID"})
 """App settings a web app's node does not compare: the runtime config (delivery's) and the identity's
 client id (known once the identity exists; it follows the identity, which is compared)."""
+UNSHOWN = "(set outside skyrig: not shown)"
+"""What a web app's node reads for an app setting whose value skyrig did not set (restored, never shown)."""
 
 
 def as_json(model: Any) -> dict[str, Any]:
@@ -151,16 +153,18 @@ class SiteType(AzureNodeType):
         users = sorted((site.get("identity") or {}).get("userAssignedIdentities") or {})
         identity = users[0] if len(users) == 1 else (users or None)
         reference = p.get("keyVaultReferenceIdentity")
-        secrets = {}
-        plain = {}
+        # a value found where skyrig did not put it may be a secret pasted in the portal: it is reported
+        # as changed, never read into the plan or state
+        wanted_plain, wanted_secrets = node.properties["settings"], node.properties["secrets"]
+        secrets, plain = {}, {}
         for key, value in settings.items():
             if key in MANAGED_SETTINGS:
                 continue
             secret = _referenced_secret(value)
-            if secret is not None:
-                secrets[key] = secret
+            if key in wanted_secrets or secret is not None:
+                secrets[key] = secret if secret is not None else UNSHOWN
             else:
-                plain[key] = value
+                plain[key] = value if wanted_plain.get(key) == value else UNSHOWN
         properties = {
             "name": site["name"],
             "image": image_of(config.get("linuxFxVersion")) if node.properties.get("image") else None,
