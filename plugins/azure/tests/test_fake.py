@@ -370,6 +370,18 @@ def test_a_deleted_vault_is_soft_deleted_until_purged_or_recovered(fake: FakeAzu
     arm.vaults.vaults.begin_create_or_update("rg", "kv-soft", vault_body()).result()
 
 
+def test_vault_name_availability(fake: FakeAzure, arm: Any):
+    make_vault(arm, "rg", "kv-taken")
+    check = arm.vaults.vaults.check_name_availability
+    assert check({"name": "kv-free", "type": "Microsoft.KeyVault/vaults"}).name_available is True
+    taken = check({"name": "KV-TAKEN", "type": "Microsoft.KeyVault/vaults"})
+    assert (taken.name_available, taken.reason) == (False, "AlreadyExists")
+    arm.vaults.vaults.delete("rg", "kv-taken")
+    assert check({"name": "kv-taken", "type": "Microsoft.KeyVault/vaults"}).name_available is False
+    assert check({"name": "1-bad", "type": "Microsoft.KeyVault/vaults"}).reason == "AccountNameInvalid"
+    assert fake.calls.count("Microsoft.KeyVault/checkNameAvailability", "POST", mutating=False) == 4
+
+
 # -- rejected bodies ---------------------------------------------------------------------------------------
 
 

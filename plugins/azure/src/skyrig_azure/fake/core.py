@@ -371,11 +371,10 @@ class FakeAzure:
                     poll, mutating = True, False
                     status, extra, body = self._poll(route, query)
                 else:
-                    if (
-                        route.kind == "action"
-                        and route.action
-                        and route.action.lower().startswith(("list", "get"))
-                    ):
+                    if route.kind == "collection" and method == "POST":
+                        # a provider-level action (checkNameAvailability) is served by a type of its name
+                        action = route.type_name.rsplit("/", 1)[-1]
+                    if action and action.lower().startswith(("list", "get", "check")):
                         mutating = False
                     injected = self._injected(route, method, path)
                     if injected is not None:
@@ -584,6 +583,9 @@ class FakeAzure:
         assert rtype is not None
         self._check_scope(route)
         if route.kind == "collection":
+            if method == "POST" and "" in rtype.actions:
+                status, answer = rtype.actions[""](self._context(route, None, query), {}, _json(payload))
+                return status, {}, answer
             if method != "GET":
                 raise ArmError(
                     405, "MethodNotAllowed", f"The method '{method}' is not allowed on a collection."

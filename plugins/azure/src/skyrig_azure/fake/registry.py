@@ -86,6 +86,8 @@ class ResourceType:
     on_write: WriteHook | None = None
     on_delete: DeleteHook | None = None
     actions: Mapping[str, ActionHook] = field(default_factory=dict)
+    """POST actions on a resource, by name (``listKeys``); the action ``""`` is a POST to the type's own
+    path: a provider-level action such as ``Microsoft.KeyVault/checkNameAvailability``."""
     list_filter: ListHook | None = None
     provisioning_state: bool = True
     created_status: int = 201

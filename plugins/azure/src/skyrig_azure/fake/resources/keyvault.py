@@ -9,15 +9,19 @@ is created with ``createMode: recover``. Its secrets are not kept: a recovered v
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
 from skyrig_azure.fake.errors import ArmError
 from skyrig_azure.fake.registry import Context, ResourceType, register
+from skyrig_azure.fake.schema import load, validate
 
 _MODELS = "azure.mgmt.keyvault.models"
 _VERSIONS = ("2023-07-01", "2024-11-01", "2025-05-01", "2026-05-15")
 DELETED = "Microsoft.KeyVault/locations/deletedVaults"
+VAULTS = "Microsoft.KeyVault/vaults"
+_NAME = r"[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]"
 
 
 def _deleted_id(subscription: str, location: str, name: str) -> str:
@@ -104,6 +108,20 @@ def _purge(ctx: Context, deleted: dict[str, Any], body: Any) -> tuple[int, Any]:
     return 200, None
 
 
+def _check_name(ctx: Context, _: dict[str, Any], body: Any) -> tuple[int, Any]:
+    validate(body, load(f"{_MODELS}:VaultCheckNameAvailabilityParameters"))
+    name = str(body["name"])
+    if re.fullmatch(_NAME, name) is None:
+        message = f"Vault name '{name}' is invalid: 3-24 letters, digits and dashes, starting with a letter."
+        return 200, {"nameAvailable": False, "reason": "AccountNameInvalid", "message": message}
+    for entry in ctx.fake.store.values():
+        if entry.type.type in (VAULTS, DELETED) and entry.resource["name"].lower() == name.lower():
+            deleted = " by a soft-deleted vault" if entry.type.type == DELETED else ""
+            message = f"The vault name '{name}' is already in use{deleted}."
+            return 200, {"nameAvailable": False, "reason": "AlreadyExists", "message": message}
+    return 200, {"nameAvailable": True}
+
+
 def _list_deleted(ctx: Context, items: list[dict[str, Any]], filter_text: str | None) -> list[dict[str, Any]]:
     prefix = f"/subscriptions/{ctx.subscription}/".lower()
     return [
@@ -124,7 +142,7 @@ register(
         immutable=("properties.tenantId",),
         creating_state="RegisteringDns",
         updating_state="RegisteringDns",
-        name_pattern=r"[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]",
+        name_pattern=_NAME,
         name_error="VaultNameNotValid",
         on_write=_on_write,
         on_delete=_on_delete,
@@ -148,4 +166,14 @@ register(
         provisioning_state=False,
         list_filter=_list_deleted,
     ),
+)
+register(
+    ResourceType(
+        type="Microsoft.KeyVault/checkNameAvailability",
+        api_versions=_VERSIONS,
+        scope="subscription",
+        tracked=False,
+        provisioning_state=False,
+        actions={"": _check_name},
+    )
 )
