@@ -34,6 +34,7 @@ OURS = dataclasses.replace(
 """The manifest the suite's app is written for: only this module's family's kind is declared."""
 MODULES = ("skyrig_azure.network", "skyrig_azure.objects", "skyrig_azure.secrets")
 SCOPES = ["https://management.azure.com/.default"]
+DELETED = "Microsoft.KeyVault/locations/deletedVaults"
 
 
 @pytest.fixture(scope="module")
@@ -210,8 +211,35 @@ def test_destroy_keeps_the_vault_unless_include_data(app: Deployment, fake: Any)
     assert api.CALLS[("Microsoft.KeyVault/vaults", "GET")] <= 2, "a refresh reads the vault once per type"
     app.ok("destroy", "--env", MAIN, "--yes", "--include-data")
     assert fake.resources("Microsoft.KeyVault/vaults") == []
-    app.apply()  # purged: the name is free again at once
+    assert fake.resources(DELETED) == [], "a development vault is purged: its name is free again at once"
+    app.apply()
     assert len(fake.resources("Microsoft.KeyVault/vaults")) == 1
+
+
+def test_a_production_vault_deleted_is_kept_by_azure_and_recovered_by_the_next_apply(
+    azure_backends: Any, fake: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoints, environ, _fake, _limits, bundle = azure_backends
+    for key, value in {**environ, "SKYRIG_RETRY_BASE_MS": "1"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(AzureProvider, "modules", MODULES)
+    profile = Profile(
+        provider="azure",
+        environment_type="production",
+        settings=settings(endpoints, bundle),
+        families=OTHERS,
+    )
+    app = Deployment(tmp_path / "app", profile, OURS)
+    app.apply()
+    group = names.resource_group_name(app.app, MAIN)
+    assert vaults(app).get(group, vault_name(app)).properties.enable_purge_protection is True
+    app.ok("destroy", "--env", MAIN, "--yes", "--include-data")
+    assert fake.resources("Microsoft.KeyVault/vaults") == []
+    assert len(fake.resources(DELETED)) == 1, "purge protection: Azure keeps the deleted vault"
+    app.apply()
+    assert vaults(app).get(group, vault_name(app)).properties.enable_purge_protection is True
+    assert fake.resources(DELETED) == [], "the deleted vault was not recovered"
+    assert app.changes(app.plan()) == []
 
 
 def test_an_interrupted_create_converges(app: Deployment, fake: Any) -> None:
