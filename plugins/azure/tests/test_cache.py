@@ -184,6 +184,28 @@ def test_a_size_changed_in_the_portal_is_adopted_and_the_non_tls_port_is_closed_
     assert app.plan() == []
 
 
+def test_an_interrupted_create_converges_and_lost_state_is_adopted(azure_app: Any, fake: Any) -> None:
+    """A create refused midway (the cache not made) is made by the next apply; after state is lost, the
+    cache and its endpoint are found by their names and adopted, none made twice."""
+    from skyrig.cli.testing import invoke
+
+    app = deploy(azure_app)
+    fake.inject(400, type="Microsoft.Cache/redis", method="PUT", code="Interrupted")
+    result = invoke(["apply", "--env", "dev", "--yes", "-C", str(app.root)])
+    assert result.code != 0 and "Interrupted" in result.text
+    assert fake.resources("Microsoft.Cache/redis") == []
+    app.apply()
+    assert len(fake.resources("Microsoft.Cache/redis")) == 1
+
+    shutil.rmtree(app.root / ".skyrig")
+    fake.calls.clear()
+    app.apply()
+    assert fake.calls.count("Microsoft.Cache/redis", "PUT") == 0, "the cache was made again"
+    assert fake.calls.count("Microsoft.Network/privateEndpoints", "PUT") == 0, "the endpoint was made again"
+    assert len(fake.resources("Microsoft.Network/privateEndpoints")) == 1
+    assert app.plan() == []
+
+
 def test_destroy_leaves_nothing(azure_app: Any, fake: Any) -> None:
     app = deploy(azure_app)
     app.apply()
@@ -315,6 +337,8 @@ def test_the_data_plane_authenticates_as_the_identity_over_tls(monkeypatch: pyte
     Cache for Redis; the cache knows no other user. A server whose certificate names another host is
     refused."""
     import redis as redis_py
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
     from skyrig_azure.credentials import EmulatorCredential
     from skyrig_azure.runtime.cache import AzureRedisClient, object_id
@@ -332,11 +356,14 @@ def test_the_data_plane_authenticates_as_the_identity_over_tls(monkeypatch: pyte
         assert object_id(token) == principal
 
         # the certificate names localhost: reached as 127.0.0.1, the host name check refuses it
+        once = Retry(NoBackoff(), 0)  # a refusal is final: no retries to wait for
+        stranger = AzureRedisClient({**entry, "host": "127.0.0.1", "port": port})
+        stranger.redis.connection_pool.connection_kwargs["retry"] = once
         with pytest.raises(redis_py.ConnectionError, match=r"match|mismatch|certificate"):
-            AzureRedisClient({**entry, "host": "127.0.0.1", "port": port}).get("cart/1")
+            stranger.get("cart/1")
         # without the identity's token the cache has no user to let in
         with pytest.raises(redis_py.AuthenticationError):
-            redis_py.Redis(host="localhost", port=port, ssl=True).get("cart/1")
+            redis_py.Redis(host="localhost", port=port, ssl=True, retry=once).get("cart/1")
 
 
 def test_each_service_gets_data_access_to_its_own_cache_only(azure_app: Any, fake: Any) -> None:
