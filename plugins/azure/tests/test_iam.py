@@ -437,3 +437,45 @@ def test_destroy_leaves_no_identity_and_no_assignment(app, fake, network_only, o
     assert fake.resources("Microsoft.ManagedIdentity/userAssignedIdentities") == []
     assert fake.resources("Microsoft.Authorization/roleAssignments") == []
     assert fake.resources() == []
+
+
+def test_a_secret_is_granted_once_it_holds_a_value(app, fake, families):
+    from skyrig.cli.testing import invoke
+
+    needs(families, "secrets", "compute")
+    app.write(
+        {
+            **SERVICES,
+            "alpha/secret.py": """
+                from skyrig import Secret
+
+                api_key = Secret("api-key")
+
+
+                def read() -> str:
+                    return api_key.value
+            """,
+        }
+    )
+    app.apply()
+    # Key Vault has no secret without a value, and Azure no scope to grant on: nothing to read yet
+    assert fake.resources("Microsoft.Authorization/roleAssignments") == []
+    assert app.plan() == []
+    assert (
+        invoke(["secret", "set", "api-key", "--env", "dev", "-C", str(app.root)], stdin="s3cret\n").code == 0
+    )
+    [change] = app.plan()
+    assert (change["node"], change["action"]) == ("iam.role/alpha/secret/api-key/secrets-user", "create")
+    app.apply()
+    alpha = identities(fake).get(rg(app), names.identity_name(app.name, "dev", "alpha"))
+    secret = arm_id(
+        app,
+        "Microsoft.KeyVault/vaults/secrets",
+        names.key_vault_name(SUBSCRIPTION, app.name, "dev"),
+        names.vault_secret_name("api-key"),
+    )
+    assert assigned(app, fake) == {
+        alpha.name: [(SECRETS_USER, secret)],
+        names.identity_name(app.name, "dev", "beta"): [],
+    }, "the secret's reader is alpha alone, on that secret alone"
+    assert app.plan() == []

@@ -14,7 +14,9 @@ service gets:
   (Storage Blob Delegator there: it makes keys, and reads nothing) beside Contributor on the container (a
   SAS can grant no more than its signer holds).
 - Key Vault Secrets User on each declared secret it reads, on the PostgreSQL administrator's password when
-  it uses a database (the data plane reads it), and on the cron signing key when it serves cron jobs.
+  it uses a database (the data plane reads it), and on the cron signing key when it serves cron jobs. A
+  declared secret exists in Azure only once ``skyrig secret set`` wrote a value: until then its grant is
+  pending (there is nothing to read), and the first apply after the value is set makes it.
 - Caches: none here (the cache family gives each service a Redis data access policy assignment).
 
 A role added to a service's identity in the portal, within the environment's resource group, is an
@@ -99,11 +101,13 @@ def grants(scope: Scope, service: str) -> list[dict[str, Any]]:
     sub = settings.subscription_id
     found: dict[tuple[str, str], dict[str, Any]] = {}
 
-    def grant(target: str, arm_scope: str, role: str, *depends: str) -> None:
+    def grant(target: str, arm_scope: str, role: str, *depends: str, secret: str | None = None) -> None:
         entry = found.setdefault(
             (target, role), {"target": target, "scope": arm_scope, "role": role, "depends": set()}
         )
         entry["depends"].update(depends)
+        if secret is not None:
+            entry["secret"] = secret
 
     namespace = names.servicebus_namespace_name(sub, app, env)
     account = names.storage_account_name(sub, app, env)
@@ -141,7 +145,8 @@ def grants(scope: Scope, service: str) -> list[dict[str, Any]]:
                 arm = _arm(settings, group, "Microsoft.Storage/storageAccounts", account)
                 grant("account", arm, BLOB_DELEGATOR, names.STORAGE_ACCOUNT_ID)
         elif use.kind == "secret" and "read" in use.operations:
-            grant(target, vault_secret(names.vault_secret_name(use.resource)), SECRETS_USER, f"@{target}")
+            arm = vault_secret(names.vault_secret_name(use.resource))
+            grant(target, arm, SECRETS_USER, f"@{target}", secret=use.resource)
         elif use.kind == "sql_database" and use.operations:
             grant("sql/admin", vault_secret(names.SQL_ADMIN_SECRET), SECRETS_USER, names.SQL_SERVER_ID)
     topics = {t.name: t for t in scope.model.of_kind("topic")}
@@ -330,8 +335,26 @@ class RoleAssignmentType(AzureNodeType):
             current = identity is not None and assignment is not None
             if current and not _same(assignment.principal_id, identity.principal_id):
                 current = False  # the identity was made anew: this one names a principal that is gone
-            found[node.id] = self._observe(node, assignment) if current else None
+            if current:
+                found[node.id] = self._observe(node, assignment)
+            else:
+                found[node.id] = self._pending(context, node, identity)
         return found
+
+    def _pending(self, context: Context, node: Node, identity: Any | None) -> Observed | None:
+        """A grant on a declared secret that holds no value yet, as asked (there is nothing to read, and
+        Azure has no secret to scope a role to until ``skyrig secret set`` writes one): the next apply
+        after the value is set makes it. None for anything else."""
+        secret = node.properties.get("secret")
+        if secret is None or identity is None:
+            return None
+        from skyrig_azure.secrets import is_set
+
+        if is_set(context, secret):
+            return None
+        name = assignment_name(node.properties["scope"], node.properties["role"], str(identity.principal_id))
+        provider_id = f"{node.properties['scope']}/providers/Microsoft.Authorization/roleAssignments/{name}"
+        return self.observed(node, provider_id, {}, {"pending": f"secret {secret} has no value yet"})
 
     def _find(self, context: Context, node: Node) -> Observed | None:
         return self._find_many(context, [node])[node.id]
@@ -361,6 +384,11 @@ class RoleAssignmentType(AzureNodeType):
         name = assignment_name(p["scope"], p["role"], principal)
         try:
             made = assignments.create(p["scope"], name, body)
+        except NotFound:
+            pending = self._pending(context, node, identity)
+            if pending is None:
+                raise
+            return pending
         except Conflict as error:
             if "RoleAssignmentExists" not in str(error):
                 raise
@@ -425,6 +453,7 @@ def expand(scope: Scope) -> list[Node]:
                         "role": grant["role"],
                         "role_name": ROLES[grant["role"]][1],
                         "identity": name,
+                        **({"secret": grant["secret"]} if "secret" in grant else {}),
                     },
                     tuple(sorted({names.identity_id(service.name), *grant["depends"]})),
                 )

@@ -569,12 +569,28 @@ class FakeAzure:
         parent = route.parent.lower()
         if not route.rtype.parent_required:
             return
-        if route.kind == "resource" and parent and parent.count("/") > 4 and parent not in self.store:
+        if (
+            route.kind == "resource"
+            and parent
+            and parent.count("/") > 4
+            and parent not in self.store
+            and not self._vault_secret(parent)
+        ):
             raise parent_not_found(
                 route.parent.rsplit("/", 1)[-1] if "/providers/" in parent else route.parent
             )
         if route.kind == "collection" and route.rtype.depth > 1 and parent not in self.store:
             raise parent_not_found(route.parent.rsplit("/", 1)[-1])
+
+    def _vault_secret(self, scope: str) -> bool:
+        """Whether ``scope`` (lower-cased) is a secret its vault's data plane holds: Azure has those as
+        Microsoft.KeyVault/vaults/secrets resources, a scope role assignments may name."""
+        vault, found, secret = scope.rpartition("/secrets/")
+        if not found or "/" in secret or "/providers/microsoft.keyvault/vaults/" not in vault:
+            return False
+        data = self.vaults.get(vault.rsplit("/", 1)[-1]) if vault in self.store else None
+        held = data.secrets.get(secret) if data is not None else None
+        return held is not None and held.deleted is None
 
     def _handle(
         self, method: str, route: Route, query: dict[str, str], headers: dict[str, str], payload: bytes
