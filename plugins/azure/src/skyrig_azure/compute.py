@@ -22,10 +22,10 @@ web app's ``keyVaultReferenceIdentity`` (the service's identity): no secret valu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from skyrig.provider import RESOURCE_KINDS, Context, Node, Observed, Scope, UserError
+from skyrig.provider import RESOURCE_KINDS, Context, Node, NotFound, Observed, Scope, UserError
 from skyrig_azure import delivery, iam, names
 from skyrig_azure.nodes import AzureNodeType
 
@@ -60,6 +60,16 @@ def image_of(linux_fx: str | None) -> str | None:
 
 def _rg(context: Context) -> str:
     return str(context.client.resource_group)
+
+
+def owned_names(node_type: AzureNodeType, context: Context, listed: Callable[[], list[Any]]) -> list[str]:
+    """The names of the resources ``listed`` (a list call in the resource group) that are this
+    environment's; none when the resource group is gone."""
+    try:
+        found = listed()
+    except NotFound:
+        return []
+    return sorted(item.name for item in found if node_type.owned(context, item.tags))
 
 
 # -- the plan ----------------------------------------------------------------------------------------------
@@ -120,8 +130,8 @@ class PlanType(AzureNodeType):
         context.client.mgmt("web").app_service_plans.delete(_rg(context), provider_id)
 
     def inventory(self, context: Context) -> list[str]:
-        listed = context.client.mgmt("web").app_service_plans.list_by_resource_group(_rg(context))
-        return sorted(plan.name for plan in listed if self.owned(context, plan.tags))
+        plans = context.client.mgmt("web").app_service_plans
+        return owned_names(self, context, lambda: plans.list_by_resource_group(_rg(context)))
 
 
 # -- the web apps ------------------------------------------------------------------------------------------
@@ -270,8 +280,8 @@ class SiteType(AzureNodeType):
         return {"type": self.type, "url": observed.outputs.get("url")}
 
     def inventory(self, context: Context) -> list[str]:
-        listed = context.client.mgmt("web").web_apps.list_by_resource_group(_rg(context))
-        return sorted(site.name for site in listed if self.owned(context, site.tags))
+        sites = context.client.mgmt("web").web_apps
+        return owned_names(self, context, lambda: sites.list_by_resource_group(_rg(context)))
 
 
 def _referenced_secret(value: str | None) -> str | None:

@@ -168,10 +168,8 @@ class EnvironmentType(AzureNodeType):
         context.client.wait(context, operation, f"deleting Container Apps environment {provider_id}")
 
     def inventory(self, context: Context) -> list[str]:
-        listed = context.client.mgmt("appcontainers").managed_environments.list_by_resource_group(
-            _rg(context)
-        )
-        return sorted(e.name for e in listed if self.owned(context, e.tags))
+        environments = context.client.mgmt("appcontainers").managed_environments
+        return compute.owned_names(self, context, lambda: environments.list_by_resource_group(_rg(context)))
 
 
 # -- the jobs ----------------------------------------------------------------------------------------------
@@ -317,8 +315,8 @@ class JobType(AzureNodeType):
         }
 
     def inventory(self, context: Context) -> list[str]:
-        listed = context.client.mgmt("appcontainers").jobs.list_by_resource_group(_rg(context))
-        return sorted(j.name for j in listed if self.owned(context, j.tags))
+        jobs = context.client.mgmt("appcontainers").jobs
+        return compute.owned_names(self, context, lambda: jobs.list_by_resource_group(_rg(context)))
 
 
 SIGNING_KEY = SigningKeyType()
