@@ -248,6 +248,15 @@ class TestBlobLease:
         store.release("dev", fence)
         assert _lease_state(container, f"{prefix}/dev/lock")[0] == "available"
 
+    def test_a_holder_name_beyond_ascii_is_shown_as_ascii(self, store, container, prefix):
+        fence = store.acquire("dev", "apply by Zoë\non ci", ttl=30)
+        assert _lease_state(container, f"{prefix}/dev/lock")[1] == {
+            "holder": "apply by Zo??on ci",
+            "fence": str(fence),
+        }
+        with pytest.raises(Locked, match="Zoë"):
+            store.acquire("dev", "second", ttl=30)
+
     def test_a_second_holder_is_locked_out(self, store, url, tmp_path, container, prefix):
         fence = store.acquire("dev", "first", ttl=30)
         other = open_store(url, tmp_path)

@@ -86,21 +86,27 @@ class AzureBlobStore(ObjectLogStore):
 
     def renew(self, env: str, fence: int, ttl: float) -> bool:
         """See :meth:`skyrig.state.StateStore.renew`: the blob lease is renewed (taken again if it was
-        broken) when the log renews the lease."""
+        broken) when the log renews the lease. The log's answer stands: a blob lease that cannot be renewed
+        (the network, for a moment) only runs out, and the next renewal takes it again."""
         renewed = super().renew(env, fence, ttl)
         if renewed:
-            self._container.renew(self._lock(env), self.lease_id(env, fence), _duration(ttl), fence)
+            with contextlib.suppress(StateUnusable):
+                self._container.renew(self._lock(env), self.lease_id(env, fence), _duration(ttl), fence)
         return renewed
 
     def release(self, env: str, fence: int) -> None:
-        """See :meth:`skyrig.state.StateStore.release`: the blob lease too, if it is still this fence's."""
+        """See :meth:`skyrig.state.StateStore.release`: the blob lease too, if it is still this fence's (if
+        that fails, it runs out by itself, or the next holder breaks it)."""
         super().release(env, fence)
-        self._container.let_go(self._lock(env), self.lease_id(env, fence))
+        with contextlib.suppress(StateUnusable):
+            self._container.let_go(self._lock(env), self.lease_id(env, fence))
 
     def break_lease(self, env: str) -> None:
-        """See :meth:`skyrig.state.StateTransfer.break_lease`: the blob lease is broken too."""
+        """See :meth:`skyrig.state.StateTransfer.break_lease`: the blob lease is broken too (if that fails,
+        the next holder breaks it)."""
         super().break_lease(env)
-        self._container.broken(self._lock(env))
+        with contextlib.suppress(StateUnusable):
+            self._container.broken(self._lock(env))
 
 
 class _Retry(ExponentialRetry):
@@ -217,7 +223,8 @@ class _Container:
                     from azure.storage.blob import BlobLeaseClient
 
                     BlobLeaseClient(blob).break_lease(lease_break_period=0, timeout=30)
-            blob.set_blob_metadata({"holder": holder[:200], "fence": str(fence)}, lease=lease_id, timeout=30)
+            shown = re.sub(r"[^\x20-\x7e]", "?", holder)[:200].strip()  # metadata are HTTP headers
+            blob.set_blob_metadata({"holder": shown, "fence": str(fence)}, lease=lease_id, timeout=30)
         except FAILURES as error:
             raise self._unusable(f"cannot take the blob lease of {key}", error) from None
 
