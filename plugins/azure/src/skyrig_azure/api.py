@@ -265,6 +265,8 @@ class AzureClient(CloudClient):
             arm = self.settings.endpoint("arm")
             if arm:
                 options["base_url"] = arm
+                # the token is for Resource Manager wherever it is (the clients derive it from base_url)
+                options["credential_scopes"] = ["https://management.azure.com/.default"]
             made = _Translated(cls(self.credential, self.subscription, **options), service)
             with self._lock:
                 made = self._clients.setdefault(service, made)
