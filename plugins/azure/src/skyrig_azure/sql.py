@@ -74,6 +74,15 @@ def _text(value: Any) -> str | None:
     return str(getattr(value, "value", value))
 
 
+def _servers_seen(context: Context) -> dict[str, Any]:
+    """The servers read in this command, by name: the databases' nodes take their host from there
+    instead of reading the server again."""
+    client = context.client
+    if not hasattr(client, "sql_servers_seen"):
+        client.sql_servers_seen = {}
+    return client.sql_servers_seen  # type: ignore[no-any-return]
+
+
 # -- the administrator's password in Key Vault -------------------------------------------------------
 
 
@@ -158,6 +167,7 @@ class ServerType(AzureNodeType):
     # -- reading ------------------------------------------------------------------------------------
 
     def _observe(self, context: Context, node: Node, server: Any, secure: str | None) -> Observed:
+        _servers_seen(context)[server.name] = server
         p = server.properties
         network = _value(p, "network")
         properties = {
@@ -216,7 +226,9 @@ class ServerType(AzureNodeType):
         return self._observe(context, node, server, self._secure(context, provider_id))
 
     def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
-        found = {s.name: s for s in self._list(context) if not self._gone(s)}
+        # a refresh reads the databases first (their type sorts first): their listing of the servers serves
+        listed = context.client.__dict__.pop("sql_server_listing", None)
+        found = {s.name: s for s in (self._list(context) if listed is None else listed) if not self._gone(s)}
         return {
             n.id: self._observe(context, n, found[pid], self._secure(context, pid)) if pid in found else None
             for n, pid in nodes
@@ -391,6 +403,9 @@ class DatabaseType(AzureNodeType):
 
     def _server(self, context: Context, name: str) -> Any:
         client = context.client
+        seen = _servers_seen(context).get(name)
+        if seen is not None:  # read by the server's node in this command (its host name does not change)
+            return seen
         try:
             return client.mgmt("postgresql").servers.get(client.resource_group, name)
         except NotFound:
@@ -421,8 +436,11 @@ class DatabaseType(AzureNodeType):
 
     def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
         found: dict[str, Observed | None] = {}
+        servers = SERVER._list(context)
+        context.client.sql_server_listing = servers  # for the server's node, read next (see its _read_many)
+        by_name = {s.name: s for s in servers}
         for server_name in sorted({pid.partition("/")[0] for _, pid in nodes}):
-            server = self._server(context, server_name)
+            server = by_name.get(server_name)
             listed = (
                 {f"{server_name}/{d.name}": d for d in self._list(context, server_name)} if server else {}
             )
