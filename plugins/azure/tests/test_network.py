@@ -317,3 +317,93 @@ def test_refresh_reads_the_network_in_few_calls(app, fake):
     # and the identity's two lists
     assert sum(counted.values()) <= 16, counted
     assert time.monotonic() - started < 30
+
+
+def test_the_fake_refuses_what_azure_refuses(fake):
+    """The FAKE ARM's network rules the provider could get wrong, each refused with Azure's code."""
+    from azure.core.exceptions import HttpResponseError
+    from azure.mgmt.network import models
+    from azure.mgmt.privatedns.models import PrivateZone, SubResource, VirtualNetworkLink
+
+    groups(fake).create_or_update("g", {"location": "eastus"})
+    net = network(fake)
+
+    def refused(code: str, call: Any) -> None:
+        with pytest.raises(HttpResponseError) as caught:
+            call().result()
+        assert caught.value.error.code == code, caught.value.message
+
+    def rule(name: str, priority: int, **extra: Any) -> Any:
+        fields = {
+            "protocol": "Tcp",
+            "source_address_prefix": "*",
+            "source_port_range": "*",
+            "destination_address_prefix": "*",
+            "destination_port_range": "5432",
+            "access": "Allow",
+            "direction": "Inbound",
+            **extra,
+        }
+        return models.SecurityRule(name=name, priority=priority, **fields)
+
+    def nsg(*rules: Any) -> Any:
+        return models.NetworkSecurityGroup(location="eastus", security_rules=list(rules))
+
+    nsgs = net.network_security_groups
+    refused("SecurityRuleInvalidPriority", lambda: nsgs.begin_create_or_update("g", "n", nsg(rule("a", 50))))
+    refused(
+        "SecurityRulesOverlapOrHaveSamePriority",
+        lambda: nsgs.begin_create_or_update("g", "n", nsg(rule("a", 100), rule("b", 100))),
+    )
+    both = rule("a", 100, destination_port_ranges=["6379"])
+    refused(
+        "SecurityRuleParameterContainsUnsupportedValue",
+        lambda: nsgs.begin_create_or_update("g", "n", nsg(both)),
+    )
+    vnet = models.VirtualNetwork(
+        location="eastus", address_space=models.AddressSpace(address_prefixes=["10.0.0.0/16"])
+    )
+    net.virtual_networks.begin_create_or_update("g", "v", vnet).result()
+    missing = models.NetworkSecurityGroup(
+        id=f"/subscriptions/{SUBSCRIPTION}/resourceGroups/g/providers/Microsoft.Network/networkSecurityGroups/none"
+    )
+    refused(
+        "InvalidResourceReference",
+        lambda: net.subnets.begin_create_or_update(
+            "g", "v", "s", models.Subnet(address_prefix="10.0.0.0/24", network_security_group=missing)
+        ),
+    )
+    wrong = [models.Delegation(name="d", service_name="Microsoft.Nothing/here")]
+    refused(
+        "InvalidServiceNameOnDelegation",
+        lambda: net.subnets.begin_create_or_update(
+            "g", "v", "s", models.Subnet(address_prefix="10.0.0.0/24", delegations=wrong)
+        ),
+    )
+    zones, links = dns(fake).private_zones, dns(fake).virtual_network_links
+    refused(
+        "InvalidLocation",
+        lambda: zones.begin_create_or_update("g", "z.example", PrivateZone(location="eastus")),
+    )
+    zones.begin_create_or_update("g", "z.example", PrivateZone(location="global")).result()
+    vnet_id = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/g/providers/Microsoft.Network/virtualNetworks/v"
+    link = VirtualNetworkLink(
+        location="global", virtual_network=SubResource(id=vnet_id), registration_enabled=False
+    )
+    links.begin_create_or_update("g", "z.example", "one", link).result()
+    refused("Conflict", lambda: links.begin_create_or_update("g", "z.example", "two", link))
+    delegated = [models.Delegation(name="d", service_name="Microsoft.DBforPostgreSQL/flexibleServers")]
+    net.subnets.begin_create_or_update(
+        "g", "v", "db", models.Subnet(address_prefix="10.0.1.0/24", delegations=delegated)
+    ).result()
+    endpoint = models.PrivateEndpoint(
+        location="eastus",
+        subnet=models.Subnet(id=f"{vnet_id}/subnets/db"),
+        private_link_service_connections=[
+            models.PrivateLinkServiceConnection(name="c", private_link_service_id=vnet_id, group_ids=["x"])
+        ],
+    )
+    refused(
+        "PrivateEndpointCreationNotAllowedAsSubnetIsDelegated",
+        lambda: net.private_endpoints.begin_create_or_update("g", "pe", endpoint),
+    )
