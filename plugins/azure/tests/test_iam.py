@@ -337,7 +337,13 @@ def test_each_service_has_an_identity_of_its_own_and_its_roles(app, fake, networ
     ]
     assert made.name == assignment_name(vnet, SECRETS_USER, identity.principal_id)
     assert str(made.principal_type) in ("ServicePrincipal", "PrincipalType.SERVICE_PRINCIPAL")
+    fake.calls.clear()
     assert app.plan() == []
+    # a refresh lists the identities and the role assignments once per node type, whatever the number of
+    # services and grants: the identities' read checks for roles added in the portal, the assignments'
+    # read that each names its identity's current principal
+    assert fake.calls.count("Microsoft.ManagedIdentity/userAssignedIdentities", "GET") == 2
+    assert fake.calls.count("Microsoft.Authorization/roleAssignments", "GET") == 2
     fake.calls.clear()
     app.apply()
     assert fake.calls.mutating() == [], "a second apply changed something"
