@@ -45,6 +45,8 @@ LOCK = "lock"
 FAILURES = (AzureError, OSError, ValueError)
 JSON = ContentSettings(content_type="application/json")
 _CONFLICTS = (409, 412)
+ATTEMPTS = 5
+"""Tries to take a blob lease that another holder's lease, over in the log, still holds."""
 
 
 class AzureBlobStore(ObjectLogStore):
@@ -209,7 +211,7 @@ class _Container:
         who holds it into the blob's metadata with that lease id."""
         blob = self._container.get_blob_client(key)
         try:
-            for attempt in range(3):
+            for attempt in range(ATTEMPTS):
                 try:
                     blob.acquire_lease(lease_duration=duration, lease_id=lease_id, timeout=30)
                     break
@@ -217,12 +219,11 @@ class _Container:
                     with contextlib.suppress(ResourceExistsError):  # made meanwhile by another
                         blob.upload_blob(b"", overwrite=False, timeout=30)
                 except (ResourceExistsError, HttpResponseError) as error:
-                    if error.status_code not in _CONFLICTS or attempt == 2:
+                    if error.status_code not in _CONFLICTS or attempt == ATTEMPTS - 1:
                         raise
-                    # the log granted this lease: the blob lease left is a lease over (expired, crashed)
-                    from azure.storage.blob import BlobLeaseClient
-
-                    BlobLeaseClient(blob).break_lease(lease_break_period=0, timeout=30)
+                    # the log granted this lease, so the blob lease there is one the log says is over (its
+                    # holder released it in the log and is releasing it here, or expired, or crashed)
+                    self.broken(key)
             shown = re.sub(r"[^\x20-\x7e]", "?", holder)[:200].strip()  # metadata are HTTP headers
             blob.set_blob_metadata({"holder": shown, "fence": str(fence)}, lease=lease_id, timeout=30)
         except FAILURES as error:
