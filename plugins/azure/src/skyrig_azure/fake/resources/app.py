@@ -7,13 +7,17 @@ fields, in UTC) and its ``replicaTimeout``; its containers' CPU and memory are o
 profile's pairs (0.25 vCPU / 0.5Gi, 0.5 / 1Gi, ... 4 / 8Gi); its user-assigned identities exist (their
 ``principalId`` / ``clientId`` are filled in) and a registry pulled with an identity names one of them. A
 managed environment with jobs on it cannot be replaced under them (its ``environmentId`` is immutable in a
-job).
+job). ``POST jobs/NAME/start`` records an execution (``jobs/NAME/executions/EXECUTION``, with the template
+it ran) that has succeeded at once: no container runs here.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
+import time
+import uuid
 from typing import Any
 
 from skyrig_azure.fake.errors import ArmError
@@ -113,6 +117,30 @@ def _job_on_write(ctx: Context, job: dict[str, Any]) -> None:
     properties["eventStreamEndpoint"] = f"https://eastus.azurecontainerapps.dev/jobs/{ctx.name}/eventstream"
 
 
+def _start(ctx: Context, job: dict[str, Any], body: Any) -> tuple[int, Any]:
+    """``POST jobs/NAME/start``: an execution of the job's template (or of the template the body gives),
+    recorded as ``jobs/NAME/executions/EXECUTION``. Nothing runs here: it succeeds at once."""
+    template = (body or {}).get("template") if isinstance(body, dict) else None
+    properties = job.get("properties") or {}
+    if str((properties.get("configuration") or {}).get("triggerType") or "").lower() == "event":
+        raise ArmError(400, "JobTriggerTypeNotSupported", "An event-triggered job cannot be started by hand.")
+    name = f"{ctx.name}-{uuid.uuid4().hex[:7]}"
+    execution_id = f"{job['id']}/executions/{name}"
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    ctx.fake.put_resource(
+        execution_id,
+        {
+            "properties": {
+                "status": "Succeeded",
+                "startTime": now,
+                "endTime": now,
+                "template": copy.deepcopy(template or properties.get("template") or {}),
+            }
+        },
+    )
+    return 200, {"id": execution_id, "name": name}
+
+
 register(
     ResourceType(
         type="Microsoft.App/managedEnvironments",
@@ -142,5 +170,12 @@ register(
         immutable=("properties.environmentId",),
         name_pattern=r"[a-z][a-z0-9-]{0,30}[a-z0-9]",
         on_write=_job_on_write,
+        actions={"start": _start},
+    ),
+    ResourceType(
+        type="Microsoft.App/jobs/executions",
+        api_versions=_VERSIONS,
+        tracked=False,
+        provisioning_state=False,
     ),
 )
