@@ -204,6 +204,33 @@ def test_an_interrupted_create_converges_with_the_password_it_left(azure_app: An
     assert app.plan() == []
 
 
+def test_a_password_secret_deleted_with_an_earlier_server_is_recovered(azure_app: Any, fake: Any) -> None:
+    """Key Vault keeps a deleted secret (soft delete) and refuses its name until it is recovered or
+    purged: a server made again after an earlier one was deleted gets the recovered password."""
+    from azure.keyvault.secrets import SecretClient
+
+    from skyrig_azure.credentials import EmulatorCredential
+
+    app = deploy(azure_app)
+    app.apply()
+    client = postgresql(app)
+    client.servers.begin_delete(group(app), server_name(app)).result()
+    vault_name = names.key_vault_name(SUBSCRIPTION, app.name, "dev")
+    vault_uri = fake.resource(
+        f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{group(app)}/providers/Microsoft.KeyVault/vaults/{vault_name}"
+    )["properties"]["vaultUri"]
+    secrets = SecretClient(
+        vault_uri, EmulatorCredential(), connection_verify=fake.ca_bundle, verify_challenge_resource=False
+    )
+    before = secrets.get_secret(names.SQL_ADMIN_SECRET).value
+    secrets.begin_delete_secret(names.SQL_ADMIN_SECRET).wait()
+    assert fake.vault(vault_name).value(names.SQL_ADMIN_SECRET) is None
+    app.apply()
+    assert client.servers.get(group(app), server_name(app)).properties.state == "Ready"
+    assert fake.vault(vault_name).value(names.SQL_ADMIN_SECRET) == before, "not the recovered password"
+    assert app.plan() == []
+
+
 def test_destroy_leaves_nothing(azure_app: Any, fake: Any) -> None:
     app = deploy(azure_app)
     app.apply()

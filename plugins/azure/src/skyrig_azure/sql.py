@@ -98,7 +98,12 @@ def vault_url(context: Context) -> str:
         return names.key_vault_name(client.subscription, context.app, context.environment.name)
 
     vault = _last(resolve(context, names.KEY_VAULT_ID, find))
-    found = client.mgmt("keyvault").vaults.get(client.resource_group, vault)
+    try:
+        found = client.mgmt("keyvault").vaults.get(client.resource_group, vault)
+    except NotFound:
+        # the vault is gone (the secrets family makes it again): where Azure puts a vault of that name,
+        # so that reading a database does not take it for gone too
+        return f"https://{vault}.vault.azure.net/"
     client.sql_vault_url = str(found.properties.vault_uri)
     return client.sql_vault_url
 
@@ -114,10 +119,20 @@ def secret_client(context: Context, url: str) -> Any:
     return SecretClient(url, context.client.credential, **options)
 
 
+def new_password() -> str:
+    """A random administrator password (256 bits) of the character classes Azure asks for (three of
+    lower case, upper case, digits and others)."""
+    while True:
+        password = random.token_urlsafe(32)
+        if all(any(test(c) for c in password) for test in (str.islower, str.isupper, str.isdigit)):
+            return password
+
+
 def admin_password(context: Context, url: str) -> str:
     """The administrator's password: the secret's current value, made (random) where there is none (an
-    earlier create's password may already be the server's)."""
-    from azure.core.exceptions import ResourceNotFoundError
+    earlier create's password may already be the server's); a secret deleted with an earlier server but
+    kept by the vault (soft delete: its name cannot be set again) is recovered and used."""
+    from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
     vault = secret_client(context, url)
     try:
@@ -128,8 +143,15 @@ def admin_password(context: Context, url: str) -> str:
                     return str(value)
             except ResourceNotFoundError:
                 pass
-            password = random.token_urlsafe(32)
-            vault.set_secret(names.SQL_ADMIN_SECRET, password, content_type="password")
+            password = new_password()
+            try:
+                vault.set_secret(names.SQL_ADMIN_SECRET, password, content_type="password")
+            except ResourceExistsError:
+                vault.begin_recover_deleted_secret(names.SQL_ADMIN_SECRET).wait()
+                recovered = vault.get_secret(names.SQL_ADMIN_SECRET).value
+                if recovered:
+                    return str(recovered)
+                vault.set_secret(names.SQL_ADMIN_SECRET, password, content_type="password")
             return password
     except Exception as error:  # reported in skyrig's terms, without the value
         from skyrig_azure.api import translate
