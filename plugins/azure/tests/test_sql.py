@@ -136,6 +136,15 @@ def test_the_server_is_private_tls_only_backed_up_and_zone_redundant_in_producti
     assert entry["host"] == f"{server_name(app)}.postgres.database.azure.com"
     assert (entry["sslmode"], entry["user"], entry["database"]) == ("verify-full", sql.ADMIN, "ledger")
 
+    # high availability turned off in the portal is turned on again
+    fake.edit(server.id, {"properties": {"highAvailability": {"mode": "Disabled", "state": "NotEnabled"}}})
+    [change] = app.plan()
+    assert change["node"] == names.SQL_SERVER_ID and "high_availability" in change["drift"]
+    app.apply()
+    assert (
+        client.servers.get(group(app), server_name(app)).properties.high_availability.mode == "ZoneRedundant"
+    )
+
 
 def test_development_has_no_standby_and_a_second_apply_changes_nothing(azure_app: Any, fake: Any) -> None:
     app = deploy(azure_app)
@@ -158,21 +167,25 @@ def test_development_has_no_standby_and_a_second_apply_changes_nothing(azure_app
     assert fake.calls.mutating() == []
 
 
-def test_a_sku_changed_in_the_portal_is_adopted_and_tls_turned_off_is_restored(
+def test_a_sku_changed_in_the_portal_is_adopted_and_tls_and_retention_are_restored(
     azure_app: Any, fake: Any
 ) -> None:
     app = deploy(azure_app)
     app.apply()
     client = postgresql(app)
     server_id = client.servers.get(group(app), server_name(app)).id
-    fake.edit(server_id, {"sku": {"name": "Standard_D4s_v3"}})
+    fake.edit(
+        server_id, {"sku": {"name": "Standard_D4s_v3"}, "properties": {"backup": {"backupRetentionDays": 35}}}
+    )
     client.configurations.begin_put(
         group(app), server_name(app), sql.SECURE_TRANSPORT, {"properties": {"value": "off"}}
     ).result()
     [change] = app.plan()
     assert change["node"] == names.SQL_SERVER_ID and change["action"] == "update"
     app.apply()
-    assert client.servers.get(group(app), server_name(app)).sku.name == "Standard_D4s_v3", "sku reverted"
+    server = client.servers.get(group(app), server_name(app))
+    assert server.sku.name == "Standard_D4s_v3", "a SKU chosen in the portal was reverted"
+    assert server.properties.backup.backup_retention_days == 7, "backup retention was left changed"
     secure = client.configurations.get(group(app), server_name(app), sql.SECURE_TRANSPORT)
     assert secure.properties.value == "on", "TLS was left off"
     assert app.plan() == []
