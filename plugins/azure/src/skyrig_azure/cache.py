@@ -421,8 +421,19 @@ class EndpointType(AzureNodeType):
         endpoint = client.mgmt("network").private_endpoints.get(client.resource_group, provider_id)
         return self._observe(context, node, endpoint, self._zones(context, provider_id))
 
+    def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
+        client = context.client
+        listed = {e.name: e for e in client.mgmt("network").private_endpoints.list(client.resource_group)}
+        return {
+            n.id: self._observe(context, n, listed[pid], self._zones(context, pid)) if pid in listed else None
+            for n, pid in nodes
+        }
+
     def _find(self, context: Context, node: Node) -> Observed | None:
         return self._read(context, node, node.properties["name"])
+
+    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
+        return self._read_many(context, [(node, node.properties["name"]) for node in nodes])
 
     def _create(self, context: Context, node: Node) -> Observed:
         p = node.properties
