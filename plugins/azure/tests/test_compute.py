@@ -308,3 +308,51 @@ def test_a_secret_value_pasted_into_the_app_settings_is_replaced_by_its_referenc
     assert settings[setting] == reference and "EXTRA" not in settings, "the app settings were not restored"
     assert json.loads(settings["SKYRIG_RUNTIME_CONFIG"]), "restoring the app settings lost the runtime config"
     assert azure_app.plan() == []
+
+
+def test_migrations_run_as_a_container_apps_job_before_the_services_roll_out(azure_app, arm):
+    from azure.mgmt.appcontainers import ContainerAppsAPIClient
+
+    files = {
+        **APP,
+        "web/resources.py": 'from skyrig import SQLDatabase\n\nledger = SQLDatabase("ledger", migrations="./m")\n',
+        "web/m/0001_t.up.sql": "CREATE TABLE t (id int);\n",
+    }
+    azure_app.write(files)
+    graph = azure_app.graph()
+    assert "compute.migration/ledger" in graph["compute.site/web"]["depends_on"], (
+        "the service may roll out before its migrations"
+    )
+    name = graph["compute.migration/ledger"]["properties"]["name"]
+    azure_app.apply()
+    rg = group(azure_app)
+    apps = ContainerAppsAPIClient(
+        EmulatorCredential(),
+        SUBSCRIPTION,
+        base_url=arm.endpoint,
+        connection_verify=arm.ca_bundle,
+        credential_scopes=["https://management.azure.com/.default"],
+    )
+    job = apps.jobs.get(rg, name)
+    assert job.configuration.trigger_type == "Manual"
+    site = web(arm).web_apps.get(rg, site_name(azure_app))
+    assert list(job.identity.user_assigned_identities) == list(site.identity.user_assigned_identities)
+    [container] = job.template.containers
+    assert container.image == IMAGE
+    assert list(container.command) == ["python", "-m", "skyrig_azure.runtime.sql"]
+    variables = {v.name: v.value for v in container.env}
+    assert variables["SKYRIG_DB_HOST"].endswith(".postgres.database.azure.com")
+    assert variables["SKYRIG_DB_PASSWORD"].endswith(f"/secrets/{names.SQL_ADMIN_SECRET}"), "not a reference"
+    vault = names.key_vault_name(SUBSCRIPTION, azure_app.name, "dev")
+    password = arm.vault(vault).value(names.SQL_ADMIN_SECRET)
+    assert all(password not in str(value) for value in variables.values()), "the password is in the job"
+    [execution] = list(apps.jobs_executions.list(rg, name))
+    assert execution.properties.status == "Succeeded"
+    assert arm.calls.count("Microsoft.App/jobs", "POST", action="start") == 1
+    (azure_app.root / "web" / "m" / "0002_u.up.sql").write_text("ALTER TABLE t ADD COLUMN u int;\n")
+    assert [c["node"] for c in azure_app.plan()] == ["compute.migration/ledger"]
+    azure_app.apply()
+    assert arm.calls.count("Microsoft.App/jobs", "POST", action="start") == 2, "a new migration did not run"
+    arm.calls.clear()
+    azure_app.apply()
+    assert arm.calls.mutating() == [], "the migrations ran again with nothing new"

@@ -22,6 +22,7 @@ web app's ``keyVaultReferenceIdentity`` (the service's identity): no secret valu
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -302,9 +303,280 @@ def host_command(port: int) -> list[str]:
     return ["uvicorn", "--factory", "skyrig.runtime.host:create", "--host", "0.0.0.0", "--port", str(port)]
 
 
+# -- Container Apps: the jobs' environment and the jobs --------------------------------------------------
+
+
+class JobsEnvironmentType(AzureNodeType):
+    """The environment's Container Apps managed environment (Consumption), where the migration jobs and the
+    cron jobs run; integrated with the jobs subnet where the network family makes one."""
+
+    type = "azure.compute.jobs"
+    identity = frozenset({"name"})
+    replace_on = frozenset({"name", "subnet"})
+
+    def _observe(self, node: Node, found: Any) -> Observed:
+        environment = as_json(found)
+        vnet = (environment.get("properties") or {}).get("vnetConfiguration") or {}
+        properties = {"name": environment["name"], "subnet": _lower(vnet.get("infrastructureSubnetId"))}
+        return self.observed(node, environment["name"], properties, {"id": environment["id"]})
+
+    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
+        found = context.client.mgmt("appcontainers").managed_environments.get(_rg(context), provider_id)
+        return self._observe(node, found)
+
+    def _find(self, context: Context, node: Node) -> Observed | None:
+        return self._read(context, node, node.properties["name"])
+
+    def _create(self, context: Context, node: Node) -> Observed:
+        name, subnet = node.properties["name"], node.properties["subnet"]
+        body: dict[str, Any] = {
+            "location": context.client.location,
+            "tags": self.tags(context, node),
+            "properties": {"zoneRedundant": False},
+        }
+        if subnet:
+            body["properties"]["vnetConfiguration"] = {"infrastructureSubnetId": subnet, "internal": False}
+        environments = context.client.mgmt("appcontainers").managed_environments
+        operation = environments.begin_create_or_update(_rg(context), name, body)
+        return self._observe(
+            node, context.client.wait(context, operation, f"Container Apps environment {name}")
+        )
+
+    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
+        return self._read(context, node, provider_id)  # type: ignore[return-value]
+
+    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
+        environments = context.client.mgmt("appcontainers").managed_environments
+        operation = environments.begin_delete(_rg(context), provider_id)
+        context.client.wait(context, operation, f"deleting Container Apps environment {provider_id}")
+
+    def inventory(self, context: Context) -> list[str]:
+        environments = context.client.mgmt("appcontainers").managed_environments
+        return owned_names(self, context, lambda: environments.list_by_resource_group(_rg(context)))
+
+
+JOB_CPU, JOB_MEMORY = 0.5, "1Gi"
+"""A job's container (Consumption pairs CPU and memory: 0.5 vCPU / 1 GiB)."""
+
+
+class ContainerJobType(AzureNodeType):
+    """A Container Apps job skyrig makes (a database's migrations, a cron job's trigger) of the services'
+    image under a service's identity: subclasses say its trigger (``_configuration``), its container
+    (``_container``), how it reads back (``_observe``) and what follows a change (``_after_change``). Found
+    by its name, refreshed with one list call, listed by its tags."""
+
+    identity = frozenset({"name"})
+    replace_on = frozenset({"name", "environment"})
+    keeps_image = False
+    """Whether an update without an image asked keeps the image the job runs (else: its service's)."""
+
+    def _observe(self, context: Context, node: Node, job: Any) -> Observed:
+        raise NotImplementedError
+
+    def _configuration(self, context: Context, node: Node) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _container(self, context: Context, node: Node, image: str, client_id: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _after_change(self, context: Context, node: Node) -> None:
+        """What follows a create or an update of the job (nothing by default)."""
+
+    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
+        job = context.client.mgmt("appcontainers").jobs.get(_rg(context), provider_id)
+        return self._observe(context, node, job)
+
+    def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
+        jobs = context.client.mgmt("appcontainers").jobs.list_by_resource_group(_rg(context))
+        listed = {job.name: job for job in jobs}
+        return {n.id: self._observe(context, n, listed[pid]) if pid in listed else None for n, pid in nodes}
+
+    def _find(self, context: Context, node: Node) -> Observed | None:
+        return self._read(context, node, node.properties["name"])
+
+    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
+        return self._read_many(context, [(node, node.properties["name"]) for node in nodes])
+
+    def _put(self, context: Context, node: Node, image: str) -> Observed:
+        p = node.properties
+        client = context.client
+        identity = client.mgmt("msi").user_assigned_identities.get(_rg(context), p["identity_name"])
+        configuration = self._configuration(context, node)
+        registry = image.split("/", 1)[0]
+        if registry.endswith(ACR_SUFFIX):  # pulled with the service's identity (AcrPull)
+            configuration["registries"] = [{"server": registry, "identity": identity.id}]
+        container = self._container(context, node, image, str(identity.client_id))
+        body = {
+            "location": client.location,
+            "tags": self.tags(context, node),
+            "identity": {"type": "UserAssigned", "userAssignedIdentities": {identity.id: {}}},
+            "properties": {
+                "environmentId": client.resource_id(
+                    "Microsoft.App/managedEnvironments", p["environment_name"]
+                ),
+                "configuration": configuration,
+                "template": {"containers": [container]},
+            },
+        }
+        operation = client.mgmt("appcontainers").jobs.begin_create_or_update(_rg(context), p["name"], body)
+        client.wait(context, operation, f"Container Apps job {p['name']}")
+        self._after_change(context, node)
+        return self._read(context, node, p["name"])  # type: ignore[return-value]
+
+    def _service_image(self, context: Context, node: Node) -> str | None:
+        """The image the job's service's web app runs, if it runs."""
+        web = context.client.mgmt("web").web_apps
+        try:
+            config = as_json(web.get_configuration(_rg(context), node.properties["site"]))
+        except NotFound:
+            return None
+        return image_of((config.get("properties") or {}).get("linuxFxVersion"))
+
+    def _create(self, context: Context, node: Node) -> Observed:
+        image = node.properties["image"] or self._service_image(context, node)
+        if not image:
+            raise UserError(
+                f"{node.id}: no image to run: give one with --image (Azure has no default image for skyrig)",
+                "deploy with skyrig apply --image REGISTRY/IMAGE:TAG, or set image in [env.NAME.azure]",
+            )
+        return self._put(context, node, image)
+
+    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
+        image = node.properties["image"]
+        if not image and self.keeps_image:  # no image asked: keep what it runs
+            current = as_json(context.client.mgmt("appcontainers").jobs.get(_rg(context), provider_id))
+            containers = ((current.get("properties") or {}).get("template") or {}).get("containers") or [{}]
+            image = containers[0].get("image")
+        if not image:
+            return self._create(context, node)
+        return self._put(context, node, image)
+
+    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
+        operation = context.client.mgmt("appcontainers").jobs.begin_delete(_rg(context), provider_id)
+        context.client.wait(context, operation, f"deleting Container Apps job {provider_id}")
+
+    def inventory(self, context: Context) -> list[str]:
+        """The environment's jobs of this type (the ``skyrig-node`` tag starts with its node ids')."""
+        prefix = self.node_prefix
+        try:
+            listed = context.client.mgmt("appcontainers").jobs.list_by_resource_group(_rg(context))
+        except NotFound:
+            return []
+        return sorted(
+            job.name
+            for job in listed
+            if self.owned(context, job.tags)
+            and str((job.tags or {}).get(names.TAG_NODE, "")).startswith(prefix)
+        )
+
+    node_prefix = ""
+    """The start of the node ids of this type's jobs (``compute.migration/``)."""
+
+
+def _variables(container: dict[str, Any]) -> dict[str, Any]:
+    return {e.get("name"): e.get("value") for e in container.get("env") or []}
+
+
+def _first_container(job: dict[str, Any]) -> dict[str, Any]:
+    return (((job.get("properties") or {}).get("template") or {}).get("containers") or [{}])[0]
+
+
+_FINISHED = frozenset({"succeeded", "failed", "stopped", "degraded"})
+
+
+class MigrationType(ContainerJobType):
+    """A database's migrations: a Container Apps job (started by hand) of the services' image, under the
+    owning service's identity, run (and waited for) when it is made and whenever the migrations change,
+    before the services roll out. Read back as the migrations of its latest execution when that execution
+    succeeded and ran the job as it is now (none otherwise, so that the next apply runs it again)."""
+
+    type = "azure.compute.migration"
+    invariant = frozenset({"migrations"})
+    node_prefix = "compute.migration/"
+
+    def _observe(self, context: Context, node: Node, found: Any) -> Observed:
+        job = as_json(found)
+        container = _first_container(job)
+        wanted = _variables(container).get("SKYRIG_MIGRATIONS")
+        executions = context.client.mgmt("appcontainers").jobs_executions.list(_rg(context), job["name"])
+        latest = max((as_json(e) for e in executions), key=_started, default=None)
+        ran = None
+        if latest is not None:
+            properties = latest.get("properties") or {}
+            ran_with = _variables(((properties.get("template") or {}).get("containers") or [{}])[0])
+            if str(properties.get("status", "")).lower() == "succeeded" and ran_with == _variables(container):
+                ran = json.loads(wanted or "[]")
+        observed = {
+            "name": job["name"],
+            "image": container.get("image") if node.properties.get("image") else None,
+            "migrations": ran,
+        }
+        return self.observed(node, job["name"], observed, {"job": job["id"]})
+
+    def _configuration(self, context: Context, node: Node) -> dict[str, Any]:
+        return {
+            "triggerType": "Manual",
+            "replicaTimeout": 1800,
+            "replicaRetryLimit": 0,
+            "manualTriggerConfig": {"parallelism": 1, "replicaCompletionCount": 1},
+        }
+
+    def _container(self, context: Context, node: Node, image: str, client_id: str) -> dict[str, Any]:
+        from skyrig_azure import sql
+
+        p = node.properties
+        server = context.client.mgmt("postgresql").servers.get(_rg(context), p["server"])
+        variables = {
+            **p["variables"],
+            "SKYRIG_APP": context.app,
+            "SKYRIG_ENVIRONMENT": context.environment.name,
+            "AZURE_CLIENT_ID": client_id,
+            "SKYRIG_DB_HOST": str(as_json(server).get("properties", {}).get("fullyQualifiedDomainName")),
+            "SKYRIG_DB_PASSWORD": str(sql.connection(context)["password"]),  # the secret's URI, no value
+        }
+        return {
+            "name": "migrate",
+            "image": image,
+            "command": list(p["command"]),
+            "env": [{"name": k, "value": v} for k, v in sorted(variables.items())],
+            "resources": {"cpu": JOB_CPU, "memory": JOB_MEMORY},
+        }
+
+    def _after_change(self, context: Context, node: Node) -> None:
+        """Run the migrations, and wait for them."""
+        from skyrig.provider import ProviderError, wait_for
+
+        client, p = context.client, node.properties
+        apps = client.mgmt("appcontainers")
+        started = client.wait(
+            context, apps.jobs.begin_start(_rg(context), p["name"]), f"starting {p['name']}"
+        )
+        execution = str(as_json(started).get("name"))
+        status = {"value": "Running"}
+
+        def check() -> tuple[bool, str]:
+            found = as_json(apps.job_execution(_rg(context), p["name"], execution))
+            status["value"] = str((found.get("properties") or {}).get("status") or "Running")
+            return status["value"].lower() in _FINISHED, status["value"]
+
+        wait_for(context, f"the migrations of database {p['database']}", check)
+        if status["value"].lower() != "succeeded":
+            raise ProviderError(
+                f"{node.id}: the migrations of database {p['database']} ended {status['value']} "
+                f"(execution {execution} of Container Apps job {p['name']}: its logs say why); the next "
+                "apply runs them again"
+            )
+
+
+def _started(execution: dict[str, Any]) -> str:
+    return str((execution.get("properties") or {}).get("startTime") or "")
+
+
 PLAN = PlanType()
 SITE = SiteType()
-TYPES = (PLAN, SITE)
+JOBS = JobsEnvironmentType()
+MIGRATION = MigrationType()
+TYPES = (PLAN, SITE, JOBS, MIGRATION)
 
 
 def group_id(scope: Scope) -> str:
@@ -334,10 +606,69 @@ def service_settings(scope: Scope, service: Any) -> dict[str, str]:
     }
 
 
+def jobs_environment(scope: Scope) -> Node:
+    """The Container Apps environment's node (integrated with the jobs subnet where there is one)."""
+    from skyrig_azure import network
+
+    app, env = scope.app, scope.environment.name
+    subnet = None
+    depends = [names.RESOURCE_GROUP_ID]
+    if "jobs" in network.subnets_needed(scope):
+        subnet = arm_id(scope, "Microsoft.Network/virtualNetworks/subnets", names.vnet_name(app, env), "jobs")
+        depends.append(names.JOBS_SUBNET_ID)
+    properties = {"name": names.container_environment_name(app, env), "subnet": subnet}
+    return scope.node(names.JOBS_ENVIRONMENT_ID, JOBS.type, properties, tuple(depends))
+
+
+def migrations(scope: Scope) -> list[Node]:
+    """A migration job per database whose service runs here (the sql family says what it runs)."""
+    from skyrig_azure import sql
+
+    services = {s.name for s in scope.of_kind("service")}
+    app, env, settings = scope.app, scope.environment.name, scope.settings
+    nodes = []
+    for database in sorted(scope.of_kind("sql_database"), key=lambda d: d.name):
+        if database.service not in services:
+            continue
+        job = sql.migration_job(scope, database)
+        identity_name = names.identity_name(app, env, database.service)
+        environment = names.container_environment_name(app, env)
+        depends = {
+            job["after"],
+            names.SQL_SERVER_ID,
+            names.JOBS_ENVIRONMENT_ID,
+            names.identity_id(database.service),
+            *(
+                iam.assignment_id(database.service, g["target"], g["role"])
+                for g in iam.grants(scope, database.service)
+            ),
+        }
+        properties = {
+            "name": job["name"],
+            "database": database.name,
+            "service": database.service,
+            "site": names.site_name(settings.subscription_id, app, env, database.service),
+            "server": names.sql_server_name(settings.subscription_id, app, env),
+            "image": settings.image,
+            "identity_name": identity_name,
+            "environment_name": environment,
+            "environment": arm_id(scope, "Microsoft.App/managedEnvironments", environment),
+            "command": list(job["command"]),
+            "variables": dict(job["environment"]),
+            "migrations": job["migrations"],
+        }
+        nodes.append(
+            scope.node(names.migration_id(database.name), MIGRATION.type, properties, tuple(sorted(depends)))
+        )
+    return nodes
+
+
 def expand(scope: Scope) -> list[Node]:
     services = scope.of_kind("service")
     if not services:
         return []
+    migrated = migrations(scope)
+    databases = {node.properties["database"] for node in migrated}
     settings = scope.settings
     app, env, subscription = scope.app, scope.environment.name, settings.subscription_id
     plan_name = names.plan_name(app, env)
@@ -380,6 +711,9 @@ def expand(scope: Scope) -> list[Node]:
         }
         if secrets:
             depends.add(names.KEY_VAULT_ID)
+        wanted = {u.resource for u in uses if u.kind == "sql_database"}
+        wanted |= {d.name for d in scope.of_kind("sql_database") if d.service == service.name}
+        depends |= {names.migration_id(database) for database in wanted & databases}  # migrated first
         identity_name = names.identity_name(app, env, service.name)
         properties = {
             "name": names.site_name(subscription, app, env, service.name),
@@ -406,4 +740,6 @@ def expand(scope: Scope) -> list[Node]:
                 resource=service,
             )
         )
-    return nodes
+    if migrated or scope.of_kind("cron_job"):
+        nodes.append(jobs_environment(scope))
+    return nodes + migrated

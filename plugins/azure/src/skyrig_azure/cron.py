@@ -1,5 +1,6 @@
-"""Cron: a Container Apps job per cron job, with a Schedule trigger (the job's cron expression, UTC), in a
-Container Apps managed environment per environment, and a signing key per environment in the Key Vault.
+"""Cron: a Container Apps job per cron job, with a Schedule trigger (the job's cron expression, UTC), in
+the environment's Container Apps managed environment (the compute family's, shared with the migration
+jobs), and a signing key per environment in the Key Vault.
 
 When its schedule fires, a job runs one container of the service's image under the service's identity:
 ``python -m skyrig_azure.runtime.cron JOB URL`` (:mod:`skyrig_azure.runtime.cron`) reads the signing key
@@ -15,7 +16,7 @@ import secrets as random
 from collections.abc import Mapping
 from typing import Any
 
-from skyrig.provider import Context, Node, NotFound, Observed, Scope, UserError
+from skyrig.provider import Context, Node, Observed, Scope
 from skyrig_azure import compute, iam, names
 from skyrig_azure.api import Conflict, translate
 from skyrig_azure.nodes import AzureNodeType
@@ -123,68 +124,19 @@ class SigningKeyType(AzureNodeType):
         return []
 
 
-# -- the Container Apps environment ----------------------------------------------------------------------
-
-
-class EnvironmentType(AzureNodeType):
-    """The environment's Container Apps managed environment (Consumption), where the cron jobs run."""
-
-    type = "azure.cron.environment"
-    identity = frozenset({"name"})
-    replace_on = frozenset({"name"})
-
-    def _observe(self, node: Node, found: Any) -> Observed:
-        environment = compute.as_json(found)
-        return self.observed(
-            node, environment["name"], {"name": environment["name"]}, {"id": environment["id"]}
-        )
-
-    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
-        found = context.client.mgmt("appcontainers").managed_environments.get(_rg(context), provider_id)
-        return self._observe(node, found)
-
-    def _find(self, context: Context, node: Node) -> Observed | None:
-        return self._read(context, node, node.properties["name"])
-
-    def _create(self, context: Context, node: Node) -> Observed:
-        name = node.properties["name"]
-        body = {
-            "location": context.client.location,
-            "tags": self.tags(context, node),
-            "properties": {"zoneRedundant": False},
-        }
-        environments = context.client.mgmt("appcontainers").managed_environments
-        operation = environments.begin_create_or_update(_rg(context), name, body)
-        return self._observe(
-            node, context.client.wait(context, operation, f"Container Apps environment {name}")
-        )
-
-    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
-        return self._read(context, node, provider_id)  # type: ignore[return-value]
-
-    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
-        environments = context.client.mgmt("appcontainers").managed_environments
-        operation = environments.begin_delete(_rg(context), provider_id)
-        context.client.wait(context, operation, f"deleting Container Apps environment {provider_id}")
-
-    def inventory(self, context: Context) -> list[str]:
-        environments = context.client.mgmt("appcontainers").managed_environments
-        return compute.owned_names(self, context, lambda: environments.list_by_resource_group(_rg(context)))
-
-
 # -- the jobs ----------------------------------------------------------------------------------------------
 
 
-class JobType(AzureNodeType):
+class JobType(compute.ContainerJobType):
     """A cron job's Container Apps job: on schedule, the service's image under the service's identity
     signs and sends the job's request to the service's web app."""
 
     type = "azure.cron.job"
-    identity = frozenset({"name"})
-    replace_on = frozenset({"name", "environment"})
     invariant = frozenset({"schedule", "identity", "job", "command", "url"})
+    keeps_image = True
+    node_prefix = "cron.job/"
 
-    def _observe(self, node: Node, found: Any) -> Observed:
+    def _observe(self, context: Context, node: Node, found: Any) -> Observed:
         job = compute.as_json(found)
         p = job.get("properties") or {}
         trigger = ((p.get("configuration") or {}).get("scheduleTriggerConfig")) or {}
@@ -205,106 +157,37 @@ class JobType(AzureNodeType):
         outputs = {"vault_uri": variables.get(VAULT_VARIABLE), "target": args[1] if args[1:] else None}
         return self.observed(node, job["name"], properties, outputs)
 
-    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
-        return self._observe(node, context.client.mgmt("appcontainers").jobs.get(_rg(context), provider_id))
-
-    def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
-        listed = {
-            j.name: j for j in context.client.mgmt("appcontainers").jobs.list_by_resource_group(_rg(context))
+    def _configuration(self, context: Context, node: Node) -> dict[str, Any]:
+        return {
+            "triggerType": "Schedule",
+            "replicaTimeout": TIMEOUT,
+            "replicaRetryLimit": 1,
+            "scheduleTriggerConfig": {
+                "cronExpression": node.properties["schedule"],
+                "parallelism": 1,
+                "replicaCompletionCount": 1,
+            },
         }
-        return {n.id: self._observe(n, listed[pid]) if pid in listed else None for n, pid in nodes}
 
-    def _find(self, context: Context, node: Node) -> Observed | None:
-        return self._read(context, node, node.properties["name"])
-
-    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
-        return self._read_many(context, [(node, node.properties["name"]) for node in nodes])
-
-    def _put(self, context: Context, node: Node, image: str) -> Observed:
+    def _container(self, context: Context, node: Node, image: str, client_id: str) -> dict[str, Any]:
         p = node.properties
-        client = context.client
-        rg = _rg(context)
-        identity = client.mgmt("msi").user_assigned_identities.get(rg, p["identity_name"])
-        site = compute.as_json(client.mgmt("web").web_apps.get(rg, p["site"]))
+        site = compute.as_json(context.client.mgmt("web").web_apps.get(_rg(context), p["site"]))
         url = f"https://{(site.get('properties') or {}).get('defaultHostName')}"
         vault_uri = (_vault(context, p["vault"]).get("properties") or {}).get("vaultUri")
         environment = {
             "SKYRIG_APP": context.app,
             "SKYRIG_ENVIRONMENT": context.environment.name,
-            "AZURE_CLIENT_ID": str(identity.client_id),
+            "AZURE_CLIENT_ID": client_id,
             VAULT_VARIABLE: str(vault_uri),
         }
-        configuration: dict[str, Any] = {
-            "triggerType": "Schedule",
-            "replicaTimeout": TIMEOUT,
-            "replicaRetryLimit": 1,
-            "scheduleTriggerConfig": {
-                "cronExpression": p["schedule"],
-                "parallelism": 1,
-                "replicaCompletionCount": 1,
-            },
+        return {
+            "name": "trigger",
+            "image": image,
+            "command": list(COMMAND),
+            "args": [p["job"], url],
+            "env": [{"name": k, "value": v} for k, v in sorted(environment.items())],
+            "resources": {"cpu": CPU, "memory": MEMORY},
         }
-        if image.split("/", 1)[0].endswith(compute.ACR_SUFFIX):  # pulled with the service's identity
-            configuration["registries"] = [{"server": image.split("/", 1)[0], "identity": identity.id}]
-        body = {
-            "location": client.location,
-            "tags": self.tags(context, node),
-            "identity": {"type": "UserAssigned", "userAssignedIdentities": {identity.id: {}}},
-            "properties": {
-                "environmentId": client.resource_id(
-                    "Microsoft.App/managedEnvironments", p["environment_name"]
-                ),
-                "configuration": configuration,
-                "template": {
-                    "containers": [
-                        {
-                            "name": "trigger",
-                            "image": image,
-                            "command": list(COMMAND),
-                            "args": [p["job"], url],
-                            "env": [{"name": k, "value": v} for k, v in sorted(environment.items())],
-                            "resources": {"cpu": CPU, "memory": MEMORY},
-                        }
-                    ]
-                },
-            },
-        }
-        operation = client.mgmt("appcontainers").jobs.begin_create_or_update(rg, p["name"], body)
-        return self._observe(node, client.wait(context, operation, f"Container Apps job {p['name']}"))
-
-    def _create(self, context: Context, node: Node) -> Observed:
-        image = node.properties["image"] or self._running_image(context, node)
-        if not image:
-            raise UserError(
-                f"{node.id}: no image to run: give one with --image (Azure has no default image for skyrig)",
-                "deploy with skyrig apply --image REGISTRY/IMAGE:TAG, or set image in [env.NAME.azure]",
-            )
-        return self._put(context, node, image)
-
-    def _running_image(self, context: Context, node: Node) -> str | None:
-        """The image the service's web app runs (a job made after the last deploy runs the same)."""
-        web = context.client.mgmt("web").web_apps
-        try:
-            config = compute.as_json(web.get_configuration(_rg(context), node.properties["site"]))
-        except NotFound:
-            return None
-        return compute.image_of((config.get("properties") or {}).get("linuxFxVersion"))
-
-    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
-        image = node.properties["image"]
-        if not image:  # no image asked: keep what it runs
-            current = compute.as_json(
-                context.client.mgmt("appcontainers").jobs.get(_rg(context), provider_id)
-            )
-            containers = ((current.get("properties") or {}).get("template") or {}).get("containers") or [{}]
-            image = containers[0].get("image") or self._running_image(context, node)
-        if not image:
-            return self._create(context, node)
-        return self._put(context, node, image)
-
-    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
-        operation = context.client.mgmt("appcontainers").jobs.begin_delete(_rg(context), provider_id)
-        context.client.wait(context, operation, f"deleting Container Apps job {provider_id}")
 
     def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
         return {
@@ -314,15 +197,10 @@ class JobType(AzureNodeType):
             "emulator": node.properties["emulator"],
         }
 
-    def inventory(self, context: Context) -> list[str]:
-        jobs = context.client.mgmt("appcontainers").jobs
-        return compute.owned_names(self, context, lambda: jobs.list_by_resource_group(_rg(context)))
-
 
 SIGNING_KEY = SigningKeyType()
-ENVIRONMENT = EnvironmentType()
 JOB = JobType()
-TYPES = (SIGNING_KEY, ENVIRONMENT, JOB)
+TYPES = (SIGNING_KEY, JOB)
 
 
 def run_job(context: Context, job: str, url: str) -> None:
@@ -350,9 +228,6 @@ def expand(scope: Scope) -> list[Node]:
             {"name": names.SIGNING_KEY_SECRET, "vault": vault},
             (names.KEY_VAULT_ID,),
         ),
-        scope.node(
-            names.CRON_ENVIRONMENT_ID, ENVIRONMENT.type, {"name": environment}, (names.RESOURCE_GROUP_ID,)
-        ),
     ]
     for job in sorted(jobs, key=lambda j: j.name):
         identity_name = names.identity_name(app, env, job.service)
@@ -377,7 +252,7 @@ def expand(scope: Scope) -> list[Node]:
         }
         depends = (
             names.SIGNING_KEY_ID,
-            names.CRON_ENVIRONMENT_ID,
+            names.JOBS_ENVIRONMENT_ID,
             names.identity_id(job.service),
             iam.assignment_id(job.service, "cron/signing-key", iam.SECRETS_USER),
             f"@service/{job.service}",

@@ -85,8 +85,12 @@ FRONT_DOOR_ROUTE_ID = "objects.cdn_route"
 
 APP_PLAN_ID = "compute.plan"
 """The environment's App Service Plan (Linux): every service's web app runs on it."""
-CRON_ENVIRONMENT_ID = "cron.environment"
-"""The environment's Container Apps managed environment, where the cron jobs' Container Apps jobs run."""
+JOBS_ENVIRONMENT_ID = "compute.jobs"
+"""The environment's Container Apps managed environment, where the migration jobs and the cron jobs run."""
+JOBS_SUBNET_ID = "network.subnet/jobs"
+"""The subnet delegated to Microsoft.App/environments (at least a /27) that the Container Apps environment
+is integrated with, where the network family makes one (:func:`skyrig_azure.network.subnets_needed` says
+``jobs``): what lets a migration job reach the private database."""
 SIGNING_KEY_ID = "cron.signing_key"
 """The environment's cron signing key (a secret of the Key Vault): the service host checks the signature of
 each scheduled request with it, and the scheduled jobs (and the service identities) read it."""
@@ -95,6 +99,11 @@ each scheduled request with it, and the scheduled jobs (and the service identiti
 def site_id(service: str) -> str:
     """The node id of a service's App Service web app (``compute.site/SERVICE``)."""
     return f"compute.site/{service}"
+
+
+def migration_id(database: str) -> str:
+    """The node id of a database's migration job (``compute.migration/DATABASE``)."""
+    return f"compute.migration/{database}"
 
 
 def cron_job_id(job: str) -> str:
