@@ -284,24 +284,8 @@ def _check_subnet(ctx: Context, subnet_id: str, plan: dict[str, Any]) -> None:
 
 
 def _store_config(ctx: Context, site_id: str, name: str, properties: dict[str, Any]) -> None:
-    from skyrig_azure.fake.core import Entry  # the fake's own store (registered types write beside it)
-
-    config_type = lookup("Microsoft.Web/sites/config")
-    assert config_type is not None
-    resource_id = f"{site_id}/config/{name}"
-    location = None
-    site_entry = stored(ctx, site_id)
-    if site_entry is not None:
-        location = site_entry.resource.get("location")
-    resource = {
-        "id": resource_id,
-        "name": name,
-        "type": "Microsoft.Web/sites/config",
-        "properties": properties,
-    }
-    if location:
-        resource["location"] = location
-    ctx.fake.store[resource_id.lower()] = Entry(resource, config_type, site_id, ctx.subscription, ctx.group)
+    """Keeps the site's configuration ``name`` (``web``, ``appsettings``) as its own resource."""
+    ctx.fake.put_resource(f"{site_id}/config/{name}", {"properties": properties})
 
 
 def _config_on_write(ctx: Context, config: dict[str, Any]) -> None:
