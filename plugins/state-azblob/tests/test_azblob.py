@@ -193,6 +193,7 @@ class TestCredentials:
         assert "no Azure credentials found" in done.stdout, done.stdout + done.stderr
         assert "az login" in done.stdout
         assert "Traceback" not in done.stderr
+        assert "Attempted credentials" not in done.stderr, "azure-identity's list of every credential tried"
 
     def test_without_an_azblob_url_azure_storage_is_never_imported(self, tmp_path):
         script = (

@@ -6,6 +6,7 @@ docstring says more)."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import random
@@ -359,6 +360,9 @@ def _client(account: str, options: dict[str, Any]) -> BlobServiceClient:
         return BlobServiceClient(endpoint, credential=credential, **options)
     from azure.identity import DefaultAzureCredential
 
+    quiet = logging.getLogger("azure.identity")
+    if quiet.level == logging.NOTSET:  # its warning lists every credential tried; the error says what to do
+        quiet.setLevel(logging.ERROR)
     entra = DefaultAzureCredential(exclude_interactive_browser_credential=True)
     return BlobServiceClient(endpoint, credential=entra, **options)
 
