@@ -5,6 +5,7 @@ test_state_suite.py runs against SQLite."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 import sqlite3
 from pathlib import Path
 
@@ -137,6 +138,84 @@ def test_a_version_1_file_is_upgraded_and_its_fences_keep_growing(tmp_path):
     store = SQLiteStore(path)
     assert list(store.nodes("dev")) == ["network"] and store.serial("dev") == 3
     assert store.acquire("dev", "new skyrig", ttl=30) == 6
+    store.close()
+
+
+def test_a_version_2_file_is_upgraded_and_reads_the_same(tmp_path):
+    """Schema 3 keeps intents in a table without rowids and writes '' for observed properties whose text
+    is the desired ones'; a file written by schema 2 (JSON with spaces) opens, migrates and reads the same."""
+    from skyrig.state.sqlite import MIGRATIONS
+
+    path = tmp_path / "state.db"
+    plain = '{"name": "a", "replicas": 1}'
+    nested = '{"tags": ["x"], "where": {"zone": "b"}}'
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.executescript(MIGRATIONS[1] + MIGRATIONS[2])
+        db.execute("INSERT INTO meta VALUES ('schema_version', '2')")
+        rows = [
+            ("plain", plain, plain),
+            ("nested", nested, nested),
+            ("changed", plain, '{"name": "a", "replicas": true}'),
+        ]
+        for node_id, desired, observed in rows:
+            db.execute(
+                "INSERT INTO nodes VALUES ('dev', ?, 't', 'memory', '1', ?, ?, '{\"port\": 1}', NULL, '[]', "
+                "'[]', 0)",
+                (node_id, desired, observed),
+            )
+        db.execute("INSERT INTO intents VALUES ('dev', 'pending', 'create', 'token', 0)")
+        db.execute("INSERT INTO environments VALUES ('dev', 4, NULL)")
+
+    store = SQLiteStore(path)
+    nodes = store.nodes("dev")
+    assert nodes["plain"].observed == nodes["plain"].desired == {"name": "a", "replicas": 1}
+    assert nodes["nested"].observed == {"tags": ["x"], "where": {"zone": "b"}}
+    assert nodes["nested"].observed["tags"] is not nodes["nested"].desired["tags"], "two values, not one"
+    assert nodes["changed"].observed["replicas"] is True and nodes["changed"].desired["replicas"] == 1
+    assert nodes["plain"].outputs == {"port": 1}
+    assert store.intents("dev") == {"pending": "create"} and store.serial("dev") == 4
+    fence = store.acquire("dev", "new skyrig", ttl=30)
+    store.write_batch("dev", fence, records=[dataclasses.replace(nodes["plain"], id="pending")])
+    assert store.intents("dev") == {}
+    assert store.nodes("dev")["pending"].observed == {"name": "a", "replicas": 1}
+    store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
+        table = db.execute("SELECT sql FROM sqlite_master WHERE name = 'intents'").fetchone()[0]
+        assert "WITHOUT ROWID" in table
+        observed = dict(db.execute("SELECT id, observed FROM nodes").fetchall())
+    assert observed["plain"] == observed["nested"] == observed["pending"] == "", "not kept twice"
+    assert observed["changed"] == '{"name": "a", "replicas": true}'
+
+
+@pytest.mark.parametrize("count", [1, 3, 127, 128, 129, 300])
+def test_a_batch_of_any_size_writes_every_row(tmp_path, count):
+    """Batches are written as statements of 128 rows and powers of two (statements a connection keeps
+    compiled): whatever the count, every row is written and every intent cleared."""
+    store = SQLiteStore(tmp_path / "state.db")
+    fence = store.acquire("dev", "me", ttl=30)
+    ids = [f"bucket-{n}" for n in range(count)]
+    store.write_batch("dev", fence, intents=[(node_id, "create", "token") for node_id in ids])
+    assert len(store.intents("dev")) == count
+    store.write_batch("dev", fence, records=[_record(node_id) for node_id in ids])
+    assert sorted(store.nodes("dev")) == sorted(ids) and store.intents("dev") == {}
+    store.write_batch("dev", fence, forgotten=ids[1:])
+    assert list(store.nodes("dev")) == ids[:1]
+    store.close()
+
+
+def test_observed_properties_keep_their_json_types(tmp_path):
+    """Observed properties equal to the desired ones but of other JSON types (1 and true are equal in
+    Python) are stored as they are, not as the desired ones' text."""
+    store = SQLiteStore(tmp_path / "state.db")
+    fence = store.acquire("dev", "me", ttl=30)
+    desired = {"count": 1, "ratio": 1, "flag": True}
+    observed = {"count": True, "ratio": 1.0, "flag": 1}
+    store.write_batch("dev", fence, records=[NodeRecord("n", "t", "memory", "1", desired, observed)])
+    read = store.nodes("dev")["n"]
+    assert [type(read.observed[key]) for key in ("count", "ratio", "flag")] == [bool, float, int]
+    assert [type(read.desired[key]) for key in ("count", "ratio", "flag")] == [int, int, bool]
     store.close()
 
 
