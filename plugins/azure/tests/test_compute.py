@@ -356,3 +356,11 @@ def test_migrations_run_as_a_container_apps_job_before_the_services_roll_out(azu
     arm.calls.clear()
     azure_app.apply()
     assert arm.calls.mutating() == [], "the migrations ran again with nothing new"
+    # an execution that failed (here: marked so in the FAKE) is run again by the next apply
+    [latest, *_] = sorted(
+        apps.jobs_executions.list(rg, name), key=lambda e: e.properties.start_time, reverse=True
+    )
+    arm.edit(latest.id, {"properties": {"status": "Failed"}})
+    assert [c["node"] for c in azure_app.plan()] == ["compute.migration/ledger"]
+    azure_app.apply()
+    assert arm.calls.count("Microsoft.App/jobs", "POST", action="start") == 1

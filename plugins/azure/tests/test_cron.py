@@ -235,6 +235,22 @@ def test_run_job_signs_as_the_service_host_verifies(azure_app, arm):
     assert seen == [("/__skyrig/cron/tick", 200)], "the request was not signed with the environment's key"
 
 
+def test_a_job_whose_create_failed_converges_without_a_twin(azure_app, arm):
+    from skyrig.cli.testing import invoke
+
+    azure_app.write(APP)
+    arm.inject(500, type="Microsoft.App/jobs", method="PUT", times=10_000)
+    assert invoke(["apply", "--env", "dev", "--yes", "-C", str(azure_app.root)]).code != 0
+    with arm.lock:  # the FAKE has no public call to forget the failures still to come
+        arm._injections.clear()
+    azure_app.apply()
+    jobs = arm.resources("Microsoft.App/jobs")
+    assert sorted(r.rsplit("/", 1)[-1] for r in jobs) == sorted(
+        names.cron_job_name(azure_app.name, "dev", job) for job in ("tick", "nightly")
+    )
+    assert azure_app.plan() == []
+
+
 def test_destroy_leaves_no_job(azure_app, arm):
     azure_app.write(APP)
     azure_app.apply()
