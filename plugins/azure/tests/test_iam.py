@@ -23,6 +23,7 @@ from skyrig_azure.conformance import SUBSCRIPTION, settings
 from skyrig_azure.credentials import EmulatorCredential
 from skyrig_azure.fake import FakeAzure
 from skyrig_azure.iam import (
+    ACR_PULL,
     BLOB_CONTRIBUTOR,
     BLOB_DELEGATOR,
     BLOB_READER,
@@ -99,7 +100,7 @@ PUBSUB = {
             placed.publish(Placed(id="1"))
     """,
     "beta/handlers.py": """
-        from alpha.events import Placed
+        from alpha.events import Placed, placed
         from skyrig import Subscription
 
 
@@ -107,7 +108,7 @@ PUBSUB = {
             pass
 
 
-        on_placed = Subscription("placed", "beta-placed", handle)
+        on_placed = Subscription(placed, "beta-placed", handler=handle)
     """,
 }
 
@@ -221,7 +222,10 @@ def test_role_assignments_are_exactly_as_narrow_as_the_model_says(app, families)
     app.write({**SERVICES, **RESOURCES})
     nodes = app.graph()
     roles = {
-        node_id: (node["properties"]["role"], node["properties"]["scope"])
+        node_id: (
+            node["properties"]["role"],
+            node["properties"].get("scope") or node["properties"]["registry"],
+        )
         for node_id, node in nodes.items()
         if node["type"] == iam.ROLE_ASSIGNMENT.type
     }
@@ -249,6 +253,9 @@ def test_role_assignments_are_exactly_as_narrow_as_the_model_says(app, families)
             BLOB_DELEGATOR,
             arm_id(app, "Microsoft.Storage/storageAccounts", account),
         ),
+        # the image is pulled from an Azure Container Registry with each service's identity
+        "iam.role/alpha/registry/skyrigconformance/acr-pull": (ACR_PULL, "skyrigconformance"),
+        "iam.role/beta/registry/skyrigconformance/acr-pull": (ACR_PULL, "skyrigconformance"),
     }, "beta, which never reads the secret, may read it; or a service got more than it uses"
     main = {node["resource"]: node_id for node_id, node in nodes.items() if node["resource"]}
     assert set(nodes["iam.role/alpha/bucket/files/blob-contributor"]["depends_on"]) == {
@@ -264,13 +271,14 @@ def test_role_assignments_are_exactly_as_narrow_as_the_model_says(app, families)
         [
             [container, BLOB_CONTRIBUTOR],
             [arm_id(app, "Microsoft.Storage/storageAccounts", account), BLOB_DELEGATOR],
+            ["registry:skyrigconformance", ACR_PULL],
         ]
     )
 
 
 def test_publishers_send_and_consumers_receive_on_their_own_entities_only(app, families):
     needs(families, "pubsub")
-    app.write({**SERVICES, **PUBSUB})
+    app.write({**SERVICES, **PUBSUB}, image="ghcr.io/example/shop:1")  # not an Azure registry: no AcrPull
     nodes = app.graph()
     namespace = names.servicebus_namespace_name(SUBSCRIPTION, app.name, "dev")
     topic = arm_id(app, "Microsoft.ServiceBus/namespaces/topics", namespace, names.topic_name("placed"))
@@ -485,3 +493,35 @@ def test_a_secret_is_granted_once_it_holds_a_value(app, fake, families):
         names.identity_name(app.name, "dev", "beta"): [],
     }, "the secret's reader is alpha alone, on that secret alone"
     assert app.plan() == []
+
+
+def test_the_image_registry_is_pulled_from_with_acr_pull_on_it_alone(app, fake, network_only):
+    groups = client(
+        fake, __import__("azure.mgmt.resource.resources", fromlist=["x"]).ResourceManagementClient
+    )
+    groups.resource_groups.create_or_update("shared", {"location": "eastus"})
+    registry = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/shared/providers/Microsoft.ContainerRegistry/registries/skyrigtests"
+    groups.resources.begin_create_or_update_by_id(
+        registry, {"location": "eastus", "sku": {"name": "Basic"}}, api_version="2023-07-01"
+    ).result()
+    app.write(SERVICES, image="skyrigtests.azurecr.io/shop:1")
+    app.apply()
+    alpha, beta = (names.identity_name(app.name, "dev", s) for s in ("alpha", "beta"))
+    for name in (alpha, beta):
+        identity = identities(fake).get(rg(app), name)
+        held = [
+            (a.role_definition_id.rsplit("/", 1)[-1], a.scope)
+            for a in assignments(fake).list_for_scope(registry)
+            if a.principal_id == identity.principal_id
+        ]
+        assert held == [(ACR_PULL, registry)], name
+    assert app.plan() == []
+    # a registry this subscription does not hold: AcrPull is its owner's to give; nothing fails, nothing waits
+    app.write(SERVICES, image="elsewhere.azurecr.io/shop:2")
+    app.apply()
+    assert app.plan() == []
+    assert [a.scope for a in assignments(fake).list_for_scope(registry)] == [], (
+        "the old registry's grant stayed"
+    )
+    app.cli("destroy", "--env", "dev", "--yes", "--include-data")
+    assert fake.resources("Microsoft.Authorization/roleAssignments") == []

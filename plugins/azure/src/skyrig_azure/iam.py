@@ -101,13 +101,22 @@ def grants(scope: Scope, service: str) -> list[dict[str, Any]]:
     sub = settings.subscription_id
     found: dict[tuple[str, str], dict[str, Any]] = {}
 
-    def grant(target: str, arm_scope: str, role: str, *depends: str, secret: str | None = None) -> None:
+    def grant(
+        target: str,
+        arm_scope: str,
+        role: str,
+        *depends: str,
+        secret: str | None = None,
+        registry: str | None = None,
+    ) -> None:
         entry = found.setdefault(
             (target, role), {"target": target, "scope": arm_scope, "role": role, "depends": set()}
         )
         entry["depends"].update(depends)
         if secret is not None:
             entry["secret"] = secret
+        if registry is not None:
+            entry["registry"] = registry
 
     namespace = names.servicebus_namespace_name(sub, app, env)
     account = names.storage_account_name(sub, app, env)
@@ -163,6 +172,9 @@ def grants(scope: Scope, service: str) -> list[dict[str, Any]]:
             names.subscription_name(subscription.name),
         )
         grant(target, arm, RECEIVER, f"@{target}")
+    registry = acr_registry(settings.image)
+    if registry is not None:  # the web app pulls the image with the service's identity
+        grant(f"registry/{registry}", "", ACR_PULL, names.RESOURCE_GROUP_ID, registry=registry)
     if any(job.service == service for job in scope.of_kind("cron_job")):
         grant("cron/signing-key", vault_secret(names.SIGNING_KEY_SECRET), SECRETS_USER, names.SIGNING_KEY_ID)
     return [
@@ -172,6 +184,26 @@ def grants(scope: Scope, service: str) -> list[dict[str, Any]]:
 
 
 # -- Azure calls ---------------------------------------------------------------------------------------------
+
+ACR_SUFFIX = ".azurecr.io"
+REGISTRIES = "Microsoft.ContainerRegistry/registries"
+
+
+def acr_registry(image: str | None) -> str | None:
+    """The Azure Container Registry an image is pulled from (``NAME`` of ``NAME.azurecr.io/...``), if any."""
+    host = (image or "").split("/", 1)[0].lower()
+    return host.removesuffix(ACR_SUFFIX) if host.endswith(ACR_SUFFIX) and "/" in (image or "") else None
+
+
+def registry_id(context: Context, registry: str) -> str | None:
+    """The ARM id of container registry ``registry`` in the subscription (whatever its resource group),
+    or None: one lookup per command."""
+    known: dict[str, str | None] = context.client.__dict__.setdefault("_skyrig_registries", {})
+    if registry not in known:
+        resources = context.client.mgmt("resource").resources
+        found = resources.list(filter=f"resourceType eq '{REGISTRIES}' and name eq '{registry}'")
+        known[registry] = str(found[0].id) if found else None
+    return known[registry]
 
 
 def _identities(context: Context) -> dict[str, Any]:
@@ -213,12 +245,16 @@ class IdentityType(AzureNodeType):
 
     def _others(self, node: Node, identity: Any, assignments: list[Any]) -> list[Any]:
         allowed = {(s.lower(), r.lower()) for s, r in node.properties.get("grants", [])}
-        return [
-            a
-            for a in assignments
-            if _same(a.principal_id, identity.principal_id)
-            and (str(a.scope).lower(), _role_of(a)) not in allowed
-        ]
+        registries = {s.removeprefix("registry:") for s, _ in allowed if s.startswith("registry:")}
+
+        def granted(a: Any) -> bool:
+            scope, role = str(a.scope).lower(), _role_of(a)
+            if (scope, role) in allowed:
+                return True
+            kind, _, name = scope.rpartition("/")
+            return role == ACR_PULL and kind.endswith("/" + REGISTRIES.lower()) and name in registries
+
+        return [a for a in assignments if _same(a.principal_id, identity.principal_id) and not granted(a)]
 
     def _observe(self, node: Node, identity: Any, assignments: list[Any]) -> Observed:
         others = sorted(
@@ -290,44 +326,63 @@ class RoleAssignmentType(AzureNodeType):
     """One built-in role of one service's identity on one scope. Role assignments cannot change: a
     different scope, role or identity is another assignment (replaced). One deleted in the portal is made
     again; one whose identity was made anew (another principal) reads as gone, and is made for the new
-    principal."""
+    principal. AcrPull names its registry (``registry``) rather than a scope: skyrig does not make the
+    registry, and finds it in the subscription by name."""
 
     type = "azure.iam.role_assignment"
-    replace_on = frozenset({"scope", "role", "identity"})
+    replace_on = frozenset({"scope", "registry", "role", "identity"})
+
+    def _scope(self, context: Context, node: Node) -> str | None:
+        """The ARM id the assignment is on (a registry's: looked up, None when it is not found)."""
+        p = node.properties
+        return registry_id(context, p["registry"]) if "registry" in p else p["scope"]
 
     def _observe(self, node: Node, assignment: Any) -> Observed:
-        scope = str(assignment.scope)
+        found: dict[str, Any] = {"role": _role_of(assignment)}
+        if "scope" in node.properties:
+            scope = str(assignment.scope)
+            found["scope"] = node.properties["scope"] if _same(scope, node.properties["scope"]) else scope
         return self.observed(
             node,
             str(assignment.id),
-            {
-                "scope": node.properties["scope"] if _same(scope, node.properties["scope"]) else scope,
-                "role": _role_of(assignment),
-            },
-            {"id": assignment.id, "principal_id": assignment.principal_id},
+            found,
+            {"id": assignment.id, "scope": assignment.scope, "principal_id": assignment.principal_id},
         )
 
-    def _match(self, node: Node, identity: Any | None, assignments: list[Any]) -> Any | None:
-        """The assignment of ``node``'s role on its scope to the identity's current principal."""
-        if identity is None:
+    def _match(
+        self, node: Node, scope: str | None, identity: Any | None, assignments: list[Any]
+    ) -> Any | None:
+        """The assignment of ``node``'s role on ``scope`` to the identity's current principal."""
+        if identity is None or scope is None:
             return None
-        p = node.properties
         for assignment in assignments:
             if (
-                _same(assignment.scope, p["scope"])
-                and _role_of(assignment) == p["role"].lower()
+                _same(assignment.scope, scope)
+                and _role_of(assignment) == node.properties["role"].lower()
                 and _same(assignment.principal_id, identity.principal_id)
             ):
                 return assignment
         return None
+
+    def _listed(self, context: Context, nodes: list[Node], identities: dict[str, Any]) -> list[Any]:
+        """The role assignments the nodes may be: the resource group's (one call), and those of each
+        registry outside it (one call per registry)."""
+        if not identities:
+            return []
+        found = _assignments(context)
+        group = context.client.group_id().lower() + "/"
+        registries = {self._scope(context, n) for n in nodes if "registry" in n.properties} - {None}
+        for registry in sorted(r for r in registries if r and not r.lower().startswith(group)):
+            assignments = context.client.mgmt("authorization").role_assignments
+            found += list(assignments.list_for_scope(registry))
+        return found
 
     def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
         return self._read_many(context, [(node, provider_id)])[node.id]
 
     def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
         identities = _identities(context)
-        assignments = _assignments(context) if identities else []
-        by_id = {str(a.id).lower(): a for a in assignments}
+        by_id = {str(a.id).lower(): a for a in self._listed(context, [n for n, _ in nodes], identities)}
         found: dict[str, Observed | None] = {}
         for node, provider_id in nodes:
             identity = identities.get(node.properties["identity"].lower())
@@ -342,18 +397,28 @@ class RoleAssignmentType(AzureNodeType):
         return found
 
     def _pending(self, context: Context, node: Node, identity: Any | None) -> Observed | None:
-        """A grant on a declared secret that holds no value yet, as asked (there is nothing to read, and
-        Azure has no secret to scope a role to until ``skyrig secret set`` writes one): the next apply
-        after the value is set makes it. None for anything else."""
-        secret = node.properties.get("secret")
-        if secret is None or identity is None:
+        """A grant with nothing to grant on yet, as asked: a declared secret that holds no value (Azure
+        has no secret to scope a role to until ``skyrig secret set`` writes one: the next apply after it
+        makes the assignment), or an image registry this subscription does not hold (AcrPull is then
+        the registry owner's to give). None for anything else."""
+        p = node.properties
+        if identity is None:
+            return None
+        if "registry" in p:
+            if registry_id(context, p["registry"]) is not None:
+                return None
+            subscription = context.client.subscription
+            why = f"registry {p['registry']} is not in subscription {subscription}: give AcrPull there"
+            return self.observed(node, f"registry/{p['registry']}", {}, {"pending": why})
+        secret = p.get("secret")
+        if secret is None:
             return None
         from skyrig_azure.secrets import is_set
 
         if is_set(context, secret):
             return None
-        name = assignment_name(node.properties["scope"], node.properties["role"], str(identity.principal_id))
-        provider_id = f"{node.properties['scope']}/providers/Microsoft.Authorization/roleAssignments/{name}"
+        name = assignment_name(p["scope"], p["role"], str(identity.principal_id))
+        provider_id = f"{p['scope']}/providers/Microsoft.Authorization/roleAssignments/{name}"
         return self.observed(node, provider_id, {}, {"pending": f"secret {secret} has no value yet"})
 
     def _find(self, context: Context, node: Node) -> Observed | None:
@@ -361,10 +426,11 @@ class RoleAssignmentType(AzureNodeType):
 
     def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
         identities = _identities(context)
-        assignments = _assignments(context) if identities else []
+        assignments = self._listed(context, nodes, identities)
         found: dict[str, Observed | None] = {}
         for node in nodes:
-            match = self._match(node, identities.get(node.properties["identity"].lower()), assignments)
+            identity = identities.get(node.properties["identity"].lower())
+            match = self._match(node, self._scope(context, node), identity, assignments)
             found[node.id] = None if match is None else self._observe(node, match)
         return found
 
@@ -373,6 +439,9 @@ class RoleAssignmentType(AzureNodeType):
 
         client, p = context.client, node.properties
         identity = client.mgmt("msi").user_assigned_identities.get(resource_group(context), p["identity"])
+        scope = self._scope(context, node)
+        if scope is None:
+            return self._pending(context, node, identity) or self._fail(node)
         principal = str(identity.principal_id)
         body = RoleAssignmentCreateParameters(
             role_definition_id=role_definition_id(client.subscription, p["role"]),
@@ -381,9 +450,8 @@ class RoleAssignmentType(AzureNodeType):
             description=f"skyrig {context.app}/{context.environment.name} {node.id}",
         )
         assignments = client.mgmt("authorization").role_assignments
-        name = assignment_name(p["scope"], p["role"], principal)
         try:
-            made = assignments.create(p["scope"], name, body)
+            made = assignments.create(scope, assignment_name(scope, p["role"], principal), body)
         except NotFound:
             pending = self._pending(context, node, identity)
             if pending is None:
@@ -393,7 +461,7 @@ class RoleAssignmentType(AzureNodeType):
             if "RoleAssignmentExists" not in str(error):
                 raise
             # made under another name (by hand, or before): that one is this node's
-            match = self._match(node, identity, _assignments(context))
+            match = self._match(node, scope, identity, self._listed(context, [node], {"": identity}))
             if match is None:
                 raise TransientError(f"{node.id}: {error}") from None
             return self._observe(node, match)
@@ -403,10 +471,16 @@ class RoleAssignmentType(AzureNodeType):
             raise
         return self._observe(node, made)
 
+    @staticmethod
+    def _fail(node: Node) -> Observed:
+        raise TransientError(f"{node.id}: its registry is not visible yet")
+
     def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
         return self._read(context, node, provider_id) or self._create(context, node)
 
     def _delete(self, context: Context, node: Node, provider_id: str) -> None:
+        if "/providers/Microsoft.Authorization/roleAssignments/" not in provider_id:
+            return  # a pending grant: nothing was made
         context.client.mgmt("authorization").role_assignments.delete_by_id(provider_id)
 
     def inventory(self, context: Context) -> list[str]:
@@ -437,7 +511,7 @@ def expand(scope: Scope) -> list[Node]:
                 IDENTITY.type,
                 {
                     "name": name,
-                    "grants": [[g["scope"], g["role"]] for g in found],
+                    "grants": [[g["scope"] or f"registry:{g['registry']}", g["role"]] for g in found],
                     "other_assignments": [],
                 },
                 (names.RESOURCE_GROUP_ID,),
@@ -449,7 +523,11 @@ def expand(scope: Scope) -> list[Node]:
                     assignment_id(service.name, grant["target"], grant["role"]),
                     ROLE_ASSIGNMENT.type,
                     {
-                        "scope": grant["scope"],
+                        **(
+                            {"registry": grant["registry"]}
+                            if "registry" in grant
+                            else {"scope": grant["scope"]}
+                        ),
                         "role": grant["role"],
                         "role_name": ROLES[grant["role"]][1],
                         "identity": name,
