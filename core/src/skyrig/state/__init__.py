@@ -125,6 +125,7 @@ class EnvironmentState:
 PLUGINS = {
     "s3": "skyrig-state-s3",
     "gs": "skyrig-state-gcs",
+    "azblob": "skyrig-state-azblob",
     "postgresql": "skyrig-state-postgres",
     "postgres": "skyrig-state-postgres",
 }

