@@ -272,6 +272,38 @@ def test_portal_changes_to_invariants_are_restored_and_the_redundancy_is_adopted
     assert app.changes(app.plan()) == []
 
 
+def test_previous_versions_go_after_a_day_where_a_bucket_is_not_versioned_and_other_rules_stay(
+    app: Deployment,
+) -> None:
+    """Versioning is the whole account's: skyrig's lifecycle rule deletes the previous versions in the
+    containers not declared versioned; a rule someone adds to the account's one policy is kept."""
+    app.apply()
+    policies = storage(app).management_policies
+    policy = policies.get(group(app), account(app), "default").as_dict()
+    [rule] = policy["properties"]["policy"]["rules"]
+    assert rule["definition"]["actions"] == {"version": {"delete": {"daysAfterCreationGreaterThan": 1}}}
+    assert sorted(rule["definition"]["filters"]["prefixMatch"]) == sorted(
+        f"{container(app, b)}/" for b in ("files", "assets")
+    ), "the versioned bucket's versions would go, or another's stay"
+    mine = {
+        "enabled": True,
+        "name": "mine",
+        "type": "Lifecycle",
+        "definition": {
+            "actions": {"baseBlob": {"delete": {"daysAfterModificationGreaterThan": 30}}},
+            "filters": {"blobTypes": ["blockBlob"], "prefixMatch": [f"{container(app, 'history')}/old/"]},
+        },
+    }
+    policies.create_or_update(
+        group(app), account(app), "default", {"properties": {"policy": {"rules": [mine]}}}
+    )
+    assert [(c["node"], c["action"]) for c in app.changes(app.plan())] == [("objects.lifecycle", "update")]
+    app.apply()
+    rules = policies.get(group(app), account(app), "default").as_dict()["properties"]["policy"]["rules"]
+    assert sorted(r["name"] for r in rules) == ["mine", "skyrig-unversioned-1"], "a rule of the user's went"
+    assert app.changes(app.plan()) == []
+
+
 def test_an_interrupted_create_converges(app: Deployment, fake: Any) -> None:
     """A create that died before the account existed, then state lost after everything was made: the next
     applies make what is missing and adopt the rest, never a twin."""

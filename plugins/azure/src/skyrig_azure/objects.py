@@ -11,7 +11,8 @@ Containers are named ``APP-ENV-BUCKET`` (:func:`skyrig_azure.names.container_nam
 is the environment's own: Azurite, which the tests run against, has one account for every environment.
 
 Blob versioning is a setting of the whole account in Azure: a versioned bucket turns it on for the
-account, so the environment's other containers keep versions too (see docs/providers/azure.md).
+account; the previous versions in the other containers are deleted a day after they are made, by rules
+of the account's lifecycle management policy (see docs/providers/azure.md).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from skyrig_azure.nodes import AzureNodeType
 PUBLIC, PRIVATE = "Blob", "None"
 """A container's ``publicAccess``: anonymous read of its blobs (never listing them), or none."""
 FRONT_DOOR_SKU = "Standard_AzureFrontDoor"
+LIFECYCLE_ID = "objects.lifecycle"
+LIFECYCLE_RULE = "skyrig-unversioned-"
+"""How the names of skyrig's rules in an account's lifecycle management policy begin."""
 
 
 def wire(model: Any) -> dict[str, Any]:
@@ -301,6 +305,95 @@ class ContainerType(AzureNodeType):
         }
 
 
+class LifecycleType(AzureNodeType):
+    """skyrig's rules in the account's lifecycle management policy: previous versions of the blobs of
+    containers not declared versioned are deleted a day after they were made (versioning is the whole
+    account's in Azure). Rules of the policy that are not skyrig's are kept as they are."""
+
+    type = "azure.objects.lifecycle"
+    identity = frozenset({"account"})
+    invariant = frozenset({"unversioned"})
+    NAME = "default"
+    """The one management policy an account has."""
+
+    def _policy(self, context: Context, account: str) -> dict[str, Any]:
+        storage, group = context.client.mgmt("storage"), context.client.resource_group
+        return wire(storage.management_policies.get(group, account, self.NAME))
+
+    @staticmethod
+    def _rules(policy: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return list((((policy.get("properties") or {}).get("policy") or {}).get("rules")) or [])
+
+    def _observe(self, node: Node, policy: Mapping[str, Any]) -> Observed:
+        prefixes = [
+            prefix
+            for rule in self._rules(policy)
+            if str(rule.get("name", "")).startswith(LIFECYCLE_RULE)
+            and rule.get("enabled", True)
+            and ((rule.get("definition") or {}).get("actions") or {}).get("version", {}).get("delete")
+            for prefix in ((rule.get("definition") or {}).get("filters") or {}).get("prefixMatch") or []
+        ]
+        unversioned = sorted(prefix.rstrip("/") for prefix in prefixes)
+        properties = {"account": node.properties["account"], "unversioned": unversioned}
+        return self.observed(node, self.NAME, properties)
+
+    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
+        return self._observe(node, self._policy(context, node.properties["account"]))
+
+    def _find(self, context: Context, node: Node) -> Observed | None:
+        found = self._observe(node, self._policy(context, node.properties["account"]))
+        return found if found.properties["unversioned"] else None
+
+    def _put(self, context: Context, node: Node, ours: list[dict[str, Any]]) -> None:
+        storage, group = context.client.mgmt("storage"), context.client.resource_group
+        account = node.properties["account"]
+        try:
+            theirs = [
+                r
+                for r in self._rules(self._policy(context, account))
+                if not str(r.get("name", "")).startswith(LIFECYCLE_RULE)
+            ]
+        except NotFound:
+            theirs = []
+        if theirs or ours:
+            body = {"properties": {"policy": {"rules": theirs + ours}}}
+            storage.management_policies.create_or_update(group, account, self.NAME, body)
+        else:
+            storage.management_policies.delete(group, account, self.NAME)
+
+    def _ours(self, node: Node) -> list[dict[str, Any]]:
+        prefixes = [f"{name}/" for name in node.properties["unversioned"]]
+        return [
+            {
+                "enabled": True,
+                "name": f"{LIFECYCLE_RULE}{index // 10 + 1}",
+                "type": "Lifecycle",
+                "definition": {
+                    "actions": {"version": {"delete": {"daysAfterCreationGreaterThan": 1}}},
+                    "filters": {"blobTypes": ["blockBlob"], "prefixMatch": prefixes[index : index + 10]},
+                },
+            }
+            for index in range(0, len(prefixes), 10)  # a rule matches ten prefixes at most
+        ]
+
+    def _create(self, context: Context, node: Node) -> Observed:
+        self._put(context, node, self._ours(node))
+        return self._read(context, node, self.NAME)  # type: ignore[return-value]
+
+    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
+        return self._create(context, node)
+
+    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
+        self._put(context, node, [])
+
+    def inventory(self, context: Context) -> list[str]:
+        """None of its own: the policy lives and dies with the account, which is listed."""
+        return []
+
+    def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+        return None
+
+
 class _FrontDoorPart(AzureNodeType):
     """A part of the environment's Front Door profile, found by its name (the profile by its tags too);
     made, changed (a PUT of the whole body) and deleted through long-running operations."""
@@ -552,12 +645,13 @@ class FrontDoorRouteType(_FrontDoorPart):
 
 ACCOUNT = StorageAccountType()
 CONTAINER = ContainerType()
+LIFECYCLE = LifecycleType()
 CDN_PROFILE = FrontDoorProfileType()
 CDN_ENDPOINT = FrontDoorEndpointType()
 CDN_ORIGIN_GROUP = FrontDoorOriginGroupType()
 CDN_ORIGIN = FrontDoorOriginType()
 CDN_ROUTE = FrontDoorRouteType()
-TYPES = (ACCOUNT, CONTAINER, CDN_PROFILE, CDN_ENDPOINT, CDN_ORIGIN_GROUP, CDN_ORIGIN, CDN_ROUTE)
+TYPES = (ACCOUNT, CONTAINER, LIFECYCLE, CDN_PROFILE, CDN_ENDPOINT, CDN_ORIGIN_GROUP, CDN_ORIGIN, CDN_ROUTE)
 
 
 def expand(scope: Scope) -> list[Node]:
@@ -637,6 +731,10 @@ def expand(scope: Scope) -> list[Node]:
             "versioned": r.versioned,
         }
         nodes.append(scope.node(names.container_id(r.name), CONTAINER.type, properties, after, resource=r))
+    unversioned = sorted(names.container_name(app, env, r.name) for r in buckets if not r.versioned)
+    if unversioned and len(unversioned) < len(buckets):  # versioning on, for some containers only
+        lifecycle = {"account": account, "unversioned": unversioned}
+        nodes.append(scope.node(LIFECYCLE_ID, LIFECYCLE.type, lifecycle, (names.STORAGE_ACCOUNT_ID,)))
     if public:
         route = {
             "name": part["buckets"],

@@ -1,6 +1,6 @@
 """Microsoft.Storage: storage accounts (PUT long-running, PATCH and DELETE synchronous, as
-azure-mgmt-storage calls them), their blob service (``blobServices/default``: versioning) and blob
-containers (public access).
+azure-mgmt-storage calls them), their blob service (``blobServices/default``: versioning), lifecycle
+management policy (``managementPolicies/default``) and blob containers (public access).
 
 What Azure does that a client can get wrong, done here too: an account name is unique in all of Azure
 (409 ``StorageAccountAlreadyTaken``); a container may be public only in an account that allows public blob
@@ -28,6 +28,7 @@ _VERSIONS = ("2023-05-01", "2024-01-01", "2025-01-01", "2025-06-01", "2026-09-01
 ACCOUNTS = "Microsoft.Storage/storageAccounts"
 SERVICES = f"{ACCOUNTS}/blobServices"
 CONTAINERS = f"{SERVICES}/containers"
+POLICIES = f"{ACCOUNTS}/managementPolicies"
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 """Azurite's well-known account key (public, in Microsoft's documentation): the fake's own way in."""
 _ZONE_REDUNDANT = ("ZRS", "GZRS", "RAGZRS")
@@ -256,6 +257,32 @@ def _container_on_delete(ctx: Context, container: dict[str, Any]) -> None:
         blob.delete_container(container["name"])
 
 
+# -- lifecycle management ---------------------------------------------------------------------------------
+
+
+def _policy_on_write(ctx: Context, policy: dict[str, Any]) -> None:
+    rules = ((policy.get("properties") or {}).get("policy") or {}).get("rules") or []
+    seen: set[str] = set()
+    for rule in rules:
+        name = str(rule.get("name", ""))
+        if name.lower() in seen:
+            raise ArmError(400, "InvalidManagementPolicyRules", f"The rule name {name} is used twice.")
+        seen.add(name.lower())
+        prefixes = ((rule.get("definition") or {}).get("filters") or {}).get("prefixMatch") or []
+        if len(prefixes) > 10:
+            raise ArmError(
+                400, "InvalidManagementPolicyRules", f"Rule {name} has {len(prefixes)} prefixes: at most 10."
+            )
+        for prefix in prefixes:
+            if not str(prefix)[:1].isalnum():
+                raise ArmError(
+                    400,
+                    "InvalidManagementPolicyRules",
+                    f"The prefix {prefix!r} must start with a container name.",
+                )
+    policy.setdefault("properties", {})["lastModifiedTime"] = _now()
+
+
 register(
     ResourceType(
         type=ACCOUNTS,
@@ -282,6 +309,17 @@ register(
         name_pattern="default",
         on_write=_service_on_write,
         list_filter=_services,
+    ),
+    ResourceType(
+        type=POLICIES,
+        api_versions=_VERSIONS,
+        put_model=f"{_MODELS}:ManagementPolicy",
+        read_model=f"{_MODELS}:ManagementPolicy",
+        created_status=200,
+        tracked=False,
+        provisioning_state=False,
+        name_pattern="default",
+        on_write=_policy_on_write,
     ),
     ResourceType(
         type=CONTAINERS,
