@@ -164,8 +164,13 @@ class RedisType(AzureNodeType):
         return self._read_many(context, [(node, node.properties["name"]) for node in nodes])
 
     def inventory(self, context: Context) -> list[str]:
-        """The caches whose tags say they are this app's and environment's."""
-        return [c.name for c in self._list(context) if not self._gone(c) and self.owned(context, c.tags)]
+        """The caches whose tags say they are this app's and environment's (none without the resource
+        group)."""
+        try:
+            caches = self._list(context)
+        except NotFound:
+            return []
+        return [c.name for c in caches if not self._gone(c) and self.owned(context, c.tags)]
 
     # -- changing -----------------------------------------------------------------------------------
 

@@ -265,8 +265,13 @@ class ServerType(AzureNodeType):
         return self._read_many(context, [(node, node.properties["name"]) for node in nodes])
 
     def inventory(self, context: Context) -> list[str]:
-        """The servers whose tags say they are this app's and environment's."""
-        return [s.name for s in self._list(context) if not self._gone(s) and self.owned(context, s.tags)]
+        """The servers whose tags say they are this app's and environment's (none without the resource
+        group)."""
+        try:
+            servers = self._list(context)
+        except NotFound:
+            return []
+        return [s.name for s in servers if not self._gone(s) and self.owned(context, s.tags)]
 
     # -- creating -----------------------------------------------------------------------------------
 
@@ -507,9 +512,11 @@ class DatabaseType(AzureNodeType):
         """The databases of this environment's server (``postgres`` and the ``azure_*`` ones are Azure's)."""
         client = context.client
         server = names.sql_server_name(client.subscription, context.app, context.environment.name)
-        if self._server(context, server) is None:
+        try:  # the server's databases, read now (none without the server or its resource group)
+            databases = self._list(context, server)
+        except NotFound:
             return []
-        return [f"{server}/{d.name}" for d in self._list(context, server) if d.name not in SYSTEM_DATABASES]
+        return [f"{server}/{d.name}" for d in databases if d.name not in SYSTEM_DATABASES]
 
     def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
         return {"type": self.type, **observed.outputs}
