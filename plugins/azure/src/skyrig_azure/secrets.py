@@ -215,18 +215,18 @@ class SecretType(AzureNodeType):
         from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
         vault = self._vault(context, node.properties["vault"])
-        client = data_plane(context, vault)
-        try:
-            client.begin_delete_secret(provider_id).wait()
-        except ResourceNotFoundError:
-            return
-        except HttpResponseError as error:
-            raise translate(error, "Key Vault delete_secret") from None
-        if not (vault.get("properties") or {}).get("enablePurgeProtection"):
+        with data_plane(context, vault) as client:
             try:
-                client.purge_deleted_secret(provider_id)
+                client.begin_delete_secret(provider_id).wait()
+            except ResourceNotFoundError:
+                return
             except HttpResponseError as error:
-                raise translate(error, "Key Vault purge_deleted_secret") from None
+                raise translate(error, "Key Vault delete_secret") from None
+            if not (vault.get("properties") or {}).get("enablePurgeProtection"):
+                try:
+                    client.purge_deleted_secret(provider_id)
+                except HttpResponseError as error:
+                    raise translate(error, "Key Vault purge_deleted_secret") from None
 
     def inventory(self, context: Context) -> list[str]:
         """None of its own: a secret lives and dies with the vault, which is listed."""
@@ -266,20 +266,20 @@ def set_value(context: Context, name: str, value: str) -> None:
     value is in no error: Key Vault's answers never repeat it)."""
     from azure.core.exceptions import HttpResponseError, ServiceRequestError
 
-    client = data_plane(context, _vault_or_apply_first(context, name))
     env = context.environment.name
-    try:
-        client.set_secret(
-            names.vault_secret_name(name),
-            value,
-            content_type="text/plain",
-            tags=names.tags(context.app, env, names.secret_id(name)),
-        )
-    except (HttpResponseError, ServiceRequestError) as error:
-        problem = translate(error, "Key Vault set_secret")
-        raise UserError(
-            f"secret {name!r} was not stored: {problem}", "nothing was stored: run it again"
-        ) from None
+    with data_plane(context, _vault_or_apply_first(context, name)) as client:
+        try:
+            client.set_secret(
+                names.vault_secret_name(name),
+                value,
+                content_type="text/plain",
+                tags=names.tags(context.app, env, names.secret_id(name)),
+            )
+        except (HttpResponseError, ServiceRequestError) as error:
+            problem = translate(error, "Key Vault set_secret")
+            raise UserError(
+                f"secret {name!r} was not stored: {problem}", "nothing was stored: run it again"
+            ) from None
 
 
 def is_set(context: Context, name: str) -> bool:
@@ -291,14 +291,14 @@ def is_set(context: Context, name: str) -> bool:
         vault = wire(vaults.get(context.client.resource_group, vault_name(context)))
     except NotFound:
         return False
-    client = data_plane(context, vault)
-    try:
-        versions = client.list_properties_of_secret_versions(names.vault_secret_name(name))
-        return any(version.enabled for version in versions)
-    except ResourceNotFoundError:
-        return False
-    except HttpResponseError as error:
-        raise translate(error, "Key Vault list_properties_of_secret_versions") from None
+    with data_plane(context, vault) as client:
+        try:
+            versions = client.list_properties_of_secret_versions(names.vault_secret_name(name))
+            return any(version.enabled for version in versions)
+        except ResourceNotFoundError:
+            return False
+        except HttpResponseError as error:
+            raise translate(error, "Key Vault list_properties_of_secret_versions") from None
 
 
 VAULT = VaultType()
