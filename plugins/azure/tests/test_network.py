@@ -124,6 +124,16 @@ def inbound(nsg: Any) -> list[tuple[int, str, str, str, list[str]]]:
 def test_subnets_delegations_and_nsgs_admit_only_what_each_needs(app, fake):
     app.write({**SERVICE, **DATABASE, **CACHE})
     app.apply()
+    puts = {key[0]: n for key, n in fake.calls.counter().items() if key[1] == "PUT"}
+    assert puts == {
+        "Microsoft.Resources/resourceGroups": 1,
+        "Microsoft.Network/virtualNetworks": 1,
+        "Microsoft.Network/networkSecurityGroups": 3,
+        "Microsoft.Network/virtualNetworks/subnets": 3,
+        "Microsoft.Network/privateDnsZones": 2,
+        "Microsoft.Network/privateDnsZones/virtualNetworkLinks": 2,
+        "Microsoft.ManagedIdentity/userAssignedIdentities": 1,
+    }, "one write per resource (a zone's link is a resource of its own)"
     net, group, vnet = network(fake), rg(app), names.vnet_name(app.name, "dev")
     assert net.virtual_networks.get(group, vnet).address_space.address_prefixes == ["10.20.0.0/16"]
     subnets = {s.name: s for s in net.subnets.list(group, vnet)}
