@@ -369,9 +369,10 @@ class ServerType(AzureNodeType):
         client = context.client
         if "public_network_access" in changes:
             raise ProviderError(
-                f"{node.id}: public network access of PostgreSQL server {provider_id} is "
-                f"{changes['public_network_access']!r} here; a VNet-integrated server cannot change "
-                "it: delete the server (the next apply makes it again, empty) or turn it back in the portal"
+                f"{node.id}: public network access of PostgreSQL server {provider_id} is not "
+                f"{changes['public_network_access']!r}, and Azure cannot change it on a VNet-integrated "
+                "server: delete the server (the next apply makes it again, empty) or turn it back in the "
+                "portal"
             )
         patch: dict[str, Any] = {}
         properties: dict[str, Any] = {}
