@@ -200,8 +200,10 @@ def registry_id(context: Context, registry: str) -> str | None:
     or None: one lookup per command."""
     known: dict[str, str | None] = context.client.__dict__.setdefault("_skyrig_registries", {})
     if registry not in known:
-        resources = context.client.mgmt("resource").resources
-        found = resources.list(filter=f"resourceType eq '{REGISTRIES}' and name eq '{registry}'")
+        # ARM's $filter takes resourceType alone or with substringof, not with name eq: the name is
+        # compared here (a subscription holds few registries)
+        listed = context.client.mgmt("resource").resources.list(filter=f"resourceType eq '{REGISTRIES}'")
+        found = [r for r in listed if str(r.name).lower() == registry.lower()]
         known[registry] = str(found[0].id) if found else None
     return known[registry]
 
