@@ -323,6 +323,41 @@ def test_an_interrupted_create_converges(app: Deployment, fake: Any) -> None:
     assert app.changes(app.plan()) == []
 
 
+def test_an_account_azure_was_still_making_when_the_apply_died_is_waited_for(
+    app: Deployment, fake: Any
+) -> None:
+    """The apply died right after asking for the account: the next one finds it still being made, waits
+    (nothing can be made in it before), and makes the rest, without asking for the account again."""
+    from azure.mgmt.resource.resources import ResourceManagementClient
+
+    resources = mgmt(app, ResourceManagementClient).resource_groups
+    tags = names.tags(app.app, MAIN, names.RESOURCE_GROUP_ID)
+    resources.create_or_update(group(app), {"location": "eastus", "tags": tags})
+    body = {
+        "location": "eastus",
+        "kind": "StorageV2",
+        "sku": {"name": "Standard_LRS"},
+        "tags": names.tags(app.app, MAIN, names.STORAGE_ACCOUNT_ID),
+        "properties": {
+            "allowSharedKeyAccess": False,
+            "allowBlobPublicAccess": True,
+            "minimumTlsVersion": "TLS1_2",
+        },
+    }
+    delay, fake.lro_delay = fake.lro_delay, 1.5
+    try:
+        storage(app).storage_accounts.begin_create(group(app), account(app), body)  # not waited for
+        fake.calls.clear()
+        app.apply()
+    finally:
+        fake.lro_delay = delay
+    assert fake.calls.count("Microsoft.Storage/storageAccounts", "PUT") == 0, (
+        "the account was asked for again"
+    )
+    assert len(fake.resources("Microsoft.Storage/storageAccounts/blobServices/containers")) == 3
+    assert app.changes(app.plan()) == []
+
+
 def test_destroy_keeps_the_data_unless_include_data_and_then_leaves_nothing(
     app: Deployment, fake: Any
 ) -> None:

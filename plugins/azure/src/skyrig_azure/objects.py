@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from skyrig.provider import Context, Node, NotFound, Observed, ProviderError, Scope
+from skyrig.provider import Context, Node, NotFound, Observed, ProviderError, Scope, wait_for
 from skyrig_azure import names
 from skyrig_azure.api import Conflict
 from skyrig_azure.nodes import AzureNodeType
@@ -120,6 +120,16 @@ class StorageAccountType(AzureNodeType):
                 f"{node.id}: the storage account {name!r} in resource group {group!r} is not this "
                 "environment's (its skyrig tags say otherwise): remove it or set another resource_group"
             )
+        state = (account.get("properties") or {}).get("provisioningState")
+        if state not in (None, "Succeeded"):  # a create cut short while Azure was still making it
+
+            def made() -> tuple[bool, str]:
+                found = wire(storage.storage_accounts.get_properties(group, name))
+                state = str((found.get("properties") or {}).get("provisioningState") or "Succeeded")
+                return state in ("Succeeded", "Failed"), state
+
+            wait_for(context, f"storage account {name}", made)
+            account = wire(storage.storage_accounts.get_properties(group, name))
         service = wire(storage.blob_services.get_service_properties(group, name))
         return self._observe(node, account, service)
 

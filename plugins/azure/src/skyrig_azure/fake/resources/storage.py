@@ -6,7 +6,8 @@ What Azure does that a client can get wrong, done here too: an account name is u
 (409 ``StorageAccountAlreadyTaken``); a container may be public only in an account that allows public blob
 access (409 ``PublicAccessNotPermitted``); redundancy cannot be changed to or from zone-redundant storage by
 an update (it is a migration); ``allowSharedKeyAccess`` unset reads as null (allowed); the blob service of
-an account exists as soon as the account does (a GET before any PUT answers its defaults).
+an account exists as soon as the account does (a GET before any PUT answers its defaults); nothing is
+changed under an account still being made (409 ``StorageAccountIsNotProvisioned``).
 
 Blob traffic is not ARM's: with :func:`connect_blob` the fake mirrors each container into a real blob
 service (Azurite: one account for all), made, opened to anonymous reads (only when the container is
@@ -69,9 +70,24 @@ def _redundancy(sku: str) -> tuple[str, bool]:
 
 
 def _account_of(ctx: Context, container_or_service_id: str) -> dict[str, Any] | None:
-    key = container_or_service_id.lower().split("/blobservices/")[0]
+    key = container_or_service_id.lower().split("/blobservices/")[0].split("/managementpolicies/")[0]
     entry = ctx.fake.store.get(key)
     return entry.resource if entry is not None else None
+
+
+def _provisioned(ctx: Context) -> dict[str, Any]:
+    """The account ``ctx``'s resource is under, refused (as Azure does) while it is still being made."""
+    account = _account_of(ctx, ctx.id)
+    if account is None:
+        raise ArmError(404, "ParentResourceNotFound", f"The storage account of {ctx.name} does not exist.")
+    state = (account.get("properties") or {}).get("provisioningState", "Succeeded")
+    if state != "Succeeded":
+        raise ArmError(
+            409,
+            "StorageAccountIsNotProvisioned",
+            "The storage account provisioning state must be 'Succeeded' before executing the operation.",
+        )
+    return account
 
 
 # -- accounts -------------------------------------------------------------------------------------------
@@ -168,6 +184,7 @@ def _service_defaults(ctx: Context, service: dict[str, Any]) -> None:
 
 
 def _service_on_write(ctx: Context, service: dict[str, Any]) -> None:
+    _provisioned(ctx)
     _service_defaults(ctx, service)
 
 
@@ -215,11 +232,7 @@ def _mirror(fake: Any, container: dict[str, Any], allowed: bool) -> None:
 
 
 def _container_on_write(ctx: Context, container: dict[str, Any]) -> None:
-    account = _account_of(ctx, ctx.id)
-    if account is None:
-        raise ArmError(
-            404, "ParentResourceNotFound", f"The storage account of container {ctx.name} does not exist."
-        )
+    account = _provisioned(ctx)
     properties = container.setdefault("properties", {})
     access = properties.get("publicAccess") or "None"
     properties["publicAccess"] = access
@@ -261,6 +274,7 @@ def _container_on_delete(ctx: Context, container: dict[str, Any]) -> None:
 
 
 def _policy_on_write(ctx: Context, policy: dict[str, Any]) -> None:
+    _provisioned(ctx)
     rules = ((policy.get("properties") or {}).get("policy") or {}).get("rules") or []
     seen: set[str] = set()
     for rule in rules:
