@@ -364,3 +364,34 @@ def test_migrations_run_as_a_container_apps_job_before_the_services_roll_out(azu
     assert [c["node"] for c in azure_app.plan()] == ["compute.migration/ledger"]
     azure_app.apply()
     assert arm.calls.count("Microsoft.App/jobs", "POST", action="start") == 1
+
+
+def test_a_failed_migration_stops_the_services_rolling_out_and_runs_again(azure_app, arm):
+    from skyrig.cli.testing import invoke
+    from skyrig_azure.fake.registry import lookup
+    from skyrig_azure.fake.resources import app as container_apps
+
+    def failing(ctx: Any, job: dict[str, Any], body: Any) -> tuple[int, Any]:
+        status, started = container_apps._start(ctx, job, body)
+        arm.store[started["id"].lower()].resource["properties"]["status"] = "Failed"
+        return status, started
+
+    actions = lookup("Microsoft.App/jobs").actions
+    assert isinstance(actions, dict)
+    actions["start"] = failing  # every execution of this test's first apply fails
+    azure_app.write(
+        {
+            **APP,
+            "web/resources.py": 'from skyrig import SQLDatabase\n\nledger = SQLDatabase("ledger", migrations="./m")\n',
+            "web/m/0001_t.up.sql": "CREATE TABLE t (id int);\n",
+        }
+    )
+    try:
+        result = invoke(["apply", "--env", "dev", "--yes", "-C", str(azure_app.root)])
+    finally:
+        actions["start"] = container_apps._start
+    assert result.code != 0 and "the migrations of database ledger ended Failed" in result.text
+    assert arm.resources("Microsoft.Web/sites") == [], "the service rolled out before its migrations"
+    azure_app.apply()
+    assert arm.resources("Microsoft.Web/sites") == [site_id(azure_app)]
+    assert azure_app.plan() == []

@@ -563,7 +563,7 @@ class MigrationType(ContainerJobType):
         if status["value"].lower() != "succeeded":
             raise ProviderError(
                 f"{node.id}: the migrations of database {p['database']} ended {status['value']} "
-                f"(execution {execution} of Container Apps job {p['name']}: its logs say why); the next "
+                f"(execution {execution} of Container Apps job {p['name']}, shown in the portal); the next "
                 "apply runs them again"
             )
 
