@@ -18,6 +18,7 @@ It imports only what both old and new trees have (``Session``, a store's methods
 from __future__ import annotations
 
 import argparse
+import gc
 import math
 import os
 import statistics
@@ -108,7 +109,12 @@ CPU: dict[str, float] = {}
 def apply_all(root: Path, parallelism: int, *, write_state: bool = True) -> tuple[float, int, int]:
     """Plan and apply everything; returns (seconds the apply took, store writes it made, nodes).
 
-    Without ``write_state``, the store keeps what the apply writes in memory (:func:`in_memory`)."""
+    Without ``write_state``, the store keeps what the apply writes in memory (:func:`in_memory`).
+
+    The heap is collected before the apply is timed. The plan pauses the cyclic garbage collector, so the
+    first apply of a process began with the plan's objects pending and paid for a full collection
+    (25-90 ms at 5,000 nodes) that a later one did not: when the apply writing state ran first, that
+    collection was counted as a cost of writing state."""
     current = session(root)
     store = current.store
     calls = [0]
@@ -134,6 +140,7 @@ def apply_all(root: Path, parallelism: int, *, write_state: bool = True) -> tupl
         for name in WRITES:
             if hasattr(store, name):
                 setattr(store, name, counted(getattr(store, name)))
+        gc.collect()  # the same heap for every apply measured: see the docstring
         started, cpu = time.perf_counter(), time.process_time()
         outcome = current.apply(plan, fence, parallelism=parallelism)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
