@@ -230,7 +230,9 @@ def test_a_resource_group_skyrig_made_goes_only_with_the_data(app, fake):
     assert group.tags == names.tags(app.name, "dev", names.RESOURCE_GROUP_ID)
     app.cli("destroy", "--env", "dev", "--yes")
     assert groups(fake).check_existence(rg(app)), "destroy without --include-data deleted the group"
-    assert fake.resources("Microsoft.Network/virtualNetworks") == []
+    # the network goes with the data: a database kept by destroy stays reachable in its subnet
+    assert len(fake.resources("Microsoft.Network/virtualNetworks/subnets")) == 1
+    assert fake.resources("Microsoft.ManagedIdentity/userAssignedIdentities") == []
     app.cli("destroy", "--env", "dev", "--yes", "--include-data")
     fake.settle(everything=True)
     assert not groups(fake).check_existence(rg(app))

@@ -7,7 +7,9 @@ virtual network. Only what the app uses: no database subnet without a database, 
 without a service, a database or a cache.
 
 Every other Azure node depends on the resource group; the sql, cache and compute families depend on the
-subnets and DNS zones by the ids in :mod:`skyrig_azure.names`.
+subnets and DNS zones by the ids in :mod:`skyrig_azure.names`. The group and the network hold or carry the
+environment's data (a kept database needs its subnet, NSG and DNS zone): ``skyrig destroy`` keeps them
+unless ``--include-data``.
 """
 
 from __future__ import annotations
@@ -133,7 +135,11 @@ class ResourceGroupType(AzureNodeType):
 
 class GroupResourceType(AzureNodeType):
     """A tagged resource in the environment's resource group, found again by its deterministic name (and
-    its ``skyrig-node`` tag), listed by its tags."""
+    its ``skyrig-node`` tag), listed by its tags. The network is kept with the group's data (``stateful``):
+    a database ``skyrig destroy`` keeps stays in its delegated subnet, behind its NSG, named in its DNS
+    zone, and Azure refuses to delete a subnet in use."""
+
+    stateful = True
 
     group: str
     """The operation group of the management client (``virtual_networks``)."""
@@ -292,6 +298,7 @@ class SubnetType(AzureNodeType):
     three are invariants, restored when changed in the portal; the address block cannot change in place."""
 
     type = "azure.network.subnet"
+    stateful = True  # kept with the network (see GroupResourceType)
     identity = frozenset({"name"})
     replace_on = frozenset({"cidr", "vnet"})
     invariant = frozenset({"delegation", "nsg", "endpoint_policies"})
