@@ -54,7 +54,7 @@ def backends() -> Iterator[tuple[dict[str, str], dict[str, str], Any, dict[str, 
         fake = stack.enter_context(FakeAzure(subscription=SUBSCRIPTION, lro_delay=0.1))
         broker = stack.enter_context(FakeServiceBus())
         storage = stack.enter_context(azurite(https=True))
-        fake.connect(servicebus=broker, blob_endpoint=storage.blob_endpoint)
+        fake.connect(servicebus=broker, blob_endpoint=storage.endpoint, blob_ca_bundle=storage.ca_bundle)
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="skyrig-azure-ca-")))
         bundle = folder / "ca.pem"
         bundle.write_text(Path(fake.ca_bundle).read_text() + Path(storage.ca_bundle).read_text())

@@ -49,6 +49,10 @@ APP_SUBNET_ID = "network.subnet/app"
 """The subnet delegated to Microsoft.Web/serverFarms: the App Services' VNet integration (outbound)."""
 
 
+SERVICEBUS_NAMESPACE_ID = "pubsub.namespace"
+"""The environment's Service Bus namespace (every topic and subscription is in it)."""
+
+
 def topic_id(topic: str) -> str:
     """The node id of a Service Bus topic (``pubsub.topic/NAME``)."""
     return f"pubsub.topic/{topic}"

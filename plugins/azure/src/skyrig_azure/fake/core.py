@@ -130,6 +130,7 @@ class FakeAzure:
         self._ca.cert_pem.write_to_path(self.ca_bundle)
         self.ssl_context = self._server_context()
         self._listener: Listener | None = None
+        self.servicebus: Any = None
 
     # -- lifecycle ----------------------------------------------------------------------------------------
 
@@ -253,6 +254,24 @@ class FakeAzure:
             self.store[resource_id.lower().rstrip("/")] = Entry(
                 stored, route.rtype, route.parent, route.subscription or "", route.group
             )
+
+    def connect(
+        self,
+        *,
+        servicebus: Any = None,
+        blob_endpoint: str | None = None,
+        blob_ca_bundle: str | None = None,
+    ) -> None:
+        """Wires the data planes ARM configures: the FAKE Service Bus broker (``servicebus``: each topic
+        and subscription PUT or DELETE is made on it, ``listKeys`` answers its keys) and a real blob
+        service (``blob_endpoint``: Azurite, its CA in ``blob_ca_bundle``; see
+        :func:`skyrig_azure.fake.resources.storage.connect_blob`)."""
+        if servicebus is not None:
+            self.servicebus = servicebus
+        if blob_endpoint is not None:
+            from skyrig_azure.fake.resources.storage import connect_blob
+
+            connect_blob(self, blob_endpoint, blob_ca_bundle)
 
     def vault(self, name: str) -> VaultData:
         """The data plane of Key Vault ``name`` (its secrets), for tests."""
