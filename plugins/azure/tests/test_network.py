@@ -248,8 +248,9 @@ def test_a_configured_resource_group_is_never_made_nor_deleted(app, fake):
         failed.code != 0
         and "resource group 'theirs' (the azure setting resource_group) does not exist" in failed.text
     )
-    groups(fake).create_or_update("theirs", {"location": "eastus", "tags": {"owner": "someone"}})
+    groups(fake).create_or_update("theirs", {"location": "westeurope", "tags": {"owner": "someone"}})
     app.apply()
+    assert app.plan() == [], "the group's own region (not the resources') is the user's business"
     assert groups(fake).get("theirs").tags == {"owner": "someone"}, "skyrig changed the user's group"
     vnet = names.vnet_name(app.name, "dev")
     assert network(fake).virtual_networks.get("theirs", vnet).tags[names.TAG_ENV] == "dev"

@@ -76,11 +76,14 @@ class ResourceGroupType(AzureNodeType):
     replace_on = frozenset({"configured", "location"})
 
     def _observe(self, node: Node, group: Any) -> Observed:
+        # a configured group may be in another region than the resources skyrig puts in it (Azure
+        # allows it): its location is the user's business
+        location = node.properties["location"] if node.properties.get("configured") else group.location
         return self.observed(
             node,
             str(group.id),
-            {"name": group.name, "location": group.location},
-            {"id": group.id, "name": group.name},
+            {"name": group.name, "location": location},
+            {"id": group.id, "name": group.name, "location": group.location},
         )
 
     def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
