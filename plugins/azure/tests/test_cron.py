@@ -165,6 +165,9 @@ def test_the_signing_key_is_made_in_the_key_vault_and_never_shown(azure_app, arm
     arm.calls.clear()
     assert "nothing to do" in azure_app.apply().text
     assert arm.calls.mutating() == [], "a second apply changed something"
+    # the refresh lists the jobs once (not one read per job) and reads the environment once
+    assert arm.calls.count("Microsoft.App/jobs", "GET") == 1
+    assert arm.calls.count("Microsoft.App/managedEnvironments", "GET") == 1
 
 
 def test_a_schedule_changed_in_the_portal_is_restored(azure_app, arm):
