@@ -3,7 +3,8 @@
 The broker is a FAKE (no Service Bus emulator is installable): these tests check that it enforces, through
 Microsoft's own client over AMQP, the Service Bus semantics skyrig-azure relies on: fan-out, peek lock and
 settlement, lock expiry and max delivery count, the dead-letter queue, sessions, duplicate detection,
-scheduled messages, time to live, peek, and the message properties.
+scheduled messages, time to live, peek, and the message properties. Most of the time goes to the client
+(it polls its socket every 50 ms and joins a keep-alive thread on close), not to the broker.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from azure.servicebus.exceptions import (
 from skyrig_azure.fake.servicebus import FakeServiceBus
 
 NS = "skyrig-test"
+DLQ = ServiceBusSubQueue.DEAD_LETTER
+DELETE = ServiceBusReceiveMode.RECEIVE_AND_DELETE
 _names = itertools.count()
 
 
@@ -47,6 +50,10 @@ def client(bus):
         yield c
 
 
+def now():
+    return datetime.datetime.now(datetime.UTC)
+
+
 def topic_with(bus, topic_props=None, **subs):
     """A fresh topic with the given subscriptions (name -> ARM properties); returns the topic's name."""
     topic = f"topic-{next(_names)}"
@@ -56,20 +63,27 @@ def topic_with(bus, topic_props=None, **subs):
     return topic
 
 
-def send(client, topic, *messages):
-    with client.get_topic_sender(topic) as sender:
-        sender.send_messages(list(messages) if len(messages) > 1 else messages[0])
+def send(client, topic, *batches):
+    """Send each argument (a message, or a list sent as one batch) through one sender."""
+    # keep_alive=0: no keep-alive thread, whose join costs up to a second on close
+    with client.get_topic_sender(topic, keep_alive=0) as sender:
+        for batch in batches:
+            sender.send_messages(batch)
 
 
 def receive(client, topic, sub, count=10, wait=1.0, **kwargs):
-    receiver = client.get_subscription_receiver(topic, sub, **kwargs)
-    with receiver:
-        return receiver, receiver.receive_messages(max_message_count=count, max_wait_time=wait)
+    with client.get_subscription_receiver(topic, sub, **kwargs) as receiver:
+        return receiver.receive_messages(max_message_count=count, max_wait_time=wait)
+
+
+def put_token_status(raised):
+    """The CBS put-token status code behind a ServiceBusAuthenticationError."""
+    return raised.value.inner_exception.status_code
 
 
 def test_fan_out_to_every_subscription_with_properties_intact(bus, client):
     topic = topic_with(bus, billing={"lockDuration": "PT30S"}, audit={})
-    before = datetime.datetime.now(datetime.UTC)
+    before = now()
     send(
         client,
         topic,
@@ -81,46 +95,32 @@ def test_fan_out_to_every_subscription_with_properties_intact(bus, client):
             message_id="msg-1",
             subject="order-created",
         ),
+        [ServiceBusMessage(f"m{i}") for i in range(3)],
     )
-    assert bus.counts(NS, topic, "billing") == {"active": 1, "deferred": 0, "dead_lettered": 0}
-    for sub in ("billing", "audit"):
-        with client.get_subscription_receiver(topic, sub) as receiver:
-            (msg,) = receiver.receive_messages(max_message_count=5, max_wait_time=1)
-            assert b"".join(msg.body) == b'{"id": 1}'
-            assert msg.application_properties == {b"kind": b"order", b"attempt": 2}
-            assert (msg.content_type, msg.correlation_id, msg.message_id, msg.subject) == (
-                "application/json",
-                "corr-1",
-                "msg-1",
-                "order-created",
-            )
-            assert msg.delivery_count == 0
-            assert msg.sequence_number >= 1
-            assert (
-                before - datetime.timedelta(seconds=1)
-                <= msg.enqueued_time_utc
-                <= datetime.datetime.now(datetime.UTC)
-            )
-            if sub == "billing":
-                remaining = (msg.locked_until_utc - datetime.datetime.now(datetime.UTC)).total_seconds()
-                assert 28 < remaining <= 30.5
-            receiver.complete_message(msg)
+    assert bus.counts(NS, topic, "billing") == {"active": 4, "deferred": 0, "dead_lettered": 0}
+    with client.get_subscription_receiver(topic, "billing") as receiver:
+        first, *batch = receiver.receive_messages(max_message_count=10, max_wait_time=1)
+        assert b"".join(first.body) == b'{"id": 1}'
+        assert first.application_properties == {b"kind": b"order", b"attempt": 2}
+        assert (first.content_type, first.correlation_id, first.message_id, first.subject) == (
+            "application/json",
+            "corr-1",
+            "msg-1",
+            "order-created",
+        )
+        assert first.delivery_count == 0
+        assert before - datetime.timedelta(seconds=1) <= first.enqueued_time_utc <= now()
+        assert 28 < (first.locked_until_utc - now()).total_seconds() <= 30.5
+        assert [str(m) for m in batch] == ["m0", "m1", "m2"]
+        numbers = [m.sequence_number for m in (first, *batch)]
+        assert numbers == sorted(set(numbers))
+        for m in (first, *batch):
+            receiver.complete_message(m)
     assert bus.counts(NS, topic, "billing")["active"] == 0
+    audit = receive(client, topic, "audit", receive_mode=DELETE)
+    assert [str(m) for m in audit[1:]] == ["m0", "m1", "m2"]
+    assert audit[0].message_id == "msg-1"
     assert bus.counts(NS, topic, "audit")["active"] == 0
-
-
-def test_a_batch_fans_out_in_order(bus, client):
-    topic = topic_with(bus, s={})
-    send(client, topic, *(ServiceBusMessage(f"m{i}") for i in range(3)))
-    _, msgs = receive(client, topic, "s", receive_mode=ServiceBusReceiveMode.RECEIVE_AND_DELETE)
-    assert [str(m) for m in msgs] == ["m0", "m1", "m2"]
-    assert [m.sequence_number for m in msgs] == sorted(m.sequence_number for m in msgs)
-    assert bus.counts(NS, topic, "s")["active"] == 0
-
-
-def put_token_status(raised):
-    """The CBS put-token status code behind a ServiceBusAuthenticationError."""
-    return raised.value.inner_exception.status_code
 
 
 def test_missing_topic_or_subscription_is_refused_at_put_token_with_404(bus, client):
@@ -129,9 +129,6 @@ def test_missing_topic_or_subscription_is_refused_at_put_token_with_404(bus, cli
     topic = topic_with(bus, s={})
     with pytest.raises(ServiceBusAuthenticationError) as raised:
         send(client, "no-such-topic", ServiceBusMessage("x"))
-    assert put_token_status(raised) == 404
-    with pytest.raises(ServiceBusAuthenticationError) as raised:
-        receive(client, topic, "no-such-sub")
     assert put_token_status(raised) == 404
     bus.delete_subscription(NS, topic, "s")
     with pytest.raises(ServiceBusAuthenticationError) as raised:
@@ -143,13 +140,18 @@ def test_missing_topic_or_subscription_is_refused_at_put_token_with_404(bus, cli
     assert put_token_status(raised) == 404
 
 
-def test_a_subscription_deleted_under_an_open_receiver_detaches_it_with_not_found(bus, client):
+def test_entities_deleted_under_open_links_answer_not_found(bus, client):
     topic = topic_with(bus, s={})
     with client.get_subscription_receiver(topic, "s") as receiver:
         assert receiver.receive_messages(max_message_count=1, max_wait_time=0.2) == []
         bus.delete_subscription(NS, topic, "s")
         with pytest.raises(MessagingEntityNotFoundError):
             receiver.receive_messages(max_message_count=1, max_wait_time=1)
+    with client.get_topic_sender(topic, keep_alive=0) as sender:
+        sender.send_messages(ServiceBusMessage("to nobody"))  # a topic without subscriptions drops it
+        bus.delete_topic(NS, topic)
+        with pytest.raises(MessagingEntityNotFoundError):
+            sender.send_messages(ServiceBusMessage("to no topic"))
 
 
 def test_a_wrong_key_is_refused_and_namespaces_are_apart(bus):
@@ -169,84 +171,78 @@ def test_a_wrong_key_is_refused_and_namespaces_are_apart(bus):
     assert bus.counts(NS, topic, "s")["active"] == 0
 
 
-def test_abandon_redelivers_and_dead_letter_keeps_reason(bus, client):
-    topic = topic_with(bus, s={})
-    send(client, topic, ServiceBusMessage("a"), ServiceBusMessage("b"))
+def test_abandon_dead_letter_and_max_delivery_count(bus, client):
+    topic = topic_with(bus, s={"maxDeliveryCount": 2})
+    send(client, topic, [ServiceBusMessage("poison"), ServiceBusMessage("bad"), ServiceBusMessage("good")])
     with client.get_subscription_receiver(topic, "s") as receiver:
-        first, second = receiver.receive_messages(max_message_count=2, max_wait_time=1)
-        receiver.abandon_message(first)
-        receiver.dead_letter_message(second, reason="bad-payload", error_description="no customer id")
-        (again,) = receiver.receive_messages(max_message_count=2, max_wait_time=1)
-        assert (str(again), again.delivery_count) == ("a", 1)
-        receiver.complete_message(again)
-    assert bus.counts(NS, topic, "s") == {"active": 0, "deferred": 0, "dead_lettered": 1}
-    with client.get_subscription_receiver(topic, "s", sub_queue=ServiceBusSubQueue.DEAD_LETTER) as dlq:
-        (dead,) = dlq.receive_messages(max_message_count=2, max_wait_time=1)
-        assert (str(dead), dead.dead_letter_reason, dead.dead_letter_error_description) == (
-            "b",
-            "bad-payload",
-            "no customer id",
-        )
-        dlq.complete_message(dead)
+        poison, bad, good = receiver.receive_messages(max_message_count=3, max_wait_time=1)
+        receiver.abandon_message(poison)
+        receiver.dead_letter_message(bad, reason="bad-payload", error_description="no customer id")
+        receiver.complete_message(good)
+        (again,) = receiver.receive_messages(max_message_count=3, max_wait_time=1)
+        assert (str(again), again.delivery_count) == ("poison", 1)
+        receiver.abandon_message(again)  # the second failed delivery of 2 allowed
+        assert receiver.receive_messages(max_message_count=3, max_wait_time=0.3) == []
+    assert bus.counts(NS, topic, "s") == {"active": 0, "deferred": 0, "dead_lettered": 2}
+    with client.get_subscription_receiver(topic, "s", sub_queue=DLQ) as dlq:
+        dead = dlq.receive_messages(max_message_count=3, max_wait_time=1)
+        assert [(str(m), m.dead_letter_reason, m.dead_letter_error_description) for m in dead] == [
+            (
+                "poison",
+                "MaxDeliveryCountExceeded",
+                "Message could not be consumed after 2 delivery attempts.",
+            ),
+            ("bad", "bad-payload", "no customer id"),
+        ]
+        for m in dead:
+            dlq.complete_message(m)
     assert bus.counts(NS, topic, "s")["dead_lettered"] == 0
 
 
-def test_max_delivery_count_moves_to_the_dead_letter_queue(bus, client):
-    topic = topic_with(bus, s={"maxDeliveryCount": 2})
-    send(client, topic, ServiceBusMessage("poison"))
-    with client.get_subscription_receiver(topic, "s") as receiver:
-        for expected in (0, 1):
-            (msg,) = receiver.receive_messages(max_message_count=1, max_wait_time=1)
-            assert msg.delivery_count == expected
-            receiver.abandon_message(msg)
-        assert receiver.receive_messages(max_message_count=1, max_wait_time=0.5) == []
-    assert bus.counts(NS, topic, "s") == {"active": 0, "deferred": 0, "dead_lettered": 1}
-    _, (dead,) = receive(client, topic, "s", sub_queue=ServiceBusSubQueue.DEAD_LETTER)
-    assert (str(dead), dead.dead_letter_reason) == ("poison", "MaxDeliveryCountExceeded")
-
-
-def test_lock_expiry_redelivers_and_the_old_lock_is_lost(bus, client):
+def test_lock_expiry_redelivers_unless_renewed(bus, client):
     topic = topic_with(bus, s={"lockDuration": "PT1S"})
-    send(client, topic, ServiceBusMessage("slow"))
+    send(client, topic, [ServiceBusMessage("slow"), ServiceBusMessage("renewed")])
     with client.get_subscription_receiver(topic, "s") as receiver:
-        (msg,) = receiver.receive_messages(max_message_count=1, max_wait_time=1)
-        assert receiver.receive_messages(max_message_count=1, max_wait_time=0.3) == []
-        time.sleep(1.2)
-        (again,) = receiver.receive_messages(max_message_count=1, max_wait_time=1)
+        slow, renewed = receiver.receive_messages(max_message_count=2, max_wait_time=1)
+        first_until = renewed.locked_until_utc
+        for _ in range(3):
+            time.sleep(0.4)
+            receiver.renew_message_lock(renewed)
+        assert renewed.locked_until_utc > first_until + datetime.timedelta(seconds=1)
+        (again,) = receiver.receive_messages(max_message_count=2, max_wait_time=1)
         assert (str(again), again.delivery_count) == ("slow", 1)
         with pytest.raises(MessageLockLostError):
-            receiver.complete_message(msg)
+            receiver.complete_message(slow)
+        receiver.complete_message(renewed)
         receiver.complete_message(again)
     assert bus.counts(NS, topic, "s")["active"] == 0
 
 
-def test_renew_lock_keeps_the_message(bus, client):
-    topic = topic_with(bus, s={"lockDuration": "PT1S"})
-    send(client, topic, ServiceBusMessage("long job"))
-    with client.get_subscription_receiver(topic, "s") as receiver:
-        (msg,) = receiver.receive_messages(max_message_count=1, max_wait_time=1)
-        first_until = msg.locked_until_utc
-        for _ in range(3):
-            time.sleep(0.5)
-            receiver.renew_message_lock(msg)
-        assert msg.locked_until_utc > first_until + datetime.timedelta(seconds=1)
-        receiver.complete_message(msg)
-    assert bus.counts(NS, topic, "s")["active"] == 0
-
-
-def test_defer_then_receive_deferred_by_sequence_number(bus, client):
+def test_peek_then_defer_and_receive_deferred_by_sequence_number(bus, client):
     topic = topic_with(bus, s={})
-    send(client, topic, ServiceBusMessage("later"))
+    send(client, topic, [ServiceBusMessage("later"), ServiceBusMessage("now"), ServiceBusMessage("too")])
     with client.get_subscription_receiver(topic, "s") as receiver:
-        (msg,) = receiver.receive_messages(max_message_count=1, max_wait_time=1)
-        receiver.defer_message(msg)
+        peeked = receiver.peek_messages(max_message_count=2)
+        assert [str(m) for m in peeked] == ["later", "now"]
+        assert [
+            str(m)
+            for m in receiver.peek_messages(max_message_count=5, sequence_number=peeked[1].sequence_number)
+        ] == [
+            "now",
+            "too",
+        ]
+        later, *rest = receiver.receive_messages(max_message_count=5, max_wait_time=1)
+        assert [str(m) for m in rest] == ["now", "too"]  # peeking locked nothing
+        receiver.defer_message(later)
+        for m in rest:
+            receiver.complete_message(m)
         assert bus.counts(NS, topic, "s") == {"active": 0, "deferred": 1, "dead_lettered": 0}
         assert receiver.receive_messages(max_message_count=1, max_wait_time=0.3) == []
-        (deferred,) = receiver.receive_deferred_messages([msg.sequence_number])
+        (deferred,) = receiver.receive_deferred_messages([later.sequence_number])
         assert str(deferred) == "later"
         receiver.complete_message(deferred)
         with pytest.raises(ServiceBusError):
-            receiver.receive_deferred_messages([msg.sequence_number])
+            receiver.receive_deferred_messages([later.sequence_number])
     assert bus.counts(NS, topic, "s") == {"active": 0, "deferred": 0, "dead_lettered": 0}
 
 
@@ -255,30 +251,30 @@ def test_sessions_serve_one_receiver_each_in_order(bus, client):
     send(
         client,
         topic,
-        *(ServiceBusMessage(f"{sid}{i}", session_id=sid) for i in range(3) for sid in ("a", "b")),
+        [ServiceBusMessage(f"{sid}{i}", session_id=sid) for i in range(3) for sid in ("a", "b")],
     )
-    with pytest.raises(ServiceBusError):
+    with pytest.raises(ServiceBusError, match="requires sessions"):
         receive(client, topic, "s")
     with client.get_subscription_receiver(topic, "s", session_id="a") as receiver_a:
-        assert receiver_a.session.session_id == "a"
         with pytest.raises(SessionCannotBeLockedError):
             receive(client, topic, "s", session_id="a")
         got = receiver_a.receive_messages(max_message_count=10, max_wait_time=1)
-        assert [str(m) for m in got] == ["a0", "a1", "a2"]
-        assert {m.session_id for m in got} == {"a"}
+        assert [(str(m), m.session_id) for m in got] == [("a0", "a"), ("a1", "a"), ("a2", "a")]
         for m in got:
             receiver_a.complete_message(m)
         receiver_a.session.set_state(b"cursor=3")
         assert receiver_a.session.get_state() == b"cursor=3"
+        before = receiver_a.session.locked_until_utc
         receiver_a.session.renew_lock()
+        assert receiver_a.session.locked_until_utc >= before
         with client.get_subscription_receiver(
             topic, "s", session_id=NEXT_AVAILABLE_SESSION, max_wait_time=2
-        ) as receiver_b:
-            assert receiver_b.session.session_id == "b"
-            got = receiver_b.receive_messages(max_message_count=10, max_wait_time=1)
+        ) as b:
+            assert b.session.session_id == "b"
+            got = b.receive_messages(max_message_count=10, max_wait_time=1)
             assert [str(m) for m in got] == ["b0", "b1", "b2"]
-            receiver_b.complete_message(got[0])
-    # closing b's receiver gave up its session: the unsettled b1 and b2 are available again
+            b.complete_message(got[0])
+    # closing b's receiver gave its session up: the unsettled b1 and b2 are offered again
     with client.get_subscription_receiver(
         topic, "s", session_id=NEXT_AVAILABLE_SESSION, max_wait_time=2
     ) as again:
@@ -291,66 +287,56 @@ def test_sessions_serve_one_receiver_each_in_order(bus, client):
 
 
 def test_duplicate_detection_drops_a_seen_message_id(bus, client):
-    topic = topic_with(
-        bus,
-        {"requiresDuplicateDetection": True, "duplicateDetectionHistoryTimeWindow": "PT10M"},
-        s={},
-    )
-    plain = topic_with(bus, s={})
+    window = {"requiresDuplicateDetection": True, "duplicateDetectionHistoryTimeWindow": "PT10M"}
+    topic, plain = topic_with(bus, window, s={}), topic_with(bus, s={})
     for t in (topic, plain):
-        send(client, t, ServiceBusMessage("once", message_id="order-1"))
-        send(client, t, ServiceBusMessage("twice", message_id="order-1"))
-        send(client, t, ServiceBusMessage("other", message_id="order-2"))
-    _, msgs = receive(client, topic, "s", receive_mode=ServiceBusReceiveMode.RECEIVE_AND_DELETE)
-    assert [str(m) for m in msgs] == ["once", "other"]
-    assert bus.counts(NS, plain, "s")["active"] == 3
+        send(
+            client,
+            t,
+            ServiceBusMessage("once", message_id="order-1"),
+            ServiceBusMessage("twice", message_id="order-1"),
+            [
+                ServiceBusMessage("other", message_id="order-2"),
+                ServiceBusMessage("again", message_id="order-2"),
+            ],
+        )
+    assert [str(m) for m in receive(client, topic, "s", receive_mode=DELETE)] == ["once", "other"]
+    assert bus.counts(NS, plain, "s")["active"] == 4
 
 
 def test_scheduled_messages_arrive_at_their_time_or_never_if_cancelled(bus, client):
     topic = topic_with(bus, s={})
-    at = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=2)
-    with client.get_topic_sender(topic) as sender:
+    at = now() + datetime.timedelta(seconds=2)
+    with client.get_topic_sender(topic, keep_alive=0) as sender:
         (kept,) = sender.schedule_messages(ServiceBusMessage("retry #1"), at)
         (cancelled,) = sender.schedule_messages(ServiceBusMessage("never"), at)
         sender.send_messages(ServiceBusMessage("by annotation", scheduled_enqueue_time_utc=at))
         sender.cancel_scheduled_messages(cancelled)
     assert kept != cancelled
-    assert datetime.datetime.now(datetime.UTC) < at
+    assert now() < at
     assert bus.scheduled_count(NS, topic) == 2
     assert bus.counts(NS, topic, "s")["active"] == 0
-    with client.get_subscription_receiver(
-        topic, "s", receive_mode=ServiceBusReceiveMode.RECEIVE_AND_DELETE
-    ) as r:
-        msgs = r.receive_messages(max_message_count=5, max_wait_time=4)
-        msgs += r.receive_messages(max_message_count=5, max_wait_time=0.3)
+    with client.get_subscription_receiver(topic, "s", receive_mode=DELETE) as receiver:
+        msgs = receiver.receive_messages(max_message_count=5, max_wait_time=4)
+        msgs += receiver.receive_messages(max_message_count=5, max_wait_time=0.3)
     assert sorted(str(m) for m in msgs) == ["by annotation", "retry #1"]
     assert all(m.enqueued_time_utc >= at - datetime.timedelta(milliseconds=100) for m in msgs)
     assert bus.scheduled_count(NS, topic) == 0
 
 
 def test_time_to_live_expires_or_dead_letters(bus, client):
-    topic = topic_with(
-        bus,
-        keep={"defaultMessageTimeToLive": "PT1S", "deadLetteringOnMessageExpiration": True},
-        drop={"defaultMessageTimeToLive": "PT1S"},
-        forever={},
-    )
-    send(client, topic, ServiceBusMessage("stale"))
+    ttl = {"defaultMessageTimeToLive": "PT1S"}
+    topic = topic_with(bus, keep={**ttl, "deadLetteringOnMessageExpiration": True}, drop=ttl, forever={})
+    short = ServiceBusMessage("short", time_to_live=datetime.timedelta(seconds=1))  # whole seconds only
+    send(client, topic, [ServiceBusMessage("stale"), short])
     time.sleep(1.2)
-    _, msgs = receive(client, topic, "drop", wait=0.3)
-    assert msgs == []
+    # the smaller of the message's and the subscription's time to live applies
+    assert bus.counts(NS, topic, "forever") == {"active": 1, "deferred": 0, "dead_lettered": 0}
     assert bus.counts(NS, topic, "drop") == {"active": 0, "deferred": 0, "dead_lettered": 0}
-    assert bus.counts(NS, topic, "forever")["active"] == 1
-    _, (dead,) = receive(client, topic, "keep", sub_queue=ServiceBusSubQueue.DEAD_LETTER)
-    assert (str(dead), dead.dead_letter_reason) == ("stale", "TTLExpiredException")
-
-
-def test_peek_does_not_lock(bus, client):
-    topic = topic_with(bus, s={})
-    send(client, topic, *(ServiceBusMessage(f"p{i}") for i in range(3)))
-    with client.get_subscription_receiver(topic, "s") as receiver:
-        peeked = receiver.peek_messages(max_message_count=2)
-        assert [str(m) for m in peeked] == ["p0", "p1"]
-        assert receiver.peek_messages(max_message_count=5, sequence_number=peeked[1].sequence_number)[0].body
-        got = receiver.receive_messages(max_message_count=5, max_wait_time=1)
-        assert [str(m) for m in got] == ["p0", "p1", "p2"]
+    dead = receive(client, topic, "keep", sub_queue=DLQ, receive_mode=DELETE)
+    assert [(str(m), m.dead_letter_reason) for m in dead] == [
+        ("stale", "TTLExpiredException"),
+        ("short", "TTLExpiredException"),
+    ]
+    (alive,) = receive(client, topic, "forever", receive_mode=DELETE)
+    assert str(alive) == "stale"

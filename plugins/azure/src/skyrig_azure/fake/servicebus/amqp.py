@@ -137,7 +137,7 @@ class BrokerHandler(Handler):
     def _refuse(self, link: Any, error: BrokerError) -> None:
         log.debug("refusing link %s: %s %s", link.name, error.condition, error.description)
         link.open()
-        link.condition = Condition(error.condition, error.description)
+        link.condition = _condition(error)
         link.close()
 
     def _open_consumer(
@@ -248,7 +248,7 @@ class BrokerHandler(Handler):
                         entity.publish(message, now)
             delivery.update(Delivery.ACCEPTED)
         except BrokerError as exc:
-            delivery.local.condition = Condition(exc.condition, exc.description)
+            delivery.local.condition = _condition(exc)
             delivery.update(Delivery.REJECTED)
         delivery.settle()
 
@@ -375,7 +375,7 @@ class BrokerHandler(Handler):
                     m.unlock()
             delivery.update(outcome)
         except BrokerError as exc:
-            delivery.local.condition = Condition(exc.condition, exc.description)
+            delivery.local.condition = _condition(exc)
             delivery.update(Delivery.REJECTED)
         delivery.settle()
 
@@ -405,7 +405,7 @@ class BrokerHandler(Handler):
 
     def _refuse_open(self, link: Any, error: BrokerError) -> None:
         if link.state & Endpoint.LOCAL_ACTIVE:
-            link.condition = Condition(error.condition, error.description)
+            link.condition = _condition(error)
             link.close()
 
     def _feed(self, consumer: Consumer, sub: Subscription, now: float) -> None:
@@ -451,3 +451,13 @@ def _read(data: Any) -> Any:
         return None
     data.rewind()
     return data.get_object() if data.next() is not None else None
+
+
+def _condition(error: BrokerError) -> Condition:
+    """The AMQP error for a refusal, with a tracking id in its info as Service Bus sends.
+
+    The client reads the info of a rejected transfer's error by position, so it must be present.
+    """
+    return Condition(
+        error.condition, error.description, {symbol("com.microsoft:tracking-id"): str(uuid.uuid4())}
+    )
