@@ -154,21 +154,29 @@ def test_entities_deleted_under_open_links_answer_not_found(bus, client):
             sender.send_messages(ServiceBusMessage("to no topic"))
 
 
-def test_a_wrong_key_is_refused_and_namespaces_are_apart(bus):
+def test_keys_sign_for_their_own_namespace_only(bus):
     topic = topic_with(bus, s={})
     bus.ensure_topic("other-ns", topic, {})
     bus.ensure_subscription("other-ns", topic, "s", {})
-    wrong = bus.connection_string(NS).replace(bus.key(NS), bus.key("other-ns")[:-4] + "AAA=")
-    with (
-        ServiceBusClient.from_connection_string(wrong, retry_total=0) as c,
-        pytest.raises(ServiceBusAuthenticationError) as raised,
-    ):
-        send(c, topic, ServiceBusMessage("x"))
-    assert put_token_status(raised) == 401
-    with ServiceBusClient.from_connection_string(bus.connection_string("other-ns"), retry_total=0) as c:
-        send(c, topic, ServiceBusMessage("for the other namespace"))
-    assert bus.counts("other-ns", topic, "s")["active"] == 1
+    keys = bus.access_keys("other-ns")
+    assert keys["keyName"] == "RootManageSharedAccessKey"
+    assert keys["primaryConnectionString"] == bus.connection_string("other-ns")
+
+    def send_with(connection_string, body):
+        with ServiceBusClient.from_connection_string(connection_string, retry_total=0) as c:
+            send(c, topic, ServiceBusMessage(body))
+
+    send_with(keys["primaryConnectionString"], "primary")
+    send_with(keys["secondaryConnectionString"], "secondary")
+    assert bus.counts("other-ns", topic, "s")["active"] == 2
     assert bus.counts(NS, topic, "s")["active"] == 0
+    wrong = bus.connection_string(NS).replace(bus.key(NS), bus.key("other-ns")[:-4] + "AAA=")
+    bus.regenerate_key("other-ns", "SecondaryKey")
+    for refused in (wrong, keys["secondaryConnectionString"]):
+        with pytest.raises(ServiceBusAuthenticationError) as raised:
+            send_with(refused, "refused")
+        assert put_token_status(raised) == 401
+    assert bus.counts("other-ns", topic, "s")["active"] == 2
 
 
 def test_abandon_dead_letter_and_max_delivery_count(bus, client):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from proton import Condition, Delivery, Endpoint, Handler, Message, symbol
 
 from . import codec
+from .management import handle
 from .store import BrokerError, Subscription
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ class BrokerHandler(Handler):
             namespace = self._namespace_of(link.connection)
             topic, sub, dead_letter = codec.parse_entity(address)
             with self.broker.lock:
-                ns = self.broker.namespaces[namespace]
+                ns = self.broker.namespace_or_error(namespace)
                 if link.is_receiver:
                     if sub is not None:
                         raise BrokerError("amqp:not-allowed", "Send to a subscription is not supported.")
@@ -242,13 +243,17 @@ class BrokerHandler(Handler):
                 namespace = self._namespace_of(link.connection)
                 topic, _, _ = codec.parse_entity(address)
                 with self.broker.lock:
-                    entity = self.broker.namespaces[namespace].topic(topic)
+                    entity = self.broker.namespace_or_error(namespace).topic(topic)
                     now = time.time()
                     for message in messages:
                         entity.publish(message, now)
             delivery.update(Delivery.ACCEPTED)
         except BrokerError as exc:
             delivery.local.condition = _condition(exc)
+            delivery.update(Delivery.REJECTED)
+        except Exception:  # a bug of the fake must not stop the reactor (and hang every client)
+            log.exception("FAKE Service Bus: failed to take a message on %s", address)
+            delivery.local.condition = _condition(BrokerError("amqp:internal-error", "FAKE broker error."))
             delivery.update(Delivery.REJECTED)
         delivery.settle()
 
@@ -295,7 +300,7 @@ class BrokerHandler(Handler):
         token = request.body if isinstance(request.body, str) else ""
         audience = str((request.properties or {}).get("name", ""))
         with self.broker.lock:
-            keys = {name: ns.key for name, ns in self.broker.namespaces.items()}
+            keys = {name: (ns.key, ns.secondary_key) for name, ns in self.broker.namespaces.items()}
             namespace = codec.sas_namespace(token, keys)
             if namespace is None:
                 self._reply(
@@ -311,7 +316,7 @@ class BrokerHandler(Handler):
             if path.strip("/"):
                 try:
                     topic, sub, _ = codec.parse_entity(path)
-                    ns = self.broker.namespaces[namespace]
+                    ns = self.broker.namespace_or_error(namespace)
                     ns.subscription(topic, sub) if sub is not None else ns.topic(topic)
                 except (ValueError, BrokerError):
                     self._reply(
@@ -327,8 +332,6 @@ class BrokerHandler(Handler):
         self._reply(link, "$cbs", request, 202, "Accepted", cbs=True)
 
     def _management(self, link: Any, node: str, request: Message) -> None:
-        from .management import handle  # the operations are a module of their own
-
         operation = (request.properties or {}).get("operation", "")
         try:
             namespace = self._namespace_of(link.connection)
@@ -345,6 +348,9 @@ class BrokerHandler(Handler):
                 "com.microsoft:session-lock-lost": 410,
             }.get(exc.condition, 400)
             self._reply(link, node, request, status, exc.description, None, condition=exc.condition)
+        except Exception:  # a bug of the fake answers 500 rather than stopping the reactor
+            log.exception("FAKE Service Bus: %s on %s failed", operation, node)
+            self._reply(link, node, request, 500, "FAKE broker error.", None, condition="amqp:internal-error")
 
     def _settled_by_client(self, link: Any, delivery: Any) -> None:
         consumer = getattr(link, "consumer", None)
@@ -435,8 +441,12 @@ class BrokerHandler(Handler):
             link.drained()
 
     def on_timer_task(self, event: Any) -> None:
-        self.pump()
-        self.broker.schedule_tick()
+        try:
+            self.pump()
+        except Exception:  # the clock must keep ticking whatever a bug of the fake did
+            log.exception("FAKE Service Bus: the clock tick failed")
+        finally:
+            self.broker.schedule_tick()
 
     def on_broker_wake(self, event: Any) -> None:
         self.pump()

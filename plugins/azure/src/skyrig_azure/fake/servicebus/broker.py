@@ -12,10 +12,14 @@ from proton.reactor import ApplicationEvent, Container, EventInjector
 
 from .amqp import BrokerHandler
 from .config import SubscriptionConfig, TopicConfig
-from .store import Namespace, Subscription, Topic
+from .store import Namespace, Subscription, Topic, not_found
 
 _TICK = 0.05  # seconds between clock ticks (lock expiry, scheduled messages, TTL)
 POLICY = "RootManageSharedAccessKey"
+
+
+def _new_key() -> str:
+    return base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 class FakeServiceBus:
@@ -92,16 +96,49 @@ class FakeServiceBus:
         )
 
     def key(self, namespace: str) -> str:
-        """The namespace's primary key (what ARM's listKeys answers)."""
+        """The namespace's primary key."""
         return self._namespace(namespace).key
+
+    def access_keys(self, namespace: str) -> dict[str, str]:
+        """What ARM's ``authorizationRules/RootManageSharedAccessKey/listKeys`` answers (camelCase).
+
+        Both keys sign valid tokens.
+        """
+        ns = self._namespace(namespace)
+        secondary = self.connection_string(namespace).replace(ns.key, ns.secondary_key)
+        return {
+            "keyName": POLICY,
+            "primaryKey": ns.key,
+            "secondaryKey": ns.secondary_key,
+            "primaryConnectionString": self.connection_string(namespace),
+            "secondaryConnectionString": secondary,
+        }
+
+    def regenerate_key(self, namespace: str, key_type: str = "PrimaryKey") -> dict[str, str]:
+        """Replace the primary or secondary key (ARM's regenerateKeys); tokens the old key signs fail."""
+        with self.lock:
+            ns = self._namespace(namespace)
+            if key_type == "PrimaryKey":
+                ns.key = _new_key()
+            elif key_type == "SecondaryKey":
+                ns.secondary_key = _new_key()
+            else:
+                raise ValueError(f"keyType must be PrimaryKey or SecondaryKey, not {key_type!r}")
+        return self.access_keys(namespace)
+
+    def namespace_or_error(self, name: str) -> Namespace:
+        """The namespace, or not-found (a namespace deleted under a connection)."""
+        with self.lock:
+            ns = self.namespaces.get(name)
+        if ns is None:
+            raise not_found(f"The namespace '{name}' could not be found.")
+        return ns
 
     def _namespace(self, name: str) -> Namespace:
         with self.lock:
             ns = self.namespaces.get(name)
             if ns is None:
-                ns = self.namespaces[name] = Namespace(
-                    name, base64.b64encode(secrets.token_bytes(32)).decode()
-                )
+                ns = self.namespaces[name] = Namespace(name, _new_key(), _new_key())
             return ns
 
     # -- entities (what ARM's PUT/DELETE do) ---------------------------------------------------------------

@@ -18,8 +18,8 @@ _DATA_SECTION = 0x75
 _HEADER_SECTION = 0x70
 
 
-def sas_namespace(token: str, keys: dict[str, str], now: float | None = None) -> str | None:
-    """The namespace whose key signed this SharedAccessSignature (None if none did or it has expired)."""
+def sas_namespace(token: str, keys: dict[str, tuple[str, ...]], now: float | None = None) -> str | None:
+    """The namespace one of whose keys signed this SharedAccessSignature (None if none or expired)."""
     if not token.startswith("SharedAccessSignature "):
         return None
     fields = {k: v[0] for k, v in parse_qs(token[len("SharedAccessSignature ") :]).items()}
@@ -30,10 +30,11 @@ def sas_namespace(token: str, keys: dict[str, str], now: float | None = None) ->
     if expiry < (now or time.time()):
         return None
     signed = f"{quote_plus(audience)}\n{expiry}".encode()
-    for namespace, key in keys.items():
-        expected = base64.b64encode(hmac.new(key.encode(), signed, hashlib.sha256).digest()).decode()
-        if hmac.compare_digest(expected, signature):
-            return namespace
+    for namespace, candidates in keys.items():
+        for key in candidates:
+            expected = base64.b64encode(hmac.new(key.encode(), signed, hashlib.sha256).digest()).decode()
+            if key and hmac.compare_digest(expected, signature):
+                return namespace
     return None
 
 

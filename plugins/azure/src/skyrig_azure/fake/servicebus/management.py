@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from proton import Message, timestamp
 
 from . import codec
-from .store import BrokerError, Subscription
+from .store import BrokerError, Subscription, not_found
 
 if TYPE_CHECKING:
     from .amqp import BrokerHandler
@@ -26,8 +26,11 @@ def handle(
 
     Returns (status code, response body); raises BrokerError for the refusals.
     """
-    ns = handler.broker.namespaces[namespace]
-    topic_name, sub_name, dead_letter = codec.parse_entity(entity)
+    ns = handler.broker.namespace_or_error(namespace)
+    try:
+        topic_name, sub_name, dead_letter = codec.parse_entity(entity)
+    except ValueError as exc:
+        raise not_found(str(exc)) from exc
     now = time.time()
     name = operation.removeprefix(_VENDOR)
     body = {str(k): v for k, v in (body or {}).items()}

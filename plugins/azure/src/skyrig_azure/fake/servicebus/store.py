@@ -331,10 +331,11 @@ class Topic:
 
 @dataclass
 class Namespace:
-    """A namespace: its SAS key and its topics (names compared without case, as Service Bus does)."""
+    """A namespace: its SAS keys and its topics (names compared without case, as Service Bus does)."""
 
     name: str
     key: str
+    secondary_key: str = ""
     topics: dict[str, Topic] = field(default_factory=dict)
 
     def topic(self, name: str) -> Topic:
