@@ -433,7 +433,10 @@ class RoleAssignmentType(AzureNodeType):
         for node in nodes:
             identity = identities.get(node.properties["identity"].lower())
             match = self._match(node, self._scope(context, node), identity, assignments)
-            found[node.id] = None if match is None else self._observe(node, match)
+            # a pending grant is found as it was made: as asked, with nothing in Azure
+            found[node.id] = (
+                self._pending(context, node, identity) if match is None else self._observe(node, match)
+            )
         return found
 
     def _create(self, context: Context, node: Node) -> Observed:
