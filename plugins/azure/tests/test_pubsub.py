@@ -363,3 +363,21 @@ def dead_letters(app: Any, subscription: str) -> list[dict[str, Any]]:
         return provider.dead_letters(session.context("azure"), subscription)
     finally:
         session.store.close()
+
+
+def test_a_namespace_made_again_is_reached_with_its_new_key(applied: Any) -> None:
+    """Under the fakes a namespace made again has a new SAS key: a process that published before (its
+    client kept) publishes and consumes again without a restart."""
+    resources = entries(applied)
+    runtime.TopicClient(resources["topic/events"]).publish({"id": 1})
+    applied.cli("destroy", "--env", "dev", "--yes", "--include-data")
+    applied.apply()
+    resources = entries(applied)
+    runtime.TopicClient(resources["topic/events"]).publish({"id": 2, "note": "again"})
+    got: list[int] = []
+
+    async def handler(data: dict[str, Any]) -> None:
+        got.append(data["id"])
+
+    consume(resources["subscription/record"], handler, until=lambda: bool(got))
+    assert got == [2], "the namespace made again should hold only the message published to it"

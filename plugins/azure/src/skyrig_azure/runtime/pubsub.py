@@ -99,13 +99,33 @@ def bus(entry: dict[str, Any]) -> Any:
             f"Endpoint=sb://{entry['address']};SharedAccessKeyName={ROOT_RULE};"
             f"SharedAccessKey={_fake_key(entry)};UseDevelopmentEmulator=true"
         )
-        made = ServiceBusClient.from_connection_string(connection)
+        # the FAKE broker is local: an error is not worth the client's default 3 retries (15 s on a key
+        # refused, which a namespace made again under the fakes gives once)
+        made = ServiceBusClient.from_connection_string(connection, retry_total=1, retry_backoff_factor=0.2)
     else:
         from skyrig_azure.credentials import credential
 
         made = ServiceBusClient(entry.get("address") or entry["namespace"], credential(None))
     with _lock:
         return _clients.setdefault(key, made)
+
+
+def forget(entry: dict[str, Any]) -> None:
+    """Drop the process's client of the entry's namespace (closed): the next use makes a new one. Under
+    the fakes a namespace made again has a new key, which a kept client would not know."""
+    key = (entry["namespace"], entry.get("address"), entry.get("emulator"))
+    with _lock:
+        made = _clients.pop(key, None)
+    if made is not None:
+        with contextlib.suppress(Exception):
+            made.close()
+
+
+def _refused(error: Exception) -> bool:
+    """Whether ``error`` is Service Bus refusing the client's credentials."""
+    from azure.servicebus.exceptions import ServiceBusAuthenticationError, ServiceBusAuthorizationError
+
+    return isinstance(error, ServiceBusAuthenticationError | ServiceBusAuthorizationError)
 
 
 def backoff(entry: dict[str, Any], attempt: int) -> float:
@@ -159,15 +179,19 @@ class TopicClient(sdk.TopicClient):
             application_properties={"skyrig-id": message_id},
         )
         with self._lock:  # a sender is not safe to share between threads (publish_async's)
-            if self._sender is None:
-                self._sender = bus(self.entry).get_topic_sender(self.entry["topic"])
-            try:
-                self._sender.send_messages(message)
-            except Exception:
-                with contextlib.suppress(Exception):
-                    self._sender.close()
-                self._sender = None
-                raise
+            for attempt in (1, 2):
+                if self._sender is None:
+                    self._sender = bus(self.entry).get_topic_sender(self.entry["topic"])
+                try:
+                    self._sender.send_messages(message)
+                    break
+                except Exception as error:
+                    with contextlib.suppress(Exception):
+                        self._sender.close()
+                    self._sender = None
+                    if attempt == 2 or not (_refused(error) and self.entry.get("emulator")):
+                        raise
+                    forget(self.entry)  # a namespace made again under the fakes: its new key
         return message_id
 
 
@@ -260,6 +284,12 @@ class SubscriptionClient(Consuming):
         self._receiver = await self._thread(
             bus(self.entry).get_subscription_receiver, self.topic, self.subscription, prefetch_count=0
         )
+        try:
+            await self._thread(self._receiver.__enter__)
+        except Exception as error:
+            if _refused(error):
+                forget(self.entry)  # the next consumer asks for the key again
+            raise
         slots = asyncio.Semaphore(self.limit)
         tasks: set[asyncio.Task[None]] = set()
         self._in_flight = 0
