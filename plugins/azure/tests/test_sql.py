@@ -9,7 +9,6 @@ nothing. The FAKE has no PostgreSQL behind a server: the data plane is shown aga
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from collections.abc import Iterator
@@ -19,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from skyrig_azure import AzureProvider, api, names, sql
-from skyrig_azure.conformance import SUBSCRIPTION, backends
+from skyrig_azure import api, names, sql
+from skyrig_azure.conformance import SUBSCRIPTION
 from skyrig_azure.fake.resources.postgresql import DELEGATION
 
 FILES = {
@@ -42,29 +41,6 @@ FILES = {
     """,
     "alpha/migrations/0001_entries.up.sql": "CREATE TABLE entries (id serial PRIMARY KEY);\n",
 }
-
-
-@pytest.fixture(scope="module")
-def azure_backends() -> Iterator[Any]:
-    """The FAKE ARM alone (this module needs neither Azurite nor Service Bus), or the conformance
-    backends where they can be wired together."""
-    from skyrig_azure.fake import FakeAzure
-
-    if hasattr(FakeAzure, "connect"):
-        with backends() as found:
-            yield found
-        return
-    with FakeAzure(subscription=SUBSCRIPTION, lro_delay=0.05) as fake:
-        environ = {"REQUESTS_CA_BUNDLE": fake.ca_bundle, "SSL_CERT_FILE": fake.ca_bundle}
-        yield {"arm": fake.endpoint}, environ, fake, {}, fake.ca_bundle
-
-
-@pytest.fixture(autouse=True)
-def families(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The family modules that exist in this checkout (the Azure provider is being written family by
-    family)."""
-    present = tuple(m for m in AzureProvider.modules if importlib.util.find_spec(m) is not None)
-    monkeypatch.setattr(AzureProvider, "modules", present)
 
 
 def deploy(azure_app: Any, production: bool = False) -> Any:
