@@ -91,7 +91,7 @@ def test_the_server_is_private_tls_only_backed_up_and_zone_redundant_in_producti
     assert p.network.private_dns_zone_arm_resource_id.endswith(names.postgres_dns_zone(app.name, "dev"))
     assert p.backup.backup_retention_days == 7 and p.backup.earliest_restore_date is not None
     assert p.high_availability.mode == "ZoneRedundant"
-    assert p.storage.auto_grow == "Enabled" and p.version == "17"
+    assert p.storage.auto_grow == "Enabled" and p.version == "18"
     assert (server.sku.name, server.sku.tier) == ("Standard_D2s_v3", "GeneralPurpose")
     secure = client.configurations.get(group(app), server_name(app), sql.SECURE_TRANSPORT)
     assert secure.properties.value == "on"

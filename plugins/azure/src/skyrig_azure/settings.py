@@ -61,8 +61,9 @@ class AzureSettings(BaseModel):
     """The compute tier of ``sql_sku``."""
     sql_storage_gb: int = Field(32, ge=32, le=32768)
     """The server's storage (auto-grow on)."""
-    sql_version: str = Field("17", pattern=r"^\d+$")
-    """The PostgreSQL major version of a new server."""
+    sql_version: str = Field("18", pattern=r"^\d+$")
+    """The PostgreSQL major version of a new server: 18, the latest Azure offers (the
+    ``PostgreSqlFlexibleServerVersion`` enum of Azure's SDKs; the Python one takes any string)."""
     cache_sku: str = Field("C1", pattern=r"^[CP]\d$")
     """Azure Cache for Redis's size: C1 (Standard, 1 GiB, replicated), the smallest that scales;
     user-tunable. ``P1``.. is Premium."""
