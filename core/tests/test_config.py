@@ -47,8 +47,8 @@ CASES = {
         "skyrig.toml:2: env.local.provider: missing: this field is required",
     ),
     "provider not installed": (
-        GOOD.replace('provider = "memory"', 'provider = "azure"'),
-        "skyrig.toml:5: env.local.provider: provider 'azure' is not installed: pip install skyrig-azure",
+        GOOD.replace('provider = "memory"', 'provider = "neon"'),
+        "skyrig.toml:5: env.local.provider: provider 'neon' is not installed: pip install skyrig-neon",
     ),
     "override provider not installed": (
         GOOD.replace('provider = "memory"\n', 'provider = "memory"\nsql = "neon"\n'),
