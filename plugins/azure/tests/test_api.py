@@ -73,6 +73,7 @@ def _http_error(status: int, code: str, message: str = "boom") -> HttpResponseEr
         (404, "ResourceNotFound", NotFound),
         (404, "ResourceGroupNotFound", NotFound),
         (409, "Conflict", Conflict),
+        (409, "AnotherOperationInProgress", TransientError),
         (412, "PreconditionFailed", Conflict),
         (429, "TooManyRequests", ThrottledError),
         (503, "ServiceUnavailable", TransientError),

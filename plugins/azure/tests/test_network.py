@@ -51,6 +51,7 @@ CACHE = {
     """
 }
 APP_CIDR, DB_CIDR, ENDPOINTS_CIDR = "10.20.0.0/24", "10.20.1.0/24", "10.20.2.0/24"
+JOBS_CIDR = "10.20.3.0/24"
 
 
 @pytest.fixture(scope="module")
@@ -128,8 +129,8 @@ def test_subnets_delegations_and_nsgs_admit_only_what_each_needs(app, fake):
     assert puts == {
         "Microsoft.Resources/resourceGroups": 1,
         "Microsoft.Network/virtualNetworks": 1,
-        "Microsoft.Network/networkSecurityGroups": 3,
-        "Microsoft.Network/virtualNetworks/subnets": 3,
+        "Microsoft.Network/networkSecurityGroups": 4,
+        "Microsoft.Network/virtualNetworks/subnets": 4,
         "Microsoft.Network/privateDnsZones": 2,
         "Microsoft.Network/privateDnsZones/virtualNetworkLinks": 2,
         "Microsoft.ManagedIdentity/userAssignedIdentities": 1,
@@ -137,26 +138,29 @@ def test_subnets_delegations_and_nsgs_admit_only_what_each_needs(app, fake):
     net, group, vnet = network(fake), rg(app), names.vnet_name(app.name, "dev")
     assert net.virtual_networks.get(group, vnet).address_space.address_prefixes == ["10.20.0.0/16"]
     subnets = {s.name: s for s in net.subnets.list(group, vnet)}
-    assert sorted(subnets) == ["app", "database", "endpoints"]
+    assert sorted(subnets) == ["app", "database", "endpoints", "jobs"]
     assert [d.service_name for d in subnets["app"].delegations] == ["Microsoft.Web/serverFarms"]
     assert [d.service_name for d in subnets["database"].delegations] == [
         "Microsoft.DBforPostgreSQL/flexibleServers"
     ]
+    assert [d.service_name for d in subnets["jobs"].delegations] == ["Microsoft.App/environments"]
     assert not subnets["endpoints"].delegations
     assert text(subnets["endpoints"].private_endpoint_network_policies) == "Enabled", (
         "without network policies an NSG does not apply to private endpoints"
     )
     cidrs = {name: s.address_prefix for name, s in subnets.items()}
-    assert cidrs == {"app": APP_CIDR, "database": DB_CIDR, "endpoints": ENDPOINTS_CIDR}
+    assert cidrs == {"app": APP_CIDR, "database": DB_CIDR, "endpoints": ENDPOINTS_CIDR, "jobs": JOBS_CIDR}
     deny = (DENY_VNET_PRIORITY, "Deny", "VirtualNetwork", "*", ["*"])
     expected = {
         "app": [deny],
         "database": [
             (100, "Allow", APP_CIDR, DB_CIDR, ["5432"]),
+            (105, "Allow", JOBS_CIDR, DB_CIDR, ["5432"]),
             (110, "Allow", DB_CIDR, DB_CIDR, ["5432", "6432"]),
             deny,
         ],
         "endpoints": [(100, "Allow", APP_CIDR, ENDPOINTS_CIDR, ["6380"]), deny],
+        "jobs": [deny],
     }
     for name, subnet in subnets.items():
         nsg_name = subnet.network_security_group.id.rsplit("/", 1)[-1]
@@ -305,7 +309,7 @@ def test_interrupted_creates_converge(app, fake):
     assert len(list(dns(fake).virtual_network_links.list(group, zone))) == 1, (
         "the zone's link was not finished"
     )
-    assert len(fake.resources("Microsoft.Network/networkSecurityGroups")) == 2
+    assert len(fake.resources("Microsoft.Network/networkSecurityGroups")) == 3, "app, database, jobs"
     assert app.plan() == []
 
 
@@ -326,7 +330,7 @@ def test_refresh_reads_the_network_in_few_calls(app, fake):
     assert app.plan() == []
     counted = fake.calls.counter()
     assert not [c for c in fake.calls if c.mutating]
-    # one GET per network node: the group, the VNet, 3 NSGs, 3 subnets, 2 zones with a link read each
+    # one GET per network node: the group, the VNet, 4 NSGs, 4 subnets, 2 zones with a link read each
     network = {
         key: n
         for key, n in counted.items()
@@ -335,8 +339,8 @@ def test_refresh_reads_the_network_in_few_calls(app, fake):
     assert network == {
         ("Microsoft.Resources/resourceGroups", "GET"): 1,
         ("Microsoft.Network/virtualNetworks", "GET"): 1,
-        ("Microsoft.Network/networkSecurityGroups", "GET"): 3,
-        ("Microsoft.Network/virtualNetworks/subnets", "GET"): 3,
+        ("Microsoft.Network/networkSecurityGroups", "GET"): 4,
+        ("Microsoft.Network/virtualNetworks/subnets", "GET"): 4,
         ("Microsoft.Network/privateDnsZones", "GET"): 2,
         ("Microsoft.Network/privateDnsZones/virtualNetworkLinks", "GET"): 2,
     }, counted

@@ -110,6 +110,18 @@ class Conflict(ProviderError):
     (412)."""
 
 
+_PASSING_CONFLICTS = frozenset(
+    {
+        "AnotherOperationInProgress",
+        "OperationInProgress",
+        "RetryableError",
+        "ResourceGroupBeingDeleted",
+        "InUseSubnetCannotBeDeleted",
+    }
+)
+"""Conflicts that pass by themselves (another operation on the resource still running, a dependent being
+deleted): retried, not reported."""
+
 _PERMISSION_HINT = (
     "give the identity skyrig runs as the roles listed in docs/providers/azure.md on the subscription "
     "(az login, or a service principal's AZURE_CLIENT_ID / AZURE_TENANT_ID / AZURE_CLIENT_SECRET)"
@@ -140,6 +152,8 @@ def translate(error: Exception, where: str) -> Exception:
         return NotFound(f"{where}: {code or status}: {message}")
     if status == 429:
         return ThrottledError(f"{where}: throttled: {message}")
+    if code in _PASSING_CONFLICTS:
+        return TransientError(f"{where}: {code}: {message}")
     if status in (409, 412):
         return Conflict(f"{where}: {code or status}: {message}")
     if status >= 500:

@@ -22,19 +22,21 @@ from skyrig.provider import Context, Node, NotFound, Observed, Scope, UserError,
 from skyrig_azure import names
 from skyrig_azure.nodes import AzureNodeType
 
-APP, DATABASE, ENDPOINTS = "app", "database", "endpoints"
+APP, DATABASE, ENDPOINTS, JOBS = "app", "database", "endpoints", "jobs"
 SUBNET_IDS = {
     APP: names.APP_SUBNET_ID,
     DATABASE: names.DATABASE_SUBNET_ID,
     ENDPOINTS: names.ENDPOINTS_SUBNET_ID,
+    JOBS: names.JOBS_SUBNET_ID,
 }
-SUBNET_INDEX = {APP: 0, DATABASE: 1, ENDPOINTS: 2}
+SUBNET_INDEX = {APP: 0, DATABASE: 1, ENDPOINTS: 2, JOBS: 3}
 """Each subnet's block among the VNet's equal blocks: fixed, so that adding a database later moves no
 other subnet."""
 DELEGATIONS = {
     APP: "Microsoft.Web/serverFarms",
     DATABASE: "Microsoft.DBforPostgreSQL/flexibleServers",
     ENDPOINTS: None,
+    JOBS: "Microsoft.App/environments",
 }
 POSTGRES_PORT = 5432
 POSTGRES_HA_PORT = 6432
@@ -480,14 +482,18 @@ TYPES = (RESOURCE_GROUP, VNET, NSG, SUBNET, DNS_ZONE)
 
 def subnets_needed(scope: Scope) -> list[str]:
     """The subnets the app uses: the app integration subnet with services, the database's with a
-    database, the private endpoints' with a cache."""
+    database, the private endpoints' with a cache, the Container Apps jobs' (migrations reach the private
+    database from it, cron triggers the services) with services and a database or a cron job."""
     wanted = []
-    if scope.of_kind("service"):
+    services = bool(scope.of_kind("service"))
+    if services:
         wanted.append(APP)
     if scope.of_kind("sql_database"):
         wanted.append(DATABASE)
     if scope.of_kind("cache_cluster"):
         wanted.append(ENDPOINTS)
+    if services and (scope.of_kind("sql_database") or scope.of_kind("cron_job")):
+        wanted.append(JOBS)
     return wanted
 
 
@@ -532,6 +538,9 @@ def nsg_rules(purpose: str, cidrs: Mapping[str, str]) -> list[dict[str, Any]]:
     if purpose == DATABASE:
         rules.append(
             allow("postgres-from-app", 100, cidrs[APP], [POSTGRES_PORT], "PostgreSQL from the services")
+        )
+        rules.append(
+            allow("postgres-from-jobs", 105, cidrs[JOBS], [POSTGRES_PORT], "PostgreSQL from the migrations")
         )
         rules.append(
             allow(
