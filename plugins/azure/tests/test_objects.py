@@ -437,3 +437,37 @@ def test_production_keeps_three_copies_in_three_zones(
     assert azure_app.graph()[names.STORAGE_ACCOUNT_ID]["properties"]["sku"] == "Standard_ZRS"
     web(azure_app, 'files = Bucket("files")')
     assert azure_app.graph()[names.STORAGE_ACCOUNT_ID]["properties"]["sku"] == "Standard_LRS"
+
+
+def test_the_fake_refuses_what_azure_refuses(app: Deployment) -> None:
+    """The FAKE's rules that the provider's requests must meet, shown with the real clients."""
+    from azure.core.exceptions import HttpResponseError
+    from azure.mgmt.resource.resources import ResourceManagementClient
+
+    app.apply()
+    client, rg, name = storage(app), group(app), account(app)
+    client.storage_accounts.update(rg, name, {"properties": {"allowBlobPublicAccess": False}})
+    with pytest.raises(HttpResponseError, match="PublicAccessNotPermitted"):
+        client.blob_containers.create(rg, name, "opened", {"properties": {"publicAccess": "Blob"}})
+    with pytest.raises(HttpResponseError, match="OperationNotAllowed"):
+        client.storage_accounts.update(rg, name, {"sku": {"name": "Standard_ZRS"}})
+    other_group = f"{rg}-other"  # account names are Azure's, not a resource group's
+    mgmt(app, ResourceManagementClient).resource_groups.create_or_update(other_group, {"location": "eastus"})
+    body = {"location": "eastus", "kind": "StorageV2", "sku": {"name": "Standard_LRS"}}
+    with pytest.raises(HttpResponseError, match="StorageAccountAlreadyTaken"):
+        client.storage_accounts.begin_create(other_group, name, body)
+    front, profile = cdn(app), part(app, "profile")
+    with pytest.raises(HttpResponseError, match="hostName"):
+        front.afd_origins.begin_create(rg, profile, part(app, "origins"), "bare", {"properties": {}}).result()
+    group_id = (
+        f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{rg}/providers/Microsoft.Cdn/profiles/{profile}/"
+        f"originGroups/{part(app, 'origins')}"
+    )
+    twin = {
+        "properties": {"originGroup": {"id": group_id}, "patternsToMatch": [f"/{container(app, 'assets')}/*"]}
+    }
+    with pytest.raises(HttpResponseError, match="Conflict"):
+        front.routes.begin_create(rg, profile, part(app, "endpoint"), "twin", twin).result()
+    other = {"properties": {"originGroup": {"id": group_id}, "patternsToMatch": ["/elsewhere/*"]}}
+    made = front.routes.begin_create(rg, profile, part(app, "endpoint"), "other", other).result().as_dict()
+    assert made["properties"]["linkToDefaultDomain"] == "Disabled", "Azure's default: not on the endpoint"
