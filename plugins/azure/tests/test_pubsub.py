@@ -69,9 +69,9 @@ FILES = {
 }
 
 
-def deploy(azure_app: Any) -> Any:
+def deploy(azure_app: Any, files: dict[str, str] = FILES) -> Any:
     """The app written with its services on the memory provider (this module is about pub/sub)."""
-    azure_app.write(FILES)
+    azure_app.write(files)
     toml = azure_app.root / "skyrig.toml"
     text = toml.read_text().replace(
         'provider = "azure"\n', 'provider = "azure"\ncompute = "memory"\ncron = "memory"\n'
@@ -381,3 +381,18 @@ def test_a_namespace_made_again_is_reached_with_its_new_key(applied: Any) -> Non
 
     consume(resources["subscription/record"], handler, until=lambda: bool(got))
     assert got == [2], "the namespace made again should hold only the message published to it"
+
+
+def test_an_ordering_attribute_added_later_replaces_the_subscriptions(azure_app: Any, fake: Any) -> None:
+    """Sessions can only be chosen when a subscription is made (the FAKE refuses the change, as Azure
+    does): declaring an ordering attribute replaces the topic's subscriptions, and only them."""
+    app = deploy(azure_app)
+    app.apply()
+    ordered = RESOURCES.replace('Topic("events", Event)', 'Topic("events", Event, ordering_attribute="key")')
+    deploy(app, {**FILES, "alpha/resources.py": ordered})
+    changes = {c["node"]: c["action"] for c in app.plan()}
+    assert changes == {"pubsub.subscription/record": "replace", "pubsub.topic/events": "update"}, changes
+    app.apply()
+    record = management(app).subscriptions.get(group(app), namespace(app), "events", "record").properties
+    assert record.requires_session is True and record.max_delivery_count == 3
+    assert app.plan() == []
