@@ -123,6 +123,16 @@ def test_the_cache_is_tls_only_private_entra_authenticated_with_the_declared_pol
 def test_a_second_apply_changes_nothing_and_a_refresh_lists_once(azure_app: Any, fake: Any) -> None:
     app = deploy(azure_app)
     app.apply()
+    # the minimum of changes: the cache, its endpoint and the endpoint's DNS registration, once each
+    writes = fake.calls.select("Microsoft.Cache", mutating=True) + fake.calls.select(
+        "Microsoft.Network/privateEndpoints", mutating=True
+    )
+    writes += fake.calls.select("Microsoft.Network/privateEndpoints/privateDnsZoneGroups", mutating=True)
+    assert sorted(f"{call.type} {call.method}" for call in writes) == [
+        "Microsoft.Cache/redis PUT",
+        "Microsoft.Network/privateEndpoints PUT",
+        "Microsoft.Network/privateEndpoints/privateDnsZoneGroups PUT",
+    ], writes
     fake.calls.clear()
     api.CALLS.clear()
     assert app.plan() == []

@@ -125,6 +125,13 @@ def test_the_server_is_private_tls_only_backed_up_and_zone_redundant_in_producti
 def test_development_has_no_standby_and_a_second_apply_changes_nothing(azure_app: Any, fake: Any) -> None:
     app = deploy(azure_app)
     app.apply()
+    # the minimum of changes: the server and each database made once; TLS is Azure's default, not set
+    writes = fake.calls.select("Microsoft.DBforPostgreSQL", mutating=True)
+    assert sorted(f"{call.type.rpartition('/')[2]} {call.method}" for call in writes) == [
+        "databases PUT",
+        "databases PUT",
+        "flexibleServers PUT",
+    ], writes
     server = postgresql(app).servers.get(group(app), server_name(app))
     assert server.properties.high_availability.mode == "Disabled"
     fake.calls.clear()
