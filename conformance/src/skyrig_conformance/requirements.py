@@ -23,6 +23,7 @@ LIMITABLE = frozenset(
     {
         "objects.signed_url_tampering",
         "objects.public_url_fetch",
+        "objects.versions",
         "sql.data_plane",
         "lifecycle.recreate_after_destroy",
     }

@@ -9,12 +9,15 @@ import uuid
 
 import pytest
 
+from skyrig import Bucket
 from skyrig_conformance import requirements as needs
 from skyrig_conformance.plugin import Suite
 
 
 def _fetch(url: str, method: str = "GET", data: bytes | None = None) -> tuple[int, bytes]:
-    headers = {"content-type": "application/octet-stream"} if data is not None else {}
+    headers = {}
+    if data is not None:
+        headers = {"content-type": "application/octet-stream", **Bucket.UPLOAD_HEADERS}
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
@@ -67,12 +70,13 @@ class TestObjects(Suite):
         assert _fetch(tampered)[0] in (400, 401, 403), "a tampered signed URL was honoured"
 
     @needs.feature("bucket.versioning")
-    def test_a_versioned_bucket_keeps_earlier_versions(self, app):
+    def test_a_versioned_bucket_keeps_earlier_versions(self, deployment, app):
         history = app.resources.history
         key = f"doc-{uuid.uuid4().hex[:8]}"
         history.upload(key, b"v1")
         history.upload(key, b"v2")
         assert history.download(key) == b"v2"
+        needs.limited(deployment.profile, "objects.versions")
         assert history.versions(key) == [b"v1"]
         history.remove(key)
         assert history.versions(key) == [b"v1", b"v2"], "remove keeps the last bytes as a version"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from skyrig.declarations._base import Declaration, Spec
 from skyrig.declarations.types import Name
 
@@ -33,6 +35,9 @@ class Bucket(Declaration):
         "public_url": "public_url",
         "signed_url": "signed_url",
     }
+    UPLOAD_HEADERS: ClassVar[dict[str, str]] = {"x-ms-blob-type": "BlockBlob"}
+    """The headers an upload through a signed ``PUT`` URL sends, whatever the cloud: Azure Blob Storage
+    requires this one, the others ignore it."""
 
     def __init__(self, name: str, *, public: bool = False, versioned: bool = False) -> None:
         self._declare(name=name, public=public, versioned=versioned)
@@ -75,7 +80,10 @@ class Bucket(Declaration):
         return client(self, "public_url").public_url(key)
 
     def signed_url(self, key: str, expires_in: str = "1h", method: str = "GET") -> str:
-        """A temporary URL that grants ``method`` on the object until ``expires_in`` has passed."""
+        """A temporary URL that grants ``method`` on the object until ``expires_in`` has passed.
+
+        An upload through it (``PUT``) sends :attr:`UPLOAD_HEADERS` (``x-ms-blob-type: BlockBlob``, which
+        Azure Blob Storage requires and the other clouds ignore)."""
         from skyrig.runtime.binding import client
 
         return client(self, "signed_url").signed_url(key, expires_in, method)

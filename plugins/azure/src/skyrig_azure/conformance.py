@@ -60,7 +60,12 @@ def backends() -> Iterator[tuple[dict[str, str], dict[str, str], Any, dict[str, 
         bundle.write_text(Path(fake.ca_bundle).read_text() + Path(storage.ca_bundle).read_text())
         endpoints = {"arm": fake.endpoint, "servicebus": broker.address}
         environ = {"REQUESTS_CA_BUNDLE": str(bundle), "SSL_CERT_FILE": str(bundle)}
-        limits: dict[str, str] = {}
+        limits = {
+            "objects.versions": "Azurite keeps no blob versions (it accepts versioning on an account and "
+            "ignores it), so a versioned bucket's earlier versions cannot be read back here",
+            "objects.public_url_fetch": "a public bucket's URL is its Azure Front Door endpoint's host, "
+            "which the FAKE ARM records but nothing serves here",
+        }
         yield endpoints, environ, fake, limits, str(bundle)
 
 
