@@ -169,6 +169,28 @@ class GroupResourceType(AzureNodeType):
             return None
         return self._observe(context, node, resource)
 
+    def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
+        if len(nodes) < 2:
+            return super()._read_many(context, nodes)
+        # one list of the group's resources of this type serves them all (Azure lists them whole)
+        listed = {str(r.name).lower(): r for r in self._listed(context)}
+        found: dict[str, Observed | None] = {}
+        for node, provider_id in nodes:
+            resource = listed.get(provider_id.rsplit("/", 1)[-1].lower())
+            found[node.id] = None if resource is None else self._observe(context, node, resource)
+        return found
+
+    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
+        if len(nodes) < 2:
+            return super()._find_many(context, nodes)
+        listed = {str(r.name).lower(): r for r in self._listed(context)}
+        found: dict[str, Observed | None] = {}
+        for node in nodes:
+            resource = listed.get(str(node.properties[self.name_property]).lower())
+            owned = resource is not None and owned_by_node(context, resource.tags, node)
+            found[node.id] = self._observe(context, node, resource) if owned else None
+        return found
+
     def _put(self, context: Context, node: Node, name: str, body: Any) -> Any:
         operations = self._operations(context)
         operation = operations.begin_create_or_update(resource_group(context), name, body)
@@ -335,6 +357,28 @@ class SubnetType(AzureNodeType):
         # subnets take no tags: the VNet is the environment's (its own node checks its tags), and the
         # subnet's name is this node's
         return self._observe(node, self._get(context, node, node.properties["name"]))
+
+    def _from_lists(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
+        """Each of ``(node, subnet name)`` as one list of its VNet's subnets shows it (None: not there)."""
+        found: dict[str, Observed | None] = {}
+        subnets = context.client.mgmt("network").subnets
+        for vnet in sorted({node.properties["vnet"] for node, _ in nodes}):
+            listed = {str(s.name).lower(): s for s in subnets.list(resource_group(context), vnet)}
+            for node, name in nodes:
+                if node.properties["vnet"] == vnet:
+                    subnet = listed.get(name.lower())
+                    found[node.id] = None if subnet is None else self._observe(node, subnet)
+        return found
+
+    def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
+        if len(nodes) < 2:
+            return super()._read_many(context, nodes)
+        return self._from_lists(context, [(node, pid.rsplit("/", 1)[-1]) for node, pid in nodes])
+
+    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
+        if len(nodes) < 2:
+            return super()._find_many(context, nodes)
+        return self._from_lists(context, [(node, node.properties["name"]) for node in nodes])
 
     def _write(self, context: Context, node: Node) -> Observed:
         from azure.mgmt.network import models
