@@ -363,7 +363,10 @@ class SubnetType(AzureNodeType):
         found: dict[str, Observed | None] = {}
         subnets = context.client.mgmt("network").subnets
         for vnet in sorted({node.properties["vnet"] for node, _ in nodes}):
-            listed = {str(s.name).lower(): s for s in subnets.list(resource_group(context), vnet)}
+            try:
+                listed = {str(s.name).lower(): s for s in subnets.list(resource_group(context), vnet)}
+            except NotFound:  # no VNet (yet, or any more): none of its subnets
+                listed = {}
             for node, name in nodes:
                 if node.properties["vnet"] == vnet:
                     subnet = listed.get(name.lower())
