@@ -12,7 +12,7 @@ from azure.core.exceptions import (
 )
 
 from skyrig.provider import NotFound, ProviderError, ThrottledError, TransientError
-from skyrig_azure.api import Conflict, call_key, is_mutating, translate
+from skyrig_azure.api import Conflict, GroupNotFound, call_key, is_mutating, translate
 
 SUB = "/subscriptions/00000000-0000-4000-8000-000000000000"
 
@@ -71,7 +71,7 @@ def _http_error(status: int, code: str, message: str = "boom") -> HttpResponseEr
     ("status", "code", "kind"),
     [
         (404, "ResourceNotFound", NotFound),
-        (404, "ResourceGroupNotFound", NotFound),
+        (404, "ResourceGroupNotFound", GroupNotFound),
         (409, "Conflict", Conflict),
         (409, "AnotherOperationInProgress", TransientError),
         (412, "PreconditionFailed", Conflict),

@@ -50,6 +50,15 @@ def _left(fake: Any) -> dict[str, list[str]]:
 
 def test_the_shop_applies_replans_empty_and_a_second_apply_changes_nothing(shop: Any, fake: Any) -> None:
     shop.apply()
+    one_by_one = [
+        call.path
+        for call in fake.calls
+        if call.method == "GET"
+        and call.status == 404
+        and call.type in ("Microsoft.Web/sites", "Microsoft.Network/virtualNetworks/subnets")
+        and not call.path.rstrip("/").endswith(("/sites", "/subnets"))
+    ]
+    assert one_by_one == [], "the lookups before creating list the web apps and subnets, not each by name"
     assert shop.plan() == [], "a plan right after an apply changes nothing"
     left = _left(fake)
     assert all(left.values()), left

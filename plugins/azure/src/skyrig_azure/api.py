@@ -105,6 +105,22 @@ def _counting_policy() -> Any:
     return CountingPolicy()
 
 
+class GroupNotFound(NotFound):
+    """The resource group a request named does not exist (ARM's ``ResourceGroupNotFound``): nor does
+    anything in it."""
+
+    def __init__(self, message: str, group: str) -> None:
+        super().__init__(message)
+        self.group = group
+        """The group's name as the request named it (empty when it cannot be told)."""
+
+
+def _group_of(error: Any) -> str:
+    url = str(getattr(getattr(getattr(error, "response", None), "request", None), "url", "") or "")
+    found = re.search(r"/resourcegroups/([^/?]+)", url, re.IGNORECASE)
+    return found.group(1) if found else ""
+
+
 class Conflict(ProviderError):
     """The resource exists already, or is being changed by another operation (409), or an etag is stale
     (412)."""
@@ -148,7 +164,9 @@ def translate(error: Exception, where: str) -> Exception:
     status = error.status_code or 0
     code = getattr(getattr(error, "error", None), "code", None) or ""
     message = _message(error)
-    if status == 404 or code in ("ResourceNotFound", "ResourceGroupNotFound", "ParentResourceNotFound"):
+    if code == "ResourceGroupNotFound":
+        return GroupNotFound(f"{where}: {code}: {message}", _group_of(error))
+    if status == 404 or code in ("ResourceNotFound", "ParentResourceNotFound"):
         return NotFound(f"{where}: {code or status}: {message}")
     if status == 429:
         return ThrottledError(f"{where}: throttled: {message}")

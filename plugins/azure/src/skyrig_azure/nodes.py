@@ -7,12 +7,29 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from skyrig.provider import CloudNodeType, Context, Node
+from skyrig.provider import CloudNodeType, Context, Node, NotFound, Observed
 from skyrig_azure import names
+from skyrig_azure.api import GroupNotFound
 
 
 class AzureNodeType(CloudNodeType):
     """One kind of Azure resource."""
+
+    def find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
+        """The nodes looked up by their identity, as :class:`CloudNodeType` does; where the environment's
+        resource group does not exist (a first apply), none of them is there: no lookup node by node."""
+        try:
+            found = self._find_many(context, nodes)
+        except NotFound as error:
+            group = context.client.resource_group.lower()
+            if isinstance(error, GroupNotFound) and error.group.lower() == group:
+                return {node.id: None for node in nodes}
+            found = {node.id: self.find(context, node) for node in nodes}
+        for node in nodes:
+            observed = found.get(node.id)
+            if observed is not None:
+                context.client.remember(node.id, observed.provider_id)
+        return found
 
     def tags(self, context: Context, node: Node) -> dict[str, str]:
         """The ownership tags of ``node``'s resource (``skyrig-app``, ``skyrig-env``, ``skyrig-node``)."""
