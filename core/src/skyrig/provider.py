@@ -28,6 +28,7 @@ no claim: :class:`RuntimeDelivery`, :class:`LocalServers`, :class:`MessageHistor
 **The data plane** (what ``Provider.data_planes`` name, per kind): the protocols :class:`SQLClient`,
 :class:`TopicClient`, :class:`SubscriptionClient`, :class:`CacheClient`, :class:`BucketClient`,
 :class:`SecretClient`, :class:`CronClient`; :class:`Consuming` and :func:`drain` for subscription
+clients; :class:`SecretClientBase`, :class:`CachedSecrets` and :func:`secret_resolver` for secret
 clients; :class:`PostgresClient` and :class:`RedisClient` for standard servers.
 
 **Helpers**: the kinds (:data:`KINDS`, :data:`FAMILIES`, :data:`FEATURES`, :data:`ENVIRONMENT_TYPES`),
@@ -74,14 +75,17 @@ from skyrig.ports import free_port, free_ports
 from skyrig.runtime.dataplane import (
     BucketClient,
     CacheClient,
+    CachedSecrets,
     Consuming,
     CronClient,
     Handler,
     SecretClient,
+    SecretClientBase,
     SQLClient,
     SubscriptionClient,
     TopicClient,
     drain,
+    secret_resolver,
 )
 from skyrig.runtime.migrations import LEDGER as MIGRATIONS_LEDGER
 from skyrig.runtime.migrations import migrate, plan_of
@@ -141,6 +145,7 @@ __all__ = [
     "BucketResource",
     "CacheClient",
     "CacheClusterResource",
+    "CachedSecrets",
     "CloudClient",
     "CloudNodeType",
     "Consuming",
@@ -169,6 +174,7 @@ __all__ = [
     "SQLDatabaseResource",
     "Scope",
     "SecretClient",
+    "SecretClientBase",
     "SecretResource",
     "SecretStore",
     "ServiceModel",
@@ -195,6 +201,7 @@ __all__ = [
     "read_body",
     "resolve",
     "resource_key",
+    "secret_resolver",
     "signed_cron_call",
     "wait_for",
 ]

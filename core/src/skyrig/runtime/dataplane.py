@@ -8,7 +8,9 @@ them through the SDK. Errors a caller can act on: ``KeyError`` (no such object),
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import threading
+import time
+from collections.abc import Awaitable, Callable, Hashable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -161,6 +163,80 @@ class SecretClient(Protocol):
 
     def value(self, name: str) -> str:
         """The value; ``LookupError`` naming ``skyrig secret set`` when none is set."""
+
+
+class CachedSecrets:
+    """Secret values a data plane has read, kept ``ttl`` seconds per key: a value set meanwhile is seen
+    soon after, without a call to the secret store per use. Thread-safe; a provider keeps one per process.
+
+    ``read(key, load)`` returns the value cached under ``key`` while fresh, else calls ``load()`` (the
+    provider's one read of the secret store) and caches what it returns; None (no value) is not cached.
+    """
+
+    def __init__(self, ttl: float = 30.0) -> None:
+        self.ttl = ttl
+        self._values: dict[Hashable, tuple[float, str]] = {}
+        self._lock = threading.Lock()
+
+    def read(self, key: Hashable, load: Callable[[], str | None]) -> str | None:
+        """The value of the secret ``key`` names: cached if read less than :attr:`ttl` seconds ago, else
+        ``load()``'s (None: the secret has no value)."""
+        now = time.monotonic()
+        with self._lock:
+            found = self._values.get(key)
+            if found and now - found[0] < self.ttl:
+                return found[1]
+        value = load()
+        if value is not None:
+            with self._lock:
+                self._values[key] = (now, value)
+        return value
+
+    def forget(self) -> None:
+        """Drop every cached value (the next read loads again)."""
+        with self._lock:
+            self._values.clear()
+
+
+def secret_resolver(
+    read: Callable[[str], str | None], pick: Callable[[str], str] | None = None
+) -> Callable[[str], str]:
+    """A password resolver (what :class:`~skyrig.runtime.servers.PostgresClient` and ``RedisClient``
+    take): ``read(reference)`` gives a secret's stored value or None; ``pick`` turns a stored value into
+    the password (by default the value itself). A secret with no value is a ``LookupError``."""
+
+    def resolve(reference: str) -> str:
+        value = read(reference)
+        if value is None:
+            raise LookupError(f"the secret {reference} has no value yet")
+        return pick(value) if pick else value
+
+    return resolve
+
+
+class SecretClientBase:
+    """The base of a ``secret`` data plane (:class:`SecretClient`): a provider subclass writes only
+    :meth:`stored`, how to read the declared secret; :meth:`value` says when it has no value, naming the
+    command that sets one. ``entry`` is the secret's runtime config entry, ``environment`` the
+    environment's name."""
+
+    def __init__(self, entry: dict[str, Any], config: dict[str, Any]) -> None:
+        self.entry = entry
+        self.environment: str = config["environment"]
+
+    def stored(self, name: str) -> str | None:
+        """The current value of the declared secret ``name`` in the secret store, or None if it has none."""
+        raise NotImplementedError
+
+    def value(self, name: str) -> str:
+        """The secret's current value; a ``LookupError`` naming ``skyrig secret set`` when it has none."""
+        found = self.stored(name)
+        if found is None:
+            raise LookupError(
+                f"secret {name!r} has no value in environment {self.environment!r}: "
+                f"set it with skyrig secret set {name} --env {self.environment}"
+            )
+        return found
 
 
 class CronClient(Protocol):

@@ -12,28 +12,28 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from skyrig.provider import PostgresClient
+from skyrig.provider import CachedSecrets, PostgresClient
 
 TTL = 300.0
 """Seconds a password read from Key Vault is kept before it is read again (a rotated one is seen then)."""
 _TLS_MODES = ("verify-ca", "verify-full")
-_cache: dict[str, tuple[float, str]] = {}
-_lock = threading.Lock()
+_passwords = CachedSecrets(TTL)
 
 
 def read_secret(entry: dict[str, Any], uri: str) -> str:
     """The current value of the Key Vault secret at ``uri`` (``https://VAULT/secrets/NAME[/VERSION]``),
     read with the service's credential (its managed identity in Azure, the test token on the fakes)."""
-    now = time.monotonic()
-    with _lock:
-        found = _cache.get(uri)
-        if found and now - found[0] < TTL:
-            return found[1]
+    value = _passwords.read(uri, partial(_load, entry, uri))
+    if value is None:
+        raise LookupError(f"the Key Vault secret {uri} has no value")
+    return value
+
+
+def _load(entry: dict[str, Any], uri: str) -> str | None:
     from azure.keyvault.secrets import KeyVaultSecretIdentifier, SecretClient
 
     from skyrig_azure.credentials import credential
@@ -44,18 +44,12 @@ def read_secret(entry: dict[str, Any], uri: str) -> str:
         options["verify_challenge_resource"] = False  # the fake vault is not at *.vault.azure.net
     client = SecretClient(secret.vault_url, credential(entry.get("emulator")), **options)
     with client:
-        value = client.get_secret(secret.name, secret.version).value
-    if value is None:
-        raise LookupError(f"the Key Vault secret {uri} has no value")
-    with _lock:
-        _cache[uri] = (now, value)
-    return value
+        return client.get_secret(secret.name, secret.version).value
 
 
 def forget() -> None:
     """Drop the passwords read (tests)."""
-    with _lock:
-        _cache.clear()
+    _passwords.forget()
 
 
 class AzurePostgresClient(PostgresClient):

@@ -1,15 +1,17 @@
-"""Secret Manager reads for the data plane (``versions/latest:access``), cached for :data:`TTL` seconds (a
-value set meanwhile is seen soon after, without a call per use)."""
+"""Secret Manager reads for the data plane (``versions/latest:access``), cached
+(:class:`skyrig.provider.CachedSecrets`: a value set meanwhile is seen soon after, without a call per
+use)."""
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
-TTL = 30.0
-_cache: dict[str, tuple[float, str]] = {}
+from skyrig.provider import CachedSecrets, SecretClientBase, secret_resolver
+
+_values = CachedSecrets()
 _clients: dict[tuple[str | None, bool], Any] = {}
 _lock = threading.Lock()
 
@@ -48,54 +50,32 @@ def read(entry: dict[str, Any], secret: str) -> str | None:
     """The value of the newest enabled version of Secret Manager secret ``secret``, or None if it has
     none (never set, or every version disabled)."""
     name = path(entry, secret)
-    now = time.monotonic()
-    with _lock:
-        found = _cache.get(name)
-        if found and now - found[0] < TTL:
-            return found[1]
+    return _values.read(name, partial(_load, entry, name))
+
+
+def _load(entry: dict[str, Any], name: str) -> str | None:
     from google.api_core import exceptions
 
     try:
         response = client(entry).access_secret_version(name=f"{name}/versions/latest")
     except (exceptions.NotFound, exceptions.FailedPrecondition):
         return None
-    value = response.payload.data.decode()
-    with _lock:
-        _cache[name] = (now, value)
-    return value
+    return response.payload.data.decode()
 
 
 def forget() -> None:
     """Drop cached values (tests)."""
-    with _lock:
-        _cache.clear()
+    _values.forget()
 
 
 def resolver(entry: dict[str, Any]) -> Callable[[str], str]:
     """Resolves a password reference (a secret's id or full name) to its value."""
-
-    def resolve(reference: str) -> str:
-        value = read(entry, reference)
-        if value is None:
-            raise LookupError(f"the secret {reference} has no value yet")
-        return value
-
-    return resolve
+    return secret_resolver(partial(read, entry))
 
 
-class SecretClient:
+class SecretClient(SecretClientBase):
     """A declared secret's value, from Secret Manager."""
 
-    def __init__(self, entry: dict[str, Any], config: dict[str, Any]) -> None:
-        self.entry = entry
-        self.environment = config["environment"]
-
-    def value(self, name: str) -> str:
-        """The secret's current value; a LookupError naming the command that sets it when it has none."""
-        found = read(self.entry, self.entry["secret"])
-        if found is None:
-            raise LookupError(
-                f"secret {name!r} has no value in environment {self.environment!r}: "
-                f"set it with skyrig secret set {name} --env {self.environment}"
-            )
-        return found
+    def stored(self, name: str) -> str | None:
+        """The value of the entry's secret, or None."""
+        return read(self.entry, self.entry["secret"])
