@@ -74,3 +74,36 @@ def test_a_secret_client_names_the_command_that_sets_a_missing_value() -> None:
     assert str(raised.value) == (
         "secret 'api-key' has no value in environment 'main': set it with skyrig secret set api-key --env main"
     )
+
+
+def test_a_signing_key_is_kept_for_the_process_unless_read_each_time() -> None:
+    from skyrig.provider import SigningKeyClient
+
+    class Client(SigningKeyClient):
+        reads = 0
+
+        def stored_key(self) -> str | None:
+            type(self).reads += 1
+            return self.entry.get("key")
+
+    kept = Client({"key": "k"})
+    assert kept.signing_key() == kept.signing_key() == b"k"
+    assert Client.reads == 1
+
+    class EachTime(Client):
+        read_once = False
+        reads = 0
+
+    fresh = EachTime({"key": "k"})
+    fresh.signing_key()
+    fresh.signing_key()
+    assert EachTime.reads == 2
+    with pytest.raises(LookupError, match="no value: run skyrig apply"):
+        Client({}).signing_key()
+
+
+def test_a_trigger_without_a_signing_key_exits_with_a_message_and_calls_nothing() -> None:
+    from skyrig.provider import cron_trigger
+
+    with pytest.raises(SystemExit, match="the environment's cron signing key has no value"):
+        cron_trigger(lambda: None, ["trigger", "nightly", "http://127.0.0.1:9"])

@@ -29,12 +29,13 @@ no claim: :class:`RuntimeDelivery`, :class:`LocalServers`, :class:`MessageHistor
 :class:`TopicClient`, :class:`SubscriptionClient`, :class:`CacheClient`, :class:`BucketClient`,
 :class:`SecretClient`, :class:`CronClient`; :class:`Consuming` and :func:`drain` for subscription
 clients; :class:`SecretClientBase`, :class:`CachedSecrets` and :func:`secret_resolver` for secret
-clients; :class:`PostgresClient` and :class:`RedisClient` for standard servers.
+clients; :class:`SigningKeyClient` for cron clients; :class:`PostgresClient` and :class:`RedisClient` for
+standard servers.
 
 **Helpers**: the kinds (:data:`KINDS`, :data:`FAMILIES`, :data:`FEATURES`, :data:`ENVIRONMENT_TYPES`),
 migrations (:func:`migrate`, :func:`plan_of`, :data:`MIGRATIONS_LEDGER`), signed cron calls
-(:func:`signed_cron_call`), durations (:func:`duration_seconds`), ports (:func:`free_port`), and
-:func:`read_body` for the ASGI servers a provider runs locally.
+(:func:`signed_cron_call`, :func:`cron_trigger`), durations (:func:`duration_seconds`), ports
+(:func:`free_port`), and :func:`read_body` for the ASGI servers a provider runs locally.
 
 Importing this module stays cheap (no pydantic, no cloud SDK): providers import it at the top of the
 module that defines the provider, which ``skyrig providers`` imports. ``docs/provider-sdk.md`` lists every
@@ -81,6 +82,7 @@ from skyrig.runtime.dataplane import (
     Handler,
     SecretClient,
     SecretClientBase,
+    SigningKeyClient,
     SQLClient,
     SubscriptionClient,
     TopicClient,
@@ -90,7 +92,7 @@ from skyrig.runtime.dataplane import (
 from skyrig.runtime.migrations import LEDGER as MIGRATIONS_LEDGER
 from skyrig.runtime.migrations import migrate, plan_of
 from skyrig.runtime.servers import PostgresClient, RedisClient
-from skyrig.runtime.signing import signed_cron_call
+from skyrig.runtime.signing import cron_trigger, signed_cron_call
 from skyrig.testing.support import SupportSession, TestSupport
 from skyrig.values import duration_seconds
 
@@ -178,6 +180,7 @@ __all__ = [
     "SecretResource",
     "SecretStore",
     "ServiceModel",
+    "SigningKeyClient",
     "SubscriptionClient",
     "SubscriptionResource",
     "SupportSession",
@@ -190,6 +193,7 @@ __all__ = [
     "UserError",
     "common_prefix",
     "cron_job_nodes",
+    "cron_trigger",
     "drain",
     "duration_seconds",
     "free_port",

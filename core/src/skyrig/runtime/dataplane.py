@@ -244,3 +244,31 @@ class CronClient(Protocol):
 
     def signing_key(self) -> bytes:
         """The environment's cron signing key (:mod:`skyrig.runtime.signing`), from the secret store."""
+
+
+class SigningKeyClient:
+    """The base of a ``cron_job`` data plane (:class:`CronClient`): a provider subclass writes only
+    :meth:`stored_key`, how to read the signing key the runtime config ``entry`` names. The key is kept
+    for the process's life unless :attr:`read_once` is False (then each call reads it, through whatever
+    cache :meth:`stored_key` has)."""
+
+    read_once: bool = True
+
+    def __init__(self, entry: dict[str, Any], config: dict[str, Any] | None = None) -> None:
+        self.entry = entry
+        self._key: bytes | None = None
+
+    def stored_key(self) -> str | None:
+        """The signing key's value in the secret store, or None if it has none."""
+        raise NotImplementedError
+
+    def signing_key(self) -> bytes:
+        """The environment's cron signing key; a ``LookupError`` when it has no value (not applied)."""
+        if self._key is not None:
+            return self._key
+        value = self.stored_key()
+        if value is None:
+            raise LookupError("the environment's cron signing key has no value: run skyrig apply")
+        if self.read_once:
+            self._key = value.encode()
+        return value.encode()

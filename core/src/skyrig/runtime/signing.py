@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from collections.abc import Callable, Sequence
 
 HEADER = "skyrig-signature"
 TOLERANCE = 300
@@ -70,3 +71,18 @@ def signed_cron_call(base_url: str, job: str, key: bytes, *, timeout: float = 60
         if error.code == 500:  # the job ran and failed: its outcome is the answer
             return json.loads(error.read())
         raise
+
+
+def cron_trigger(read_key: Callable[[], str | None], argv: Sequence[str] | None = None) -> None:
+    """The command a provider's scheduler runs, ``python -m PACKAGE JOB URL`` (``argv``, by default the
+    process's): the signed call of :func:`signed_cron_call` with the key ``read_key()`` returns, its outcome
+    printed as JSON; exits with a message when the key has no value."""
+    import json
+    import sys
+
+    args = sys.argv if argv is None else argv
+    job, url = args[1], args[2]
+    key = read_key()
+    if key is None:
+        raise SystemExit("the environment's cron signing key has no value")
+    print(json.dumps(signed_cron_call(url, job, key.encode())))

@@ -7,38 +7,28 @@ the environment's signing key from Secrets Manager and sends the signed request
 
 from __future__ import annotations
 
-import json
 import os
-import sys
-from typing import Any
 
+from skyrig.provider import SigningKeyClient, cron_trigger
 from skyrig_aws.names import signing_key_name
 from skyrig_aws.runtime.secrets import read
 
 
-class CronClient:
+class CronClient(SigningKeyClient):
     """What the service host needs to check the scheduler's signature."""
 
-    def __init__(self, entry: dict[str, Any], config: dict[str, Any] | None = None) -> None:
-        self.entry = entry
+    read_once = False  # read each time, through the secrets' cache
 
-    def signing_key(self) -> bytes:
-        value = read(self.entry, self.entry["signing_key"])
-        if value is None:
-            raise LookupError("the environment's cron signing key has no value: run skyrig apply")
-        return value.encode()
+    def stored_key(self) -> str | None:
+        """The signing key the entry names, from Secrets Manager."""
+        return read(self.entry, self.entry["signing_key"])
 
 
 def main() -> None:
-    from skyrig.provider import signed_cron_call
-
-    job, url = sys.argv[1], sys.argv[2]
+    """The trigger: ``JOB URL`` as arguments, the app and environment in the task's environment."""
     entry = {"region": os.environ.get("AWS_REGION"), "endpoint_url": os.environ.get("AWS_ENDPOINT_URL")}
     app, env = os.environ["SKYRIG_APP"], os.environ["SKYRIG_ENVIRONMENT"]
-    key = read(entry, signing_key_name(app, env))
-    if key is None:
-        raise SystemExit("the environment's cron signing key has no value")
-    print(json.dumps(signed_cron_call(url, job, key.encode())))
+    cron_trigger(lambda: read(entry, signing_key_name(app, env)))
 
 
 if __name__ == "__main__":

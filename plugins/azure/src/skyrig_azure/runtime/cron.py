@@ -9,10 +9,10 @@ does. The service host reads the same key (:class:`CronClient`) to check the sig
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 from typing import Any
+
+from skyrig.provider import SigningKeyClient, cron_trigger
 
 VAULT_VARIABLE = "SKYRIG_SIGNING_KEY_VAULT"
 """The trigger's environment variable naming the Key Vault (its URI) that holds the signing key."""
@@ -26,34 +26,21 @@ def read_key(entry: dict[str, Any]) -> str | None:
     return read(entry, entry["signing_key"])
 
 
-class CronClient:
-    """What the service host needs to check a scheduled request's signature."""
+class CronClient(SigningKeyClient):
+    """What the service host needs to check a scheduled request's signature (the key read once per
+    process)."""
 
-    def __init__(self, entry: dict[str, Any], config: dict[str, Any] | None = None) -> None:
-        self.entry = entry
-        self._key: bytes | None = None
-
-    def signing_key(self) -> bytes:
-        """The environment's cron signing key (read once per process)."""
-        if self._key is None:
-            value = read_key(self.entry)
-            if value is None:
-                raise LookupError("the environment's cron signing key has no value: run skyrig apply")
-            self._key = value.encode()
-        return self._key
+    def stored_key(self) -> str | None:
+        """The signing key the entry names, from the Key Vault."""
+        return read_key(self.entry)
 
 
 def main() -> None:
     """The trigger: ``JOB URL`` as arguments, the vault in :data:`VAULT_VARIABLE`."""
-    from skyrig.provider import signed_cron_call
     from skyrig_azure.names import SIGNING_KEY_SECRET
 
-    job, url = sys.argv[1], sys.argv[2]
     entry = {"vault_uri": os.environ[VAULT_VARIABLE], "signing_key": SIGNING_KEY_SECRET, "emulator": None}
-    key = read_key(entry)
-    if key is None:
-        raise SystemExit("the environment's cron signing key has no value")
-    print(json.dumps(signed_cron_call(url, job, key.encode())))
+    cron_trigger(lambda: read_key(entry))
 
 
 if __name__ == "__main__":

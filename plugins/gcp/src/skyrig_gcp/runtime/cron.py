@@ -8,63 +8,37 @@ exactly as :meth:`skyrig_gcp.GcpProvider.run_cron_job` does.
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 from typing import Any
+
+from skyrig.provider import SigningKeyClient, cron_trigger
 
 
 def read_key(entry: dict[str, Any]) -> str | None:
-    """The newest enabled value of the signing key secret the entry names, or None if it has none."""
-    from google.api_core import exceptions
-    from google.cloud import secretmanager_v1
+    """The newest enabled value of the signing key secret the entry names (``signing_key``, a full name;
+    ``secretmanager``, an endpoint; ``emulator``), or None if it has none."""
+    from skyrig_gcp.runtime.secrets import read
 
-    credentials = None
-    if entry.get("emulator"):
-        from google.auth.credentials import AnonymousCredentials
-
-        credentials = AnonymousCredentials()
-    endpoint = entry.get("secretmanager")
-    client = secretmanager_v1.SecretManagerServiceClient(
-        credentials=credentials,
-        transport="rest",
-        client_options={"api_endpoint": endpoint} if endpoint else None,
-    )
-    try:
-        response = client.access_secret_version(name=f"{entry['signing_key']}/versions/latest")
-    except (exceptions.NotFound, exceptions.FailedPrecondition):
-        return None
-    return response.payload.data.decode()
+    endpoint = {"endpoint": entry.get("secretmanager"), "emulator": entry.get("emulator")}
+    return read(endpoint, entry["signing_key"])
 
 
-class CronClient:
-    """What the service host needs to check the scheduler's signature."""
+class CronClient(SigningKeyClient):
+    """What the service host needs to check the scheduler's signature (the key read once per process)."""
 
-    def __init__(self, entry: dict[str, Any], config: dict[str, Any] | None = None) -> None:
-        self.entry = entry
-        self._key: bytes | None = None
-
-    def signing_key(self) -> bytes:
-        """The environment's cron signing key (read once per process)."""
-        if self._key is None:
-            value = read_key(self.entry)
-            if value is None:
-                raise LookupError("the environment's cron signing key has no value: run skyrig apply")
-            self._key = value.encode()
-        return self._key
+    def stored_key(self) -> str | None:
+        """The signing key the entry names, from Secret Manager."""
+        return read_key(self.entry)
 
 
 def main() -> None:
-    from skyrig.provider import signed_cron_call
+    """The trigger: ``JOB URL`` as arguments, the project in ``GOOGLE_CLOUD_PROJECT``."""
     from skyrig_gcp.names import signing_key_name
 
-    job, url = sys.argv[1], sys.argv[2]
     app, env = os.environ["SKYRIG_APP"], os.environ["SKYRIG_ENVIRONMENT"]
     project = os.environ["GOOGLE_CLOUD_PROJECT"]
-    key = read_key({"signing_key": f"projects/{project}/secrets/{signing_key_name(app, env)}"})
-    if key is None:
-        raise SystemExit("the environment's cron signing key has no value")
-    print(json.dumps(signed_cron_call(url, job, key.encode())))
+    entry = {"signing_key": f"projects/{project}/secrets/{signing_key_name(app, env)}"}
+    cron_trigger(lambda: read_key(entry))
 
 
 if __name__ == "__main__":
