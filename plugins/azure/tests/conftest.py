@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from skyrig_azure.conformance import backends, settings
+from skyrig_azure.conformance import SUBSCRIPTION, backends, settings
 from skyrig_conformance import provider_profile
 from skyrig_conformance.folder import AppFolder
 
@@ -19,11 +19,32 @@ Backends = tuple[dict[str, str], dict[str, str], Any, dict[str, str], str]
 
 
 @pytest.fixture(scope="session")
-def azure_backends() -> Iterator[Backends]:
+def all_backends() -> Iterator[Backends]:
     """The FAKE ARM, the FAKE Service Bus broker and Azurite for this test process (each xdist worker
     starts its own): (endpoints, environment, the fake ARM, limits, CA bundle)."""
     with backends() as found:
         yield found
+
+
+@pytest.fixture(scope="module")
+def azure_backends(request: pytest.FixtureRequest) -> Iterator[Backends]:
+    """A test module's backends, shaped as :func:`all_backends`: those, or, in a module that sets
+    ``ARM_ONLY = True`` (its family needs neither Service Bus nor Blob Storage), the FAKE ARM (with Key
+    Vault) alone, started for the module."""
+    if not getattr(request.module, "ARM_ONLY", False):
+        yield request.getfixturevalue("all_backends")
+        return
+    from skyrig_azure.fake import FakeAzure
+
+    with FakeAzure(subscription=SUBSCRIPTION, lro_delay=0.05) as arm:
+        environ = {"REQUESTS_CA_BUNDLE": arm.ca_bundle, "SSL_CERT_FILE": arm.ca_bundle}
+        yield {"arm": arm.endpoint}, environ, arm, {}, arm.ca_bundle
+
+
+@pytest.fixture(scope="module")
+def arm(azure_backends: Backends) -> Any:
+    """The module's FAKE Azure Resource Manager as it is (:func:`fake` wipes it first)."""
+    return azure_backends[2]
 
 
 @pytest.fixture

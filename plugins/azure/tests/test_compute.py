@@ -9,14 +9,10 @@ nothing. Read back through Microsoft's own management client, as someone checkin
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from skyrig_azure import names
 from skyrig_azure.conformance import SUBSCRIPTION
-from skyrig_azure.conformance import settings as profile_settings
 from skyrig_azure.credentials import EmulatorCredential
 from skyrig_conformance.folder import AppFolder
 
@@ -48,36 +44,9 @@ SECRET_APP = {
 }
 
 
-@pytest.fixture(scope="module")
-def arm() -> Iterator[Any]:
-    """The FAKE ARM (with Key Vault) alone: compute needs neither Service Bus nor Blob Storage."""
-    from skyrig_azure.fake import FakeAzure
-
-    with FakeAzure(subscription=SUBSCRIPTION, lro_delay=0.05) as fake:
-        yield fake
-
-
-@pytest.fixture(autouse=True)
-def families(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The family modules that exist in this checkout (the Azure provider is being written family by
-    family)."""
-    import importlib.util
-
-    from skyrig_azure import AzureProvider
-
-    present = tuple(m for m in AzureProvider.modules if importlib.util.find_spec(m) is not None)
-    monkeypatch.setattr(AzureProvider, "modules", present)
-
-
-@pytest.fixture
-def azure_app(arm: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> AppFolder:
-    """An app in ``tmp_path`` deployed to the (wiped) FAKE ARM."""
-    arm.reset()
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", arm.ca_bundle)
-    monkeypatch.setenv("SSL_CERT_FILE", arm.ca_bundle)
-    monkeypatch.setenv("SKYRIG_RETRY_BASE_MS", "1")
-    endpoints = {"arm": arm.endpoint}
-    return AppFolder(tmp_path, "azure", profile_settings(endpoints, arm.ca_bundle), endpoints=endpoints)
+ARM_ONLY = True
+"""The FAKE ARM (with Key Vault) alone (tests/conftest.py): compute needs neither Service Bus nor Blob
+Storage."""
 
 
 def web(arm: Any) -> Any:

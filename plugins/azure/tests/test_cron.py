@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -17,7 +16,6 @@ import pytest
 
 from skyrig_azure import names
 from skyrig_azure.conformance import SUBSCRIPTION
-from skyrig_azure.conformance import settings as profile_settings
 from skyrig_azure.credentials import EmulatorCredential
 from skyrig_azure.cron import schedule
 from skyrig_conformance.folder import AppFolder
@@ -48,36 +46,9 @@ APP = {
 }
 
 
-@pytest.fixture(scope="module")
-def arm() -> Iterator[Any]:
-    """The FAKE ARM (with Key Vault) alone: cron needs neither Service Bus nor Blob Storage."""
-    from skyrig_azure.fake import FakeAzure
-
-    with FakeAzure(subscription=SUBSCRIPTION, lro_delay=0.05) as fake:
-        yield fake
-
-
-@pytest.fixture(autouse=True)
-def families(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The family modules that exist in this checkout (the Azure provider is being written family by
-    family)."""
-    import importlib.util
-
-    from skyrig_azure import AzureProvider
-
-    present = tuple(m for m in AzureProvider.modules if importlib.util.find_spec(m) is not None)
-    monkeypatch.setattr(AzureProvider, "modules", present)
-
-
-@pytest.fixture
-def azure_app(arm: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> AppFolder:
-    """An app in ``tmp_path`` deployed to the (wiped) FAKE ARM."""
-    arm.reset()
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", arm.ca_bundle)
-    monkeypatch.setenv("SSL_CERT_FILE", arm.ca_bundle)
-    monkeypatch.setenv("SKYRIG_RETRY_BASE_MS", "1")
-    endpoints = {"arm": arm.endpoint}
-    return AppFolder(tmp_path, "azure", profile_settings(endpoints, arm.ca_bundle), endpoints=endpoints)
+ARM_ONLY = True
+"""The FAKE ARM (with Key Vault) alone (tests/conftest.py): cron needs neither Service Bus nor Blob
+Storage."""
 
 
 def mgmt(arm: Any, module: str, cls: str) -> Any:

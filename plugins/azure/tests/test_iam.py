@@ -12,14 +12,13 @@ makes (the provider expanding only network and iam), so that it does not hang on
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import skyrig_azure
 from skyrig_azure import iam, names
-from skyrig_azure.conformance import SUBSCRIPTION, settings
+from skyrig_azure.conformance import SUBSCRIPTION
 from skyrig_azure.credentials import EmulatorCredential
 from skyrig_azure.fake import FakeAzure
 from skyrig_azure.iam import (
@@ -113,23 +112,14 @@ PUBSUB = {
 }
 
 
-@pytest.fixture(scope="module")
-def arm() -> Iterator[FakeAzure]:
-    with FakeAzure(subscription=SUBSCRIPTION, lro_delay=0.02) as fake:
-        yield fake
+ARM_ONLY = True
+"""The FAKE ARM alone (tests/conftest.py: ``arm``, ``fake`` wiped, ``azure_app`` on it)."""
 
 
 @pytest.fixture
-def fake(arm: FakeAzure) -> FakeAzure:
-    arm.reset()
-    return arm
-
-
-@pytest.fixture
-def app(fake: FakeAzure, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> AppFolder:
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", fake.ca_bundle)
-    monkeypatch.setenv("SKYRIG_RETRY_BASE_MS", "1")
-    return AppFolder(tmp_path, "azure", settings({"arm": fake.endpoint}, fake.ca_bundle))
+def app(azure_app: AppFolder) -> AppFolder:
+    """An app in ``tmp_path`` on the (wiped) FAKE ARM."""
+    return azure_app
 
 
 @pytest.fixture

@@ -12,14 +12,13 @@ families: these tests look at the network, whatever the other families do.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import skyrig_azure
 from skyrig_azure import names
-from skyrig_azure.conformance import SUBSCRIPTION, settings
+from skyrig_azure.conformance import SUBSCRIPTION
 from skyrig_azure.credentials import EmulatorCredential
 from skyrig_azure.fake import FakeAzure
 from skyrig_azure.network import DENY_VNET_PRIORITY, text
@@ -54,24 +53,15 @@ APP_CIDR, DB_CIDR, ENDPOINTS_CIDR = "10.20.0.0/24", "10.20.1.0/24", "10.20.2.0/2
 JOBS_CIDR = "10.20.3.0/24"
 
 
-@pytest.fixture(scope="module")
-def arm() -> Iterator[FakeAzure]:
-    with FakeAzure(subscription=SUBSCRIPTION, lro_delay=0.02) as fake:
-        yield fake
+ARM_ONLY = True
+"""The FAKE ARM alone (tests/conftest.py: ``arm``, ``fake`` wiped, ``azure_app`` on it)."""
 
 
 @pytest.fixture
-def fake(arm: FakeAzure) -> FakeAzure:
-    arm.reset()
-    return arm
-
-
-@pytest.fixture
-def app(fake: FakeAzure, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> AppFolder:
+def app(azure_app: AppFolder, monkeypatch: pytest.MonkeyPatch) -> AppFolder:
+    """An app in ``tmp_path`` on the (wiped) FAKE ARM, the provider expanding its network and iam only."""
     monkeypatch.setattr(skyrig_azure.AzureProvider, "modules", ("skyrig_azure.network", "skyrig_azure.iam"))
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", fake.ca_bundle)
-    monkeypatch.setenv("SKYRIG_RETRY_BASE_MS", "1")
-    return AppFolder(tmp_path, "azure", settings({"arm": fake.endpoint}, fake.ca_bundle))
+    return azure_app
 
 
 def client(fake: FakeAzure, cls: Any) -> Any:

@@ -16,11 +16,9 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import ssl
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -43,31 +41,6 @@ OURS = dataclasses.replace(
 MODULES = ("skyrig_azure.network", "skyrig_azure.objects", "skyrig_azure.secrets")
 SCOPES = ["https://management.azure.com/.default"]
 STORAGE, CDN = "Microsoft.Storage", "Microsoft.Cdn"
-
-
-@pytest.fixture(scope="module")
-def azure_backends() -> Iterator[Any]:
-    """The FAKE ARM with Azurite behind its storage accounts: the conformance backends where the FAKE
-    can be wired to them, else the two of them wired here."""
-    from skyrig_azure.fake import FakeAzure
-    from skyrig_azure.fake.resources.storage import connect_blob
-    from skyrig_state_azblob.testing import azurite
-
-    if hasattr(FakeAzure, "connect"):
-        from skyrig_azure.conformance import backends
-
-        with backends() as found:
-            yield found
-        return
-    with ExitStack() as stack:
-        fake = stack.enter_context(FakeAzure(subscription=SUBSCRIPTION, lro_delay=0.05))
-        blob = stack.enter_context(azurite(https=True))
-        connect_blob(fake, blob.endpoint, blob.ca_bundle)
-        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="skyrig-azure-ca-")))
-        bundle = folder / "ca.pem"
-        bundle.write_text(Path(fake.ca_bundle).read_text() + Path(str(blob.ca_bundle)).read_text())
-        environ = {"REQUESTS_CA_BUNDLE": str(bundle), "SSL_CERT_FILE": str(bundle)}
-        yield {"arm": fake.endpoint}, environ, fake, {}, str(bundle)
 
 
 @pytest.fixture

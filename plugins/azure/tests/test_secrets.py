@@ -22,7 +22,7 @@ import pytest
 
 from skyrig.plugins.registry import load_provider
 from skyrig_azure import AzureProvider, api, names
-from skyrig_azure.conformance import SUBSCRIPTION, backends, settings
+from skyrig_azure.conformance import SUBSCRIPTION, settings
 from skyrig_azure.runtime import secrets as data_plane
 from skyrig_conformance import Profile
 from skyrig_conformance.deployment import MAIN, Deployment
@@ -35,21 +35,6 @@ OURS = dataclasses.replace(
 MODULES = ("skyrig_azure.network", "skyrig_azure.objects", "skyrig_azure.secrets")
 SCOPES = ["https://management.azure.com/.default"]
 DELETED = "Microsoft.KeyVault/locations/deletedVaults"
-
-
-@pytest.fixture(scope="module")
-def azure_backends() -> Iterator[Any]:
-    """The FAKE ARM alone (this module needs neither Azurite nor Service Bus), or the conformance
-    backends where they can be wired together."""
-    from skyrig_azure.fake import FakeAzure
-
-    if hasattr(FakeAzure, "connect"):
-        with backends() as found:
-            yield found
-        return
-    with FakeAzure(subscription=SUBSCRIPTION, lro_delay=0.05) as fake:
-        environ = {"REQUESTS_CA_BUNDLE": fake.ca_bundle, "SSL_CERT_FILE": fake.ca_bundle}
-        yield {"arm": fake.endpoint}, environ, fake, {}, fake.ca_bundle
 
 
 @pytest.fixture
