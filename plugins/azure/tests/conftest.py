@@ -3,7 +3,7 @@ Manager, Key Vault and Service Bus), and the same backends for the provider's ow
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -65,3 +65,20 @@ def azure_app(
     monkeypatch.setenv("SKYRIG_RETRY_BASE_MS", "1")
     endpoints, bundle = azure_backends[0], azure_backends[4]
     return AppFolder(tmp_path, "azure", settings(endpoints, bundle), endpoints=endpoints)
+
+
+@pytest.fixture
+def deploy(azure_app: AppFolder) -> Callable[[dict[str, str]], AppFolder]:
+    """Writes ``files`` as :func:`azure_app` with its services (compute) and cron on the memory provider,
+    for a module about another family; returns the app."""
+
+    def write(files: dict[str, str]) -> AppFolder:
+        azure_app.write(files)
+        toml = azure_app.root / "skyrig.toml"
+        text = toml.read_text().replace(
+            'provider = "azure"\n', 'provider = "azure"\ncompute = "memory"\ncron = "memory"\n'
+        )
+        toml.write_text(text)
+        return azure_app
+
+    return write

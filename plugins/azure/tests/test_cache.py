@@ -55,17 +55,6 @@ FILES = {
 }
 
 
-def deploy(azure_app: Any) -> Any:
-    """The app written with its services on the memory provider (this module is about the cache)."""
-    azure_app.write(FILES)
-    toml = azure_app.root / "skyrig.toml"
-    text = toml.read_text().replace(
-        'provider = "azure"\n', 'provider = "azure"\ncompute = "memory"\ncron = "memory"\n'
-    )
-    toml.write_text(text)
-    return azure_app
-
-
 def management(azure_app: Any) -> Any:
     from azure.mgmt.redis import RedisManagementClient
 
@@ -88,9 +77,9 @@ def group(azure_app: Any) -> str:
 
 
 def test_the_cache_is_tls_only_private_entra_authenticated_with_the_declared_policy(
-    azure_app: Any, fake: Any
+    deploy: Any, fake: Any
 ) -> None:
-    app = deploy(azure_app)
+    app = deploy(FILES)
     app.apply()
     found = management(app).redis.get(group(app), cache_name(app))
     assert (found.sku.name, found.sku.family, found.sku.capacity) == ("Standard", "C", 1)
@@ -120,8 +109,8 @@ def test_the_cache_is_tls_only_private_entra_authenticated_with_the_declared_pol
     assert (entry["host"], entry["port"]) == (f"{cache_name(app)}.redis.cache.windows.net", 6380)
 
 
-def test_a_second_apply_changes_nothing_and_a_refresh_lists_once(azure_app: Any, fake: Any) -> None:
-    app = deploy(azure_app)
+def test_a_second_apply_changes_nothing_and_a_refresh_lists_once(deploy: Any, fake: Any) -> None:
+    app = deploy(FILES)
     app.apply()
     # the minimum of changes: the cache, its endpoint and the endpoint's DNS registration, once each
     writes = fake.calls.select("Microsoft.Cache", mutating=True) + fake.calls.select(
@@ -153,9 +142,9 @@ def test_a_second_apply_changes_nothing_and_a_refresh_lists_once(azure_app: Any,
 
 
 def test_a_size_changed_in_the_portal_is_adopted_and_the_non_tls_port_is_closed_again(
-    azure_app: Any, fake: Any
+    deploy: Any, fake: Any
 ) -> None:
-    app = deploy(azure_app)
+    app = deploy(FILES)
     app.apply()
     client = management(app)
     cache_id = client.redis.get(group(app), cache_name(app)).id
@@ -180,12 +169,12 @@ def test_a_size_changed_in_the_portal_is_adopted_and_the_non_tls_port_is_closed_
     assert app.plan() == []
 
 
-def test_an_interrupted_create_converges_and_lost_state_is_adopted(azure_app: Any, fake: Any) -> None:
+def test_an_interrupted_create_converges_and_lost_state_is_adopted(deploy: Any, fake: Any) -> None:
     """A create refused midway (the cache not made) is made by the next apply; after state is lost, the
     cache and its endpoint are found by their names and adopted, none made twice."""
     from skyrig.cli.testing import invoke
 
-    app = deploy(azure_app)
+    app = deploy(FILES)
     fake.inject(400, type="Microsoft.Cache/redis", method="PUT", code="Interrupted")
     result = invoke(["apply", "--env", "dev", "--yes", "-C", str(app.root)])
     assert result.code != 0 and "Interrupted" in result.text
@@ -202,8 +191,8 @@ def test_an_interrupted_create_converges_and_lost_state_is_adopted(azure_app: An
     assert app.plan() == []
 
 
-def test_destroy_leaves_nothing(azure_app: Any, fake: Any) -> None:
-    app = deploy(azure_app)
+def test_destroy_leaves_nothing(deploy: Any, fake: Any) -> None:
+    app = deploy(FILES)
     app.apply()
     app.cli("destroy", "--env", "dev", "--yes", "--include-data")
     assert fake.resources("Microsoft.Cache/redis") == []

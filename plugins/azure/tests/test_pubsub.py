@@ -69,17 +69,6 @@ FILES = {
 }
 
 
-def deploy(azure_app: Any, files: dict[str, str] = FILES) -> Any:
-    """The app written with its services on the memory provider (this module is about pub/sub)."""
-    azure_app.write(files)
-    toml = azure_app.root / "skyrig.toml"
-    text = toml.read_text().replace(
-        'provider = "azure"\n', 'provider = "azure"\ncompute = "memory"\ncron = "memory"\n'
-    )
-    toml.write_text(text)
-    return azure_app
-
-
 def management(azure_app: Any) -> Any:
     from azure.mgmt.servicebus import ServiceBusManagementClient
 
@@ -107,8 +96,8 @@ def entries(azure_app: Any) -> dict[str, Any]:
     return config["resources"]
 
 
-def test_every_property_reads_back_as_declared(azure_app: Any, fake: Any) -> None:
-    app = deploy(azure_app)
+def test_every_property_reads_back_as_declared(deploy: Any, fake: Any) -> None:
+    app = deploy(FILES)
     app.apply()
     sb, rg, ns = management(app), group(app), namespace(app)
     found = sb.namespaces.get(rg, ns)
@@ -147,11 +136,11 @@ def test_every_property_reads_back_as_declared(azure_app: Any, fake: Any) -> Non
         assert written and not any(key.encode() in p.read_bytes() for p in written)
 
 
-def test_the_fake_refuses_what_service_bus_refuses(azure_app: Any, fake: Any) -> None:
+def test_the_fake_refuses_what_service_bus_refuses(deploy: Any, fake: Any) -> None:
     """The FAKE ARM is only worth testing against if it refuses what Azure refuses."""
     from azure.core.exceptions import HttpResponseError
 
-    app = deploy(azure_app)
+    app = deploy(FILES)
     app.apply()
     sb, rg, ns = management(app), group(app), namespace(app)
     refused = {
@@ -172,8 +161,8 @@ def test_the_fake_refuses_what_service_bus_refuses(azure_app: Any, fake: Any) ->
         )
 
 
-def test_a_second_apply_changes_nothing_and_a_refresh_lists_once(azure_app: Any, fake: Any) -> None:
-    app = deploy(azure_app)
+def test_a_second_apply_changes_nothing_and_a_refresh_lists_once(deploy: Any, fake: Any) -> None:
+    app = deploy(FILES)
     app.apply()
     fake.calls.clear()
     api.CALLS.clear()
@@ -197,9 +186,9 @@ def test_a_second_apply_changes_nothing_and_a_refresh_lists_once(azure_app: Any,
 
 
 def test_a_tier_chosen_in_the_portal_is_adopted_and_a_changed_lock_is_restored(
-    azure_app: Any, fake: Any
+    deploy: Any, fake: Any
 ) -> None:
-    app = deploy(azure_app)
+    app = deploy(FILES)
     app.apply()
     sb, rg, ns = management(app), group(app), namespace(app)
     fake.edit(sb.namespaces.get(rg, ns).id, {"sku": {"name": "Premium", "tier": "Premium", "capacity": 1}})
@@ -216,8 +205,8 @@ def test_a_tier_chosen_in_the_portal_is_adopted_and_a_changed_lock_is_restored(
     assert app.plan() == []
 
 
-def test_an_interrupted_create_converges_and_destroy_leaves_nothing(azure_app: Any, fake: Any) -> None:
-    app = deploy(azure_app)
+def test_an_interrupted_create_converges_and_destroy_leaves_nothing(deploy: Any, fake: Any) -> None:
+    app = deploy(FILES)
     subscriptions = "Microsoft.ServiceBus/namespaces/topics/subscriptions"
     fake.inject(403, type=subscriptions, method="PUT", code="AuthorizationFailed", times=3)
     from skyrig.cli.testing import invoke
@@ -265,11 +254,11 @@ def consume(
 
 
 @pytest.fixture
-def applied(azure_app: Any, fake: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+def applied(deploy: Any, fake: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     if fake.servicebus is None:
         pytest.skip("the FAKE ARM is not connected to the FAKE Service Bus broker here")
     monkeypatch.setenv(runtime.RECEIVE_VARIABLE, "1")
-    app = deploy(azure_app)
+    app = deploy(FILES)
     app.apply()
     return app
 
@@ -383,13 +372,13 @@ def test_a_namespace_made_again_is_reached_with_its_new_key(applied: Any) -> Non
     assert got == [2], "the namespace made again should hold only the message published to it"
 
 
-def test_an_ordering_attribute_added_later_replaces_the_subscriptions(azure_app: Any, fake: Any) -> None:
+def test_an_ordering_attribute_added_later_replaces_the_subscriptions(deploy: Any, fake: Any) -> None:
     """Sessions can only be chosen when a subscription is made (the FAKE refuses the change, as Azure
     does): declaring an ordering attribute replaces the topic's subscriptions, and only them."""
-    app = deploy(azure_app)
+    app = deploy(FILES)
     app.apply()
     ordered = RESOURCES.replace('Topic("events", Event)', 'Topic("events", Event, ordering_attribute="key")')
-    deploy(app, {**FILES, "alpha/resources.py": ordered})
+    deploy({**FILES, "alpha/resources.py": ordered})
     changes = {c["node"]: c["action"] for c in app.plan()}
     assert changes == {"pubsub.subscription/record": "replace", "pubsub.topic/events": "update"}, changes
     app.apply()
