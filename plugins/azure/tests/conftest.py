@@ -82,3 +82,32 @@ def deploy(azure_app: AppFolder) -> Callable[[dict[str, str]], AppFolder]:
         return azure_app
 
     return write
+
+
+@pytest.fixture
+def suite_app(
+    azure_backends: Backends, fake: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[Any, tuple[str, ...], dict[str, str]], Any]]:
+    """Makes the conformance suite's app (``make(manifest, modules, others)``: what ``manifest`` provisions
+    declared, the provider expanding ``modules``, the families ``others`` on other providers), written but
+    not applied, with the secrets' data plane cache forgotten; destroyed with its data at the end."""
+    from skyrig_azure import AzureProvider
+    from skyrig_azure.runtime import secrets
+    from skyrig_conformance import Profile
+    from skyrig_conformance.deployment import MAIN, Deployment
+
+    made: list[Deployment] = []
+
+    def make(manifest: Any, modules: tuple[str, ...], others: dict[str, str]) -> Deployment:
+        endpoints, environ, _fake, _limits, bundle = azure_backends
+        for key, value in {**environ, "SKYRIG_RETRY_BASE_MS": "1"}.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setattr(AzureProvider, "modules", modules)
+        profile = Profile(provider="azure", settings=settings(endpoints, bundle), families=others)
+        made.append(Deployment(tmp_path / "app", profile, manifest))
+        secrets.forget()
+        return made[-1]
+
+    yield make
+    for deployment in made:
+        deployment.cli("destroy", "--env", MAIN, "--yes", "--include-data")

@@ -18,16 +18,13 @@ import shutil
 import ssl
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from skyrig.plugins.registry import load_provider
 from skyrig_azure import AzureProvider, api, names
-from skyrig_azure.conformance import SUBSCRIPTION, settings
-from skyrig_conformance import Profile
+from skyrig_azure.conformance import SUBSCRIPTION
 from skyrig_conformance.deployment import MAIN, Deployment
 
 OTHERS = {family: "memory" for family in ("compute", "sql", "pubsub", "cache", "cron")}
@@ -44,19 +41,10 @@ STORAGE, CDN = "Microsoft.Storage", "Microsoft.Cdn"
 
 
 @pytest.fixture
-def app(
-    azure_backends: Any, fake: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Deployment]:
+def app(suite_app: Any) -> Deployment:
     """The conformance suite's app (buckets files, history versioned, assets public; secret api-key) on
     Azure for objects and secrets, written but not applied; destroyed with its data at the end."""
-    endpoints, environ, _fake, _limits, bundle = azure_backends
-    for key, value in {**environ, "SKYRIG_RETRY_BASE_MS": "1"}.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setattr(AzureProvider, "modules", MODULES)
-    profile = Profile(provider="azure", settings=settings(endpoints, bundle), families=OTHERS)
-    made = Deployment(tmp_path / "app", profile, OURS)
-    yield made
-    made.cli("destroy", "--env", MAIN, "--yes", "--include-data")
+    return suite_app(OURS, MODULES, OTHERS)
 
 
 def mgmt(app: Deployment, cls: Any) -> Any:

@@ -14,7 +14,6 @@ import json
 import logging
 import shutil
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,20 +37,9 @@ DELETED = "Microsoft.KeyVault/locations/deletedVaults"
 
 
 @pytest.fixture
-def app(
-    azure_backends: Any, fake: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Deployment]:
-    """The conformance suite's app on Azure for secrets (secret api-key), written but not applied;
-    destroyed with its data at the end."""
-    endpoints, environ, _fake, _limits, bundle = azure_backends
-    for key, value in {**environ, "SKYRIG_RETRY_BASE_MS": "1"}.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setattr(AzureProvider, "modules", MODULES)
-    profile = Profile(provider="azure", settings=settings(endpoints, bundle), families=OTHERS)
-    made = Deployment(tmp_path / "app", profile, OURS)
-    data_plane.forget()
-    yield made
-    made.cli("destroy", "--env", MAIN, "--yes", "--include-data")
+def app(suite_app: Any) -> Deployment:
+    """The conformance suite's app on Azure for secrets (secret api-key), written but not applied; destroyed with its data at the end."""
+    return suite_app(OURS, MODULES, OTHERS)
 
 
 def vault_name(app: Deployment) -> str:
