@@ -2,7 +2,7 @@
 
 ``python -m skyrig_aws.runtime.cron JOB URL`` is the command of the one-off task a schedule starts: it reads
 the environment's signing key from Secrets Manager and sends the signed request
-(:func:`skyrig.runtime.signing.trigger`), exactly as :meth:`skyrig_aws.AwsProvider.run_cron_job` does.
+(:func:`skyrig.provider.cron_trigger`), exactly as :meth:`skyrig_aws.AwsProvider.run_cron_job` does.
 """
 
 from __future__ import annotations

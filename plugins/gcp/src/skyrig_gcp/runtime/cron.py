@@ -2,7 +2,7 @@
 
 ``python -m skyrig_gcp.runtime.cron JOB URL`` is the command of a service's trigger job (a Cloud Run job
 that Cloud Scheduler runs with the job and the service's URL as arguments): it reads the environment's
-signing key from Secret Manager and sends the signed request (:func:`skyrig.runtime.signing.trigger`),
+signing key from Secret Manager and sends the signed request (:func:`skyrig.provider.cron_trigger`),
 exactly as :meth:`skyrig_gcp.GcpProvider.run_cron_job` does.
 """
 
