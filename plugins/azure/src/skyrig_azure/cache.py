@@ -24,7 +24,7 @@ from typing import Any
 from skyrig.provider import Context, Node, NotFound, Observed, Scope, resolve, wait_for
 from skyrig_azure import names
 from skyrig_azure.api import Conflict
-from skyrig_azure.nodes import AzureNodeType
+from skyrig_azure.nodes import AzureNodeType, NamedNodeType
 
 SIZES_MB = {
     "C0": 250,
@@ -78,7 +78,7 @@ def _last(provider_id: str) -> str:
     return provider_id.rstrip("/").rpartition("/")[2]
 
 
-class RedisType(AzureNodeType):
+class RedisType(NamedNodeType):
     """An Azure Cache for Redis."""
 
     type = "azure.cache.redis"
@@ -156,12 +156,6 @@ class RedisType(AzureNodeType):
     def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
         found = {c.name: c for c in self._list(context) if not self._gone(c)}
         return {n.id: self._observe(context, n, found[pid]) if pid in found else None for n, pid in nodes}
-
-    def _find(self, context: Context, node: Node) -> Observed | None:
-        return self._read(context, node, node.properties["name"])
-
-    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
-        return self._read_many(context, [(node, node.properties["name"]) for node in nodes])
 
     def inventory(self, context: Context) -> list[str]:
         """The caches whose tags say they are this app's and environment's (none without the resource
@@ -387,7 +381,7 @@ def access_name(service: str) -> str:
 # -- the private endpoint ----------------------------------------------------------------------------------
 
 
-class EndpointType(AzureNodeType):
+class EndpointType(NamedNodeType):
     """The cache's Private Link private endpoint in the private endpoints subnet, registered in the
     ``privatelink.redis.cache.windows.net`` zone (its DNS zone group)."""
 
@@ -433,12 +427,6 @@ class EndpointType(AzureNodeType):
             n.id: self._observe(context, n, listed[pid], self._zones(context, pid)) if pid in listed else None
             for n, pid in nodes
         }
-
-    def _find(self, context: Context, node: Node) -> Observed | None:
-        return self._read(context, node, node.properties["name"])
-
-    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
-        return self._read_many(context, [(node, node.properties["name"]) for node in nodes])
 
     def _create(self, context: Context, node: Node) -> Observed:
         p = node.properties

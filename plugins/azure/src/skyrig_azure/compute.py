@@ -28,7 +28,7 @@ from typing import Any
 
 from skyrig.provider import RESOURCE_KINDS, Context, Node, NotFound, Observed, Scope, UserError
 from skyrig_azure import delivery, iam, names
-from skyrig_azure.nodes import AzureNodeType
+from skyrig_azure.nodes import AzureNodeType, NamedNodeType
 
 MIN_TLS = "1.2"
 FTPS = "Disabled"
@@ -138,7 +138,7 @@ class PlanType(AzureNodeType):
 # -- the web apps ------------------------------------------------------------------------------------------
 
 
-class SiteType(AzureNodeType):
+class SiteType(NamedNodeType):
     """A service: its web app for containers, under its own identity, serving the service host."""
 
     type = "azure.compute.site"
@@ -200,12 +200,6 @@ class SiteType(AzureNodeType):
     def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
         listed = {s.name: s for s in context.client.mgmt("web").web_apps.list_by_resource_group(_rg(context))}
         return {n.id: self._observe(context, n, listed[pid]) if pid in listed else None for n, pid in nodes}
-
-    def _find(self, context: Context, node: Node) -> Observed | None:
-        return self._read(context, node, node.properties["name"])
-
-    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
-        return self._read_many(context, [(node, node.properties["name"]) for node in nodes])
 
     # -- writing ---------------------------------------------------------------------------------------
 
@@ -359,7 +353,7 @@ JOB_CPU, JOB_MEMORY = 0.5, "1Gi"
 """A job's container (Consumption pairs CPU and memory: 0.5 vCPU / 1 GiB)."""
 
 
-class ContainerJobType(AzureNodeType):
+class ContainerJobType(NamedNodeType):
     """A Container Apps job skyrig makes (a database's migrations, a cron job's trigger) of the services'
     image under a service's identity: subclasses say its trigger (``_configuration``), its container
     (``_container``), how it reads back (``_observe``) and what follows a change (``_after_change``). Found
@@ -390,12 +384,6 @@ class ContainerJobType(AzureNodeType):
         jobs = context.client.mgmt("appcontainers").jobs.list_by_resource_group(_rg(context))
         listed = {job.name: job for job in jobs}
         return {n.id: self._observe(context, n, listed[pid]) if pid in listed else None for n, pid in nodes}
-
-    def _find(self, context: Context, node: Node) -> Observed | None:
-        return self._read(context, node, node.properties["name"])
-
-    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
-        return self._read_many(context, [(node, node.properties["name"]) for node in nodes])
 
     def _put(self, context: Context, node: Node, image: str) -> Observed:
         p = node.properties

@@ -40,3 +40,14 @@ class AzureNodeType(CloudNodeType):
         found = tags or {}
         env = context.environment.name
         return found.get(names.TAG_APP) == context.app and found.get(names.TAG_ENV) == env
+
+
+class NamedNodeType(AzureNodeType):
+    """An Azure resource whose provider id is its name (``node.properties["name"]``): found, one or many,
+    by reading it by that name (``_read`` / ``_read_many``, which the type implements)."""
+
+    def _find(self, context: Context, node: Node) -> Observed | None:
+        return self._read(context, node, node.properties["name"])
+
+    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
+        return self._read_many(context, [(node, node.properties["name"]) for node in nodes])

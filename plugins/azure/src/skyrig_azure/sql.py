@@ -40,7 +40,7 @@ from skyrig.provider import (
 )
 from skyrig_azure import names
 from skyrig_azure.api import Conflict
-from skyrig_azure.nodes import AzureNodeType
+from skyrig_azure.nodes import AzureNodeType, NamedNodeType
 
 ADMIN = "skyrigadmin"
 """The server's password-based administrator (Azure refuses ``postgres``, ``admin``, ``azure_*``...)."""
@@ -167,8 +167,10 @@ def admin_secret_uri(url: str) -> str:
 # -- the server -------------------------------------------------------------------------------------------
 
 
-class ServerType(AzureNodeType):
-    """The PostgreSQL flexible server, with its ``require_secure_transport`` parameter."""
+class ServerType(NamedNodeType):
+    """The PostgreSQL flexible server, with its ``require_secure_transport`` parameter. It is the node's
+    main resource: until it exists the node is not found, and the create adopts the password an earlier
+    one kept in Key Vault."""
 
     type = "azure.sql.server"
     stateful = True
@@ -255,14 +257,6 @@ class ServerType(AzureNodeType):
             n.id: self._observe(context, n, found[pid], self._secure(context, pid)) if pid in found else None
             for n, pid in nodes
         }
-
-    def _find(self, context: Context, node: Node) -> Observed | None:
-        # the server is the node's main resource: until it exists the node is not found, and the create
-        # adopts the password an earlier one kept in Key Vault
-        return self._read(context, node, node.properties["name"])
-
-    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
-        return self._read_many(context, [(node, node.properties["name"]) for node in nodes])
 
     def inventory(self, context: Context) -> list[str]:
         """The servers whose tags say they are this app's and environment's (none without the resource
