@@ -9,7 +9,7 @@ import pytest
 
 from skyrig import declarations
 from skyrig.cli import COMMANDS
-from skyrig.kinds import FEATURES, KINDS
+from skyrig.kinds import FEATURES, KINDS, TRAITS
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -32,6 +32,7 @@ def test_every_eviction_policy_and_feature_is_documented():
     reference = (DOCS / "declarations.md").read_text()
     assert all(f'`"{policy}"`' in reference for policy in get_args(EvictionPolicy))
     assert all(f"`{feature}`" in (DOCS / "providers.md").read_text() for feature in FEATURES)
+    assert all(f"`{trait}`" in (DOCS / "providers.md").read_text() for trait in TRAITS)
 
 
 def test_every_command_is_in_getting_started():

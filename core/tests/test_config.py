@@ -47,12 +47,12 @@ CASES = {
         "skyrig.toml:2: env.local.provider: missing: this field is required",
     ),
     "provider not installed": (
-        GOOD.replace('provider = "memory"', 'provider = "neon"'),
-        "skyrig.toml:5: env.local.provider: provider 'neon' is not installed: pip install skyrig-neon",
+        GOOD.replace('provider = "memory"', 'provider = "nimbus"'),
+        "skyrig.toml:5: env.local.provider: provider 'nimbus' is not installed: pip install skyrig-nimbus",
     ),
     "override provider not installed": (
-        GOOD.replace('provider = "memory"\n', 'provider = "memory"\nsql = "neon"\n'),
-        "skyrig.toml:6: env.local.sql: provider 'neon' is not installed: pip install skyrig-neon",
+        GOOD.replace('provider = "memory"\n', 'provider = "memory"\nsql = "nimbus"\n'),
+        "skyrig.toml:6: env.local.sql: provider 'nimbus' is not installed: pip install skyrig-nimbus",
     ),
     "invalid provider setting": (
         GOOD.replace("latency_ms = 5", "latency_ms = -5"),

@@ -4,7 +4,9 @@ A provider imports from here, from the in-app SDK (:mod:`skyrig.runtime`) and fr
 and from nothing else of skyrig (the import contracts in CI hold ours to it). What it is made of:
 
 **The provider** (one object, named by an entry point in ``skyrig.providers``)
-    :class:`Provider`, :class:`Manifest`, :data:`hookimpl`, :class:`ManifestError`.
+    :class:`Provider`, :class:`Manifest`, :data:`hookimpl`, :class:`ManifestError`; what it needs of an
+    environment's configuration: the manifest's ``needs`` and ``traits`` (:data:`TRAITS`), and
+    :meth:`Provider.check_environment` answering :class:`ConfigProblem`.
 
 **Expanding the model into nodes**
     :class:`Scope` (``scope.of_kind("topic")``, ``scope.node(...)``), :class:`Node`, :func:`resource_key`,
@@ -32,7 +34,8 @@ clients; :class:`SecretClientBase`, :class:`CachedSecrets` and :func:`secret_res
 clients; :class:`SigningKeyClient` for cron clients; :class:`PostgresClient` and :class:`RedisClient` for
 standard servers.
 
-**Helpers**: the kinds (:data:`KINDS`, :data:`FAMILIES`, :data:`FEATURES`, :data:`ENVIRONMENT_TYPES`),
+**Helpers**: the kinds (:data:`KINDS`, :data:`FAMILIES`, :data:`FEATURES`, :data:`TRAITS`,
+:data:`ENVIRONMENT_TYPES`),
 migrations (:func:`migrate`, :func:`plan_of`, :data:`MIGRATIONS_LEDGER`), signed cron calls
 (:func:`signed_cron_call`, :func:`cron_trigger`), durations (:func:`duration_seconds`), ports
 (:func:`free_port`), and :func:`read_body` for the ASGI servers a provider runs locally.
@@ -50,8 +53,8 @@ from skyrig.config import Environment
 from skyrig.engine.contract import Context, NodeType, Observed
 from skyrig.engine.graph import Node, Scope, cron_job_nodes, resource_key
 from skyrig.errors import ProviderError, ThrottledError, TransientError, UserError
-from skyrig.kinds import FAMILIES, FEATURES, KIND_FAMILIES, KINDS, RESOURCE_KINDS, Kind
-from skyrig.plugins.base import Provider, hookimpl
+from skyrig.kinds import FAMILIES, FEATURES, KIND_FAMILIES, KINDS, RESOURCE_KINDS, TRAITS, Kind
+from skyrig.plugins.base import ConfigProblem, Provider, hookimpl
 from skyrig.plugins.capabilities import (
     Branching,
     DeadLetters,
@@ -141,6 +144,7 @@ __all__ = [
     "KIND_FAMILIES",
     "MIGRATIONS_LEDGER",
     "RESOURCE_KINDS",
+    "TRAITS",
     "AppModel",
     "Branching",
     "BucketClient",
@@ -150,6 +154,7 @@ __all__ = [
     "CachedSecrets",
     "CloudClient",
     "CloudNodeType",
+    "ConfigProblem",
     "Consuming",
     "Context",
     "CronClient",

@@ -182,9 +182,35 @@ def _environments(project: Any, text: str) -> dict[str, Environment]:
     for name, env in sorted(project.env.items()):
         resolved = _environment(name, env, text, problems)
         environments[name] = dataclasses.replace(resolved, state=env.state or project.state)
+    problems.extend(_provider_checks(environments, text))
     if problems:
         raise ConfigError(problems)
     return environments
+
+
+def _provider_checks(environments: dict[str, Environment], text: str) -> list[str]:
+    """What each environment's providers say of it (:meth:`skyrig.provider.Provider.check_environment`),
+    asked of every provider that loaded and whose settings are valid."""
+    from skyrig.plugins.registry import load_provider
+
+    problems = []
+    for name, environment in environments.items():
+        for provider_name in sorted(set(environment.providers.values()) & set(environment.settings)):
+            try:
+                found = load_provider(provider_name).check_environment(environment, environments)
+            except UserError:  # failed to load: reported where the environment names it
+                continue
+            except Exception as error:  # the provider's fault: say so, and go on
+                where = _where(("env", name), text)
+                problems.append(
+                    f"{where}: provider {provider_name!r} failed to check this environment: "
+                    f"{type(error).__name__}: {error}"
+                )
+                continue
+            problems.extend(
+                f"{_where(('env', name, *problem.field), text)}: {problem.message}" for problem in found
+            )
+    return problems
 
 
 def _environment(name: str, env: Any, text: str, problems: list[str]) -> Environment:
@@ -233,6 +259,8 @@ def _environment(name: str, env: Any, text: str, problems: list[str]) -> Environ
                 f"{family} (providers that do: {', '.join(others) or 'none installed'})"
             )
     problems.extend(_apart(name, env, providers, loaded, text))
+    problems.extend(_needs(name, env, providers, loaded, text))
+    problems.extend(_main(name, env, loaded, text))
     for table_name in sorted(set(env.provider_tables()) - set(fields)):
         problems.append(
             f"{_where(('env', name, table_name), text)}: settings for provider {table_name!r}, "
@@ -269,6 +297,59 @@ def _apart(name: str, env: Any, providers: dict[str, str], loaded: dict[str, Any
                 f"do: {', '.join(alternatives) or 'none installed'})"
             )
     return problems
+
+
+def _needs(name: str, env: Any, providers: dict[str, str], loaded: dict[str, Any], text: str) -> list[str]:
+    """Families handed to a provider that needs a trait (its manifest's ``needs``) of another family whose
+    provider in this environment does not declare it (its manifest's ``traits``)."""
+    from skyrig.kinds import TRAITS
+    from skyrig.plugins.manifest import trait_family
+    from skyrig.plugins.registry import providers_where
+
+    problems = []
+    for family, provider_name in providers.items():
+        manifest = loaded.get(provider_name)
+        for trait in sorted(manifest.needs.get(family, ()) if manifest else ()):
+            other_family = trait_family(trait)
+            other = providers[other_family]
+            if other not in loaded or trait in loaded[other].traits:
+                continue
+            if other_family not in loaded[other].families:  # it cannot serve that family: said apart
+                continue
+            alternatives = providers_where(
+                lambda m, other_family=other_family, trait=trait: (
+                    other_family in m.families and env.type in m.environment_types and trait in m.traits
+                )
+            )
+            where = _where(("env", name, family if getattr(env, family) else "provider"), text)
+            problems.append(
+                f"{where}: provider {provider_name!r} serves {family} only where "
+                f"{TRAITS[trait].split(' (')[0]} ({trait}), and this environment's {other_family} provider "
+                f"{other!r} does not say so: set {other_family} in [env.{name}] to a provider that does "
+                f"({', '.join(alternatives) or 'none installed'}), or choose another {family} provider"
+            )
+    return problems
+
+
+def _main(name: str, env: Any, loaded: dict[str, Any], text: str) -> list[str]:
+    """An environment's ``provider`` takes every family not set apart, its services included: one that
+    cannot run services (Neon, which serves SQL beside another) may be its ``provider`` only where
+    ``compute`` is set apart."""
+    from skyrig.kinds import FAMILIES
+    from skyrig.plugins.registry import providers_where
+
+    manifest = loaded.get(env.provider)
+    if manifest is None or env.compute or "compute" in manifest.families:
+        return []
+    served = [family for family in FAMILIES if family in manifest.families]
+    others = providers_where(lambda m: "compute" in m.families and env.type in m.environment_types)
+    overrides = " and ".join(f"{family} = {env.provider!r}" for family in served)
+    return [
+        f"{_where(('env', name, 'provider'), text)}: provider {env.provider!r} provisions only "
+        f"{', '.join(served)}, beside another provider, and an environment's provider provisions every "
+        f"family not set apart, its services included: in [env.{name}] set provider to one that runs "
+        f"services ({', '.join(others) or 'none installed'}) and {overrides}"
+    ]
 
 
 def _describe(item: dict[str, Any], text: str, prefix: tuple[str, ...] = ()) -> str:

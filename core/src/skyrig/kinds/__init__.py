@@ -279,6 +279,16 @@ FEATURES: dict[str, str] = {name: text for kind in KINDS.values() for name, text
 FEATURE_KINDS: dict[str, str] = {name: kind.name for kind in KINDS.values() for name in kind.features}
 """Feature -> the kind it is a feature of (a provider claims a feature only with its kind)."""
 
+TRAITS: dict[str, str] = {
+    "compute.internet": (
+        "the services, and the jobs and migrations run beside them, open connections to hosts on the public "
+        "internet (through a NAT, public addresses or the platform's own egress)"
+    ),
+}
+"""Every trait: a fact about the environments a provider serves that another provider of the same
+environment may need (``Manifest.traits`` says it, ``Manifest.needs`` asks for it). Each is named after
+the family it is about; ``skyrig check`` refuses an environment whose providers lack what one needs."""
+
 
 def kinds_of(family: str) -> frozenset[str]:
     """The kinds of ``family``."""
@@ -298,6 +308,7 @@ __all__ = [
     "KINDS",
     "KIND_FAMILIES",
     "RESOURCE_KINDS",
+    "TRAITS",
     "Kind",
     "kinds_of",
     "wanted_features",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -19,6 +20,20 @@ if TYPE_CHECKING:
     from skyrig.config import Environment
     from skyrig.engine.contract import Context, NodeType
     from skyrig.engine.graph import Node, Scope
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """A reason an environment's configuration cannot work with a provider, found by
+    :meth:`Provider.check_environment`: ``skyrig check`` (and every command that reads the configuration)
+    shows it at the field's line in ``skyrig.toml``, as ``skyrig.toml:LINE: env.NAME.FIELD: MESSAGE``."""
+
+    field: tuple[str, ...]
+    """The field it is about, within ``[env.NAME]``: ``("neon", "branch_from")`` for
+    ``[env.NAME.neon] branch_from``, ``("sql",)`` for the override, ``("provider",)``."""
+    message: str
+    """Why it cannot work and what to do, in one sentence."""
+
 
 hookimpl = pluggy.HookimplMarker("skyrig")
 """Marks a provider's or plugin's method as the implementation of a hook in :mod:`skyrig.hookspecs`."""
@@ -83,6 +98,17 @@ class Provider:
         if target is None:
             raise NotImplementedError(f"provider {self.manifest.name!r} has no data plane for {kind}")
         return _factory(target)(entry, config)
+
+    def check_environment(
+        self, environment: Environment, environments: Mapping[str, Environment]
+    ) -> list[ConfigProblem]:
+        """What this provider needs of ``environment``'s configuration that its settings model and
+        manifest cannot say alone: rules across fields, or across ``environments`` (every environment of
+        ``skyrig.toml``, resolved, by name), such as a setting that names another environment. Called for
+        every environment that uses this provider and whose settings for it are valid (they are
+        ``environment.settings[NAME]``), whenever the configuration is read; no API may be called. By
+        default nothing: an empty list."""
+        return []
 
     def inventory(self, context: Context) -> list[tuple[str, str]]:
         """Every resource of the environment that exists in the backend now, as ``(node type, provider

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from skyrig.kinds import FAMILIES, FEATURE_KINDS, FEATURES, KIND_FAMILIES
+from skyrig.kinds import FAMILIES, FEATURE_KINDS, FEATURES, KIND_FAMILIES, TRAITS
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -45,16 +45,27 @@ class Manifest:
     nodes it expands for it depend on theirs (AWS's databases run their migrations as tasks of its
     compute: ``{"sql": frozenset({"compute"})}``). An environment that hands one to it and not the
     others is refused by ``skyrig check``, naming the override."""
+    traits: frozenset[str] = frozenset()
+    """What is true of the environments it serves that another provider there may need
+    (:data:`skyrig.kinds.TRAITS`), each of a family it serves: ``"compute.internet"`` when its services
+    reach hosts on the public internet (AWS: through its NAT gateways)."""
+    needs: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Family -> the traits it needs of the environment's other families wherever it serves that one
+    (Neon's databases are reached at public endpoints: ``{"sql": frozenset({"compute.internet"})}``). An
+    environment whose provider of a trait's family does not declare it is refused by ``skyrig check``,
+    naming the override and the providers that do."""
     families: frozenset[str] = field(init=False)
     """The families of its kinds: what an environment can hand to it (``sql = "neon"``)."""
 
     def __post_init__(self) -> None:
         wanted = {f for families in self.together.values() for f in families}
+        needed = {t for traits in self.needs.values() for t in traits}
         for label, values, known in (
             ("kind", self.kinds, KIND_FAMILIES),
             ("environment type", self.environment_types, ENVIRONMENT_TYPES),
             ("feature", self.features, FEATURES),
-            ("family", set(self.together) | wanted, FAMILIES),
+            ("family", set(self.together) | wanted | set(self.needs), FAMILIES),
+            ("trait", self.traits | needed, TRAITS),
         ):
             unknown = sorted(set(values) - set(known))
             if unknown:
@@ -73,6 +84,16 @@ class Manifest:
             raise ManifestError(
                 f"provider {self.name!r} says it needs families it does not serve: {', '.join(outside)}"
             )
+        if set(self.needs) - self.families:
+            raise ManifestError(
+                f"provider {self.name!r} needs traits for families it does not serve: "
+                f"{', '.join(sorted(set(self.needs) - self.families))}"
+            )
+        foreign = sorted(t for t in self.traits if trait_family(t) not in self.families)
+        if foreign:
+            raise ManifestError(
+                f"provider {self.name!r} declares traits of families it does not serve: {', '.join(foreign)}"
+            )
 
     def settings_model(self) -> type[BaseModel] | None:
         """The settings model, imported now."""
@@ -80,3 +101,8 @@ class Manifest:
             return None
         module, _, name = self.settings.partition(":")
         return getattr(importlib.import_module(module), name)
+
+
+def trait_family(trait: str) -> str:
+    """The family a trait is about: the provider of that family in an environment declares it."""
+    return trait.partition(".")[0]

@@ -38,6 +38,9 @@ class AwsProvider(Provider):
             }
         ),
         settings="skyrig_aws.settings:AwsSettings",
+        # the services run in the private subnets, whose default route is a NAT gateway (one per zone in
+        # production, one in development), with the security groups' default egress left open
+        traits=frozenset({"compute.internet"}),
         together={
             # a database's node is an ECS task definition run in compute's cluster, under its service's
             # task role and the execution role, which iam expands only with compute

@@ -43,6 +43,10 @@ class AzureProvider(Provider):
             }
         ),
         settings="skyrig_azure.settings:AzureSettings",
+        # the web apps route all traffic into the VNet, whose NSGs skyrig gives inbound rules only (Azure's
+        # AllowInternetOutBound stands) and no route table: public traffic leaves by the apps' outbound
+        # addresses; the Container Apps jobs' environment is external
+        traits=frozenset({"compute.internet"}),
         together={
             # a schedule starts its service's Container Apps job (the service's image and identity), which
             # exists only where this provider runs the services

@@ -54,6 +54,8 @@ class GcpProvider(Provider):
             }
         ),
         settings="skyrig_gcp.settings:GcpSettings",
+        # Cloud Run's own egress: the services' Direct VPC egress carries private ranges only
+        traits=frozenset({"compute.internet"}),
         together={
             # a schedule runs its service's trigger, a Cloud Run job of the service's image and account,
             # which exist only where this provider runs the services

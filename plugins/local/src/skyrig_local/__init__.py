@@ -54,6 +54,7 @@ class LocalProvider(Provider):
             }
         ),
         environment_types=frozenset({"local"}),
+        traits=frozenset({"compute.internet"}),  # its services run on this machine
         settings="skyrig_local.settings:LocalSettings",
         description="local servers, embedded: PostgreSQL 18, Redis, NATS JetStream pub/sub, buckets, secrets",
     )

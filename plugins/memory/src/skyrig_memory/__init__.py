@@ -36,6 +36,7 @@ class MemoryProvider(Provider):
                 "cron.managed",
             }
         ),
+        traits=frozenset({"compute.internet"}),  # its services run on the machine that runs skyrig
         settings="skyrig_memory.settings:MemorySettings",
         description="reference provider: a SQLite file stands in for the cloud (SQL migrations not applied)",
     )
