@@ -104,3 +104,11 @@ def test_a_manifest_declares_only_known_traits_of_its_own_families():
         Manifest("x", kinds=kinds, environment_types=types, traits=frozenset({"compute.internet"}))
     with pytest.raises(ManifestError, match="needs traits for families it does not serve: cache"):
         Manifest("x", kinds=kinds, environment_types=types, needs={"cache": frozenset({"compute.internet"})})
+
+
+def test_providers_json_shows_traits_and_needs(run, test_plugins):
+    import json
+
+    rows = {p["name"]: p for p in json.loads(run("providers", "--json").out)["providers"]}
+    assert rows["memory"]["traits"] == ["compute.internet"] and rows["memory"]["needs"] == {}
+    assert rows["branchy"]["needs"] == {"sql": ["compute.internet"]} and rows["branchy"]["traits"] == []

@@ -86,6 +86,8 @@ def _describe(item) -> dict[str, Any]:
         "kinds": sorted(manifest.kinds),
         "environment_types": sorted(manifest.environment_types),
         "features": sorted(manifest.features),
+        "traits": sorted(manifest.traits),
+        "needs": {family: sorted(traits) for family, traits in sorted(manifest.needs.items())},
         "settings": manifest.settings,
         "hooks": hooks,
     }
