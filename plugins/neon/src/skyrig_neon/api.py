@@ -1,0 +1,535 @@
+"""Talking to Neon's API (v2): a small typed client over httpx, errors in skyrig's terms, counted calls,
+and waits for the operations a mutation starts.
+
+Neon answers a mutation with the resource and the ``operations`` it started (``running``, then
+``finished``): every mutating method here waits for them before it returns, showing progress through the
+SDK's :func:`~skyrig.provider.wait_for`. A mutation while another operation of the same project or branch
+runs is answered ``423 Locked`` (safe to retry, says Neon): it is retried until ``wait_timeout``.
+
+Errors: 404 becomes :class:`~skyrig.provider.NotFound`, 409 :class:`Conflict`, 429
+:class:`~skyrig.provider.ThrottledError`, 5xx and transport failures :class:`~skyrig.provider.TransientError`,
+401 and 403 a :class:`~skyrig.provider.ProviderError` naming ``NEON_API_KEY``; each names the call, never the
+key or a password. Every request is counted in :data:`CALLS` by ``"METHOD /path/template"``.
+
+Passwords: Neon hands a role's password back from several calls (creating a project, a branch or a role,
+a connection URI). The client drops every one at once but :meth:`NeonClient.reveal_password`'s, which it
+returns to the caller only (kept in memory for the command, never in a message, a log or a repr).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote, urlsplit
+
+from skyrig.provider import (
+    CloudClient,
+    Context,
+    NotFound,
+    ProviderError,
+    ThrottledError,
+    TransientError,
+    UserError,
+    wait_for,
+)
+from skyrig_neon.settings import API_KEY_VARIABLE
+
+if TYPE_CHECKING:
+    import httpx
+
+    from skyrig.provider import Environment
+    from skyrig_neon.settings import NeonSettings
+
+CALLS: Counter[str] = Counter()
+"""Every Neon API request made by this process: ``"METHOD /path/template" -> count``."""
+_calls_lock = threading.Lock()
+
+DONE = frozenset({"finished", "skipped", "cancelled"})
+"""Operation states after which nothing more happens."""
+FAILED = frozenset({"failed", "error"})
+"""Operation states of an operation that went wrong."""
+DEFAULT_PORT = 5432
+DEFAULT_SSLMODE = "require"
+
+Json = dict[str, Any]
+
+
+def mutating_calls(calls: Counter[str] | None = None) -> Counter[str]:
+    """The mutating requests among ``calls`` (by default every request this process made)."""
+    calls = CALLS if calls is None else calls
+    return Counter({key: count for key, count in calls.items() if not key.startswith("GET ")})
+
+
+def _count(key: str) -> None:
+    with _calls_lock:
+        CALLS[key] += 1
+
+
+class Conflict(ProviderError):
+    """Neon refuses the request as conflicting (409): a name taken, a branch with children."""
+
+
+def api_key() -> str:
+    """The Neon API key, from the environment variable ``NEON_API_KEY`` only: a :class:`UserError` naming
+    it when it is not set."""
+    key = os.environ.get(API_KEY_VARIABLE, "").strip()
+    if not key:
+        raise UserError(
+            f"the Neon provider needs an API key in the environment variable {API_KEY_VARIABLE}, "
+            "which is not set",
+            f"create one in Neon's console (Account settings, API keys) and export {API_KEY_VARIABLE}=...; "
+            "it is never read from skyrig.toml",
+        )
+    return key
+
+
+class Connection:
+    """Where a database is reached, from Neon's connection URI with its password dropped: host, port,
+    sslmode."""
+
+    __slots__ = ("host", "port", "sslmode")
+
+    def __init__(self, host: str, port: int, sslmode: str) -> None:
+        self.host, self.port, self.sslmode = host, port, sslmode
+
+    @classmethod
+    def parse(cls, uri: str) -> Connection:
+        """Host, port (default 5432) and sslmode (default ``require``) of ``uri``; its password is not
+        kept."""
+        parts = urlsplit(uri)
+        query = dict(item.partition("=")[::2] for item in parts.query.split("&") if item)
+        host = unquote(parts.hostname or "")
+        return cls(host, parts.port or DEFAULT_PORT, query.get("sslmode") or DEFAULT_SSLMODE)
+
+    def __repr__(self) -> str:
+        return f"Connection(host={self.host!r}, port={self.port}, sslmode={self.sslmode!r})"
+
+
+class NeonClient(CloudClient):
+    """Neon's API, as the node types, the provider and the data plane use it."""
+
+    cloud, provider = "Neon", "neon"
+
+    def __init__(
+        self,
+        api_url: str,
+        key: str,
+        *,
+        max_attempts: int = 4,
+        wait_delay: float = 1.0,
+        wait_timeout: float = 600.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        import httpx
+
+        super().__init__()
+        self.api_url = api_url.rstrip("/")
+        self.max_attempts = max_attempts
+        self.wait_delay = wait_delay
+        self.wait_timeout = wait_timeout
+        self.context: Context | None = None
+        """The context waits show progress through (set by :meth:`for_environment`)."""
+        self.root: Path = Path.cwd()
+        """The app's folder: migration files are read from under it."""
+        self._http = httpx.Client(
+            base_url=self.api_url,
+            headers={"Authorization": f"Bearer {key}", "Accept": "application/json"},
+            timeout=httpx.Timeout(60.0, connect=10.0),
+            transport=transport,
+        )
+        self._passwords: dict[tuple[str, str, str], str] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_environment(cls, app: str, environment: Environment, settings: NeonSettings) -> NeonClient:
+        """The client of one command in ``environment`` (the key from ``NEON_API_KEY``)."""
+        client = cls(
+            settings.api_url,
+            api_key(),
+            max_attempts=settings.max_attempts,
+            wait_delay=settings.wait_delay,
+            wait_timeout=settings.wait_timeout,
+        )
+        client.context = Context(app, environment, settings, client)
+        return client
+
+    def __repr__(self) -> str:  # never the key
+        return f"NeonClient({self.api_url!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        template: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Json | None = None,
+        **path: str,
+    ) -> Json:
+        """``METHOD template`` (its ``{names}`` filled from ``path``), the answer as JSON; retried on
+        throttling, 5xx (reads and 503 only: a mutation may have happened) and ``423 Locked``."""
+        import httpx
+
+        key = f"{method} {template}"
+        url = template.format(**{name: quote(str(value), safe="") for name, value in path.items()})
+        query = {name: _query(value) for name, value in (params or {}).items() if value is not None}
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            _count(key)
+            try:
+                response = self._http.request(method, url, params=query, json=body)
+            except httpx.TransportError as error:
+                if method == "GET" and attempt < self.max_attempts:
+                    self._sleep(attempt)
+                    continue
+                raise TransientError(f"Neon {key}: cannot reach {self.api_url}: {error}") from None
+            status = response.status_code
+            if status < 300:
+                return response.json() if response.content else {}
+            message = _message(response)
+            if status == 423 and time.monotonic() - started < self.wait_timeout:
+                self._sleep(min(attempt, 6))  # another operation of the project or branch runs
+                continue
+            retryable = method == "GET" or status == 503
+            if (status == 429 or (status >= 500 and retryable)) and attempt < self.max_attempts:
+                self._sleep(attempt, response.headers.get("retry-after"))
+                continue
+            raise _error(status, key, message)
+
+    def _sleep(self, attempt: int, retry_after: str | None = None) -> None:
+        delay = min(self.wait_delay * 1.5 ** (attempt - 1), 10.0)
+        if retry_after and retry_after.isdigit():
+            delay = max(delay, min(float(retry_after), 30.0))
+        time.sleep(delay)
+
+    def get(self, template: str, params: Mapping[str, Any] | None = None, **path: str) -> Json:
+        return self.request("GET", template, params=params, **path)
+
+    def mutate(self, method: str, template: str, what: str, body: Json | None = None, **path: str) -> Json:
+        """A mutating request, returned once the operations it started have finished."""
+        answer = self.request(method, template, body=body, **path)
+        self.finish(answer, what)
+        return answer
+
+    def finish(self, answer: Json, what: str) -> None:
+        """Wait until the operations ``answer`` names have finished: a :class:`ProviderError` naming the
+        first that failed."""
+        pending = [op for op in answer.get("operations") or [] if op.get("status") not in DONE]
+        for operation in pending:
+            self._wait_operation(operation, what)
+
+    def _wait_operation(self, operation: Json, what: str) -> None:
+        seen = {"operation": operation}
+
+        def check() -> tuple[bool, str]:
+            current = seen["operation"]
+            status = current.get("status", "running")
+            if status in FAILED:
+                raise ProviderError(
+                    f"{what}: Neon's operation {current.get('action')} {current.get('id')} {status}: "
+                    f"{current.get('error') or 'no reason given'}"
+                )
+            if status in DONE:
+                return True, status
+            seen["operation"] = self.get(
+                "/projects/{project_id}/operations/{operation_id}",
+                project_id=current["project_id"],
+                operation_id=current["id"],
+            )["operation"]
+            latest = seen["operation"].get("status", "running")
+            if latest in FAILED:
+                return check()
+            return latest in DONE, f"{current.get('action', 'operation')} {latest}"
+
+        if self.context is not None:
+            wait_for(self.context, what, check, timeout=self.wait_timeout)
+            return
+        deadline = time.monotonic() + self.wait_timeout
+        while True:
+            done, status = check()
+            if done:
+                return
+            if time.monotonic() > deadline:
+                raise ProviderError(f"{what} is still {status} after {int(self.wait_timeout)} s")
+            time.sleep(self.wait_delay)
+
+    # -- projects ------------------------------------------------------------------------------------
+
+    def project(self, project_id: str) -> Json:
+        return self.get("/projects/{project_id}", project_id=project_id)["project"]
+
+    def projects_named(self, name: str, org_id: str | None = None) -> list[Json]:
+        """The projects whose name is exactly ``name`` (Neon's search matches parts of names and ids)."""
+        found: list[Json] = []
+        cursor: str | None = None
+        while True:
+            params = {"search": name, "limit": 400, "org_id": org_id, "cursor": cursor}
+            page = self.get("/projects", params)
+            projects = page.get("projects") or []
+            found += [p for p in projects if p.get("name") == name]
+            cursor = (page.get("pagination") or {}).get("cursor")
+            if len(projects) < 400 or not cursor:
+                return found
+
+    def create_project(self, body: Json, what: str) -> Json:
+        """Create a project; its ``project`` (the answer's passwords and connection URIs dropped)."""
+        return self.mutate("POST", "/projects", what, body)["project"]
+
+    # -- branches ------------------------------------------------------------------------------------
+
+    def branches(self, project_id: str) -> list[Json]:
+        """Every branch of the project."""
+        found: list[Json] = []
+        cursor: str | None = None
+        while True:
+            params = {"limit": 10000, "cursor": cursor}
+            page = self.get("/projects/{project_id}/branches", params, project_id=project_id)
+            branches = page.get("branches") or []
+            found += branches
+            following = (page.get("pagination") or {}).get("next")
+            if not branches or not following or following == cursor:
+                return found
+            cursor = following
+
+    def branch(self, project_id: str, branch_id: str) -> Json:
+        return self.get(
+            "/projects/{project_id}/branches/{branch_id}", project_id=project_id, branch_id=branch_id
+        )["branch"]
+
+    def create_branch(self, project_id: str, body: Json, what: str) -> Json:
+        """Create a branch (with the endpoints ``body`` asks for): the answer's ``branch`` and
+        ``endpoints``."""
+        answer = self.mutate("POST", "/projects/{project_id}/branches", what, body, project_id=project_id)
+        return {"branch": answer["branch"], "endpoints": answer.get("endpoints") or []}
+
+    def update_branch(self, project_id: str, branch_id: str, changes: Json, what: str) -> Json:
+        return self.mutate(
+            "PATCH",
+            "/projects/{project_id}/branches/{branch_id}",
+            what,
+            {"branch": changes},
+            project_id=project_id,
+            branch_id=branch_id,
+        )["branch"]
+
+    def delete_branch(self, project_id: str, branch_id: str, what: str) -> None:
+        self.mutate(
+            "DELETE",
+            "/projects/{project_id}/branches/{branch_id}",
+            what,
+            project_id=project_id,
+            branch_id=branch_id,
+        )
+
+    # -- endpoints -----------------------------------------------------------------------------------
+
+    def endpoints(self, project_id: str) -> list[Json]:
+        """Every compute endpoint of the project."""
+        return self.get("/projects/{project_id}/endpoints", project_id=project_id).get("endpoints") or []
+
+    def branch_endpoints(self, project_id: str, branch_id: str) -> list[Json]:
+        return (
+            self.get(
+                "/projects/{project_id}/branches/{branch_id}/endpoints",
+                project_id=project_id,
+                branch_id=branch_id,
+            ).get("endpoints")
+            or []
+        )
+
+    def endpoint(self, project_id: str, endpoint_id: str) -> Json:
+        return self.get(
+            "/projects/{project_id}/endpoints/{endpoint_id}", project_id=project_id, endpoint_id=endpoint_id
+        )["endpoint"]
+
+    def create_endpoint(self, project_id: str, endpoint: Json, what: str) -> Json:
+        return self.mutate(
+            "POST", "/projects/{project_id}/endpoints", what, {"endpoint": endpoint}, project_id=project_id
+        )["endpoint"]
+
+    def update_endpoint(self, project_id: str, endpoint_id: str, changes: Json, what: str) -> Json:
+        return self.mutate(
+            "PATCH",
+            "/projects/{project_id}/endpoints/{endpoint_id}",
+            what,
+            {"endpoint": changes},
+            project_id=project_id,
+            endpoint_id=endpoint_id,
+        )["endpoint"]
+
+    def delete_endpoint(self, project_id: str, endpoint_id: str, what: str) -> None:
+        self.mutate(
+            "DELETE",
+            "/projects/{project_id}/endpoints/{endpoint_id}",
+            what,
+            project_id=project_id,
+            endpoint_id=endpoint_id,
+        )
+
+    # -- roles ----------------------------------------------------------------------------------------
+
+    def role(self, project_id: str, branch_id: str, name: str) -> Json:
+        role = self.get(
+            "/projects/{project_id}/branches/{branch_id}/roles/{role_name}",
+            project_id=project_id,
+            branch_id=branch_id,
+            role_name=name,
+        )["role"]
+        role.pop("password", None)
+        return role
+
+    def create_role(self, project_id: str, branch_id: str, name: str, what: str) -> Json:
+        """Create a login role; its record, without the password Neon answers with."""
+        role = self.mutate(
+            "POST",
+            "/projects/{project_id}/branches/{branch_id}/roles",
+            what,
+            {"role": {"name": name}},
+            project_id=project_id,
+            branch_id=branch_id,
+        )["role"]
+        role.pop("password", None)
+        return role
+
+    def delete_role(self, project_id: str, branch_id: str, name: str, what: str) -> None:
+        self.mutate(
+            "DELETE",
+            "/projects/{project_id}/branches/{branch_id}/roles/{role_name}",
+            what,
+            project_id=project_id,
+            branch_id=branch_id,
+            role_name=name,
+        )
+        self.forget_password(project_id, branch_id, name)
+
+    def reveal_password(self, project_id: str, branch_id: str, name: str, *, fresh: bool = False) -> str:
+        """The role's password, kept for this client's life (``fresh``: read again)."""
+        key = (project_id, branch_id, name)
+        with self._lock:
+            if not fresh and key in self._passwords:
+                return self._passwords[key]
+        password = self.get(
+            "/projects/{project_id}/branches/{branch_id}/roles/{role_name}/reveal_password",
+            project_id=project_id,
+            branch_id=branch_id,
+            role_name=name,
+        )["password"]
+        with self._lock:
+            self._passwords[key] = password
+        return password
+
+    def forget_password(self, project_id: str, branch_id: str, name: str) -> None:
+        with self._lock:
+            self._passwords.pop((project_id, branch_id, name), None)
+
+    # -- databases -----------------------------------------------------------------------------------
+
+    def databases(self, project_id: str, branch_id: str) -> list[Json]:
+        return (
+            self.get(
+                "/projects/{project_id}/branches/{branch_id}/databases",
+                project_id=project_id,
+                branch_id=branch_id,
+            ).get("databases")
+            or []
+        )
+
+    def database(self, project_id: str, branch_id: str, name: str) -> Json:
+        return self.get(
+            "/projects/{project_id}/branches/{branch_id}/databases/{database_name}",
+            project_id=project_id,
+            branch_id=branch_id,
+            database_name=name,
+        )["database"]
+
+    def create_database(self, project_id: str, branch_id: str, name: str, owner: str, what: str) -> Json:
+        return self.mutate(
+            "POST",
+            "/projects/{project_id}/branches/{branch_id}/databases",
+            what,
+            {"database": {"name": name, "owner_name": owner}},
+            project_id=project_id,
+            branch_id=branch_id,
+        )["database"]
+
+    def update_database(self, project_id: str, branch_id: str, name: str, changes: Json, what: str) -> Json:
+        return self.mutate(
+            "PATCH",
+            "/projects/{project_id}/branches/{branch_id}/databases/{database_name}",
+            what,
+            {"database": changes},
+            project_id=project_id,
+            branch_id=branch_id,
+            database_name=name,
+        )["database"]
+
+    def delete_database(self, project_id: str, branch_id: str, name: str, what: str) -> None:
+        self.mutate(
+            "DELETE",
+            "/projects/{project_id}/branches/{branch_id}/databases/{database_name}",
+            what,
+            project_id=project_id,
+            branch_id=branch_id,
+            database_name=name,
+        )
+
+    def connection(
+        self, project_id: str, branch_id: str, database: str, role: str, *, pooled: bool
+    ) -> Connection:
+        """Host, port and sslmode of ``database`` on the branch's read-write endpoint (``pooled``: through
+        Neon's connection pooler), from its connection URI, whose password is dropped at once."""
+        uri = self.get(
+            "/projects/{project_id}/connection_uri",
+            {"branch_id": branch_id, "database_name": database, "role_name": role, "pooled": pooled},
+            project_id=project_id,
+        )["uri"]
+        return Connection.parse(uri)
+
+
+def _query(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _message(response: Any) -> str:
+    """Neon's error message (``{"code", "message"}``), or the start of the body."""
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text[:200].strip() or response.reason_phrase
+    if isinstance(data, dict) and data.get("message"):
+        code = data.get("code")
+        return f"{data['message']}" + (f" ({code})" if code else "")
+    return str(data)[:200]
+
+
+def _error(status: int, key: str, message: str) -> Exception:
+    where = f"Neon {key}"
+    if status == 404:
+        return NotFound(f"{where}: {message}")
+    if status == 409:
+        return Conflict(f"{where}: {message}")
+    if status == 423:
+        return TransientError(f"{where}: still locked by another operation: {message}")
+    if status == 429:
+        return ThrottledError(f"{where}: throttled: {message}")
+    if status >= 500:
+        return TransientError(f"{where}: {status} {message}")
+    if status in (401, 403):
+        return ProviderError(
+            f"{where}: {status} {message}: check the API key in {API_KEY_VARIABLE} (and its access to the "
+            "project)"
+        )
+    return ProviderError(f"{where}: {status} {message}")

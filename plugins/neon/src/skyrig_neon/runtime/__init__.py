@@ -1,0 +1,1 @@
+"""The Neon provider's data plane: what a running service uses (:mod:`skyrig_neon.runtime.sql`)."""
