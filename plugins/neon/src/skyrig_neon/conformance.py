@@ -27,19 +27,25 @@ def families() -> dict[str, str]:
     return {family: "memory" for family in FAMILIES if family != "sql"}
 
 
+def profile_for(neon: Any) -> Any:
+    """The suite's profile on a running FAKE ``neon`` (:class:`skyrig_neon.fake.FakeNeon`)."""
+    from skyrig_conformance import Profile
+
+    return Profile(
+        provider="neon",
+        environment_type="development",
+        settings=settings(neon.api_url),
+        environ={API_KEY_VARIABLE: neon.api_key},
+        families=families(),
+    )
+
+
 @contextmanager
 def profile() -> Iterator[Any]:
-    """The profile ``skyrig conformance neon`` and the provider's tests use. Raises ``RuntimeError`` where
-    the FAKE cannot start (Neon's OpenAPI description is not installed: it names the command that installs
+    """The profile ``skyrig conformance neon`` uses: a FAKE of its own. Raises ``RuntimeError`` where the
+    FAKE cannot start (Neon's OpenAPI description is not installed: it names the command that installs
     it)."""
-    from skyrig_conformance import Profile
     from skyrig_neon.fake import FakeNeon
 
     with FakeNeon() as neon:
-        yield Profile(
-            provider="neon",
-            environment_type="development",
-            settings=settings(neon.api_url),
-            environ={API_KEY_VARIABLE: neon.api_key},
-            families=families(),
-        )
+        yield profile_for(neon)
