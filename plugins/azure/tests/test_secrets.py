@@ -28,7 +28,11 @@ from skyrig_conformance.deployment import MAIN, Deployment
 
 OTHERS = {family: "memory" for family in ("compute", "sql", "pubsub", "cache", "cron")}
 OURS = dataclasses.replace(
-    load_provider("azure").manifest, kinds=frozenset({"secret"}), features=frozenset(), together={}
+    load_provider("azure").manifest,
+    kinds=frozenset({"secret"}),
+    features=frozenset(),
+    together={},
+    traits=frozenset(),
 )
 """The manifest the suite's app is written for: only this module's family's kind is declared."""
 MODULES = ("skyrig_azure.network", "skyrig_azure.objects", "skyrig_azure.secrets")

@@ -29,6 +29,7 @@ OURS = dataclasses.replace(
     kinds=frozenset({"bucket", "secret"}),
     features=frozenset({"bucket.public", "bucket.versioning"}),
     together={},
+    traits=frozenset(),
 )
 """The manifest the suite's app is written for: only this module's families' kinds are declared."""
 
