@@ -75,7 +75,7 @@ class FakeNeon:
     """
 
     def __init__(self, *, operation_delay: float = 0.1, check_responses: bool = True) -> None:
-        self.operation_delay = operation_delay
+        self._delay = operation_delay
         self.check_responses = check_responses
         self.api_key = "fake-neon-" + secrets.token_hex(16)
         self.calls: list[tuple[str, str]] = []
@@ -113,7 +113,7 @@ class FakeNeon:
             ensure_prefix_permissions(self.folder)
             entry = pwd.getpwnam(user)
             os.chown(self.folder, entry.pw_uid, entry.pw_gid)
-        self._runner = Runner(self.lock, self.operation_delay)
+        self._runner = Runner(self.lock, self._delay)
         self._handlers = Handlers(self.folder, user, self._runner, self.lock)
         self._listener = Listener(self._answer).start()
         atexit.register(self.close)
@@ -156,6 +156,18 @@ class FakeNeon:
         return f"http://127.0.0.1:{self._listener.port}{ROOT}"
 
     # -- for tests -----------------------------------------------------------------------------------------
+
+    @property
+    def operation_delay(self) -> float:
+        """Seconds each operation waits before its work (settable: a test that needs an operation to stay
+        ``running`` for a while raises it)."""
+        return self._delay
+
+    @operation_delay.setter
+    def operation_delay(self, seconds: float) -> None:
+        self._delay = seconds
+        if self._runner is not None:
+            self._runner.delay = seconds
 
     def settle(self, timeout: float = 60) -> None:
         """Waits until every pending operation has ended (RuntimeError after ``timeout`` seconds)."""
