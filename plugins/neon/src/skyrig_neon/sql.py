@@ -219,9 +219,14 @@ class BranchType(CloudNodeType):
         p = node.properties
         client = _client(context)
         project = required_project(context)
-        if p.get("default"):  # the project's default branch always exists: not there yet
-            raise TransientError(f"the default branch of Neon project {project} is not visible yet")
         branches = client.branches(project)
+        if p.get("default"):  # the project's default branch, made with the project: protected now
+            default = environment_branch(context, branches)
+            if default is None:
+                raise TransientError(f"the default branch of Neon project {project} is not visible yet")
+            found = self._observe(node, default, branches)
+            stale = {k: v for k, v in p.items() if found.properties.get(k) != v and k in self.invariant}
+            return self._update(context, node, default["id"], stale) if stale else found
         branch: Json = {"name": p["name"]}
         if p.get("parent"):
             parent = next((b for b in branches if b.get("name") == p["parent"]), None)
@@ -244,7 +249,8 @@ class BranchType(CloudNodeType):
                     f"Neon refuses a branch named {p['name']!r} in project {project}, and no branch of "
                     "that name can be adopted (is it the project's default branch?): rename the environment"
                 ) from None
-            return found
+            stale = {k: v for k, v in p.items() if found.properties.get(k) != v and k in self.invariant}
+            return self._update(context, node, found.provider_id, stale) if stale else found
         return self._observe(node, made, [*branches, made])
 
     def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
@@ -328,14 +334,19 @@ class EndpointType(CloudNodeType):
         project = required_project(context)
         branch = required_branch(context, project)
         endpoint = {"branch_id": branch, "type": "read_write", **{k: node.properties[k] for k in COMPUTE}}
-        try:
-            made = _client(context).create_endpoint(project, endpoint, f"Neon endpoint of branch {branch}")
-        except Conflict:  # the branch has its read-write endpoint already: an earlier create's
-            found = self._find(context, node)
-            if found is None:
-                raise
-            return found
-        return self._observe(node, made)
+        found = self._find(context, node)  # the default branch's, made with the project
+        if found is None:
+            try:
+                what = f"Neon endpoint of branch {branch}"
+                made = _client(context).create_endpoint(project, endpoint, what)
+            except Conflict:  # the branch has its read-write endpoint already: an earlier create's
+                found = self._find(context, node)
+                if found is None:
+                    raise
+            else:
+                return self._observe(node, made)
+        stale = {k: v for k, v in node.properties.items() if found.properties.get(k) != v}
+        return self._update(context, node, found.provider_id, stale) if stale else found
 
     def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
         project = required_project(context)
@@ -508,18 +519,21 @@ class DatabaseType(CloudNodeType):
         project = required_project(context)
         branch = required_branch(context, project)
         p = node.properties
-        with contextlib.suppress(Conflict):  # an earlier create's: adopted
+        changes: dict[str, Any] = {"migrations": p["migrations"]}
+        try:
             _client(context).create_database(
                 project, branch, p["name"], p["owner"], f"Neon database {p['name']}"
             )
-        return self._update(context, node, f"{branch}/{p['name']}", {"migrations": p["migrations"]})
+        except Conflict:  # an earlier create's, or the parent branch's: adopted, with its owner set
+            changes["owner"] = p["owner"]
+        return self._update(context, node, f"{branch}/{p['name']}", changes)
 
     def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
         branch, name = _split(provider_id)
         project = required_project(context)
         client = _client(context)
         p = node.properties
-        if "owner" in changes:
+        if "owner" in changes and client.database(project, branch, name).get("owner_name") != p["owner"]:
             client.update_database(project, branch, name, {"owner_name": p["owner"]}, f"Neon database {name}")
         with _connect(context, project, branch, name, p["owner"]) as connection:
             migrate(connection, name, p["migrations"], p.get("files", {}), client.root)
