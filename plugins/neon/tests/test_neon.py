@@ -153,9 +153,14 @@ def app(tmp_path: Path, fake_neon: Any, monkeypatch: pytest.MonkeyPatch) -> Iter
     made.console.close()
 
 
-def test_a_preview_branched_from_staging_has_its_rows_goes_its_own_way_and_goes_alone(app: App) -> None:
+def test_a_preview_branched_from_staging_has_its_rows_goes_its_own_way_and_goes_alone(
+    app: App, fake_neon: Any
+) -> None:
     app.apply("staging")
     app.insert("staging", "from staging")
+    fake_neon.calls.clear()
+    assert "nothing to do" in app.apply("staging").text
+    assert [call for call in fake_neon.calls if call[0] != "GET"] == [], "a no-change apply changed Neon"
 
     app.apply("pr-7")
     branches = app.branches()
@@ -278,6 +283,13 @@ def test_production_is_the_protected_default_branch_and_a_destroy_without_data_k
 
     app.apply("prod")  # its compute comes back, and the data is where it was
     assert app.rows("prod") == ["a real order"]
+    assert app.changes(app.plan("prod")) == []
+
+    # with --include-data the databases and the role go; the default branch stays, as Neon wants
+    app.ok("destroy", "--env", "prod", "--yes", "--include-data")
+    assert app.recorded("prod") == {}
+    assert provider.inventory(_context(app, "prod")) == []
+    assert [b["id"] for b in app.branches().values() if b["default"]] == [default["id"]]
 
 
 def test_a_missing_api_key_is_a_clear_error(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -285,3 +297,31 @@ def test_a_missing_api_key_is_a_clear_error(app: App, monkeypatch: pytest.Monkey
     result = app.cli("apply", "--env", "staging", "--yes")
     assert result.code == 1 and "Traceback" not in result.text, result.text
     assert "NEON_API_KEY" in result.err and "skyrig.toml" in result.err
+
+
+def test_the_client_names_the_call_and_never_the_key(fake_neon: Any) -> None:
+    from skyrig.provider import NotFound, ProviderError
+    from skyrig_neon.api import CALLS, NeonClient
+
+    wrong = NeonClient(fake_neon.api_url, "not-the-key", max_attempts=1)
+    with pytest.raises(ProviderError) as refused:
+        wrong.projects_named("anything")
+    assert "NEON_API_KEY" in str(refused.value) and "not-the-key" not in str(refused.value)
+    assert "not-the-key" not in repr(wrong)
+    client = NeonClient(fake_neon.api_url, fake_neon.api_key, max_attempts=1)
+    before = CALLS["GET /projects/{project_id}"]
+    with pytest.raises(NotFound, match=r"GET /projects/\{project_id\}"):
+        client.project("no-such-project")
+    assert CALLS["GET /projects/{project_id}"] == before + 1
+
+
+def _context(app: App, env: str) -> Any:
+    """The provider's context in ``env``, as the engine makes it."""
+    from skyrig.config import load_config
+    from skyrig.engine.session import Session
+
+    session = Session(load_config(app.root), env)
+    try:
+        return session.context("neon")
+    finally:
+        session.store.close()
