@@ -198,6 +198,19 @@ def test_a_preview_branched_from_staging_has_its_rows_goes_its_own_way_and_goes_
     assert app.changes(app.plan("staging")) == [pending]
 
 
+def test_a_parent_with_a_preview_is_not_destroyed_from_under_it(app: App) -> None:
+    app.apply("staging")
+    app.apply("pr-7")
+    refused = app.cli("destroy", "--env", "staging", "--yes", "--include-data")
+    assert refused.code != 0 and "Traceback" not in refused.text
+    assert "pr-7" in refused.text and "destroy those environments first" in refused.text, refused.text
+    assert {"staging", "pr-7"} <= set(app.branches()), "a branch went with its parent"
+    assert app.rows("pr-7") == [], "the preview's data went with its parent"
+    app.ok("destroy", "--env", "pr-7", "--yes", "--include-data")
+    app.ok("destroy", "--env", "staging", "--yes", "--include-data")
+    assert not {"staging", "pr-7"} & set(app.branches())
+
+
 def test_console_autoscaling_is_adopted_and_a_rotated_password_is_picked_up_and_never_shown(
     app: App, fake_neon: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

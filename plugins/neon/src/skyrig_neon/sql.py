@@ -268,9 +268,7 @@ class BranchType(CloudNodeType):
             return  # the default branch is the project's: Neon never deletes it
         branches = client.branches(project)
         mine = next((b for b in branches if b["id"] == provider_id), None)
-        if mine is None:
-            return
-        if mine.get("default"):
+        if mine is None or mine.get("default"):
             return
         made_here = names.child_branch_name(mine["name"], "")
         children = [b for b in branches if b.get("parent_id") == provider_id]
