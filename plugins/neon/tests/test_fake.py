@@ -323,6 +323,28 @@ def test_parent_timestamp_must_lie_between_the_parents_creation_and_now(
     wait(api, project_id, deleted.json()["operations"])
 
 
+def test_a_branch_at_a_past_time_holds_the_parents_rows_of_that_time(api: httpx.Client) -> None:
+    body = create_project(api, "fake-history")
+    project_id = body["project"]["id"]
+    parent_uri = body["connection_uris"][0]["connection_uri"]
+    insert(parent_uri, 1)
+    time.sleep(1.1)  # Neon's times are whole seconds
+    then = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    time.sleep(1.1)
+    insert(parent_uri, 2)
+
+    past = create_branch(api, project_id, name="fake-past", parent_timestamp=then)
+    past_uri = uri(api, project_id, past["branch"]["id"])
+    assert rows(past_uri) == [1]  # point-in-time recovery of the parent
+    insert(past_uri, 3)
+    assert rows(past_uri) == [1, 3]
+    assert rows(parent_uri) == [1, 2]
+
+    now = create_branch(api, project_id, name="fake-now", parent_id=past["branch"]["id"])
+    assert rows(uri(api, project_id, now["branch"]["id"])) == [1, 3]  # a branch of a point-in-time branch
+    assert api.delete(f"/projects/{project_id}").status_code == 200
+
+
 def test_role_passwords_are_real_revealed_and_rotated(api: httpx.Client, project: dict[str, Any]) -> None:
     project_id = project["project"]["id"]
     branch_id = project["branch"]["id"]
@@ -402,8 +424,23 @@ def test_endpoints_keep_neons_rules(api: httpx.Client, project: dict[str, Any]) 
         3,
         600,
     )
+    reader = api.post(
+        f"/projects/{project_id}/endpoints",
+        json={"endpoint": {"branch_id": project["branch"]["id"], "type": "read_only"}},
+    )
+    assert reader.status_code == 201
+    wait(api, project_id, reader.json()["operations"])
+    read_only = uri(api, project_id, project["branch"]["id"], endpoint_id=reader.json()["endpoint"]["id"])
+    with psycopg.connect(read_only) as connection, pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        connection.execute("CREATE TABLE written (v int)")
     listed = api.get(f"/projects/{project_id}/branches/{project['branch']['id']}/endpoints").json()
-    assert [e["id"] for e in listed["endpoints"]] == [endpoint["id"]]
+    assert {e["id"] for e in listed["endpoints"]} == {endpoint["id"], reader.json()["endpoint"]["id"]}
+    deleted = api.delete(f"/projects/{project_id}/endpoints/{reader.json()['endpoint']['id']}")
+    assert deleted.status_code == 200
+    wait(api, project_id, deleted.json()["operations"])
+    assert (
+        api.delete(f"/projects/{project_id}/endpoints/{reader.json()['endpoint']['id']}").status_code == 204
+    )
 
 
 def test_projects_are_listed_by_search_and_cursor(api: httpx.Client, project: dict[str, Any]) -> None:
@@ -442,3 +479,36 @@ def test_deleting_a_project_stops_its_servers_and_removes_their_files(
     assert all(refuses(port) for port in ports)
     assert not folder.exists()
     assert api.get(f"/projects/{project_id}").status_code == 404
+
+
+KILLED = """
+import sys, httpx
+from skyrig_neon.fake import FakeNeon
+neon = FakeNeon(operation_delay=0.01).start()
+api = httpx.Client(base_url=neon.api_url, headers={"Authorization": f"Bearer {neon.api_key}"})
+body = api.post("/projects", json={"project": {"name": "fake-killed"}}).json()
+neon.settle()
+print(neon.folder, body["connection_uris"][0]["connection_uri"], flush=True)
+sys.stdin.read()
+"""
+
+
+def test_no_server_outlives_a_killed_test_process() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILLED], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        folder, connection_uri = process.stdout.readline().split()
+        port = int(URI.match(connection_uri)["port"])
+        assert not refuses(port) and Path(folder).is_dir()
+    finally:
+        process.kill()
+        process.wait(10)
+    deadline = time.monotonic() + 10
+    while not (refuses(port) and not Path(folder).exists()):
+        assert time.monotonic() < deadline, "the branch server outlived its FakeNeon's process"
+        time.sleep(0.1)

