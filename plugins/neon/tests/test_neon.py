@@ -156,7 +156,10 @@ def app(tmp_path: Path, fake_neon: Any, monkeypatch: pytest.MonkeyPatch) -> Iter
 def test_a_preview_branched_from_staging_has_its_rows_goes_its_own_way_and_goes_alone(
     app: App, fake_neon: Any
 ) -> None:
+    fake_neon.calls.clear()
     app.apply("staging")
+    mutations = [call for call in fake_neon.calls if call[0] != "GET"]
+    assert len(mutations) == len(set(mutations)) == 5, f"mutations retried (423 Locked?): {mutations}"
     app.insert("staging", "from staging")
     fake_neon.calls.clear()
     assert "nothing to do" in app.apply("staging").text

@@ -143,6 +143,7 @@ class NeonClient(CloudClient):
             transport=transport,
         )
         self._passwords: dict[tuple[str, str, str], str] = {}
+        self._mutations: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -217,10 +218,17 @@ class NeonClient(CloudClient):
         return self.request("GET", template, params=params, **path)
 
     def mutate(self, method: str, template: str, what: str, body: Json | None = None, **path: str) -> Json:
-        """A mutating request, returned once the operations it started have finished."""
-        answer = self.request(method, template, body=body, **path)
-        self.finish(answer, what)
+        """A mutating request, returned once the operations it started have finished. This client's
+        mutations of one project go one at a time: Neon locks the project (``423``) while an operation
+        runs, so the engine's parallel nodes would only take turns through retries."""
+        with self._project_lock(path.get("project_id")):
+            answer = self.request(method, template, body=body, **path)
+            self.finish(answer, what)
         return answer
+
+    def _project_lock(self, project: str | None) -> threading.Lock:
+        with self._lock:
+            return self._mutations.setdefault(project or "", threading.Lock())
 
     def finish(self, answer: Json, what: str) -> None:
         """Wait until the operations ``answer`` names have finished: a :class:`ProviderError` naming the
