@@ -52,7 +52,8 @@ class App:
             base_url=neon.api_url, headers={"Authorization": f"Bearer {neon.api_key}"}, timeout=30
         )
 
-    def write(self) -> None:
+    def write(self, **settings: Any) -> None:
+        """The app's files and ``skyrig.toml`` (``settings`` in every environment's ``[env.NAME.neon]``)."""
         files = {
             "shop/__init__.py": SERVICE,
             "shop/web.py": WEB,
@@ -64,7 +65,7 @@ class App:
         for env, kind, extra in ENVIRONMENTS:
             lines += [f"[env.{env}]", f'type = "{kind}"', 'provider = "memory"', 'sql = "neon"']
             lines.append(f"[env.{env}.neon]")
-            for key, value in {**fake_settings(self.neon.api_url), **extra}.items():
+            for key, value in {**fake_settings(self.neon.api_url), **settings, **extra}.items():
                 lines.append(f"{key} = {json.dumps(value)}")
         files["skyrig.toml"] = "\n".join(lines) + "\n"
         for name, text in files.items():
@@ -313,6 +314,28 @@ def test_a_missing_api_key_is_a_clear_error(app: App, monkeypatch: pytest.Monkey
     result = app.cli("apply", "--env", "staging", "--yes")
     assert result.code == 1 and "Traceback" not in result.text, result.text
     assert "NEON_API_KEY" in result.err and "skyrig.toml" in result.err
+
+
+def test_a_configured_project_is_used_and_never_made(app: App, fake_neon: Any) -> None:
+    answer = app.console.post("/projects", json={"project": {"name": "made-in-the-console"}})
+    assert answer.status_code == 201, answer.text
+    fake_neon.settle()
+    project = answer.json()["project"]["id"]
+    app.write(project_id="no-such-project")
+    missing = app.cli("apply", "--env", "staging", "--yes")
+    assert missing.code != 0 and "Traceback" not in missing.text, missing.text
+    assert "no project 'no-such-project' (project_id in the neon settings of environment 'staging')" in (
+        missing.text
+    )
+
+    app.write(project_id=project)
+    fake_neon.calls.clear()
+    app.apply("staging")
+    assert fake_neon.count("POST", "/projects") == 0, "a project was made beside the configured one"
+    listed = app.console.get(f"/projects/{project}/branches").json()["branches"]
+    assert "staging" in [b["name"] for b in listed]
+    app.ok("destroy", "--env", "staging", "--yes", "--include-data")
+    assert app.console.get(f"/projects/{project}").status_code == 200, "destroy deleted the project"
 
 
 def test_the_client_names_the_call_and_never_the_key(fake_neon: Any) -> None:

@@ -58,8 +58,8 @@ def find_project(context: Context) -> Json | None:
     if len(found) > 1:
         ids = ", ".join(sorted(p["id"] for p in found))
         raise ProviderError(
-            f"Neon has several projects named {context.app!r} ({ids}): set project_id in "
-            f"[env.{context.environment.name}.neon] to the one to use"
+            f"Neon has several projects named {context.app!r} ({ids}): set project_id in the neon "
+            f"settings of environment {context.environment.name!r} to the one to use"
         )
     return found[0] if found else None
 
@@ -149,11 +149,12 @@ class ProjectType(CloudNodeType):
     def _create(self, context: Context, node: Node) -> Observed:
         p, settings = node.properties, context.settings
         if p.get("project_id"):
-            raise UserError(
-                f"Neon has no project {p['project_id']!r} (project_id in "
-                f"[env.{context.environment.name}.neon]), or the API key cannot see it",
-                "create it in Neon's console, or remove project_id to let skyrig make one named after "
-                "the app",
+            # a ProviderError: the engine shows its message as it is (the settings' table is named
+            # without brackets, which the apply's output would take for markup)
+            raise ProviderError(
+                f"Neon has no project {p['project_id']!r} (project_id in the neon settings of "
+                f"environment {context.environment.name!r}), or the API key cannot see it: create it in "
+                "Neon's console, or remove project_id to let skyrig make one named after the app"
             )
         body: Json = {"name": p["name"], "region_id": p["region"], "pg_version": p["pg_version"]}
         if settings.org_id:
