@@ -289,6 +289,16 @@ def test_production_is_the_protected_default_branch_and_a_destroy_without_data_k
     assert read_write["suspend_timeout_seconds"] == -1, "production scales to zero"
     app.insert("prod", "a real order")
 
+    # its protection lifted in the console: drift, restored by the next apply
+    lifted = app.console.patch(
+        f"/projects/{project['id']}/branches/{default['id']}", json={"branch": {"protected": False}}
+    )
+    assert lifted.status_code == 200, lifted.text
+    [restoring] = app.changes(app.plan("prod"))
+    assert restoring["node"] == names.BRANCH_ID and restoring["drift"] == ["protected"]
+    app.apply("prod")
+    assert app.branches()[default["name"]]["protected"] is True
+
     destroyed = app.ok("destroy", "--env", "prod", "--yes")
     assert "--include-data" in destroyed.text
     kept = app.recorded("prod")

@@ -175,8 +175,9 @@ class ProjectType(CloudNodeType):
 class BranchType(CloudNodeType):
     """The environment's branch. Outside production it is made from its parent's (``parent``: the
     environment ``branch_from`` names, or None for the project's default branch), which cannot change in
-    place. In production it is the project's default branch, protected; Neon never deletes it, so a
-    destroy forgets it (``--include-data`` deletes the databases on it)."""
+    place; a person may protect it in the console (a destroy with ``--include-data`` lifts that first). In
+    production it is the project's default branch, protected (an invariant: restored if lifted); Neon never
+    deletes it, so a destroy forgets it (``--include-data`` deletes the databases on it)."""
 
     type = "neon.branch"
     stateful = True
@@ -187,7 +188,9 @@ class BranchType(CloudNodeType):
     def _observe(self, node: Node, branch: Json, branches: list[Json]) -> Observed:
         by_id = {b["id"]: b for b in branches}
         parent = by_id.get(branch.get("parent_id") or "")
-        properties: dict[str, Any] = {"protected": bool(branch.get("protected"))}
+        properties: dict[str, Any] = {}
+        if "protected" in node.properties:  # production's: guaranteed (elsewhere a person's choice)
+            properties["protected"] = bool(branch.get("protected"))
         if node.properties.get("default"):
             properties["default"] = bool(branch.get("default"))
         else:
@@ -239,8 +242,6 @@ class BranchType(CloudNodeType):
             branch["parent_id"] = parent["id"]
         if p.get("at"):
             branch["parent_timestamp"] = p["at"]
-        if p.get("protected"):
-            branch["protected"] = True
         try:
             made = client.create_branch(project, {"branch": branch}, f"Neon branch {p['name']}")["branch"]
         except Conflict:  # made by an earlier create whose answer was lost
@@ -610,7 +611,6 @@ def expand(scope: Scope) -> list[Node]:
             "name": names.branch_name(environment.name),
             "parent": settings.branch_from,
             "at": settings.branch_at,
-            "protected": False,
         }
     endpoint = {"type": "read_write", **settings.compute(environment.type)}
     role = names.role_name(scope.app)
