@@ -38,8 +38,6 @@ SETTINGS = {
     "full_page_writes": "off",
     "synchronous_commit": "off",
     "shared_buffers": "'16MB'",
-    "max_connections": "50",
-    "max_wal_senders": "4",
     "wal_level": "replica",
     "password_encryption": "'scram-sha-256'",
     "log_min_messages": "warning",
@@ -225,11 +223,27 @@ class BranchServer:
             "--no-manifest",
         )
 
-    def snapshot(self) -> None:
-        """Takes :attr:`base` (once the server runs and is set up): later copies at a point in time start
-        from it and replay the archived WAL."""
-        self._basebackup(self, self.base)
+    def copy_of_template(self, template: Path) -> None:
+        """A new cluster as a copy of ``template`` (a cluster initdb made and nobody started: one initdb
+        for all the fake's projects); its copy before the first start is :attr:`base`."""
+        self._prepare_folder()
+        self._run("cp", "-a", str(template), str(self.data))
+        self._keep_base()
+
+    def _keep_base(self) -> None:
+        """:attr:`base`: a copy of the data folder before its first start (a cold backup, or a
+        ``pg_basebackup`` with its backup_label); recovery from it replays this server's archived WAL."""
+        self._run("cp", "-a", str(self.data), str(self.base))
+
+    def mark_history(self) -> None:
+        """From now on, copies at a point in time may be made of this server (it is set up)."""
         self.history_from = time.time()
+
+    def snapshot(self) -> None:
+        """Takes :attr:`base` from the running server (``pg_basebackup``)."""
+        shutil.rmtree(self.base, ignore_errors=True)
+        self._basebackup(self, self.base)
+        self.mark_history()
 
     def copy_at(self, parent: BranchServer, moment: float | None) -> str:
         """A copy of ``parent`` as it was at ``moment`` (seconds since the epoch; None: now), started;
@@ -240,16 +254,19 @@ class BranchServer:
         then promoted: real point-in-time recovery. Otherwise the parent's current state is the state at
         ``moment``, and the copy is a ``pg_basebackup`` of it.
         """
-        if moment is None or parent.history_from is None:
-            lsn = self.copy_of(parent)
-            self.start()
-            return lsn
-        moment = max(moment, parent.history_from)
-        last = parent.query_one("SELECT extract(epoch FROM timestamp)::float8 FROM pg_last_committed_xact()")
-        if last is None or float(last) <= moment:
-            lsn = self.copy_of(parent)
-            self.start()
-            return lsn
+        if moment is not None and parent.history_from is not None:
+            moment = max(moment, parent.history_from)
+            query = "SELECT extract(epoch FROM timestamp)::float8 FROM pg_last_committed_xact()"
+            last = parent.query_one(query)
+            if last is not None and float(last) > moment:
+                return self._recover(parent, moment)
+        lsn = self.copy_of(parent)
+        self._keep_base()
+        self.start()
+        self.mark_history()
+        return lsn
+
+    def _recover(self, parent: BranchServer, moment: float) -> str:
         self._prepare_folder()
         parent.archive_now()
         self._run("cp", "-a", str(parent.base), str(self.data))
@@ -274,7 +291,9 @@ class BranchServer:
             if time.monotonic() > deadline:
                 raise ServerError(f"the point-in-time copy was not promoted: {self._log_tail()}")
             time.sleep(0.02)
-        return str(self.query_one("SELECT pg_last_wal_replay_lsn()::text"))
+        lsn = str(self.query_one("SELECT pg_last_wal_replay_lsn()::text"))
+        self.snapshot()  # a base on the new timeline, for this copy's own copies
+        return lsn
 
     def archive_now(self) -> None:
         """Ends the current WAL segment and waits until the archive holds it (and every earlier one)."""
