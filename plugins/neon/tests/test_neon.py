@@ -52,7 +52,7 @@ class App:
             base_url=neon.api_url, headers={"Authorization": f"Bearer {neon.api_key}"}, timeout=30
         )
 
-    def write(self, **settings: Any) -> None:
+    def write(self, environments: Any = ENVIRONMENTS, **settings: Any) -> None:
         """The app's files and ``skyrig.toml`` (``settings`` in every environment's ``[env.NAME.neon]``)."""
         files = {
             "shop/__init__.py": SERVICE,
@@ -62,7 +62,7 @@ class App:
             "shop/migrations/0001_orders.up.sql": FIRST,
         }
         lines = [f'app = "{self.name}"']
-        for env, kind, extra in ENVIRONMENTS:
+        for env, kind, extra in environments:
             lines += [f"[env.{env}]", f'type = "{kind}"', 'provider = "memory"', 'sql = "neon"']
             lines.append(f"[env.{env}.neon]")
             for key, value in {**fake_settings(self.neon.api_url), **settings, **extra}.items():
@@ -210,8 +210,20 @@ def test_a_parent_with_a_preview_is_not_destroyed_from_under_it(app: App) -> Non
     assert "pr-7" in refused.text and "destroy those environments first" in refused.text, refused.text
     assert {"staging", "pr-7"} <= set(app.branches()), "a branch went with its parent"
     assert app.rows("pr-7") == [], "the preview's data went with its parent"
+
+    # the preview made from production's branch instead: replaced, with what is on it, in one apply
+    staging, _, prod = ENVIRONMENTS
+    app.write((staging, ("pr-7", "preview", {}), prod))
+    replaced = {c["node"] for c in app.changes(app.plan("pr-7")) if c["action"] == "replace"}
+    assert replaced == {names.BRANCH_ID, names.ENDPOINT_ID, names.ROLE_ID, names.database_id("orders")}
+    app.apply("pr-7")
+    assert app.changes(app.plan("pr-7")) == [], "replacing the preview's branch took more than one apply"
+    branches = app.branches()
+    [default] = [b for b in branches.values() if b["default"]]
+    assert branches["pr-7"]["parent_id"] == default["id"]
+    assert app.rows("pr-7") == []
+    app.ok("destroy", "--env", "staging", "--yes", "--include-data")  # nothing is branched from it now
     app.ok("destroy", "--env", "pr-7", "--yes", "--include-data")
-    app.ok("destroy", "--env", "staging", "--yes", "--include-data")
     assert not {"staging", "pr-7"} & set(app.branches())
 
 

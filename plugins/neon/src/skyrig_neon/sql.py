@@ -118,6 +118,27 @@ def _split(provider_id: str) -> tuple[str, str]:
     return branch, name
 
 
+def parent_name(branch: Json, branches: list[Json]) -> str | None:
+    """The name of ``branch``'s parent among ``branches``: None for a branch of the project's default
+    branch (or the default branch itself), as the node's ``parent`` says it."""
+    parent = next((b for b in branches if b["id"] == branch.get("parent_id")), None)
+    return None if parent is None or parent.get("default") else parent["name"]
+
+
+def parents(context: Context, project: str) -> dict[str, str | None]:
+    """Branch id -> :func:`parent_name`, for every branch of the project (one list call)."""
+    branches = _client(context).branches(project)
+    return {b["id"]: parent_name(b, branches) for b in branches}
+
+
+def _with_parent(node: Node, properties: dict[str, Any], parent: str | None) -> dict[str, Any]:
+    """``properties`` with the parent of the branch the resource is on, where the node asks for one (outside
+    production): a resource on a branch made from another parent is replaced with the branch."""
+    if "parent" in node.properties:
+        properties["parent"] = parent
+    return properties
+
+
 # -- the project ----------------------------------------------------------------------------------------
 
 
@@ -186,8 +207,6 @@ class BranchType(CloudNodeType):
     identity = frozenset({"name", "default"})
 
     def _observe(self, node: Node, branch: Json, branches: list[Json]) -> Observed:
-        by_id = {b["id"]: b for b in branches}
-        parent = by_id.get(branch.get("parent_id") or "")
         properties: dict[str, Any] = {}
         if "protected" in node.properties:  # production's: guaranteed (elsewhere a person's choice)
             properties["protected"] = bool(branch.get("protected"))
@@ -195,7 +214,7 @@ class BranchType(CloudNodeType):
             properties["default"] = bool(branch.get("default"))
         else:
             properties["name"] = branch["name"]
-            properties["parent"] = None if parent is None or parent.get("default") else parent["name"]
+            properties["parent"] = parent_name(branch, branches)
         outputs = {"id": branch["id"], "name": branch["name"], "project_id": branch.get("project_id")}
         return self.observed(node, branch["id"], properties, outputs)
 
@@ -301,8 +320,9 @@ class EndpointType(CloudNodeType):
     type = "neon.endpoint"
     tunable = frozenset(COMPUTE)
     invariant = frozenset({"type"})
+    replace_on = frozenset({"parent"})
 
-    def _observe(self, node: Node, endpoint: Json) -> Observed:
+    def _observe(self, node: Node, endpoint: Json, parent: str | None) -> Observed:
         properties = {
             "type": endpoint.get("type"),
             "autoscaling_limit_min_cu": float(endpoint.get("autoscaling_limit_min_cu") or 0),
@@ -310,25 +330,33 @@ class EndpointType(CloudNodeType):
             "suspend_timeout_seconds": int(endpoint.get("suspend_timeout_seconds") or 0),
         }
         outputs = {"id": endpoint["id"], "host": endpoint.get("host"), "branch_id": endpoint.get("branch_id")}
-        return self.observed(node, endpoint["id"], properties, outputs)
+        return self.observed(node, endpoint["id"], _with_parent(node, properties, parent), outputs)
 
     def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
         project = required_project(context)
         found = {e["id"]: e for e in _client(context).endpoints(project)}
-        return {node.id: self._observe(node, found[pid]) if pid in found else None for node, pid in nodes}
+        of = parents(context, project) if any("parent" in node.properties for node, _ in nodes) else {}
+        return {
+            node.id: self._observe(node, found[pid], of.get(found[pid].get("branch_id")))
+            if pid in found
+            else None
+            for node, pid in nodes
+        }
 
     def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
-        project = required_project(context)
-        return self._observe(node, _client(context).endpoint(project, provider_id))
+        return self._read_many(context, [(node, provider_id)])[node.id]
 
     def _find(self, context: Context, node: Node) -> Observed | None:
         project = project_id(context)
         branch = branch_id(context, project) if project else None
-        if branch is None:
+        if project is None or branch is None:
             return None
-        endpoints = _client(context).branch_endpoints(project, branch)  # type: ignore[arg-type]
+        endpoints = _client(context).branch_endpoints(project, branch)
         found = next((e for e in endpoints if e.get("type") == "read_write"), None)
-        return None if found is None else self._observe(node, found)
+        if found is None:
+            return None
+        parent = parents(context, project).get(branch) if "parent" in node.properties else None
+        return self._observe(node, found, parent)
 
     def _create(self, context: Context, node: Node) -> Observed:
         project = required_project(context)
@@ -344,7 +372,7 @@ class EndpointType(CloudNodeType):
                 if found is None:
                     raise
             else:
-                return self._observe(node, made)
+                return self._observe(node, made, node.properties.get("parent"))
         stale = {k: v for k, v in node.properties.items() if found.properties.get(k) != v}
         return self._update(context, node, found.provider_id, stale) if stale else found
 
@@ -371,22 +399,29 @@ class RoleType(CloudNodeType):
     type = "neon.role"
     stateful = True
     identity = frozenset({"name"})
+    replace_on = frozenset({"parent"})
 
-    def _observe(self, node: Node, branch: str, role: Json) -> Observed:
+    def _observe(self, node: Node, branch: str, role: Json, parent: str | None) -> Observed:
         outputs = {"name": role["name"], "branch_id": branch}
-        return self.observed(node, f"{branch}/{role['name']}", {"name": role["name"]}, outputs)
+        properties = _with_parent(node, {"name": role["name"]}, parent)
+        return self.observed(node, f"{branch}/{role['name']}", properties, outputs)
+
+    def _parent(self, context: Context, node: Node, project: str, branch: str) -> str | None:
+        return parents(context, project).get(branch) if "parent" in node.properties else None
 
     def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
         branch, name = _split(provider_id)
         project = required_project(context)
-        return self._observe(node, branch, _client(context).role(project, branch, name))
+        role = _client(context).role(project, branch, name)
+        return self._observe(node, branch, role, self._parent(context, node, project, branch))
 
     def _find(self, context: Context, node: Node) -> Observed | None:
         project = project_id(context)
         branch = branch_id(context, project) if project else None
-        if branch is None:
+        if project is None or branch is None:
             return None
-        return self._observe(node, branch, _client(context).role(project, branch, node.properties["name"]))  # type: ignore[arg-type]
+        role = _client(context).role(project, branch, node.properties["name"])
+        return self._observe(node, branch, role, self._parent(context, node, project, branch))
 
     def _create(self, context: Context, node: Node) -> Observed:
         project = required_project(context)
@@ -394,7 +429,8 @@ class RoleType(CloudNodeType):
         name = node.properties["name"]
         with contextlib.suppress(Conflict):  # an earlier create's, or the parent branch's: adopted
             _client(context).create_role(project, branch, name, f"Neon role {name}")
-        return self._observe(node, branch, _client(context).role(project, branch, name))
+        role = _client(context).role(project, branch, name)
+        return self._observe(node, branch, role, node.properties.get("parent"))
 
     def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
         return self._read(context, node, provider_id)  # type: ignore[return-value]
@@ -472,8 +508,11 @@ class DatabaseType(CloudNodeType):
     type = "neon.database"
     stateful = True
     identity = frozenset({"name"})
+    replace_on = frozenset({"parent"})
 
-    def _observe(self, context: Context, node: Node, project: str, branch: str, database: Json) -> Observed:
+    def _observe(
+        self, context: Context, node: Node, project: str, branch: str, database: Json, parent: str | None
+    ) -> Observed:
         name = database["name"]
         role = node.properties["owner"]
         properties = {
@@ -483,15 +522,14 @@ class DatabaseType(CloudNodeType):
             "files": node.properties.get("files", {}),  # where each migration is read from: the app's
         }
         outputs = entry(context, project, branch, name, role)
-        return self.observed(node, f"{branch}/{name}", properties, outputs)
+        return self.observed(node, f"{branch}/{name}", _with_parent(node, properties, parent), outputs)
 
     def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
-        branch, name = _split(provider_id)
-        project = required_project(context)
-        return self._observe(context, node, project, branch, _client(context).database(project, branch, name))
+        return self._read_many(context, [(node, provider_id)])[node.id]
 
     def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
         project = required_project(context)
+        of = parents(context, project) if any("parent" in node.properties for node, _ in nodes) else {}
         found: dict[str, Observed | None] = {}
         for branch in sorted({_split(pid)[0] for _, pid in nodes}):
             try:
@@ -503,17 +541,20 @@ class DatabaseType(CloudNodeType):
                 if there == branch:
                     database = listed.get(name)
                     found[node.id] = (
-                        None if database is None else self._observe(context, node, project, branch, database)
+                        None
+                        if database is None
+                        else self._observe(context, node, project, branch, database, of.get(branch))
                     )
         return found
 
     def _find(self, context: Context, node: Node) -> Observed | None:
         project = project_id(context)
         branch = branch_id(context, project) if project else None
-        if branch is None:
+        if project is None or branch is None:
             return None
-        database = _client(context).database(project, branch, node.properties["name"])  # type: ignore[arg-type]
-        return self._observe(context, node, project, branch, database)  # type: ignore[arg-type]
+        database = _client(context).database(project, branch, node.properties["name"])
+        parent = parents(context, project).get(branch) if "parent" in node.properties else None
+        return self._observe(context, node, project, branch, database, parent)
 
     def _create(self, context: Context, node: Node) -> Observed:
         project = required_project(context)
@@ -612,17 +653,25 @@ def expand(scope: Scope) -> list[Node]:
             "parent": settings.branch_from,
             "at": settings.branch_at,
         }
-    endpoint = {"type": "read_write", **settings.compute(environment.type)}
+    # outside production, what is on the branch names its parent: made from another, it is replaced with it
+    on_branch = {} if in_production else {"parent": settings.branch_from}
+    endpoint = {"type": "read_write", **settings.compute(environment.type), **on_branch}
     role = names.role_name(scope.app)
     nodes = [
         scope.node(names.PROJECT_ID, PROJECT.type, project),
         scope.node(names.BRANCH_ID, BRANCH.type, branch, (names.PROJECT_ID,)),
         scope.node(names.ENDPOINT_ID, ENDPOINT.type, endpoint, (names.BRANCH_ID,)),
-        scope.node(names.ROLE_ID, ROLE.type, {"name": role}, (names.BRANCH_ID,)),
+        scope.node(names.ROLE_ID, ROLE.type, {"name": role, **on_branch}, (names.BRANCH_ID,)),
     ]
     for database in databases:
         migrations, files = plan_of(database)
-        properties = {"name": database.name, "owner": role, "migrations": migrations, "files": files}
+        properties = {
+            "name": database.name,
+            "owner": role,
+            "migrations": migrations,
+            "files": files,
+            **on_branch,
+        }
         nodes.append(
             scope.node(
                 names.database_id(database.name),
