@@ -8,7 +8,8 @@ machine.
   elsewhere a branch named after the environment, made from the branch of the environment ``branch_from``
   names (else from the default branch) as it is now, or as it was at ``branch_at``. A branch holds its
   parent's data as of then, and its roles and databases: they are adopted, and only the migrations the
-  parent lacks are applied to them.
+  parent lacks are applied to them. Outside production the endpoint, the role and the databases name the
+  branch's parent too: a change of ``branch_from`` replaces them with the branch, in the same apply.
 - The endpoint (:class:`EndpointType`): the branch's read-write compute; its autoscaling limits and suspend
   timeout are user-tunable (changed in Neon's console, adopted, never reverted).
 - The role (:class:`RoleType`) owns the databases (:class:`DatabaseType`). Its password stays in Neon: the
