@@ -143,6 +143,19 @@ def test_requests_are_checked_against_neons_openapi_description(fake_neon: Any, 
     assert ("GET", "/projects/{project_id}") in fake_neon.calls
 
 
+def test_answers_are_checked_against_the_documents_response_schemas(api: httpx.Client) -> None:
+    from skyrig_neon.fake.spec import load
+
+    spec = load()
+    with pytest.raises(ValueError, match="consumption_period_end"):
+        spec.check_response(spec.by_id["getProject"], 200, {"project": {"id": "x"}})
+    with pytest.raises(ValueError, match="documents no body"):
+        spec.check_response(spec.by_id["deleteProjectBranch"], 204, {"branch": {}})
+    spec.check_response(spec.by_id["deleteProjectBranch"], 204, None)
+    served_elsewhere = api.get("/projects/shared")  # an operation of the document the fake does not serve
+    assert served_elsewhere.status_code == 501 and "listSharedProjects" in served_elsewhere.json()["message"]
+
+
 def test_creating_a_project_answers_the_documented_shape(fake_neon: Any, api: httpx.Client) -> None:
     from skyrig_neon.fake.spec import load
 
@@ -342,6 +355,9 @@ def test_a_branch_at_a_past_time_holds_the_parents_rows_of_that_time(api: httpx.
 
     now = create_branch(api, project_id, name="fake-now", parent_id=past["branch"]["id"])
     assert rows(uri(api, project_id, now["branch"]["id"])) == [1, 3]  # a branch of a point-in-time branch
+    # the parent wrote no WAL since the last copy of it: the copy at that time again must not wait for it
+    again = create_branch(api, project_id, name="fake-again", parent_timestamp=then)
+    assert rows(uri(api, project_id, again["branch"]["id"])) == [1]
     assert api.delete(f"/projects/{project_id}").status_code == 200
 
 

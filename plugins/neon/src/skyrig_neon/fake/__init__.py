@@ -4,8 +4,9 @@ It is strict where Neon is: every request is checked against Neon's own OpenAPI 
 (:mod:`skyrig_neon.fake.spec`: method and path must be an operation of the document; path and query
 parameters and the JSON body must match their schemas; body members and query parameters the document
 does not declare are refused) and answered 400 ``{"code", "message", "request_id"}`` otherwise; a request
-without ``Authorization: Bearer <api_key>`` is 401; an unknown path, method or id is 404. Responses are
-built to the document's response schemas and checked against them (a fake bug answers 500).
+without ``Authorization: Bearer <api_key>`` is 401; an unknown path, method or id is 404; an operation of
+the document the fake does not serve is 501. Responses are built to the document's response schemas and
+checked against them (a fake bug answers 500).
 
 Its data is real: each branch is a real PostgreSQL 18 server on 127.0.0.1 (:mod:`skyrig_neon.fake.postgres`)
 with real LOGIN roles (the passwords the fake keeps: reveal_password answers them, reset_password changes

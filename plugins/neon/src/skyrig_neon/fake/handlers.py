@@ -427,6 +427,7 @@ class Handlers:
             parent_id=parent.id,
             parent_timestamp=parent_timestamp,
             protected=fields.get("protected", False),
+            expires_at=fields.get("expires_at"),
         )
         # a child holds its parent's roles (with their passwords) and databases, as on Neon
         for role in parent.roles.values():
@@ -554,6 +555,8 @@ class Handlers:
             branch.name = name
         if "protected" in fields:
             branch.protected = fields["protected"]
+        if "expires_at" in fields:
+            branch.expires_at = fields["expires_at"]
         branch.updated_at = now()
         return Answer(200, {"branch": branch.to_json(), "operations": []})
 

@@ -195,6 +195,8 @@ class BranchServer:
             "--locale=C.UTF-8",
             "--no-sync",
             "--no-instructions",
+            # 1 MB WAL segments (16 MB by default): each branch's archive grows by a segment at each copy
+            "--wal-segsize=1",
         )
 
     def copy_of(self, parent: BranchServer) -> str:
@@ -297,6 +299,8 @@ class BranchServer:
 
     def archive_now(self) -> None:
         """Ends the current WAL segment and waits until the archive holds it (and every earlier one)."""
+        # a record first: without WAL since the last switch, pg_switch_wal would end no segment
+        self.query_one("SELECT pg_logical_emit_message(false, 'skyrig-fake-neon', 'archive')::text")
         segment = self.query_one("SELECT pg_walfile_name(pg_switch_wal())")
         deadline = time.monotonic() + 30
         # the archiver archives segments in order, each renamed into place once copied

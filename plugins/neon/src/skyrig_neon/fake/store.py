@@ -203,6 +203,8 @@ class Branch:
     protected: bool = False
     current_state: str = "init"
     state_changed_at: float = 0.0
+    expires_at: str | None = None
+    """Stored and shown as given: the fake deletes no branch when it expires."""
     roles: dict[str, Role] = field(default_factory=dict)
     databases: dict[str, Database] = field(default_factory=dict)
 
@@ -236,6 +238,8 @@ class Branch:
             body["parent_lsn"] = self.parent_lsn
         if self.parent_timestamp is not None:
             body["parent_timestamp"] = iso(self.parent_timestamp)
+        if self.expires_at is not None:
+            body["expires_at"] = self.expires_at
         return body
 
 
