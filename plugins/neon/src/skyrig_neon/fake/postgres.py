@@ -336,8 +336,10 @@ class BranchServer:
                     )
                     return
                 except ServerError:
-                    if attempt == 2:
-                        raise ServerError(f"the branch server did not start: {self._log_tail()}") from None
+                    tail = self._log_tail(12)
+                    # another process took the port meanwhile: try another; any other failure is final
+                    if attempt == 2 or "could not bind" not in tail:
+                        raise ServerError(f"the branch server did not start: {tail}") from None
 
     def running(self) -> bool:
         """Whether the server's postmaster is alive."""
@@ -381,9 +383,9 @@ class BranchServer:
             return None
         return int(first) if first.strip().isdigit() else None
 
-    def _log_tail(self) -> str:
+    def _log_tail(self, lines: int = 5) -> str:
         try:
-            return " | ".join(self.log.read_text(errors="replace").strip().splitlines()[-5:])
+            return " | ".join(self.log.read_text(errors="replace").strip().splitlines()[-lines:])
         except OSError:
             return "(no log)"
 
