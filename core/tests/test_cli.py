@@ -64,3 +64,25 @@ def test_missing_folder(run, tmp_path):
     result = run("model", str(tmp_path / "nowhere"))
     assert result.code == 1
     assert "is not a folder" in result.err
+
+
+def test_an_apply_shows_a_providers_error_text_as_written(write_app, run, monkeypatch):
+    """A provider's message is text, not markup: ``[env.dev.memory]`` in it is shown, not swallowed."""
+    from skyrig.errors import ProviderError
+    from skyrig_memory.nodes import MemoryNodeType
+
+    root = write_app(
+        {
+            "shop/__init__.py": 'from skyrig import Bucket, Service\nshop = Service("shop", app="shop:app")\n'
+            'files = Bucket("files")\napp = None\n'
+        },
+        'app = "testapp"\n[env.dev]\ntype = "development"\nprovider = "memory"\n',
+    )
+
+    def refuse(self, context, node):
+        raise ProviderError(f"{node.id}: set [env.dev.memory] path to a [bold]writable[/] file")
+
+    monkeypatch.setattr(MemoryNodeType, "create", refuse)
+    result = run("apply", "-C", str(root), "--env", "dev", "--yes")
+    assert result.code == 1
+    assert "set [env.dev.memory] path to a [bold]writable[/] file" in result.err, result.err

@@ -122,6 +122,7 @@ def _run(session, made, fence: int, parallelism: int) -> int:
     from contextlib import nullcontext
 
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -148,7 +149,7 @@ def _run(session, made, fence: int, parallelism: int) -> int:
                 f"stopping: waiting for {int(seconds)} operation(s) in flight (Ctrl-C again to abort)"
             )
         elif event != "noop":
-            console.print(f"  {marks.get(event, ' ')} {event} {change.id} [dim]({seconds:.2f} s)[/]")
+            console.print(f"  {marks.get(event, ' ')} {event} {escape(change.id)} [dim]({seconds:.2f} s)[/]")
             if progress is not None:
                 progress.advance(task)
 
@@ -161,10 +162,10 @@ def _run(session, made, fence: int, parallelism: int) -> int:
         )
         sys.stderr.flush()
         os._exit(130)
-    for node, error in sorted(outcome.failed.items()):
-        console.print(f"[red]error[/]: {node}: {error}")
+    for node, error in sorted(outcome.failed.items()):  # a provider's text, brackets and all: not markup
+        console.print(f"[red]error[/]: {escape(node)}: {escape(str(error))}")
     for node, why in sorted(outcome.skipped.items()):
-        console.print(f"[yellow]not run[/]: {node}: {why}")
+        console.print(f"[yellow]not run[/]: {escape(node)}: {escape(str(why))}")
     done = len([a for a in outcome.done.values() if a != "noop"])
     retries = f", {outcome.retries} retried call(s)" if outcome.retries else ""
     console.print(
