@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from skyrig.cli.testing import invoke
+from skyrig.runtime.pools import sync_pool
 from skyrig_neon import names, provider
 from skyrig_neon.conformance import settings as fake_settings
 
@@ -257,8 +258,9 @@ def test_console_autoscaling_is_adopted_and_a_rotated_password_is_picked_up_and_
     # the role's password is rotated in Neon while a service runs: its next connection reads it again
     database = app.database("staging")
     app.insert("staging", "before the rotation")
-    with database.connect():
-        pass  # the old password is what this process holds now
+    pool = sync_pool(f"{app.name}-rotation", database, min_size=0, max_size=2)
+    with pool.connection():
+        pass  # the old password is what this process, and its pool, hold now
     before = app.password("staging")
     project_, branch, role = names.parse_password_reference(app.entry("staging")["password"])
     reset = app.console.post(f"/projects/{project_}/branches/{branch}/roles/{role}/reset_password")
@@ -269,6 +271,10 @@ def test_console_autoscaling_is_adopted_and_a_rotated_password_is_picked_up_and_
     reveals = fake_neon.count(
         "GET", "/projects/{project_id}/branches/{branch_id}/roles/{role_name}/reveal_password"
     )
+    with pool.connection() as held, pool.connection() as made_now:  # the second is a new connection
+        for connection in (held, made_now):
+            assert connection.execute("SELECT item FROM orders").fetchall() == [("before the rotation",)]
+    pool.close()
     with database.connect() as connection:
         assert connection.execute("SELECT item FROM orders").fetchall() == [("before the rotation",)]
     assert (

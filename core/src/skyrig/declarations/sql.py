@@ -58,7 +58,7 @@ class SQLDatabase(Declaration):
         from skyrig.runtime.pools import sync_pool
 
         found = client(self, "connect")
-        return sync_pool(self.name, found.url, min_size=min_size, max_size=max_size, **options)
+        return sync_pool(self.name, found, min_size=min_size, max_size=max_size, **options)
 
     async def async_pool(self, *, min_size: int = 1, max_size: int = 10, **options: Any) -> Any:
         """This event loop's asynchronous pool for this database (a ``psycopg_pool.AsyncConnectionPool``,
@@ -72,7 +72,7 @@ class SQLDatabase(Declaration):
         from skyrig.runtime.pools import async_pool
 
         found = client(self, "connect")
-        return await async_pool(self.name, found.url, min_size=min_size, max_size=max_size, **options)
+        return await async_pool(self.name, found, min_size=min_size, max_size=max_size, **options)
 
     @property
     def url(self) -> str:

@@ -3,8 +3,8 @@
 The runtime config entry names the role's password by reference only (``neon:PROJECT/BRANCH/ROLE``): it is
 revealed through Neon's API (``reveal_password``, with the service's ``NEON_API_KEY``) when a connection
 is first made, kept in the process, and revealed again once after the server refuses it, so that a
-password rotated in Neon (``reset_password``) is picked up by the next connection. A pool opened before a
-rotation keeps the password it was opened with (psycopg's pools take a fixed URL): restart the service.
+password rotated in Neon (``reset_password``) is picked up by the next connection, a pool's new ones
+too (pools connect through :meth:`NeonDatabaseClient.connect`).
 """
 
 from __future__ import annotations
