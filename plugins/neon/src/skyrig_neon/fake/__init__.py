@@ -55,6 +55,7 @@ import logging
 import os
 import secrets
 import shutil
+import subprocess
 import tempfile
 import threading
 import urllib.parse
@@ -146,13 +147,15 @@ class FakeNeon:
                 server.stop()
             except Exception as error:  # keep stopping the others
                 log.warning("could not stop a fake Neon branch server: %s", error)
-        if self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
         if self._watchdog is not None:
+            # it stops a server an operation still running at the close made, and removes the folder
             with contextlib.suppress(OSError):
                 self._watchdog.stdin.close()
-            self._watchdog.wait(10)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._watchdog.wait(10)
             self._watchdog = None
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     def __enter__(self) -> FakeNeon:
         return self.start()

@@ -97,14 +97,17 @@ _WATCHDOG = """
 import os, shutil, signal, sys, time
 folder = sys.argv[1]
 sys.stdin.read()  # returns when the fake's process ends, however it ends
+killed = False
 for root, names, _ in os.walk(folder):
     if "postmaster.pid" in os.listdir(root):
         try:
             pid = int(open(os.path.join(root, "postmaster.pid")).readline())
             os.kill(pid, signal.SIGQUIT)
+            killed = True
         except (OSError, ValueError):
             pass
-time.sleep(0.5)
+if killed:
+    time.sleep(0.5)
 shutil.rmtree(folder, ignore_errors=True)
 """
 
