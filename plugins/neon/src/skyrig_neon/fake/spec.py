@@ -140,7 +140,7 @@ class Spec:
             checker.checkers[name] = entry
         self._checker = checker
         self._validator_class = OAS30Validator
-        self._validators: dict[str, Any] = {}
+        self._validators: dict[int, Any] = {}
         self._guard = threading.Lock()
         self.operations: list[Operation] = []
         self.by_id: dict[str, Operation] = {}
@@ -287,7 +287,7 @@ class Spec:
     # -- validation --------------------------------------------------------------------------------------
 
     def _validator(self, schema: dict[str, Any]) -> Any:
-        key = json.dumps(schema, sort_keys=True)
+        key = id(schema)  # every schema checked is a node of the document, which lives as long as the spec
         with self._guard:
             validator = self._validators.get(key)
             if validator is None:
