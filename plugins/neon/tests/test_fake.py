@@ -400,6 +400,73 @@ def test_role_passwords_are_real_revealed_and_rotated(api: httpx.Client, project
     assert api.get(f"{base}/roles/nobody/reveal_password").status_code == 404
 
 
+def test_databases_and_roles_are_made_renamed_and_dropped_for_real(
+    api: httpx.Client, project: dict[str, Any]
+) -> None:
+    project_id = project["project"]["id"]
+    branch_id = project["branch"]["id"]
+    base = f"/projects/{project_id}/branches/{branch_id}"
+
+    def done(answer: httpx.Response, status: int = 200) -> dict[str, Any]:
+        assert answer.status_code == status, answer.text
+        wait(api, project_id, answer.json()["operations"])
+        return answer.json()
+
+    first = done(api.post(f"{base}/roles", json={"role": {"name": "fake_first"}}), 201)["role"]
+    second = done(api.post(f"{base}/roles", json={"role": {"name": "fake_second"}}), 201)["role"]
+    done(
+        api.post(f"{base}/databases", json={"database": {"name": "fake_db", "owner_name": "fake_first"}}), 201
+    )
+    assert (
+        api.post(
+            f"{base}/databases", json={"database": {"name": "fake_db", "owner_name": "fake_first"}}
+        ).status_code
+        == 409
+    )
+    assert (
+        api.post(
+            f"{base}/databases", json={"database": {"name": "other", "owner_name": "nobody"}}
+        ).status_code
+        == 400
+    )
+    assert (
+        api.post(
+            f"{base}/databases", json={"database": {"name": "postgres", "owner_name": "fake_first"}}
+        ).status_code
+        == 400
+    )
+
+    renamed = done(
+        api.patch(
+            f"{base}/databases/fake_db",
+            json={"database": {"name": "fake_renamed", "owner_name": "fake_second"}},
+        )
+    )["database"]
+    assert (renamed["name"], renamed["owner_name"]) == ("fake_renamed", "fake_second")
+    assert api.get(f"{base}/databases/fake_db").status_code == 404
+    port = URI.match(uri(api, project_id, branch_id))["port"]
+    as_second = f"postgresql://fake_second:{second['password']}@127.0.0.1:{port}/fake_renamed?sslmode=disable"
+    with psycopg.connect(as_second) as connection:
+        owner = connection.execute(
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()"
+        ).fetchone()
+        assert owner == ("fake_second",)
+
+    done(api.delete(f"{base}/databases/fake_renamed"))
+    with pytest.raises(psycopg.OperationalError, match="does not exist"):
+        psycopg.connect(as_second).close()
+    assert api.delete(f"{base}/databases/fake_renamed").status_code == 204
+
+    done(api.delete(f"{base}/roles/fake_first"))
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(
+            f"postgresql://fake_first:{first['password']}@127.0.0.1:{port}/neondb?sslmode=disable"
+        ).close()
+    assert api.get(f"{base}/roles/fake_first").status_code == 404
+    assert [r["name"] for r in api.get(f"{base}/roles").json()["roles"]].count("fake_second") == 1
+    done(api.delete(f"{base}/roles/fake_second"))
+
+
 def test_endpoints_keep_neons_rules(api: httpx.Client, project: dict[str, Any]) -> None:
     project_id = project["project"]["id"]
     endpoint = project["endpoints"][0]
