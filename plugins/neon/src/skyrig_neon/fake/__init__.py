@@ -39,7 +39,11 @@ How it differs from Neon, on purpose or for want of Neon's machinery (say so whe
   transaction committed on the parent after that time; else a ``pg_basebackup`` of its current state.
   ``parent_lsn`` and ``init_source: schema-only`` are refused (400).
 - Deleting a branch, role, database or endpoint that does not exist answers 204, as the document says.
-  A project's data is gone at once when it is deleted (no recovery window).
+  A project's data is gone at once when it is deleted (no recovery window). A branch's ``expires_at`` is
+  kept and shown, never acted on. A project reports the ``pg_version`` it was given (18 by default); its
+  servers are PostgreSQL 18 whatever it says.
+- The servers run as the system user ``embedded_postgres`` when the tests run as root, and a watchdog
+  process stops them and removes their files when the test process ends, even when it is killed.
 - Neon's rules the fake applies: one read_write endpoint per branch (409); unique branch, role and
   database names on a branch (409); the default branch, a protected branch and a branch with children
   cannot be deleted (400); a role that owns databases cannot be deleted (400); reserved role and database
