@@ -1,0 +1,89 @@
+"""The hosted provider: development and preview environments on a host of your own (``skyrig-hosted
+serve``), one per pull request, provisioned through the host's HTTP API like any cloud.
+
+The app and the environment on the host, and per family its resources there (:mod:`skyrig_hosted.nodes`,
+then one module per family: :mod:`skyrig_hosted.sql`, ...): databases on the host's PostgreSQL, caches on
+its Redis, buckets on its object server and secrets in its own store, each environment isolated by the
+servers themselves. The app's token comes from ``SKYRIG_HOSTED_TOKEN`` only. This module stays light (no
+httpx, no psycopg, and never the host, :mod:`skyrig_hosted.host`): ``skyrig providers`` imports it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from skyrig.provider import Manifest, Provider
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from skyrig.provider import Context, Environment
+
+FAMILY_MODULES = ("nodes", "sql", "cache", "objects", "secrets")
+"""The modules whose nodes are expanded, in order: the app and the environment first (every resource is in
+the environment), then one module per family."""
+
+
+class HostedProvider(Provider):
+    """Provisions preview and development environments on a host."""
+
+    manifest = Manifest(
+        name="hosted",
+        kinds=frozenset({"sql_database", "cache_cluster", "bucket", "secret"}),
+        environment_types=frozenset({"preview", "development"}),
+        settings="skyrig_hosted.settings:HostedSettings",
+        description="a host of your own (skyrig-hosted serve): PostgreSQL, Redis, objects and secrets per "
+        "environment",
+    )
+
+    modules = tuple(f"skyrig_hosted.{family}" for family in FAMILY_MODULES)
+    data_planes: dict[str, str] = {
+        "sql_database": "skyrig_hosted.runtime.sql:database",
+        "cache_cluster": "skyrig_hosted.runtime.cache:cache",
+        "bucket": "skyrig_hosted.runtime.objects:BucketClient",
+        "secret": "skyrig_hosted.runtime.secrets:SecretClient",
+    }
+
+    def connect(self, app: str, environment: Environment, settings: Any, root: Path) -> Any:
+        """The host's API with the token of ``SKYRIG_HOSTED_TOKEN`` (a clear error when it is not set)."""
+        from skyrig_hosted.api import HostedClient
+
+        client = HostedClient.for_environment(environment, settings)
+        client.root = root
+        return client
+
+    # -- secrets --------------------------------------------------------------------------------------
+
+    def set_secret(self, context: Context, name: str, value: str) -> None:
+        """Store the value of declared secret ``name`` on the host (it keeps it encrypted)."""
+        from skyrig_hosted.secrets import set_secret
+
+        set_secret(context, name, value)
+
+    def secret_is_set(self, context: Context, name: str) -> bool:
+        """Whether declared secret ``name`` has a value on the host."""
+        from skyrig_hosted.secrets import secret_is_set
+
+        return secret_is_set(context, name)
+
+    # -- what the conformance suite looks at -----------------------------------------------------
+
+    def inventory(self, context: Context) -> list[tuple[str, str]]:
+        """The environment on the host and every resource in it (the app is never listed: no destroy
+        deletes it)."""
+        from skyrig.provider import NotFound
+        from skyrig_hosted.names import node_type
+
+        client = context.client
+        app, env = context.app, context.environment.name
+        try:
+            client.environment(app, env)
+            resources = client.resources(app, env)
+        except NotFound:
+            return []
+        found = [("hosted.environment", env)]
+        found += [(node_type(r["kind"]), r["name"]) for r in resources]
+        return sorted(found)
+
+
+provider = HostedProvider()

@@ -1,0 +1,39 @@
+"""The hosted provider's tests: one host per test process (each xdist worker starts its own,
+``skyrig-hosted serve --data TMP --fast`` on 127.0.0.1), for the conformance suite's profile and for the
+provider's own tests against it. Until the host's command is installed, those tests are skipped saying
+so; the provider's tests against scripted answers (``test_provider.py``) need no host."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from skyrig_conformance.profile import entered
+
+
+@pytest.fixture(scope="session")
+def host() -> Iterator[Any]:
+    """A host for this test process, with its admin token."""
+    from skyrig_hosted.conformance import Host
+
+    if importlib.util.find_spec("skyrig_hosted.host.cli") is None:
+        pytest.skip("the host (skyrig-hosted serve, skyrig_hosted.host.cli) is not built yet")
+    with Host() as running:
+        yield running
+
+
+@pytest.fixture(scope="session", name="skyrig_profile")
+def skyrig_profile(host: Any) -> Iterator[Any]:
+    """The conformance suite's profile on the process's host (compute, cron and pubsub on memory)."""
+    from skyrig_hosted.conformance import profile_for
+
+    @contextmanager
+    def factory() -> Iterator[Any]:
+        yield profile_for(host)
+
+    with entered(factory) as profile:
+        yield profile

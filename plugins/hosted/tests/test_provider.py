@@ -1,0 +1,302 @@
+"""The hosted provider against scripted answers (httpx's MockTransport, no host): how the host's errors
+become skyrig's, what is retried, calls counted, tokens kept out of records and messages; and its node
+types, inventory and secrets against a small scripted host that keeps resources by name as the API does."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from skyrig.provider import (
+    Context,
+    Environment,
+    Node,
+    NotFound,
+    ProviderError,
+    ThrottledError,
+    TransientError,
+    UserError,
+)
+from skyrig_hosted import names, provider
+from skyrig_hosted.api import CALLS, Conflict, HostedClient, token
+from skyrig_hosted.nodes import APP, ENVIRONMENT
+from skyrig_hosted.secrets import SECRET
+from skyrig_hosted.settings import HostedSettings
+
+URL = "http://host.example:8080"
+
+
+def client(answer: Callable[[httpx.Request], httpx.Response], key: str = "the-token") -> HostedClient:
+    return HostedClient(URL, key, max_attempts=3, wait_delay=0.001, transport=httpx.MockTransport(answer))
+
+
+def scripted(*responses: httpx.Response) -> tuple[Callable[[httpx.Request], httpx.Response], list[str]]:
+    """An answerer giving ``responses`` in turn (the last one again after them), and the requests seen."""
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.method} {request.url.raw_path.decode()}")
+        assert request.headers["authorization"] == "Bearer the-token"
+        return responses[min(len(seen), len(responses)) - 1]
+
+    return answer, seen
+
+
+def error(status: int, message: str = "no", code: str = "x") -> httpx.Response:
+    return httpx.Response(status, json={"error": {"code": code, "message": message}})
+
+
+# -- the client -------------------------------------------------------------------------------------------
+
+
+def test_the_api_url_ends_with_v1_however_it_is_written() -> None:
+    for written in ("http://h:1", "http://h:1/", "http://h:1/v1", "http://h:1/v1/"):
+        assert HostedSettings(url=written).url == "http://h:1/v1"
+    answer, seen = scripted(httpx.Response(200, json={"app": {"name": "shop"}}))
+    client(answer).app("shop")
+    assert seen == ["GET /v1/apps/shop"]
+
+
+def test_what_is_retried_and_what_is_not() -> None:
+    answer, seen = scripted(error(503), error(502), httpx.Response(200, json={"app": {"name": "a"}}))
+    assert client(answer).app("a") == {"name": "a"}, "a read is retried on 5xx"
+    assert len(seen) == 3
+
+    answer, seen = scripted(error(500))
+    with pytest.raises(TransientError, match=r"PUT /apps/\{app\}/envs/\{env\}"):
+        client(answer).put_environment("a", "pr:7", "preview")
+    assert len(seen) == 1, "a mutation answered 500 may have happened: not retried by the client"
+
+    def unreachable(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    with pytest.raises(TransientError, match="cannot reach"):
+        client(unreachable).app("a")
+
+
+def test_a_quota_is_a_throttled_error_with_the_quotas_message_and_is_not_retried() -> None:
+    answer, seen = scripted(error(429, "environments per app: at most 20", "quota"))
+    with pytest.raises(ThrottledError, match="environments per app: at most 20"):
+        client(answer).put_environment("a", "pr:21", "preview")
+    assert len(seen) == 1, "a quota does not lift by asking again at once"
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"), [(404, NotFound), (409, Conflict), (422, ProviderError), (401, ProviderError)]
+)
+def test_errors_name_the_call_and_never_the_token(status: int, kind: type[Exception]) -> None:
+    answer, _ = scripted(error(status, "refused here"))
+    with pytest.raises(kind) as raised:
+        client(answer).app("a")
+    text = str(raised.value)
+    assert "GET /apps/{app}" in text and "refused here" in text and "the-token" not in text
+    if status == 401:
+        assert "SKYRIG_HOSTED_TOKEN" in text
+
+
+def test_calls_are_counted_by_template() -> None:
+    answer, _ = scripted(httpx.Response(200, json={"resources": []}))
+    before = CALLS["GET /apps/{app}/envs/{env}/resources"]
+    client(answer).resources("a", "one")
+    client(answer).resources("a", "two")
+    assert CALLS["GET /apps/{app}/envs/{env}/resources"] == before + 2
+
+
+def test_names_in_paths_are_quoted() -> None:
+    answer, seen = scripted(httpx.Response(200, json={"env": {"name": "pr:72"}}))
+    client(answer).environment("shop", "pr/72")
+    assert seen == ["GET /v1/apps/shop/envs/pr%2F72"]
+
+
+def test_the_runtime_token_is_dropped_and_the_token_is_in_no_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    made = {"env": {"name": "pr:7", "type": "preview", "id": "ab12cd34", "runtime_token": "s3cret"}}
+    answer, _ = scripted(httpx.Response(201, json=made))
+    host = client(answer)
+    assert host.put_environment("a", "pr:7", "preview") == {
+        "name": "pr:7",
+        "type": "preview",
+        "id": "ab12cd34",
+    }
+    assert "the-token" not in repr(host)
+
+    monkeypatch.delenv("SKYRIG_HOSTED_TOKEN", raising=False)
+    with pytest.raises(UserError, match="SKYRIG_HOSTED_TOKEN") as missing:
+        token()
+    assert "never read from skyrig.toml" in missing.value.render()
+
+
+def test_a_credentials_reference_names_the_resource_and_nothing_else() -> None:
+    reference = names.credentials_reference("shop", "pr:72", "database", "orders")
+    assert reference == "hosted:shop/pr:72/database/orders"
+    assert names.parse_credentials_reference(reference) == ("shop", "pr:72", "database", "orders")
+    with pytest.raises(LookupError):
+        names.parse_credentials_reference("neon:p/b/r")
+
+
+# -- node types against a scripted host ---------------------------------------------------------------
+
+
+class ScriptedHost:
+    """The host's API as HOSTED.md describes it, in memory: apps (made by the admin token only),
+    environments and resources by name, secrets; nothing behind them."""
+
+    def __init__(self) -> None:
+        self.apps: set[str] = set()
+        self.envs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.resources: dict[tuple[str, str], dict[tuple[str, str], dict[str, Any]]] = {}
+        self.secrets: dict[tuple[str, str, str], str] = {}
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        admin = request.headers["authorization"] == "Bearer admin"
+        parts = [httpx.URL(f"http://x/{p}").path[1:] for p in request.url.raw_path.decode().split("/")[2:]]
+        parts = [p.replace("%3A", ":").replace("%2F", "/") for p in parts]
+        method = request.method
+        body = json.loads(request.content) if request.content else {}
+        if parts == ["apps"] and method == "POST":
+            if not admin:
+                return error(403, "only the admin makes apps", "forbidden")
+            if body["name"] in self.apps:
+                return error(409, "taken", "conflict")
+            self.apps.add(body["name"])
+            return httpx.Response(201, json={"app": {"name": body["name"]}, "token": "app-token"})
+        app = parts[1]
+        if app not in self.apps:
+            return error(404, f"no app {app}", "not_found")
+        if len(parts) == 2:
+            return httpx.Response(200, json={"app": {"name": app}})
+        env = parts[3]
+        key = (app, env)
+        if len(parts) == 4:
+            if method == "PUT":
+                made = key not in self.envs
+                self.envs.setdefault(key, {"name": env, "id": "ab12cd34"})["type"] = body["type"]
+                self.resources.setdefault(key, {})
+                extra = {"runtime_token": "runtime-secret"} if made else {}
+                return httpx.Response(201 if made else 200, json={"env": {**self.envs[key], **extra}})
+            if key not in self.envs:
+                return error(404, f"no environment {env}", "not_found")
+            if method == "DELETE":
+                del self.envs[key], self.resources[key]
+                return httpx.Response(204)
+            return httpx.Response(200, json={"env": self.envs[key]})
+        if key not in self.envs:
+            return error(404, f"no environment {env}", "not_found")
+        held = self.resources[key]
+        if parts[4] == "resources" and len(parts) == 5:
+            return httpx.Response(200, json={"resources": list(held.values())})
+        if parts[4] == "secrets":
+            name = parts[5]
+            if ("secret", name) not in held:
+                return error(404, f"no secret {name}", "not_found")
+            if method == "PUT":
+                self.secrets[(app, env, name)] = body["value"]
+                return httpx.Response(204)
+            if (app, env, name) not in self.secrets:
+                return error(404, f"secret {name} has no value", "not_found")
+            return httpx.Response(200, json={"value": self.secrets[(app, env, name)]})
+        kind, name = parts[5], parts[6]
+        if method == "PUT":
+            held[(kind, name)] = {"kind": kind, "name": name, "properties": body["properties"], "outputs": {}}
+            return httpx.Response(200, json={"resource": held[(kind, name)]})
+        if method == "DELETE":
+            held.pop((kind, name), None)
+            return httpx.Response(204)
+        if (kind, name) not in held:
+            return error(404, f"no {kind} {name}", "not_found")
+        return httpx.Response(200, json={"resource": held[(kind, name)]})
+
+
+def context(host: ScriptedHost, key: str = "admin", env: str = "pr:7") -> Context:
+    settings = HostedSettings(url=URL)
+    environment = Environment(env, "preview", {}, {"hosted": settings})
+    made = HostedClient(URL, key, max_attempts=1, transport=httpx.MockTransport(host))
+    return Context("shop", environment, settings, made)
+
+
+def node(node_id: str, node_type: str, **properties: Any) -> Node:
+    return Node(node_id, node_type, "hosted", properties, (), None)
+
+
+def test_an_app_is_made_with_the_admin_token_and_refused_clearly_with_an_apps_own() -> None:
+    host = ScriptedHost()
+    app = node(names.APP_ID, APP.type, name="shop")
+    with pytest.raises(ProviderError, match="ask the host's admin to make the app"):
+        APP.create(context(host, key="app-token"), app)
+    assert APP.find(context(host), app) is None
+    made = APP.create(context(host), app)
+    assert made.provider_id == "shop" and "app-token" not in json.dumps(made.outputs)
+    assert APP.create(context(host), app).provider_id == "shop", "an app made meanwhile is adopted"
+    APP.delete(context(host), app, "shop")
+    assert host.apps == {"shop"}, "a destroy never deletes the app: its other environments are in it"
+
+
+def test_an_environment_and_a_secret_are_found_made_and_deleted_by_name() -> None:
+    host = ScriptedHost()
+    host.apps.add("shop")
+    ctx = context(host)
+    env = node(names.ENVIRONMENT_ID, ENVIRONMENT.type, name="pr:7", type="preview")
+    secret = node(names.node_id("secret", "api-key"), SECRET.type, name="api-key")
+    assert SECRET.find(ctx, secret) is None, "no environment yet: not found, never an error"
+    assert ENVIRONMENT.find(ctx, env) is None
+    made = ENVIRONMENT.create(ctx, env)
+    assert made.properties == {"name": "pr:7", "type": "preview"}
+    assert "runtime-secret" not in json.dumps(made.outputs)
+    observed = SECRET.create(ctx, secret)
+    assert SECRET.find(ctx, secret) == observed
+    entry = SECRET.runtime_entry(secret, observed)
+    assert entry == {
+        "type": "hosted.secret",
+        "api": "http://host.example:8080/v1",
+        "app": "shop",
+        "env": "pr:7",
+        "secret": "api-key",
+    }
+    assert provider.inventory(ctx) == [("hosted.environment", "pr:7"), ("hosted.secret", "api-key")]
+
+    assert provider.secret_is_set(ctx, "api-key") is False
+    provider.set_secret(ctx, "api-key", "canary")
+    assert provider.secret_is_set(ctx, "api-key") is True
+    with pytest.raises(UserError, match="does not exist on the host yet") as refused:
+        provider.set_secret(ctx, "never-declared", "x")
+    assert "skyrig apply --env pr:7" in refused.value.render()
+
+    SECRET.delete(ctx, secret, "api-key")
+    SECRET.delete(ctx, secret, "api-key")  # gone already: not an error
+    ENVIRONMENT.delete(ctx, env, "pr:7")
+    assert provider.inventory(ctx) == []
+
+
+def test_a_resource_made_before_its_environment_is_visible_is_retried() -> None:
+    host = ScriptedHost()
+    host.apps.add("shop")
+    secret = node(names.node_id("secret", "api-key"), SECRET.type, name="api-key")
+    with pytest.raises(TransientError, match="not visible yet"):
+        SECRET.create(context(host), secret)
+
+
+def test_the_secret_data_plane_reads_the_host_and_says_how_to_set_a_missing_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from skyrig_hosted import runtime
+    from skyrig_hosted.runtime import secrets
+
+    host = ScriptedHost()
+    host.apps.add("shop")
+    ctx = context(host)
+    ENVIRONMENT.create(ctx, node(names.ENVIRONMENT_ID, ENVIRONMENT.type, name="pr:7", type="preview"))
+    secret = node(names.node_id("secret", "api-key"), SECRET.type, name="api-key")
+    entry = SECRET.runtime_entry(secret, SECRET.create(ctx, secret))
+    monkeypatch.setenv("SKYRIG_HOSTED_TOKEN", "admin")
+    monkeypatch.setitem(
+        runtime._clients, entry["api"], HostedClient(URL, "admin", transport=httpx.MockTransport(host))
+    )
+    secrets.VALUES.forget()
+    plane = provider.data_plane("secret", entry, {"environment": "pr:7"})
+    with pytest.raises(LookupError, match="skyrig secret set api-key --env pr:7"):
+        plane.value("api-key")
+    provider.set_secret(ctx, "api-key", "canary")
+    assert plane.value("api-key") == "canary"
