@@ -1,0 +1,228 @@
+"""The host's S3-compatible objects server: moto's S3 and IAM, IAM enforced, its state kept on disk.
+
+Run as ``python -m skyrig_hosted.host.objectstore FOLDER PORT``. No MinIO server installs on these
+machines, so a small host (and every test) runs moto's server, with IAM authentication on from the first
+request (``INITIAL_NO_AUTH_ACTION_COUNT = 0``). What moto enforces (checked, moto 5.2): every request's
+SigV4 signature against the access keys of its IAM users (an unknown key or a wrong secret: 403), and the
+user's policies for each S3 action on ``arn:aws:s3:::BUCKET`` / ``BUCKET/KEY`` (another prefix's bucket:
+403 AccessDenied, for reads, writes, listings and bucket creation alike).
+
+Two gaps of moto's server are closed here, in the process that serves it:
+
+- moto's ``/moto-api/`` endpoints answer anyone, and one of them (``reset-auth``) turns authentication
+  off, another (``reset``) wipes everything: they are refused (403) before moto sees them.
+- moto keeps its state in memory: a restart would lose every user, key and object. After each request that
+  changes something and succeeded, and before its answer is sent, the state is written to FOLDER: the IAM
+  users (their access keys and inline policies) to ``iam.json``, each object to a file of its bucket's
+  folder (written aside, fsynced, then renamed), so what was acknowledged survives even a ``kill -9``. On
+  start, the state is loaded back into moto, access keys included (moto would otherwise mint new ones).
+  Writes are serialised (one request at a time changes state); a write costs a comparison of every stored
+  object's ETag, which suits a development host, not a large store.
+
+The host's own credentials (``admin.json``, mode 0600, made on first start) belong to an IAM user with
+every permission, created here directly in moto's backend (no unauthenticated request is ever accepted).
+In production the same tenant code runs against MinIO, whose IAM-style policies and access keys are
+managed through its admin API instead (not tested here).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+ACCOUNT = "123456789012"
+ADMIN_USER = "skyrig-host"
+_MUTATING = {"PUT", "POST", "DELETE"}
+
+
+def _write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """``data`` to ``path``: written aside, fsynced, renamed into place."""
+    aside = path.with_name(path.name + ".part")
+    descriptor = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    aside.replace(path)
+
+
+def _file_name(key: str) -> str:
+    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=") or "_"
+
+
+class Store:
+    """moto's IAM users and S3 buckets, mirrored to ``folder`` and loaded back from it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.buckets_folder = folder / "buckets"
+        self.buckets_folder.mkdir(parents=True, exist_ok=True)
+        self.lock = threading.Lock()
+        self._etags: dict[str, dict[str, str]] = {}
+
+    # -- moto's backends ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def iam() -> Any:
+        from moto.iam.models import iam_backends
+
+        return iam_backends[ACCOUNT]["global"]
+
+    @staticmethod
+    def s3() -> Any:
+        from moto.s3.models import s3_backends
+
+        return s3_backends[ACCOUNT]["aws"]
+
+    # -- loading ------------------------------------------------------------------------------------------
+
+    def admin(self) -> dict[str, str]:
+        """The host's credentials, made on first start."""
+        path = self.folder / "admin.json"
+        if not path.exists():
+            key = "AKIA" + secrets.token_hex(8).upper()
+            _write(path, json.dumps({"access_key": key, "secret_key": secrets.token_urlsafe(30)}).encode())
+        return dict(json.loads(path.read_text()))
+
+    def load(self) -> None:
+        """Users, keys, policies and objects from disk into moto (the admin user included)."""
+        admin = self.admin()
+        everything = json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+        )
+        users = {
+            ADMIN_USER: {
+                "keys": [[admin["access_key"], admin["secret_key"]]],
+                "policies": {"all": everything},
+            }
+        }
+        iam_file = self.folder / "iam.json"
+        if iam_file.exists():
+            users.update(json.loads(iam_file.read_text()))
+        iam = self.iam()
+        for name, user in users.items():
+            iam.create_user(region_name="us-east-1", user_name=name, path="/", tags=[])
+            for key_id, secret in user["keys"]:
+                key = iam.create_access_key(user_name=name, prefix="AKIA")
+                key.access_key_id, key.secret_access_key = key_id, secret
+            for policy, document in user["policies"].items():
+                iam.put_user_policy(name, policy, document)
+        s3 = self.s3()
+        for bucket_folder in sorted(self.buckets_folder.iterdir()):
+            if not bucket_folder.is_dir():
+                continue
+            s3.create_bucket(bucket_folder.name, "us-east-1")
+            etags: dict[str, str] = {}
+            for meta_file in bucket_folder.glob("*.json"):
+                meta = json.loads(meta_file.read_text())
+                value = (bucket_folder / meta_file.stem).read_bytes()
+                key = s3.put_object(bucket_folder.name, meta["key"], value, disable_notification=True)
+                key.set_metadata(meta.get("metadata") or {})
+                etags[meta["key"]] = key.etag
+            self._etags[bucket_folder.name] = etags
+
+    # -- saving -------------------------------------------------------------------------------------------
+
+    def save(self) -> None:
+        """The IAM users and every bucket's changed objects to disk."""
+        iam = self.iam()
+        users: dict[str, Any] = {}
+        for name, user in iam.users.items():
+            if name == ADMIN_USER:
+                continue
+            users[name] = {
+                "keys": [[key.access_key_id, key.secret_access_key] for key in user.access_keys],
+                "policies": {policy: user.policies[policy] for policy in user.policies},
+            }
+        _write(self.folder / "iam.json", json.dumps(users, sort_keys=True).encode())
+        s3 = self.s3()
+        present = set(s3.buckets)
+        for gone in set(self._etags) - present:
+            self._drop_bucket(gone)
+        for name, bucket in s3.buckets.items():
+            self._save_bucket(name, bucket)
+
+    def _drop_bucket(self, name: str) -> None:
+        import shutil
+
+        shutil.rmtree(self.buckets_folder / name, ignore_errors=True)
+        self._etags.pop(name, None)
+
+    def _save_bucket(self, name: str, bucket: Any) -> None:
+        folder = self.buckets_folder / name
+        folder.mkdir(exist_ok=True)
+        known = self._etags.setdefault(name, {})
+        current: dict[str, Any] = {}
+        for key_name in list(bucket.keys.keys()):
+            key = bucket.keys.get(key_name)
+            if key is not None and not getattr(key, "is_delete_marker", False):
+                current[key_name] = key
+        for key_name, key in current.items():
+            if known.get(key_name) == key.etag:
+                continue
+            stem = _file_name(key_name)
+            _write(folder / stem, key.value)
+            meta = {"key": key_name, "metadata": dict(key.metadata)}
+            _write(folder / f"{stem}.json", json.dumps(meta).encode())
+            known[key_name] = key.etag
+        for key_name in set(known) - set(current):
+            stem = _file_name(key_name)
+            for path in (folder / f"{stem}.json", folder / stem):
+                path.unlink(missing_ok=True)
+            del known[key_name]
+
+
+def application(store: Store) -> Any:
+    """moto's WSGI application behind the guard and the write-through to ``store``."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    moto_app = DomainDispatcherApplication(create_backend_app)
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO", "").startswith("/moto-api"):
+            start_response("403 Forbidden", [("Content-Type", "text/plain")])
+            return [b"refused"]
+        if environ.get("REQUEST_METHOD") not in _MUTATING:
+            return moto_app(environ, start_response)
+        answer: dict[str, Any] = {}
+
+        def keep(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            answer["status"], answer["headers"] = status, headers
+            return lambda data: None
+
+        with store.lock:
+            body = b"".join(moto_app(environ, keep))
+            if answer["status"][:1] == "2":
+                store.save()
+        start_response(answer["status"], answer["headers"])
+        return [body]
+
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve FOLDER's state on 127.0.0.1:PORT until terminated."""
+    import signal
+
+    folder, port = argv or sys.argv[1:3]
+    os.environ["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
+    os.environ.setdefault("MOTO_PORT", port)
+    from moto import settings
+
+    settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
+    from werkzeug.serving import run_simple
+
+    store = Store(Path(folder))
+    store.load()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    run_simple("127.0.0.1", int(port), application(store), threaded=True, use_reloader=False)
+
+
+if __name__ == "__main__":
+    main()
