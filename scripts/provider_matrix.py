@@ -15,7 +15,7 @@ from skyrig_conformance.matrix import render_markdown
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "providers.md"
 START, END = "<!-- matrix:start -->", "<!-- matrix:end -->"
-PROVIDERS = ("memory", "local", "aws", "gcp", "azure", "template")
+PROVIDERS = ("memory", "local", "aws", "gcp", "azure", "neon", "template")
 
 
 def main(providers: list[str]) -> int:

@@ -171,8 +171,7 @@ class ProjectType(CloudNodeType):
     def _create(self, context: Context, node: Node) -> Observed:
         p, settings = node.properties, context.settings
         if p.get("project_id"):
-            # a ProviderError: the engine shows its message as it is (the settings' table is named
-            # without brackets, which the apply's output would take for markup)
+            # a ProviderError: the engine shows its message as it is
             raise ProviderError(
                 f"Neon has no project {p['project_id']!r} (project_id in the neon settings of "
                 f"environment {context.environment.name!r}), or the API key cannot see it: create it in "
