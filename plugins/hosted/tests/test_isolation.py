@@ -112,10 +112,14 @@ def test_each_environment_gets_its_own_login(a: Env, b: Env) -> None:
 
 
 def test_postgres_refuses_another_environments_database(servers: Servers, a: Env, b: Env) -> None:
+    with servers.postgres.connect() as admin:  # the host's own store, made after the servers started
+        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = 'skyrig_host'").fetchone():
+            admin.execute("CREATE DATABASE skyrig_host")
+    postgres_tenant.ensure(servers, Tenant("shop", "pr:9", "dddd4444"))
     with a.sql(servers) as own:
         own.execute("CREATE TABLE IF NOT EXISTS orders (id int)")
         own.execute("INSERT INTO orders VALUES (1)")
-    for database in (b.outputs["postgres"]["database"], "postgres", "template1"):
+    for database in (b.outputs["postgres"]["database"], "postgres", "template1", "skyrig_host"):
         with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
             a.sql(servers, database)
 

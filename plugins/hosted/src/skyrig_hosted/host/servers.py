@@ -323,10 +323,25 @@ class PostgresServer:
             "start",
             timeout=90,
         )
+        self.lock_down()
+
+    def lock_down(self) -> None:
+        """No role but the superuser may connect to the superuser's own databases (``postgres``,
+        ``template1``, the host's store, ...): CONNECT and TEMPORARY revoked from PUBLIC on each."""
+        from psycopg import sql
+
         with self.connect() as connection:
-            # nobody but the superuser connects to the cluster's own databases
-            for database in ("postgres", "template1"):
-                connection.execute(f'REVOKE CONNECT, TEMPORARY ON DATABASE "{database}" FROM PUBLIC')
+            rows = connection.execute(
+                "SELECT datname FROM pg_database WHERE datdba = (SELECT oid FROM pg_roles WHERE rolname = %s)"
+                " AND datallowconn",
+                (PG_SUPERUSER,),
+            ).fetchall()
+            for (database,) in rows:
+                connection.execute(
+                    sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(
+                        sql.Identifier(database)
+                    )
+                )
 
     def _stop_leftover(self) -> None:
         pid = _read_pid(self.pid_file)

@@ -21,8 +21,10 @@ def database_name(tenant: Tenant, name: str) -> str:
 
 
 def ensure(servers: Servers, tenant: Tenant) -> dict[str, str]:
-    """The role, made or given a new password."""
+    """The role, made or given a new password (and, before any tenant can log in, every database of the
+    superuser's closed to PUBLIC: a database the host made since the servers started included)."""
     role, password = login_name(tenant), new_password()
+    servers.postgres.lock_down()
     with servers.postgres.connect() as connection:
         exists = connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
         verb = "ALTER" if exists else "CREATE"
