@@ -294,6 +294,8 @@ def test_everything_survives_a_restart_of_the_servers(servers: Servers, a: Env, 
         await connection.close()
 
     asyncio.run(publish())
+    gone = Env(servers, Tenant("shop", "pr:5", "eeee5555"))  # removed after the restart
+    gone.s3(servers).put_object(Bucket=gone.outputs["objects"]["bucket"], Key="k", Body=b"v")
     ports = (servers.postgres.port, servers.redis.port, servers.nats.port, servers.objects.port)
     assert servers.data is not None
     servers.stop()
@@ -315,7 +317,13 @@ def test_everything_survives_a_restart_of_the_servers(servers: Servers, a: Env, 
         return int(info.state.messages)
 
     assert asyncio.run(read()) >= 1
-    # and isolation holds after the restart
+    # the environments found again can be removed (their logins and keys included) ...
+    for module, _ in FAMILIES.values():
+        module.remove(servers, gone.tenant)
+        assert module.usage(servers, gone.tenant) == 0
+    with pytest.raises(ClientError):
+        gone.s3(servers).list_objects_v2(Bucket=gone.outputs["objects"]["bucket"])
+    # ... and isolation holds after the restart
     with pytest.raises(ClientError):
         a.s3(servers).list_objects_v2(Bucket=b.outputs["objects"]["bucket"])
     with pytest.raises(redis.exceptions.NoPermissionError):

@@ -110,7 +110,10 @@ class Store:
             iam.create_user(region_name="us-east-1", user_name=name, path="/", tags=[])
             for key_id, secret in user["keys"]:
                 key = iam.create_access_key(user_name=name, prefix="AKIA")
+                # moto minted its own: the stored one replaces it, in the backend's index too
+                del iam.access_keys[key.physical_resource_id]
                 key.access_key_id, key.secret_access_key = key_id, secret
+                iam.access_keys[key.physical_resource_id] = key
             for policy, document in user["policies"].items():
                 iam.put_user_policy(name, policy, document)
         s3 = self.s3()
