@@ -151,10 +151,21 @@ def test_redis_confines_an_environment_to_its_own_keys(servers: Servers, a: Env,
         lambda: client.config_set("maxmemory", "1"),
         lambda: client.execute_command("ACL", "LIST"),
         lambda: client.publish(theirs + "events", "x"),
+        lambda: client.eval("return redis.call('get', KEYS[1])", 1, theirs + "secret"),
+        lambda: client.rename(own + "cart", theirs + "cart"),
+        lambda: client.dbsize(),
+        lambda: client.info(),
     ]
     for call in refused:
         with pytest.raises(redis.exceptions.NoPermissionError):
             call()
+    # a script's undeclared keys are checked too
+    with pytest.raises(redis.exceptions.ResponseError, match="can't access"):
+        client.eval(f"return redis.call('get', '{theirs}secret')", 0)
+    listener = client.pubsub()
+    listener.psubscribe("*")
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        listener.get_message(timeout=1)
     assert b.redis(servers).get(theirs + "secret") == b"b's"
 
 

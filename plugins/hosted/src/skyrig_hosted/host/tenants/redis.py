@@ -1,7 +1,8 @@
 """A tenant on the shared Redis: ACL user ``e_<id>`` allowed only keys ``e_<id>:*`` and channels
 ``e_<id>:*``, and no command that reaches past its keys: none of ``@admin`` and ``@dangerous`` (CONFIG,
-FLUSHALL, FLUSHDB, KEYS, DEBUG, MONITOR, ...) nor SCAN, RANDOMKEY, SELECT, SWAPDB, MOVE, PUBSUB, CLIENT,
-whose answers or effects are not confined to its keys. A cache ``name`` is the key prefix
+FLUSHALL, FLUSHDB, KEYS, DEBUG, MONITOR, INFO, SLOWLOG, ...) nor SCAN, RANDOMKEY, DBSIZE, MEMORY, SELECT,
+SWAPDB, MOVE, PUBSUB, CLIENT, whose answers or effects are not confined to its keys. Keys a script touches
+are checked as well. A cache ``name`` is the key prefix
 ``e_<id>:<name>:``. The server answers NOPERM to anything else. Users are kept in the server's aclfile
 (``ACL SAVE``).
 """
@@ -17,6 +18,8 @@ KINDS = ("cache",)
 DENIED = (
     "scan",
     "randomkey",
+    "dbsize",
+    "memory",
     "select",
     "swapdb",
     "move",
