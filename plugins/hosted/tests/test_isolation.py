@@ -341,7 +341,7 @@ def test_everything_survives_a_restart_of_the_servers(servers: Servers, a: Env, 
         a.redis(servers).get(b.outputs["redis"]["key_prefix"] + "secret")
 
 
-def test_servers_stop_when_the_host_is_killed(tmp_path: Path) -> None:
+def test_servers_stop_when_the_host_is_killed() -> None:
     """A host killed with SIGKILL: its watchdog stops every server; the next start finds the data."""
     import signal
     import subprocess
@@ -355,6 +355,9 @@ def test_servers_stop_when_the_host_is_killed(tmp_path: Path) -> None:
         "servers = Servers()\n"
         "servers.start(Path(sys.argv[1]), fast=True)\n"
         "servers.redis.admin.set('kept', 'yes')\n"
+        "servers.objects.admin_client('s3').create_bucket(Bucket='kept-bucket')\n"
+        "servers.objects.admin_client('s3').put_object(Bucket='kept-bucket', Key='k', Body=b'yes')\n"
+        "with servers.postgres.connect() as c: c.execute('CREATE TABLE kept AS SELECT 1 AS v')\n"
         "print('ready', flush=True)\n"
         "time.sleep(600)\n"
     )
@@ -375,6 +378,10 @@ def test_servers_stop_when_the_host_is_killed(tmp_path: Path) -> None:
         assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()]
         with Servers(folder, fast=True) as again:
             assert again.redis.admin.get("kept") == "yes"
+            kept = again.objects.admin_client("s3").get_object(Bucket="kept-bucket", Key="k")
+            assert kept["Body"].read() == b"yes"
+            with again.postgres.connect() as connection:
+                assert connection.execute("SELECT v FROM kept").fetchone() == (1,)
     finally:
         if host.poll() is None:
             host.kill()
