@@ -32,7 +32,8 @@ no claim: :class:`RuntimeDelivery`, :class:`LocalServers`, :class:`MessageHistor
 :class:`SecretClient`, :class:`CronClient`; :class:`Consuming` and :func:`drain` for subscription
 clients; :class:`SecretClientBase`, :class:`CachedSecrets` and :func:`secret_resolver` for secret
 clients; :class:`SigningKeyClient` for cron clients; :class:`PostgresClient` and :class:`RedisClient` for
-standard servers.
+standard servers; :mod:`jetstream` (:class:`JetStreamTopicClient`, :class:`JetStreamSubscriptionClient`
+and the stream definitions) for pub/sub on NATS JetStream.
 
 **Helpers**: the kinds (:data:`KINDS`, :data:`FAMILIES`, :data:`FEATURES`, :data:`TRAITS`,
 :data:`ENVIRONMENT_TYPES`),
@@ -76,6 +77,7 @@ from skyrig.plugins.cloud import (
 )
 from skyrig.plugins.manifest import ENVIRONMENT_TYPES, Manifest, ManifestError
 from skyrig.ports import free_port, free_ports
+from skyrig.runtime import jetstream
 from skyrig.runtime.dataplane import (
     BucketClient,
     CacheClient,
@@ -92,6 +94,8 @@ from skyrig.runtime.dataplane import (
     drain,
     secret_resolver,
 )
+from skyrig.runtime.jetstream import SubscriptionClient as JetStreamSubscriptionClient
+from skyrig.runtime.jetstream import TopicClient as JetStreamTopicClient
 from skyrig.runtime.migrations import LEDGER as MIGRATIONS_LEDGER
 from skyrig.runtime.migrations import migrate, plan_of
 from skyrig.runtime.servers import PostgresClient, RedisClient
@@ -162,6 +166,8 @@ __all__ = [
     "DeadLetters",
     "Environment",
     "Handler",
+    "JetStreamSubscriptionClient",
+    "JetStreamTopicClient",
     "Kind",
     "LocalServers",
     "ManagedCron",
@@ -204,6 +210,7 @@ __all__ = [
     "free_port",
     "free_ports",
     "hookimpl",
+    "jetstream",
     "join_name",
     "migrate",
     "plan_of",

@@ -21,9 +21,11 @@ import pytest
 from skyrig.cli import main
 from skyrig.cli.session import open_session
 from skyrig.runtime import binding
+from skyrig.runtime.jetstream import loop as natsio
+from skyrig.runtime.jetstream import streams
 from skyrig_local import provider
 from skyrig_local.pids import alive
-from skyrig_local.pubsub import broker, natsio, streams
+from skyrig_local.pubsub import broker
 from skyrig_local.pubsub.client import SubscriptionClient
 from skyrig_local.pubsub.messages import recent_messages
 
@@ -366,7 +368,7 @@ def test_definitions_replay_into_a_new_broker_and_a_stopped_broker_is_reported(t
     url = json.loads((root / ".skyrig/runtime/local/web.json").read_text())["resources"]["topic/orders"][
         "url"
     ]
-    with pytest.raises(natsio.BrokerNotRunning, match=f"{url}.*skyrig run"):
+    with pytest.raises(broker.BrokerNotRunning, match=f"{url}.*skyrig run"):
         sdk.orders.publish(sdk.Order(id=1, customer="ada"))
     try:
         assert broker.ensure(folder) == url  # the same port again
@@ -382,7 +384,7 @@ def test_definitions_replay_into_a_new_broker_and_a_stopped_broker_is_reported(t
         assert got == [2]  # the message published while no broker ran was refused, not lost in silence
         broker.stop(folder)
         started = time.monotonic()
-        with pytest.raises(natsio.BrokerNotRunning, match="skyrig run"):
+        with pytest.raises(broker.BrokerNotRunning, match="skyrig run"):
             sdk.orders.publish(sdk.Order(id=3, customer="cy"))
         assert time.monotonic() - started < 2
     finally:

@@ -5,13 +5,14 @@ the broker's topics and subscriptions. Secrets hold nothing here: their values s
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from skyrig.provider import Context
+from skyrig.runtime.jetstream import loop as natsio
+from skyrig.runtime.jetstream import streams
 from skyrig_local import postgres
-from skyrig_local.pubsub import broker, streams
+from skyrig_local.pubsub import broker
 from skyrig_local.records import environment_folder
 
 SYSTEM_DATABASES = ("postgres", "template0", "template1")
@@ -53,30 +54,9 @@ def _databases(data: Path) -> list[str]:
 
 def dead_letters(context: Context, subscription: str) -> list[dict[str, Any]]:
     """The messages in ``subscription``'s dead-letter stream, oldest first, left in place."""
-    from skyrig_local.pubsub import natsio
-
     url = broker.ensure(environment_folder(context))
 
-    async def read(js: Any) -> list[dict[str, Any]]:
-        name = streams.dead_letter_stream(subscription)
-        state = (await js.stream_info(name)).state
-        if not state.messages:
-            return []
-        letters = []
-        for sequence in range(state.first_seq, state.last_seq + 1):
-            message = await js.get_msg(name, sequence)
-            headers = message.headers or {}
-            attempts = headers.get("Skyrig-Attempts")
-            letters.append(
-                {
-                    "data": json.loads(message.data),
-                    "attempts": int(attempts) if attempts else None,
-                    "error": headers.get("Skyrig-Error"),
-                }
-            )
-        return letters
-
     async def run() -> list[dict[str, Any]]:
-        return await read(await natsio.jetstream(url))
+        return await streams.read_dead_letters(await natsio.jetstream(url), subscription)
 
     return natsio.run(run())

@@ -5,10 +5,10 @@ duplicate window for exactly-once delivery; a subscription is a durable consumer
 deadline, max ack pending = max concurrency) with a dead-letter stream of its own. Retention, ack
 deadline, retries, backoff and concurrency change in place; the delivery guarantee or ordering replaces.
 
-The package: :mod:`.broker` runs the environment's NATS server and keeps the definitions it replays;
-:mod:`.streams` declares the JetStream objects behind a definition; :mod:`.natsio` is the process's NATS
-loop and connections; :mod:`.client` is the data plane (publishing through :mod:`.outbox`, consuming
-through :mod:`.consumer`); :mod:`.messages` reads recent messages for the dashboard.
+The JetStream side (the objects behind a definition, publishing, consuming, the process's NATS loop) is
+the SDK's :mod:`skyrig.runtime.jetstream`, which the hosted provider shares. What is local is here:
+:mod:`.broker` runs the environment's NATS server and keeps the definitions it replays; :mod:`.client`
+points the SDK's clients at it; :mod:`.messages` reads recent messages for the dashboard.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from skyrig.provider import Context, Node, NodeType, Observed, Scope, duration_seconds
-from skyrig_local.pubsub import broker, natsio, streams
+from skyrig.runtime.jetstream import loop as natsio
+from skyrig.runtime.jetstream import streams
+from skyrig_local.pubsub import broker
 from skyrig_local.records import environment_folder as env_folder
 
 DEFAULT_RETENTION = 7 * 86400
@@ -68,15 +70,7 @@ class TopicType(NodeType):
             natsio.run(_remove(url, streams.remove_topic, name))
 
     def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
-        name = observed.properties["name"]
-        return {
-            "type": self.type,
-            **observed.outputs,
-            "name": name,
-            "stream": streams.topic_stream(name),
-            "subject": streams.topic_subject(name),
-            "exactly_once": observed.properties["delivery"] == "exactly-once",
-        }
+        return {"type": self.type, **observed.outputs, **streams.topic_entry(observed.properties)}
 
 
 class SubscriptionType(NodeType):
@@ -128,21 +122,7 @@ class SubscriptionType(NodeType):
             natsio.run(_remove(url, streams.remove_subscription, topic, name))
 
     def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
-        properties = observed.properties
-        name = properties["name"]
-        return {
-            "type": self.type,
-            **observed.outputs,
-            **{key: properties[key] for key in self.tunable},
-            "name": name,
-            "topic": properties["topic"],
-            "stream": streams.topic_stream(properties["topic"]),
-            "consumer": name,
-            "dead_letter_subject": streams.dead_letter_subject(name),
-            "handled_bucket": streams.handled_bucket(name),
-            "ordered": properties["ordering_attribute"] is not None,
-            "exactly_once": properties["delivery"] == "exactly-once",
-        }
+        return {"type": self.type, **observed.outputs, **streams.subscription_entry(observed.properties)}
 
 
 async def _read_topic(url: str, name: str) -> dict[str, Any] | None:

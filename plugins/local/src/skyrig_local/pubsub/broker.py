@@ -27,13 +27,21 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from skyrig.provider import jetstream
+from skyrig.runtime.jetstream import loop as natsio
+from skyrig.runtime.jetstream import streams
 from skyrig_local.pids import alive
-from skyrig_local.pubsub import natsio
 from skyrig_local.records import write_atomically
 
 _lock = threading.Lock()
 _owned: dict[Path, tuple[subprocess.Popen[bytes], str]] = {}
 _definitions_lock = threading.Lock()
+
+
+NOT_RUNNING = "start the app with skyrig run (it runs the local environment's broker)"
+"""What to do when the environment's broker does not answer."""
+BrokerNotRunning = jetstream.BrokerUnreachable
+"""No broker answers at the URL the environment's runtime config names."""
 
 
 class BrokerError(RuntimeError):
@@ -201,8 +209,6 @@ def _start(folder: Path) -> str:
 
 
 async def _replay(url: str, found: dict[str, dict[str, Any]]) -> None:
-    from skyrig_local.pubsub import streams
-
     js = await natsio.jetstream(url)
     await streams.declare_events(js)
     for topic in found["topics"].values():

@@ -13,8 +13,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from skyrig_local.pubsub import broker, natsio, streams
-from skyrig_local.pubsub.consumer import message_id
+from skyrig.runtime.jetstream import loop as natsio
+from skyrig.runtime.jetstream import streams
+from skyrig.runtime.jetstream.consumer import message_id
+from skyrig_local.pubsub import broker
 
 
 def recent_messages(folder: Path, limit: int = 50) -> list[dict[str, Any]]:
