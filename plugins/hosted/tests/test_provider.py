@@ -471,3 +471,34 @@ def test_a_buckets_signed_url_is_served_over_http(bucket: Any) -> None:
     bucket.upload("signed.txt", b"for your eyes")
     with urllib.request.urlopen(bucket.signed_url("signed.txt", "5m"), timeout=30) as response:
         assert response.read() == b"for your eyes"
+
+
+def test_a_database_password_refused_by_the_server_is_read_again_from_the_host(
+    host: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uuid
+
+    from skyrig_hosted import runtime
+    from skyrig_hosted.sql import DATABASE
+
+    monkeypatch.setenv("SKYRIG_HOSTED_TOKEN", host.admin_token)
+    settings = HostedSettings(url=host.url)
+    app = f"sql-{uuid.uuid4().hex[:6]}"
+    environment = Environment("dev", "development", {}, {"hosted": settings})
+    ctx = Context(app, environment, settings, HostedClient(host.url, host.admin_token))
+    APP.create(ctx, node(names.APP_ID, APP.type, name=app))
+    env = node(names.ENVIRONMENT_ID, ENVIRONMENT.type, name="dev", type="development")
+    ENVIRONMENT.create(ctx, env)
+    try:
+        orders = node(
+            names.node_id("database", "orders"), DATABASE.type, name="orders", migrations=[], files={}
+        )
+        entry = DATABASE.runtime_entry(orders, DATABASE.create(ctx, orders))
+        plane = provider.data_plane("sql_database", entry, {"environment": "dev"})
+        runtime.forget()
+        runtime.LOGINS.read(entry["password"], lambda: f"{entry['user']}\0a-stale-password")
+        with plane.connect() as connection:
+            assert connection.execute("SELECT current_user").fetchone() == (entry["user"],)
+        assert "a-stale-password" not in plane.url(), "the password read again is kept for what follows"
+    finally:
+        ENVIRONMENT.delete(ctx, env, "dev")
