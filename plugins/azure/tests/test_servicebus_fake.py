@@ -348,3 +348,20 @@ def test_time_to_live_expires_or_dead_letters(bus, client):
     ]
     (alive,) = receive(client, topic, "forever", receive_mode=DELETE)
     assert str(alive) == "stale"
+
+
+def test_a_message_the_client_releases_is_available_again_at_once(bus, client):
+    # With prefetch_count=0 the client gives credit per receive call and releases, pre-settled, what
+    # arrives between calls: here the abandoned message, which the broker hands over again at once on the
+    # credit the first call left. Service Bus unlocks a released message then and there (delivery count
+    # unchanged); kept locked, it would come back only when its lock expired, counted one delivery higher.
+    topic = topic_with(bus, s={"lockDuration": "PT30S"})
+    send(client, topic, ServiceBusMessage("retried"))
+    with client.get_subscription_receiver(topic, "s", prefetch_count=0) as receiver:
+        (first,) = receiver.receive_messages(max_message_count=5, max_wait_time=1)
+        receiver.abandon_message(first)
+        receiver.peek_messages(max_message_count=1)  # the client reads its link outside a receive
+        again = receiver.receive_messages(max_message_count=5, max_wait_time=2)
+        assert [(str(m), m.delivery_count) for m in again] == [("retried", 1)]
+        receiver.complete_message(again[0])
+    assert bus.counts(NS, topic, "s")["active"] == 0

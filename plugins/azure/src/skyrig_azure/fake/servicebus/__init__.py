@@ -19,6 +19,9 @@ Interfaces::
         bus.counts("ns1", "orders", "billing")     # {"active": n, "deferred": n, "dead_lettered": n}
         bus.scheduled_count("ns1", "orders"); bus.topics("ns1")   # {topic: [subscriptions]}
 
+With ``SKYRIG_FAKE_SERVICEBUS_LOG=FILE`` the broker appends its debug log (deliveries with their lock
+tokens, settlements, lock expiries) to FILE.
+
 A namespace is made by its first mention. ``ensure_*`` create or update in place (messages stay) and
 take ARM's camelCase ``properties``: topics read defaultMessageTimeToLive, requiresDuplicateDetection and
 duplicateDetectionHistoryTimeWindow; subscriptions read lockDuration, maxDeliveryCount, requiresSession,
@@ -36,6 +39,8 @@ open link answers ``amqp:not-found`` (the client raises ``MessagingEntityNotFoun
 
 Enforced through the real client: topic fan-out to every subscription (a topic without subscriptions
 drops messages); peek lock with the subscription's lockDuration: complete, abandon (delivery count +1),
+release (available again at once, delivery count unchanged; applied when the client settles it first, as
+it releases what reaches its link outside a receive call or is left unreturned at close),
 dead-letter (reason/description as the DeadLetterReason/DeadLetterErrorDescription application
 properties), defer and receive-by-sequence-number, renew-lock; lock expiry -> redelivery with delivery
 count +1 and the old lock lost (MessageLockLostError); maxDeliveryCount failed deliveries -> the

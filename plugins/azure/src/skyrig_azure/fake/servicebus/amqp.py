@@ -227,8 +227,10 @@ class BrokerHandler(Handler):
             self._received(link, delivery, raw)
             if link.credit < _CREDIT // 2:
                 link.flow(_CREDIT - link.credit)
-        elif delivery.remote_state and not delivery.settled:
+        elif delivery.remote_state:
             self._settled_by_client(link, delivery)
+        elif delivery.settled:  # settled by the client without an outcome: nothing to apply
+            delivery.settle()
         self.pump()
 
     def _received(self, link: Any, delivery: Any, raw: bytes) -> None:
@@ -353,8 +355,23 @@ class BrokerHandler(Handler):
             self._reply(link, node, request, 500, "FAKE broker error.", None, condition="amqp:internal-error")
 
     def _settled_by_client(self, link: Any, delivery: Any) -> None:
+        """Apply the client's outcome to the message; answer it unless the client settled it already.
+
+        Service Bus applies a pre-settled disposition too: the client releases that way, at once and
+        unanswered, what reaches its link outside a receive call (with prefetch 0, on credit a receive
+        left) and what it holds unreturned when its receiver closes. A released message is available
+        again at once with its delivery count unchanged, not left locked until its lock expires.
+        """
         consumer = getattr(link, "consumer", None)
         outcome = delivery.remote_state
+        answer = not delivery.settled
+        log.debug(
+            "settle %s%s for lock %s on link %s",
+            outcome,
+            "" if answer else " (pre-settled)",
+            getattr(delivery, "lock_token", None),
+            link.name,
+        )
         try:
             with self.broker.lock:
                 sub = self._subscription_or_none(consumer) if consumer else None
@@ -379,10 +396,13 @@ class BrokerHandler(Handler):
                 elif outcome == Delivery.RELEASED:
                     m, _ = sub.find_locked(token, now)
                     m.unlock()
-            delivery.update(outcome)
+            if answer:
+                delivery.update(outcome)
         except BrokerError as exc:
-            delivery.local.condition = _condition(exc)
-            delivery.update(Delivery.REJECTED)
+            log.debug("settle %s refused: %s", outcome, exc.description)
+            if answer:
+                delivery.local.condition = _condition(exc)
+                delivery.update(Delivery.REJECTED)
         delivery.settle()
 
     # -- the pump: hand messages to receivers with credit ---------------------------------------------------
@@ -433,6 +453,14 @@ class BrokerHandler(Handler):
             tag = stored.lock_token.bytes_le if stored.lock_token else uuid.uuid4().bytes_le
             delivery = link.delivery(tag)
             delivery.lock_token = stored.lock_token
+            log.debug(
+                "deliver %s seq %s count %s lock %s on link %s",
+                sub.name,
+                stored.seq,
+                stored.delivery_count,
+                stored.lock_token,
+                link.name,
+            )
             link.send(codec.delivered(stored, locked=consumer.lock))
             link.advance()
             if not consumer.lock:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import logging
+import os
 import secrets
 import socket
 import threading
@@ -16,6 +18,21 @@ from .store import Namespace, Subscription, Topic, not_found
 
 _TICK = 0.05  # seconds between clock ticks (lock expiry, scheduled messages, TTL)
 POLICY = "RootManageSharedAccessKey"
+LOG_VARIABLE = "SKYRIG_FAKE_SERVICEBUS_LOG"
+"""A file the broker appends its debug log to (deliveries, settlements, lock expiries), when set."""
+
+
+def _log_to_file() -> None:
+    """Send the broker's debug log to the file ``SKYRIG_FAKE_SERVICEBUS_LOG`` names (once a process)."""
+    path = os.environ.get(LOG_VARIABLE)
+    logger = logging.getLogger(__package__)
+    if not path or any(getattr(h, "skyrig_fake", False) for h in logger.handlers):
+        return
+    handler = logging.FileHandler(path)
+    handler.skyrig_fake = True  # type: ignore[attr-defined]
+    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(name)s %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
 
 
 def _new_key() -> str:
@@ -44,6 +61,7 @@ class FakeServiceBus:
 
     def start(self) -> None:
         """Listen on a free port and run the reactor in a daemon thread."""
+        _log_to_file()
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self._port = probe.getsockname()[1]

@@ -7,6 +7,7 @@ plain functions of the state and the clock.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,8 @@ from .config import SubscriptionConfig, TopicConfig
 SCHEDULED_ENQUEUE_TIME = symbol("x-opt-scheduled-enqueue-time")
 MAX_DELIVERY_REASON = "MaxDeliveryCountExceeded"
 TTL_EXPIRED_REASON = "TTLExpiredException"
+
+log = logging.getLogger(__name__)
 
 
 class BrokerError(Exception):
@@ -195,6 +198,7 @@ class Subscription:
         for dead_letter in (False, True):
             for m in list(self.queue(dead_letter).values()):
                 if m.lock_token is not None and m.locked_until <= now:
+                    log.debug("lock %s of %s seq %s expired", m.lock_token, self.name, m.seq)
                     self._failed_delivery(m, dead_letter)
         for m in list(self.messages.values()):
             if m.lock_token is None and m.expires_at is not None and m.expires_at <= now:
