@@ -292,9 +292,8 @@ def test_the_secret_data_plane_reads_the_host_and_says_how_to_set_a_missing_valu
     secret = node(names.node_id("secret", "api-key"), SECRET.type, name="api-key")
     entry = SECRET.runtime_entry(secret, SECRET.create(ctx, secret))
     monkeypatch.setenv("SKYRIG_HOSTED_TOKEN", "admin")
-    monkeypatch.setitem(
-        runtime._clients, entry["api"], HostedClient(URL, "admin", transport=httpx.MockTransport(host))
-    )
+    scripted_host = HostedClient(URL, "admin", transport=httpx.MockTransport(host))
+    monkeypatch.setitem(runtime._clients, (entry["api"], "admin"), scripted_host)
     secrets.VALUES.forget()
     plane = provider.data_plane("secret", entry, {"environment": "pr:7"})
     with pytest.raises(LookupError, match="skyrig secret set api-key --env pr:7"):

@@ -14,7 +14,7 @@ LOGINS = CachedSecrets(ttl=3600.0)
 """Logins read in this process (``"username\\0password"``), by reference; read again after an hour, or
 after a refusal."""
 
-_clients: dict[str, Any] = {}
+_clients: dict[tuple[str, str], Any] = {}
 _lock = threading.Lock()
 
 
@@ -28,10 +28,11 @@ def host(api: str) -> Any:
             f"the host's credentials and secrets are read with the token in {TOKEN_VARIABLE}, which is not "
             "set in this process"
         )
-    with _lock:
-        if api not in _clients:
-            _clients[api] = HostedClient(api, token(), max_attempts=3, wait_delay=0.2)
-        return _clients[api]
+    key = token()
+    with _lock:  # by token too: a process whose token changes (a test, a rotation) uses the new one
+        if (api, key) not in _clients:
+            _clients[(api, key)] = HostedClient(api, key, max_attempts=3, wait_delay=0.2)
+        return _clients[(api, key)]
 
 
 def _load(api: str, reference: str) -> str | None:
