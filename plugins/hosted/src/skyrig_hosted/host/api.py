@@ -37,8 +37,8 @@ from skyrig_hosted.host.tokens import ADMIN, APP, RUNTIME, Principal
 
 log = logging.getLogger("skyrig_hosted.host.api")
 
-APP_NAME = re.compile(r"[a-z][a-z0-9-]{0,39}")
-ENV_NAME = re.compile(r"[a-z0-9][a-z0-9:._-]{0,62}")
+APP_NAME = re.compile(r"[a-z][a-z0-9-]{0,62}")
+ENV_NAME = re.compile(r"[a-z0-9][a-z0-9:_-]{0,62}")
 RESOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 SECRET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 ENV_TYPES = ("preview", "development")
