@@ -501,3 +501,26 @@ def test_a_database_password_refused_by_the_server_is_read_again_from_the_host(
         assert "a-stale-password" not in plane.url(), "the password read again is kept for what follows"
     finally:
         ENVIRONMENT.delete(ctx, env, "dev")
+
+
+def test_a_host_started_for_tests_stops_when_its_test_process_is_killed(host: Any, tmp_path: Any) -> None:
+    import subprocess
+    import time
+    from pathlib import Path
+
+    script = (
+        "import os, signal\n"
+        "from skyrig_hosted.conformance import Host\n"
+        "host = Host().__enter__()\n"
+        "print(host.process.pid, host.data, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180)
+    assert killed.returncode == -9, killed.stderr
+    pid, folder = killed.stdout.split()
+    process, data = Path(f"/proc/{pid}"), Path(folder)
+    deadline = time.monotonic() + 60
+    while (process.exists() or data.exists()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not process.exists(), "the host outlived the test process that started it"
+    assert not data.exists(), "the host's data folder was left behind"

@@ -2,7 +2,7 @@
 in a process of its own, on 127.0.0.1 and a free port), with its real PostgreSQL, Redis and object
 server. The suite's environments use the host's admin token (each deployment of the suite is an app of
 its own, which the provider makes on the host: only the admin token may), and hand the families the host
-does not run yet (``compute``, ``cron``, ``pubsub``) to the memory provider.
+does not run yet (``compute``, ``cron``) to the memory provider.
 
 The host is started as a command, never imported: the provider (this module included) uses the public
 SDK only, as a user's machine would.
@@ -32,7 +32,25 @@ START_TIMEOUT = 120.0
 """Seconds a host may take to start its servers and print its API's address."""
 _URL = re.compile(r"(https?://[0-9a-zA-Z.:\[\]-]+/v1)\b")
 
-NOT_HOSTED_YET = ("compute", "cron", "pubsub")
+_WATCHDOG = """
+import os, shutil, signal, sys, time
+sys.stdin.read()  # returns when the test process ends, however it ends
+pid, folder = int(sys.argv[1]), sys.argv[2]
+try:
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+except OSError:
+    pass
+if folder:
+    shutil.rmtree(folder, ignore_errors=True)
+"""
+"""Stops the host, and removes its data folder, when the test process that started it ends without
+stopping it (killed, say): it waits for its standard input to close."""
+
+NOT_HOSTED_YET = ("compute", "cron")
 """The families the host does not run yet: the suite's environments hand them to the memory provider."""
 
 
@@ -58,6 +76,7 @@ class Host:
         self.url = ""
         self.admin_token = ""
         self.process: subprocess.Popen[str] | None = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
         self._lines: queue.Queue[str | None] = queue.Queue()
         self.output: list[str] = []
 
@@ -77,6 +96,13 @@ class Host:
             env=environ,
         )
         atexit.register(self.stop)  # a test process that ends without leaving the block stops it too
+        self._watchdog = subprocess.Popen(
+            [sys.executable, "-c", _WATCHDOG, str(self.process.pid), "" if self._given else str(self.data)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         threading.Thread(target=self._read, daemon=True).start()
         try:
             self.url = self._wait_for_url()
@@ -127,6 +153,10 @@ class Host:
             except subprocess.TimeoutExpired:
                 running.kill()
                 running.wait(timeout=10)
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:  # the host is stopped: nothing is left for it to do
+            watchdog.kill()
+            watchdog.wait(timeout=10)
         if not self._given:
             shutil.rmtree(self.data, ignore_errors=True)
 
