@@ -228,6 +228,18 @@ def test_objects_server_refuses_another_environments_bucket(servers: Servers, a:
             call()
         assert refusal.value.response["Error"]["Code"] == "AccessDenied"
     assert b.s3(servers).get_object(Bucket=theirs, Key="report")["Body"].read() == b"b's"
+    # nor can its keys manage users: no key of b's made, no policy of its own widened
+    iam = servers.objects.client("iam", a.logins["objects"]["username"], a.logins["objects"]["password"])
+    for call in (
+        lambda: iam.create_access_key(UserName=objects_tenant.user_name(B)),
+        lambda: iam.put_user_policy(
+            UserName=objects_tenant.user_name(A), PolicyName="all", PolicyDocument='{"Statement": []}'
+        ),
+        lambda: iam.list_users(),
+    ):
+        with pytest.raises(ClientError) as refusal:
+            call()
+        assert refusal.value.response["Error"]["Code"] == "AccessDenied"
 
 
 def test_objects_server_refuses_its_control_endpoints(servers: Servers) -> None:
