@@ -5,6 +5,7 @@ one line and a non-zero exit, never a traceback."""
 
 from __future__ import annotations
 
+import json
 import queue
 import re
 import shutil
@@ -163,6 +164,9 @@ def test_the_host_survives_kill_9_with_nothing_lost(data: Path):
             client.put(f"/apps/shop/envs/{env}/secrets/API_KEY", json={"value": f"key of {env}"})
         _use_the_servers(client, "shop", "pr:72", write=True)
         before = _snapshot(client, "shop")
+        passwords = [str(login["password"]) for login in before["credentials"].values()]  # type: ignore[union-attr]
+        secrets = ["key of pr:72", "key of dev"]
+        _nothing_in_clear(data, [admin, made["token"], *runtime.values(), *passwords, *secrets])
     finally:
         first.kill(signal.SIGKILL)
 
@@ -184,6 +188,19 @@ def test_the_host_survives_kill_9_with_nothing_lost(data: Path):
         second.kill(signal.SIGTERM)
     assert second.process.returncode == 0, "".join(second.output)
     assert "Traceback" not in "".join(second.output)
+
+
+def _nothing_in_clear(data: Path, texts: list[str]) -> None:
+    """No cell of the host's own tables holds any of ``texts`` (read as its PostgreSQL's superuser)."""
+    socket_dir = data / "postgres" / "socket"
+    port = json.loads((data / "servers.json").read_text())["postgres"]
+    with psycopg.connect(host=str(socket_dir), port=port, user="skyrig_admin", dbname="skyrig_host") as db:
+        tables = [row[0] for row in db.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        assert {"tokens", "logins", "secrets"} <= set(tables)
+        dump = repr([db.execute(f"SELECT * FROM {table}").fetchall() for table in tables])
+    assert len(texts) == len(set(texts)) > 10
+    for text in texts:
+        assert text not in dump
 
 
 def _fails(*arguments: str) -> str:
