@@ -242,6 +242,34 @@ def test_objects_server_refuses_another_environments_bucket(servers: Servers, a:
         assert refusal.value.response["Error"]["Code"] == "AccessDenied"
 
 
+def test_objects_server_checks_presigned_urls(servers: Servers, a: Env, b: Env) -> None:
+    import time
+
+    import httpx
+
+    own, theirs = a.outputs["objects"]["bucket"], b.outputs["objects"]["bucket"]
+    a.s3(servers).put_object(Bucket=own, Key="shared", Body=b"a's")
+    b.s3(servers).put_object(Bucket=theirs, Key="shared", Body=b"b's")
+    client = a.s3(servers)
+
+    def url(bucket: str, expires: int = 60, method: str = "get_object") -> str:
+        return str(
+            client.generate_presigned_url(
+                method, Params={"Bucket": bucket, "Key": "shared"}, ExpiresIn=expires
+            )
+        )
+
+    assert httpx.get(url(own)).content == b"a's"
+    assert httpx.put(url(own, method="put_object"), content=b"a's too").status_code == 200
+    assert httpx.get(url(theirs)).status_code == 403  # signed with a's key: a's policy applies
+    assert httpx.get(url(own).replace(own, theirs)).status_code == 403  # tampered
+    short = url(own, expires=1)
+    time.sleep(1.5)
+    assert httpx.get(short).status_code == 403  # expired
+    assert httpx.get(f"{servers.objects.endpoint}/{theirs}/shared").status_code == 403  # anonymous
+    assert b.s3(servers).get_object(Bucket=theirs, Key="shared")["Body"].read() == b"b's"
+
+
 def test_objects_server_refuses_its_control_endpoints(servers: Servers) -> None:
     import httpx
 

@@ -7,10 +7,14 @@ SigV4 signature against the access keys of its IAM users (an unknown key or a wr
 user's policies for each S3 action on ``arn:aws:s3:::BUCKET`` / ``BUCKET/KEY`` (another prefix's bucket:
 403 AccessDenied, for reads, writes, listings and bucket creation alike).
 
-Two gaps of moto's server are closed here, in the process that serves it:
+Three gaps of moto's server are closed here, in the process that serves it:
 
 - moto's ``/moto-api/`` endpoints answer anyone, and one of them (``reset-auth``) turns authentication
   off, another (``reset``) wipes everything: they are refused (403) before moto sees them.
+- moto's IAM checks read only the ``Authorization`` header: a presigned URL (query-string SigV4) makes it
+  fail with a 500. Here its signature and expiry are checked (403 when tampered with or expired), then the
+  request is re-signed in the header with the same key, so that moto checks that key's policy as for any
+  request. SigV2 presigned URLs and anonymous requests are refused (403).
 - moto keeps its state in memory: a restart would lose every user, key and object. After each request that
   changes something and succeeded, and before its answer is sent, the state is written to FOLDER: the IAM
   users (their access keys and inline policies) to ``iam.json``, each object to a file of its bucket's
@@ -28,6 +32,9 @@ managed through its admin API instead (not tested here).
 from __future__ import annotations
 
 import base64
+import datetime
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -79,6 +86,14 @@ class Store:
         from moto.s3.models import s3_backends
 
         return s3_backends[ACCOUNT]["aws"]
+
+    def secret_of(self, key_id: str) -> str | None:
+        """The secret of the active access key ``key_id``."""
+        for user in list(self.iam().users.values()):
+            for key in user.access_keys:
+                if key.access_key_id == key_id and key.status == "Active":
+                    return str(key.secret_access_key)
+        return None
 
     # -- loading ------------------------------------------------------------------------------------------
 
@@ -181,6 +196,91 @@ class Store:
             del known[key_name]
 
 
+_PRESIGNED = "X-Amz-Signature="
+
+
+def _refuse(start_response: Any, code: str, message: str) -> list[bytes]:
+    body = f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>{message}</Message>"
+    body += "</Error>"
+    start_response("403 Forbidden", [("Content-Type", "application/xml")])
+    return [body.encode()]
+
+
+def _hmac(key: bytes, text: str) -> bytes:
+    return hmac.new(key, text.encode(), hashlib.sha256).digest()
+
+
+def presigned_as_signed(environ: dict[str, Any], store: Store) -> str | None:
+    """A presigned (query-string SigV4) request, checked here and re-signed in the Authorization header
+    with the same key, for moto to check the key's policy as for any request (moto's IAM checks read
+    only the header). Answers the error code when the URL is not valid (None: re-signed)."""
+    from urllib.parse import unquote
+
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or ""
+    path, _, query = raw.partition("?")
+    pairs = [pair.partition("=") for pair in query.split("&") if pair]
+    fields = {unquote(key): unquote(value) for key, _, value in pairs}
+    try:
+        key_id, day, region, service, _ = fields["X-Amz-Credential"].split("/")
+        moment = datetime.datetime.strptime(fields["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(
+            tzinfo=datetime.UTC
+        )
+        expires = int(fields["X-Amz-Expires"])
+        signed = fields["X-Amz-SignedHeaders"].split(";")
+        signature = fields["X-Amz-Signature"]
+    except (KeyError, ValueError):
+        return "AuthorizationQueryParametersError"
+    if datetime.datetime.now(datetime.UTC) > moment + datetime.timedelta(seconds=expires):
+        return "AccessDenied"
+    secret = store.secret_of(key_id)
+    if secret is None:
+        return "InvalidAccessKeyId"
+    headers = {
+        name[5:].replace("_", "-").lower(): str(value)
+        for name, value in environ.items()
+        if name.startswith("HTTP_")
+    }
+    canonical = "\n".join(
+        [
+            environ["REQUEST_METHOD"],
+            path,
+            "&".join(f"{key}={value}" for key, _, value in sorted(pairs) if key != "X-Amz-Signature"),
+            "".join(f"{name}:{headers.get(name, '').strip()}\n" for name in signed),
+            ";".join(signed),
+            "UNSIGNED-PAYLOAD",
+        ]
+    )
+    scope = f"{day}/{region}/{service}/aws4_request"
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    to_sign = f"AWS4-HMAC-SHA256\n{fields['X-Amz-Date']}\n{scope}\n{digest}"
+    signing_key = _hmac(_hmac(_hmac(_hmac(f"AWS4{secret}".encode(), day), region), service), "aws4_request")
+    if not hmac.compare_digest(
+        hmac.new(signing_key, to_sign.encode(), hashlib.sha256).hexdigest(), signature
+    ):
+        return "SignatureDoesNotMatch"
+    rest = "&".join(
+        f"{key}={value}" if value or _ else key for key, _, value in pairs if not key.startswith("X-Amz-")
+    )
+    host = headers.get("host", "")
+    request = AWSRequest(
+        method=environ["REQUEST_METHOD"],
+        url=f"http://{host}{path}" + (f"?{rest}" if rest else ""),
+        headers={"host": host, "X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"},
+    )
+    S3SigV4Auth(Credentials(key_id, secret), service, region).add_auth(request)
+    environ["QUERY_STRING"] = rest
+    for name in ("RAW_URI", "REQUEST_URI"):
+        if name in environ:
+            environ[name] = path + (f"?{rest}" if rest else "")
+    for name in ("Authorization", "X-Amz-Date", "X-Amz-Content-SHA256"):
+        environ["HTTP_" + name.upper().replace("-", "_")] = request.headers[name]
+    return None
+
+
 def application(store: Store) -> Any:
     """moto's WSGI application behind the guard and the write-through to ``store``."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -189,8 +289,15 @@ def application(store: Store) -> Any:
 
     def app(environ: dict[str, Any], start_response: Any) -> Any:
         if environ.get("PATH_INFO", "").startswith("/moto-api"):
-            start_response("403 Forbidden", [("Content-Type", "text/plain")])
-            return [b"refused"]
+            return _refuse(start_response, "AccessDenied", "moto's control endpoints are not served")
+        if _PRESIGNED in environ.get("QUERY_STRING", "") and "HTTP_AUTHORIZATION" not in environ:
+            refused = presigned_as_signed(environ, store)
+            if refused is not None:
+                return _refuse(start_response, refused, "the presigned URL is not valid")
+        elif "AWSAccessKeyId=" in environ.get("QUERY_STRING", "") and "HTTP_AUTHORIZATION" not in environ:
+            return _refuse(start_response, "AccessDenied", "only SigV4 presigned URLs are served")
+        elif "HTTP_AUTHORIZATION" not in environ:
+            return _refuse(start_response, "AccessDenied", "anonymous requests are not served")
         if environ.get("REQUEST_METHOD") not in _MUTATING:
             return moto_app(environ, start_response)
         answer: dict[str, Any] = {}

@@ -595,7 +595,9 @@ class ObjectServer:
             aws_access_key_id=access_key,
             aws_secret_access_key=secret_key,
             region_name="us-east-1",
-            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+            config=Config(
+                signature_version="s3v4", s3={"addressing_style": "path"}, retries={"max_attempts": 2}
+            ),
         )
 
     def admin_client(self, service: str) -> Any:
