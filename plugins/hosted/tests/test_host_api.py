@@ -38,6 +38,7 @@ class RecordingTenancy:
         self.calls: Counter[tuple[str, ...]] = Counter()
         self.used = 0
         self.lock = threading.Lock()
+        self.busy: set[tuple[str, ...]] = set()
 
     def ensure(self, environment: Environment, family: str) -> dict[str, str]:
         with self.lock:
@@ -48,8 +49,15 @@ class RecordingTenancy:
     def put(self, environment: Environment, login: dict[str, str], kind: str, name: str, properties: Any):
         if properties.get("refuse"):
             raise ValueError("refused by the server")
+        key = ("put", environment.id, kind, name)
         with self.lock:
-            self.calls["put", environment.id, kind, name] += 1
+            if key in self.busy:  # a real server would make it twice, or fail one of them
+                raise RuntimeError(f"two makes of {kind} {name} at once")
+            self.busy.add(key)
+            self.calls[key] += 1
+        time.sleep(0.02)
+        with self.lock:
+            self.busy.discard(key)
         return {"host": "127.0.0.1", "port": 1, "name": f"e_{environment.id}_{name}"}
 
     def delete(self, environment: Environment, kind: str, name: str) -> None:
@@ -240,6 +248,8 @@ def test_bad_requests_are_400_and_bad_bodies_422(host: Host, app: tuple[str, str
         client.put(f"{base}/dev/resources/database/d", json={"properties": {"refuse": True}}), 422
     )
     _error(client.get(f"{base}/dev/resources/database/d"), 404)  # a refused resource is not recorded
+    too_large = client.put(f"{base}/dev/secrets/BIG", json={"value": "x" * (2 * 1024 * 1024)})
+    assert "too large" in _error(too_large, 413)
     _error(host.client(host.admin).post("/apps", json={"name": "Has Spaces"}), 422)
     _error(host.client(host.admin).post("/apps", json={}), 422)
     # a type other than the environment's is a contradiction
@@ -349,6 +359,19 @@ def test_one_login_per_environment_and_family_under_concurrent_resources(host: H
     assert host.tenancy.calls["ensure", env["id"], "postgres"] == 1
     logins = {str(client.get(f"/apps/{name}/envs/dev/credentials/database/db{n}").json()) for n in range(10)}
     assert len(logins) == 1
+
+
+def test_concurrent_puts_of_one_new_resource_make_it_once(host: Host, app: tuple[str, str]):
+    name, token = app
+    env = host.client(token).put(f"/apps/{name}/envs/dev", json={"type": "development"}).json()["env"]
+
+    def put(_: int) -> int:
+        with host.client(token) as own:
+            return own.put(f"/apps/{name}/envs/dev/resources/bucket/shared", json={}).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        assert sorted(pool.map(put, range(8))) == [200] * 7 + [201]
+    assert host.tenancy.calls["put", env["id"], "bucket", "shared"] == 8, "each PUT applied, one at a time"
 
 
 def test_the_storage_quota_names_itself_and_its_limit(host: Host, app: tuple[str, str]):

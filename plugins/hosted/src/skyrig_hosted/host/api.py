@@ -3,8 +3,9 @@
 Apps, their environments, each environment's resources, the credentials its services resolve and its
 secret values. Errors are ``{"error": {"code", "message"}}``: 400 a malformed request (not JSON, a bad
 name in the path), 401 no or an unknown token, 403 a token of another app or environment, or of a kind
-that may not do this, 404 nothing of that name, 409 a contradiction, 422 a body with wrong fields, 429 a
-quota (its message names it and its limit). Who may do what:
+that may not do this, 404 nothing of that name, 409 a contradiction, 413 a body over 1 MiB, 422 a body
+with wrong fields, 429 a quota (its message names it and its limit). Requests on one resource take
+turns. Who may do what:
 
 ============================================  =========================================
 route                                         tokens
@@ -20,7 +21,9 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,6 +116,17 @@ class HostApi:
         self.store = store
         self.tenancy = tenancy
         self.quotas = quotas or Quotas()
+        self._locks: dict[tuple[str, ...], threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+
+    @contextmanager
+    def _one_at_a_time(self, *key: str) -> Iterator[None]:
+        """Requests on one resource take turns (this process is the host's only API): two PUTs of a new
+        database must not both create it on the server."""
+        with self._locks_lock:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            yield
 
     # -- who may -----------------------------------------------------------------------------------------
 
@@ -264,21 +278,22 @@ class HostApi:
         _only(body, "properties")
         properties = _field(body, "properties", dict, required=False) or {}
         environment = self._environment(app, env)
-        existing = self.store.resource(environment, kind, name)
-        if existing is None and kind in STORAGE_KINDS:
-            used, limit = self.tenancy.usage(environment), self.quotas.storage_per_environment
-            if used >= limit:
-                raise QuotaExceeded("storage per environment", limit, "bytes")
-        counted = COUNTED_KINDS.get(kind)
-        limit = getattr(self.quotas, counted) if counted else None
-        made = self.store.begin_resource(environment, kind, name, properties, limit)
-        try:
-            outputs = self._make(environment, kind, name, properties)
-        except Exception:
-            if made:
-                self.store.delete_resource(environment, kind, name)
-            raise
-        resource = self.store.finish_resource(environment, kind, name, outputs)
+        with self._one_at_a_time(environment.id, kind, name):
+            existing = self.store.resource(environment, kind, name)
+            if existing is None and kind in STORAGE_KINDS:
+                used, limit = self.tenancy.usage(environment), self.quotas.storage_per_environment
+                if used >= limit:
+                    raise QuotaExceeded("storage per environment", limit, "bytes")
+            counted = COUNTED_KINDS.get(kind)
+            limit = getattr(self.quotas, counted) if counted else None
+            made = self.store.begin_resource(environment, kind, name, properties, limit)
+            try:
+                outputs = self._make(environment, kind, name, properties)
+            except Exception:
+                if made:
+                    self.store.delete_resource(environment, kind, name)
+                raise
+            resource = self.store.finish_resource(environment, kind, name, outputs)
         return (201 if made else 200), {"resource": self._view(environment, resource)}
 
     def _make(
@@ -320,11 +335,12 @@ class HostApi:
         self._kind(kind)
         _name(name, RESOURCE_NAME, f"{kind} name")
         environment = self._environment(app, env)
-        if kind == "secret":
-            self.store.delete_secret(environment, name)
-        else:
-            self.tenancy.delete(environment, kind, name)
-        self.store.delete_resource(environment, kind, name)
+        with self._one_at_a_time(environment.id, kind, name):
+            if kind == "secret":
+                self.store.delete_secret(environment, name)
+            else:
+                self.tenancy.delete(environment, kind, name)
+            self.store.delete_resource(environment, kind, name)
         return 204, None
 
     # -- credentials and secrets -------------------------------------------------------------------------
@@ -425,19 +441,29 @@ class HostApi:
 
         async def not_found(request: Request, exc: Exception) -> Response:
             status = getattr(exc, "status_code", 404)
-            messages = {404: "no such route", 405: "method not allowed on this route", 413: "body too large"}
+            messages = {404: "no such route", 405: "method not allowed on this route"}
             message = messages.get(status, "bad request")
             return error_response(status, "not_found" if status == 404 else "bad_request", message)
 
         return Starlette(
             routes=[Mount("/v1", routes=routes)],
-            exception_handlers={404: not_found, 405: not_found, 413: not_found},
-            max_body_size=MAX_BODY,
+            exception_handlers={404: not_found, 405: not_found},
         )
 
 
 async def _body(request: Request) -> Any:
-    raw = await request.body()
+    """The request's JSON body (None when empty); over :data:`MAX_BODY` bytes is refused unread."""
+    too_large = ApiError(413, "too_large", f"the body is too large (over {MAX_BODY} bytes)")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise too_large
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     if not raw.strip():
         return None
     try:
