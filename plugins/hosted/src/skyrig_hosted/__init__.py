@@ -3,8 +3,9 @@ serve``), one per pull request, provisioned through the host's HTTP API like any
 
 The app and the environment on the host, and per family its resources there (:mod:`skyrig_hosted.nodes`,
 then one module per family: :mod:`skyrig_hosted.sql`, ...): databases on the host's PostgreSQL, caches on
-its Redis, buckets on its object server (not claimed yet: :data:`NOT_CLAIMED_YET`) and secrets in its own
-store, each environment isolated by the servers themselves. The app's token comes from
+its Redis, topics and subscriptions on its NATS JetStream (an account per environment), buckets on its
+object server (not claimed yet: :data:`NOT_CLAIMED_YET`) and secrets in its own store, each environment
+isolated by the servers themselves. The app's token comes from
 ``SKYRIG_HOSTED_TOKEN`` only. This module stays light (no httpx, no psycopg, and never the host,
 :mod:`skyrig_hosted.host`): ``skyrig providers`` imports it.
 """
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
     from skyrig.provider import Context, Environment
 
-FAMILY_MODULES = ("nodes", "sql", "cache", "objects", "secrets")
+FAMILY_MODULES = ("nodes", "sql", "cache", "pubsub", "objects", "secrets")
 """The modules whose nodes are expanded, in order: the app and the environment first (every resource is in
 the environment), then one module per family."""
 
@@ -35,7 +36,8 @@ class HostedProvider(Provider):
 
     manifest = Manifest(
         name="hosted",
-        kinds=frozenset({"sql_database", "cache_cluster", "secret"}),
+        kinds=frozenset({"sql_database", "cache_cluster", "topic", "subscription", "secret"}),
+        features=frozenset({"pubsub.ordering", "pubsub.exactly_once", "pubsub.dead_letter"}),
         environment_types=frozenset({"preview", "development"}),
         settings="skyrig_hosted.settings:HostedSettings",
         description="a host of your own (skyrig-hosted serve): PostgreSQL, Redis and secrets per environment",
@@ -45,6 +47,8 @@ class HostedProvider(Provider):
     data_planes: dict[str, str] = {
         "sql_database": "skyrig_hosted.runtime.sql:database",
         "cache_cluster": "skyrig_hosted.runtime.cache:cache",
+        "topic": "skyrig_hosted.runtime.pubsub:TopicClient",
+        "subscription": "skyrig_hosted.runtime.pubsub:SubscriptionClient",
         "secret": "skyrig_hosted.runtime.secrets:SecretClient",
     }
 
@@ -69,6 +73,14 @@ class HostedProvider(Provider):
         from skyrig_hosted.secrets import secret_is_set
 
         return secret_is_set(context, name)
+
+    # -- pub/sub --------------------------------------------------------------------------------------
+
+    def dead_letters(self, context: Context, subscription: str) -> list[dict[str, Any]]:
+        """The messages in ``subscription``'s dead-letter stream, oldest first, left in place."""
+        from skyrig_hosted.pubsub import dead_letters
+
+        return dead_letters(context, subscription)
 
     # -- what the conformance suite looks at -----------------------------------------------------
 

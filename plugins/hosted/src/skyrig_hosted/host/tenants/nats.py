@@ -3,34 +3,76 @@ storage quota, no memory storage), one user in it. Accounts share no subjects an
 one account cannot see, publish to or read another's (the server keeps them apart; its stream API
 answers only the account's own). Besides the tenant's user, each account has one for
 the host (``host_e_<id>``, the host's password): the host makes and deletes the account's streams as it,
-inside the account, so the account's limits apply. A topic is a stream ``topic-<name>`` on subject
-``skyrig.topic.<name>``; a subscription a durable pull consumer ``<name>`` of its topic's stream.
+inside the account, so the account's limits apply. Topics and subscriptions are the SDK's JetStream
+definitions (:mod:`skyrig.runtime.jetstream.streams`, which the data plane consumes by), in file
+storage: a topic is a stream ``topic-<name>`` on subject ``skyrig.topic.<name>``; a subscription a
+durable pull consumer ``<name>`` of its topic's stream, with a dead-letter stream and (exactly-once) a
+bucket of the ids it handled.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import re
 import shutil
 import time
 from typing import Any
 
+from skyrig.runtime.jetstream import streams
 from skyrig_hosted.host.servers import Servers, Tenant
-from skyrig_hosted.host.tenants import check_kind, login_name, new_password, resource_name
+from skyrig_hosted.host.tenants import check_kind, login_name, new_password
 
 KINDS = ("topic", "subscription")
 STORAGE = 1 << 30
 """The account's JetStream file storage limit (the default storage quota)."""
 
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
+"""A topic's or subscription's name: one token of a subject, and a stream's name."""
+TOPIC_DEFAULTS: dict[str, Any] = {
+    "delivery": "at-least-once",
+    "ordering_attribute": None,
+    "retention_seconds": 7 * 86400,
+}
+SUBSCRIPTION_DEFAULTS: dict[str, Any] = {
+    **TOPIC_DEFAULTS,
+    "ack_deadline_seconds": 30,
+    "max_retries": 5,
+    "min_backoff_seconds": 10,
+    "max_backoff_seconds": 600,
+    "max_concurrency": 16,
+}
+"""What a subscription is when its properties do not say (the model's defaults)."""
+
+
 def topic_stream(name: str) -> str:
     """The stream of topic ``name``."""
-    return f"topic-{resource_name(name, separator='-')}"
+    return streams.topic_stream(name)
 
 
 def topic_subject(name: str) -> str:
     """The subject messages of topic ``name`` are published on."""
-    return f"skyrig.topic.{resource_name(name, separator='-')}"
+    return streams.topic_subject(name)
+
+
+def definition(kind: str, name: str, properties: dict[str, Any]) -> dict[str, Any]:
+    """The SDK's definition of topic or subscription ``name`` from the API's properties (ValueError: the
+    API answers 422)."""
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"{kind} name {name!r} must be letters, digits, '-' and '_' (a subject's token)")
+    defaults = TOPIC_DEFAULTS if kind == "topic" else SUBSCRIPTION_DEFAULTS
+    found = {**defaults, **{k: v for k, v in properties.items() if k in defaults}, "name": name}
+    if kind == "subscription":
+        topic = properties.get("topic")
+        if not isinstance(topic, str) or not _NAME.fullmatch(topic):
+            raise ValueError("a subscription's properties name its topic (topic)")
+        found["topic"] = topic
+    if found["delivery"] not in ("at-least-once", "exactly-once"):
+        raise ValueError(f"delivery is at-least-once or exactly-once, not {found['delivery']!r}")
+    for key, value in found.items():
+        if key.endswith(("_seconds", "_retries", "_concurrency")) and not isinstance(value, int):
+            raise ValueError(f"{key} is a whole number, not {value!r}")
+    return found
 
 
 def _run(coroutine: Any) -> Any:
@@ -81,35 +123,25 @@ def ensure(servers: Servers, tenant: Tenant) -> dict[str, str]:
 def put(
     servers: Servers, tenant: Tenant, login: dict[str, str], kind: str, name: str, properties: dict[str, Any]
 ) -> dict[str, Any]:
-    """A topic's stream (file storage, ``retention_seconds`` kept, 7 days by default) or a
-    subscription's durable consumer (``topic`` names its topic)."""
+    """A topic's stream or a subscription's consumer (``topic`` names its topic), with the settings of
+    :data:`SUBSCRIPTION_DEFAULTS` the properties give, in file storage, as the SDK defines them."""
     check_kind("nats", kind, KINDS)
-    from nats.js import api
-    from nats.js.errors import NotFoundError
+    found = definition(kind, name, properties)
 
     async def make() -> dict[str, Any]:
         connection = await _connect(servers, _host_login(servers, tenant))
         try:
-            js = connection.jetstream()
+            js = connection.jetstream(timeout=10)
             if kind == "topic":
-                config = api.StreamConfig(
-                    name=topic_stream(name),
-                    subjects=[topic_subject(name)],
-                    storage=api.StorageType.FILE,
-                    max_age=float(properties.get("retention_seconds") or 7 * 86400),
-                )
-                try:
-                    await js.stream_info(config.name)
-                except NotFoundError:
-                    await js.add_stream(config)
-                else:
-                    await js.update_stream(config)
-                return {"stream": config.name, "subject": topic_subject(name)}
-            topic = str(properties["topic"])
-            durable = resource_name(name, separator="-")
-            consumer = api.ConsumerConfig(durable_name=durable, ack_policy=api.AckPolicy.EXPLICIT)
-            await js.add_consumer(topic_stream(topic), consumer)
-            return {"stream": topic_stream(topic), "consumer": durable}
+                await streams.declare_topic(js, found, storage="file")
+                return {"stream": topic_stream(name), "subject": topic_subject(name)}
+            from nats.js.errors import NotFoundError
+
+            try:
+                await streams.declare_subscription(js, found, storage="file")
+            except NotFoundError:
+                raise ValueError(f"topic {found['topic']!r} does not exist: make it first") from None
+            return {"stream": topic_stream(found["topic"]), "consumer": name}
         finally:
             await connection.close()
 
@@ -122,21 +154,17 @@ def delete(servers: Servers, tenant: Tenant, kind: str, name: str) -> None:
     check_kind("nats", kind, KINDS)
     if login_name(tenant) not in servers.nats.accounts:
         return
-    from nats.js.errors import NotFoundError
 
     async def drop() -> None:
         connection = await _connect(servers, _host_login(servers, tenant))
         try:
-            js = connection.jetstream()
-            try:
-                if kind == "topic":
-                    await js.delete_stream(topic_stream(name))
-                else:
-                    for stream in await js.streams_info():
-                        with contextlib.suppress(NotFoundError):
-                            await js.delete_consumer(stream.config.name, resource_name(name, separator="-"))
-            except NotFoundError:
-                pass
+            js = connection.jetstream(timeout=10)
+            if kind == "topic":
+                await streams.remove_topic(js, name)
+                return
+            for stream in await js.streams_info():
+                if stream.config.name.startswith("topic-"):
+                    await streams.remove_subscription(js, stream.config.name[len("topic-") :], name)
         finally:
             await connection.close()
 

@@ -1,0 +1,33 @@
+"""The data plane of topics and subscriptions on the host: the SDK's JetStream clients
+(:mod:`skyrig.runtime.jetstream`), logged in as the environment's own user of its NATS account, whose
+password is read from the host's credentials endpoint when a connection is made."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from skyrig.provider import JetStreamSubscriptionClient, JetStreamTopicClient
+from skyrig_hosted.runtime import login
+
+
+def _resolver(entry: dict[str, Any]) -> Any:
+    return lambda reference: login(entry["api"], reference)[1]
+
+
+class TopicClient(JetStreamTopicClient):
+    """Publishes to a topic's stream on the host; returns once the server has stored the message."""
+
+    unreachable = "the host's pub/sub server is not answering: is the host running?"
+
+    def __init__(self, entry: dict[str, Any], config: dict[str, Any] | None = None) -> None:
+        super().__init__(entry, config, _resolver(entry))
+
+
+class SubscriptionClient(JetStreamSubscriptionClient):
+    """Consumes a subscription on the host (the SDK's semantics: acks, backoff, dead letters, ordering,
+    exactly-once)."""
+
+    unreachable = TopicClient.unreachable
+
+    def __init__(self, entry: dict[str, Any], config: dict[str, Any] | None = None) -> None:
+        super().__init__(entry, config, _resolver(entry))
