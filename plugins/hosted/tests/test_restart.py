@@ -6,6 +6,7 @@ one line and a non-zero exit, never a traceback."""
 from __future__ import annotations
 
 import json
+import os
 import queue
 import re
 import shutil
@@ -218,14 +219,22 @@ def test_a_data_folder_that_cannot_be_written_is_one_line(tmp_path: Path):
     assert "is not writable" in _fails("serve", "--data", str(tmp_path / "a-file"))
 
 
-def test_a_port_in_use_is_one_line(tmp_path: Path):
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root's PostgreSQL runs as a user of its own")
+def test_a_data_folder_the_servers_user_cannot_reach_is_one_line(tmp_path: Path):
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    line = _fails("serve", "--data", str(closed / "data"))
+    assert f"chmod o+x {closed}" in line
+
+
+def test_a_port_in_use_is_one_line(data: Path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        line = _fails("serve", "--data", str(tmp_path / "data"), "--port", str(port))
+        line = _fails("serve", "--data", str(data), "--port", str(port))
     assert f"port {port} on 127.0.0.1 is in use" in line
-    assert not (tmp_path / "data" / "postgres").exists(), "no server was started"
+    assert not (data / "postgres").exists(), "no server was started"
 
 
 def test_token_reads_the_admin_token_or_says_there_is_no_host(tmp_path: Path):

