@@ -459,11 +459,6 @@ def test_a_buckets_data_plane_keeps_lists_and_removes_objects(bucket: Any) -> No
         bucket.public_url("a/2.bin")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the host's object server (moto's S3, IAM on) answers a presigned URL with a 500: "
-    "hosted does not claim bucket until it serves them",
-)
 def test_a_buckets_signed_url_is_served_over_http(bucket: Any) -> None:
     import urllib.request
 

@@ -4,10 +4,9 @@ serve``), one per pull request, provisioned through the host's HTTP API like any
 The app and the environment on the host, and per family its resources there (:mod:`skyrig_hosted.nodes`,
 then one module per family: :mod:`skyrig_hosted.sql`, ...): databases on the host's PostgreSQL, caches on
 its Redis, topics and subscriptions on its NATS JetStream (an account per environment), buckets on its
-object server (not claimed yet: :data:`NOT_CLAIMED_YET`) and secrets in its own store, each environment
-isolated by the servers themselves. The app's token comes from
-``SKYRIG_HOSTED_TOKEN`` only. This module stays light (no httpx, no psycopg, and never the host,
-:mod:`skyrig_hosted.host`): ``skyrig providers`` imports it.
+object server and secrets in its own store, each environment isolated by the servers themselves. The app's
+token comes from ``SKYRIG_HOSTED_TOKEN`` only. This module stays light (no httpx, no psycopg, and never
+the host, :mod:`skyrig_hosted.host`): ``skyrig providers`` imports it.
 """
 
 from __future__ import annotations
@@ -25,22 +24,18 @@ FAMILY_MODULES = ("nodes", "sql", "cache", "pubsub", "objects", "secrets")
 """The modules whose nodes are expanded, in order: the app and the environment first (every resource is in
 the environment), then one module per family."""
 
-NOT_CLAIMED_YET = {"bucket": "skyrig_hosted.runtime.objects:BucketClient"}
-"""Kinds whose node type and data plane are here but which the manifest does not claim yet, with their data
-plane: the host's object server (moto's S3 with IAM on) answers a presigned URL with a 500, so a
-bucket's signed URLs do not work (``tests/test_provider.py`` shows it; claim the kind once they do)."""
-
 
 class HostedProvider(Provider):
     """Provisions preview and development environments on a host."""
 
     manifest = Manifest(
         name="hosted",
-        kinds=frozenset({"sql_database", "cache_cluster", "topic", "subscription", "secret"}),
+        kinds=frozenset({"sql_database", "cache_cluster", "topic", "subscription", "bucket", "secret"}),
         features=frozenset({"pubsub.ordering", "pubsub.exactly_once", "pubsub.dead_letter"}),
         environment_types=frozenset({"preview", "development"}),
         settings="skyrig_hosted.settings:HostedSettings",
-        description="a host of your own (skyrig-hosted serve): PostgreSQL, Redis and secrets per environment",
+        description="a host of your own (skyrig-hosted serve): PostgreSQL, Redis, NATS JetStream, objects "
+        "and secrets per environment",
     )
 
     modules = tuple(f"skyrig_hosted.{family}" for family in FAMILY_MODULES)
@@ -49,6 +44,7 @@ class HostedProvider(Provider):
         "cache_cluster": "skyrig_hosted.runtime.cache:cache",
         "topic": "skyrig_hosted.runtime.pubsub:TopicClient",
         "subscription": "skyrig_hosted.runtime.pubsub:SubscriptionClient",
+        "bucket": "skyrig_hosted.runtime.objects:BucketClient",
         "secret": "skyrig_hosted.runtime.secrets:SecretClient",
     }
 

@@ -103,7 +103,10 @@ class EnvironmentType(CloudNodeType):
 
 class ResourceType(CloudNodeType):
     """A resource of the environment on the host: ``/resources/{kind}/{name}``. A subclass names its
-    :attr:`kind`, the node properties it sends (:attr:`sent`), and its runtime config entry."""
+    :attr:`kind`, the node properties it sends (:attr:`sent`), and its runtime config entry, made from the
+    outputs: the host's (where the resource is: host, port, its name on the server; never a secret) and
+    where the provider finds it (``api``, ``app``, ``env``, ``kind``, ``name``, and ``credentials``, the
+    reference the data plane resolves)."""
 
     kind: ClassVar[str]
     """The host's resource kind (``database``)."""
