@@ -374,6 +374,30 @@ def test_concurrent_puts_of_one_new_resource_make_it_once(host: Host, app: tuple
     assert host.tenancy.calls["put", env["id"], "bucket", "shared"] == 8, "each PUT applied, one at a time"
 
 
+def test_the_services_quota_holds_in_the_store_under_20_concurrent_requests(host: Host, app: tuple[str, str]):
+    """Services arrive with the supervisor; the store's check-and-insert for them is here already."""
+    from skyrig_hosted.host.quotas import QuotaExceeded
+
+    name, _ = app
+    environment, _ = host.store.put_environment(name, "dev", "development", 20)
+
+    def begin(number: int) -> str:
+        try:
+            host.store.begin_resource(environment, "service", f"web{number}", {}, limit=10)
+        except QuotaExceeded as error:
+            return str(error)
+        return f"web{number}"
+
+    with ThreadPoolExecutor(20) as pool:
+        outcomes = list(pool.map(begin, range(20)))
+    refused = "quota services per environment reached: the limit is 10"
+    assert outcomes.count(refused) == 10
+    made = [outcome for outcome in outcomes if outcome != refused]
+    assert len(made) == 10
+    # one that exists is updated (not new), still under the quota
+    assert host.store.begin_resource(environment, "service", made[0], {"again": True}, limit=10) is False
+
+
 def test_the_storage_quota_names_itself_and_its_limit(host: Host, app: tuple[str, str]):
     name, token = app
     client = host.client(token)
