@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import os
 import socket
@@ -144,35 +145,40 @@ async def connect(target: Server | str, *, name: str = "skyrig") -> Any:
     if target.user is not None:
         login["user"] = target.user
         login["password"] = target.password() if target.password is not None else ""
-    refused: list[BaseException] = []
+    refused = asyncio.get_running_loop().create_future()
 
     async def errors(error: Exception) -> None:
-        if isinstance(error, nats.errors.AuthorizationError) or "authorization" in str(error).lower():
-            refused.append(error)
+        # a refused login is retried for ever (max_reconnect_attempts): say so at once instead
+        refusal = isinstance(error, nats.errors.AuthorizationError) or "authorization" in str(error).lower()
+        if refusal and not refused.done():
+            refused.set_result(None)
 
-    try:
-        return await asyncio.wait_for(
-            nats.connect(
-                target.url,
-                name=name,
-                connect_timeout=2,
-                reconnect_time_wait=0.25,
-                max_reconnect_attempts=-1,
-                error_cb=errors,
-                disconnected_cb=_quiet,
-                reconnected_cb=_quiet,
-                closed_cb=_quiet,
-                pending_size=8 * 1024 * 1024,
-                **login,
-            ),
-            5,
+    attempt = asyncio.ensure_future(
+        nats.connect(
+            target.url,
+            name=name,
+            connect_timeout=2,
+            reconnect_time_wait=0.25,
+            max_reconnect_attempts=-1,
+            error_cb=errors,
+            disconnected_cb=_quiet,
+            reconnected_cb=_quiet,
+            closed_cb=_quiet,
+            pending_size=8 * 1024 * 1024,
+            **login,
         )
-    except (TimeoutError, OSError, nats.errors.Error):
-        if refused:
-            raise PermissionError(
-                f"the pub/sub broker at {target.url} refused user {target.user!r}: wrong credentials"
-            ) from None
-        raise BrokerUnreachable(target.url, target.hint) from None
+    )
+    await asyncio.wait({attempt, refused}, timeout=5, return_when=asyncio.FIRST_COMPLETED)
+    if attempt.done() and not attempt.cancelled() and attempt.exception() is None:
+        return attempt.result()
+    attempt.cancel()
+    with contextlib.suppress(BaseException):
+        await attempt
+    if refused.done():
+        raise PermissionError(
+            f"the pub/sub broker at {target.url} refused user {target.user!r}: wrong credentials"
+        )
+    raise BrokerUnreachable(target.url, target.hint)
 
 
 async def connection(target: Server | str) -> Any:
