@@ -412,6 +412,15 @@ def test_an_apps_own_token_provisions_its_preview_with_nothing_secret_in_skyrigs
         for name in [m for m in sys.modules if m == "shop" or m.startswith("shop.")]:
             del sys.modules[name]
 
+    _skyrig(tmp_path, "destroy", "--env", "pr:3", "--yes")
+    kept = sorted((r["kind"], r["name"]) for r in admin.resources("shop-token", "pr:3"))
+    assert kept == [("database", "orders"), ("secret", "stripe-key")], (
+        "a destroy keeps the data, not the cache"
+    )
+    assert admin.secret("shop-token", "pr:3", "stripe-key") == "sk_canary"
+    _skyrig(tmp_path, "apply", "--env", "pr:3", "--yes")
+    assert "nothing to do" in _skyrig(tmp_path, "apply", "--env", "pr:3", "--yes").text
+
     _skyrig(tmp_path, "destroy", "--env", "pr:3", "--yes", "--include-data")
     with pytest.raises(NotFound):
         admin.environment("shop-token", "pr:3")
