@@ -165,3 +165,20 @@ def test_deleting_a_subscription_removes_its_dead_letters_too(servers: Servers, 
     )
     nats_tenant.delete(servers, A, "topic", "events")
     assert jetstream.streams.topic_stream("events") not in _read(servers, login, names)
+
+
+def test_a_refused_password_is_read_again_once(servers: Servers) -> None:
+    """A password changed on the host (the data plane kept the old one): read again after the refusal."""
+    login = nats_tenant.ensure(servers, Tenant("shop", "pr:4", "dddd4444"))
+    nats_tenant.put(servers, Tenant("shop", "pr:4", "dddd4444"), login, "topic", "orders", {})
+    topic, _ = _entries(servers, login)
+    passwords = ["stale", login["password"]]
+
+    class Rereading(JetStreamTopicClient):
+        def refused(self) -> bool:
+            passwords.pop(0)
+            return True
+
+    client = Rereading(topic, {}, lambda reference: passwords[0])
+    assert client.publish({"id": 10})
+    assert passwords == [login["password"]]

@@ -70,6 +70,11 @@ class JetStreamClient:
         """The broker serving the entry (looked up again after it stopped answering)."""
         return server_of(self.entry, self.resolve, self.unreachable)
 
+    def refused(self) -> bool:
+        """Called once when the broker refuses the login: True to log in again (a provider whose
+        passwords change forgets the one it read), False to fail with a :class:`PermissionError`."""
+        return False
+
 
 class TopicClient(JetStreamClient):
     """Publishes to one topic's stream; returns once the broker has stored the message."""
@@ -132,7 +137,7 @@ class TopicClient(JetStreamClient):
         if isinstance(error, BrokerUnreachable) and not again:
             self._server = None
             return True
-        return False
+        return isinstance(error, PermissionError) and not again and self.refused()
 
     def _result(self, message: outbox.Message, error: BaseException | None, message_id: str) -> str:
         from nats.js.errors import NoStreamResponseError
@@ -161,5 +166,11 @@ class SubscriptionClient(JetStreamClient, Consuming):
     async def run(self, handler: Handler, stop: asyncio.Event, drain_timeout: float) -> None:
         """Handle messages with ``handler`` (raising means failure) until ``stop`` is set; then take no
         more and let running handlers finish, waiting at most ``drain_timeout`` seconds."""
-        consumer = Consumer(self.entry, self.server(), handler, stop, drain_timeout, missing=self.missing)
-        await consumer.run()
+        for again in (False, True):
+            consumer = Consumer(self.entry, self.server(), handler, stop, drain_timeout, missing=self.missing)
+            try:
+                await consumer.run()
+                return
+            except PermissionError:
+                if again or not self.refused():
+                    raise
