@@ -89,10 +89,11 @@ class Store:
 
     def secret_of(self, key_id: str) -> str | None:
         """The secret of the active access key ``key_id``."""
-        for user in list(self.iam().users.values()):
-            for key in user.access_keys:
-                if key.access_key_id == key_id and key.status == "Active":
-                    return str(key.secret_access_key)
+        with self.lock:  # not while a request changes the users
+            for user in self.iam().users.values():
+                for key in user.access_keys:
+                    if key.access_key_id == key_id and key.status == "Active":
+                        return str(key.secret_access_key)
         return None
 
     # -- loading ------------------------------------------------------------------------------------------
