@@ -158,6 +158,20 @@ def test_the_admin_makes_apps_and_only_the_admin(host: Host, app: tuple[str, str
     assert "exists" in _error(host.client(host.admin).post("/apps", json={"name": name}), 409, "conflict")
 
 
+def test_a_new_admin_token_revokes_the_old_one(host: Host):
+    """Rotating the admin token: remove DATA/admin-token and start the host again."""
+    from skyrig_hosted.host.tokens import new_token
+
+    replacement = new_token("admin")
+    host.store.keep_admin_token(replacement)
+    try:
+        _error(host.client(host.admin).get("/apps/nope"), 401)
+        _error(host.client(replacement).get("/apps/nope"), 404)
+    finally:
+        host.store.keep_admin_token(host.admin)
+    _error(host.client(replacement).get("/apps/nope"), 401)
+
+
 def test_no_token_or_an_unknown_one_is_401(host: Host, app: tuple[str, str]):
     name, _ = app
     answer = host.client().get(f"/apps/{name}")

@@ -155,8 +155,10 @@ class Store:
     # -- tokens ------------------------------------------------------------------------------------------
 
     def keep_admin_token(self, token: str) -> None:
-        """Records ``token`` (its SHA-256) as an admin token."""
+        """Records ``token`` (its SHA-256) as the admin token, the only one: any other is revoked (a new
+        ``DATA/admin-token`` at a start replaces the old)."""
         with self._transaction() as connection:
+            connection.execute("DELETE FROM tokens WHERE kind = 'admin' AND sha256 <> %s", (digest(token),))
             connection.execute(
                 "INSERT INTO tokens (sha256, kind) VALUES (%s, 'admin') ON CONFLICT (sha256) DO NOTHING",
                 (digest(token),),
