@@ -667,6 +667,12 @@ class Servers:
         data.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             data.chmod(0o711)  # the PostgreSQL server's user must reach DATA/postgres
+            closed = [parent for parent in data.parents if not parent.stat().st_mode & 0o001]
+            if closed:
+                raise ServerError(
+                    f"{closed[0]} must be traversable by the PostgreSQL server's user embedded_postgres "
+                    f"(chmod o+x {closed[0]}), or choose a data folder elsewhere"
+                )
         ports = self._ports(data)
         self.postgres = PostgresServer(data / "postgres", ports["postgres"], fast)
         self.redis = RedisServer(data / "redis", ports["redis"], fast)
