@@ -130,7 +130,9 @@ def serve(options: argparse.Namespace) -> int:
     port = options.port if options.port is not None else _remembered_port(data)
     sock = listen(options.host, port)
     port = sock.getsockname()[1]
-    (data / HOST_FILE).write_text(json.dumps({"host": options.host, "port": port}) + "\n")
+    # the domain is kept for the reverse proxy (services at <service>.<env>.<app>.<domain>), which comes later
+    kept = {"host": options.host, "port": port, "domain": options.domain}
+    (data / HOST_FILE).write_text(json.dumps(kept) + "\n")
 
     from skyrig_hosted.host.crypto import HostKey, HostKeyError
 
