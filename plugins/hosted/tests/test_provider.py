@@ -79,11 +79,21 @@ def test_what_is_retried_and_what_is_not() -> None:
         client(unreachable).app("a")
 
 
-def test_a_quota_is_a_throttled_error_with_the_quotas_message_and_is_not_retried() -> None:
-    answer, seen = scripted(error(429, "environments per app: at most 20", "quota"))
-    with pytest.raises(ThrottledError, match="environments per app: at most 20"):
+def test_a_quota_is_an_error_with_the_quotas_message_that_the_engine_does_not_retry() -> None:
+    answer, seen = scripted(
+        error(429, "quota environments per app reached: the limit is 20", "quota_exceeded")
+    )
+    with pytest.raises(ProviderError, match="the limit is 20") as raised:
         client(answer).put_environment("a", "pr:21", "preview")
-    assert len(seen) == 1, "a quota does not lift by asking again at once"
+    assert not isinstance(raised.value, TransientError), "a quota does not lift by asking again"
+    assert "ask the host's admin" in str(raised.value)
+    assert len(seen) == 1
+
+
+def test_a_429_without_a_quota_is_throttling_retried_with_backoff() -> None:
+    answer, _ = scripted(error(429, "slow down"))
+    with pytest.raises(ThrottledError, match="slow down"):
+        client(answer).put_environment("a", "pr:21", "preview")
 
 
 @pytest.mark.parametrize(

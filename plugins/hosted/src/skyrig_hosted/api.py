@@ -2,8 +2,9 @@
 calls.
 
 Errors: the host answers ``{"error": {"code", "message"}}``. 404 becomes
-:class:`~skyrig.provider.NotFound`, 409 :class:`Conflict`, 429 (a quota: its message names the quota and
-its limit) :class:`~skyrig.provider.ThrottledError`, 5xx and transport failures
+:class:`~skyrig.provider.NotFound`, 409 :class:`Conflict`, 429 a :class:`~skyrig.provider.ProviderError` for a
+quota (its message names the quota and its limit; waiting does not lift it) and
+:class:`~skyrig.provider.ThrottledError` otherwise, 5xx and transport failures
 :class:`~skyrig.provider.TransientError`, 401 and 403 a :class:`~skyrig.provider.ProviderError` naming
 ``SKYRIG_HOSTED_TOKEN``, any other a :class:`~skyrig.provider.ProviderError`; each names the call, never the
 token or a password. Every request is counted in :data:`CALLS` by ``"METHOD /path/template"``.
@@ -237,27 +238,37 @@ def _without_token(env: Json) -> Json:
     return {key: value for key, value in env.items() if key != "runtime_token"}
 
 
-def _message(response: Any) -> str:
-    """The host's error message (``{"error": {"code", "message"}}``), or the start of the body."""
+QUOTA = "quota_exceeded"
+"""The code of the host's answer when a request would pass a quota."""
+
+
+def _message(response: Any) -> tuple[str, str | None]:
+    """The host's error message (``{"error": {"code", "message"}}``) and code, or the start of the body."""
     try:
         data = response.json()
     except ValueError:
-        return response.text[:200].strip() or response.reason_phrase
+        return response.text[:200].strip() or response.reason_phrase, None
     error = data.get("error") if isinstance(data, dict) else None
     if isinstance(error, dict) and error.get("message"):
         code = error.get("code")
-        return f"{error['message']}" + (f" ({code})" if code else "")
-    return str(data)[:200]
+        return f"{error['message']}" + (f" ({code})" if code else ""), code
+    return str(data)[:200], None
 
 
-def _error(status: int, key: str, message: str) -> Exception:
+def _error(status: int, key: str, answer: tuple[str, str | None]) -> Exception:
+    message, code = answer
     where = f"hosted {key}"
     if status == 404:
         return NotFound(f"{where}: {message}")
     if status == 409:
         return Conflict(f"{where}: {message}")
+    if status == 429 and code == QUOTA:  # waiting does not lift a quota: no retry
+        return ProviderError(
+            f"{where}: over a quota of the host: {message}: destroy an environment or resource of the app "
+            "you no longer need, or ask the host's admin for a higher limit"
+        )
     if status == 429:
-        return ThrottledError(f"{where}: over a quota of the host: {message}")
+        return ThrottledError(f"{where}: {message}")
     if status >= 500:
         return TransientError(f"{where}: {status} {message}")
     if status in (401, 403):
