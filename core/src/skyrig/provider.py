@@ -18,8 +18,9 @@ and from nothing else of skyrig (the import contracts in CI hold ours to it). Wh
     errors the engine understands: :class:`ProviderError`, :class:`TransientError`,
     :class:`ThrottledError`, :class:`UserError`.
 **A cloud's node types**, what AWS, GCP and Azure share: :class:`CloudNodeType` (a vanished resource is
-    ``None``, a dependency not yet visible is retried), :class:`CloudClient` (where this command's nodes
-    are), :class:`NotFound`, :func:`resolve`, :func:`common_prefix`, :func:`join_name`, :func:`wait_for`.
+    ``None``, a dependency not yet visible is retried), :class:`NamedNodeType` (found by its name),
+    :class:`CloudClient` (where this command's nodes are), :class:`NotFound`, :func:`resolve`,
+    :func:`common_prefix`, :func:`join_name`, :func:`wait_for`.
 
 **Optional capabilities**, each tied to a claim of the manifest and checked both ways when the provider
 loads: :class:`SecretStore` (the ``secret`` kind), :class:`ManagedCron` (``cron.managed``),
@@ -69,6 +70,7 @@ from skyrig.plugins.capabilities import (
 from skyrig.plugins.cloud import (
     CloudClient,
     CloudNodeType,
+    NamedNodeType,
     NotFound,
     common_prefix,
     join_name,
@@ -174,6 +176,7 @@ __all__ = [
     "Manifest",
     "ManifestError",
     "MessageHistory",
+    "NamedNodeType",
     "Node",
     "NodeType",
     "NotFound",

@@ -4,10 +4,11 @@ of this command are, and waiting for a resource that takes minutes.
 A cloud provider's API layer turns its SDK's "no such resource" into :class:`NotFound`; its node types
 subclass :class:`CloudNodeType` and implement ``_read``, ``_find``, ``_create``, ``_update`` and
 ``_delete`` (and ``_read_many`` and ``_find_many`` where the cloud answers for several resources in one
-call). The base turns a vanished resource into ``None`` (read, find) or success (delete), a dependency not
-yet visible right after its creation (clouds are eventually consistent) into a :class:`TransientError` the
-engine retries, and remembers where each node is for the nodes created after it in the same command (the
-provider's client is a :class:`CloudClient`).
+call); a resource whose provider id is its name subclasses :class:`NamedNodeType`, which finds it by
+reading it by that name. The base turns a vanished resource into ``None`` (read, find) or success
+(delete), a dependency not yet visible right after its creation (clouds are eventually consistent) into a
+:class:`TransientError` the engine retries, and remembers where each node is for the nodes created after
+it in the same command (the provider's client is a :class:`CloudClient`).
 
 The rule every ``_find`` keeps (the engine's :meth:`~skyrig.engine.contract.NodeType.find`): whatever
 point a create was interrupted at, and whether or not the node's dependencies exist, it answers found or
@@ -143,6 +144,22 @@ class CloudNodeType(NodeType):
         """What was read, in the node's terms: properties the cloud does not report back are taken as
         asked."""
         return Observed(provider_id, {**dict(node.properties), **dict(properties)}, dict(outputs or {}))
+
+
+class NamedNodeType(CloudNodeType):
+    """A cloud resource whose provider id is its name (``node.properties["name"]``): found, one or many, by
+    reading it by that name, so the type implements ``_read`` and ``_read_many`` and not ``_find`` and
+    ``_find_many``. Where ``_read_many`` lists the resources in one call (keyed by name), finding many
+    nodes costs that one call too.
+
+    A provider's base (its tags or labels) comes first: ``class NamedNodeType(GcpNodeType,
+    skyrig.provider.NamedNodeType)``."""
+
+    def _find(self, context: Context, node: Node) -> Observed | None:
+        return self._read(context, node, node.properties["name"])
+
+    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
+        return self._read_many(context, [(node, node.properties["name"]) for node in nodes])
 
 
 _SANITIZE = re.compile(r"[^a-z0-9-]+")

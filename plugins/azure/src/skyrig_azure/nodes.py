@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from skyrig import provider
 from skyrig.provider import CloudNodeType, Context, Node, NotFound, Observed
 from skyrig_azure import names
 from skyrig_azure.api import GroupNotFound
@@ -42,12 +43,6 @@ class AzureNodeType(CloudNodeType):
         return found.get(names.TAG_APP) == context.app and found.get(names.TAG_ENV) == env
 
 
-class NamedNodeType(AzureNodeType):
+class NamedNodeType(AzureNodeType, provider.NamedNodeType):
     """An Azure resource whose provider id is its name (``node.properties["name"]``): found, one or many,
     by reading it by that name (``_read`` / ``_read_many``, which the type implements)."""
-
-    def _find(self, context: Context, node: Node) -> Observed | None:
-        return self._read(context, node, node.properties["name"])
-
-    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
-        return self._read_many(context, [(node, node.properties["name"]) for node in nodes])

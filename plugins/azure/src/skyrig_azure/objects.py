@@ -23,7 +23,7 @@ from typing import Any
 from skyrig.provider import Context, Node, NotFound, Observed, ProviderError, Scope, wait_for
 from skyrig_azure import names
 from skyrig_azure.api import Conflict
-from skyrig_azure.nodes import AzureNodeType
+from skyrig_azure.nodes import AzureNodeType, NamedNodeType
 
 PUBLIC, PRIVATE = "Blob", "None"
 """A container's ``publicAccess``: anonymous read of its blobs (never listing them), or none."""
@@ -177,7 +177,7 @@ class StorageAccountType(AzureNodeType):
         return None
 
 
-class ContainerType(AzureNodeType):
+class ContainerType(NamedNodeType):
     """A bucket's blob container in the environment's storage account: the bucket's main node."""
 
     type = "azure.objects.container"
@@ -255,12 +255,6 @@ class ContainerType(AzureNodeType):
             n.id: self._observe(context, n, listed[pid], endpoint, host) if pid in listed else None
             for n, pid in nodes
         }
-
-    def _find(self, context: Context, node: Node) -> Observed | None:
-        return self._read(context, node, node.properties["name"])
-
-    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
-        return self._read_many(context, [(n, n.properties["name"]) for n in nodes])
 
     def _metadata(self, context: Context, node: Node) -> dict[str, str]:
         """The ownership tags as container metadata (whose names must be C# identifiers: no hyphens)."""

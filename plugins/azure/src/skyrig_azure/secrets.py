@@ -25,7 +25,7 @@ from typing import Any
 from skyrig.provider import Context, Node, NotFound, Observed, ProviderError, Scope, UserError
 from skyrig_azure import names
 from skyrig_azure.api import Conflict, translate
-from skyrig_azure.nodes import AzureNodeType
+from skyrig_azure.nodes import AzureNodeType, NamedNodeType
 from skyrig_azure.objects import wire
 
 VAULT_KINDS = ("secret", "sql_database", "cache_cluster", "cron_job")
@@ -165,7 +165,7 @@ class VaultType(AzureNodeType):
         return None
 
 
-class SecretType(AzureNodeType):
+class SecretType(NamedNodeType):
     """A declared secret: its name in the environment's vault. Nothing is made: Key Vault has no secret
     without a value, and the value comes from ``skyrig secret set``."""
 
@@ -197,12 +197,6 @@ class SecretType(AzureNodeType):
             return {}
         vault = self._vault(context, nodes[0][0].properties["vault"])  # one vault: one call
         return {n.id: self._observe(context, n, vault) for n, _ in nodes}
-
-    def _find(self, context: Context, node: Node) -> Observed | None:
-        return self._read(context, node, node.properties["name"])
-
-    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
-        return self._read_many(context, [(n, n.properties["name"]) for n in nodes])
 
     def _create(self, context: Context, node: Node) -> Observed:
         return self._read(context, node, node.properties["name"])  # type: ignore[return-value]

@@ -17,7 +17,7 @@ from typing import Any
 from skyrig.provider import Context, Node, NotFound, Observed, ProviderError, Scope, wait_for
 from skyrig_gcp import names
 from skyrig_gcp.api import Conflict, wait_operation
-from skyrig_gcp.nodes import GcpNodeType
+from skyrig_gcp.nodes import NamedNodeType
 
 TIER = "STANDARD_HA"
 READ_REPLICAS = "READ_REPLICAS_ENABLED"
@@ -37,7 +37,7 @@ def _enum(value: Any) -> str:
     return getattr(value, "name", None) or str(value)
 
 
-class InstanceType(GcpNodeType):
+class InstanceType(NamedNodeType):
     """A Memorystore for Redis instance."""
 
     type = "gcp.cache.instance"
@@ -98,12 +98,6 @@ class InstanceType(GcpNodeType):
     def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
         found = {i.name.rpartition("/")[2]: i for i in self._list(context) if _enum(i.state) != "DELETING"}
         return {n.id: self._observe(context, n, found[pid]) if pid in found else None for n, pid in nodes}
-
-    def _find(self, context: Context, node: Node) -> Observed | None:
-        return self._read(context, node, node.properties["name"])
-
-    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
-        return self._read_many(context, [(node, node.properties["name"]) for node in nodes])
 
     def inventory(self, context: Context) -> list[str]:
         """The instances whose labels say they are this app's and environment's."""

@@ -23,7 +23,7 @@ from typing import Any
 from skyrig.provider import RESOURCE_KINDS, Context, Node, Observed, Scope
 from skyrig_gcp import delivery, iam, names, network
 from skyrig_gcp.api import wait_operation
-from skyrig_gcp.nodes import GcpNodeType
+from skyrig_gcp.nodes import GcpNodeType, NamedNodeType
 
 IMAGE = "app"
 """The image's name in the environment's repository, where no image is given."""
@@ -103,7 +103,7 @@ class RepositoryType(GcpNodeType):
         return sorted(r.name.rpartition("/")[2] for r in listed if self.owned(context, dict(r.labels)))
 
 
-class ServiceType(GcpNodeType):
+class ServiceType(NamedNodeType):
     """A service: its Cloud Run service, under its own service account, serving the service host."""
 
     type = "gcp.compute.service"
@@ -153,12 +153,6 @@ class ServiceType(GcpNodeType):
             for s in client.library("run.services").list_services(parent=client.location())
         }
         return {n.id: self._observe(n, listed[pid]) if pid in listed else None for n, pid in nodes}
-
-    def _find(self, context: Context, node: Node) -> Observed | None:
-        return self._read(context, node, node.properties["name"])
-
-    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
-        return self._read_many(context, [(node, node.properties["name"]) for node in nodes])
 
     def _template(self, context: Context, node: Node, cpu: str, memory: str, most: int) -> dict[str, Any]:
         p = node.properties
@@ -267,7 +261,7 @@ class ServiceType(GcpNodeType):
         return sorted(s.name.rpartition("/")[2] for s in listed if self.owned(context, dict(s.labels)))
 
 
-class CloudRunJobType(GcpNodeType):
+class CloudRunJobType(NamedNodeType):
     """A Cloud Run job skyrig makes (a database's migrations, a service's cron trigger): subclasses say what
     the job is (``_job``) and how it reads back (``_observe``), and may run it after each change
     (``_after_change``); the job is found by its name, refreshed with one list call, and listed by its
@@ -295,9 +289,6 @@ class CloudRunJobType(GcpNodeType):
         job = context.client.library("run.jobs").get_job(name=self._full_name(context, provider_id))
         return self._observe(node, job)
 
-    def _find(self, context: Context, node: Node) -> Observed | None:
-        return self._read(context, node, node.properties["name"])
-
     def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
         client = context.client
         listed = {
@@ -305,9 +296,6 @@ class CloudRunJobType(GcpNodeType):
             for j in client.library("run.jobs").list_jobs(parent=client.location())
         }
         return {n.id: self._observe(n, listed[pid]) if pid in listed else None for n, pid in nodes}
-
-    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
-        return self._read_many(context, [(node, node.properties["name"]) for node in nodes])
 
     def _create(self, context: Context, node: Node) -> Observed:
         client = context.client

@@ -18,7 +18,7 @@ from typing import Any
 
 from skyrig.provider import Context, Node, Observed, Scope, duration_seconds
 from skyrig_gcp import compute, iam, names
-from skyrig_gcp.nodes import GcpNodeType
+from skyrig_gcp.nodes import GcpNodeType, NamedNodeType
 
 RUN_API = "https://run.googleapis.com/v2"
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -152,7 +152,7 @@ class TriggerType(compute.CloudRunJobType):
         }
 
 
-class ScheduleType(GcpNodeType):
+class ScheduleType(NamedNodeType):
     """A cron job's Cloud Scheduler job: runs its service's trigger on schedule."""
 
     type = "gcp.cron.job"
@@ -187,9 +187,6 @@ class ScheduleType(GcpNodeType):
         job = context.client.library("cloudscheduler").get_job(name=self._full_name(context, provider_id))
         return self._observe(context, node, job)
 
-    def _find(self, context: Context, node: Node) -> Observed | None:
-        return self._read(context, node, node.properties["name"])
-
     def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
         client = context.client
         listed = {
@@ -197,9 +194,6 @@ class ScheduleType(GcpNodeType):
             for j in client.library("cloudscheduler").list_jobs(parent=client.location())
         }
         return {n.id: self._observe(context, n, listed[pid]) if pid in listed else None for n, pid in nodes}
-
-    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
-        return self._read_many(context, [(node, node.properties["name"]) for node in nodes])
 
     def _url(self, context: Context, node: Node) -> str:
         """The URL of the job's service (its Cloud Run service's, once it exists)."""

@@ -1,11 +1,13 @@
 """The base of every GCP node type: :class:`skyrig.provider.CloudNodeType` (a vanished resource is
 ``None``, a dependency not yet visible is retried, each node found or made is remembered), with the
-labels a GCP resource carries and the ``full name`` form Google's APIs take."""
+labels a GCP resource carries and the ``full name`` form Google's APIs take; :class:`NamedNodeType` for a
+resource whose provider id is its name."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from skyrig import provider
 from skyrig.provider import CloudNodeType, Context, Node
 from skyrig_gcp import names
 
@@ -22,3 +24,8 @@ class GcpNodeType(CloudNodeType):
         wanted = names.labels(context.app, context.environment.name, "")
         found = labels or {}
         return all(found.get(key) == wanted[key] for key in ("skyrig-app", "skyrig-env"))
+
+
+class NamedNodeType(GcpNodeType, provider.NamedNodeType):
+    """A Google Cloud resource whose provider id is its name (``node.properties["name"]``): found, one or
+    many, by reading it by that name (``_read`` / ``_read_many``, which the type implements)."""

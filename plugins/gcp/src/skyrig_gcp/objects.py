@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from skyrig.provider import Context, Node, NotFound, Observed, ProviderError, Scope
 from skyrig_gcp import names
 from skyrig_gcp.api import Conflict, _count, translate, wait_operation
-from skyrig_gcp.nodes import GcpNodeType
+from skyrig_gcp.nodes import GcpNodeType, NamedNodeType
 
 PUBLIC_ROLE = "roles/storage.objectViewer"
 PUBLIC_MEMBER = "allUsers"
@@ -259,7 +259,7 @@ class BucketType(GcpNodeType):
         }
 
 
-class _LoadBalancerPart(GcpNodeType):
+class _LoadBalancerPart(NamedNodeType):
     """A global Compute Engine resource of the CDN load balancer (its backend buckets too): found by its
     name, listed (one call) by its description, made and deleted through a global operation."""
 
@@ -304,10 +304,8 @@ class _LoadBalancerPart(GcpNodeType):
             for n, pid in nodes
         }
 
-    def _find(self, context: Context, node: Node) -> Observed | None:
-        return self._read(context, node, node.properties["name"])
-
     def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
+        # one list call, which finds the environment's own only: a name not listed is not looked up
         found = self._listed(context)
         return {
             n.id: self._observe(n, found[n.properties["name"]]) if n.properties["name"] in found else None

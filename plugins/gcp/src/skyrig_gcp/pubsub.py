@@ -22,7 +22,7 @@ from typing import Any
 from skyrig.provider import Context, Node, NotFound, Observed, ProviderError, Scope, duration_seconds
 from skyrig_gcp import names
 from skyrig_gcp.api import Conflict
-from skyrig_gcp.nodes import GcpNodeType
+from skyrig_gcp.nodes import NamedNodeType
 
 MIN_DELIVERY_ATTEMPTS, MAX_DELIVERY_ATTEMPTS = 5, 100
 """Pub/Sub's bounds on a dead-letter policy's max delivery attempts (``max_retries + 1`` is clamped)."""
@@ -151,7 +151,7 @@ def _grant(library: Any, resource: str, role: str, member: str, attempts: int = 
                 raise
 
 
-class TopicType(GcpNodeType):
+class TopicType(NamedNodeType):
     """A Pub/Sub topic. Ordering and exactly-once are not the topic's: the publisher sends ordering keys,
     the subscriptions deliver in order or once."""
 
@@ -178,12 +178,6 @@ class TopicType(GcpNodeType):
     def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
         existing = _topics(context)
         return {n.id: self._observe(context, n, pid) if pid in existing else None for n, pid in nodes}
-
-    def _find(self, context: Context, node: Node) -> Observed | None:
-        return self._read(context, node, node.properties["name"])
-
-    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
-        return self._read_many(context, [(n, n.properties["name"]) for n in nodes])
 
     def _create_topic(self, context: Context, node: Node, name: str) -> None:
         with contextlib.suppress(Conflict):  # made by an earlier apply that did not record it: adopted
@@ -286,7 +280,7 @@ class DeadLetterType(TopicType):
         return None
 
 
-class SubscriptionType(GcpNodeType):
+class SubscriptionType(NamedNodeType):
     """A pull subscription of its topic, with the dead-letter policy to its dead-letter topic after
     ``max_delivery_attempts``, and the service agent's bindings (``dead_letter_access``, an invariant)."""
 
@@ -354,12 +348,6 @@ class SubscriptionType(GcpNodeType):
     def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
         existing = _subscriptions(context)
         return {n.id: self._observe(context, n, existing[p]) if p in existing else None for n, p in nodes}
-
-    def _find(self, context: Context, node: Node) -> Observed | None:
-        return self._read(context, node, node.properties["name"])
-
-    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
-        return self._read_many(context, [(n, n.properties["name"]) for n in nodes])
 
     def _settings(self, context: Context, node: Node) -> dict[str, Any]:
         """The subscription's fields that can change in place, as the API takes them."""

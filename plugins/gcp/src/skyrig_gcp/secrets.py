@@ -14,14 +14,14 @@ from typing import Any
 from skyrig.provider import Context, Node, Observed, Scope
 from skyrig_gcp import names
 from skyrig_gcp.api import Conflict
-from skyrig_gcp.nodes import GcpNodeType
+from skyrig_gcp.nodes import NamedNodeType
 
 _NODE = "secrets_secret_"
 """How the ``skyrig-node`` label of a declared secret's node begins (other families' secrets, a
 database's password, are not this node type's)."""
 
 
-class SecretType(GcpNodeType):
+class SecretType(NamedNodeType):
     """A Secret Manager secret without a version until a value is set."""
 
     type = "gcp.secrets.secret"
@@ -77,10 +77,8 @@ class SecretType(GcpNodeType):
             for n, pid in nodes
         }
 
-    def _find(self, context: Context, node: Node) -> Observed | None:
-        return self._read(context, node, node.properties["name"])
-
     def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
+        # one list call, which finds the environment's own only: a name not listed is not looked up
         found = self._listed(context)
         return {
             n.id: self._observe(context, n, found[n.properties["name"]])

@@ -23,7 +23,7 @@ from typing import Any
 from skyrig.provider import Context, Node, NotFound, Observed, ProviderError, Scope, plan_of, wait_for
 from skyrig_gcp import names
 from skyrig_gcp.api import Conflict, wait_operation
-from skyrig_gcp.nodes import GcpNodeType
+from skyrig_gcp.nodes import GcpNodeType, NamedNodeType
 
 USER = "postgres"
 """The instance's built-in superuser, whose password skyrig keeps in Secret Manager."""
@@ -43,8 +43,10 @@ def _network(context: Context) -> str:
     )
 
 
-class InstanceType(GcpNodeType):
-    """The Cloud SQL for PostgreSQL instance, with its ``postgres`` password secret."""
+class InstanceType(NamedNodeType):
+    """The Cloud SQL for PostgreSQL instance, with its ``postgres`` password secret. The instance is the
+    node's main resource: until it exists the node is not found (by its name), and the create adopts the
+    password secret an earlier one made."""
 
     type = "gcp.sql.instance"
     stateful = True
@@ -119,14 +121,6 @@ class InstanceType(GcpNodeType):
     def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
         found = {db["name"]: db for db in self._list(context) if db.get("state") != "PENDING_DELETE"}
         return {n.id: self._observe(context, n, found[pid]) if pid in found else None for n, pid in nodes}
-
-    def _find(self, context: Context, node: Node) -> Observed | None:
-        # the instance is the node's main resource: until it exists the node is not found, and the create
-        # adopts the password secret an earlier one made
-        return self._read(context, node, node.properties["name"])
-
-    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
-        return self._read_many(context, [(node, node.properties["name"]) for node in nodes])
 
     def inventory(self, context: Context) -> list[str]:
         """The instances whose labels say they are this app's and environment's."""
