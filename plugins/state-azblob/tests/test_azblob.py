@@ -398,3 +398,20 @@ class TestAzuriteOAuth:
         except urllib.error.HTTPError as error:
             assert error.code in (401, 403)
             assert why in error.read().decode()
+
+
+def test_the_fake_credential_gives_tokens_for_the_scope_asked() -> None:
+    """Each Azure client asks for its own service's scope (Key Vault's, Service Bus's, Resource Manager's):
+    the token's audience is that service, and its principal the credential's."""
+    import base64
+    import json
+
+    credential = FakeCredential()
+    token = credential.get_token("https://vault.azure.net/.default").token
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert claims["aud"] == "https://vault.azure.net"
+    assert claims["oid"] == claims["sub"] == credential.principal
+    info = credential.get_token_info("https://management.azure.com/.default")
+    assert info.expires_on > time.time()
+    assert FakeCredential(oid="someone").principal == "someone"

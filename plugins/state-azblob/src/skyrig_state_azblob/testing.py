@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ACCOUNT = "devstoreaccount1"
 KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
@@ -169,12 +170,17 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+PRINCIPAL = str(uuid.uuid5(uuid.NAMESPACE_URL, "skyrig-test-principal"))
+"""The principal (``oid``) :func:`fake_token`'s tokens name unless told otherwise."""
+
+
 def fake_token(
     audience: str = "https://storage.azure.com", lifetime: float = 3600, **claims: object
 ) -> tuple[str, int]:
     """An unsigned, JWT-shaped Entra ID access token as Azurite's basic OAuth accepts it, and its expiry
     (epoch seconds): the claims it checks (``iss`` under ``https://sts.windows.net/``, ``aud``, ``nbf``,
-    ``iat``, ``exp``) and those Azure tokens carry (``tid``, ``oid``); ``claims`` adds or replaces some."""
+    ``iat``, ``exp``) and those Azure tokens carry (``tid``, ``oid``, ``sub``, ``appid``); ``claims`` adds
+    or replaces some."""
     now = int(time.time())
     expires = int(now + lifetime)
     payload = {
@@ -184,7 +190,9 @@ def fake_token(
         "nbf": now - 60,
         "exp": expires,
         "tid": TENANT,
-        "oid": str(uuid.uuid5(uuid.NAMESPACE_URL, "skyrig-test-principal")),
+        "oid": PRINCIPAL,
+        "sub": PRINCIPAL,
+        "appid": PRINCIPAL,
         **claims,
     }
     header = {"alg": "RS256", "typ": "JWT", "kid": "skyrig-test"}
@@ -193,15 +201,33 @@ def fake_token(
 
 
 class FakeCredential:
-    """An ``azure.core.credentials.TokenCredential`` giving :func:`fake_token`'s tokens (Azurite's basic
-    OAuth takes them; Azure would not)."""
+    """An ``azure.core.credentials.TokenCredential`` giving :func:`fake_token`'s tokens, for the audience of
+    the scope asked (``https://vault.azure.net/.default``: ``https://vault.azure.net``). Azurite's basic
+    OAuth and skyrig's fakes of Azure take them; Azure would not. The Azure provider's credential on its
+    fakes (``emulator = "fake"``)."""
 
     def __init__(self, **claims: object) -> None:
         self._claims = claims
+        self.principal = str(claims.get("oid", PRINCIPAL))
+        """The principal its tokens name (their ``oid``): the object id the fakes see."""
 
-    def get_token(self, *scopes: str, **kwargs: object):
-        """A token for any scope."""
+    def get_token(self, *scopes: str, **kwargs: object) -> Any:
+        """A token for the first scope (or :func:`fake_token`'s audience, with none)."""
         from azure.core.credentials import AccessToken
 
-        token, expires = fake_token(**self._claims)  # type: ignore[arg-type]
+        token, expires = self._token(scopes)
         return AccessToken(token, expires)
+
+    def get_token_info(self, *scopes: str, options: object = None) -> Any:
+        """The same token, as the newer ``SupportsTokenInfo`` protocol asks."""
+        from azure.core.credentials import AccessTokenInfo
+
+        token, expires = self._token(scopes)
+        return AccessTokenInfo(token, expires)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def _token(self, scopes: tuple[str, ...]) -> tuple[str, int]:
+        claims: dict[str, Any] = {"audience": scopes[0].removesuffix("/.default")} if scopes else {}
+        return fake_token(**{**claims, **self._claims})  # type: ignore[arg-type]
