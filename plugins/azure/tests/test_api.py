@@ -99,3 +99,21 @@ def test_unreachable_azure_is_transient_and_other_errors_pass_through() -> None:
     assert isinstance(translate(ResourceNotFoundError("gone"), "x.y"), ProviderError)
     odd = ValueError("a bug")
     assert translate(odd, "x.y") is odd
+
+
+def test_a_kept_listing_serves_the_next_read_only() -> None:
+    from skyrig_azure.api import AzureClient
+    from skyrig_azure.settings import AzureSettings
+
+    settings = AzureSettings(subscription_id="00000000-0000-4000-8000-000000000001")
+    client = AzureClient("shop", "dev", settings)
+    fetched: list[str] = []
+
+    def fetch() -> list[str]:
+        fetched.append("listed")
+        return ["now"]
+
+    client.keep_listing("postgresql.servers", ["kept"])
+    assert client.listing("postgresql.servers", fetch) == ["kept"] and fetched == []
+    # a later read lists again: what changed since the kept listing shows
+    assert client.listing("postgresql.servers", fetch) == ["now"] and fetched == ["listed"]

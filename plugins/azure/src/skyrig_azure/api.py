@@ -262,6 +262,7 @@ class AzureClient(CloudClient):
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._credential: Any = None
+        self._listings: dict[str, list[Any]] = {}
 
     @property
     def credential(self) -> Any:
@@ -303,6 +304,19 @@ class AzureClient(CloudClient):
             with self._lock:
                 made = self._clients.setdefault(service, made)
         return made
+
+    def keep_listing(self, key: str, listing: list[Any]) -> None:
+        """Keep ``listing`` (``key`` names what it lists) for the next node type of this command that
+        lists the same: one call serves both."""
+        with self._lock:
+            self._listings[key] = listing
+
+    def listing(self, key: str, fetch: Callable[[], list[Any]]) -> list[Any]:
+        """The listing kept under ``key``, else ``fetch()``'s. A kept listing serves one read and is then
+        dropped, so that a later read sees what changed since."""
+        with self._lock:
+            kept = self._listings.pop(key, None)
+        return fetch() if kept is None else kept
 
     def wait(self, context: Context, operation: Operation, what: str) -> Any:
         """The result of a long-running ``operation``, waited for with progress every half minute and

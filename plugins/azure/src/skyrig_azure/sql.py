@@ -51,6 +51,9 @@ SECURE_TRANSPORT = "require_secure_transport"
 PORT = 5432
 CHARSET, COLLATION = "UTF8", "en_US.utf8"
 READY = "Ready"
+_SERVERS = "postgresql.servers"
+"""The resource group's servers: the listing the databases' read keeps for the servers' (the client's
+:meth:`~skyrig_azure.api.AzureClient.listing`)."""
 
 
 def _last(provider_id: str) -> str:
@@ -251,8 +254,8 @@ class ServerType(NamedNodeType):
 
     def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
         # a refresh reads the databases first (their type sorts first): their listing of the servers serves
-        listed = context.client.__dict__.pop("sql_server_listing", None)
-        found = {s.name: s for s in (self._list(context) if listed is None else listed) if not self._gone(s)}
+        listed = context.client.listing(_SERVERS, lambda: self._list(context))
+        found = {s.name: s for s in listed if not self._gone(s)}
         return {
             n.id: self._observe(context, n, found[pid], self._secure(context, pid)) if pid in found else None
             for n, pid in nodes
@@ -459,7 +462,7 @@ class DatabaseType(AzureNodeType):
     def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
         found: dict[str, Observed | None] = {}
         servers = SERVER._list(context)
-        context.client.sql_server_listing = servers  # for the server's node, read next (see its _read_many)
+        context.client.keep_listing(_SERVERS, servers)  # for the server's node, read next (its _read_many)
         by_name = {s.name: s for s in servers}
         for server_name in sorted({pid.partition("/")[0] for _, pid in nodes}):
             server = by_name.get(server_name)
