@@ -113,6 +113,14 @@ def required_branch(context: Context, project: str) -> str:
     return resolve(context, names.BRANCH_ID, lambda: branch_id(context, project))
 
 
+def project_and_branch(context: Context) -> tuple[str, str] | None:
+    """The ids of the project and of the environment's branch (:func:`project_id`, :func:`branch_id`);
+    None while either does not exist: what is on the branch is not found then."""
+    project = project_id(context)
+    branch = branch_id(context, project) if project else None
+    return None if project is None or branch is None else (project, branch)
+
+
 def _split(provider_id: str) -> tuple[str, str]:
     """(branch id, name) of a role's or database's provider id, ``BRANCH/NAME``."""
     branch, _, name = provider_id.partition("/")
@@ -130,6 +138,12 @@ def parents(context: Context, project: str) -> dict[str, str | None]:
     """Branch id -> :func:`parent_name`, for every branch of the project (one list call)."""
     branches = _client(context).branches(project)
     return {b["id"]: parent_name(b, branches) for b in branches}
+
+
+def parent_of(context: Context, node: Node, project: str, branch: str) -> str | None:
+    """The :func:`parent_name` of ``branch``, where the node asks for its parent (outside production: see
+    :func:`_with_parent`); else None, and no call."""
+    return parents(context, project).get(branch) if "parent" in node.properties else None
 
 
 def _with_parent(node: Node, properties: dict[str, Any], parent: str | None) -> dict[str, Any]:
@@ -347,16 +361,14 @@ class EndpointType(CloudNodeType):
         return self._read_many(context, [(node, provider_id)])[node.id]
 
     def _find(self, context: Context, node: Node) -> Observed | None:
-        project = project_id(context)
-        branch = branch_id(context, project) if project else None
-        if project is None or branch is None:
+        where = project_and_branch(context)
+        if where is None:
             return None
-        endpoints = _client(context).branch_endpoints(project, branch)
+        endpoints = _client(context).branch_endpoints(*where)
         found = next((e for e in endpoints if e.get("type") == "read_write"), None)
         if found is None:
             return None
-        parent = parents(context, project).get(branch) if "parent" in node.properties else None
-        return self._observe(node, found, parent)
+        return self._observe(node, found, parent_of(context, node, *where))
 
     def _create(self, context: Context, node: Node) -> Observed:
         project = required_project(context)
@@ -406,22 +418,19 @@ class RoleType(CloudNodeType):
         properties = _with_parent(node, {"name": role["name"]}, parent)
         return self.observed(node, f"{branch}/{role['name']}", properties, outputs)
 
-    def _parent(self, context: Context, node: Node, project: str, branch: str) -> str | None:
-        return parents(context, project).get(branch) if "parent" in node.properties else None
-
     def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
         branch, name = _split(provider_id)
         project = required_project(context)
         role = _client(context).role(project, branch, name)
-        return self._observe(node, branch, role, self._parent(context, node, project, branch))
+        return self._observe(node, branch, role, parent_of(context, node, project, branch))
 
     def _find(self, context: Context, node: Node) -> Observed | None:
-        project = project_id(context)
-        branch = branch_id(context, project) if project else None
-        if project is None or branch is None:
+        where = project_and_branch(context)
+        if where is None:
             return None
+        project, branch = where
         role = _client(context).role(project, branch, node.properties["name"])
-        return self._observe(node, branch, role, self._parent(context, node, project, branch))
+        return self._observe(node, branch, role, parent_of(context, node, project, branch))
 
     def _create(self, context: Context, node: Node) -> Observed:
         project = required_project(context)
@@ -548,13 +557,12 @@ class DatabaseType(CloudNodeType):
         return found
 
     def _find(self, context: Context, node: Node) -> Observed | None:
-        project = project_id(context)
-        branch = branch_id(context, project) if project else None
-        if project is None or branch is None:
+        where = project_and_branch(context)
+        if where is None:
             return None
+        project, branch = where
         database = _client(context).database(project, branch, node.properties["name"])
-        parent = parents(context, project).get(branch) if "parent" in node.properties else None
-        return self._observe(context, node, project, branch, database, parent)
+        return self._observe(context, node, project, branch, database, parent_of(context, node, *where))
 
     def _create(self, context: Context, node: Node) -> Observed:
         project = required_project(context)
