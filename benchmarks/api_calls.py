@@ -1,5 +1,6 @@
-"""What ``aws_api_calls.py`` and ``gcp_api_calls.py`` share: counting a provider's API calls per step of an
-example app (a first ``skyrig apply``, a no-change ``apply``, a refresh) against their minimum.
+"""What ``aws_api_calls.py``, ``gcp_api_calls.py`` and ``azure_api_calls.py`` share: counting a provider's
+API calls per step of an example app (a first ``skyrig apply``, a no-change ``apply``, a refresh) against
+their minimum.
 
 Each provider's script keeps what is its own (how it starts its backends, how it counts its calls, its
 minimum per node type, the columns only it has); this module holds the rest: who made a call (the stack
@@ -36,6 +37,8 @@ DONE = re.compile(r"done: (\d+) change\(s\) in ([\d.]+) s(?:, (\d+) retried call
 
 FIRST, AGAIN, REFRESH = "first apply", "no-change apply", "refresh (plan)"
 """The steps every run measures, in order, on one copy of the app."""
+SERIAL = "first apply, --parallelism 1"
+"""The step :func:`measure_runs` adds, on a copy of its own: a first apply, one node at a time."""
 
 Key = tuple[str, str, str, str]
 """(node type, node-type method, API or service, API method or operation)."""
@@ -178,6 +181,32 @@ def measure_steps(
     steps[FIRST].append(measure(apply(app, environment)))
     steps[AGAIN].append(measure(apply(app, environment)))
     steps[REFRESH].append(measure(plan(app, environment)))
+    return nodes
+
+
+def measure_runs(
+    out: Console,
+    runs: int,
+    steps: dict[str, list[Step]],
+    name: str,
+    fresh: Callable[[str], contextlib.AbstractContextManager[Path]],
+    measure: Callable[[Callable[[], str]], Step],
+) -> list[dict[str, Any]]:
+    """``runs`` times, :func:`measure_steps` on a fresh copy of the app (``fresh(environment)``), then a
+    first apply with ``--parallelism 1`` (:data:`SERIAL`) on another; each copy has an environment of its
+    own (``NAME1``, ``NAME1p``, ...), since backends that are not wiped between runs would keep what an
+    earlier one made. The nodes of the graph."""
+    nodes: list[dict[str, Any]] = []
+    for index in range(runs):
+        out.print(f"run {index + 1} of {runs}: first apply, no-change apply, plan", style="dim")
+        environment = f"{name}{index + 1}"
+        with fresh(environment) as app:
+            nodes = measure_steps(steps, app, environment, measure)
+        out.print(f"run {index + 1} of {runs}: first apply, --parallelism 1", style="dim")
+        environment = f"{name}{index + 1}p"
+        with fresh(environment) as app:
+            graph(app, environment)
+            steps[SERIAL].append(measure(apply(app, environment, "--parallelism", "1")))
     return nodes
 
 
@@ -385,3 +414,34 @@ def varying(provider: Provider, runs: list[Step]) -> dict[str, list[int]]:
     names = sorted({name for counter in per_run for name in counter})
     values = {name: [counter[name] for counter in per_run] for name in names}
     return {name: found for name, found in values.items() if min(found) != max(found)}
+
+
+def print_polled(
+    out: Console,
+    provider: Provider,
+    title: str,
+    steps: Mapping[str, list[Step]],
+    floors: Floors,
+    logs: Iterable[Column],
+    is_wait: Callable[[str], bool],
+    repeated: Mapping[str, list[str]],
+    detail: bool,
+) -> None:
+    """The tables of a provider whose calls include the polls of long-running operations (``is_wait``
+    tells them by their API method): the calls table (polls apart, then the ``logs`` columns), the
+    per-type table, the list calls that several node types make in one refresh (``repeated``: API method
+    -> node types), the counts that vary between runs and, with ``detail``, every call."""
+    polls: list[Column] = [
+        ("polls", lambda runs: counts([s.waits for s in runs])),
+        ("calls but polls", lambda runs: counts([s.total - s.waits for s in runs])),
+    ]
+    out.print(calls_table(title, steps, floors, before=polls, middle=logs))
+    waits: TypeColumn = ("polls", lambda first, name: str(first.of_type(name, is_wait)))
+    out.print(by_type_table(provider, steps, floors, [waits]))
+    for method, makers in repeated.items():
+        out.print(f"{REFRESH}: {method} made by {len(makers)} node types ({', '.join(makers)})")
+    for name, runs in steps.items():
+        for method, found in varying(provider, runs).items():
+            out.print(f"varies between runs of {name}: {method} {min(found)}-{max(found)} calls")
+    if detail:
+        print_detail(out, provider, steps)

@@ -57,6 +57,7 @@ from api_calls import (
     OUTSIDE,
     PROVIDER,
     REFRESH,
+    SERIAL,
     Column,
     Floors,
     FloorTable,
@@ -64,17 +65,12 @@ from api_calls import (
     Provider,
     Step,
     app_copy,
-    apply,
     arguments,
-    by_type_table,
-    calls_table,
     console,
     counts,
-    graph,
-    measure_steps,
-    print_detail,
+    measure_runs,
+    print_polled,
     run,
-    varying,
 )
 
 from skyrig_azure import api
@@ -83,7 +79,6 @@ from skyrig_azure.conformance import settings as profile_settings
 from skyrig_azure.nodes import AzureNodeType
 
 AZURE = Provider("azure", AzureNodeType, operation="call", joiner=" ")
-SERIAL = "first apply, --parallelism 1"
 
 POLL = "(poll)"
 """The SDK method of a long-running operation's status request (made by azure-core's poller)."""
@@ -391,45 +386,29 @@ def main() -> None:
     install(recorder)
     out = console()
     steps: dict[str, list[AzureStep]] = {name: [] for name in (FIRST, AGAIN, REFRESH, SERIAL)}
-    nodes: list[dict[str, Any]] = []
     os.environ["SKYRIG_RETRY_BASE_MS"] = "1"
     with backends() as (endpoints, environ, fake, _limits, bundle):
         os.environ.update(environ)
-        for index in range(args.runs):
-            out.print(f"run {index + 1} of {args.runs}: first apply, no-change apply, plan", style="dim")
-            environment = f"azure{index + 1}"
-            with fresh_app(source, environment, endpoints, bundle, fake) as app:
-                nodes = measure_steps(steps, app, environment, lambda c: measure(recorder, fake, c))
-            out.print(f"run {index + 1} of {args.runs}: first apply, --parallelism 1", style="dim")
-            environment = f"azure{index + 1}p"
-            with fresh_app(source, environment, endpoints, bundle, fake) as app:
-                graph(app, environment)
-                steps[SERIAL].append(measure(recorder, fake, apply(app, environment, "--parallelism", "1")))
+        nodes = measure_runs(
+            out,
+            args.runs,
+            steps,
+            "azure",
+            lambda environment: fresh_app(source, environment, endpoints, bundle, fake),
+            lambda command: measure(recorder, fake, command),
+        )
     floors = AzureFloors(Counter(node["type"] for node in nodes), topics_with_subscriptions(nodes))
     out.print(
         f"\n{source.name} on the FAKE ARM (with Key Vault), the FAKE Service Bus broker and Azurite, "
         f"environment type development, {args.runs} run(s)"
     )
     title = f"Azure calls: {len(nodes)} nodes of {len(floors.types)} node types"
-    polls: list[Column] = [
-        ("polls", lambda runs: counts([s.waits for s in runs])),
-        ("calls but polls", lambda runs: counts([s.total - s.waits for s in runs])),
-    ]
     logs: list[Column] = [
         ("FAKE's log: calls / mutating / polls", fake_log),
         ("api.CALLS", lambda runs: counts([s.counted for s in runs])),
         ("HTTP requests", lambda runs: counts([s.requests for s in runs])),
     ]
-    out.print(calls_table(title, steps, floors, before=polls, middle=logs))
-    waits = ("polls", lambda first, name: str(first.of_type(name, is_wait)))
-    out.print(by_type_table(AZURE, steps, floors, [waits]))
-    for name, makers in repeated(steps[REFRESH][0]).items():
-        out.print(f"{REFRESH}: {name} made by {len(makers)} node types ({', '.join(makers)})")
-    for name, runs in steps.items():
-        for method, found in varying(AZURE, runs).items():
-            out.print(f"varies between runs of {name}: {method} {min(found)}-{max(found)} calls")
-    if args.detail:
-        print_detail(out, AZURE, steps)
+    print_polled(out, AZURE, title, steps, floors, logs, is_wait, repeated(steps[REFRESH][0]), args.detail)
 
 
 if __name__ == "__main__":

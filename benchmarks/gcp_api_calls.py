@@ -53,6 +53,7 @@ from api_calls import (
     OUTSIDE,
     PROVIDER,
     REFRESH,
+    SERIAL,
     Column,
     Floors,
     FloorTable,
@@ -60,17 +61,12 @@ from api_calls import (
     Provider,
     Step,
     app_copy,
-    apply,
     arguments,
-    by_type_table,
-    calls_table,
     console,
     counts,
-    graph,
-    measure_steps,
-    print_detail,
+    measure_runs,
+    print_polled,
     run,
-    varying,
 )
 
 from skyrig_gcp import api
@@ -79,7 +75,6 @@ from skyrig_gcp.conformance import settings as profile_settings
 from skyrig_gcp.nodes import GcpNodeType
 
 GCP = Provider("gcp", GcpNodeType, operation="API method", joiner=" ")
-SERIAL = "first apply, --parallelism 1"
 
 LIBRARY = "(client library)"
 WAITS = re.compile(r"[oO]perations\.get$")
@@ -309,21 +304,18 @@ def main() -> None:
     recorder = install()
     out = console()
     steps: dict[str, list[GcpStep]] = {name: [] for name in (FIRST, AGAIN, REFRESH, SERIAL)}
-    nodes: list[dict[str, Any]] = []
     os.environ["SKYRIG_RETRY_BASE_MS"] = "1"
     with backends() as (endpoints, environ, fake, limits):
         os.environ.update(environ)
         fake_apis = {name for name in endpoints if name not in ("storage", "pubsub")}
-        for index in range(args.runs):
-            out.print(f"run {index + 1} of {args.runs}: first apply, no-change apply, plan", style="dim")
-            environment = f"gcp{index + 1}"
-            with fresh_app(source, environment, endpoints, fake) as app:
-                nodes = measure_steps(steps, app, environment, lambda c: measure(recorder, fake, c))
-            out.print(f"run {index + 1} of {args.runs}: first apply, --parallelism 1", style="dim")
-            environment = f"gcp{index + 1}p"
-            with fresh_app(source, environment, endpoints, fake) as app:
-                graph(app, environment)
-                steps[SERIAL].append(measure(recorder, fake, apply(app, environment, "--parallelism", "1")))
+        nodes = measure_runs(
+            out,
+            args.runs,
+            steps,
+            "gcp",
+            lambda environment: fresh_app(source, environment, endpoints, fake),
+            lambda command: measure(recorder, fake, command),
+        )
     floors = GcpFloors(Counter(node["type"] for node in nodes), binding_resources(nodes))
     pubsub = "the Pub/Sub emulator" if "pubsub" in endpoints else f"no Pub/Sub ({limits.get('pubsub')})"
     out.print(
@@ -331,24 +323,11 @@ def main() -> None:
         f"{args.runs} run(s)"
     )
     title = f"Google API calls: {len(nodes)} nodes of {len(floors.types)} node types"
-    polls: list[Column] = [
-        ("polls", lambda runs: counts([s.waits for s in runs])),
-        ("calls but polls", lambda runs: counts([s.total - s.waits for s in runs])),
-    ]
     logs: list[Column] = [
         ("FAKE's log: calls / mutating", fake_log(fake_apis)),
         ("not in api.CALLS", lambda runs: counts([s.uncounted for s in runs])),
     ]
-    out.print(calls_table(title, steps, floors, before=polls, middle=logs))
-    waits = ("polls", lambda first, name: str(first.of_type(name, is_wait)))
-    out.print(by_type_table(GCP, steps, floors, [waits]))
-    for method, makers in repeated(steps[REFRESH][0]).items():
-        out.print(f"{REFRESH}: {method} made by {len(makers)} node types ({', '.join(makers)})")
-    for name, runs in steps.items():
-        for method, found in varying(GCP, runs).items():
-            out.print(f"varies between runs of {name}: {method} {min(found)}-{max(found)} calls")
-    if args.detail:
-        print_detail(out, GCP, steps)
+    print_polled(out, GCP, title, steps, floors, logs, is_wait, repeated(steps[REFRESH][0]), args.detail)
 
 
 if __name__ == "__main__":
