@@ -23,13 +23,29 @@ Resolve = Callable[[str], str]
 """Turns a secret reference into its value (the provider's secret store)."""
 
 
+def _authentication_failed(error: Exception) -> bool:
+    """Whether the server refused the login (a wrong password), not something else."""
+    return getattr(error, "sqlstate", None) in ("28P01", "28000") or "password authentication failed" in str(
+        error
+    )
+
+
 class PostgresClient:
     """Connections to one database on a PostgreSQL server (the :class:`~skyrig.runtime.dataplane.SQLClient`
-    protocol)."""
+    protocol). ``refused``: what to do when the server refuses the password ``resolve`` gave (forget a
+    cached one, say): it is called, and the connection tried once more with the password resolved again,
+    so that a password rotated since it was read is picked up by the next connection (a pool's too)."""
 
-    def __init__(self, entry: dict[str, Any], resolve: Resolve | None = None) -> None:
+    def __init__(
+        self,
+        entry: dict[str, Any],
+        resolve: Resolve | None = None,
+        *,
+        refused: Callable[[], None] | None = None,
+    ) -> None:
         self.entry = entry
         self._resolve = resolve
+        self._refused = refused
 
     def _password(self) -> str | None:
         reference = self.entry.get("password")
@@ -50,11 +66,23 @@ class PostgresClient:
     def connect(self, **options: Any) -> Any:
         import psycopg
 
+        try:
+            return psycopg.connect(self.url(), **options)
+        except psycopg.OperationalError as error:
+            if self._refused is None or not _authentication_failed(error):
+                raise
+        self._refused()
         return psycopg.connect(self.url(), **options)
 
     async def connect_async(self, **options: Any) -> Any:
         import psycopg
 
+        try:
+            return await psycopg.AsyncConnection.connect(self.url(), **options)
+        except psycopg.OperationalError as error:
+            if self._refused is None or not _authentication_failed(error):
+                raise
+        self._refused()
         return await psycopg.AsyncConnection.connect(self.url(), **options)
 
 

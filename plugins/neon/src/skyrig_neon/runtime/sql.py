@@ -4,7 +4,7 @@ The runtime config entry names the role's password by reference only (``neon:PRO
 revealed through Neon's API (``reveal_password``, with the service's ``NEON_API_KEY``) when a connection
 is first made, kept in the process, and revealed again once after the server refuses it, so that a
 password rotated in Neon (``reset_password``) is picked up by the next connection, a pool's new ones
-too (pools connect through :meth:`NeonDatabaseClient.connect`).
+too (pools connect through the data plane).
 """
 
 from __future__ import annotations
@@ -37,47 +37,14 @@ def reveal(entry: dict[str, Any], reference: str) -> str | None:
         client.close()
 
 
-def _authentication_failed(error: Exception) -> bool:
-    state = getattr(error, "sqlstate", None)
-    return state in ("28P01", "28000") or "password authentication failed" in str(error)
+def database(entry: dict[str, Any], config: dict[str, Any]) -> Any:
+    """The data plane of a Neon database (``sql_database``): the SDK's PostgreSQL client, its password
+    revealed through Neon's API, and revealed again once when the server refuses it."""
 
-
-class NeonDatabaseClient(PostgresClient):
-    """:class:`~skyrig.provider.PostgresClient` whose password is revealed through Neon's API, and revealed
-    again once when the server refuses it."""
-
-    def __init__(self, entry: dict[str, Any]) -> None:
-        super().__init__(entry, self._resolve_password)
-
-    def _resolve_password(self, reference: str) -> str:
-        value = PASSWORDS.read(reference, lambda: reveal(self.entry, reference))
+    def password(reference: str) -> str:
+        value = PASSWORDS.read(reference, lambda: reveal(entry, reference))
         if value is None:
-            raise LookupError(f"database {self.entry.get('database')!r}: Neon has no password for its role")
+            raise LookupError(f"database {entry.get('database')!r}: Neon has no password for its role")
         return value
 
-    def connect(self, **options: Any) -> Any:
-        import psycopg
-
-        try:
-            return super().connect(**options)
-        except psycopg.OperationalError as error:
-            if not _authentication_failed(error):
-                raise
-        PASSWORDS.forget()  # rotated since it was read: read it again, once
-        return super().connect(**options)
-
-    async def connect_async(self, **options: Any) -> Any:
-        import psycopg
-
-        try:
-            return await super().connect_async(**options)
-        except psycopg.OperationalError as error:
-            if not _authentication_failed(error):
-                raise
-        PASSWORDS.forget()
-        return await super().connect_async(**options)
-
-
-def database(entry: dict[str, Any], config: dict[str, Any]) -> Any:
-    """The data plane of a Neon database (``sql_database``)."""
-    return NeonDatabaseClient(entry)
+    return PostgresClient(entry, password, refused=PASSWORDS.forget)
