@@ -19,7 +19,8 @@ and from nothing else of skyrig (the import contracts in CI hold ours to it). Wh
     :class:`ThrottledError`, :class:`UserError`.
 **A cloud's node types**, what AWS, GCP and Azure share: :class:`CloudNodeType` (a vanished resource is
     ``None``, a dependency not yet visible is retried), :class:`NamedNodeType` (found by its name),
-    :class:`CloudClient` (where this command's nodes are), :class:`NotFound`, :func:`resolve`,
+    :class:`CloudClient` (where this command's nodes are), :class:`JsonApiClient` (a client of a JSON HTTP
+    API: counted, retried, its errors in skyrig's terms), :class:`NotFound`, :func:`resolve`,
     :func:`common_prefix`, :func:`join_name`, :func:`wait_for`.
 
 **Optional capabilities**, each tied to a claim of the manifest and checked both ways when the provider
@@ -77,6 +78,7 @@ from skyrig.plugins.cloud import (
     resolve,
     wait_for,
 )
+from skyrig.plugins.http import JsonApiClient
 from skyrig.plugins.manifest import ENVIRONMENT_TYPES, Manifest, ManifestError
 from skyrig.ports import free_port, free_ports
 from skyrig.runtime import jetstream
@@ -170,6 +172,7 @@ __all__ = [
     "Handler",
     "JetStreamSubscriptionClient",
     "JetStreamTopicClient",
+    "JsonApiClient",
     "Kind",
     "LocalServers",
     "ManagedCron",

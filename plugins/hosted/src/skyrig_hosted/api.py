@@ -1,5 +1,5 @@
-"""Talking to the host's API (``/v1``): a small typed client over httpx, errors in skyrig's terms, counted
-calls.
+"""Talking to the host's API (``/v1``): a small typed client over httpx (the SDK's
+:class:`~skyrig.provider.JsonApiClient`), errors in skyrig's terms, counted calls.
 
 Errors: the host answers ``{"error": {"code", "message"}}``. 404 becomes
 :class:`~skyrig.provider.NotFound`, 409 :class:`Conflict`, 429 a :class:`~skyrig.provider.ProviderError` for a
@@ -17,22 +17,12 @@ caller only (kept in memory, never in a message, a log or a repr).
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
-from skyrig.provider import (
-    CloudClient,
-    NotFound,
-    ProviderError,
-    ThrottledError,
-    TransientError,
-    UserError,
-)
+from skyrig.provider import JsonApiClient, NotFound, ProviderError, UserError
 from skyrig_hosted.settings import TOKEN_VARIABLE, api_url
 
 if TYPE_CHECKING:
@@ -43,7 +33,6 @@ if TYPE_CHECKING:
 
 CALLS: Counter[str] = Counter()
 """Every request to a host made by this process: ``"METHOD /path/template" -> count``."""
-_calls_lock = threading.Lock()
 
 Json = dict[str, Any]
 
@@ -56,13 +45,7 @@ SECRET = ENV + "/secrets/{name}"
 
 def mutating_calls(calls: Counter[str] | None = None) -> Counter[str]:
     """The mutating requests among ``calls`` (by default every request this process made)."""
-    calls = CALLS if calls is None else calls
-    return Counter({key: count for key, count in calls.items() if not key.startswith("GET ")})
-
-
-def _count(key: str) -> None:
-    with _calls_lock:
-        CALLS[key] += 1
+    return HostedClient.mutating_calls(calls)
 
 
 class Conflict(ProviderError):
@@ -87,10 +70,16 @@ def token() -> str:
     return value
 
 
-class HostedClient(CloudClient):
+class HostedClient(JsonApiClient):
     """The host's API, as the node types, the provider and the data planes use it."""
 
     cloud, provider = "the host", "hosted"
+    api_name = "hosted"
+    credential = f"the token in {TOKEN_VARIABLE} (the app's, from the host's admin)"
+    calls = CALLS
+    conflict = Conflict
+    refused = Refused
+    retry_throttled = False  # the engine's backoff retries throttling; a quota is not retried at all
 
     def __init__(
         self,
@@ -102,20 +91,16 @@ class HostedClient(CloudClient):
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        import httpx
-
-        super().__init__()
-        self.api_url = api_url(url)
-        self.max_attempts = max_attempts
-        self.wait_delay = wait_delay
-        self.root: Path = Path.cwd()
-        """The app's folder: migration files are read from under it."""
-        self._http = httpx.Client(
-            base_url=self.api_url,
-            headers={"Authorization": f"Bearer {key}", "Accept": "application/json"},
-            timeout=httpx.Timeout(timeout, connect=10.0),
+        super().__init__(
+            api_url(url),
+            key,
+            max_attempts=max_attempts,
+            wait_delay=wait_delay,
+            timeout=timeout,
             transport=transport,
         )
+        self.root: Path = Path.cwd()
+        """The app's folder: migration files are read from under it."""
 
     @classmethod
     def for_environment(cls, environment: Environment, settings: HostedSettings) -> HostedClient:
@@ -128,47 +113,19 @@ class HostedClient(CloudClient):
             timeout=settings.timeout,
         )
 
-    def __repr__(self) -> str:  # never the token
-        return f"HostedClient({self.api_url!r})"
-
-    def close(self) -> None:
-        self._http.close()
-
     # -- requests ---------------------------------------------------------------------------------
 
-    def request(self, method: str, template: str, *, body: Json | None = None, **path: str) -> Json:
-        """``METHOD template`` (its ``{names}`` filled from ``path``), the answer as JSON (``{}`` when it
-        has none); reads are retried on 5xx answers and an unreachable host, mutations on 503 only (any
-        other failure may have happened after the change)."""
-        import httpx
+    def error_body(self, data: Any) -> Any:
+        """The host answers ``{"error": {"code", "message"}}``."""
+        return data.get("error")
 
-        key = f"{method} {template}"
-        url = template.format(**{name: quote(str(value), safe="") for name, value in path.items()})
-        attempt = 0
-        while True:
-            attempt += 1
-            _count(key)
-            try:
-                response = self._http.request(method, url, json=body)
-            except httpx.TransportError as error:
-                if method == "GET" and attempt < self.max_attempts:
-                    self._sleep(attempt)
-                    continue
-                raise TransientError(f"hosted {key}: cannot reach {self.api_url}: {error}") from None
-            status = response.status_code
-            if status < 300:
-                return response.json() if response.content else {}
-            retryable = method == "GET" or status == 503
-            if status >= 500 and retryable and attempt < self.max_attempts:
-                self._sleep(attempt, response.headers.get("retry-after"))
-                continue
-            raise _error(status, key, _message(response))
-
-    def _sleep(self, attempt: int, retry_after: str | None = None) -> None:
-        delay = min(self.wait_delay * 1.5 ** (attempt - 1), 10.0)
-        if retry_after and retry_after.isdigit():
-            delay = max(delay, min(float(retry_after), 30.0))
-        time.sleep(delay)
+    def error(self, status: int, key: str, message: str, code: Any) -> Exception:
+        if status == 429 and code == QUOTA:  # waiting does not lift a quota: no retry
+            return ProviderError(
+                f"hosted {key}: over a quota of the host: {message}: destroy an environment or resource of "
+                "the app you no longer need, or ask the host's admin for a higher limit"
+            )
+        return super().error(status, key, message, code)
 
     # -- apps and environments ------------------------------------------------------------------
 
@@ -240,40 +197,3 @@ def _without_token(env: Json) -> Json:
 
 QUOTA = "quota_exceeded"
 """The code of the host's answer when a request would pass a quota."""
-
-
-def _message(response: Any) -> tuple[str, str | None]:
-    """The host's error message (``{"error": {"code", "message"}}``) and code, or the start of the body."""
-    try:
-        data = response.json()
-    except ValueError:
-        return response.text[:200].strip() or response.reason_phrase, None
-    error = data.get("error") if isinstance(data, dict) else None
-    if isinstance(error, dict) and error.get("message"):
-        code = error.get("code")
-        return f"{error['message']}" + (f" ({code})" if code else ""), code
-    return str(data)[:200], None
-
-
-def _error(status: int, key: str, answer: tuple[str, str | None]) -> Exception:
-    message, code = answer
-    where = f"hosted {key}"
-    if status == 404:
-        return NotFound(f"{where}: {message}")
-    if status == 409:
-        return Conflict(f"{where}: {message}")
-    if status == 429 and code == QUOTA:  # waiting does not lift a quota: no retry
-        return ProviderError(
-            f"{where}: over a quota of the host: {message}: destroy an environment or resource of the app "
-            "you no longer need, or ask the host's admin for a higher limit"
-        )
-    if status == 429:
-        return ThrottledError(f"{where}: {message}")
-    if status >= 500:
-        return TransientError(f"{where}: {status} {message}")
-    if status in (401, 403):
-        return Refused(
-            f"{where}: {status} {message}: check the token in {TOKEN_VARIABLE} (the app's, from the "
-            "host's admin)"
-        )
-    return ProviderError(f"{where}: {status} {message}")

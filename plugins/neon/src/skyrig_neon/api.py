@@ -1,5 +1,6 @@
-"""Talking to Neon's API (v2): a small typed client over httpx, errors in skyrig's terms, counted calls,
-and waits for the operations a mutation starts.
+"""Talking to Neon's API (v2): a small typed client over httpx (the SDK's
+:class:`~skyrig.provider.JsonApiClient`), errors in skyrig's terms, counted calls, and waits for the
+operations a mutation starts.
 
 Neon answers a mutation with the resource and the ``operations`` it started (``running``, then
 ``finished``): every mutating method here waits for them before it returns, showing progress through the
@@ -25,14 +26,12 @@ from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from skyrig.provider import (
-    CloudClient,
     Context,
-    NotFound,
+    JsonApiClient,
     ProviderError,
-    ThrottledError,
     TransientError,
     UserError,
     wait_for,
@@ -47,7 +46,6 @@ if TYPE_CHECKING:
 
 CALLS: Counter[str] = Counter()
 """Every Neon API request made by this process: ``"METHOD /path/template" -> count``."""
-_calls_lock = threading.Lock()
 
 DONE = frozenset({"finished", "skipped", "cancelled"})
 """Operation states after which nothing more happens."""
@@ -61,13 +59,7 @@ Json = dict[str, Any]
 
 def mutating_calls(calls: Counter[str] | None = None) -> Counter[str]:
     """The mutating requests among ``calls`` (by default every request this process made)."""
-    calls = CALLS if calls is None else calls
-    return Counter({key: count for key, count in calls.items() if not key.startswith("GET ")})
-
-
-def _count(key: str) -> None:
-    with _calls_lock:
-        CALLS[key] += 1
+    return NeonClient.mutating_calls(calls)
 
 
 class Conflict(ProviderError):
@@ -110,10 +102,14 @@ class Connection:
         return f"Connection(host={self.host!r}, port={self.port}, sslmode={self.sslmode!r})"
 
 
-class NeonClient(CloudClient):
+class NeonClient(JsonApiClient):
     """Neon's API, as the node types, the provider and the data plane use it."""
 
     cloud, provider = "Neon", "neon"
+    api_name = "Neon"
+    credential = f"the API key in {API_KEY_VARIABLE} (and its access to the project)"
+    calls = CALLS
+    conflict = Conflict
 
     def __init__(
         self,
@@ -125,23 +121,14 @@ class NeonClient(CloudClient):
         wait_timeout: float = 600.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        import httpx
-
-        super().__init__()
-        self.api_url = api_url.rstrip("/")
-        self.max_attempts = max_attempts
-        self.wait_delay = wait_delay
+        super().__init__(
+            api_url.rstrip("/"), key, max_attempts=max_attempts, wait_delay=wait_delay, transport=transport
+        )
         self.wait_timeout = wait_timeout
         self.context: Context | None = None
         """The context waits show progress through (set by :meth:`for_environment`)."""
         self.root: Path = Path.cwd()
         """The app's folder: migration files are read from under it."""
-        self._http = httpx.Client(
-            base_url=self.api_url,
-            headers={"Authorization": f"Bearer {key}", "Accept": "application/json"},
-            timeout=httpx.Timeout(60.0, connect=10.0),
-            transport=transport,
-        )
         self._passwords: dict[tuple[str, str, str], str] = {}
         self._mutations: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
@@ -159,60 +146,20 @@ class NeonClient(CloudClient):
         client.context = Context(app, environment, settings, client)
         return client
 
-    def __repr__(self) -> str:  # never the key
-        return f"NeonClient({self.api_url!r})"
-
-    def close(self) -> None:
-        self._http.close()
-
     # -- requests ---------------------------------------------------------------------------------
 
-    def request(
-        self,
-        method: str,
-        template: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        body: Json | None = None,
-        **path: str,
-    ) -> Json:
-        """``METHOD template`` (its ``{names}`` filled from ``path``), the answer as JSON; retried on
-        throttling, 5xx (reads and 503 only: a mutation may have happened) and ``423 Locked``."""
-        import httpx
+    def waited(self, status: int, attempt: int, elapsed: float) -> bool:
+        """``423 Locked`` (another operation of the project or branch runs) is waited out until
+        ``wait_timeout``."""
+        if status == 423 and elapsed < self.wait_timeout:
+            self._sleep(min(attempt, 6))
+            return True
+        return False
 
-        key = f"{method} {template}"
-        url = template.format(**{name: quote(str(value), safe="") for name, value in path.items()})
-        query = {name: _query(value) for name, value in (params or {}).items() if value is not None}
-        started = time.monotonic()
-        attempt = 0
-        while True:
-            attempt += 1
-            _count(key)
-            try:
-                response = self._http.request(method, url, params=query, json=body)
-            except httpx.TransportError as error:
-                if method == "GET" and attempt < self.max_attempts:
-                    self._sleep(attempt)
-                    continue
-                raise TransientError(f"Neon {key}: cannot reach {self.api_url}: {error}") from None
-            status = response.status_code
-            if status < 300:
-                return response.json() if response.content else {}
-            message = _message(response)
-            if status == 423 and time.monotonic() - started < self.wait_timeout:
-                self._sleep(min(attempt, 6))  # another operation of the project or branch runs
-                continue
-            retryable = method == "GET" or status == 503
-            if (status == 429 or (status >= 500 and retryable)) and attempt < self.max_attempts:
-                self._sleep(attempt, response.headers.get("retry-after"))
-                continue
-            raise _error(status, key, message)
-
-    def _sleep(self, attempt: int, retry_after: str | None = None) -> None:
-        delay = min(self.wait_delay * 1.5 ** (attempt - 1), 10.0)
-        if retry_after and retry_after.isdigit():
-            delay = max(delay, min(float(retry_after), 30.0))
-        time.sleep(delay)
+    def error(self, status: int, key: str, message: str, code: Any) -> Exception:
+        if status == 423:
+            return TransientError(f"Neon {key}: still locked by another operation: {message}")
+        return super().error(status, key, message, code)
 
     def get(self, template: str, params: Mapping[str, Any] | None = None, **path: str) -> Json:
         return self.request("GET", template, params=params, **path)
@@ -503,41 +450,3 @@ class NeonClient(CloudClient):
             project_id=project_id,
         )["uri"]
         return Connection.parse(uri)
-
-
-def _query(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _message(response: Any) -> str:
-    """Neon's error message (``{"code", "message"}``), or the start of the body."""
-    try:
-        data = response.json()
-    except ValueError:
-        return response.text[:200].strip() or response.reason_phrase
-    if isinstance(data, dict) and data.get("message"):
-        code = data.get("code")
-        return f"{data['message']}" + (f" ({code})" if code else "")
-    return str(data)[:200]
-
-
-def _error(status: int, key: str, message: str) -> Exception:
-    where = f"Neon {key}"
-    if status == 404:
-        return NotFound(f"{where}: {message}")
-    if status == 409:
-        return Conflict(f"{where}: {message}")
-    if status == 423:
-        return TransientError(f"{where}: still locked by another operation: {message}")
-    if status == 429:
-        return ThrottledError(f"{where}: throttled: {message}")
-    if status >= 500:
-        return TransientError(f"{where}: {status} {message}")
-    if status in (401, 403):
-        return ProviderError(
-            f"{where}: {status} {message}: check the API key in {API_KEY_VARIABLE} (and its access to the "
-            "project)"
-        )
-    return ProviderError(f"{where}: {status} {message}")
