@@ -14,12 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from skyrig.provider import Context, Node, Observed, ProviderError, Scope, duration_seconds, jetstream
+from skyrig.provider import Context, Node, Observed, ProviderError, Scope, jetstream
 from skyrig_hosted import names
 from skyrig_hosted.nodes import ResourceType, client, where
-
-DEFAULT_RETENTION = 7 * 86400
-"""A topic's retention when no subscription says otherwise (the subscriptions' default)."""
 
 
 def _connection(observed: Observed) -> dict[str, Any]:
@@ -88,40 +85,20 @@ def dead_letters(context: Context, subscription: str) -> list[dict[str, Any]]:
 
 def expand(scope: Scope) -> list[Node]:
     """A topic node per topic, a subscription node per subscription (after its topic), in the
-    environment."""
-    retention: dict[str, int] = {}
-    for r in scope.model.of_kind("subscription"):
-        seconds = duration_seconds(r.message_retention)
-        retention[r.topic] = max(retention.get(r.topic, 0), seconds)
-    nodes = []
-    for r in scope.of_kind("topic"):
-        properties = {
-            "name": r.name,
-            "delivery": r.delivery,
-            "ordering_attribute": r.ordering_attribute,
-            "retention_seconds": retention.get(r.name, DEFAULT_RETENTION),
-        }
-        node_id = names.node_id(TOPIC.kind, r.name)
-        nodes.append(scope.node(node_id, TOPIC.type, properties, (names.ENVIRONMENT_ID,), resource=r))
+    environment, as the SDK's JetStream definitions describe them."""
+    topics, subscriptions = jetstream.streams.definitions(scope.model)
+    nodes = [
+        scope.node(
+            names.node_id(TOPIC.kind, r.name), TOPIC.type, topics[r.name], (names.ENVIRONMENT_ID,), resource=r
+        )
+        for r in scope.of_kind("topic")
+    ]
     for r in scope.of_kind("subscription"):
-        topic = scope.model.resource("topic", r.topic)
-        properties = {
-            "name": r.name,
-            "topic": r.topic,
-            "delivery": topic.delivery,
-            "ordering_attribute": topic.ordering_attribute,
-            "ack_deadline_seconds": duration_seconds(r.ack_deadline),
-            "retention_seconds": duration_seconds(r.message_retention),
-            "max_retries": r.max_retries,
-            "min_backoff_seconds": duration_seconds(r.min_backoff),
-            "max_backoff_seconds": duration_seconds(r.max_backoff),
-            "max_concurrency": r.max_concurrency,
-        }
         nodes.append(
             scope.node(
                 names.node_id(SUBSCRIPTION.kind, r.name),
                 SUBSCRIPTION.type,
-                properties,
+                subscriptions[r.name],
                 (names.ENVIRONMENT_ID, f"@topic/{r.topic}"),
                 resource=r,
             )

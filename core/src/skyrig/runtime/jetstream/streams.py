@@ -218,6 +218,46 @@ SUBSCRIPTION_SETTINGS = (
 """A subscription's settings that change in place (the rest replaces it)."""
 
 
+DEFAULT_RETENTION = 7 * 86400
+"""A topic's retention, in seconds, when no subscription says otherwise (the subscriptions' default)."""
+
+
+def definitions(model: Any) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The definitions (a provider's node properties) of every topic and subscription of the app's
+    ``model``, each by name: a topic keeps a message as long as its longest-keeping subscription asks; a
+    subscription carries its topic's delivery and ordering."""
+    from skyrig.values import duration_seconds
+
+    retention: dict[str, int] = {}
+    for r in model.of_kind("subscription"):
+        retention[r.topic] = max(retention.get(r.topic, 0), duration_seconds(r.message_retention))
+    topics = {
+        r.name: {
+            "name": r.name,
+            "delivery": r.delivery,
+            "ordering_attribute": r.ordering_attribute,
+            "retention_seconds": retention.get(r.name, DEFAULT_RETENTION),
+        }
+        for r in model.of_kind("topic")
+    }
+    subscriptions = {}
+    for r in model.of_kind("subscription"):
+        topic = model.resource("topic", r.topic)
+        subscriptions[r.name] = {
+            "name": r.name,
+            "topic": r.topic,
+            "delivery": topic.delivery,
+            "ordering_attribute": topic.ordering_attribute,
+            "ack_deadline_seconds": duration_seconds(r.ack_deadline),
+            "retention_seconds": duration_seconds(r.message_retention),
+            "max_retries": r.max_retries,
+            "min_backoff_seconds": duration_seconds(r.min_backoff),
+            "max_backoff_seconds": duration_seconds(r.max_backoff),
+            "max_concurrency": r.max_concurrency,
+        }
+    return topics, subscriptions
+
+
 def topic_entry(topic: dict[str, Any]) -> dict[str, Any]:
     """What a topic's runtime config entry says of its stream, from its properties (the provider adds
     ``type`` and the connection: ``url``, ``user``, ``password``)."""

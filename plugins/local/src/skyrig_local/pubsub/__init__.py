@@ -17,14 +17,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from skyrig.provider import Context, Node, NodeType, Observed, Scope, duration_seconds
+from skyrig.provider import Context, Node, NodeType, Observed, Scope
 from skyrig.runtime.jetstream import loop as natsio
 from skyrig.runtime.jetstream import streams
 from skyrig_local.pubsub import broker
 from skyrig_local.records import environment_folder as env_folder
-
-DEFAULT_RETENTION = 7 * 86400
-"""A topic's retention when no subscription says otherwise (the subscriptions' default)."""
 
 
 def _outputs(folder: Path, url: str) -> dict[str, Any]:
@@ -149,39 +146,19 @@ TYPES = (TOPIC, SUBSCRIPTION)
 
 
 def expand(scope: Scope) -> list[Node]:
-    """A topic node per topic, a subscription node per subscription (after its topic)."""
-    retention: dict[str, int] = {}
-    for r in scope.model.of_kind("subscription"):
-        seconds = duration_seconds(r.message_retention)
-        retention[r.topic] = max(retention.get(r.topic, 0), seconds)
-    nodes = []
-    for r in scope.of_kind("topic"):
-        properties = {
-            "name": r.name,
-            "delivery": r.delivery,
-            "ordering_attribute": r.ordering_attribute,
-            "retention_seconds": retention.get(r.name, DEFAULT_RETENTION),
-        }
-        nodes.append(scope.node(f"pubsub.topic/{r.name}", TOPIC.type, properties, resource=r))
+    """A topic node per topic, a subscription node per subscription (after its topic), as the SDK's
+    JetStream definitions describe them."""
+    topics, subscriptions = streams.definitions(scope.model)
+    nodes = [
+        scope.node(f"pubsub.topic/{r.name}", TOPIC.type, topics[r.name], resource=r)
+        for r in scope.of_kind("topic")
+    ]
     for r in scope.of_kind("subscription"):
-        topic = scope.model.resource("topic", r.topic)
-        properties = {
-            "name": r.name,
-            "topic": r.topic,
-            "delivery": topic.delivery,
-            "ordering_attribute": topic.ordering_attribute,
-            "ack_deadline_seconds": duration_seconds(r.ack_deadline),
-            "retention_seconds": duration_seconds(r.message_retention),
-            "max_retries": r.max_retries,
-            "min_backoff_seconds": duration_seconds(r.min_backoff),
-            "max_backoff_seconds": duration_seconds(r.max_backoff),
-            "max_concurrency": r.max_concurrency,
-        }
         nodes.append(
             scope.node(
                 f"pubsub.subscription/{r.name}",
                 SUBSCRIPTION.type,
-                properties,
+                subscriptions[r.name],
                 (f"@topic/{r.topic}",),
                 resource=r,
             )
