@@ -70,9 +70,15 @@ CREATE TABLE IF NOT EXISTS secrets (
     value_encrypted text NOT NULL,
     PRIMARY KEY (environment, name)
 );
+ALTER TABLE environments ADD COLUMN IF NOT EXISTS runtime_token_encrypted text;
 """
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def env_label(name: str) -> str:
+    """The environment's name as one DNS label of its services' host names: ``pr:72`` -> ``pr-72``."""
+    return name.replace(":", "-").replace("_", "-")
 
 
 class Conflict(Exception):
@@ -219,15 +225,23 @@ class Store:
                 if row["type"] != type_:
                     raise Conflict(f"environment {name!r} of app {app!r} exists with type {row['type']!r}")
                 return Environment(app, name, type_, row["id"]), None
+            label = env_label(name)
+            for other in connection.execute("SELECT name FROM environments WHERE app = %s", (app,)):
+                if env_label(other["name"]) == label:
+                    raise Conflict(
+                        f"environment {name!r} of app {app!r} would share its services' addresses with "
+                        f"environment {other['name']!r} (both are {label!r} in a host name): "
+                        "choose another name"
+                    )
             count = connection.execute("SELECT count(*) AS n FROM environments WHERE app = %s", (app,))
             if count.fetchone()["n"] >= limit:  # type: ignore[index]
                 raise QuotaExceeded("environments per app", limit)
             while True:
                 id_ = "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
                 made = connection.execute(
-                    "INSERT INTO environments (id, app, name, type) VALUES (%s, %s, %s, %s) "
-                    "ON CONFLICT (id) DO NOTHING RETURNING id",
-                    (id_, app, name, type_),
+                    "INSERT INTO environments (id, app, name, type, runtime_token_encrypted) "
+                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING RETURNING id",
+                    (id_, app, name, type_, self.key.encrypt(token)),
                 ).fetchone()
                 if made is not None:
                     break
@@ -236,6 +250,28 @@ class Store:
                 (digest(token), RUNTIME, app, id_),
             )
         return Environment(app, name, type_, id_), token
+
+    def runtime_token(self, environment: Environment) -> str:
+        """The environment's runtime token (kept encrypted for its services); an environment made before
+        the host kept it gets a new one now (the one given at its creation stays valid)."""
+        with self._transaction() as connection:
+            row = connection.execute(
+                "SELECT runtime_token_encrypted FROM environments WHERE id = %s FOR UPDATE", (environment.id,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no environment {environment.name!r} of app {environment.app!r}")
+            if row["runtime_token_encrypted"]:
+                return self.key.decrypt(row["runtime_token_encrypted"])
+            token = new_token(RUNTIME)
+            connection.execute(
+                "INSERT INTO tokens (sha256, kind, app, environment) VALUES (%s, %s, %s, %s)",
+                (digest(token), RUNTIME, environment.app, environment.id),
+            )
+            connection.execute(
+                "UPDATE environments SET runtime_token_encrypted = %s WHERE id = %s",
+                (self.key.encrypt(token), environment.id),
+            )
+        return token
 
     def environment(self, app: str, name: str) -> Environment | None:
         """The environment ``name`` of ``app``, or None."""
