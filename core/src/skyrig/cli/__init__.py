@@ -31,6 +31,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "test": ("skyrig.cli.test:test", "Run the app's tests (pytest) on fresh test databases."),
     "db": ("skyrig.cli.db:db", "Open a psql shell on a database, or reset it to its migrations."),
     "cron": ("skyrig.cli.cron:cron", "List cron jobs, or run one now."),
+    "preview": (
+        "skyrig.cli.preview:preview",
+        "Open, close and list preview environments (pr:N, one per pull request).",
+    ),
     "build": ("skyrig.cli.build:build", "Write what a cloud deploy builds from: a Dockerfile for the app."),
     "conformance": (
         "skyrig.cli.conformance:conformance",

@@ -55,6 +55,10 @@ class Environment:
         return frozenset(name for name, kind in KINDS.items() if self.providers[kind.family] == provider)
 
 
+PREVIEW_NAME = re.compile(r"pr:([1-9][0-9]{0,8})")
+"""The name of a preview environment: ``pr:N`` for pull request N."""
+
+
 @dataclass(frozen=True)
 class Config:
     """A loaded, validated ``skyrig.toml``."""
@@ -69,7 +73,13 @@ class Config:
         return self.project.app
 
     def environment(self, name: str) -> Environment:
-        """The environment ``name``, or a :class:`ConfigError` listing those that exist."""
+        """The environment ``name``, or a :class:`ConfigError` listing those that exist. A preview
+        ``pr:N`` not declared in ``[env]`` is derived from the preview template
+        (:mod:`skyrig.config.preview`)."""
+        if name not in self.environments and PREVIEW_NAME.fullmatch(name):
+            from skyrig.config.preview import derive
+
+            return derive(self, name)
         if name not in self.environments:
             known = ", ".join(sorted(self.environments)) or "none"
             raise ConfigError(
@@ -128,7 +138,13 @@ def _load(root: Path) -> Config:
         raise ConfigError([_describe(item, text) for item in error.errors(include_url=False)]) from None
     except SettingsError as error:
         raise ConfigError([_unparsed(error)]) from None
-    return Config(root, project, _environments(project, text))
+    environments = _environments(project, text)
+    from skyrig.config.preview import problems as preview_problems
+
+    found = preview_problems(project, environments, text)
+    if found:
+        raise ConfigError(found)
+    return Config(root, project, environments)
 
 
 _PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#@]*:[^/?#@]+@|[?&](password|secret)=", re.IGNORECASE)
@@ -188,13 +204,18 @@ def _environments(project: Any, text: str) -> dict[str, Environment]:
     return environments
 
 
-def _provider_checks(environments: dict[str, Environment], text: str) -> list[str]:
+def _provider_checks(
+    environments: dict[str, Environment], text: str, only: tuple[str, ...] | None = None
+) -> list[str]:
     """What each environment's providers say of it (:meth:`skyrig.provider.Provider.check_environment`),
-    asked of every provider that loaded and whose settings are valid."""
+    asked of every provider that loaded and whose settings are valid (of the environments ``only`` names,
+    when given)."""
     from skyrig.plugins.registry import load_provider
 
     problems = []
     for name, environment in environments.items():
+        if only is not None and name not in only:
+            continue
         for provider_name in sorted(set(environment.providers.values()) & set(environment.settings)):
             try:
                 found = load_provider(provider_name).check_environment(environment, environments)

@@ -48,6 +48,20 @@ class EnvironmentConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
+class PreviewConfig(BaseModel):
+    """``[preview]``: how ``pr:N`` environments (one per pull request) are made."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    template: EnvironmentName | None = None
+    """The environment each preview copies (its providers and their settings; the preview's name is
+    ``pr:N`` and its type ``preview``). Default: the only environment of type ``preview``."""
+    seed_from: EnvironmentName | None = None
+    """The environment whose SQL databases seed a new preview when ``skyrig preview open`` is given no
+    ``--seed-from``: rows copied, or branched where the SQL provider branches (Neon's ``branch_from``).
+    Unset: previews start with their migrations only."""
+
+
 class ProjectConfig(BaseSettings):
     """``skyrig.toml``; any field can be overridden by ``SKYRIG_`` environment variables."""
 
@@ -62,6 +76,8 @@ class ProjectConfig(BaseSettings):
     is a SQLite file under ``.skyrig/`` in the app."""
     env: dict[EnvironmentName, EnvironmentConfig] = {}
     """The environments, by name."""
+    preview: PreviewConfig = PreviewConfig()
+    """How previews (``pr:N``, one per pull request) are made from a template environment."""
 
     @classmethod
     def settings_customise_sources(
