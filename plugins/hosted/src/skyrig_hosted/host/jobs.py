@@ -1,0 +1,508 @@
+"""Preview jobs: what a GitHub ``pull_request`` webhook asks the host to do, one at a time per app.
+
+A job is ``open`` (opened, reopened, synchronize: ``skyrig preview open --pr N`` at the PR's head) or
+``close`` (closed: ``skyrig preview close --pr N``). Jobs are rows of the host's store (table ``jobs``), so
+a host that stops (``kill -9`` included) runs its queued and interrupted jobs again at its next start
+(opening and closing a preview are idempotent). Each app has one worker thread while it has jobs: its
+jobs run in order, and a newer job for a pull request supersedes its queued older one.
+
+A job runs in ``DATA/apps/APP/checkout``, kept between jobs: ``git fetch`` of the head commit from the
+app's repository, ``git checkout --force SHA``, ``git clean -fdx -e .skyrig`` (the app's skyrig state in
+``.skyrig/`` survives), then the preview command in that folder with a minimal environment (``PATH``,
+``HOME``, ``LANG``...) and ``SKYRIG_HOSTED_TOKEN``: the app's deploy token. Never the host's own
+variables. The last lines of its output are kept with the job, with the deploy token and the
+repository's password replaced by ``***``.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from skyrig_hosted.host.store import Store
+
+log = logging.getLogger("skyrig_hosted.host.jobs")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id bigserial PRIMARY KEY,
+    app text NOT NULL REFERENCES apps (name) ON DELETE CASCADE,
+    action text NOT NULL CHECK (action IN ('open', 'close')),
+    pr integer NOT NULL CHECK (pr > 0),
+    sha text NOT NULL,
+    event text NOT NULL,
+    delivery text,
+    state text NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'superseded')),
+    superseded_by bigint,
+    attempts integer NOT NULL DEFAULT 0,
+    pid integer,
+    exit_code integer,
+    error text,
+    log text NOT NULL DEFAULT '',
+    created_at timestamptz NOT NULL DEFAULT now(),
+    started_at timestamptz,
+    finished_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS jobs_app_state ON jobs (app, state, id);
+"""
+
+OPEN, CLOSE = "open", "close"
+QUEUED, RUNNING, SUCCEEDED, FAILED, SUPERSEDED = "queued", "running", "succeeded", "failed", "superseded"
+LOG_LINES = 200
+"""Lines of a job's output kept with it (the last ones)."""
+TIMEOUT = 1800.0
+"""Seconds a job's command may run before it is stopped (the job fails)."""
+GIT_PROTOCOLS = "file:git:http:https:ssh"
+"""The transports ``git`` may use for an app's repository (never ``ext::``, which runs commands)."""
+PASSED_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
+"""The host's environment variables a job's commands get (no others: not the host's secrets)."""
+TOKEN_VARIABLE = "SKYRIG_HOSTED_TOKEN"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job, as the store keeps it."""
+
+    id: int
+    app: str
+    action: str
+    pr: int
+    sha: str
+    event: str
+    state: str
+    delivery: str | None = None
+    superseded_by: int | None = None
+    attempts: int = 0
+    exit_code: int | None = None
+    error: str | None = None
+    log: str = ""
+    created_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> Job:
+        """The job of a ``jobs`` row."""
+        times = {
+            k: row[k].isoformat() if row[k] else None for k in ("created_at", "started_at", "finished_at")
+        }
+        fields = {k: row[k] for k in cls.__dataclass_fields__ if k in row and k not in times}
+        return cls(**fields, **times)
+
+    def view(self, *, with_log: bool = False) -> dict[str, Any]:
+        """What the API answers of it (its log only when asked: ``GET .../jobs/ID``)."""
+        view: dict[str, Any] = {
+            "id": self.id,
+            "action": self.action,
+            "pr": self.pr,
+            "sha": self.sha,
+            "state": self.state,
+            "event": self.event,
+            "delivery": self.delivery,
+            "attempts": self.attempts,
+            "exit_code": self.exit_code,
+            "error": self.error,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+        }
+        if self.superseded_by is not None:
+            view["superseded_by"] = self.superseded_by
+        if with_log:
+            view["log"] = self.log
+        return view
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """Where a job of an app gets its code and with which token it deploys (see :class:`Jobs`)."""
+
+    repository: str
+    token: str
+
+
+def preview_command(action: str, pr: int) -> list[str]:
+    """The command a job runs in the app's checkout: ``skyrig preview open|close --pr N``."""
+    return [sys.executable, "-m", "skyrig", "preview", action, "--pr", str(pr)]
+
+
+def shown(location: str) -> str:
+    """A repository's location with any password in it (``https://user:pat@host/...``) as ``***``."""
+    return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@]*@", r"\1***@", location)
+
+
+def _password(location: str) -> str | None:
+    found = re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://([^/@]*)@", location)
+    return found.group(1) if found else None
+
+
+class JobStore:
+    """The ``jobs`` table of the host's store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def _transaction(self) -> contextlib.AbstractContextManager[Any]:
+        return self.store._transaction()  # one transaction on the store's pool
+
+    def create_schema(self) -> None:
+        """Makes the table if missing (one schema change at a time, as the store does)."""
+        with self._transaction() as connection:
+            connection.execute("SELECT pg_advisory_xact_lock(17017)")
+            connection.execute(SCHEMA)
+
+    @staticmethod
+    def enqueue(connection: Any, app: str, action: str, pr: int, sha: str, event: str, delivery: str) -> Job:
+        """Queues a job in the caller's transaction; a queued older job of the same PR is superseded."""
+        row = connection.execute(
+            "INSERT INTO jobs (app, action, pr, sha, event, delivery, state) "
+            "VALUES (%s, %s, %s, %s, %s, %s, 'queued') RETURNING *",
+            (app, action, pr, sha, event, delivery),
+        ).fetchone()
+        connection.execute(
+            "UPDATE jobs SET state = 'superseded', superseded_by = %s, finished_at = now() "
+            "WHERE app = %s AND pr = %s AND state = 'queued' AND id < %s",
+            (row["id"], app, pr, row["id"]),
+        )
+        return Job.of(row)
+
+    def claim(self, app: str) -> Job | None:
+        """The app's oldest queued job, now running; None when it has none."""
+        with self._transaction() as connection:
+            row = connection.execute(
+                "UPDATE jobs SET state = 'running', started_at = now(), attempts = attempts + 1, "
+                "exit_code = NULL, error = NULL WHERE id = (SELECT id FROM jobs WHERE app = %s "
+                "AND state = 'queued' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *",
+                (app,),
+            ).fetchone()
+        return None if row is None else Job.of(row)
+
+    def running(self, job: int, pid: int | None) -> None:
+        """Records the pid of the job's command (a later host stops it if this one dies)."""
+        with self._transaction() as connection:
+            connection.execute("UPDATE jobs SET pid = %s WHERE id = %s", (pid, job))
+
+    def log(self, job: int, text: str) -> None:
+        """Replaces the job's log tail."""
+        with self._transaction() as connection:
+            connection.execute("UPDATE jobs SET log = %s WHERE id = %s", (text, job))
+
+    def finish(self, job: int, state: str, exit_code: int | None, error: str | None, text: str) -> None:
+        """Records the job's outcome."""
+        with self._transaction() as connection:
+            connection.execute(
+                "UPDATE jobs SET state = %s, exit_code = %s, error = %s, log = %s, pid = NULL, "
+                "finished_at = now() WHERE id = %s",
+                (state, exit_code, error, text, job),
+            )
+
+    def job(self, app: str, job: int) -> Job | None:
+        """One job of the app, or None."""
+        with self._transaction() as connection:
+            row = connection.execute("SELECT * FROM jobs WHERE app = %s AND id = %s", (app, job)).fetchone()
+        return None if row is None else Job.of(row)
+
+    def jobs(self, app: str, limit: int = 100) -> list[Job]:
+        """The app's latest jobs, newest first."""
+        with self._transaction() as connection:
+            rows = connection.execute(
+                "SELECT * FROM jobs WHERE app = %s ORDER BY id DESC LIMIT %s", (app, limit)
+            ).fetchall()
+        return [Job.of(row) for row in rows]
+
+    def interrupted(self) -> list[tuple[int, int | None]]:
+        """At a start: the jobs a previous host left running are queued again (superseded when a newer
+        job of their PR waits); answers their ids and the pids their commands had."""
+        with self._transaction() as connection:
+            rows = connection.execute(
+                "SELECT id, app, pr, pid FROM jobs WHERE state = 'running' FOR UPDATE"
+            ).fetchall()
+            for row in rows:
+                newer = connection.execute(
+                    "SELECT min(id) AS id FROM jobs WHERE app = %s AND pr = %s AND state = 'queued' "
+                    "AND id > %s",
+                    (row["app"], row["pr"], row["id"]),
+                ).fetchone()["id"]
+                state = QUEUED if newer is None else SUPERSEDED
+                connection.execute(
+                    "UPDATE jobs SET state = %s, superseded_by = %s, pid = NULL, "
+                    "log = log || %s WHERE id = %s",
+                    (state, newer, "\n[the host stopped while this job ran]\n", row["id"]),
+                )
+        return [(row["id"], row["pid"]) for row in rows]
+
+    def apps_with_queued_jobs(self) -> list[str]:
+        """The apps that have jobs waiting."""
+        with self._transaction() as connection:
+            rows = connection.execute("SELECT DISTINCT app FROM jobs WHERE state = 'queued'").fetchall()
+        return [row["app"] for row in rows]
+
+
+class _Stopping(Exception):
+    """The host stops: the job stays running in the store and runs again at the next start."""
+
+
+class Jobs:
+    """The job queue and its workers (one thread per app while it has jobs).
+
+    ``checkout(app)`` answers the app's repository and deploy token (None: the app has no GitHub
+    configuration any more, and its jobs fail saying so); ``command(action, pr)`` the argv a job runs
+    (:func:`preview_command`)."""
+
+    def __init__(
+        self,
+        store: Store,
+        data: Path,
+        checkout: Callable[[str], Checkout | None],
+        *,
+        command: Callable[[str, int], list[str]] = preview_command,
+        timeout: float = TIMEOUT,
+    ) -> None:
+        self.table = JobStore(store)
+        self.data = data
+        self.checkout = checkout
+        self.command = command
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._workers: dict[str, threading.Thread] = {}
+        self._again: set[str] = set()
+        self._processes: dict[int, subprocess.Popen[str]] = {}
+        self._stopping = threading.Event()
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Makes the table, stops what a dead host's jobs left running, and runs the queued jobs."""
+        self.table.create_schema()
+        for _, pid in self.table.interrupted():
+            if pid:
+                _stop_leftover(pid)
+        for app in self.table.apps_with_queued_jobs():
+            self.kick(app)
+
+    def close(self, wait: float = 15.0) -> None:
+        """Stops the workers: a running command is stopped and its job stays ``running`` in the store
+        (the next start runs it again)."""
+        self._stopping.set()
+        with self._lock:
+            processes = list(self._processes.values())
+            workers = list(self._workers.values())
+        for process in processes:
+            _stop_group(process, grace=5.0)
+        deadline = time.monotonic() + wait
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+
+    def __enter__(self) -> Jobs:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the queue ---------------------------------------------------------------------------------------
+
+    def kick(self, app: str) -> None:
+        """The app has a new job: its worker runs it (started if it has none)."""
+        if self._stopping.is_set():
+            return
+        with self._lock:
+            if app in self._workers:
+                self._again.add(app)
+                return
+            worker = threading.Thread(target=self._work, args=(app,), name=f"jobs-{app}", daemon=True)
+            self._workers[app] = worker
+        worker.start()
+
+    def _work(self, app: str) -> None:
+        try:
+            while not self._stopping.is_set():
+                job = self.table.claim(app)
+                if job is None:
+                    with self._lock:
+                        if app not in self._again:
+                            return
+                        self._again.discard(app)
+                    continue
+                self._run(job)
+        except Exception:  # the store failed: the job stays in it and runs again at the next start
+            log.exception("the jobs of app %s stopped", app)
+        finally:
+            with self._lock:
+                self._workers.pop(app, None)
+                self._again.discard(app)
+
+    # -- one job -----------------------------------------------------------------------------------------
+
+    def _run(self, job: Job) -> None:
+        output = _Output(self.table, job.id, job.log)  # an interrupted attempt's output stays above
+        try:
+            settings = self.checkout(job.app)
+            if settings is None:
+                raise _Failed(f"app {job.app!r} has no GitHub configuration (PUT /v1/apps/{job.app}/github)")
+            output.hide(settings.token, _password(settings.repository))
+            folder = self.data / "apps" / job.app / "checkout"
+            self._fetch(job, settings.repository, folder, output)
+            argv = self.command(job.action, job.pr)
+            output.line(f"$ {' '.join(argv[1:]) if argv[0] == sys.executable else ' '.join(argv)}")
+            code = self._execute(job, argv, folder, _environ({TOKEN_VARIABLE: settings.token}), output)
+        except _Stopping:
+            output.line("[stopped with the host: this job runs again at its next start]")
+            self.table.log(job.id, output.text())
+            return
+        except _Failed as failure:
+            output.line(f"error: {failure}")
+            self.table.finish(job.id, FAILED, None, str(failure), output.text())
+            return
+        if code == 0:
+            self.table.finish(job.id, SUCCEEDED, 0, None, output.text())
+        else:
+            error = f"skyrig preview {job.action} --pr {job.pr} exited with status {code}"
+            self.table.finish(job.id, FAILED, code, error, output.text())
+
+    def _fetch(self, job: Job, repository: str, folder: Path, output: _Output) -> None:
+        """The PR's head commit, checked out in ``folder`` (made on the first job); ``.skyrig/`` kept."""
+        folder.mkdir(parents=True, exist_ok=True)
+        environ = _environ(
+            {"GIT_TERMINAL_PROMPT": "0", "GIT_ALLOW_PROTOCOL": GIT_PROTOCOLS, "GIT_CONFIG_NOSYSTEM": "1"}
+        )
+
+        def git(*arguments: str) -> int:
+            output.line("$ git " + " ".join(shown(a) for a in arguments))
+            return self._execute(job, ["git", *arguments], folder, environ, output)
+
+        if not (folder / ".git").is_dir() and git("init", "--quiet", ".") != 0:
+            raise _Failed(f"git init failed in {folder}")
+        fetched = git("fetch", "--quiet", "--no-tags", "--depth=1", "--", repository, job.sha) == 0
+        if not fetched:  # a fork's commit: GitHub serves it as the base repository's refs/pull/N/head
+            fetched = git("fetch", "--quiet", "--no-tags", "--", repository, f"refs/pull/{job.pr}/head") == 0
+        if not fetched and not (job.action == CLOSE and (folder / "skyrig.toml").exists()):
+            raise _Failed(f"git could not fetch {job.sha} from {shown(repository)}")
+        if fetched:
+            if git("checkout", "--quiet", "--force", "--detach", job.sha) != 0:
+                raise _Failed(f"git could not check out {job.sha}")
+            if git("clean", "--quiet", "-f", "-d", "-x", "-e", ".skyrig") != 0:
+                raise _Failed("git clean failed")
+
+    def _execute(
+        self, job: Job, argv: list[str], folder: Path, environ: dict[str, str], output: _Output
+    ) -> int:
+        """Runs ``argv`` in ``folder``, its output into ``output``; answers its exit status."""
+        if self._stopping.is_set():
+            raise _Stopping
+        try:
+            process = subprocess.Popen(
+                argv,
+                cwd=folder,
+                env=environ,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+                start_new_session=True,  # its own process group: stopped whole, on timeout or shutdown
+            )
+        except OSError as error:
+            raise _Failed(f"{argv[0]} could not start: {error.strerror or error}") from None
+        with self._lock:
+            self._processes[job.id] = process
+        self.table.running(job.id, process.pid)
+        timed_out = threading.Event()
+
+        def stop() -> None:
+            timed_out.set()
+            _stop_group(process)
+
+        timer = threading.Timer(self.timeout, stop)
+        timer.daemon = True
+        timer.start()
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:
+                output.line(line.rstrip("\n"))
+            code = process.wait()
+        finally:
+            timer.cancel()
+            with self._lock:
+                self._processes.pop(job.id, None)
+        if self._stopping.is_set():
+            raise _Stopping
+        if timed_out.is_set():
+            output.line(f"[stopped after {self.timeout:.0f} s]")
+        return code
+
+
+class _Failed(Exception):
+    """The job failed before or outside its command: the message says why (one line)."""
+
+
+class _Output:
+    """A job's output: its last :data:`LOG_LINES` lines with secrets hidden, written to the store at most
+    once a second while it runs."""
+
+    def __init__(self, table: JobStore, job: int, previous: str = "") -> None:
+        self.table = table
+        self.job = job
+        self.lines: collections.deque[str] = collections.deque(previous.splitlines(), maxlen=LOG_LINES)
+        self.hidden: list[str] = []
+        self.written = 0.0
+
+    def hide(self, *texts: str | None) -> None:
+        """Texts replaced by ``***`` wherever they appear."""
+        self.hidden.extend(t for t in texts if t and len(t) >= 4)
+
+    def line(self, text: str) -> None:
+        for secret in self.hidden:
+            text = text.replace(secret, "***")
+        self.lines.append(text)
+        if time.monotonic() - self.written > 1.0:
+            self.written = time.monotonic()
+            self.table.log(self.job, self.text())
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + ("\n" if self.lines else "")
+
+
+def _environ(extra: dict[str, str]) -> dict[str, str]:
+    environ = {name: os.environ[name] for name in PASSED_VARIABLES if name in os.environ}
+    environ.setdefault("PATH", os.defpath)
+    environ.setdefault("LANG", "C.UTF-8")
+    return {**environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1", **extra}
+
+
+def _stop_group(process: subprocess.Popen[str], grace: float = 10.0) -> None:
+    """Stops the process's group: SIGTERM, then SIGKILL after ``grace`` seconds."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def _stop_leftover(pid: int) -> None:
+    """Stops the process group a dead host's job left (pid = its group), only if that process still
+    leads its own group and runs git or skyrig (so the pid was not given to another program meanwhile)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError, OSError):
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if os.getpgid(pid) == pid and (b"skyrig" in command or command.startswith(b"git")):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def remove_checkout(data: Path, app: str) -> None:
+    """Removes the app's checkout (and its ``.skyrig`` state): a new app of an old name starts afresh."""
+    shutil.rmtree(data / "apps" / app, ignore_errors=True)
