@@ -118,6 +118,8 @@ class HostApi:
         self.quotas = quotas or Quotas()
         self._locks: dict[tuple[str, ...], threading.Lock] = {}
         self._locks_lock = threading.Lock()
+        self.webhooks: Any = None
+        """The GitHub routes and preview jobs (:class:`skyrig_hosted.host.webhooks.Webhooks`), when served."""
 
     @contextmanager
     def _one_at_a_time(self, *key: str) -> Iterator[None]:
@@ -438,6 +440,8 @@ class HostApi:
             Route(f"{base}/secrets/{{name}}", e(self.put_secret), methods=["PUT"]),
             Route(f"{base}/secrets/{{name}}", e(self.get_secret), methods=["GET"]),
         ]
+        if self.webhooks is not None:
+            routes += self.webhooks.routes(self)
 
         async def not_found(request: Request, exc: Exception) -> Response:
             status = getattr(exc, "status_code", 404)

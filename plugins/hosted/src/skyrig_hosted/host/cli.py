@@ -159,7 +159,6 @@ def serve(options: argparse.Namespace) -> int:
 
 def _start(stack: contextlib.ExitStack, data: Path, fast: bool, key: Any, quotas: Quotas) -> tuple[Any, Any]:
     """The servers, the store and the API, each closed by ``stack``."""
-    from skyrig_hosted.host.api import create_app
     from skyrig_hosted.host.servers import ServerError, Servers
     from skyrig_hosted.host.store import Store
     from skyrig_hosted.host.tenancy import ServersTenancy
@@ -175,7 +174,12 @@ def _start(stack: contextlib.ExitStack, data: Path, fast: bool, key: Any, quotas
         store = stack.enter_context(Store.open(servers.postgres.admin_dsn, key))
     except Exception as error:
         raise CliError(f"the host's store did not open: {_one_line(str(error))}", FAILURE) from None
-    return create_app(store, ServersTenancy(servers), quotas), store
+    from skyrig_hosted.host.api import HostApi
+    from skyrig_hosted.host.webhooks import Webhooks
+
+    api = HostApi(store, ServersTenancy(servers), quotas)
+    api.webhooks = stack.enter_context(Webhooks(store, data))  # runs the jobs a previous host left
+    return api.application(), store
 
 
 class _Stopped(Exception):
