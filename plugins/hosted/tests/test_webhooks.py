@@ -474,3 +474,69 @@ def test_a_replayed_delivery_is_refused_after_a_restart_too(host_data: Path, rep
         assert again.status_code == 409, again.text
         [job] = _client(host.url, token).get("/apps/shop/jobs").json()["jobs"]
         assert job["delivery"] == delivery
+
+
+SHOP_TOML = """app = "{app}"
+
+[env.preview]
+type = "preview"
+provider = "hosted"
+compute = "memory"
+cron = "memory"
+pubsub = "memory"
+
+[env.preview.hosted]
+url = "{url}"
+"""
+SHOP = {
+    "shop/__init__.py": 'from skyrig import Service\n\nservice = Service("shop", app="shop.web:app")\n',
+    "shop/web.py": "async def app(scope, receive, send):\n    pass\n",
+    "shop/resources.py": """from skyrig import CacheCluster, SQLDatabase
+
+orders = SQLDatabase("orders", migrations="./migrations")
+sessions = CacheCluster("sessions")
+
+
+def use() -> None:
+    orders.connect()
+    sessions.client()
+""",
+    "shop/migrations/0001_orders.up.sql": "CREATE TABLE orders (id serial PRIMARY KEY);\n",
+}
+
+
+@pytest.mark.slow
+def test_a_pull_request_opens_moves_and_closes_its_preview_on_the_host(host: Any, repository: Repository):
+    """Real deliveries, real ``skyrig preview open/close`` runs in the host's checkout, a real host."""
+    app = f"shop-{secrets.token_hex(3)}"
+    token = _client(host.url, host.admin_token).post("/apps", json={"name": app}).json()["token"]
+    client = _client(host.url, token)
+    put = client.put(f"/apps/{app}/github", json={"secret": SECRET, "repository": str(repository.path)})
+    assert put.status_code == 201, put.text
+    first = repository.commit({"skyrig.toml": SHOP_TOML.format(app=app, url=host.url), **SHOP})
+    github = _client(host.url)
+
+    def run(action: str, sha: str) -> dict[str, Any]:
+        job = deliver(github, app, repository.payload(action, 7, sha)).json()["job"]
+        done = wait_for(client, app, job["id"], ("succeeded", "failed"), timeout=300)
+        assert done["state"] == "succeeded", done["log"]
+        assert "skh_" not in done["log"]
+        return done
+
+    def resources() -> set[tuple[str, str]]:
+        answer = client.get(f"/apps/{app}/envs/pr:7/resources")
+        assert answer.status_code == 200, answer.text
+        return {(r["kind"], r["name"]) for r in answer.json()["resources"]}
+
+    run("opened", first)
+    assert {("database", "orders"), ("cache", "sessions")} <= resources()
+    assert client.get(f"/apps/{app}/envs/pr:7").json()["env"]["type"] == "preview"
+
+    audit = {"shop/audit.py": 'from skyrig import SQLDatabase\n\naudit = SQLDatabase("audit")\n'}
+    second = repository.commit(audit, "an audit database")
+    done = run("synchronize", second)
+    assert f"--detach {second}" in done["log"]
+    assert ("database", "audit") in resources(), "the job ran at the new head"
+
+    run("closed", second)
+    assert client.get(f"/apps/{app}/envs/pr:7").status_code == 404
