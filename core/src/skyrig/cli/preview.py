@@ -73,7 +73,9 @@ def open_(pr: int, seed_from: str | None, parallelism: int, as_json: bool, app_d
                 else f'set seed_from = "{seed}" in {where} instead of passing --seed-from',
             )
     session = Session(config, name)
-    sources = _sources(config, seed, session) if seed is not None and not branching else {}
+    copying = seed is not None and not branching
+    if copying:
+        _check_sources(config, seed, session)
     how = None if seed is None else ("branched" if branching else "copied")
     with session.locked(wait=True) as fence:
         made = session.plan()
@@ -86,8 +88,8 @@ def open_(pr: int, seed_from: str | None, parallelism: int, as_json: bool, app_d
             session.write_runtime_configs(made, fence)
             code = 0
         seeded: dict[str, Any] = {}
-        if code == 0 and sources:
-            seeded = _seed(session, sources, seed)
+        if code == 0 and copying:
+            seeded = _seed(config, session, seed)
     previews.note(
         session.store,
         name,
@@ -217,38 +219,72 @@ def _check_seed(config: Config, name: str, seed: str) -> None:
     config.environment(seed)  # a ConfigError naming the environments when there is none such
 
 
-def _sources(config: Config, seed: str, target: Session) -> dict[str, str]:
-    """Database name -> the seed environment's URL of it, for each SQL database of the app; checked
-    before anything is applied, so that a seed that cannot be read stops the open early."""
+def _check_sources(config: Config, seed: str, target: Session) -> None:
+    """Stop the open early, before anything is applied, when a database of the app that ``target`` has
+    not provisioned yet (one to seed) cannot be read in the seed environment."""
+    recorded = target.store.nodes(target.name)
+    fresh = [
+        name
+        for name in _databases(target)
+        if not any(record.resource == f"sql_database/{name}" for record in recorded.values())
+    ]
+    if fresh:
+        from skyrig.engine.session import Session
+
+        source = Session(config, seed)
+        for name in fresh:
+            _source_url(source, seed, name, check=True)
+
+
+def _databases(session: Session) -> list[str]:
+    return sorted(resource.name for resource in session.model.of_kind("sql_database"))
+
+
+def _source_url(source: Session, seed: str, database: str, *, check: bool = False) -> str:
+    """The seed environment's URL of ``database`` (connected to once, when ``check``), or a clear error."""
+    import psycopg
+
     from skyrig.cli.db import _provisioned, _url
-    from skyrig.engine.session import Session
 
-    names = sorted(resource.name for resource in target.model.of_kind("sql_database"))
-    if not names:
-        return {}
-    source = Session(config, seed)
-    found = {}
-    for database in names:
+    try:
+        node, record = _provisioned(source, database)
+    except UserError as error:
+        raise UserError(
+            f"cannot seed from environment {seed!r}: {error.message}",
+            f"apply it first (skyrig apply --env {seed}), or seed from another environment",
+        ) from None
+    url = _url(source, node, record)
+    if check:
         try:
-            node, record = _provisioned(source, database)
-        except UserError as error:
+            psycopg.connect(url, connect_timeout=15).close()
+        except psycopg.Error as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise UserError(
-                f"cannot seed from environment {seed!r}: {error.message}",
-                f"apply it first (skyrig apply --env {seed}), or seed from another environment",
+                f"cannot seed from environment {seed!r}: its database {database!r} cannot be reached from "
+                f"this machine: {first}",
+                "seed from an environment whose databases this machine reaches, or open without a seed",
             ) from None
-        found[database] = _url(source, node, record)
-    return found
+    return url
 
 
-def _seed(session: Session, sources: dict[str, str], seed: str) -> dict[str, Any]:
+def _seed(config: Config, session: Session, seed: str) -> dict[str, Any]:
+    """Seed each of the preview's databases that holds no row yet from ``seed``'s."""
     from skyrig.cli.db import _provisioned, _url
     from skyrig.engine.seed import seed as copy
+    from skyrig.engine.session import Session
 
     done = {}
-    for database, source_url in sorted(sources.items()):
+    sources: list[Session] = []
+
+    def source_of(database: str) -> str:
+        if not sources:
+            sources.append(Session(config, seed))
+        return _source_url(sources[0], seed, database)
+
+    for database in _databases(session):
         node, record = _provisioned(session, database)
         try:
-            outcome = copy(source_url, _url(session, node, record))
+            outcome = copy(lambda database=database: source_of(database), _url(session, node, record))
         except ProviderError as error:
             raise UserError(
                 f"database {database!r} of preview {session.name} could not be seeded from {seed!r}: {error}",

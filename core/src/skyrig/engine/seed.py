@@ -11,6 +11,7 @@ one that has rows is left as it is, so seeding twice copies nothing twice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,33 +59,46 @@ class Seeded:
         return {"seeded": True, "tables": len(self.rows), "rows": rows, "sequences": self.sequences}
 
 
-def seed(source_url: str, target_url: str) -> Seeded:
-    """Copy every row of the database at ``source_url`` into the fresh one at ``target_url`` (same tables,
-    as both have the same migrations; a column or table only one side has is left out), then set the
-    target's sequences; nothing when the target already holds rows. Failures raise
-    :class:`~skyrig.errors.ProviderError` with the server's message, the target left unchanged."""
+def seed(source: Callable[[], str], target_url: str) -> Seeded:
+    """Copy every row of the database at the URL ``source()`` gives into the fresh one at ``target_url``
+    (same tables, as both have the same migrations; a column or table only one side has is left out),
+    then set the target's sequences. When the target already holds rows, nothing: ``source`` is not even
+    called. Failures raise :class:`~skyrig.errors.ProviderError` with the server's message, the target
+    left unchanged."""
     import psycopg
 
     try:
-        with psycopg.connect(source_url) as source, psycopg.connect(target_url) as target:
-            source.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-            source.read_only = True
-            with source.transaction(), target.transaction():
-                return _copy(source, target)
+        with psycopg.connect(target_url) as target, target.transaction():
+            found = _rows_in(target)
+            if found is not None:
+                return Seeded(skipped=f"table {found} already has rows: not seeded again")
+            with psycopg.connect(source()) as reader:
+                reader.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+                reader.read_only = True
+                with reader.transaction():
+                    return _copy(reader, target)
     except psycopg.Error as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ProviderError(f"seeding failed and was rolled back: {message}") from None
+
+
+def _rows_in(target: Any) -> str | None:
+    """The first table of ``target`` (the ledger aside) that has a row, or None when none has."""
+    from psycopg import sql
+
+    for name in _tables(target).values():
+        if (
+            name != LEDGER
+            and target.execute(sql.SQL("SELECT 1 FROM {} LIMIT 1").format(_ident(name))).fetchone()
+        ):
+            return ".".join(name)
+    return None
 
 
 def _copy(source: Any, target: Any) -> Seeded:
     from psycopg import sql
 
     tables = _tables(target)
-    for name in tables.values():
-        if name == LEDGER:
-            continue
-        if target.execute(sql.SQL("SELECT 1 FROM {} LIMIT 1").format(_ident(name))).fetchone():
-            return Seeded(skipped=f"table {'.'.join(name)} already has rows: not seeded again")
     target.execute("SET CONSTRAINTS ALL DEFERRED")  # those that may be: a cycle of references
     source_tables = {name: oid for oid, name in _tables(source).items()}
     outcome = Seeded()
