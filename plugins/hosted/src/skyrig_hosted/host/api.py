@@ -50,6 +50,11 @@ STORAGE_KINDS = ("database", "bucket", "topic", "subscription")
 COUNTED_KINDS = {"service": "services_per_environment"}
 """Kinds with a quota on their number per environment (``service`` arrives with the supervisor)."""
 MAX_BODY = 1024 * 1024
+APP_REFERENCE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*")
+"""A service's app: ``module:attribute``."""
+SERVICE_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+"""A service's name is the first label of its host name."""
+SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class ApiError(Exception):
@@ -119,6 +124,10 @@ class HostApi:
         self._locks: dict[tuple[str, ...], threading.Lock] = {}
         self._locks_lock = threading.Lock()
         self.webhooks: Any = None
+        self.services: Any = None
+        """The services' supervisor (:class:`skyrig_hosted.host.services.Services`), when served."""
+        self.sources: Any = None
+        """The source archives (:class:`skyrig_hosted.host.sources.Sources`), when served."""
         """The GitHub routes and preview jobs (:class:`skyrig_hosted.host.webhooks.Webhooks`), when served."""
 
     @contextmanager
@@ -246,9 +255,12 @@ class HostApi:
     def _remove(self, environment: Environment) -> None:
         """Everything of the environment, on every server, then its rows (a crash between: the next
         DELETE removes what is left, each server's removal being idempotent)."""
+        if self.services is not None:
+            self.services.stop_environment(environment)
         for family in FAMILIES:
             self.tenancy.remove(environment, family)
         self.store.delete_environment(environment)
+        self._collect_sources()
 
     # -- resources ---------------------------------------------------------------------------------------
 
@@ -304,6 +316,8 @@ class HostApi:
         reference = self.reference(environment, kind, name)
         if kind == "secret":
             return {"reference": reference}
+        if kind == "service":
+            return self._make_service(environment, name, properties)
         family = FAMILY_OF[kind]
         login = self.store.login(environment, family, make=lambda: self.tenancy.ensure(environment, family))
         assert login is not None
@@ -340,6 +354,9 @@ class HostApi:
         with self._one_at_a_time(environment.id, kind, name):
             if kind == "secret":
                 self.store.delete_secret(environment, name)
+            elif kind == "service":
+                if self.services is not None:
+                    self.services.remove(environment, name)
             else:
                 self.tenancy.delete(environment, kind, name)
             self.store.delete_resource(environment, kind, name)
@@ -355,6 +372,8 @@ class HostApi:
         environment = self._environment(app, env)
         if kind == "secret":
             raise ApiError(404, "not_found", f"a secret has no credentials: read its value at secrets/{name}")
+        if kind not in FAMILY_OF:
+            raise ApiError(404, "not_found", f"a {kind} has no credentials")
         resource = self.store.resource(environment, kind, name)
         login = self.store.login(environment, FAMILY_OF[kind]) if resource is not None else None
         if login is None:
@@ -381,6 +400,73 @@ class HostApi:
         if value is None:
             raise ApiError(404, "not_found", f"secret {name!r} of environment {env!r} has no value")
         return 200, {"value": value}
+
+    # -- services and deployments ------------------------------------------------------------------------
+
+    def _running(self) -> Any:
+        if self.services is None or self.sources is None:
+            raise ApiError(501, "not_served", "this host runs no services")
+        return self.services
+
+    def _make_service(
+        self, environment: Environment, name: str, properties: dict[str, Any]
+    ) -> dict[str, Any]:
+        services = self._running()
+        _only(properties, "app")
+        app = _field(properties, "app", str)
+        if not APP_REFERENCE.fullmatch(app):
+            raise ApiError(422, "invalid", f"service {name!r}: 'app' must be 'module:attribute', not {app!r}")
+        if not SERVICE_NAME.fullmatch(name):
+            message = f"service name {name!r} must be one DNS label ({SERVICE_NAME.pattern})"
+            raise ApiError(422, "invalid", message)
+        return {"url": services.url(environment, name)}
+
+    def _collect_sources(self) -> None:
+        """Removes the source archives no deployment uses any more."""
+        if self.sources is not None and self.services is not None:
+            self.sources.collect(self.services.sources_in_use())
+
+    def put_deployment(self, call: Call) -> tuple[int, Any]:
+        app, env, service = call.params["app"], call.params["env"], call.params["service"]
+        self._deployer(call, app)
+        _name(service, RESOURCE_NAME, "service name")
+        body = _object(call.body)
+        _only(body, "source", "config")
+        source = _field(body, "source", str)
+        config = _field(body, "config", dict)
+        if not SHA256.fullmatch(source):
+            raise ApiError(422, "invalid", "'source' must be the archive's SHA-256 (64 lowercase hex digits)")
+        environment = self._environment(app, env)
+        services = self._running()
+        resource = self.store.resource(environment, "service", service)
+        if resource is None or resource.outputs is None:
+            raise ApiError(404, "not_found", f"no service {service!r} in environment {env!r} of app {app!r}")
+        if self.sources.get(app, source) is None:
+            message = f"app {app!r} has no source {source}: upload it first (PUT sources/{source})"
+            raise ApiError(404, "not_found", message)
+        with self._one_at_a_time(environment.id, "deployment", service):
+            view = services.deploy(environment, service, resource.properties["app"], source, config)
+        self._collect_sources()
+        return 200, {"deployment": view}
+
+    def get_deployment(self, call: Call) -> tuple[int, Any]:
+        from skyrig_hosted.host.services import NotDeployed
+
+        app, env, service = call.params["app"], call.params["env"], call.params["service"]
+        self._deployer(call, app)
+        _name(service, RESOURCE_NAME, "service name")
+        environment = self._environment(app, env)
+        try:
+            return 200, {"deployment": self._running().view(environment, service)}
+        except NotDeployed:
+            message = f"service {service!r} of environment {env!r} is not deployed"
+            raise ApiError(404, "not_found", message) from None
+
+    def list_deployments(self, call: Call) -> tuple[int, Any]:
+        app, env = call.params["app"], call.params["env"]
+        self._deployer(call, app)
+        environment = self._environment(app, env)
+        return 200, {"deployments": self._running().views(environment)}
 
     # -- the application ---------------------------------------------------------------------------------
 
@@ -442,6 +528,15 @@ class HostApi:
         ]
         if self.webhooks is not None:
             routes += self.webhooks.routes(self)
+        if self.sources is not None:
+            from skyrig_hosted.host.sources import routes as source_routes
+
+            routes += source_routes(self, self.sources)
+        routes += [
+            Route(f"{base}/deployments", e(self.list_deployments), methods=["GET"]),
+            Route(f"{base}/deployments/{{service}}", e(self.put_deployment), methods=["PUT"]),
+            Route(f"{base}/deployments/{{service}}", e(self.get_deployment), methods=["GET"]),
+        ]
 
         async def not_found(request: Request, exc: Exception) -> Response:
             status = getattr(exc, "status_code", 404)

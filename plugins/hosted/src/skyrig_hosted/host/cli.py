@@ -53,7 +53,18 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="the API's port (default: the last one; a free one at first)",
     )
-    serve.add_argument("--domain", default=None, help="the domain services are served under (the proxy)")
+    serve.add_argument(
+        "--domain",
+        default="localhost",
+        help="services answer at <service>.<env>.<app>.DOMAIN on the API's port (default localhost)",
+    )
+    serve.add_argument(
+        "--idle-suspend",
+        type=float,
+        default=1800.0,
+        metavar="SECONDS",
+        help="stop an environment's services after this long without a request (default 1800; 0: never)",
+    )
     serve.add_argument("--cert", type=Path, default=None, help="TLS certificate (PEM) for the API")
     serve.add_argument("--key", type=Path, default=None, help="TLS private key (PEM) for the API")
     serve.add_argument("--fast", action="store_true", help="durability off: for tests only")
@@ -130,7 +141,7 @@ def serve(options: argparse.Namespace) -> int:
     port = options.port if options.port is not None else _remembered_port(data)
     sock = listen(options.host, port)
     port = sock.getsockname()[1]
-    # the domain is kept for the reverse proxy (services at <service>.<env>.<app>.<domain>), which comes later
+    # the domain the reverse proxy serves services under (<service>.<envlabel>.<app>.<domain>)
     kept = {"host": options.host, "port": port, "domain": options.domain}
     (data / HOST_FILE).write_text(json.dumps(kept) + "\n")
 
@@ -143,7 +154,7 @@ def serve(options: argparse.Namespace) -> int:
     token = admin_token(data)
     with contextlib.ExitStack() as stack:
         stack.callback(sock.close)
-        application, store = _start(stack, data, options.fast, key, quotas)
+        application, store = _start(stack, data, options.fast, key, quotas, public=_public(options, port))
         store.keep_admin_token(token)
         scheme = "https" if options.cert else "http"
         shown = f"[{options.host}]" if ":" in options.host else options.host
@@ -157,7 +168,37 @@ def serve(options: argparse.Namespace) -> int:
     return 0
 
 
-def _start(stack: contextlib.ExitStack, data: Path, fast: bool, key: Any, quotas: Quotas) -> tuple[Any, Any]:
+def _public(options: argparse.Namespace, port: int) -> dict[str, Any]:
+    """How services are reached: the domain, the scheme and port of the host's one port, idle limit."""
+    if options.idle_suspend < 0:
+        raise CliError("--idle-suspend cannot be negative (0: never suspend)")
+    domain = str(options.domain).strip(".").lower()
+    if not domain:
+        raise CliError("--domain cannot be empty")
+    scheme = "https" if options.cert else "http"
+    return {"domain": domain, "scheme": scheme, "port": port, "idle_suspend": options.idle_suspend}
+
+
+def _services(stack: contextlib.ExitStack, api: Any, data: Path, public: dict[str, Any]) -> Any:
+    """The services' supervisor and the source archives on ``api``, started (closed by ``stack``);
+    answers the reverse proxy in front of the API's application."""
+    from skyrig_hosted.host.proxy import Proxy
+    from skyrig_hosted.host.services import Services
+    from skyrig_hosted.host.sources import Sources
+
+    api.sources = Sources(api.store, data)
+    api.services = stack.enter_context(Services(api.store, data, **public))
+    return Proxy(api.application(), api.services)
+
+
+def _start(
+    stack: contextlib.ExitStack,
+    data: Path,
+    fast: bool,
+    key: Any,
+    quotas: Quotas,
+    public: dict[str, Any] | None = None,
+) -> tuple[Any, Any]:
     """The servers, the store and the API, each closed by ``stack``."""
     from skyrig_hosted.host.servers import ServerError, Servers
     from skyrig_hosted.host.store import Store
@@ -179,6 +220,8 @@ def _start(stack: contextlib.ExitStack, data: Path, fast: bool, key: Any, quotas
 
     api = HostApi(store, ServersTenancy(servers), quotas)
     api.webhooks = stack.enter_context(Webhooks(store, data))  # runs the jobs a previous host left
+    if public is not None:
+        return _services(stack, api, data, public), store
     return api.application(), store
 
 

@@ -577,10 +577,11 @@ class Services:
         """Stops the slot's process (if any) and sets its state."""
         with slot.lock:
             process, slot.process = slot.process, None
-            slot.state, slot.ready, slot.restart_at = state, False, None
+            slot.ready, slot.restart_at = False, None
             if process is not None:
                 _stop_group(process)
                 self._pid_file(slot.deployment).unlink(missing_ok=True)
+            slot.state = state
 
     def _ready(self, slot: _Slot, timeout: float) -> int:
         """Waits until the slot's process accepts connections; its port."""
@@ -638,6 +639,7 @@ class Services:
         with self._lock:
             slots = list(self._slots.values())
         live: dict[str, Environment] = {}
+        starting: set[str] = set()
         for slot in slots:
             with slot.lock:
                 if slot.state == RUNNING and slot.process is not None and slot.process.poll() is not None:
@@ -647,10 +649,14 @@ class Services:
                     self._spawn(slot)
                 if slot.state in (RUNNING, FAILED):
                     live[slot.deployment.environment.id] = slot.deployment.environment
+                if slot.state == RUNNING and not slot.ready:
+                    starting.add(slot.deployment.environment.id)
         if self.idle_suspend > 0:
             for environment_id, environment in live.items():
                 last = self._activity.setdefault(environment_id, now)
-                if now - last >= self.idle_suspend:
+                if environment_id in starting:  # its idle clock starts once it answers
+                    self._activity[environment_id] = now
+                elif now - last >= self.idle_suspend:
                     self.suspend(environment)
 
     def _stop_leftovers(self) -> None:

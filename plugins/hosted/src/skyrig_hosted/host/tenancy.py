@@ -19,8 +19,9 @@ FAMILIES = {
 
 FAMILY_OF = {kind: family for family, kinds in FAMILIES.items() for kind in kinds}
 
-KINDS = (*FAMILY_OF, "secret")
-"""The kinds the API makes (a ``secret`` is the host store's own: no server holds it)."""
+KINDS = (*FAMILY_OF, "secret", "service")
+"""The kinds the API makes (a ``secret`` is the host store's own: no server holds it; a ``service`` is
+its supervisor's, :mod:`skyrig_hosted.host.services`)."""
 
 
 class Tenancy(Protocol):

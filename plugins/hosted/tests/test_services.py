@@ -1,0 +1,290 @@
+"""Services on the host, through the real ``skyrig-hosted serve``: a source archive uploaded (its digest
+checked, unsafe archives refused), a service deployed from it and reached through the host's one port by
+its host name (``web.pr-7.shop.localhost``), its runtime config and runtime token handed to it and nothing
+of the host's own; a crash restarted, an idle environment suspended and woken by its next request,
+deleting a service or an environment stopping its processes, and a host killed with ``kill -9`` leaving
+no service behind and serving them again once started."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import signal
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from skyrig_hosted.conformance import Host
+
+WEB = """
+import json, os
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    path = scope["path"]
+    if path == "/crash":
+        os._exit(3)
+    if path == "/echo":
+        answer, kind = body, b"application/octet-stream"
+    elif path == "/whoami":
+        config = json.loads(os.environ["SKYRIG_RUNTIME_CONFIG"])
+        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+        answer = json.dumps(
+            {"pid": os.getpid(), "greeting": config["greeting"], "environ": dict(os.environ), "headers": headers}
+        ).encode()
+        kind = b"application/json"
+    else:
+        answer, kind = b"hello from web", b"text/plain"
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", kind)]})
+    await send({"type": "http.response.body", "body": answer})
+"""
+
+ALLOWED = {
+    "PATH",
+    "HOME",
+    "LANG",
+    "PYTHONPATH",
+    "PYTHONUNBUFFERED",
+    "SKYRIG_SERVICE_APP",
+    "SKYRIG_RUNTIME_CONFIG",
+}
+ALLOWED |= {"SKYRIG_HOSTED_TOKEN", "LC_CTYPE"}  # LC_CTYPE: Python's own locale coercion
+
+
+def archive(files: dict[str, str], *, evil: bool = False) -> bytes:
+    """A gzip'd tar of ``files`` (and, when ``evil``, an entry that climbs out of its folder)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, text in sorted(files.items()):
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        if evil:
+            info = tarfile.TarInfo("../escaped.py")
+            info.size = 1
+            tar.addfile(info, io.BytesIO(b"#"))
+    return buffer.getvalue()
+
+
+class ServicesHost(Host):
+    """The conformance suite's host, with extra ``serve`` options."""
+
+    def __init__(self, data: Path | None = None, *extra: str) -> None:
+        super().__init__(data)
+        self.extra = list(extra)
+
+    def command(self) -> list[str]:
+        return [*super().command(), *self.extra]
+
+    @property
+    def port(self) -> int:
+        return int(urlsplit(self.url).port or 0)
+
+    def api(self, token: str) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+
+    def get(self, host: str, path: str = "/", **kwargs: Any) -> httpx.Response:
+        """A request through the host's one port with ``Host: host``."""
+        method = kwargs.pop("method", "GET")
+        return httpx.request(
+            method, f"http://127.0.0.1:{self.port}{path}", headers={"Host": host}, timeout=60, **kwargs
+        )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return b"Z" not in Path(f"/proc/{pid}/stat").read_bytes().split(b")")[1][:3]
+    except OSError:
+        return False
+
+
+def _until(check: Callable[[], Any], what: str, timeout: float = 20) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            found = check()
+        except (httpx.HTTPError, ValueError):  # not answering yet, or answering 502 in plain text
+            found = None
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"not in {timeout} s: {what}")
+
+
+def _upload(client: httpx.Client, app: str, payload: bytes) -> str:
+    sha = hashlib.sha256(payload).hexdigest()
+    answer = client.put(
+        f"/apps/{app}/sources/{sha}", content=payload, headers={"Content-Type": "application/gzip"}
+    )
+    assert answer.status_code in (200, 201), answer.text
+    return sha
+
+
+def _config(env: str, greeting: str) -> dict[str, Any]:
+    return {"app": "shop", "environment": env, "service": "web", "resources": {}, "greeting": greeting}
+
+
+@pytest.fixture
+def data() -> Iterator[Path]:
+    parent = Path(tempfile.mkdtemp(prefix="skyrig-hosted-services-"))
+    parent.chmod(0o711)  # the PostgreSQL server's own user (as root) must reach DATA
+    yield parent / "data"
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_a_service_is_deployed_served_restarted_suspended_woken_and_stopped(data: Path):
+    with ServicesHost(data, "--idle-suspend", "2") as host:
+        admin = host.api(host.admin_token)
+        made = admin.post("/apps", json={"name": "shop"})
+        client = host.api(made.json()["token"])
+        runtime = {}
+        for env in ("pr:7", "dev"):
+            answer = client.put(f"/apps/shop/envs/{env}", json={"type": "preview"})
+            runtime[env] = answer.json()["env"]["runtime_token"]
+        clash = client.put("/apps/shop/envs/pr_7", json={"type": "preview"})
+        assert clash.status_code == 409 and "'pr-7'" in clash.json()["error"]["message"]
+        client.put("/apps/shop/envs/dev/secrets/API_KEY", json={"value": "dev's key"})
+        client.put("/apps/shop/envs/pr:7/secrets/API_KEY", json={"value": "pr:7's key"})
+
+        service = client.put(
+            "/apps/shop/envs/pr:7/resources/service/web", json={"properties": {"app": "web:app"}}
+        )
+        assert service.status_code == 201, service.text
+        assert service.json()["resource"]["outputs"] == {"url": f"http://web.pr-7.shop.localhost:{host.port}"}
+        bad = client.put("/apps/shop/envs/pr:7/resources/service/api", json={"properties": {"app": "nope"}})
+        assert bad.status_code == 422
+
+        # the source: digest checked, unsafe archives refused, uploaded once
+        payload = archive({"web.py": WEB})
+        sha = hashlib.sha256(payload).hexdigest()
+        assert client.get(f"/apps/shop/sources/{sha}").status_code == 404
+        wrong = client.put(f"/apps/shop/sources/{'0' * 64}", content=payload)
+        assert (wrong.status_code, wrong.json()["error"]["code"]) == (422, "digest_mismatch")
+        evil = archive({"web.py": WEB}, evil=True)
+        refused = client.put(f"/apps/shop/sources/{hashlib.sha256(evil).hexdigest()}", content=evil)
+        assert (refused.status_code, refused.json()["error"]["code"]) == (422, "bad_archive")
+        assert not (data / "sources" / "escaped.py").exists() and not (data / "escaped.py").exists()
+        first = client.put(f"/apps/shop/sources/{sha}", content=payload)
+        assert (first.status_code, first.json()) == (201, {"source": {"sha256": sha, "size": len(payload)}})
+        assert client.put(f"/apps/shop/sources/{sha}", content=payload).status_code == 200
+        assert client.get(f"/apps/shop/sources/{sha}").json()["source"]["sha256"] == sha
+        assert host.api(runtime["pr:7"]).get(f"/apps/shop/sources/{sha}").status_code == 403
+
+        # deployed: running once it answers; the same again changes nothing
+        missing = client.put("/apps/shop/envs/pr:7/deployments/web", json={"source": "1" * 64, "config": {}})
+        assert missing.status_code == 404
+        body = {"source": sha, "config": _config("pr:7", "hello")}
+        deployed = client.put("/apps/shop/envs/pr:7/deployments/web", json=body)
+        assert deployed.status_code == 200, deployed.text
+        view = deployed.json()["deployment"]
+        assert (view["state"], view["changed"], view["source"]) == ("running", True, sha), view
+        again = client.put("/apps/shop/envs/pr:7/deployments/web", json=body).json()["deployment"]
+        assert (again["state"], again["changed"]) == ("running", False)
+        assert [
+            d["service"] for d in client.get("/apps/shop/envs/pr:7/deployments").json()["deployments"]
+        ] == ["web"]
+
+        # through the proxy, by host name; the API still answers on the same port
+        name = "web.pr-7.shop.localhost"
+        answer = host.get(f"{name}:{host.port}")
+        assert (answer.status_code, answer.text) == (200, "hello from web")
+        assert host.get("nothing.pr-7.shop.localhost").status_code == 404
+        assert host.get(f"127.0.0.1:{host.port}", "/v1/apps/shop").status_code == 401
+        large = os.urandom(3 * 1024 * 1024)
+        echoed = host.get(name, "/echo", method="POST", content=large)
+        assert echoed.status_code == 200 and echoed.content == large
+        seen = host.get(name, "/whoami").json()
+        assert seen["greeting"] == "hello", "the runtime config arrived"
+        assert seen["headers"]["x-forwarded-host"] == name
+        assert seen["headers"]["x-forwarded-for"] == "127.0.0.1"
+        assert seen["headers"]["x-forwarded-proto"] == "http"
+
+        # its environment: its own runtime token, nothing of the host's
+        environ = seen["environ"]
+        assert environ["SKYRIG_HOSTED_TOKEN"] == runtime["pr:7"]
+        assert set(environ) <= ALLOWED, set(environ) - ALLOWED
+        everything = json.dumps(environ)
+        assert host.admin_token not in everything
+        assert (data / "host.key").read_text().strip() not in everything
+        own = host.api(environ["SKYRIG_HOSTED_TOKEN"])
+        assert own.get("/apps/shop/envs/pr:7/secrets/API_KEY").json() == {"value": "pr:7's key"}
+        assert own.get("/apps/shop/envs/dev/secrets/API_KEY").status_code == 403
+        assert own.get("/apps/shop/envs/dev/credentials/database/main").status_code == 403
+
+        # a crash is restarted (after 1 s)
+        pid = seen["pid"]
+        assert host.get(name, "/crash").status_code == 502  # the process died while answering
+        pid = _until(lambda: (found := host.get(name, "/whoami").json()["pid"]) != pid and found, "a restart")
+        log = client.get("/apps/shop/envs/pr:7/deployments/web").json()["deployment"]["log"]
+        assert any("exited with status 3" in line for line in log), log
+
+        # idle for 2 s: suspended (its process stopped); the next request wakes it
+        _until(
+            lambda: (
+                client.get("/apps/shop/envs/pr:7/deployments/web").json()["deployment"]["state"]
+                == "suspended"
+            ),
+            "suspended",
+        )
+        assert not _alive(pid)
+        woken = host.get(name, "/whoami")
+        assert woken.status_code == 200 and woken.json()["pid"] != pid
+        pid = woken.json()["pid"]
+
+        # deleting the service stops its process; deleting the environment too
+        assert client.delete("/apps/shop/envs/pr:7/resources/service/web").status_code == 204
+        assert not _alive(pid)
+        assert host.get(name).status_code == 404
+        client.put("/apps/shop/envs/dev/resources/service/web", json={"properties": {"app": "web:app"}})
+        dev = client.put(
+            "/apps/shop/envs/dev/deployments/web", json={"source": sha, "config": _config("dev", "hi")}
+        )
+        assert dev.json()["deployment"]["state"] == "running"
+        pid = host.get("web.dev.shop.localhost", "/whoami").json()["pid"]
+        assert client.delete("/apps/shop/envs/dev").status_code == 204
+        assert not _alive(pid)
+        assert host.get("web.dev.shop.localhost").status_code == 404
+    assert "Traceback" not in "".join(host.output), "".join(host.output)
+
+
+def test_no_service_outlives_a_killed_host_and_a_restarted_host_serves_them_again(data: Path):
+    with ServicesHost(data) as host:
+        admin = host.api(host.admin_token)
+        client = host.api(admin.post("/apps", json={"name": "shop"}).json()["token"])
+        client.put("/apps/shop/envs/pr:9", json={"type": "preview"})
+        client.put("/apps/shop/envs/pr:9/resources/service/web", json={"properties": {"app": "web:app"}})
+        sha = _upload(client, "shop", archive({"web.py": WEB}))
+        deployed = client.put(
+            "/apps/shop/envs/pr:9/deployments/web", json={"source": sha, "config": _config("pr:9", "hey")}
+        )
+        assert deployed.json()["deployment"]["state"] == "running", deployed.text
+        before = host.get("web.pr-9.shop.localhost", "/whoami").json()["pid"]
+        assert host.process is not None
+        host.process.send_signal(signal.SIGKILL)
+        host.process.wait(10)
+        _until(lambda: not _alive(before), "the service stopped with its host")
+    with ServicesHost(data) as again:
+        answer = again.get("web.pr-9.shop.localhost", "/whoami")
+        assert answer.status_code == 200 and answer.json()["greeting"] == "hey"
+        assert answer.json()["pid"] != before
+        client = again.api(client.headers["Authorization"].removeprefix("Bearer "))
+        view = client.get("/apps/shop/envs/pr:9/deployments/web").json()["deployment"]
+        assert view["state"] == "running" and view["url"] == f"http://web.pr-9.shop.localhost:{again.port}"
