@@ -199,6 +199,13 @@ def test_where_sql_branches_the_preview_branches_from_the_seed_and_another_seed_
     assert 'set seed_from = "review" in [preview] of skyrig.toml' in other.err
     _no_traceback(other)
 
+    elsewhere = write_app(APP, NEON.replace('sql = "neon"\n', "", 1))  # staging's sql is memory's
+    refused = run("plan", "--env", "pr:9", "-C", str(elsewhere))
+    assert refused.code == 1
+    assert "env.pr:9.neon.branch_from: names environment 'staging', whose sql is on 'memory'" in refused.err
+    assert "pr:9's neon branch_from is the seed ('staging'" in refused.err
+    _no_traceback(refused)
+
 
 def test_a_template_whose_provider_serves_no_preview_is_refused(write_app, run, test_plugins) -> None:
     config = (

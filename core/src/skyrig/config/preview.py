@@ -88,7 +88,8 @@ def derive(config: Config, name: str, seed_from: str | None = None) -> Environme
     seed = seed_from or config.project.preview.seed_from
     model = settings.get(sql)
     text = (config.root / CONFIG_FILE).read_text(encoding="utf-8")
-    if seed is not None and branches(model) and model.branch_from is None:
+    branched = seed is not None and branches(model) and model.branch_from is None
+    if branched:
         try:
             settings[sql] = type(model).model_validate({**model.model_dump(), "branch_from": seed})
         except ValidationError as error:
@@ -111,6 +112,11 @@ def derive(config: Config, name: str, seed_from: str | None = None) -> Environme
         found = _provider_checks({**config.environments, name: derived}, text, only=(name,))
     if found:
         hint = f'choose another template: [preview] template = "ENV" in {CONFIG_FILE}'
+        if branched:
+            hint = (
+                f"{name}'s {sql} branch_from is the seed ({seed!r}, from --seed-from or [preview] seed_from "
+                f"in {CONFIG_FILE}): seed previews from an environment whose sql is {sql!r} too, or {hint}"
+            )
         raise ConfigError(found, hint)
     return derived
 
