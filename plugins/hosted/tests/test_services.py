@@ -288,3 +288,31 @@ def test_no_service_outlives_a_killed_host_and_a_restarted_host_serves_them_agai
         client = again.api(client.headers["Authorization"].removeprefix("Bearer "))
         view = client.get("/apps/shop/envs/pr:9/deployments/web").json()["deployment"]
         assert view["state"] == "running" and view["url"] == f"http://web.pr-9.shop.localhost:{again.port}"
+        # the services' watchdog killed too: the service outlives the host, and the next start stops it
+        left = answer.json()["pid"]
+        [watchdog] = _watchdogs(data)
+        os.kill(watchdog, signal.SIGKILL)
+        assert again.process is not None
+        again.process.send_signal(signal.SIGKILL)
+        again.process.wait(10)
+        time.sleep(0.5)
+        assert _alive(left), "nothing stopped it"
+    with ServicesHost(data) as third:
+        assert not _alive(left), "the next host stopped what the dead one left"
+        answer = third.get("web.pr-9.shop.localhost", "/whoami")
+        assert answer.status_code == 200 and answer.json()["pid"] != left
+
+
+def _watchdogs(data: Path) -> list[int]:
+    """The pids of the services' watchdogs of the host in ``data``."""
+    folder = str((data / "services").resolve()).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                arguments = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"-c" in arguments and folder in arguments:
+                found.append(int(entry.name))
+    return found
