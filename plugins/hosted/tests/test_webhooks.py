@@ -414,6 +414,47 @@ def test_a_job_the_host_stopped_runs_again_at_its_next_start(
         second.close()
 
 
+def test_a_job_past_its_time_limit_is_stopped_and_fails(
+    admin_dsn: str, tmp_path: Path, gate: Path, repository: Repository
+):
+    served = Served(admin_dsn, tmp_path / "data", gate, timeout=2.0)
+    try:
+        app, client = configured(served, repository)
+        sha = repository.commit({"app.py": "x = 1\n"})
+        (gate / "hold").write_text("")  # the stand-in never ends
+        job = deliver(served.client(), app, repository.payload("opened", 9, sha)).json()["job"]
+        started = time.monotonic()
+        done = wait_for(client, app, job["id"], ("succeeded", "failed"))
+        assert time.monotonic() - started < 15
+        assert done["state"] == "failed" and "ran longer than the jobs' limit (2 s)" in done["error"]
+    finally:
+        served.close()
+
+
+def test_a_dead_hosts_leftover_command_is_stopped_only_when_it_is_a_jobs():
+    from skyrig_hosted.host.jobs import _stop_leftover
+
+    def started(*argv: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-c", "import time; time.sleep(60)", *argv], start_new_session=True
+        )
+
+    leftover, unrelated = started("-m", "skyrig", "preview", "open"), started("something-else")
+    try:
+        for process in (leftover, unrelated):  # once each runs its own program, as a dead host's would
+            while b"sleep" not in Path(f"/proc/{process.pid}/cmdline").read_bytes():
+                time.sleep(0.01)
+        _stop_leftover(leftover.pid)
+        _stop_leftover(unrelated.pid)
+        assert leftover.wait(10) == -9
+        time.sleep(0.2)
+        assert unrelated.poll() is None, "a pid now naming another program is left alone"
+    finally:
+        for process in (leftover, unrelated):
+            process.kill()
+            process.wait()
+
+
 def test_the_repository_matches_by_url_or_full_name():
     repository = {"full_name": "Acme/Shop", "clone_url": "https://github.com/Acme/Shop.git"}
     for configured_as in (
@@ -540,3 +581,28 @@ def test_a_pull_request_opens_moves_and_closes_its_preview_on_the_host(host: Any
 
     run("closed", second)
     assert client.get(f"/apps/{app}/envs/pr:7").status_code == 404
+
+
+@pytest.mark.slow
+def test_jobs_queued_when_the_host_is_killed_run_at_its_next_start(host_data: Path, repository: Repository):
+    from skyrig_hosted.conformance import Host
+
+    with Host(host_data) as host:
+        app = "shop"
+        token = _client(host.url, host.admin_token).post("/apps", json={"name": app}).json()["token"]
+        client = _client(host.url, token)
+        client.put(f"/apps/{app}/github", json={"secret": SECRET, "repository": str(repository.path)})
+        sha = repository.commit({"skyrig.toml": SHOP_TOML.format(app=app, url=host.url), **SHOP})
+        jobs = [
+            deliver(_client(host.url), app, repository.payload("opened", pr, sha)).json()["job"]
+            for pr in (1, 2, 3)
+        ]
+        assert host.process is not None
+        host.process.kill()  # kill -9, with jobs queued (and one perhaps running)
+        host.process.wait(30)
+    with Host(host_data) as host:
+        client = _client(host.url, token)
+        for job in jobs:
+            done = wait_for(client, app, job["id"], ("succeeded", "failed"), timeout=300)
+            assert done["state"] == "succeeded", done["log"]
+        assert {e["name"] for e in client.get(f"/apps/{app}/envs").json()["envs"]} == {"pr:1", "pr:2", "pr:3"}

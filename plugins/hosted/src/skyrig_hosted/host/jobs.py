@@ -357,7 +357,7 @@ class Jobs:
             folder = self.data / "apps" / job.app / "checkout"
             self._fetch(job, settings.repository, folder, output)
             argv = self.command(job.action, job.pr)
-            output.line(f"$ {' '.join(argv[1:]) if argv[0] == sys.executable else ' '.join(argv)}")
+            output.line(f"$ {_described(argv)}")
             code = self._execute(job, argv, folder, _environ({TOKEN_VARIABLE: settings.token}), output)
         except _Stopping:
             output.line("[stopped with the host: this job runs again at its next start]")
@@ -441,7 +441,7 @@ class Jobs:
         if self._stopping.is_set():
             raise _Stopping
         if timed_out.is_set():
-            output.line(f"[stopped after {self.timeout:.0f} s]")
+            raise _Failed(f"{_described(argv)} ran longer than the jobs' limit ({self.timeout:g} s): stopped")
         return code
 
 
@@ -474,6 +474,11 @@ class _Output:
 
     def text(self) -> str:
         return "\n".join(self.lines) + ("\n" if self.lines else "")
+
+
+def _described(argv: list[str]) -> str:
+    """How the log names a command: ``skyrig preview open --pr 7`` for ``python -m skyrig ...``."""
+    return " ".join(argv[2:] if argv[:2] == [sys.executable, "-m"] else argv)
 
 
 def _environ(extra: dict[str, str]) -> dict[str, str]:
