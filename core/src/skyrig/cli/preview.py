@@ -77,26 +77,29 @@ def open_(pr: int, seed_from: str | None, parallelism: int, as_json: bool, app_d
     if copying:
         _check_sources(config, seed, session)
     how = None if seed is None else ("branched" if branching else "copied")
-    with session.locked(wait=True) as fence:
-        made = session.plan()
-        refuse_missing_migrations(made)
-        show_plan(made, err=True)
-        previews.note(session.store, name, template=_template_name(config), seed_from=seed, state="opening")
-        if made.has_changes() or made.has_adoptions():
-            code = _run(session, made, fence, parallelism)
-        else:
-            session.write_runtime_configs(made, fence)
-            code = 0
-        seeded: dict[str, Any] = {}
-        if code == 0 and copying:
-            seeded = _seed(config, session, seed)
-    previews.note(
-        session.store,
-        name,
-        template=_template_name(config),
-        seed_from=seed,
-        state="open" if code == 0 else "failed",
-    )
+    template_name = _template_name(config)
+    seeded: dict[str, Any] = {}
+    code, noted = 1, False
+    try:
+        with session.locked(wait=True) as fence:
+            made = session.plan()
+            refuse_missing_migrations(made)
+            show_plan(made, err=True)
+            previews.note(session.store, name, template=template_name, seed_from=seed, state="opening")
+            noted = True
+            if made.has_changes() or made.has_adoptions():
+                code = _run(session, made, fence, parallelism)
+            else:
+                session.write_runtime_configs(made, fence)
+                code = 0
+            if code == 0 and copying:
+                code = 1  # until seeded
+                seeded = _seed(config, session, seed)
+                code = 0
+    finally:
+        if noted:  # how this open ended, for skyrig preview list
+            state = "open" if code == 0 else "failed"
+            previews.note(session.store, name, template=template_name, seed_from=seed, state=state)
     if as_json:
         from skyrig.cli.output import print_json
 
@@ -106,7 +109,7 @@ def open_(pr: int, seed_from: str | None, parallelism: int, as_json: bool, app_d
                 "environment": name,
                 "pr": pr,
                 "type": session.environment.type,
-                "template": _template_name(config),
+                "template": template_name,
                 "ok": code == 0,
                 "seed": {"from": seed, "how": how, "databases": seeded} if seed is not None else None,
                 "urls": _urls(session),
