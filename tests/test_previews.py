@@ -144,3 +144,67 @@ def test_a_seed_that_is_not_provisioned_stops_the_open_before_anything_is_made(a
     assert "cannot seed from environment 'staging'" in refused.err
     assert "skyrig apply --env staging" in refused.err and "Traceback" not in refused.text
     assert not list((app / ".skyrig").rglob("pr-3")), "no cluster was made for the preview"
+
+
+HARD = """
+CREATE SCHEMA "Sales";
+CREATE TYPE mood AS ENUM ('ok', 'sad');
+CREATE TABLE "Sales"."Line Items" (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    parent bigint REFERENCES "Sales"."Line Items",
+    "order" integer NOT NULL,
+    feeling mood NOT NULL,
+    extra jsonb
+);
+CREATE TABLE a (id integer PRIMARY KEY, b integer);
+CREATE TABLE b (id integer PRIMARY KEY, a integer REFERENCES a DEFERRABLE);
+ALTER TABLE a ADD FOREIGN KEY (b) REFERENCES b DEFERRABLE;
+CREATE TABLE orders (id integer PRIMARY KEY);
+ALTER TABLE "Sales"."Line Items" ADD FOREIGN KEY ("order") REFERENCES orders;
+CREATE SEQUENCE tickets START 100;
+"""
+
+
+def test_seeding_copies_schemas_quoted_names_self_references_cycles_and_sequences(tmp_path: Path) -> None:
+    from skyrig.engine.seed import seed
+    from skyrig_local import postgres
+
+    data = tmp_path / "cluster"
+    try:
+        with psycopg.connect(postgres.uri(data, "postgres"), autocommit=True) as admin:
+            admin.execute("CREATE DATABASE source")
+            admin.execute("CREATE DATABASE target")
+        urls = {name: postgres.uri(data, name) for name in ("source", "target")}
+        for url in urls.values():
+            with psycopg.connect(url, autocommit=True) as db:
+                db.execute(HARD)
+        with psycopg.connect(urls["source"], autocommit=True) as db:
+            db.execute("INSERT INTO orders VALUES (1), (2)")
+            db.execute(
+                """INSERT INTO "Sales"."Line Items" (parent, "order", feeling, extra)
+                   VALUES (NULL, 1, 'ok', '{"a": [1, "x\\ty"]}'), (1, 2, 'sad', NULL)"""
+            )
+            with db.transaction():
+                db.execute("SET CONSTRAINTS ALL DEFERRED")
+                db.execute("INSERT INTO a VALUES (1, 1)")
+                db.execute("INSERT INTO b VALUES (1, 1)")
+            db.execute("SELECT nextval('tickets'), nextval('tickets')")
+
+        outcome = seed(lambda: urls["source"], urls["target"])
+        assert outcome.skipped is None
+        assert outcome.rows == {"public.orders": 2, "Sales.Line Items": 2, "public.a": 1, "public.b": 1}
+        with psycopg.connect(urls["target"], autocommit=True) as db:
+            items = db.execute('SELECT id, parent, "order", feeling::text, extra FROM "Sales"."Line Items"')
+            assert items.fetchall() == [(1, None, 1, "ok", {"a": [1, "x\ty"]}), (2, 1, 2, "sad", None)]
+            assert db.execute("SELECT nextval('tickets')").fetchone() == (102,)
+            added = db.execute(
+                'INSERT INTO "Sales"."Line Items" ("order", feeling) VALUES (2, \'ok\') RETURNING id'
+            )
+            assert added.fetchone() == (3,)
+
+        called = []
+        again = seed(lambda: called.append(1) or urls["source"], urls["target"])
+        assert again.skipped == "table Sales.Line Items already has rows: not seeded again"
+        assert not called, "a target with rows never reads the source"
+    finally:
+        postgres.remove(data)
