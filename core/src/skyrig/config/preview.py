@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from skyrig.config import CONFIG_FILE, PREVIEW_NAME, ConfigError, Environment, _line_of, _provider_checks
+from skyrig.config import CONFIG_FILE, PREVIEW_NAME, ConfigError, Environment, _provider_checks, _where
 
 if TYPE_CHECKING:
     from skyrig.config import Config
@@ -30,7 +30,7 @@ def problems(project: Any, environments: dict[str, Environment], text: str) -> l
         if value is None or value in environments or (field == "seed_from" and PREVIEW_NAME.fullmatch(value)):
             continue
         found.append(
-            f"{_place(('preview', field), text)}: names no environment {value!r} (environments: {known}): "
+            f"{_where(('preview', field), text)}: names no environment {value!r} (environments: {known}): "
             f"name one of them, or add [env.{value}]"
         )
     return found
@@ -104,7 +104,7 @@ def derive(config: Config, name: str, seed_from: str | None = None) -> Environme
         served = load_provider(provider).manifest.environment_types
         if kind not in served:
             found.append(
-                f"{_place(('env', base.name), text)}: environment {base.name!r} is the preview template, "
+                f"{_where(('env', base.name), text)}: environment {base.name!r} is the preview template, "
                 f"and its provider {provider!r} does not serve {kind} environments (it serves: "
                 f"{', '.join(sorted(served))})"
             )
@@ -119,8 +119,3 @@ def derive(config: Config, name: str, seed_from: str | None = None) -> Environme
             )
         raise ConfigError(found, hint)
     return derived
-
-
-def _place(location: tuple[str, ...], text: str) -> str:
-    line = _line_of(location, text)
-    return f"{CONFIG_FILE}:{line}: {'.'.join(location)}" if line else f"{CONFIG_FILE}: {'.'.join(location)}"
