@@ -259,10 +259,40 @@ def test_a_service_is_deployed_served_restarted_suspended_woken_and_stopped(data
         )
         assert dev.json()["deployment"]["state"] == "running"
         pid = host.get("web.dev.shop.localhost", "/whoami").json()["pid"]
+        # a service that fails at its start: "failed" with its last output, 502 through the proxy
+        client.put("/apps/shop/envs/dev/resources/service/api", json={"properties": {"app": "broken:app"}})
+        sha = _upload(
+            client, "shop", archive({"web.py": WEB, "broken.py": "raise RuntimeError('no config')\n"})
+        )
+        body = {"source": sha, "config": {**_config("dev", "hi"), "service": "api"}}
+        failed = client.put("/apps/shop/envs/dev/deployments/api", json=body).json()["deployment"]
+        assert failed["state"] == "failed", failed
+        assert any("RuntimeError: no config" in line for line in failed["log"]), failed["log"]
+        assert host.get("api.dev.shop.localhost").status_code == 502
         assert client.delete("/apps/shop/envs/dev").status_code == 204
         assert not _alive(pid)
         assert host.get("web.dev.shop.localhost").status_code == 404
+
+        # sources no deployment uses are removed (once older than the grace a deploy in flight has)
+        sources = sorted(p.name for p in (data / "sources").iterdir() if not p.name.startswith("."))
+        assert len(sources) == 2
+        with _superuser(data) as db:
+            db.execute("UPDATE sources SET created_at = created_at - interval '1 hour'")
+        assert client.delete("/apps/shop/envs/pr:7").status_code == 204
+        assert [p.name for p in (data / "sources").iterdir() if not p.name.startswith(".")] == []
+        assert client.get(f"/apps/shop/sources/{sources[0]}").status_code == 404
     assert "Traceback" not in "".join(host.output), "".join(host.output)
+
+
+def _superuser(data: Path) -> Any:
+    """A connection to the host's own database as its PostgreSQL's superuser (Unix socket)."""
+    import psycopg
+
+    port = json.loads((data / "servers.json").read_text())["postgres"]
+    socket_dir = str(data / "postgres" / "socket")
+    return psycopg.connect(
+        host=socket_dir, port=port, user="skyrig_admin", dbname="skyrig_host", autocommit=True
+    )
 
 
 def test_no_service_outlives_a_killed_host_and_a_restarted_host_serves_them_again(data: Path):
