@@ -27,12 +27,16 @@ def config(app_dir: str | None, app_dir_option: str | None, env_name: str | None
         "root": str(loaded.root),
         "state": mask_url(loaded.project.state),
         "env": {env.name: _environment(env) for env in environments},
+        "preview": loaded.project.preview.model_dump(),
     }
     if as_json:
         print_json(data)
         return
     tree = Tree(f"[bold]{escape(data['app'])}[/]  [dim]{escape(data['root'])}[/]")
     tree.add(f"state: {escape(data['state'])}")
+    if any(data["preview"].values()):
+        shown = ", ".join(f"{key} = {value!r}" for key, value in data["preview"].items() if value)
+        tree.add(f"preview: {escape(shown)}")
     for name, env in data["env"].items():
         branch = tree.add(f"[bold cyan]env {escape(name)}[/]  type {env['type']}")
         if env["state"] != data["state"]:
