@@ -414,6 +414,25 @@ def test_a_job_the_host_stopped_runs_again_at_its_next_start(
         second.close()
 
 
+def test_deleting_the_app_stops_its_jobs_and_removes_its_checkout(
+    served: Served, repository: Repository, gate: Path
+):
+    app, client = configured(served, repository)
+    sha = repository.commit({"app.py": "x = 1\n"})
+    (gate / "hold").write_text("")
+    running = deliver(served.client(), app, repository.payload("opened", 1, sha)).json()["job"]
+    wait_for(client, app, running["id"], ("running",))
+    deliver(served.client(), app, repository.payload("opened", 2, sha))
+    checkout = served.data / "apps" / app / "checkout"
+    assert (checkout / "app.py").exists()
+    started = time.monotonic()
+    assert served.client(served.admin).delete(f"/apps/{app}").status_code == 204
+    assert time.monotonic() - started < 10
+    assert not checkout.exists() and not served.webhooks.jobs._processes
+    assert app not in served.webhooks.jobs._workers
+    assert runs(served, app) == [], "neither job's command ran to its end"
+
+
 def test_a_job_past_its_time_limit_is_stopped_and_fails(
     admin_dsn: str, tmp_path: Path, gate: Path, repository: Repository
 ):

@@ -124,11 +124,11 @@ class HostApi:
         self._locks: dict[tuple[str, ...], threading.Lock] = {}
         self._locks_lock = threading.Lock()
         self.webhooks: Any = None
+        """The GitHub routes and preview jobs (:class:`skyrig_hosted.host.webhooks.Webhooks`), when served."""
         self.services: Any = None
         """The services' supervisor (:class:`skyrig_hosted.host.services.Services`), when served."""
         self.sources: Any = None
         """The source archives (:class:`skyrig_hosted.host.sources.Sources`), when served."""
-        """The GitHub routes and preview jobs (:class:`skyrig_hosted.host.webhooks.Webhooks`), when served."""
 
     @contextmanager
     def _one_at_a_time(self, *key: str) -> Iterator[None]:
@@ -201,6 +201,8 @@ class HostApi:
         app = _name(call.params["app"], APP_NAME, "app")
         if not self.store.app_exists(app):
             raise ApiError(404, "not_found", f"no app {app!r}")
+        if self.webhooks is not None:  # first: no preview job may make an environment again meanwhile
+            self.webhooks.forget(app)
         for environment in self.store.environments(app):
             self._remove(environment)
         self.store.delete_app(app)

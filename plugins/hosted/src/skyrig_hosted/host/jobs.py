@@ -244,6 +244,15 @@ class JobStore:
                 )
         return [(row["id"], row["pid"]) for row in rows]
 
+    def cancel(self, app: str, reason: str) -> None:
+        """The app's queued jobs fail with ``reason``."""
+        with self._transaction() as connection:
+            connection.execute(
+                "UPDATE jobs SET state = 'failed', error = %s, finished_at = now() "
+                "WHERE app = %s AND state = 'queued'",
+                (reason, app),
+            )
+
     def apps_with_queued_jobs(self) -> list[str]:
         """The apps that have jobs waiting."""
         with self._transaction() as connection:
@@ -279,7 +288,7 @@ class Jobs:
         self._lock = threading.Lock()
         self._workers: dict[str, threading.Thread] = {}
         self._again: set[str] = set()
-        self._processes: dict[int, subprocess.Popen[str]] = {}
+        self._processes: dict[int, tuple[str, subprocess.Popen[str]]] = {}
         self._stopping = threading.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------------------
@@ -298,13 +307,26 @@ class Jobs:
         (the next start runs it again)."""
         self._stopping.set()
         with self._lock:
-            processes = list(self._processes.values())
+            processes = [process for _, process in self._processes.values()]
             workers = list(self._workers.values())
         for process in processes:
             _stop_group(process, grace=5.0)
         deadline = time.monotonic() + wait
         for worker in workers:
             worker.join(max(0.0, deadline - time.monotonic()))
+
+    def forget(self, app: str, wait: float = 15.0) -> None:
+        """The app is being deleted: its queued jobs fail, its running command is stopped, its checkout
+        removed."""
+        self.table.cancel(app, "the app was deleted")
+        with self._lock:
+            processes = [process for owner, process in self._processes.values() if owner == app]
+            worker = self._workers.get(app)
+        for process in processes:
+            _stop_group(process, grace=5.0)
+        if worker is not None:
+            worker.join(wait)
+        remove_checkout(self.data, app)
 
     def __enter__(self) -> Jobs:
         self.start()
@@ -418,7 +440,7 @@ class Jobs:
         except OSError as error:
             raise _Failed(f"{argv[0]} could not start: {error.strerror or error}") from None
         with self._lock:
-            self._processes[job.id] = process
+            self._processes[job.id] = (job.app, process)
         self.table.running(job.id, process.pid)
         timed_out = threading.Event()
 

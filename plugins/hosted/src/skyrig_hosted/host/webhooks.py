@@ -140,6 +140,10 @@ class Webhooks:
         """Stops the jobs' workers (a running job runs again at the next start)."""
         self.jobs.close()
 
+    def forget(self, app: str) -> None:
+        """The app is being deleted: its jobs stop and its checkout goes (its rows go with the app's)."""
+        self.jobs.forget(app)
+
     def __enter__(self) -> Webhooks:
         self.start()
         return self
