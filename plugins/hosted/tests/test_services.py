@@ -229,6 +229,14 @@ def test_a_service_is_deployed_served_restarted_suspended_woken_and_stopped(data
         assert own.get("/apps/shop/envs/dev/secrets/API_KEY").status_code == 403
         assert own.get("/apps/shop/envs/dev/credentials/database/main").status_code == 403
 
+        # a changed config: the process is started again with it
+        body = {"source": sha, "config": _config("pr:7", "hello again")}
+        changed = client.put("/apps/shop/envs/pr:7/deployments/web", json=body).json()["deployment"]
+        assert (changed["state"], changed["changed"]) == ("running", True)
+        now = host.get(name, "/whoami").json()
+        assert now["greeting"] == "hello again" and now["pid"] != seen["pid"]
+        seen = now
+
         # a crash is restarted (after 1 s)
         pid = seen["pid"]
         assert host.get(name, "/crash").status_code == 502  # the process died while answering
@@ -299,25 +307,35 @@ def test_no_service_outlives_a_killed_host_and_a_restarted_host_serves_them_agai
     with ServicesHost(data) as host:
         admin = host.api(host.admin_token)
         client = host.api(admin.post("/apps", json={"name": "shop"}).json()["token"])
-        client.put("/apps/shop/envs/pr:9", json={"type": "preview"})
-        client.put("/apps/shop/envs/pr:9/resources/service/web", json={"properties": {"app": "web:app"}})
         sha = _upload(client, "shop", archive({"web.py": WEB}))
-        deployed = client.put(
-            "/apps/shop/envs/pr:9/deployments/web", json={"source": sha, "config": _config("pr:9", "hey")}
-        )
-        assert deployed.json()["deployment"]["state"] == "running", deployed.text
+        for env in ("pr:9", "pr:10"):
+            client.put(f"/apps/shop/envs/{env}", json={"type": "preview"})
+            client.put(
+                f"/apps/shop/envs/{env}/resources/service/web", json={"properties": {"app": "web:app"}}
+            )
+            body = {"source": sha, "config": _config(env, f"hey from {env}")}
+            deployed = client.put(f"/apps/shop/envs/{env}/deployments/web", json=body)
+            assert deployed.json()["deployment"]["state"] == "running", deployed.text
         before = host.get("web.pr-9.shop.localhost", "/whoami").json()["pid"]
+        suspended = host.get("web.pr-10.shop.localhost", "/whoami").json()["pid"]
+        with _superuser(data) as db:  # as if pr:10 had been idle: suspended when the host dies
+            db.execute("UPDATE environments SET suspended = true WHERE name = 'pr:10'")
         assert host.process is not None
         host.process.send_signal(signal.SIGKILL)
         host.process.wait(10)
-        _until(lambda: not _alive(before), "the service stopped with its host")
+        _until(lambda: not (_alive(before) or _alive(suspended)), "the services stopped with their host")
     with ServicesHost(data) as again:
-        answer = again.get("web.pr-9.shop.localhost", "/whoami")
-        assert answer.status_code == 200 and answer.json()["greeting"] == "hey"
-        assert answer.json()["pid"] != before
         client = again.api(client.headers["Authorization"].removeprefix("Bearer "))
+        view = client.get("/apps/shop/envs/pr:10/deployments/web").json()["deployment"]
+        assert view["state"] == "suspended", "not started with the host"
         view = client.get("/apps/shop/envs/pr:9/deployments/web").json()["deployment"]
-        assert view["state"] == "running" and view["url"] == f"http://web.pr-9.shop.localhost:{again.port}"
+        assert view["state"] in ("starting", "running"), "started with the host"
+        assert view["url"] == f"http://web.pr-9.shop.localhost:{again.port}"
+        answer = again.get("web.pr-9.shop.localhost", "/whoami")
+        assert answer.status_code == 200 and answer.json()["greeting"] == "hey from pr:9"
+        assert answer.json()["pid"] != before
+        woken = again.get("web.pr-10.shop.localhost", "/whoami")
+        assert woken.status_code == 200 and woken.json()["greeting"] == "hey from pr:10"
         # the services' watchdog killed too: the service outlives the host, and the next start stops it
         left = answer.json()["pid"]
         [watchdog] = _watchdogs(data)

@@ -89,14 +89,16 @@ class Proxy:
             await _plain(send, 404, f"no service at {name}")
             return
         environment, service = routed
-        try:
-            port = await anyio.to_thread.run_sync(self.services.wake, environment, service)
-        except NotDeployed:
-            await _plain(send, 404, f"no service at {name}")
-            return
-        except ServiceFailed as error:
-            await _plain(send, 502, f"service {service!r} is not answering: {error}")
-            return
+        port = self.services.ready_port(environment, service)
+        if port is None:  # starting, suspended or failed: wake it (it may take a while)
+            try:
+                port = await anyio.to_thread.run_sync(self.services.wake, environment, service)
+            except NotDeployed:
+                await _plain(send, 404, f"no service at {name}")
+                return
+            except ServiceFailed as error:
+                await _plain(send, 502, f"service {service!r} is not answering: {error}")
+                return
         await self._forward(scope, receive, send, port)
 
     async def _forward(self, scope: dict[str, Any], receive: Any, send: Any, port: int) -> None:

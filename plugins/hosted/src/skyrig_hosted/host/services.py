@@ -334,6 +334,19 @@ class Services:
             self._resume(environment)
         return self._ready(slot, timeout)
 
+    def ready_port(self, environment: Environment, service: str) -> int | None:
+        """The port of ``service``'s process when it runs and accepts connections already (activity
+        counted), else None (then :meth:`wake`, which may wait): the proxy's path without a thread."""
+        with self._lock:
+            slot = self._slots.get(self._key(environment, service))
+        if slot is None or slot.state != RUNNING or not slot.ready:
+            return None
+        process, port = slot.process, slot.deployment.port
+        if process is None or process.poll() is not None or port is None:
+            return None
+        self.touch(environment)
+        return int(port)
+
     def stop_environment(self, environment: Environment) -> None:
         """Stops the environment's processes and forgets them (it is being deleted: its deployments'
         rows go with it)."""
