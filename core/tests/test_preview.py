@@ -227,3 +227,14 @@ def test_a_local_template_makes_local_previews(write_app) -> None:
         APP, 'app = "shop"\n[env.box]\ntype = "local"\nprovider = "memory"\n[preview]\ntemplate = "box"\n'
     )
     assert load_config(app).environment("pr:2").type == "local"
+
+
+def test_check_checks_the_previews_the_template_makes(write_app, run) -> None:
+    app = write_app(APP, CONFIG)
+    checked = run("check", "-C", str(app))
+    assert checked.code == 0 and "check out for review, staging, pr:N" in checked.out
+    bare = write_app(APP, 'app = "shop"\n[env.staging]\ntype = "development"\nprovider = "memory"\n')
+    assert "check out for staging\n" in run("check", "-C", str(bare)).out, "no template: no previews"
+    neon = write_app(APP, NEON.replace('sql = "neon"\n', "", 1))
+    refused = run("check", "-C", str(neon))
+    assert refused.code == 1 and "env.pr:N.neon.branch_from: names environment 'staging'" in refused.err

@@ -119,3 +119,16 @@ def derive(config: Config, name: str, seed_from: str | None = None) -> Environme
             )
         raise ConfigError(found, hint)
     return derived
+
+
+def sample(config: Config) -> list[Environment]:
+    """The previews as the template makes them (an environment named ``pr:N``), for ``skyrig check``: none
+    when the app has no preview template and ``[preview]`` asks for none."""
+    asked = config.project.preview.template or config.project.preview.seed_from
+    try:
+        template(config)
+    except ConfigError:
+        if asked:
+            raise
+        return []
+    return [derive(config, "pr:N")]
