@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -289,6 +290,20 @@ def test_deliveries_are_checked_signature_event_repository_and_replay(served: Se
     assert deliver(anyone, app, {"zen": "Keep it logically awesome.", "hook_id": 1}, event="ping").json() == {
         "pong": True
     }
+    other_ping = {"zen": "x", "repository": {"full_name": "acme/other"}}
+    assert deliver(anyone, app, other_ping, event="ping").status_code == 422, "a ping names its repository"
+    form = urllib.parse.urlencode({"payload": json.dumps({"zen": "x", "hook_id": 2})}).encode()
+    as_form = anyone.post(
+        f"/apps/{app}/github/webhook",
+        content=form,
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Hub-Signature-256": signature(SECRET, form),
+            "X-GitHub-Event": "ping",
+            "X-GitHub-Delivery": str(uuid.uuid4()),
+        },
+    )
+    assert as_form.json() == {"pong": True}, "GitHub's form content type is read too"
     wrong = deliver(anyone, app, repository.payload("opened", 5, sha, full_name="acme/other"))
     assert wrong.status_code == 422 and "acme/other" in wrong.json()["error"]["message"]
     ignored = deliver(anyone, app, repository.payload("labeled", 5, sha))
