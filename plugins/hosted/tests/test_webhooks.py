@@ -603,8 +603,10 @@ def test_a_pull_request_opens_moves_and_closes_its_preview_on_the_host(host: Any
         assert answer.status_code == 200, answer.text
         return {(r["kind"], r["name"]) for r in answer.json()["resources"]}
 
-    run("opened", first)
+    opened = run("opened", first)
     assert {("database", "orders"), ("cache", "sessions")} <= resources()
+    assert opened["result"]["environment"] == "pr:7" and opened["result"]["ok"] is True
+    assert opened["urls"] == opened["result"]["urls"], "the preview's services' URLs, in the job"
     assert client.get(f"/apps/{app}/envs/pr:7").json()["env"]["type"] == "preview"
 
     audit = {"shop/audit.py": 'from skyrig import SQLDatabase\n\naudit = SQLDatabase("audit")\n'}
@@ -613,7 +615,7 @@ def test_a_pull_request_opens_moves_and_closes_its_preview_on_the_host(host: Any
     assert f"--detach {second}" in done["log"]
     assert ("database", "audit") in resources(), "the job ran at the new head"
 
-    run("closed", second)
+    assert run("closed", second)["result"]["existed"] is True
     assert client.get(f"/apps/{app}/envs/pr:7").status_code == 404
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import logging
 import os
 import re
@@ -31,6 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from psycopg.types.json import Jsonb
 
 from skyrig_hosted.host.store import Store
 
@@ -57,6 +60,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at timestamptz
 );
 CREATE INDEX IF NOT EXISTS jobs_app_state ON jobs (app, state, id);
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS result jsonb;
 """
 
 OPEN, CLOSE = "open", "close"
@@ -89,6 +93,7 @@ class Job:
     exit_code: int | None = None
     error: str | None = None
     log: str = ""
+    result: dict[str, Any] | None = None
     created_at: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
@@ -115,6 +120,7 @@ class Job:
             "attempts": self.attempts,
             "exit_code": self.exit_code,
             "error": self.error,
+            "urls": (self.result or {}).get("urls"),
             "created_at": self.created_at,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
@@ -122,6 +128,7 @@ class Job:
         if self.superseded_by is not None:
             view["superseded_by"] = self.superseded_by
         if with_log:
+            view["result"] = self.result
             view["log"] = self.log
         return view
 
@@ -135,8 +142,9 @@ class Checkout:
 
 
 def preview_command(action: str, pr: int) -> list[str]:
-    """The command a job runs in the app's checkout: ``skyrig preview open|close --pr N``."""
-    return [sys.executable, "-m", "skyrig", "preview", action, "--pr", str(pr)]
+    """The command a job runs in the app's checkout: ``skyrig preview open|close --pr N --json`` (its
+    outcome on standard output, kept as the job's result; its progress on standard error, its log)."""
+    return [sys.executable, "-m", "skyrig", "preview", action, "--pr", str(pr), "--json"]
 
 
 def shown(location: str) -> str:
@@ -200,13 +208,21 @@ class JobStore:
         with self._transaction() as connection:
             connection.execute("UPDATE jobs SET log = %s WHERE id = %s", (text, job))
 
-    def finish(self, job: int, state: str, exit_code: int | None, error: str | None, text: str) -> None:
+    def finish(
+        self,
+        job: int,
+        state: str,
+        exit_code: int | None,
+        error: str | None,
+        text: str,
+        result: dict[str, Any] | None = None,
+    ) -> None:
         """Records the job's outcome."""
         with self._transaction() as connection:
             connection.execute(
-                "UPDATE jobs SET state = %s, exit_code = %s, error = %s, log = %s, pid = NULL, "
+                "UPDATE jobs SET state = %s, exit_code = %s, error = %s, log = %s, result = %s, pid = NULL, "
                 "finished_at = now() WHERE id = %s",
-                (state, exit_code, error, text, job),
+                (state, exit_code, error, text, None if result is None else Jsonb(result), job),
             )
 
     def job(self, app: str, job: int) -> Job | None:
@@ -380,7 +396,10 @@ class Jobs:
             self._fetch(job, settings.repository, folder, output)
             argv = self.command(job.action, job.pr)
             output.line(f"$ {_described(argv)}")
-            code = self._execute(job, argv, folder, _environ({TOKEN_VARIABLE: settings.token}), output)
+            answer: list[str] = []
+            environ = _environ({TOKEN_VARIABLE: settings.token})
+            code = self._execute(job, argv, folder, environ, output, answer=answer)
+            result = output.result("".join(answer))
         except _Stopping:
             output.line("[stopped with the host: this job runs again at its next start]")
             self.table.log(job.id, output.text())
@@ -390,10 +409,10 @@ class Jobs:
             self.table.finish(job.id, FAILED, None, str(failure), output.text())
             return
         if code == 0:
-            self.table.finish(job.id, SUCCEEDED, 0, None, output.text())
+            self.table.finish(job.id, SUCCEEDED, 0, None, output.text(), result)
         else:
             error = f"skyrig preview {job.action} --pr {job.pr} exited with status {code}"
-            self.table.finish(job.id, FAILED, code, error, output.text())
+            self.table.finish(job.id, FAILED, code, error, output.text(), result)
 
     def _fetch(self, job: Job, repository: str, folder: Path, output: _Output) -> None:
         """The PR's head commit, checked out in ``folder`` (made on the first job); ``.skyrig/`` kept."""
@@ -420,9 +439,17 @@ class Jobs:
                 raise _Failed("git clean failed")
 
     def _execute(
-        self, job: Job, argv: list[str], folder: Path, environ: dict[str, str], output: _Output
+        self,
+        job: Job,
+        argv: list[str],
+        folder: Path,
+        environ: dict[str, str],
+        output: _Output,
+        *,
+        answer: list[str] | None = None,
     ) -> int:
-        """Runs ``argv`` in ``folder``, its output into ``output``; answers its exit status."""
+        """Runs ``argv`` in ``folder``, its output into ``output``; answers its exit status. With
+        ``answer``, its standard output goes there instead (its standard error still to ``output``)."""
         if self._stopping.is_set():
             raise _Stopping
         try:
@@ -432,7 +459,7 @@ class Jobs:
                 env=environ,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
+                stderr=subprocess.STDOUT if answer is None else subprocess.PIPE,
                 text=True,
                 errors="replace",
                 start_new_session=True,  # its own process group: stopped whole, on timeout or shutdown
@@ -453,8 +480,14 @@ class Jobs:
         timer.start()
         try:
             assert process.stdout is not None
-            for line in process.stdout:
-                output.line(line.rstrip("\n"))
+            if answer is None:
+                for line in process.stdout:
+                    output.line(line.rstrip("\n"))
+            else:
+                errors = threading.Thread(target=output.lines_of, args=(process.stderr,), daemon=True)
+                errors.start()
+                answer.append(process.stdout.read())
+                errors.join()
             code = process.wait()
         finally:
             timer.cancel()
@@ -481,18 +514,43 @@ class _Output:
         self.lines: collections.deque[str] = collections.deque(previous.splitlines(), maxlen=LOG_LINES)
         self.hidden: list[str] = []
         self.written = 0.0
+        self.lock = threading.Lock()
 
     def hide(self, *texts: str | None) -> None:
         """Texts replaced by ``***`` wherever they appear."""
         self.hidden.extend(t for t in texts if t and len(t) >= 4)
 
-    def line(self, text: str) -> None:
+    def _hidden(self, text: str) -> str:
         for secret in self.hidden:
             text = text.replace(secret, "***")
-        self.lines.append(text)
-        if time.monotonic() - self.written > 1.0:
+        return text
+
+    def line(self, text: str) -> None:
+        """One more line of output."""
+        with self.lock:
+            self.lines.append(self._hidden(text))
+            if time.monotonic() - self.written <= 1.0:
+                return
             self.written = time.monotonic()
-            self.table.log(self.job, self.text())
+            text = self.text()
+        self.table.log(self.job, text)
+
+    def lines_of(self, stream: Any) -> None:
+        """Every line of ``stream`` (until it ends)."""
+        for line in stream:
+            self.line(line.rstrip("\n"))
+
+    def result(self, text: str) -> dict[str, Any] | None:
+        """The command's JSON outcome, or None (its standard output then joins the log)."""
+        try:
+            found = json.loads(text) if text.strip() and self._hidden(text) == text else None
+        except ValueError:
+            found = None
+        if isinstance(found, dict):
+            return found
+        for line in text.splitlines():
+            self.line(line)
+        return None
 
     def text(self) -> str:
         return "\n".join(self.lines) + ("\n" if self.lines else "")
