@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import tarfile
 import tempfile
 import time
@@ -364,3 +365,82 @@ def _watchdogs(data: Path) -> list[int]:
             if b"-c" in arguments and folder in arguments:
                 found.append(int(entry.name))
     return found
+
+
+def _certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for ``*.localhost`` and 127.0.0.1, and its key (PEM files)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "skyrig-hosted test")])
+    now = datetime.datetime.now(datetime.UTC)
+    names = [
+        x509.DNSName("localhost"),
+        x509.DNSName("*.pr-5.shop.localhost"),
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+    ]
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert, private = folder / "host.pem", folder / "host.key.pem"
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert, private
+
+
+def test_with_a_certificate_services_are_served_over_tls_on_the_one_port(data: Path):
+    cert, key = _certificate(data.parent)
+    trust = ssl.create_default_context(cafile=str(cert))
+    with ServicesHost(data, "--cert", str(cert), "--key", str(key)) as host:
+        assert host.url.startswith("https://")
+        api = httpx.Client(
+            base_url=host.url,
+            headers={"Authorization": f"Bearer {host.admin_token}"},
+            verify=trust,
+            timeout=60,
+        )
+        client = httpx.Client(
+            base_url=host.url,
+            headers={"Authorization": f"Bearer {api.post('/apps', json={'name': 'shop'}).json()['token']}"},
+            verify=trust,
+            timeout=60,
+        )
+        client.put("/apps/shop/envs/pr:5", json={"type": "preview"})
+        made = client.put(
+            "/apps/shop/envs/pr:5/resources/service/web", json={"properties": {"app": "web:app"}}
+        )
+        url = made.json()["resource"]["outputs"]["url"]
+        assert url == f"https://web.pr-5.shop.localhost:{host.port}"
+        sha = _upload(client, "shop", archive({"web.py": WEB}))
+        body = {"source": sha, "config": _config("pr:5", "over tls")}
+        assert (
+            client.put("/apps/shop/envs/pr:5/deployments/web", json=body).json()["deployment"]["state"]
+            == "running"
+        )
+        # (browsers resolve *.localhost to loopback, this machine's resolver may not: its address, by Host)
+        seen = httpx.get(
+            f"https://127.0.0.1:{host.port}/whoami",
+            headers={"Host": f"web.pr-5.shop.localhost:{host.port}"},
+            verify=trust,
+            timeout=60,
+        ).json()
+        assert seen["greeting"] == "over tls"
+        assert seen["headers"]["x-forwarded-proto"] == "https"
