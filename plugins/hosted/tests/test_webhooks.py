@@ -642,3 +642,73 @@ def test_jobs_queued_when_the_host_is_killed_run_at_its_next_start(host_data: Pa
             done = wait_for(client, app, job["id"], ("succeeded", "failed"), timeout=300)
             assert done["state"] == "succeeded", done["log"]
         assert {e["name"] for e in client.get(f"/apps/{app}/envs").json()["envs"]} == {"pr:1", "pr:2", "pr:3"}
+
+
+SERVED_TOML = """app = "{app}"
+
+[env.preview]
+type = "preview"
+provider = "hosted"
+
+[env.preview.hosted]
+url = "{url}"
+"""
+SERVED = {
+    "web/__init__.py": 'from skyrig import Service\n\nservice = Service("web", app="web.app:app")\n',
+    "web/resources.py": 'from skyrig import SQLDatabase\n\nnotes = SQLDatabase("notes")\n',
+    "web/app.py": """from .resources import notes
+
+GREETING = "{greeting}"
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    with notes.connect() as connection:
+        one = connection.execute("SELECT 1").fetchone()[0]
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": f"{GREETING} {one}".encode()})
+""",
+}
+
+
+def _hosts_services() -> bool:
+    from skyrig_hosted import HostedProvider
+
+    return "service" in HostedProvider.manifest.kinds
+
+
+@pytest.mark.slow
+def test_a_pull_requests_service_answers_on_the_host_at_each_head(host: Any, repository: Repository):
+    """Everything on the host, the service too: after each delivery's job, the preview's service answers
+    through the host's proxy with the code of the PR's head; after closed, it is gone."""
+    if not _hosts_services():
+        pytest.skip("the hosted provider does not run services yet")
+    app = f"web-{secrets.token_hex(3)}"
+    token = _client(host.url, host.admin_token).post("/apps", json={"name": app}).json()["token"]
+    client = _client(host.url, token)
+    client.put(f"/apps/{app}/github", json={"secret": SECRET, "repository": str(repository.path)})
+    files = {"skyrig.toml": SERVED_TOML.format(app=app, url=host.url), **SERVED}
+    api = httpx.URL(host.url)
+
+    def answer(url: str) -> httpx.Response:
+        netloc = httpx.URL(url).netloc.decode()
+        return httpx.get(f"http://127.0.0.1:{api.port}/", headers={"Host": netloc}, timeout=60)
+
+    def run(action: str, sha: str) -> dict[str, Any]:
+        job = deliver(_client(host.url), app, repository.payload(action, 11, sha)).json()["job"]
+        done = wait_for(client, app, job["id"], ("succeeded", "failed"), timeout=300)
+        assert done["state"] == "succeeded", done["log"]
+        return done
+
+    first = repository.commit({k: v.replace("{greeting}", "hello") for k, v in files.items()})
+    url = run("opened", first)["urls"]["web"]
+    assert url.startswith(f"http://web.pr-11.{app}.localhost:"), url
+    assert (answer(url).status_code, answer(url).text) == (200, "hello 1")
+
+    second = repository.commit({"web/app.py": SERVED["web/app.py"].replace("{greeting}", "bonjour")})
+    assert run("synchronize", second)["urls"]["web"] == url
+    assert answer(url).text == "bonjour 1", "the service runs the PR's new head"
+
+    run("closed", second)
+    assert answer(url).status_code == 404
