@@ -16,6 +16,7 @@ import signal
 import ssl
 import tarfile
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -230,9 +231,24 @@ def test_a_service_is_deployed_served_restarted_suspended_woken_and_stopped(data
         assert own.get("/apps/shop/envs/dev/secrets/API_KEY").status_code == 403
         assert own.get("/apps/shop/envs/dev/credentials/database/main").status_code == 403
 
-        # a changed config: the process is started again with it
+        # a changed config: a process with it replaces the old one, and requests are answered all along
         body = {"source": sha, "config": _config("pr:7", "hello again")}
-        changed = client.put("/apps/shop/envs/pr:7/deployments/web", json=body).json()["deployment"]
+        statuses: list[int] = []
+        done = threading.Event()
+
+        def keep_asking() -> None:
+            while not done.is_set():
+                statuses.append(host.get(name).status_code)
+
+        asking = threading.Thread(target=keep_asking)
+        asking.start()
+        try:
+            changed = client.put("/apps/shop/envs/pr:7/deployments/web", json=body).json()["deployment"]
+            time.sleep(0.3)
+        finally:
+            done.set()
+            asking.join()
+        assert len(statuses) > 5 and set(statuses) == {200}, statuses
         assert (changed["state"], changed["changed"]) == ("running", True)
         now = host.get(name, "/whoami").json()
         assert now["greeting"] == "hello again" and now["pid"] != seen["pid"]

@@ -401,13 +401,19 @@ class Services:
                 current = slot.deployment
                 was = (current.app_ref, current.source, current.config_sha256)
                 changed = was != (app_ref, source, digest)
-        with slot.lock:
-            if changed:
+        if changed:
+            with slot.lock:
                 port = slot.deployment.port
-                slot.deployment = Deployment(environment, service, app_ref, source, config, digest, port)
-                self._save(slot.deployment)
-                self._halt(slot, STOPPED)
-                slot.failures, slot.restart_at = 0, None
+                deployment = Deployment(environment, service, app_ref, source, config, digest, port)
+                serving = slot.state == RUNNING and slot.ready and slot.process is not None
+            if serving and (self.sources / source).is_dir():
+                self._replace(slot, deployment, timeout)
+            else:
+                with slot.lock:
+                    slot.deployment = deployment
+                    self._save(deployment)
+                    self._halt(slot, STOPPED)
+                    slot.failures, slot.restart_at = 0, None
         self.touch(environment)
         if slot.state != RUNNING:
             self._resume(environment)
@@ -544,8 +550,52 @@ class Services:
             "SKYRIG_HOSTED_TOKEN": self._runtime_token(deployment.environment),
         }
 
-    def _pid_file(self, deployment: Deployment) -> Path:
-        return self.run_dir / f"{deployment.environment.id}.{deployment.service}.pid"
+    def _pid_file(self, deployment: Deployment, pid: int) -> Path:
+        return self.run_dir / f"{deployment.environment.id}.{deployment.service}.{pid}.pid"
+
+    def _launch(self, deployment: Deployment, port: int, lines: deque[str]) -> subprocess.Popen[bytes]:
+        """Starts a process of ``deployment`` on ``port``, its output kept in ``lines``."""
+        folder = self.sources / deployment.source
+        command = [
+            sys.executable, "-m", "uvicorn", MARKER, "--factory", "--host", "127.0.0.1",
+            "--port", str(port), "--app-dir", str(folder), "--no-access-log",
+        ]  # fmt: skip
+        process = subprocess.Popen(
+            command,
+            cwd=folder,
+            env=self._environ(deployment, folder),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._pid_file(deployment, process.pid).write_text(f"{process.pid}\n")
+        threading.Thread(
+            target=self._pump, args=(lines, process), name=f"skyrig-log-{deployment.service}", daemon=True
+        ).start()
+        return process
+
+    def _replace(self, slot: _Slot, deployment: Deployment, timeout: float) -> None:
+        """Starts ``deployment``'s process beside the slot's serving one, on another port, and puts it in
+        the slot once it accepts connections (or failed: then :meth:`_ready` says so), then stops the
+        old one: requests are answered all along."""
+        lines: deque[str] = deque(maxlen=LOG_LINES)
+        port = _free_port()
+        process = self._launch(deployment, port, lines)
+        deadline = time.monotonic() + timeout
+        while process.poll() is None and not _accepts(port) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        deployment.port = port
+        with slot.lock:
+            old, slot.process = slot.process, process
+            old_deployment, slot.deployment, slot.log = slot.deployment, deployment, lines
+            slot.state, slot.restart_at, slot.failures = RUNNING, None, 0
+            slot.ready = process.poll() is None and _accepts(port)
+            slot.started_at = time.monotonic()
+            self._save(deployment)
+        if old is not None:
+            _stop_group(old)
+            self._pid_file(old_deployment, old.pid).unlink(missing_ok=True)
 
     def _spawn(self, slot: _Slot) -> None:
         """Starts the slot's process (the caller holds its lock or owns it)."""
@@ -556,35 +606,15 @@ class Services:
                 slot.state, slot.restart_at = FAILED, None
                 slot.log.append(f"skyrig-hosted: the source {deployment.source} is missing on the host")
                 return
-            port = self._port(slot)
-            command = [
-                sys.executable, "-m", "uvicorn", MARKER, "--factory", "--host", "127.0.0.1",
-                "--port", str(port), "--app-dir", str(folder), "--no-access-log",
-            ]  # fmt: skip
-            slot.process = subprocess.Popen(
-                command,
-                cwd=folder,
-                env=self._environ(deployment, folder),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            self._pid_file(deployment).write_text(f"{slot.process.pid}\n")
+            slot.process = self._launch(deployment, self._port(slot), slot.log)
             slot.state, slot.ready, slot.restart_at = RUNNING, False, None
             slot.started_at = time.monotonic()
-            threading.Thread(
-                target=self._pump,
-                args=(slot, slot.process),
-                name=f"skyrig-log-{deployment.service}",
-                daemon=True,
-            ).start()
 
     @staticmethod
-    def _pump(slot: _Slot, process: subprocess.Popen[bytes]) -> None:
+    def _pump(lines: deque[str], process: subprocess.Popen[bytes]) -> None:
         assert process.stdout is not None
         for raw in process.stdout:
-            slot.log.append(raw.decode(errors="replace").rstrip())
+            lines.append(raw.decode(errors="replace").rstrip())
 
     def _halt(self, slot: _Slot, state: str) -> None:
         """Stops the slot's process (if any) and sets its state."""
@@ -593,7 +623,7 @@ class Services:
             slot.ready, slot.restart_at = False, None
             if process is not None:
                 _stop_group(process)
-                self._pid_file(slot.deployment).unlink(missing_ok=True)
+                self._pid_file(slot.deployment, process.pid).unlink(missing_ok=True)
             slot.state = state
 
     def _ready(self, slot: _Slot, timeout: float) -> int:
@@ -628,7 +658,7 @@ class Services:
             return
         time.sleep(0.05)  # its last lines, still in the pipe
         slot.log.append(f"skyrig-hosted: the process exited with status {process.returncode}")
-        self._pid_file(slot.deployment).unlink(missing_ok=True)
+        self._pid_file(slot.deployment, process.pid).unlink(missing_ok=True)
         if time.monotonic() - slot.started_at > STABLE:
             slot.failures = 0
         delay = min(MAX_BACKOFF, FIRST_BACKOFF * 2**slot.failures)
