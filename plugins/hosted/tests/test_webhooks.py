@@ -41,6 +41,7 @@ SECRET = "a webhook secret of the test"
 FAKE_PREVIEW = r"""
 import hashlib, json, os, pathlib, sys, time
 action, pr, gate = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3])
+(gate / f"started-{pr}").touch()
 while (gate / "hold").exists():
     time.sleep(0.02)
 head = pathlib.Path(".git/HEAD").read_text().strip()
@@ -239,7 +240,7 @@ def test_the_configuration_keeps_the_secret_encrypted_and_never_shows_it(
 ):
     app, client = configured(served, repository)
     assert client.get(f"/apps/{app}/github").json() == {
-        "github": {"repository": str(repository.path), "configured": True}
+        "github": {"repository": str(repository.path), "forks": False, "configured": True}
     }
     again = client.put(f"/apps/{app}/github", json={"secret": SECRET, "repository": str(repository.path)})
     assert again.status_code == 200 and SECRET not in again.text
@@ -249,7 +250,9 @@ def test_the_configuration_keeps_the_secret_encrypted_and_never_shows_it(
     assert option.status_code == 422
     url = "https://bot:ghp_password@github.com/acme/shop.git"
     shown = client.put(f"/apps/{app}/github", json={"secret": SECRET, "repository": url}).json()
-    assert shown == {"github": {"repository": "https://***@github.com/acme/shop.git", "configured": True}}
+    assert shown == {
+        "github": {"repository": "https://***@github.com/acme/shop.git", "forks": False, "configured": True}
+    }
     other = served.client(served.admin).post("/apps", json={"name": f"o-{app}"}).json()["token"]
     assert served.client(other).get(f"/apps/{app}/github").status_code == 403
     assert (
@@ -312,7 +315,15 @@ def test_deliveries_are_checked_signature_event_repository_and_replay(served: Se
         deliver(anyone, app, {"ref": "main", "repository": opened["repository"]}, event="push").status_code
         == 200
     )
+    from_fork = repository.payload("opened", 5, sha)
+    from_fork["pull_request"]["head"]["repo"] = {"full_name": "stranger/shop"}
+    ignored = deliver(anyone, app, from_fork)
+    assert ignored.status_code == 200 and "stranger/shop" in ignored.json()["ignored"]
     assert client.get(f"/apps/{app}/jobs").json() == {"jobs": []}, "nothing was queued"
+    forks = {"secret": SECRET, "repository": str(repository.path), "forks": True}
+    assert client.put(f"/apps/{app}/github", json=forks).json()["github"]["forks"] is True
+    assert deliver(anyone, app, from_fork).status_code == 202, "forks previewed when the app says so"
+    client.put(f"/apps/{app}/github", json={"secret": SECRET, "repository": str(repository.path)})
 
     delivery = str(uuid.uuid4())
     accepted = deliver(anyone, app, opened, delivery=delivery)
@@ -321,7 +332,7 @@ def test_deliveries_are_checked_signature_event_repository_and_replay(served: Se
     assert job == {"id": job["id"], "action": "open", "pr": 5, "sha": sha, "state": "queued"}
     replayed = deliver(anyone, app, opened, delivery=delivery)
     assert replayed.status_code == 409 and replayed.json()["error"]["code"] == "replayed"
-    assert len(client.get(f"/apps/{app}/jobs").json()["jobs"]) == 1
+    assert len(client.get(f"/apps/{app}/jobs").json()["jobs"]) == 2
     missing = anyone.post(
         f"/apps/{app}/github/webhook", content=body, headers={"X-Hub-Signature-256": signature(SECRET, body)}
     )
@@ -362,6 +373,7 @@ def test_a_pull_request_is_opened_moved_and_closed_at_its_head(
     latest = runs(served, app)[-1]
     assert (latest["action"], latest["head"]) == ("open", second)
     assert "left-over.txt" not in latest["files"] and ".skyrig" in latest["files"]
+    assert not (served.data / "apps" / app / "checkout" / ".git" / "FETCH_HEAD").exists()
     assert latest["token"] == run["token"], "one deploy token per app, kept"
 
     job = deliver(anyone, app, repository.payload("closed", 7, second)).json()["job"]
@@ -404,6 +416,14 @@ def test_a_newer_commit_supersedes_the_queued_one_and_a_failure_is_kept(
     done = wait_for(client, app, job["id"], ("succeeded", "failed"))
     assert done["state"] == "failed" and f"could not fetch {unknown}" in done["error"]
 
+    # a password in the repository's URL is never shown: not in the job's error nor in git's output
+    private = {"secret": SECRET, "repository": "http://bot:s3cret-pat@127.0.0.1:9/acme/shop.git"}
+    assert client.put(f"/apps/{app}/github", json=private).status_code == 200
+    job = deliver(anyone, app, repository.payload("synchronize", 1, shas[2])).json()["job"]
+    done = wait_for(client, app, job["id"], ("succeeded", "failed"))
+    assert done["state"] == "failed" and "http://***@127.0.0.1:9/acme/shop.git" in done["error"]
+    assert "127.0.0.1" in done["log"] and "s3cret-pat" not in json.dumps(done)
+
 
 def test_a_job_the_host_stopped_runs_again_at_its_next_start(
     admin_dsn: str, tmp_path: Path, gate: Path, repository: Repository
@@ -432,11 +452,14 @@ def test_a_job_the_host_stopped_runs_again_at_its_next_start(
 def test_deleting_the_app_stops_its_jobs_and_removes_its_checkout(
     served: Served, repository: Repository, gate: Path
 ):
-    app, client = configured(served, repository)
+    app, _ = configured(served, repository)
     sha = repository.commit({"app.py": "x = 1\n"})
     (gate / "hold").write_text("")
-    running = deliver(served.client(), app, repository.payload("opened", 1, sha)).json()["job"]
-    wait_for(client, app, running["id"], ("running",))
+    deliver(served.client(), app, repository.payload("opened", 1, sha))
+    deadline = time.monotonic() + 30
+    while not (gate / "started-1").exists():  # the job's command runs
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
     deliver(served.client(), app, repository.payload("opened", 2, sha))
     checkout = served.data / "apps" / app / "checkout"
     assert (checkout / "app.py").exists()

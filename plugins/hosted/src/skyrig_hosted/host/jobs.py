@@ -432,6 +432,8 @@ class Jobs:
             fetched = git("fetch", "--quiet", "--no-tags", "--", repository, f"refs/pull/{job.pr}/head") == 0
         if not fetched and not (job.action == CLOSE and (folder / "skyrig.toml").exists()):
             raise _Failed(f"git could not fetch {job.sha} from {shown(repository)}")
+        with contextlib.suppress(OSError):  # it names the repository, a password in its URL too
+            (folder / ".git" / "FETCH_HEAD").unlink()
         if fetched:
             if git("checkout", "--quiet", "--force", "--detach", job.sha) != 0:
                 raise _Failed(f"git could not check out {job.sha}")

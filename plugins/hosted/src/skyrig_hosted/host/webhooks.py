@@ -3,10 +3,13 @@
 ==========================================  ==================  ==========================================
 route                                       tokens              what
 ==========================================  ==================  ==========================================
-``PUT /v1/apps/{app}/github``               admin, the app's    ``{"secret", "repository"}``: the webhook's
-                                                                secret (16+ characters, kept encrypted) and
-                                                                the repository the host clones
-``GET /v1/apps/{app}/github``               admin, the app's    ``{"github": {"repository", "configured"}}``
+``PUT /v1/apps/{app}/github``               admin, the app's    ``{"secret", "repository", "forks"?}``: the
+                                                                webhook's secret (16+ characters) and the
+                                                                repository the host clones (both kept
+                                                                encrypted); ``forks``: preview pull requests
+                                                                from forks too (default false)
+``GET /v1/apps/{app}/github``               admin, the app's    ``{"github": {"repository", "forks",
+                                                                "configured"}}`` (a password hidden)
 ``DELETE /v1/apps/{app}/github``            admin, the app's    forgets it (webhooks are then refused)
 ``POST /v1/apps/{app}/github/webhook``      none: GitHub signs  ``X-Hub-Signature-256`` over the raw body
 ``GET /v1/apps/{app}/jobs``                 admin, the app's    the latest jobs, newest first
@@ -19,7 +22,9 @@ of the raw body with the secret, compared in constant time: 401 when missing or 
 clone URL: 422 when it is another), then its delivery id: one seen before is refused (409 ``replayed``;
 the ids are kept in the store, so this holds across restarts). ``ping`` answers 200; events other than
 ``pull_request`` and actions other than opened, reopened, synchronize and closed are answered 200 and
-ignored. A pull request's delivery answers 202 with the job it queued (:mod:`skyrig_hosted.host.jobs`).
+ignored, and so is a pull request from a fork unless ``forks`` is set (anyone's code would be deployed,
+its ``skyrig.toml`` and migrations applied, with the app's deploy token). A pull request's delivery
+answers 202 with the job it queued (:mod:`skyrig_hosted.host.jobs`).
 
 Each app's jobs deploy with a deploy token: an app token the host makes with the first configuration and
 keeps encrypted (never shown, never in a job's log).
@@ -63,6 +68,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     received_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (app, id)
 );
+ALTER TABLE github ADD COLUMN IF NOT EXISTS forks boolean NOT NULL DEFAULT false;
 """
 
 MIN_SECRET = 16
@@ -80,6 +86,7 @@ class GitHub:
     repository: str
     secret: str
     deploy_token: str
+    forks: bool = False
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -164,6 +171,7 @@ class Webhooks:
             key.decrypt(row["repository_encrypted"]),
             key.decrypt(row["secret_encrypted"]),
             key.decrypt(row["deploy_token_encrypted"]),
+            row["forks"],
         )
 
     def checkout(self, app: str) -> Checkout | None:
@@ -171,16 +179,16 @@ class Webhooks:
         found = self.github(app)
         return None if found is None else Checkout(found.repository, found.deploy_token)
 
-    def _configure(self, app: str, repository: str, secret: str) -> bool:
+    def _configure(self, app: str, repository: str, secret: str, forks: bool) -> bool:
         """Keeps the configuration; the deploy token is made with the first one. Answers whether it is new."""
         key = self.store.key
         with self.store._transaction() as connection:
             if not connection.execute("SELECT 1 FROM apps WHERE name = %s FOR UPDATE", (app,)).fetchone():
                 raise ApiError(404, "not_found", f"no app {app!r}")
             updated = connection.execute(
-                "UPDATE github SET repository_encrypted = %s, secret_encrypted = %s, updated_at = now() "
-                "WHERE app = %s RETURNING app",
-                (key.encrypt(repository), key.encrypt(secret), app),
+                "UPDATE github SET repository_encrypted = %s, secret_encrypted = %s, forks = %s, "
+                "updated_at = now() WHERE app = %s RETURNING app",
+                (key.encrypt(repository), key.encrypt(secret), forks, app),
             ).fetchone()
             if updated is not None:
                 return False
@@ -189,9 +197,9 @@ class Webhooks:
                 "INSERT INTO tokens (sha256, kind, app) VALUES (%s, %s, %s)", (digest(token), APP, app)
             )
             connection.execute(
-                "INSERT INTO github (app, repository_encrypted, secret_encrypted, deploy_token_encrypted) "
-                "VALUES (%s, %s, %s, %s)",
-                (app, key.encrypt(repository), key.encrypt(secret), key.encrypt(token)),
+                "INSERT INTO github (app, repository_encrypted, secret_encrypted, deploy_token_encrypted, "
+                "forks) VALUES (%s, %s, %s, %s, %s)",
+                (app, key.encrypt(repository), key.encrypt(secret), key.encrypt(token), forks),
             )
         return True
 
@@ -201,7 +209,8 @@ class Webhooks:
         app = _name(call.params["app"], APP_NAME, "app")
         HostApi._deployer(call, app)
         body = _object(call.body)
-        _only(body, "secret", "repository")
+        _only(body, "secret", "repository", "forks")
+        forks = bool(_field(body, "forks", bool, required=False))
         secret = _field(body, "secret", str)
         repository = _field(body, "repository", str).strip()
         if len(secret) < MIN_SECRET:
@@ -211,14 +220,14 @@ class Webhooks:
             raise ApiError(422, "invalid", message)
         if repository.lower().startswith("ext::"):
             raise ApiError(422, "invalid", "'repository' may not use git's ext:: transport")
-        if self._configure(app, repository, secret):
+        if self._configure(app, repository, secret, forks):
             remove_checkout(self.data, app)  # a checkout a deleted app of that name left: start afresh
-            return 201, {"github": self._view(repository)}
-        return 200, {"github": self._view(repository)}
+            return 201, {"github": self._view(repository, forks)}
+        return 200, {"github": self._view(repository, forks)}
 
     @staticmethod
-    def _view(repository: str) -> dict[str, Any]:
-        return {"repository": shown(repository), "configured": True}
+    def _view(repository: str, forks: bool) -> dict[str, Any]:
+        return {"repository": shown(repository), "forks": forks, "configured": True}
 
     def get_github(self, call: Call) -> tuple[int, Any]:
         app = _name(call.params["app"], APP_NAME, "app")
@@ -226,7 +235,7 @@ class Webhooks:
         found = self.github(app)
         if found is None:
             raise ApiError(404, "not_found", f"app {app!r} has no GitHub configuration (PUT it first)")
-        return 200, {"github": self._view(found.repository)}
+        return 200, {"github": self._view(found.repository, found.forks)}
 
     def delete_github(self, call: Call) -> tuple[int, Any]:
         app = _name(call.params["app"], APP_NAME, "app")
@@ -305,6 +314,13 @@ class Webhooks:
             what = f"event {event!r}" if event != "pull_request" else f"action {action!r}"
             return 200, {"ignored": f"{what} (only pull_request opened, reopened, synchronize, closed)"}
         pr, sha = _pull_request(payload)
+        fork = _fork(payload)
+        if fork is not None and not found.forks:
+            self._record(app, delivery)
+            reason = (
+                f'a pull request from the fork {fork!r} (PUT .../github with "forks": true to preview them)'
+            )
+            return 200, {"ignored": reason}
         with self.store._transaction() as connection:
             self._record(app, delivery, connection)
             job = self.jobs.table.enqueue(connection, app, ACTIONS[action], pr, sha, action, delivery)
@@ -367,6 +383,19 @@ def _payload(body: bytes, content_type: str) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise ApiError(400, "bad_json", "the delivery is not a JSON object")
     return payload
+
+
+def _fork(payload: dict[str, Any]) -> str | None:
+    """The full name of the fork the pull request comes from, or None when it comes from the repository
+    itself (or the payload does not say)."""
+    pull, repository = payload.get("pull_request"), payload.get("repository")
+    head = pull.get("head") if isinstance(pull, dict) else None
+    source = head.get("repo") if isinstance(head, dict) else None
+    name = source.get("full_name") if isinstance(source, dict) else None
+    mine = repository.get("full_name") if isinstance(repository, dict) else None
+    if isinstance(name, str) and isinstance(mine, str) and name.lower() != mine.lower():
+        return name
+    return None
 
 
 def _pull_request(payload: dict[str, Any]) -> tuple[int, str]:
