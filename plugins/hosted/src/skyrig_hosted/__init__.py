@@ -4,7 +4,9 @@ serve``), one per pull request, provisioned through the host's HTTP API like any
 The app and the environment on the host, and per family its resources there (:mod:`skyrig_hosted.nodes`,
 then one module per family: :mod:`skyrig_hosted.sql`, ...): databases on the host's PostgreSQL, caches on
 its Redis, topics and subscriptions on its NATS JetStream (an account per environment), buckets on its
-object server and secrets in its own store, each environment isolated by the servers themselves. The app's
+object server and secrets in its own store, each environment isolated by the servers themselves; services
+as processes the host runs from the app's source (:mod:`skyrig_hosted.compute`, delivered after each apply
+by :mod:`skyrig_hosted.delivery`) and cron jobs its scheduler fires (:mod:`skyrig_hosted.cron`). The app's
 token comes from ``SKYRIG_HOSTED_TOKEN`` only. This module stays light (no httpx, no psycopg, and never
 the host, :mod:`skyrig_hosted.host`): ``skyrig providers`` imports it.
 """
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
 
     from skyrig.provider import Context, Environment
 
-FAMILY_MODULES = ("nodes", "sql", "cache", "pubsub", "objects", "secrets")
+FAMILY_MODULES = ("nodes", "sql", "cache", "pubsub", "objects", "secrets", "compute", "cron")
 """The modules whose nodes are expanded, in order: the app and the environment first (every resource is in
 the environment), then one module per family."""
 
@@ -30,12 +32,29 @@ class HostedProvider(Provider):
 
     manifest = Manifest(
         name="hosted",
-        kinds=frozenset({"sql_database", "cache_cluster", "topic", "subscription", "bucket", "secret"}),
-        features=frozenset({"pubsub.ordering", "pubsub.exactly_once", "pubsub.dead_letter"}),
+        kinds=frozenset(
+            {
+                "sql_database",
+                "cache_cluster",
+                "topic",
+                "subscription",
+                "bucket",
+                "secret",
+                "service",
+                "cron_job",
+            }
+        ),
+        features=frozenset({"pubsub.ordering", "pubsub.exactly_once", "pubsub.dead_letter", "cron.managed"}),
         environment_types=frozenset({"preview", "development"}),
+        # the services are processes on the host, which reach the internet through the host's own egress
+        traits=frozenset({"compute.internet"}),
+        together={
+            # the host's scheduler fires the jobs at the services it runs itself
+            "cron": frozenset({"compute"}),
+        },
         settings="skyrig_hosted.settings:HostedSettings",
-        description="a host of your own (skyrig-hosted serve): PostgreSQL, Redis, NATS JetStream, objects "
-        "and secrets per environment",
+        description="a host of your own (skyrig-hosted serve): services behind its proxy, managed cron, "
+        "PostgreSQL, Redis, NATS JetStream, objects and secrets per environment",
     )
 
     modules = tuple(f"skyrig_hosted.{family}" for family in FAMILY_MODULES)
@@ -46,6 +65,7 @@ class HostedProvider(Provider):
         "subscription": "skyrig_hosted.runtime.pubsub:SubscriptionClient",
         "bucket": "skyrig_hosted.runtime.objects:BucketClient",
         "secret": "skyrig_hosted.runtime.secrets:SecretClient",
+        "cron_job": "skyrig_hosted.runtime.cron:CronClient",
     }
 
     def connect(self, app: str, environment: Environment, settings: Any, root: Path) -> Any:
@@ -69,6 +89,23 @@ class HostedProvider(Provider):
         from skyrig_hosted.secrets import secret_is_set
 
         return secret_is_set(context, name)
+
+    # -- services and cron ------------------------------------------------------------------------
+
+    def deliver_runtime(self, context: Context, configs: dict[str, dict[str, Any]]) -> None:
+        """Deploy the services on the host: the app's source archive (uploaded when the host does not have
+        it) and each service's runtime config; what the host runs already is left alone."""
+        from skyrig_hosted.delivery import deliver
+
+        deliver(context, configs)
+
+    def run_cron_job(self, context: Context, job: str, url: str) -> None:
+        """Exactly what the host's scheduler does when ``job`` is due: a ``POST /__skyrig/cron/JOB`` to
+        ``url``, signed with the environment's signing key (read from the host for this call only)."""
+        from skyrig.provider import signed_cron_call
+        from skyrig_hosted.cron import signing_key
+
+        signed_cron_call(url, job, signing_key(context).encode())
 
     # -- pub/sub --------------------------------------------------------------------------------------
 

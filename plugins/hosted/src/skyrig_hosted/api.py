@@ -9,9 +9,9 @@ quota (its message names the quota and its limit; waiting does not lift it) and
 ``SKYRIG_HOSTED_TOKEN``, any other a :class:`~skyrig.provider.ProviderError`; each names the call, never the
 token or a password. Every request is counted in :data:`CALLS` by ``"METHOD /path/template"``.
 
-Secrets: the host hands a credential back from two calls only (an environment's runtime token when it is
-made, and the credentials endpoint). The client drops the first at once and returns the second to its
-caller only (kept in memory, never in a message, a log or a repr).
+Secrets: the host hands a credential back from three calls only (an environment's runtime token when it
+is made, the credentials endpoint, and an environment's cron signing key). The client drops the first at
+once and returns the others to their caller only (kept in memory, never in a message, a log or a repr).
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
-from skyrig.provider import JsonApiClient, NotFound, ProviderError, UserError
+from skyrig.provider import JsonApiClient, NotFound, ProviderError, TransientError, UserError
 from skyrig_hosted.settings import TOKEN_VARIABLE, api_url
 
 if TYPE_CHECKING:
@@ -41,6 +42,9 @@ ENV = APP + "/envs/{env}"
 RESOURCE = ENV + "/resources/{kind}/{name}"
 CREDENTIALS = ENV + "/credentials/{kind}/{name}"
 SECRET = ENV + "/secrets/{name}"
+SOURCE = APP + "/sources/{sha256}"
+DEPLOYMENT = ENV + "/deployments/{service}"
+CRON_KEY = ENV + "/cron-key"
 
 
 def mutating_calls(calls: Counter[str] | None = None) -> Counter[str]:
@@ -188,6 +192,63 @@ class HostedClient(JsonApiClient):
             return None
         value = answer.get("value")
         return None if value is None else str(value)
+
+    # -- sources, deployments, cron -----------------------------------------------------------------
+
+    def has_source(self, app: str, sha256: str) -> bool:
+        """Whether the host has the app's source archive ``sha256``."""
+        try:
+            self.request("GET", SOURCE, app=app, sha256=sha256)
+        except NotFound:
+            return False
+        return True
+
+    def upload_source(self, app: str, sha256: str, data: bytes) -> Json:
+        """Upload a source archive (gzip'd tar) named by its SHA-256; the host checks the digest. Asked
+        again on a transport error or a 503 (an upload is idempotent: content-addressed)."""
+        import httpx
+
+        key = f"PUT {SOURCE}"
+        url = SOURCE.format(app=quote(app, safe=""), sha256=quote(sha256, safe=""))
+        attempt = 0
+        while True:
+            attempt += 1
+            self._count(key)
+            try:
+                response = self._http.put(url, content=data, headers={"Content-Type": "application/gzip"})
+            except httpx.TransportError as error:
+                if attempt < self.max_attempts:
+                    self._sleep(attempt)
+                    continue
+                raise TransientError(f"hosted {key}: cannot reach {self.api_url}: {error}") from None
+            if response.status_code < 300:
+                return (response.json() if response.content else {}).get("source") or {}
+            if response.status_code in (502, 503, 504) and attempt < self.max_attempts:
+                self._sleep(attempt, response.headers.get("retry-after"))
+                continue
+            message, code = self.message(response)
+            raise self.error(response.status_code, key, message, code)
+
+    def deployments(self, app: str, env: str) -> list[Json]:
+        """The environment's deployments: ``{service, source, config_sha256, url, state, ...}`` each."""
+        return self.request("GET", ENV + "/deployments", app=app, env=env).get("deployments") or []
+
+    def deployment(self, app: str, env: str, service: str) -> Json:
+        return self.request("GET", DEPLOYMENT, app=app, env=env, service=service)["deployment"]
+
+    def deploy(self, app: str, env: str, service: str, source: str, config: Mapping[str, Any]) -> Json:
+        """Run ``service`` from source archive ``source`` with its runtime ``config`` (unchanged: nothing
+        happens); the deployment once the service accepts connections, or failed."""
+        body = {"source": source, "config": dict(config)}
+        return self.request("PUT", DEPLOYMENT, body=body, app=app, env=env, service=service)["deployment"]
+
+    def cron_key(self, app: str, env: str) -> str:
+        """The environment's cron signing key (hex): for the caller only."""
+        return str(self.request("GET", CRON_KEY, app=app, env=env)["key"])
+
+    def cron_jobs(self, app: str, env: str) -> list[Json]:
+        """The environment's cron jobs with their last run and next run, as the host's scheduler sees them."""
+        return self.request("GET", ENV + "/cron", app=app, env=env).get("jobs") or []
 
 
 def _without_token(env: Json) -> Json:

@@ -1,8 +1,8 @@
 """The hosted provider's conformance profile: a host of its own (``skyrig-hosted serve --data TMP --fast``
 in a process of its own, on 127.0.0.1 and a free port), with its real PostgreSQL, Redis and object
 server. The suite's environments use the host's admin token (each deployment of the suite is an app of
-its own, which the provider makes on the host: only the admin token may), and hand the families the host
-does not run yet (``compute``, ``cron``) to the memory provider.
+its own, which the provider makes on the host: only the admin token may) and the host for every family,
+services and cron jobs included.
 
 The host is started as a command, never imported: the provider (this module included) uses the public
 SDK only, as a user's machine would.
@@ -50,8 +50,9 @@ if folder:
 """Stops the host, and removes its data folder, when the test process that started it ends without
 stopping it (killed, say): it waits for its standard input to close."""
 
-NOT_HOSTED_YET = ("compute", "cron")
-"""The families the host does not run yet: the suite's environments hand them to the memory provider."""
+NOT_HOSTED_YET: tuple[str, ...] = ()
+"""The families the host does not run (the suite's environments would hand them to the memory provider):
+none, the host runs every family."""
 
 
 def families() -> dict[str, str]:
@@ -60,8 +61,11 @@ def families() -> dict[str, str]:
 
 
 def settings(url: str) -> dict[str, Any]:
-    """Provider settings for the host at ``url``: short waits (it answers on loopback)."""
-    return {"url": url, "max_attempts": 3, "wait_delay": 0.1}
+    """Provider settings for the host at ``url``: short waits (it answers on loopback), and services
+    provisioned but not deployed: the suite drives the app's subscriptions with consumers of its own, which
+    the host running the app's own consumers would race for the messages (and the suite serves a service
+    itself where it needs one: cron)."""
+    return {"url": url, "max_attempts": 3, "wait_delay": 0.1, "deploy": False}
 
 
 class Host:

@@ -21,6 +21,8 @@ API_KINDS: dict[str, str] = {
     "secret": "secret",
     "topic": "topic",
     "subscription": "subscription",
+    "service": "service",
+    "cron_job": "cron_job",
 }
 """Model kind -> the host's resource kind (``/resources/{kind}/{name}``)."""
 
@@ -31,6 +33,8 @@ NODE_PREFIXES: dict[str, str] = {
     "secret": "secrets.secret",
     "topic": "pubsub.topic",
     "subscription": "pubsub.subscription",
+    "service": "compute.service",
+    "cron_job": "cron.job",
 }
 """The host's resource kind -> the node ids of its resources (``sql.database/ledger``)."""
 
@@ -42,9 +46,13 @@ def node_id(kind: str, name: str) -> str:
     return f"{NODE_PREFIXES[kind]}/{name}"
 
 
+NODE_TYPES: dict[str, str] = {"cron_job": "hosted.cron.job"}
+"""The host's resource kinds whose node type is not ``hosted.KIND``."""
+
+
 def node_type(kind: str) -> str:
     """The node type of the host's resource ``kind`` (``hosted.database``)."""
-    return f"hosted.{kind}"
+    return NODE_TYPES.get(kind, f"hosted.{kind}")
 
 
 def credentials_reference(app: str, env: str, kind: str, name: str) -> str:

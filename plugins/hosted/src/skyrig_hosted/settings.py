@@ -31,6 +31,10 @@ class HostedSettings(BaseModel):
     """Seconds between two attempts (growing with each)."""
     timeout: float = Field(60.0, gt=0, le=600)
     """Seconds one request may take."""
+    deploy: bool = True
+    """Deploy the services after each apply (the app's source and each service's runtime config), which
+    the host then runs. ``false``: the services and their addresses are provisioned and nothing runs
+    them (the conformance suite drives the app's subscriptions with consumers of its own)."""
 
     @field_validator("url")
     @classmethod

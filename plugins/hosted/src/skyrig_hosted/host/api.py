@@ -129,6 +129,8 @@ class HostApi:
         """The services' supervisor (:class:`skyrig_hosted.host.services.Services`), when served."""
         self.sources: Any = None
         """The source archives (:class:`skyrig_hosted.host.sources.Sources`), when served."""
+        self.cron: Any = None
+        """The signing keys and the scheduler (:class:`skyrig_hosted.host.cron.Cron`), when served."""
 
     @contextmanager
     def _one_at_a_time(self, *key: str) -> Iterator[None]:
@@ -320,6 +322,8 @@ class HostApi:
             return {"reference": reference}
         if kind == "service":
             return self._make_service(environment, name, properties)
+        if kind == "cron_job":
+            return self._make_cron_job(environment, name, properties)
         family = FAMILY_OF[kind]
         login = self.store.login(environment, family, make=lambda: self.tenancy.ensure(environment, family))
         assert login is not None
@@ -359,6 +363,9 @@ class HostApi:
             elif kind == "service":
                 if self.services is not None:
                     self.services.remove(environment, name)
+            elif kind == "cron_job":
+                if self.cron is not None:
+                    self.cron.forget(environment, name)
             else:
                 self.tenancy.delete(environment, kind, name)
             self.store.delete_resource(environment, kind, name)
@@ -422,6 +429,27 @@ class HostApi:
             message = f"service name {name!r} must be one DNS label ({SERVICE_NAME.pattern})"
             raise ApiError(422, "invalid", message)
         return {"url": services.url(environment, name)}
+
+    def _make_cron_job(
+        self, environment: Environment, name: str, properties: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A cron job's properties checked (its service, its timing); the environment's signing key made
+        with its first job. No outputs: the host's scheduler fires it."""
+        from skyrig_hosted.host.cron import check_timing
+
+        _only(properties, "service", "endpoint", "schedule", "every")
+        service = properties.get("service")
+        if not isinstance(service, str) or not RESOURCE_NAME.fullmatch(service):
+            message = f"cron job {name!r}: 'service' must name a service of the environment"
+            raise ApiError(422, "invalid", message)
+        try:
+            check_timing(properties.get("schedule"), properties.get("every"))
+        except ValueError as error:
+            raise ApiError(422, "invalid", f"cron job {name!r}: {error}") from None
+        if self.cron is not None:
+            self.cron.signing_key(environment)
+            self.cron.remember(environment, name)
+        return {}
 
     def _collect_sources(self) -> None:
         """Removes the source archives no deployment uses any more."""
@@ -530,6 +558,10 @@ class HostApi:
         ]
         if self.webhooks is not None:
             routes += self.webhooks.routes(self)
+        if self.cron is not None:
+            from skyrig_hosted.host.cron import routes as cron_routes
+
+            routes += cron_routes(self)
         if self.sources is not None:
             from skyrig_hosted.host.sources import routes as source_routes
 

@@ -220,9 +220,21 @@ def _start(
 
     api = HostApi(store, ServersTenancy(servers), quotas)
     api.webhooks = stack.enter_context(Webhooks(store, data))  # runs the jobs a previous host left
+    api.cron = _cron(store, data, fast)
     if public is not None:
-        return _services(stack, api, data, public), store
+        application = _services(stack, api, data, public)
+        api.cron.services = api.services
+        stack.enter_context(api.cron)  # after the services: its first look fires what the host missed
+        return application, store
     return api.application(), store
+
+
+def _cron(store: Any, data: Path, fast: bool) -> Any:
+    """The signing keys and the cron scheduler (not started); a ``--fast`` host's scheduler reads its
+    time from ``DATA/cron-clock`` while that file exists (tests move it)."""
+    from skyrig_hosted.host.cron import CLOCK_FILE, Cron, file_clock, real_clock
+
+    return Cron(store, None, clock=file_clock(data / CLOCK_FILE) if fast else real_clock)
 
 
 class _Stopped(Exception):

@@ -19,9 +19,10 @@ FAMILIES = {
 
 FAMILY_OF = {kind: family for family, kinds in FAMILIES.items() for kind in kinds}
 
-KINDS = (*FAMILY_OF, "secret", "service")
+KINDS = (*FAMILY_OF, "secret", "service", "cron_job")
 """The kinds the API makes (a ``secret`` is the host store's own: no server holds it; a ``service`` is
-its supervisor's, :mod:`skyrig_hosted.host.services`)."""
+its supervisor's, :mod:`skyrig_hosted.host.services`; a ``cron_job`` its scheduler's,
+:mod:`skyrig_hosted.host.cron`)."""
 
 
 class Tenancy(Protocol):

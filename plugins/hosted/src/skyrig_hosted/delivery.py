@@ -1,0 +1,76 @@
+"""Delivering the services to the host after each successful apply (:class:`skyrig.provider.RuntimeDelivery`):
+the app's source archive, uploaded once (only when the host does not have it), then each service's
+deployment: that archive and the service's runtime config. What the host runs already (the same archive
+and config) is left alone: an apply whose code and configuration did not change makes no call but one
+list. The configs hold references, never secret values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from typing import Any
+
+from skyrig.provider import Context, ProviderError, UserError
+from skyrig_hosted.nodes import client, where
+from skyrig_hosted.source import IGNORE_FILE, MAX_SIZE, pack
+
+
+def config_sha256(config: dict[str, Any]) -> str:
+    """The digest of a runtime config as the host computes it (canonical JSON: sorted keys, no spaces)."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _say(text: str) -> None:
+    print(f"  hosted: {text}", file=sys.stderr, flush=True)
+
+
+def deliver(context: Context, configs: dict[str, dict[str, Any]]) -> None:
+    """Deploy each service whose source or config differs from what the host runs; a service that fails
+    to start fails the apply with the end of its output."""
+    if not configs or not context.settings.deploy:
+        return
+    host = client(context)
+    app, env = where(context)
+    source = pack(host.root)
+    if source.size > MAX_SIZE:
+        raise UserError(
+            f"the app's folder {host.root} packs to {source.size // (1024 * 1024)} MiB, over the host's "
+            f"{MAX_SIZE // (1024 * 1024)} MiB",
+            f"list what the services do not need (data, builds) in {host.root / IGNORE_FILE}, one pattern a "
+            "line",
+        )
+    running = {d.get("service"): d for d in host.deployments(app, env)}
+    wanted = {service: config_sha256(config) for service, config in configs.items()}
+    changed = [
+        service
+        for service in sorted(configs)
+        if (running.get(service) or {}).get("source") != source.sha256
+        or (running.get(service) or {}).get("config_sha256") != wanted[service]
+    ]
+    if not changed:
+        return
+    if not host.has_source(app, source.sha256):
+        started = time.monotonic()
+        host.upload_source(app, source.sha256, source.data)
+        seconds = time.monotonic() - started
+        _say(f"uploaded the app's source {source.sha256[:12]} ({source.size} bytes, {seconds:.2f} s)")
+    failed = []
+    for service in changed:
+        started = time.monotonic()
+        deployed = host.deploy(app, env, service, source.sha256, configs[service])
+        seconds = time.monotonic() - started
+        state = deployed.get("state")
+        if state == "failed":
+            log = deployed.get("log") or []
+            lines = log.splitlines() if isinstance(log, str) else [str(line) for line in log]
+            tail = "\n".join(lines[-20:])
+            failed.append(f"service {service} did not start on the host:\n{tail}" if tail else service)
+            continue
+        if deployed.get("changed", True):
+            _say(f"deployed {service} ({state}, {seconds:.2f} s): {deployed.get('url', '')}")
+    if failed:
+        raise ProviderError("; ".join(failed))
