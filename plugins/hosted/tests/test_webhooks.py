@@ -471,6 +471,25 @@ def test_deleting_the_app_stops_its_jobs_and_removes_its_checkout(
     assert runs(served, app) == [], "neither job's command ran to its end"
 
 
+def test_a_failure_of_the_host_fails_the_job_and_the_next_one_runs(served: Served, repository: Repository):
+    app, client = configured(served, repository)
+    sha = repository.commit({"app.py": "x = 1\n"})
+    original = served.webhooks.jobs.command
+
+    def failing_for_pr_1(action: str, pr: int) -> list[str]:
+        if pr == 1:
+            raise RuntimeError("a bug of the host")
+        return original(action, pr)
+
+    served.webhooks.jobs.command = failing_for_pr_1
+    first, second = (
+        deliver(served.client(), app, repository.payload("opened", pr, sha)).json()["job"] for pr in (1, 2)
+    )
+    done = wait_for(client, app, first["id"], ("succeeded", "failed"))
+    assert (done["state"], done["error"]) == ("failed", "the host failed: RuntimeError")
+    assert wait_for(client, app, second["id"], ("succeeded", "failed"))["state"] == "succeeded"
+
+
 def test_a_job_past_its_time_limit_is_stopped_and_fails(
     admin_dsn: str, tmp_path: Path, gate: Path, repository: Repository
 ):

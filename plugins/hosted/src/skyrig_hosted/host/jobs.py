@@ -408,6 +408,11 @@ class Jobs:
             output.line(f"error: {failure}")
             self.table.finish(job.id, FAILED, None, str(failure), output.text())
             return
+        except Exception as error:  # the host's own failure: the job fails, the next one still runs
+            log.exception("job %s of app %s failed", job.id, job.app)
+            failure = f"the host failed: {type(error).__name__}"
+            self.table.finish(job.id, FAILED, None, failure, output.text())
+            return
         if code == 0:
             self.table.finish(job.id, SUCCEEDED, 0, None, output.text(), result)
         else:
