@@ -264,6 +264,8 @@ def test_the_configuration_keeps_the_secret_encrypted_and_never_shows_it(
     with psycopg.connect(database_dsn(admin_dsn)) as db:
         dump = repr(db.execute("SELECT * FROM github WHERE app = %s", (app,)).fetchall())
     assert SECRET not in dump and "ghp_password" not in dump
+    assert served.client(served.admin).get("/apps/nope/jobs").status_code == 404
+    assert client.get(f"/apps/{app}/jobs/12345678").status_code == 404
     assert client.delete(f"/apps/{app}/github").status_code == 204
     assert client.get(f"/apps/{app}/github").status_code == 404
     refused = deliver(served.client(), app, {"zen": "x"}, event="ping")

@@ -250,6 +250,8 @@ class Webhooks:
     def list_jobs(self, call: Call) -> tuple[int, Any]:
         app = _name(call.params["app"], APP_NAME, "app")
         HostApi._deployer(call, app)
+        if not self.store.app_exists(app):
+            raise ApiError(404, "not_found", f"no app {app!r}")
         return 200, {"jobs": [job.view() for job in self.jobs.table.jobs(app)]}
 
     def get_job(self, call: Call) -> tuple[int, Any]:
