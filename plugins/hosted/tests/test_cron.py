@@ -103,16 +103,30 @@ CronJob("nightly", title="Nightly", schedule="0 3 * * *", endpoint=nightly)
 }
 
 
-@pytest.fixture(scope="module")
-def cron_host() -> Iterator[Any]:
-    """A host of this module's own (its scheduler's clock is moved), with a data folder it keeps across
-    a restart (under a folder the PostgreSQL server's own user can reach when the tests run as root)."""
+IDLE = 2
+"""Seconds without a request after which the module's host suspends an environment's services."""
+
+
+def suspending_host(data: Path) -> Any:
+    """``skyrig-hosted serve --fast --idle-suspend IDLE`` on ``data``, for tests."""
     from skyrig_hosted.conformance import Host
 
+    class Suspending(Host):
+        def command(self) -> list[str]:
+            return [*super().command(), "--idle-suspend", str(IDLE)]
+
+    return Suspending(data)
+
+
+@pytest.fixture(scope="module")
+def cron_host() -> Iterator[Any]:
+    """A host of this module's own (its scheduler's clock is moved; idle environments suspended after
+    :data:`IDLE` seconds), with a data folder it keeps across a restart (under a folder the PostgreSQL
+    server's own user can reach when the tests run as root)."""
     parent = Path(tempfile.mkdtemp(prefix="skyrig-hosted-cron-"))
     parent.chmod(0o755)
     try:
-        with Host(parent / "data") as running:
+        with suspending_host(parent / "data") as running:
             yield running
     finally:
         shutil.rmtree(parent, ignore_errors=True)
@@ -225,11 +239,27 @@ def test_the_host_fires_a_due_job_once_with_a_signed_request_and_refuses_forged_
     print(f"fired {fired_in:.2f} s after the clock reached its due time")
 
 
+def test_a_due_job_wakes_its_suspended_environment(cron_host: Any, ticker: dict[str, Any]) -> None:
+    from skyrig_hosted.api import HostedClient
+
+    admin = HostedClient(cron_host.url, cron_host.admin_token)
+    deadline = time.monotonic() + 30
+    while admin.deployments("ticker", "pr:2")[0]["state"] != "suspended":
+        assert time.monotonic() < deadline, "the idle environment was not suspended"
+        time.sleep(0.2)
+    marks = ticker["marks"]
+    before = _marks(marks)
+    (job,) = _jobs(cron_host)
+    due = datetime.fromisoformat(job["next_run"].replace("Z", "+00:00"))
+    _move_clock(cron_host, due + timedelta(seconds=30))
+    _wait_for_marks(marks, before + 1)
+    assert admin.deployments("ticker", "pr:2")[0]["state"] == "running", "the job woke its service"
+    assert _jobs(cron_host)[0]["ok"] is True
+
+
 def test_a_job_missed_while_the_host_was_down_fires_once_when_it_starts_again(
     cron_host: Any, ticker: dict[str, Any]
 ) -> None:
-    from skyrig_hosted.conformance import Host
-
     marks = ticker["marks"]
     (job,) = _jobs(cron_host)
     due = datetime.fromisoformat(job["next_run"].replace("Z", "+00:00"))
@@ -237,7 +267,7 @@ def test_a_job_missed_while_the_host_was_down_fires_once_when_it_starts_again(
     cron_host.stop()
     _move_clock(cron_host, due + timedelta(days=3, seconds=30))  # four due times passed while down
     started = time.monotonic()
-    with Host(cron_host.data) as again:
+    with suspending_host(cron_host.data) as again:
         _wait_for_marks(marks, before + 1)
         caught_up = time.monotonic() - started
         time.sleep(2.5)
