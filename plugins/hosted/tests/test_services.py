@@ -306,6 +306,9 @@ def test_a_service_is_deployed_served_restarted_suspended_woken_and_stopped(data
         assert client.delete("/apps/shop/envs/pr:7").status_code == 204
         assert [p.name for p in (data / "sources").iterdir() if not p.name.startswith(".")] == []
         assert client.get(f"/apps/shop/sources/{sources[0]}").status_code == 404
+        sha = _upload(client, "shop", archive({"web.py": WEB}))
+        assert admin.delete("/apps/shop").status_code == 204
+        assert not (data / "sources" / sha).exists(), "a deleted app's sources go with it"
     assert "Traceback" not in "".join(host.output), "".join(host.output)
 
 

@@ -12,8 +12,14 @@ route                                         tokens
 ============================================  =========================================
 ``POST /v1/apps``, ``DELETE /v1/apps/{app}``  admin
 apps, environments, resources, secret PUT     admin, the app's
+sources, deployments                          admin, the app's
 credentials, secret GET                       admin, the app's, the environment's runtime
 ============================================  =========================================
+
+Services (:mod:`skyrig_hosted.host.services`): ``PUT /v1/apps/{app}/sources/{sha256}`` uploads a source
+archive (raw gzip'd tar, at most 64 MiB, :mod:`skyrig_hosted.host.sources`); a resource of kind
+``service`` ({"app": "module:attribute"}) has the output ``url``; ``PUT .../deployments/{service}``
+{"source", "config"} (re)starts its process and answers once it accepts connections.
 """
 
 from __future__ import annotations
@@ -208,6 +214,7 @@ class HostApi:
         for environment in self.store.environments(app):
             self._remove(environment)
         self.store.delete_app(app)
+        self._collect_sources()  # the app's uploads went with it
         return 204, None
 
     # -- environments ------------------------------------------------------------------------------------
