@@ -220,3 +220,23 @@ def test_an_app_on_hosted_alone_is_served_through_the_proxy_and_redeployed_only_
 
     skyrig(root, "destroy", "--env", "pr:1", "--yes", "--include-data")
     assert through_proxy(host, url).status_code == 404, "a destroyed environment's service is gone"
+
+
+def test_a_service_that_does_not_start_fails_the_apply_with_the_end_of_its_output(
+    host: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from skyrig.cli.testing import invoke
+
+    root = tmp_path / "broken"
+    files_ = {
+        "skyrig.toml": APP_FILES["skyrig.toml"].replace("{app}", "broken").replace("{url}", host.url),
+        "web/__init__.py": APP_FILES["web/__init__.py"],
+        "web/app.py": 'raise RuntimeError("the canary cannot start")\n\n\nasync def app(scope, receive, send):\n    pass\n',
+    }
+    _tree(root, files_)
+    monkeypatch.setenv("SKYRIG_HOSTED_TOKEN", host.admin_token)
+    result = invoke(["apply", "--env", "pr:1", "--yes", "-C", str(root)])
+    assert result.code != 0, result.text
+    assert "service web did not start on the host" in result.text
+    assert "the canary cannot start" in result.text, "the service's own output says why"
+    assert "Traceback" not in result.text.split("did not start on the host")[0], "no traceback of skyrig's"

@@ -24,15 +24,36 @@ def config_sha256(config: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _tail(lines: list[str], most: int = 40) -> list[str]:
+    """The end of a service's output worth showing: from its last traceback's start when that is among the
+    last ``most`` lines, else its last 20 lines."""
+    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback")]
+    if starts and len(lines) - starts[-1] <= most:
+        return lines[starts[-1] :]
+    return lines[-20:]
+
+
 def _say(text: str) -> None:
     print(f"  hosted: {text}", file=sys.stderr, flush=True)
 
 
 def deliver(context: Context, configs: dict[str, dict[str, Any]]) -> None:
     """Deploy each service whose source or config differs from what the host runs; a service that fails
-    to start fails the apply with the end of its output."""
+    to start fails the apply with the end of its output, and so does a host that cannot deploy (a
+    :class:`UserError` either way: the resources are provisioned, the next apply deploys again)."""
     if not configs or not context.settings.deploy:
         return
+    env = context.environment.name
+    try:
+        _deliver(context, configs)
+    except ProviderError as error:
+        raise UserError(
+            f"the environment is provisioned but its services were not deployed on the host: {error}",
+            f"run skyrig apply --env {env} again once the host answers",
+        ) from None
+
+
+def _deliver(context: Context, configs: dict[str, dict[str, Any]]) -> None:
     host = client(context)
     app, env = where(context)
     source = pack(host.root)
@@ -67,10 +88,13 @@ def deliver(context: Context, configs: dict[str, dict[str, Any]]) -> None:
         if state == "failed":
             log = deployed.get("log") or []
             lines = log.splitlines() if isinstance(log, str) else [str(line) for line in log]
-            tail = "\n".join(lines[-20:])
+            tail = "\n".join(_tail(lines))
             failed.append(f"service {service} did not start on the host:\n{tail}" if tail else service)
             continue
         if deployed.get("changed", True):
             _say(f"deployed {service} ({state}, {seconds:.2f} s): {deployed.get('url', '')}")
     if failed:
-        raise ProviderError("; ".join(failed))
+        raise UserError(
+            "; ".join(failed),
+            f"fix the service (its output above says why) and run skyrig apply --env {env} again",
+        )
