@@ -238,3 +238,15 @@ def test_check_checks_the_previews_the_template_makes(write_app, run) -> None:
     neon = write_app(APP, NEON.replace('sql = "neon"\n', "", 1))
     refused = run("check", "-C", str(neon))
     assert refused.code == 1 and "env.pr:N.neon.branch_from: names environment 'staging'" in refused.err
+
+
+def test_a_preview_declared_in_env_is_taken_as_declared(write_app, run) -> None:
+    config = 'app = "shop"\n[env."pr:7"]\ntype = "development"\nprovider = "memory"\n'
+    app = write_app(APP, config)
+    assert load_config(app).environment("pr:7").type == "development"
+    opened = run("preview", "open", "--pr", "7", "--json", "-C", str(app))
+    assert opened.code == 0, opened.text
+    assert json.loads(opened.out)["template"] is None and json.loads(opened.out)["type"] == "development"
+    assert run("preview", "close", "--pr", "7", "-C", str(app)).code == 0
+    other = run("preview", "open", "--pr", "8", "-C", str(app))
+    assert other.code == 1 and "no preview template" in other.err

@@ -77,7 +77,7 @@ def open_(pr: int, seed_from: str | None, parallelism: int, as_json: bool, app_d
     if copying:
         _check_sources(config, seed, session)
     how = None if seed is None else ("branched" if branching else "copied")
-    template_name = _template_name(config)
+    template_name = _template_name(config, declared)
     seeded: dict[str, Any] = {}
     code, noted = 1, False
     try:
@@ -205,10 +205,17 @@ def _config(app_dir: str | None) -> Config:
     return load_config(app_root(app_dir, require_config=True))
 
 
-def _template_name(config: Config) -> str:
+def _template_name(config: Config, declared: bool) -> str | None:
+    """The template's name; None for a preview declared in [env] of an app without a template."""
+    from skyrig.config import ConfigError
     from skyrig.config.preview import template
 
-    return template(config).name
+    try:
+        return template(config).name
+    except ConfigError:
+        if declared:
+            return None
+        raise
 
 
 def _check_seed(config: Config, name: str, seed: str) -> None:
