@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import ssl
 import tarfile
 import tempfile
@@ -184,6 +185,14 @@ def test_a_service_is_deployed_served_restarted_suspended_woken_and_stopped(data
         refused = client.put(f"/apps/shop/sources/{hashlib.sha256(evil).hexdigest()}", content=evil)
         assert (refused.status_code, refused.json()["error"]["code"]) == (422, "bad_archive")
         assert not (data / "sources" / "escaped.py").exists() and not (data / "escaped.py").exists()
+        # over 64 MiB declared: refused unread
+        request = (
+            f"PUT /v1/apps/shop/sources/{sha} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: {client.headers['Authorization']}\r\nContent-Length: {65 * 1024 * 1024}\r\n\r\n"
+        )
+        with socket.create_connection(("127.0.0.1", host.port), timeout=30) as raw:
+            raw.sendall(request.encode())
+            assert raw.recv(65536).startswith(b"HTTP/1.1 413 ")
         first = client.put(f"/apps/shop/sources/{sha}", content=payload)
         assert (first.status_code, first.json()) == (201, {"source": {"sha256": sha, "size": len(payload)}})
         assert client.put(f"/apps/shop/sources/{sha}", content=payload).status_code == 200
