@@ -214,6 +214,9 @@ def test_the_host_fires_a_due_job_once_with_a_signed_request_and_refuses_forged_
     key = admin.cron_key("ticker", "pr:2")
     assert len(key) == 64 and _proxied(cron_host, path, {HEADER: sign(key.encode(), "POST", path)}).is_success
     _wait_for_marks(marks, 2)
+    skyrigs_files = [p.read_bytes() for p in (ticker["root"] / ".skyrig").rglob("*") if p.is_file()]
+    assert not any(key.encode() in data for data in skyrigs_files), "the key is in none of skyrig's files"
+    assert key not in "".join(cron_host.output), "nor in the host's output"
     other = admin.request("POST", "/apps", body={"name": "not-ticker"})["token"]
     with pytest.raises(Refused):
         HostedClient(cron_host.url, other).cron_key("ticker", "pr:2")
@@ -257,9 +260,27 @@ def test_a_due_job_wakes_its_suspended_environment(cron_host: Any, ticker: dict[
     assert _jobs(cron_host)[0]["ok"] is True
 
 
+def test_the_host_refuses_a_cron_job_without_a_valid_timing(cron_host: Any, ticker: dict[str, Any]) -> None:
+    from skyrig.provider import ProviderError
+    from skyrig_hosted.api import HostedClient
+
+    admin = HostedClient(cron_host.url, cron_host.admin_token)
+    for properties, said in (
+        ({"service": "clock", "schedule": "every night"}, "five-field cron expression"),
+        ({"service": "clock", "every": "7m"}, "divide 24h"),
+        ({"service": "clock", "schedule": "0 3 * * *", "every": "1h"}, "exactly one"),
+        ({"schedule": "0 3 * * *"}, "'service'"),
+    ):
+        with pytest.raises(ProviderError, match=said) as refused:
+            admin.put_resource("ticker", "pr:2", "cron_job", "bad", properties)
+        assert "422" in str(refused.value)
+    assert [job["name"] for job in _jobs(cron_host)] == ["nightly"], "a refused job is not kept"
+
+
 def test_a_job_missed_while_the_host_was_down_fires_once_when_it_starts_again(
     cron_host: Any, ticker: dict[str, Any]
 ) -> None:
+    """Last of the module: it stops the module's host."""
     marks = ticker["marks"]
     (job,) = _jobs(cron_host)
     due = datetime.fromisoformat(job["next_run"].replace("Z", "+00:00"))
