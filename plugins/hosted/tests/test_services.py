@@ -472,3 +472,4 @@ def test_with_a_certificate_services_are_served_over_tls_on_the_one_port(data: P
         ).json()
         assert seen["greeting"] == "over tls"
         assert seen["headers"]["x-forwarded-proto"] == "https"
+    assert not _alive(seen["pid"]), "a host stopped (SIGTERM) stops its services"
