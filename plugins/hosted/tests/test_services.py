@@ -279,6 +279,10 @@ def test_a_service_is_deployed_served_restarted_suspended_woken_and_stopped(data
             "suspended",
         )
         assert not _alive(pid)
+        unchanged = client.put("/apps/shop/envs/pr:7/deployments/web", json=body).json()["deployment"]
+        assert (unchanged["state"], unchanged["changed"]) == ("suspended", False), (
+            "a no-change deploy wakes nothing"
+        )
         woken = host.get(name, "/whoami")
         assert woken.status_code == 200 and woken.json()["pid"] != pid
         pid = woken.json()["pid"]

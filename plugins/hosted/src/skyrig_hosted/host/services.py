@@ -414,6 +414,8 @@ class Services:
                     self._save(deployment)
                     self._halt(slot, STOPPED)
                     slot.failures, slot.restart_at = 0, None
+        if not changed and slot.state == SUSPENDED:  # nothing happens: it wakes on its next request
+            return {**self.view(environment, service), "changed": False}
         self.touch(environment)
         if slot.state != RUNNING:
             self._resume(environment)
