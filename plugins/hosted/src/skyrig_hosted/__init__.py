@@ -102,10 +102,9 @@ class HostedProvider(Provider):
     def run_cron_job(self, context: Context, job: str, url: str) -> None:
         """Exactly what the host's scheduler does when ``job`` is due: a ``POST /__skyrig/cron/JOB`` to
         ``url``, signed with the environment's signing key (read from the host for this call only)."""
-        from skyrig.provider import signed_cron_call
-        from skyrig_hosted.cron import signing_key
+        from skyrig_hosted.cron import call, signing_key
 
-        signed_cron_call(url, job, signing_key(context).encode())
+        call(url, job, signing_key(context).encode())
 
     # -- pub/sub --------------------------------------------------------------------------------------
 
