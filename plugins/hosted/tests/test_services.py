@@ -31,6 +31,7 @@ from skyrig_hosted.conformance import Host
 
 WEB = """
 import json, os
+from skyrig.runtime import load_runtime_config
 
 async def app(scope, receive, send):
     if scope["type"] != "http":
@@ -47,7 +48,7 @@ async def app(scope, receive, send):
     if path == "/echo":
         answer, kind = body, b"application/octet-stream"
     elif path == "/whoami":
-        config = json.loads(os.environ["SKYRIG_RUNTIME_CONFIG"])
+        config = load_runtime_config()
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
         answer = json.dumps(
             {"pid": os.getpid(), "greeting": config["greeting"], "environ": dict(os.environ), "headers": headers}
@@ -241,7 +242,8 @@ def test_a_service_is_deployed_served_restarted_suspended_woken_and_stopped(data
         assert own.get("/apps/shop/envs/dev/credentials/database/main").status_code == 403
 
         # a changed config: a process with it replaces the old one, and requests are answered all along
-        body = {"source": sha, "config": _config("pr:7", "hello again")}
+        # (a config too long for an environment variable is handed over in a file)
+        body = {"source": sha, "config": {**_config("pr:7", "hello again"), "padding": "x" * 200_000}}
         statuses: list[int] = []
         done = threading.Event()
 

@@ -51,6 +51,8 @@ STABLE = 10.0
 """A process up this long has its backoff reset: its next crash is restarted after 1 s again."""
 START_TIMEOUT = 30.0
 TICK = 0.2
+INLINE_CONFIG = 64 * 1024
+"""A runtime config longer than this (characters of JSON) is handed over in a file instead."""
 
 RUNNING, SUSPENDED, FAILED, STOPPED = "running", "suspended", "failed", "stopped"
 
@@ -356,6 +358,8 @@ class Services:
         for slot in slots:
             self._halt(slot, STOPPED)
         self._activity.pop(environment.id, None)
+        for path in self.run_dir.glob(f"{environment.id}.*.json"):
+            path.unlink(missing_ok=True)
 
     def remove(self, environment: Environment, service: str) -> None:
         """Stops ``service``'s process and forgets its deployment (the service is deleted)."""
@@ -363,6 +367,8 @@ class Services:
             slot = self._slots.pop(self._key(environment, service), None)
         if slot is not None:
             self._halt(slot, STOPPED)
+        for path in self.run_dir.glob(f"{environment.id}.{service}.*.json"):
+            path.unlink(missing_ok=True)
         with self.store._transaction() as connection:
             connection.execute(
                 "DELETE FROM deployments WHERE environment = %s AND service = %s", (environment.id, service)
@@ -548,9 +554,26 @@ class Services:
             "PYTHONPATH": str(folder),
             "PYTHONUNBUFFERED": "1",
             "SKYRIG_SERVICE_APP": deployment.app_ref,
-            "SKYRIG_RUNTIME_CONFIG": json.dumps(deployment.config),
+            "SKYRIG_RUNTIME_CONFIG": self._config_value(deployment),
             "SKYRIG_HOSTED_TOKEN": self._runtime_token(deployment.environment),
         }
+
+    def _config_value(self, deployment: Deployment) -> str:
+        """The runtime config as inline JSON, or the path of a file holding it when it is too long for one
+        environment variable (the kernel's limit is 128 KiB)."""
+        text = json.dumps(deployment.config)
+        if len(text) <= INLINE_CONFIG:
+            return text
+        prefix = f"{deployment.environment.id}.{deployment.service}."
+        path = self.run_dir / f"{prefix}{deployment.config_sha256}.json"
+        for older in self.run_dir.glob(f"{prefix}*.json"):  # read at its process's start only
+            if older != path:
+                older.unlink(missing_ok=True)
+        if not path.exists():
+            aside = path.with_suffix(".part")
+            aside.write_text(text)
+            aside.replace(path)
+        return str(path)
 
     def _pid_file(self, deployment: Deployment, pid: int) -> Path:
         return self.run_dir / f"{deployment.environment.id}.{deployment.service}.{pid}.pid"
