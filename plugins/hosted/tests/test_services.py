@@ -479,3 +479,25 @@ def test_with_a_certificate_services_are_served_over_tls_on_the_one_port(data: P
         assert seen["greeting"] == "over tls"
         assert seen["headers"]["x-forwarded-proto"] == "https"
     assert not _alive(seen["pid"]), "a host stopped (SIGTERM) stops its services"
+
+
+@pytest.mark.parametrize(
+    ("option", "said"),
+    [
+        (["--idle-suspend", "-1"], "--idle-suspend cannot be negative (0: never suspend)"),
+        (["--domain", "."], "--domain cannot be empty"),
+    ],
+)
+def test_a_wrong_services_option_is_one_line_and_makes_nothing(tmp_path: Path, option: list[str], said: str):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "skyrig_hosted.host.cli", "serve", "--data", str(tmp_path / "data"), *option],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (2, "", f"skyrig-hosted: error: {said}\n")
+    assert not (tmp_path / "data").exists()

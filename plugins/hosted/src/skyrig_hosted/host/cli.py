@@ -137,6 +137,7 @@ def serve(options: argparse.Namespace) -> int:
     )
     if min(quotas.environments_per_app, quotas.services_per_environment, quotas.storage_per_environment) < 0:
         raise CliError("quotas cannot be negative")
+    _public(options, 0)  # its mistakes said before anything is made
     data = _writable(options.data)
     port = options.port if options.port is not None else _remembered_port(data)
     sock = listen(options.host, port)
