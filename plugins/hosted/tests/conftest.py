@@ -28,7 +28,7 @@ def host() -> Iterator[Any]:
 
 @pytest.fixture(scope="session", name="skyrig_profile")
 def skyrig_profile(host: Any) -> Iterator[Any]:
-    """The conformance suite's profile on the process's host (compute, cron and pubsub on memory)."""
+    """The conformance suite's profile on the process's host (hosted for every family)."""
     from skyrig_hosted.conformance import profile_for
 
     @contextmanager
