@@ -220,6 +220,7 @@ def test_a_service_is_deployed_served_restarted_suspended_woken_and_stopped(data
         assert (answer.status_code, answer.text) == (200, "hello from web")
         assert host.get("nothing.pr-7.shop.localhost").status_code == 404
         assert host.get(f"127.0.0.1:{host.port}", "/v1/apps/shop").status_code == 401
+        assert host.get("host.localhost", "/v1/apps/shop").status_code == 401, "other names: the API"
         large = os.urandom(3 * 1024 * 1024)
         echoed = host.get(name, "/echo", method="POST", content=large)
         assert echoed.status_code == 200 and echoed.content == large

@@ -1,5 +1,5 @@
 """The reverse proxy on the host's one port: ``<service>.<envlabel>.<app>.<domain>`` goes to that
-service's process, anything else to the API.
+service's process, anything else (another host name under the domain too) to the API.
 
 A request whose ``Host`` (port stripped) names a deployed service wakes its environment when it is
 suspended (:meth:`Services.wake` waits until the process accepts connections), counts as activity, and
@@ -78,7 +78,9 @@ class Proxy:
             await self.api(scope, receive, send)
             return
         name = _host(scope).lower().rstrip(".")
-        if not name.endswith("." + self.services.domain.lower()):
+        suffix = "." + self.services.domain.lower()
+        if not name.endswith(suffix) or name[: -len(suffix)].count(".") != 2:
+            # not <service>.<envlabel>.<app>.<domain>: the API (host.example.com under example.com too)
             await self.api(scope, receive, send)
             return
         routed = self.services.route(name)
