@@ -240,3 +240,93 @@ def test_a_service_that_does_not_start_fails_the_apply_with_the_end_of_its_outpu
     assert "service web did not start on the host" in result.text
     assert "the canary cannot start" in result.text, "the service's own output says why"
     assert "Traceback" not in result.text.split("did not start on the host")[0], "no traceback of skyrig's"
+
+
+# -- delivery against scripted answers ------------------------------------------------------------------------
+
+
+def test_delivery_uploads_only_what_the_host_lacks_and_deploys_only_what_changed(tmp_path: Path) -> None:
+    from skyrig.provider import Context, Environment, UserError
+    from skyrig_hosted.api import HostedClient
+    from skyrig_hosted.delivery import config_sha256, deliver
+    from skyrig_hosted.settings import HostedSettings
+
+    _tree(tmp_path, {"web/__init__.py": "", "web/app.py": "X = 1\n"})
+    source = pack(tmp_path)
+    configs = {"web": {"service": "web", "resources": {}}, "api": {"service": "api", "resources": {}}}
+    running = {
+        "web": {"service": "web", "source": source.sha256, "config_sha256": config_sha256(configs["web"])}
+    }
+    held: set[str] = set()
+    seen: list[str] = []
+    state = {"api": "running", "web": "running"}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        seen.append(f"{request.method} {path}")
+        if path.endswith("/deployments"):
+            return httpx.Response(200, json={"deployments": list(running.values())})
+        if "/sources/" in path:
+            digest = path.rpartition("/")[2]
+            if request.method == "PUT":
+                assert (
+                    request.headers["content-type"] == "application/gzip" and request.content == source.data
+                )
+                held.add(digest)
+                return httpx.Response(201, json={"source": {"sha256": digest, "size": len(request.content)}})
+            return httpx.Response(200 if digest in held else 404, json={"source": {}})
+        service = path.rpartition("/")[2]
+        body = json.loads(request.content)
+        running[service] = {
+            "service": service,
+            "source": body["source"],
+            "config_sha256": config_sha256(body["config"]),
+        }
+        log = (
+            ["Traceback (most recent call last):", "ImportError: no web"]
+            if state[service] == "failed"
+            else []
+        )
+        return httpx.Response(
+            200, json={"deployment": {**running[service], "state": state[service], "log": log}}
+        )
+
+    settings = HostedSettings(url="http://host.example:8700")
+    made = HostedClient(settings.url, "t", max_attempts=1, transport=httpx.MockTransport(answer))
+    made.root = tmp_path
+    context = Context("shop", Environment("pr:1", "preview", {}, {"hosted": settings}), settings, made)
+
+    deliver(context, configs)
+    assert seen == [
+        "GET /v1/apps/shop/envs/pr:1/deployments",
+        "PUT /v1/apps/shop/envs/pr:1/deployments/api",
+    ], "web runs this source and config already (so the host has the source): only api is deployed"
+    seen.clear()
+    deliver(context, configs)
+    assert seen == ["GET /v1/apps/shop/envs/pr:1/deployments"], "nothing changed: one list, nothing else"
+
+    seen.clear()
+    (tmp_path / "web" / "app.py").write_text("X = 2\n")
+    source = pack(tmp_path)
+    deliver(context, configs)
+    assert seen == [
+        "GET /v1/apps/shop/envs/pr:1/deployments",
+        f"GET /v1/apps/shop/sources/{source.sha256}",
+        f"PUT /v1/apps/shop/sources/{source.sha256}",
+        "PUT /v1/apps/shop/envs/pr:1/deployments/api",
+        "PUT /v1/apps/shop/envs/pr:1/deployments/web",
+    ], "new code: uploaded once, then each service deployed"
+
+    seen.clear()
+    configs["api"]["resources"] = {"x": {}}
+    state["api"] = "failed"
+    with pytest.raises(UserError, match="service api did not start on the host") as failed:
+        deliver(context, configs)
+    assert "ImportError: no web" in str(failed.value)
+    assert not any("/sources/" in call for call in seen), "a source some deployment runs is on the host"
+
+    seen.clear()
+    deliver(
+        Context("shop", context.environment, settings.model_copy(update={"deploy": False}), made), configs
+    )
+    assert seen == [], "deploy = false: nothing is deployed"

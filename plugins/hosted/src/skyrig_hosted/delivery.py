@@ -74,7 +74,8 @@ def _deliver(context: Context, configs: dict[str, dict[str, Any]]) -> None:
     ]
     if not changed:
         return
-    if not host.has_source(app, source.sha256):
+    in_use = any(d.get("source") == source.sha256 for d in running.values())  # so the host has it
+    if not in_use and not host.has_source(app, source.sha256):
         started = time.monotonic()
         host.upload_source(app, source.sha256, source.data)
         seconds = time.monotonic() - started
