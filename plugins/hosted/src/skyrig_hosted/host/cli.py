@@ -160,6 +160,8 @@ def serve(options: argparse.Namespace) -> int:
         scheme = "https" if options.cert else "http"
         shown = f"[{options.host}]" if ":" in options.host else options.host
         print(f"{PROG}: serving {scheme}://{shown}:{port}/v1", flush=True)
+        domain = _public(options, port)["domain"]
+        print(f"{PROG}: services answer at {scheme}://SERVICE.ENV.APP.{domain}:{port}", flush=True)
         print(
             f"{PROG}: the admin token is in {data / ADMIN_TOKEN_FILE} ({PROG} token --data {data})",
             flush=True,

@@ -139,6 +139,14 @@ def _accepts(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie is not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
+
+
 def _command_line(pid: int) -> bytes:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -182,9 +190,14 @@ for pid in pids:
         os.killpg(pid, signal.SIGTERM)
     except OSError:
         pass
+def alive(pid):
+    try:  # a zombie (no reaper of orphans in a container, say) is gone
+        return open(f"/proc/{pid}/stat", "rb").read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
 deadline = time.monotonic() + 10
 while pids and time.monotonic() < deadline:
-    pids = [pid for pid in pids if os.path.exists(f"/proc/{pid}")]
+    pids = [pid for pid in pids if alive(pid)]
     time.sleep(0.1)
 for pid in pids:
     try:
@@ -740,6 +753,6 @@ class Services:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pid, signal.SIGKILL)
                 deadline = time.monotonic() + 5
-                while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+                while _running(pid) and time.monotonic() < deadline:
                     time.sleep(0.02)
             pid_file.unlink(missing_ok=True)
