@@ -49,6 +49,7 @@ def test_pr_n_is_the_only_preview_environment_renamed_and_every_command_takes_it
     assert (derived.name, derived.type) == ("pr:12", "preview")
     assert derived.providers == template.providers and derived.settings == template.settings
     assert derived.state == template.state
+    assert (derived.template, template.template) == ("review", None), "a preview names its template"
     assert "pr:12" not in config.environments, "derived, not declared"
 
     planned = run("plan", "--env", "pr:12", "-C", str(app))

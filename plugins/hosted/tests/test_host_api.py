@@ -239,6 +239,32 @@ def test_a_runtime_token_reads_its_own_environments_credentials_and_secrets_only
     _error(runtime.put(f"/apps/{name}/envs/pr:7/secrets/TOKEN", json={"value": "x"}), 403)
 
 
+def test_a_preview_reads_its_templates_secret_values_where_it_has_none_of_its_own(
+    host: Host, app: tuple[str, str]
+):
+    name, token = app
+    deployer = host.client(token)
+    deployer.put(f"/apps/{name}/envs/preview", json={"type": "preview"})
+    deployer.put(f"/apps/{name}/envs/preview/secrets/STRIPE", json={"value": "sk_test_template"})
+    deployer.put(f"/apps/{name}/envs/preview/secrets/SHARED", json={"value": "from the template"})
+    made = deployer.put(f"/apps/{name}/envs/pr:9", json={"type": "preview", "template": "preview"})
+    assert made.status_code == 201 and made.json()["env"]["template"] == "preview"
+    runtime = host.client(made.json()["env"]["runtime_token"])
+    deployer.put(f"/apps/{name}/envs/pr:9/secrets/SHARED", json={"value": "the preview's own"})
+    assert runtime.get(f"/apps/{name}/envs/pr:9/secrets/STRIPE").json() == {"value": "sk_test_template"}
+    assert runtime.get(f"/apps/{name}/envs/pr:9/secrets/SHARED").json() == {"value": "the preview's own"}
+    # the runtime token still reads no other environment directly, the template included
+    _error(runtime.get(f"/apps/{name}/envs/preview/secrets/STRIPE"), 403)
+    # an environment without a template reads its own values only; the template is applied in place
+    deployer.put(f"/apps/{name}/envs/pr:10", json={"type": "preview"})
+    _error(deployer.get(f"/apps/{name}/envs/pr:10/secrets/STRIPE"), 404)
+    assert "template" not in deployer.get(f"/apps/{name}/envs/pr:10").json()["env"]
+    deployer.put(f"/apps/{name}/envs/pr:10", json={"type": "preview", "template": "preview"})
+    assert deployer.get(f"/apps/{name}/envs/pr:10/secrets/STRIPE").json() == {"value": "sk_test_template"}
+    assert deployer.get(f"/apps/{name}/envs/pr:10").json()["env"]["template"] == "preview"
+    _error(deployer.put(f"/apps/{name}/envs/pr:11", json={"type": "preview", "template": "pr:11"}), 422)
+
+
 def test_bad_requests_are_400_and_bad_bodies_422(host: Host, app: tuple[str, str]):
     name, token = app
     client = host.client(token)

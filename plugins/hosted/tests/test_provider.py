@@ -254,7 +254,7 @@ def test_an_environment_and_a_secret_are_found_made_and_deleted_by_name() -> Non
     assert SECRET.find(ctx, secret) is None, "no environment yet: not found, never an error"
     assert ENVIRONMENT.find(ctx, env) is None
     made = ENVIRONMENT.create(ctx, env)
-    assert made.properties == {"name": "pr:7", "type": "preview"}
+    assert made.properties == {"name": "pr:7", "type": "preview", "template": None}
     assert "runtime-secret" not in json.dumps(made.outputs)
     observed = SECRET.create(ctx, secret)
     assert SECRET.find(ctx, secret) == observed

@@ -43,6 +43,9 @@ class Environment:
     state: str = "sqlite:///.skyrig/state.db"
     """The URL of the store that keeps this environment's state: the first of ``SKYRIG_ENV__NAME__STATE``,
     ``[env.NAME] state``, ``SKYRIG_STATE``, the app's ``state``, the default."""
+    template: str | None = None
+    """For a preview (``pr:N``) derived from the app's preview template, the template's name: a provider
+    may let the preview read what the template holds (the hosted provider: its secret values)."""
 
     def provider_for(self, family: str) -> str:
         """The provider that provisions ``family`` in this environment."""

@@ -98,7 +98,7 @@ def derive(config: Config, name: str, seed_from: str | None = None) -> Environme
                 [f"{CONFIG_FILE}: preview {name}: {sql} cannot branch from {seed!r}: {reason}"],
                 "seed previews from another environment",
             ) from None
-    derived = dataclasses.replace(base, name=name, type=kind, settings=settings)
+    derived = dataclasses.replace(base, name=name, type=kind, settings=settings, template=base.name)
     found = []
     for provider in sorted(set(base.providers.values())):
         served = load_provider(provider).manifest.environment_types

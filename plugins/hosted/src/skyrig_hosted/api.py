@@ -149,9 +149,11 @@ class HostedClient(JsonApiClient):
         listed = self.request("GET", APP + "/envs", app=app).get("envs") or []
         return [_without_token(env) for env in listed]
 
-    def put_environment(self, app: str, env: str, type: str) -> Json:
-        """Make or update the environment; its record, the runtime token the host answers with dropped."""
-        return _without_token(self.request("PUT", ENV, body={"type": type}, app=app, env=env)["env"])
+    def put_environment(self, app: str, env: str, type: str, template: str | None = None) -> Json:
+        """Make or update the environment (``template``: the environment a preview was derived from); its
+        record, the runtime token the host answers with dropped."""
+        body = {"type": type, **({"template": template} if template else {})}
+        return _without_token(self.request("PUT", ENV, body=body, app=app, env=env)["env"])
 
     def delete_environment(self, app: str, env: str) -> None:
         """Delete the environment and everything of it, on every server of the host."""

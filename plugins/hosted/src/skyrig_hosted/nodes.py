@@ -9,8 +9,10 @@ environment: deleting the environment deletes them all, on every server.
 - The app (:class:`AppType`) is found by its name and made if missing, which only the host's admin token
   may do; with the app's own token it must exist already. A destroy forgets it, never deletes it: the
   app's other environments are in it.
-- The environment (:class:`EnvironmentType`): its type (``preview`` or ``development``) is applied in
-  place. It holds data, so a destroy keeps it unless ``--include-data``.
+- The environment (:class:`EnvironmentType`): its type (``preview`` or ``development``) and, for a
+  preview derived from the app's preview template, the template's name (the host lets the preview read
+  the template's secret values where it has none of its own) are applied in place. It holds data, so a
+  destroy keeps it unless ``--include-data``.
 """
 
 from __future__ import annotations
@@ -81,7 +83,8 @@ class EnvironmentType(CloudNodeType):
     def _observe(self, node: Node, env: Json) -> Observed:
         name = env.get("name") or node.properties["name"]
         outputs = {"name": name, "id": env.get("id")}
-        return self.observed(node, name, {"name": name, "type": env.get("type")}, outputs)
+        properties = {"name": name, "type": env.get("type"), "template": env.get("template")}
+        return self.observed(node, name, properties, outputs)
 
     def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
         return self._observe(node, client(context).environment(context.app, provider_id))
@@ -91,11 +94,14 @@ class EnvironmentType(CloudNodeType):
 
     def _create(self, context: Context, node: Node) -> Observed:
         p = node.properties
-        return self._observe(node, client(context).put_environment(context.app, p["name"], p["type"]))
+        env = client(context).put_environment(context.app, p["name"], p["type"], p.get("template"))
+        return self._observe(node, env)
 
     def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
-        env = client(context).put_environment(context.app, provider_id, node.properties["type"])
-        return self._observe(node, env)
+        p = node.properties
+        return self._observe(
+            node, client(context).put_environment(context.app, provider_id, p["type"], p.get("template"))
+        )
 
     def _delete(self, context: Context, node: Node, provider_id: str) -> None:
         client(context).delete_environment(context.app, provider_id)
@@ -193,7 +199,7 @@ def expand(scope: Scope) -> list[Node]:
         scope.node(
             names.ENVIRONMENT_ID,
             ENVIRONMENT.type,
-            {"name": environment.name, "type": environment.type},
+            {"name": environment.name, "type": environment.type, "template": environment.template},
             (names.APP_ID,),
         ),
     ]

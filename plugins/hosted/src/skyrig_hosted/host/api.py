@@ -220,8 +220,12 @@ class HostApi:
     # -- environments ------------------------------------------------------------------------------------
 
     @staticmethod
-    def _env_view(environment: Environment, token: str | None = None) -> dict[str, Any]:
-        view = {"name": environment.name, "type": environment.type, "id": environment.id}
+    def _env_view(
+        environment: Environment, token: str | None = None, template: str | None = None
+    ) -> dict[str, Any]:
+        view: dict[str, Any] = {"name": environment.name, "type": environment.type, "id": environment.id}
+        if template is not None:
+            view["template"] = template
         if token is not None:
             view["runtime_token"] = token
         return view
@@ -232,17 +236,25 @@ class HostApi:
         _name(app, APP_NAME, "app")
         _name(env, ENV_NAME, "environment")
         body = _object(call.body)
-        _only(body, "type")
+        _only(body, "type", "template")
         type_ = _field(body, "type", str)
         if type_ not in ENV_TYPES:
             raise ApiError(422, "invalid", f"'type' must be one of {', '.join(ENV_TYPES)}, not {type_!r}")
-        environment, token = self.store.put_environment(app, env, type_, self.quotas.environments_per_app)
-        return (201 if token else 200), {"env": self._env_view(environment, token)}
+        template = _field(body, "template", str, required=False)
+        if template is not None and (template == env or not ENV_NAME.fullmatch(template)):
+            raise ApiError(
+                422, "invalid", f"'template' must name another environment of the app, not {template!r}"
+            )
+        environment, token = self.store.put_environment(
+            app, env, type_, self.quotas.environments_per_app, template
+        )
+        return (201 if token else 200), {"env": self._env_view(environment, token, template)}
 
     def get_env(self, call: Call) -> tuple[int, Any]:
         app, env = call.params["app"], call.params["env"]
         self._deployer(call, app)
-        return 200, {"env": self._env_view(self._environment(app, env))}
+        environment = self._environment(app, env)
+        return 200, {"env": self._env_view(environment, template=self.store.template(environment))}
 
     def list_envs(self, call: Call) -> tuple[int, Any]:
         app = _name(call.params["app"], APP_NAME, "app")

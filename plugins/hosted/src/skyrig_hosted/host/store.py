@@ -71,6 +71,7 @@ CREATE TABLE IF NOT EXISTS secrets (
     PRIMARY KEY (environment, name)
 );
 ALTER TABLE environments ADD COLUMN IF NOT EXISTS runtime_token_encrypted text;
+ALTER TABLE environments ADD COLUMN IF NOT EXISTS template text;
 """
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
@@ -210,20 +211,27 @@ class Store:
 
     # -- environments ------------------------------------------------------------------------------------
 
-    def put_environment(self, app: str, name: str, type_: str, limit: int) -> tuple[Environment, str | None]:
+    def put_environment(
+        self, app: str, name: str, type_: str, limit: int, template: str | None = None
+    ) -> tuple[Environment, str | None]:
         """The environment ``name`` of ``app``, made if missing: answers it and its runtime token when it
         was made now (None when it existed). The quota ``limit`` of environments per app is checked and
-        the row inserted in one transaction under the app's row lock."""
+        the row inserted in one transaction under the app's row lock. ``template``: the environment of the
+        app a preview was derived from, whose secret values it reads where it has none of its own."""
         token = new_token(RUNTIME)
         with self._transaction() as connection:
             if not connection.execute("SELECT 1 FROM apps WHERE name = %s FOR UPDATE", (app,)).fetchone():
                 raise NotFound(f"no app {app!r}")
             row = connection.execute(
-                "SELECT id, type FROM environments WHERE app = %s AND name = %s", (app, name)
+                "SELECT id, type, template FROM environments WHERE app = %s AND name = %s", (app, name)
             ).fetchone()
             if row is not None:
                 if row["type"] != type_:
                     raise Conflict(f"environment {name!r} of app {app!r} exists with type {row['type']!r}")
+                if row["template"] != template:
+                    connection.execute(
+                        "UPDATE environments SET template = %s WHERE id = %s", (template, row["id"])
+                    )
                 return Environment(app, name, type_, row["id"]), None
             label = env_label(name)
             for other in connection.execute("SELECT name FROM environments WHERE app = %s", (app,)):
@@ -239,9 +247,9 @@ class Store:
             while True:
                 id_ = "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
                 made = connection.execute(
-                    "INSERT INTO environments (id, app, name, type, runtime_token_encrypted) "
-                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING RETURNING id",
-                    (id_, app, name, type_, self.key.encrypt(token)),
+                    "INSERT INTO environments (id, app, name, type, runtime_token_encrypted, template) "
+                    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING RETURNING id",
+                    (id_, app, name, type_, self.key.encrypt(token), template),
                 ).fetchone()
                 if made is not None:
                     break
@@ -416,12 +424,24 @@ class Store:
                 (environment.id, name, self.key.encrypt(value)),
             )
 
-    def secret(self, environment: Environment, name: str) -> str | None:
-        """The secret's value, or None when it has none."""
+    def template(self, environment: Environment) -> str | None:
+        """The environment ``environment`` was derived from (a preview's template), if any."""
         with self._transaction() as connection:
             row = connection.execute(
-                "SELECT value_encrypted FROM secrets WHERE environment = %s AND name = %s",
-                (environment.id, name),
+                "SELECT template FROM environments WHERE id = %s", (environment.id,)
+            ).fetchone()
+        return None if row is None else row["template"]
+
+    def secret(self, environment: Environment, name: str) -> str | None:
+        """The secret's value, or None when it has none: the environment's own, else its template's (a
+        preview reads the values set on the app's preview template)."""
+        with self._transaction() as connection:
+            row = connection.execute(
+                "SELECT s.value_encrypted FROM environments e "
+                "LEFT JOIN environments t ON t.app = e.app AND t.name = e.template "
+                "JOIN secrets s ON s.name = %s AND (s.environment = e.id OR s.environment = t.id) "
+                "WHERE e.id = %s ORDER BY s.environment = e.id DESC LIMIT 1",
+                (name, environment.id),
             ).fetchone()
         return None if row is None else self.key.decrypt(row["value_encrypted"])
 
