@@ -65,6 +65,18 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="stop an environment's services after this long without a request (default 1800; 0: never)",
     )
+    serve.add_argument(
+        "--service-user",
+        default=None,
+        metavar="USER",
+        help="run every service process as this OS user and its group (not root; the host must be root)",
+    )
+    serve.add_argument(
+        "--service-python",
+        default=sys.executable,
+        metavar="PATH",
+        help="the interpreter services run with (default: the host's own)",
+    )
     serve.add_argument("--cert", type=Path, default=None, help="TLS certificate (PEM) for the API")
     serve.add_argument("--key", type=Path, default=None, help="TLS private key (PEM) for the API")
     serve.add_argument("--fast", action="store_true", help="durability off: for tests only")
@@ -138,7 +150,13 @@ def serve(options: argparse.Namespace) -> int:
     if min(quotas.environments_per_app, quotas.services_per_environment, quotas.storage_per_environment) < 0:
         raise CliError("quotas cannot be negative")
     _public(options, 0)  # its mistakes said before anything is made
+    isolation = _isolation(options)
     data = _writable(options.data)
+    os.umask(0o077)  # what the host makes is its own alone (the sources are opened one by one)
+    if os.geteuid() == 0:
+        from skyrig_hosted.host.isolation import harden
+
+        harden(data)
     port = options.port if options.port is not None else _remembered_port(data)
     sock = listen(options.host, port)
     port = sock.getsockname()[1]
@@ -153,9 +171,17 @@ def serve(options: argparse.Namespace) -> int:
     except HostKeyError as error:
         raise CliError(str(error), FAILURE) from None
     token = admin_token(data)
+    if isolation["user"] is None and os.geteuid() == 0:
+        print(
+            f"{PROG}: warning: services run as root and can read the host's data (its key, the admin "
+            f"token, every environment's files): pass --service-user USER (e.g. nobody)",
+            file=sys.stderr,
+            flush=True,
+        )
     with contextlib.ExitStack() as stack:
         stack.callback(sock.close)
-        application, store = _start(stack, data, options.fast, key, quotas, public=_public(options, port))
+        public = {**_public(options, port), **isolation}
+        application, store = _start(stack, data, options.fast, key, quotas, public=public)
         store.keep_admin_token(token)
         scheme = "https" if options.cert else "http"
         shown = f"[{options.host}]" if ":" in options.host else options.host
@@ -180,6 +206,22 @@ def _public(options: argparse.Namespace, port: int) -> dict[str, Any]:
         raise CliError("--domain cannot be empty")
     scheme = "https" if options.cert else "http"
     return {"domain": domain, "scheme": scheme, "port": port, "idle_suspend": options.idle_suspend}
+
+
+def _isolation(options: argparse.Namespace) -> dict[str, Any]:
+    """The services' OS user (checked: it exists, is not root, runs the interpreter with skyrig) and
+    interpreter."""
+    from skyrig_hosted.host.isolation import IsolationError, check_interpreter, service_user
+
+    python = str(options.service_python)
+    if options.service_user is None:
+        return {"user": None, "python": python}
+    try:
+        user = service_user(str(options.service_user))
+        check_interpreter(user, python)
+    except IsolationError as error:
+        raise CliError(str(error)) from None
+    return {"user": user, "python": python}
 
 
 def _services(stack: contextlib.ExitStack, api: Any, data: Path, public: dict[str, Any]) -> Any:

@@ -11,9 +11,11 @@ environment's runtime token), never the host's own variables.
 most 60 s); its last output lines are kept; an environment with no activity (:meth:`Services.touch`: a
 proxied request, a cron call) for ``idle_suspend`` seconds has its processes stopped ("suspended") and
 :meth:`Services.wake` starts them again. At host start the services of every environment not suspended
-start again. No process outlives the host: a watchdog process stops them when the host's process ends,
-however it ends, and a later start stops those a dead host left (when the pid still names a service of
-this host's data folder).
+start again. With a ``user`` (``serve --service-user``), each process runs as that user and its group,
+umask 077, ``HOME`` its own folder ``DATA/homes/<env id>.<service>`` (see :mod:`.isolation`), and
+``python`` is the interpreter. No process outlives the host: a watchdog process stops them when the
+host's process ends, however it ends, and a later start stops those a dead host left (when the pid still
+names a service of this host's data folder).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -37,6 +40,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from skyrig_hosted.host.isolation import ServiceUser, service_home
 from skyrig_hosted.host.store import Environment, Store, env_label
 
 log = logging.getLogger("skyrig_hosted.host.services")
@@ -225,8 +229,13 @@ class Services:
         port: int | None = None,
         idle_suspend: float = 1800.0,
         runtime_token: Callable[[Environment], str] | None = None,
+        user: ServiceUser | None = None,
+        python: str | None = None,
     ) -> None:
         self.store = store
+        self.user = user
+        self.python = python or sys.executable
+        self.homes = Path(data) / "homes"
         self.data = Path(data)
         self.sources = self.data / "sources"
         self.run_dir = self.data / "services"
@@ -373,6 +382,8 @@ class Services:
         self._activity.pop(environment.id, None)
         for path in self.run_dir.glob(f"{environment.id}.*.json"):
             path.unlink(missing_ok=True)
+        for home in self.homes.glob(f"{environment.id}.*"):
+            shutil.rmtree(home, ignore_errors=True)
 
     def remove(self, environment: Environment, service: str) -> None:
         """Stops ``service``'s process and forgets its deployment (the service is deleted)."""
@@ -382,6 +393,7 @@ class Services:
             self._halt(slot, STOPPED)
         for path in self.run_dir.glob(f"{environment.id}.{service}.*.json"):
             path.unlink(missing_ok=True)
+        shutil.rmtree(self.homes / f"{environment.id}.{service}", ignore_errors=True)
         with self.store._transaction() as connection:
             connection.execute(
                 "DELETE FROM deployments WHERE environment = %s AND service = %s", (environment.id, service)
@@ -558,11 +570,18 @@ class Services:
                 )
         return deployment.port
 
+    def _home(self, deployment: Deployment) -> Path | None:
+        """The service's own folder (its HOME, its runtime config file) when it runs as another user."""
+        if self.user is None:
+            return None
+        return service_home(self.data, f"{deployment.environment.id}.{deployment.service}", self.user)
+
     def _environ(self, deployment: Deployment, folder: Path) -> dict[str, str]:
         """The process's whole environment: nothing of the host's own but PATH, HOME and LANG."""
+        home = self._home(deployment)
         return {
             "PATH": os.environ.get("PATH", os.defpath),
-            "HOME": os.environ.get("HOME", str(folder)),
+            "HOME": str(home) if home else os.environ.get("HOME", str(folder)),
             "LANG": os.environ.get("LANG", "C.UTF-8"),
             "PYTHONPATH": str(folder),
             "PYTHONUNBUFFERED": "1",
@@ -578,13 +597,17 @@ class Services:
         if len(text) <= INLINE_CONFIG:
             return text
         prefix = f"{deployment.environment.id}.{deployment.service}."
-        path = self.run_dir / f"{prefix}{deployment.config_sha256}.json"
-        for older in self.run_dir.glob(f"{prefix}*.json"):  # read at its process's start only
+        # as another user: in the service's own folder (DATA/services is the host's alone)
+        where = self._home(deployment) or self.run_dir
+        path = where / f"{prefix}{deployment.config_sha256}.json"
+        for older in where.glob(f"{prefix}*.json"):  # read at its process's start only
             if older != path:
                 older.unlink(missing_ok=True)
         if not path.exists():
             aside = path.with_suffix(".part")
             aside.write_text(text)
+            if self.user is not None:
+                os.chown(aside, self.user.uid, self.user.gid)
             aside.replace(path)
         return str(path)
 
@@ -595,7 +618,7 @@ class Services:
         """Starts a process of ``deployment`` on ``port``, its output kept in ``lines``."""
         folder = self.sources / deployment.source
         command = [
-            sys.executable, "-m", "uvicorn", MARKER, "--factory", "--host", "127.0.0.1",
+            self.python, "-m", "uvicorn", MARKER, "--factory", "--host", "127.0.0.1",
             "--port", str(port), "--app-dir", str(folder), "--no-access-log",
         ]  # fmt: skip
         process = subprocess.Popen(
@@ -606,6 +629,7 @@ class Services:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            **(self.user.popen() if self.user else {}),  # type: ignore[arg-type]
         )
         self._pid_file(deployment, process.pid).write_text(f"{process.pid}\n")
         threading.Thread(

@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from skyrig_hosted.host.isolation import open_source
 from skyrig_hosted.host.store import Store
 
 if TYPE_CHECKING:
@@ -91,6 +92,7 @@ class Sources:
                         tar.extractall(staging, filter="data")
                 except (tarfile.TarError, OSError, EOFError) as error:
                     raise BadArchive(f"{type(error).__name__}: {error}") from None
+                open_source(staging)  # an app's code, for its services' user (DATA/sources is 0711)
                 try:
                     staging.rename(final)
                 except OSError:
