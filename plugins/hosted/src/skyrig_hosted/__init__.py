@@ -44,7 +44,16 @@ class HostedProvider(Provider):
                 "cron_job",
             }
         ),
-        features=frozenset({"pubsub.ordering", "pubsub.exactly_once", "pubsub.dead_letter", "cron.managed"}),
+        features=frozenset(
+            {
+                "pubsub.ordering",
+                "pubsub.exactly_once",
+                "pubsub.dead_letter",
+                "cron.managed",
+                "bucket.versioning",
+                "bucket.public",
+            }
+        ),
         environment_types=frozenset({"preview", "development"}),
         # the services are processes on the host, which reach the internet through the host's own egress
         traits=frozenset({"compute.internet"}),

@@ -597,8 +597,11 @@ class HostApi:
             message = messages.get(status, "bad request")
             return error_response(status, "not_found" if status == 404 else "bad_request", message)
 
+        from skyrig_hosted.host.public import routes as object_routes
+
         return Starlette(
-            routes=[Mount("/v1", routes=routes)],
+            # /objects/BUCKET/KEY: public buckets' objects and presigned URLs (skyrig_hosted.host.public)
+            routes=[*object_routes(self), Mount("/v1", routes=routes)],
             exception_handlers={404: not_found, 405: not_found},
         )
 

@@ -14,12 +14,16 @@ Three gaps of moto's server are closed here, in the process that serves it:
 - moto's IAM checks read only the ``Authorization`` header: a presigned URL (query-string SigV4) makes it
   fail with a 500. Here its signature and expiry are checked (403 when tampered with or expired), then the
   request is re-signed in the header with the same key, so that moto checks that key's policy as for any
-  request. SigV2 presigned URLs and anonymous requests are refused (403).
+  request. SigV2 presigned URLs and anonymous requests are refused (403). A presigned URL signed for the
+  host's one port (``/objects/BUCKET/KEY``, which the host forwards here unchanged) is checked as signed
+  and served as ``/BUCKET/KEY``.
 - moto keeps its state in memory: a restart would lose every user, key and object. After each request that
   changes something and succeeded, and before its answer is sent, the state is written to FOLDER: the IAM
-  users (their access keys and inline policies) to ``iam.json``, each object to a file of its bucket's
-  folder (written aside, fsynced, then renamed), so what was acknowledged survives even a ``kill -9``. On
-  start, the state is loaded back into moto, access keys included (moto would otherwise mint new ones).
+  users (their access keys and inline policies) to ``iam.json``, the buckets' versioning to
+  ``buckets.json``, each version of each object to a file of its bucket's folder and the key's list of
+  versions and delete markers (their ids kept) beside it (written aside, fsynced, then renamed), so what
+  was acknowledged survives even a ``kill -9``. On start, the state is loaded back into moto, access keys
+  and version ids included (moto would otherwise mint new ones).
   Writes are serialised (one request at a time changes state); a write costs a comparison of every stored
   object's ETag, which suits a development host, not a large store.
 
@@ -41,6 +45,7 @@ import secrets
 import sys
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 ACCOUNT = "123456789012"
@@ -71,7 +76,10 @@ class Store:
         self.buckets_folder = folder / "buckets"
         self.buckets_folder.mkdir(parents=True, exist_ok=True)
         self.lock = threading.Lock()
-        self._etags: dict[str, dict[str, str]] = {}
+        self._known: dict[str, dict[str, tuple[list[str], tuple[Any, ...]]]] = {}
+        """Per bucket and key: the files of its versions on disk and the signature they were written at."""
+        self._settings: dict[str, Any] = {}
+        """Per bucket, its versioning status, as in ``buckets.json``."""
 
     # -- moto's backends ----------------------------------------------------------------------------------
 
@@ -107,7 +115,8 @@ class Store:
         return dict(json.loads(path.read_text()))
 
     def load(self) -> None:
-        """Users, keys, policies and objects from disk into moto (the admin user included)."""
+        """Users, keys, policies, buckets (their versioning) and objects (every version and delete marker)
+        from disk into moto (the admin user included)."""
         admin = self.admin()
         everything = json.dumps(
             {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
@@ -132,24 +141,49 @@ class Store:
                 iam.access_keys[key.physical_resource_id] = key
             for policy, document in user["policies"].items():
                 iam.put_user_policy(name, policy, document)
-        s3 = self.s3()
+        settings_file = self.folder / "buckets.json"
+        self._settings = json.loads(settings_file.read_text()) if settings_file.exists() else {}
         for bucket_folder in sorted(self.buckets_folder.iterdir()):
-            if not bucket_folder.is_dir():
-                continue
-            s3.create_bucket(bucket_folder.name, "us-east-1")
-            etags: dict[str, str] = {}
-            for meta_file in bucket_folder.glob("*.json"):
-                meta = json.loads(meta_file.read_text())
-                value = (bucket_folder / meta_file.stem).read_bytes()
-                key = s3.put_object(bucket_folder.name, meta["key"], value, disable_notification=True)
-                key.set_metadata(meta.get("metadata") or {})
-                etags[meta["key"]] = key.etag
-            self._etags[bucket_folder.name] = etags
+            if bucket_folder.is_dir():
+                self._load_bucket(bucket_folder)
+
+    def _load_bucket(self, folder: Path) -> None:
+        s3 = self.s3()
+        name = folder.name
+        bucket = s3.create_bucket(name, "us-east-1")
+        status = self._settings.get(name, {}).get("versioning")
+        known: dict[str, tuple[list[str], tuple[Any, ...]]] = {}
+        for meta_file in folder.glob("*.json"):
+            meta = json.loads(meta_file.read_text())
+            key_name = meta["key"]
+            # an older host kept only the current object, in a file named as the key's stem
+            versions = meta.get("versions") or [
+                {"version_id": "null", "file": meta_file.stem, "metadata": meta.get("metadata")}
+            ]
+            bucket.versioning_status = "Enabled"  # each version appended, not replacing the previous
+            for version in versions:
+                if version.get("marker"):
+                    from moto.s3.models import FakeDeleteMarker
+
+                    previous = bucket.keys.get(key_name)
+                    marker = FakeDeleteMarker(previous or SimpleNamespace(name=key_name))  # type: ignore[arg-type]
+                    marker._version_id = version["version_id"]
+                    bucket.keys.setlist(key_name, [*bucket.keys.getlist(key_name, []), marker])
+                    continue
+                value = (folder / version["file"]).read_bytes()
+                key = s3.put_object(name, key_name, value, disable_notification=True)
+                key.set_metadata(version.get("metadata") or {})
+                key._version_id = version["version_id"]
+                key._is_versioned = version["version_id"] != "null"
+            files = [v["file"] for v in versions if v.get("file")]
+            known[key_name] = (files, _signature(bucket.keys.getlist(key_name, [])))
+        bucket.versioning_status = status
+        self._known[name] = known
 
     # -- saving -------------------------------------------------------------------------------------------
 
     def save(self) -> None:
-        """The IAM users and every bucket's changed objects to disk."""
+        """The IAM users, the buckets' versioning and every bucket's changed objects to disk."""
         iam = self.iam()
         users: dict[str, Any] = {}
         for name, user in iam.users.items():
@@ -161,8 +195,16 @@ class Store:
             }
         _write(self.folder / "iam.json", json.dumps(users, sort_keys=True).encode())
         s3 = self.s3()
+        settings = {
+            name: {"versioning": bucket.versioning_status}
+            for name, bucket in s3.buckets.items()
+            if bucket.versioning_status
+        }
+        if settings != self._settings:
+            _write(self.folder / "buckets.json", json.dumps(settings, sort_keys=True).encode())
+            self._settings = settings
         present = set(s3.buckets)
-        for gone in set(self._etags) - present:
+        for gone in set(self._known) - present:
             self._drop_bucket(gone)
         for name, bucket in s3.buckets.items():
             self._save_bucket(name, bucket)
@@ -171,33 +213,56 @@ class Store:
         import shutil
 
         shutil.rmtree(self.buckets_folder / name, ignore_errors=True)
-        self._etags.pop(name, None)
+        self._known.pop(name, None)
 
     def _save_bucket(self, name: str, bucket: Any) -> None:
+        """Each key whose versions changed: the new versions' bytes, then its list of versions (the key's
+        ``.json``, written last: what it names is on disk), then the files it no longer names."""
         folder = self.buckets_folder / name
         folder.mkdir(exist_ok=True)
-        known = self._etags.setdefault(name, {})
-        current: dict[str, Any] = {}
-        for key_name in list(bucket.keys.keys()):
-            key = bucket.keys.get(key_name)
-            if key is not None and not getattr(key, "is_delete_marker", False):
-                current[key_name] = key
-        for key_name, key in current.items():
-            if known.get(key_name) == key.etag:
+        known = self._known.setdefault(name, {})
+        current = {key_name: list(bucket.keys.getlist(key_name, [])) for key_name in list(bucket.keys)}
+        current = {key_name: versions for key_name, versions in current.items() if versions}
+        for key_name, versions in current.items():
+            signature = _signature(versions)
+            before = known.get(key_name)
+            if before is not None and before[1] == signature:
                 continue
             stem = _file_name(key_name)
-            _write(folder / stem, key.value)
-            meta = {"key": key_name, "metadata": dict(key.metadata)}
-            _write(folder / f"{stem}.json", json.dumps(meta).encode())
-            known[key_name] = key.etag
+            listed, files = [], []
+            for version in versions:
+                entry: dict[str, Any] = {"version_id": str(version.version_id)}
+                if not hasattr(version, "value"):  # a delete marker
+                    entry["marker"] = True
+                else:
+                    mark = f"{version.version_id}/{version.etag}/{version.last_modified}"
+                    entry["file"] = f"{stem}.{hashlib.sha256(mark.encode()).hexdigest()[:20]}"
+                    entry["metadata"] = dict(version.metadata)
+                    if not (folder / entry["file"]).exists():
+                        _write(folder / entry["file"], version.value)
+                    files.append(entry["file"])
+                listed.append(entry)
+            _write(folder / f"{stem}.json", json.dumps({"key": key_name, "versions": listed}).encode())
+            for stale in set(before[0] if before else []) - set(files):
+                (folder / stale).unlink(missing_ok=True)
+            known[key_name] = (files, signature)
         for key_name in set(known) - set(current):
             stem = _file_name(key_name)
-            for path in (folder / f"{stem}.json", folder / stem):
-                path.unlink(missing_ok=True)
+            for stale in [f"{stem}.json", *known[key_name][0]]:
+                (folder / stale).unlink(missing_ok=True)
             del known[key_name]
 
 
+def _signature(versions: list[Any]) -> tuple[Any, ...]:
+    """What identifies a key's versions: each one's id, ETag (none for a delete marker) and time."""
+    return tuple((str(v.version_id), getattr(v, "etag", None), str(v.last_modified)) for v in versions)
+
+
 _PRESIGNED = "X-Amz-Signature="
+PREFIX = "/objects"
+"""The path under which the host's one port serves objects: a presigned URL signed for
+``{host}/objects/BUCKET/KEY`` and forwarded here unchanged is checked as signed, then served as
+``/BUCKET/KEY``."""
 
 
 def _refuse(start_response: Any, code: str, message: str) -> list[bytes]:
@@ -263,6 +328,10 @@ def presigned_as_signed(environ: dict[str, Any], store: Store) -> str | None:
         hmac.new(signing_key, to_sign.encode(), hashlib.sha256).hexdigest(), signature
     ):
         return "SignatureDoesNotMatch"
+    if path.startswith(PREFIX + "/") and environ.get("PATH_INFO", "").startswith(PREFIX + "/"):
+        # signed for the host's one port (``/objects/BUCKET/KEY``), forwarded as is: the same object here
+        path = path[len(PREFIX) :]
+        environ["PATH_INFO"] = environ["PATH_INFO"][len(PREFIX) :]
     rest = "&".join(
         f"{key}={value}" if value or _ else key for key, _, value in pairs if not key.startswith("X-Amz-")
     )

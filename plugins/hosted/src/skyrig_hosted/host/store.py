@@ -395,6 +395,16 @@ class Store:
             ).fetchone()
         return None if row is None else Resource(kind, name, row["properties"], row["outputs"])
 
+    def public_bucket(self, bucket: str) -> bool:
+        """Whether ``bucket`` (its name on the objects server) is a bucket some environment made public."""
+        with self._transaction() as connection:
+            row = connection.execute(
+                "SELECT 1 FROM resources WHERE kind = 'bucket' AND outputs ->> 'bucket' = %s "
+                "AND properties -> 'public' = 'true'::jsonb LIMIT 1",
+                (bucket,),
+            ).fetchone()
+        return row is not None
+
     def resources(self, environment: Environment) -> list[Resource]:
         """The environment's resources, by kind and name."""
         with self._transaction() as connection:

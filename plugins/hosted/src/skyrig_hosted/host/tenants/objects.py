@@ -48,21 +48,46 @@ def ensure(servers: Servers, tenant: Tenant) -> dict[str, str]:
     return {"username": key["AccessKeyId"], "password": key["SecretAccessKey"]}
 
 
+PROPERTIES = ("versioned", "public")
+"""A bucket's properties, each a boolean: ``versioned`` is the server's versioning; ``public`` is the
+host's own (it serves the bucket's objects to anyone at ``/objects/BUCKET/KEY`` of its one port,
+:mod:`skyrig_hosted.host.public`): the server serves no one without a signature."""
+
+
+def _checked(properties: dict[str, Any]) -> dict[str, bool]:
+    extra = sorted(set(properties) - set(PROPERTIES))
+    if extra:
+        raise ValueError(f"unknown property {extra[0]!r} (a bucket has: {', '.join(PROPERTIES)})")
+    for name in PROPERTIES:
+        if not isinstance(properties.get(name, False), bool):
+            raise ValueError(f"{name!r} must be true or false")
+    return {name: bool(properties.get(name, False)) for name in PROPERTIES}
+
+
 def put(
     servers: Servers, tenant: Tenant, login: dict[str, str], kind: str, name: str, properties: dict[str, Any]
 ) -> dict[str, Any]:
-    """The bucket, made if absent."""
+    """The bucket, made if absent, its versioning enabled when ``versioned`` (suspended when no longer:
+    the versions kept stay)."""
     check_kind("objects", kind, KINDS)
+    wanted = _checked(properties)
     s3 = servers.objects.admin_client("s3")
     bucket = bucket_name(tenant, name)
     with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
         s3.create_bucket(Bucket=bucket)
+    status = s3.get_bucket_versioning(Bucket=bucket).get("Status")
+    if wanted["versioned"] and status != "Enabled":
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    elif not wanted["versioned"] and status == "Enabled":
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
     return {"endpoint": servers.objects.endpoint, "bucket": bucket, "region": "us-east-1"}
 
 
 def _empty(s3: Any, bucket: str) -> None:
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+    """Every version and delete marker of every object (an unversioned object is its one version)."""
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        found = [*page.get("Versions", []), *page.get("DeleteMarkers", [])]
+        keys = [{"Key": item["Key"], "VersionId": item["VersionId"]} for item in found]
         if keys:
             s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
 
@@ -107,10 +132,10 @@ def remove(servers: Servers, tenant: Tenant) -> None:
 
 
 def usage(servers: Servers, tenant: Tenant) -> int:
-    """The bytes of the tenant's objects."""
+    """The bytes of the tenant's objects, every version counted."""
     s3 = servers.objects.admin_client("s3")
     total = 0
     for bucket in _buckets(s3, tenant):
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-            total += sum(int(item["Size"]) for item in page.get("Contents", []))
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+            total += sum(int(item["Size"]) for item in page.get("Versions", []))
     return total
