@@ -49,6 +49,8 @@ def probe(asked):
         answers["read " + path] = attempt(lambda: read(path))
     for path in asked["list"]:
         answers["list " + path] = attempt(lambda: os.listdir(path))
+    for pid in asked.get("signal", []):
+        answers[f"signal {pid}"] = attempt(lambda: os.kill(pid, 0))
     for name, kwargs in asked["pg"].items():
         answers["pg " + name] = attempt(lambda: pg(**kwargs))
     home = os.environ["HOME"]
@@ -60,7 +62,7 @@ def probe(asked):
     own = json.load(urllib.request.urlopen(request, timeout=10))
     from skyrig.runtime import load_runtime_config
     padding = load_runtime_config().get("padding", "")
-    return {"answers": answers, "uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(),
+    return {"answers": answers, "uid": os.getuid(), "pid": os.getpid(), "gid": os.getgid(), "groups": os.getgroups(),
             "home": home, "home_mode": oct(os.stat(home).st_mode & 0o777), "own_secret": own["value"], "padding": len(padding),
             "umask": oct(os.umask(0o077))}
 
@@ -298,6 +300,9 @@ def _serve(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
         (["--service-user", "no-such-user-here"], "--service-user no-such-user-here: no such user"),
         (["--service-user", "nobody"], "the service user nobody cannot run"),
         (["--service-user", "nobody", "--service-python", "/nowhere/python"], "/nowhere/python: no such"),
+        (["--service-uids", "200000-200099"], "--service-uids goes with --service-user"),
+        (["--service-user", "nobody", "--service-uids", "0-10"], "not a range of uids"),
+        (["--service-user", "nobody", "--service-uids", "65000-65999"], "uid 65534 is the user nobody's"),
     ],
 )
 def test_a_wrong_service_user_is_one_line_and_starts_nothing(tmp_path: Path, options: list[str], said: str):
@@ -318,3 +323,54 @@ def test_a_root_host_without_a_service_user_warns_once(data: Path):
     with IsolatedHost(data) as host:
         warned = [line for line in host.output if "warning: services run as root" in line]
     assert len(warned) == 1 and "--service-user" in warned[0], host.output
+
+
+def test_with_service_uids_environments_cannot_reach_each_other(data: Path, python: str):
+    options = ("--service-user", "nobody", "--service-uids", "200000-200099", "--service-python", python)
+    with IsolatedHost(data, *options) as host:
+        admin = host.api(host.admin_token)
+        client = host.api(admin.post("/apps", json={"name": "shop"}).json()["token"])
+        for env in ("pr:1", "dev"):
+            assert client.put(f"/apps/shop/envs/{env}", json={"type": "preview"}).status_code == 201
+            client.put(f"/apps/shop/envs/{env}/secrets/API_KEY", json={"value": f"{env}'s key"})
+            _deploy(client, env, {"web.py": PROBE})
+        port = host.url.split(":")[-1].split("/")[0]
+
+        def probe(label: str, **asked: Any) -> dict[str, Any]:
+            asked = {"read": [], "list": [], "pg": {}, **asked}
+            asked["secret_url"] = f"{host.url}/apps/shop/envs/{label.replace('pr-', 'pr:')}/secrets/API_KEY"
+            answer = httpx.post(
+                f"http://127.0.0.1:{port}/probe",
+                headers={"Host": f"web.{label}.shop.localhost"},
+                json=asked,
+                timeout=60,
+            )
+            assert answer.status_code == 200, answer.text
+            return dict(answer.json())
+
+        dev = probe("dev")
+        theirs = Path(dev["home"])
+        found = probe(
+            "pr-1",
+            read=[str(theirs / "mine"), f"/proc/{dev['pid']}/environ"],
+            list=[str(theirs), f"/proc/{dev['pid']}/cwd", str(data / "sources")],
+            signal=[dev["pid"]],
+        )
+        succeeded = {what: said for what, said in found["answers"].items() if said.startswith("ok")}
+        assert not succeeded, f"one environment reached another's: {succeeded}"
+        assert all("PermissionError" in said for said in found["answers"].values()), found["answers"]
+        assert len(found["answers"]) == 6
+
+        import grp
+
+        nogroup = grp.getgrgid(found["gid"])
+        assert found["gid"] == dev["gid"] == pwd_gid("nobody"), nogroup
+        assert found["uid"] != dev["uid"] and {found["uid"], dev["uid"]} <= set(range(200000, 200100))
+        assert (found["own_secret"], dev["own_secret"]) == ("pr:1's key", "dev's key")
+        assert Path(found["home"]).stat().st_uid == found["uid"] and theirs.stat().st_uid == dev["uid"]
+
+
+def pwd_gid(name: str) -> int:
+    import pwd
+
+    return pwd.getpwnam(name).pw_gid

@@ -72,6 +72,13 @@ def _parser() -> argparse.ArgumentParser:
         help="run every service process as this OS user and its group (not root; the host must be root)",
     )
     serve.add_argument(
+        "--service-uids",
+        default=None,
+        metavar="FIRST-LAST",
+        help="with --service-user: each environment's services run as a uid of its own from this range "
+        "(no user of this machine may have one), in USER's group",
+    )
+    serve.add_argument(
         "--service-python",
         default=sys.executable,
         metavar="PATH",
@@ -211,17 +218,28 @@ def _public(options: argparse.Namespace, port: int) -> dict[str, Any]:
 def _isolation(options: argparse.Namespace) -> dict[str, Any]:
     """The services' OS user (checked: it exists, is not root, runs the interpreter with skyrig) and
     interpreter."""
-    from skyrig_hosted.host.isolation import IsolationError, check_interpreter, service_user
+    from skyrig_hosted.host.isolation import (
+        IsolationError,
+        ServiceUser,
+        check_interpreter,
+        service_uids,
+        service_user,
+    )
 
     python = str(options.service_python)
     if options.service_user is None:
-        return {"user": None, "python": python}
+        if options.service_uids is not None:
+            raise CliError("--service-uids goes with --service-user (whose group the uids run in)")
+        return {"user": None, "python": python, "uids": None}
     try:
         user = service_user(str(options.service_user))
+        uids = None if options.service_uids is None else service_uids(str(options.service_uids), user)
         check_interpreter(user, python)
+        if uids is not None:
+            check_interpreter(ServiceUser(f"uid {uids[0]}", uids[0], user.gid), python)
     except IsolationError as error:
         raise CliError(str(error)) from None
-    return {"user": user, "python": python}
+    return {"user": user, "python": python, "uids": uids}
 
 
 def _services(stack: contextlib.ExitStack, api: Any, data: Path, public: dict[str, Any]) -> Any:

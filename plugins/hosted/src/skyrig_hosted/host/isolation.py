@@ -13,6 +13,9 @@ other group), umask 077, ``HOME`` a folder of its own (``DATA/homes/<env id>.<se
 
 PostgreSQL's superuser logs in over its Unix socket only, whose folder is the server user's alone (0700);
 over TCP every login is scram-sha-256 and the superuser is rejected (see :mod:`.servers`).
+
+With ``--service-uids FIRST-LAST`` as well, each environment's processes run as a uid of its own from
+that range (in ``USER``'s group), so that one environment cannot read another's ``HOME`` or processes.
 """
 
 from __future__ import annotations
@@ -65,6 +68,24 @@ def service_user(name: str) -> ServiceUser:
             f"--service-user {name}: only a host running as root can run services as another user"
         )
     return ServiceUser(entry.pw_name, entry.pw_uid, entry.pw_gid)
+
+
+def service_uids(text: str, user: ServiceUser) -> tuple[int, int]:
+    """``FIRST-LAST`` (``--service-uids``): a range of uids no user of this machine has, root's excluded,
+    one per environment (their group: ``user``'s)."""
+    first, _, last = text.partition("-")
+    if not (first.isdigit() and last.isdigit()) or not 0 < int(first) <= int(last) < 2**31 - 1:
+        raise IsolationError(
+            f"--service-uids {text}: not a range of uids FIRST-LAST (e.g. 200000-299999, root's 0 excluded)"
+        )
+    span = range(int(first), int(last) + 1)
+    for entry in pwd.getpwall():
+        if entry.pw_uid in span:
+            raise IsolationError(
+                f"--service-uids {text}: uid {entry.pw_uid} is the user {entry.pw_name}'s; choose a range "
+                f"no user of this machine has"
+            )
+    return span.start, span.stop - 1
 
 
 def _closed_folder(path: Path, user: ServiceUser) -> Path | None:

@@ -73,6 +73,7 @@ CREATE TABLE IF NOT EXISTS deployments (
     PRIMARY KEY (environment, service)
 );
 ALTER TABLE environments ADD COLUMN IF NOT EXISTS suspended boolean NOT NULL DEFAULT false;
+ALTER TABLE environments ADD COLUMN IF NOT EXISTS service_uid integer UNIQUE;
 """
 
 
@@ -231,9 +232,12 @@ class Services:
         runtime_token: Callable[[Environment], str] | None = None,
         user: ServiceUser | None = None,
         python: str | None = None,
+        uids: tuple[int, int] | None = None,
     ) -> None:
         self.store = store
         self.user = user
+        self.uids = uids if user is not None else None
+        self._uids: dict[str, int] = {}
         self.python = python or sys.executable
         self.homes = Path(data) / "homes"
         self.data = Path(data)
@@ -380,6 +384,7 @@ class Services:
         for slot in slots:
             self._halt(slot, STOPPED)
         self._activity.pop(environment.id, None)
+        self._uids.pop(environment.id, None)
         for path in self.run_dir.glob(f"{environment.id}.*.json"):
             path.unlink(missing_ok=True)
         for home in self.homes.glob(f"{environment.id}.*"):
@@ -570,11 +575,41 @@ class Services:
                 )
         return deployment.port
 
+    def _user(self, environment: Environment) -> ServiceUser | None:
+        """The OS user the environment's processes run as: the service user, or with ``uids`` a uid of the
+        environment's own (kept in the store; the smallest free one of the range at first)."""
+        if self.user is None or self.uids is None:
+            return self.user
+        uid = self._uids.get(environment.id)
+        if uid is None:
+            first, last = self.uids
+            with self.store._transaction() as connection:
+                connection.execute("SELECT pg_advisory_xact_lock(17021)")
+                row = connection.execute(
+                    "SELECT service_uid FROM environments WHERE id = %s", (environment.id,)
+                ).fetchone()
+                uid = None if row is None else row["service_uid"]
+                if uid is None or not first <= uid <= last:
+                    free = connection.execute(
+                        "SELECT min(u) AS uid FROM generate_series(%s::integer, %s::integer) AS u "
+                        "WHERE NOT EXISTS (SELECT 1 FROM environments WHERE service_uid = u)",
+                        (first, last),
+                    ).fetchone()
+                    if free is None or free["uid"] is None:
+                        raise RuntimeError(f"every uid of --service-uids {first}-{last} is taken")
+                    uid = int(free["uid"])
+                    connection.execute(
+                        "UPDATE environments SET service_uid = %s WHERE id = %s", (uid, environment.id)
+                    )
+            self._uids[environment.id] = uid
+        return ServiceUser(f"uid {uid}", uid, self.user.gid)
+
     def _home(self, deployment: Deployment) -> Path | None:
         """The service's own folder (its HOME, its runtime config file) when it runs as another user."""
-        if self.user is None:
+        user = self._user(deployment.environment)
+        if user is None:
             return None
-        return service_home(self.data, f"{deployment.environment.id}.{deployment.service}", self.user)
+        return service_home(self.data, f"{deployment.environment.id}.{deployment.service}", user)
 
     def _environ(self, deployment: Deployment, folder: Path) -> dict[str, str]:
         """The process's whole environment: nothing of the host's own but PATH, HOME and LANG."""
@@ -606,8 +641,9 @@ class Services:
         if not path.exists():
             aside = path.with_suffix(".part")
             aside.write_text(text)
-            if self.user is not None:
-                os.chown(aside, self.user.uid, self.user.gid)
+            user = self._user(deployment.environment)
+            if user is not None:
+                os.chown(aside, user.uid, user.gid)
             aside.replace(path)
         return str(path)
 
@@ -629,7 +665,7 @@ class Services:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            **(self.user.popen() if self.user else {}),  # type: ignore[arg-type]
+            **(user.popen() if (user := self._user(deployment.environment)) else {}),  # type: ignore[arg-type]
         )
         self._pid_file(deployment, process.pid).write_text(f"{process.pid}\n")
         threading.Thread(
