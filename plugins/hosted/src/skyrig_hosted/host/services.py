@@ -30,6 +30,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -639,12 +640,14 @@ class Services:
             if older != path:
                 older.unlink(missing_ok=True)
         if not path.exists():
-            aside = path.with_suffix(".part")
-            aside.write_text(text)
-            user = self._user(deployment.environment)
-            if user is not None:
-                os.chown(aside, user.uid, user.gid)
-            aside.replace(path)
+            # a new file of its own (O_EXCL: never through a link the service may have left in its folder)
+            descriptor, name = tempfile.mkstemp(prefix=".config-", dir=where)
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(text)
+                user = self._user(deployment.environment)
+                if user is not None:
+                    os.fchown(handle.fileno(), user.uid, user.gid)
+            Path(name).replace(path)
         return str(path)
 
     def _pid_file(self, deployment: Deployment, pid: int) -> Path:
