@@ -8,11 +8,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -88,6 +90,9 @@ def test_only_a_public_buckets_objects_are_served_without_credentials(host: Any,
     assert answer.headers["content-length"] == "6"
     head = anyone.head(url)
     assert (head.status_code, head.headers["content-length"]) == (200, "6")
+    part = anyone.get(url, headers={"Range": "bytes=1-3"})
+    assert (part.status_code, part.content) == (206, b"svg")
+    assert anyone.get(url, headers={"If-None-Match": answer.headers["etag"]}).status_code == 304
     # a private bucket: not served, not even said to exist differently from a missing object
     with pytest.raises(PermissionError):
         files.public_url("secret.txt")
@@ -116,6 +121,13 @@ def test_another_environments_private_bucket_cannot_be_read_through_the_host(hos
     private.upload("x", b"theirs")
     anyone = httpx.Client(timeout=30)
     assert anyone.get(f"{objects_url(host.url)}/{private.bucket}/x").status_code == 404
+    # nor by a path that would resolve elsewhere: dot segments are refused as they come
+    public_bucket = mine.bucket("assets", public=True).bucket
+    sneaky = f"{objects_url(host.url)}/{public_bucket}/../{private.bucket}/x"
+    assert httpx.get(httpx.URL(sneaky), timeout=30).status_code in (400, 404)
+    with socket.create_connection((urlsplit(host.url).hostname, urlsplit(host.url).port)) as raw:
+        raw.sendall(f"GET /objects/{public_bucket}/../{private.bucket}/x HTTP/1.0\r\n\r\n".encode())
+        assert raw.recv(64).split(b" ")[1] == b"404"
     # a URL presigned with one environment's key for another's bucket: the objects server refuses it
     public = mine.bucket("assets", public=True)
     forged = BucketClient({**public.entry, "bucket": private.bucket})

@@ -30,8 +30,18 @@ HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
      "transfer-encoding", "upgrade"}
 )  # fmt: skip
-SHOWN = ("content-type", "content-length", "etag", "last-modified", "cache-control", "content-encoding")
+SHOWN = (
+    "content-type",
+    "content-length",
+    "content-range",
+    "etag",
+    "last-modified",
+    "cache-control",
+    "content-encoding",
+)
 """The object's headers a public read answers with."""
+CONDITIONS = (("range", "Range"), ("if-none-match", "IfNoneMatch"), ("if-modified-since", "IfModifiedSince"))
+"""The request's headers passed on to the read: a part of the object, or 304 when the client has it."""
 CHUNK = 64 * 1024
 
 
@@ -61,6 +71,9 @@ class Objects:
 
     async def handle(self, request: Request) -> Response:
         """Answers one request of ``/objects/...``."""
+        raw_path = request.scope["raw_path"].decode("latin-1").split("?", 1)[0]
+        if any(part in (".", "..") for part in raw_path.split("/")):
+            return _not_found()  # never resolved to another path
         if "X-Amz-Signature=" in request.url.query:
             return await self._forward(request)
         bucket, key = request.path_params["bucket"], request.path_params["key"]
@@ -68,26 +81,36 @@ class Objects:
             return _not_found()
         if not await anyio.to_thread.run_sync(self.store.public_bucket, bucket):
             return _not_found()
-        return await anyio.to_thread.run_sync(self._read, bucket, key, request.method == "HEAD")
+        conditions = {
+            name: request.headers[header] for header, name in CONDITIONS if header in request.headers
+        }
+        return await anyio.to_thread.run_sync(self._read, bucket, key, request.method == "HEAD", conditions)
 
-    def _read(self, bucket: str, key: str, head: bool) -> Response:
+    def _read(self, bucket: str, key: str, head: bool, conditions: dict[str, str]) -> Response:
         from botocore.exceptions import ClientError
 
         try:
             if head:
-                found = self.s3().head_object(Bucket=bucket, Key=key)
+                found = self.s3().head_object(Bucket=bucket, Key=key, **conditions)
             else:
-                found = self.s3().get_object(Bucket=bucket, Key=key)
+                found = self.s3().get_object(Bucket=bucket, Key=key, **conditions)
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
+            status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            if code in ("304", "NotModified") or status == 304:
+                return Response(status_code=304)
+            if code in ("InvalidRange", "416") or status == 416:
+                return PlainTextResponse("the range is not satisfiable\n", status_code=416)
             if code in ("NoSuchKey", "NoSuchBucket", "404", "403", "AccessDenied", "InvalidArgument"):
                 return _not_found()
             raise
         http = found["ResponseMetadata"].get("HTTPHeaders", {})
+        status = int(found["ResponseMetadata"].get("HTTPStatusCode") or 200)
         headers = {name: http[name] for name in SHOWN if name in http}
+        headers["accept-ranges"] = "bytes"
         headers["x-content-type-options"] = "nosniff"
         if head:
-            return Response(status_code=200, headers=headers)
+            return Response(status_code=status, headers=headers)
         body = found["Body"]
 
         def chunks() -> Iterator[bytes]:
@@ -96,7 +119,7 @@ class Objects:
             finally:
                 body.close()
 
-        return StreamingResponse(chunks(), status_code=200, headers=headers)
+        return StreamingResponse(chunks(), status_code=status, headers=headers)
 
     async def _forward(self, request: Request) -> Response:
         import httpx
