@@ -68,7 +68,7 @@ def put(
     servers: Servers, tenant: Tenant, login: dict[str, str], kind: str, name: str, properties: dict[str, Any]
 ) -> dict[str, Any]:
     """The bucket, made if absent, its versioning enabled when ``versioned`` (suspended when no longer:
-    the versions kept stay)."""
+    MinIO keeps the earlier versions; moto drops a key's earlier versions at its next write)."""
     check_kind("objects", kind, KINDS)
     wanted = _checked(properties)
     s3 = servers.objects.admin_client("s3")
