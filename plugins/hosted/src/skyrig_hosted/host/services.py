@@ -658,8 +658,10 @@ class Services:
         folder = self.sources / deployment.source
         command = [
             self.python, "-m", "uvicorn", MARKER, "--factory", "--host", "127.0.0.1",
-            "--port", str(port), "--app-dir", str(folder), "--no-access-log",
+            "--port", str(port), "--app-dir", str(self.sources), "--no-access-log",
         ]  # fmt: skip
+        # not the source's own folder: every user reads a command line, and the digest names the code
+        # (the app is found through PYTHONPATH and the working folder, which only its user reads)
         process = subprocess.Popen(
             command,
             cwd=folder,
