@@ -384,3 +384,31 @@ def pwd_gid(name: str) -> int:
     import pwd
 
     return pwd.getpwnam(name).pw_gid
+
+
+def test_a_data_folder_made_before_is_closed_at_start_but_for_the_sources(tmp_path: Path):
+    from skyrig_hosted.host.isolation import harden
+
+    data = tmp_path / "data"
+    (data / "redis").mkdir(parents=True, mode=0o755)
+    (data / "redis" / "appendonly.aof").write_text("SET e_x:k v")
+    (data / "host.key").write_text("key")
+    (data / "host.key").chmod(0o644)
+    source = data / "sources" / ("a" * 64)
+    (source / "pkg").mkdir(parents=True)
+    (source / "pkg" / "app.py").write_text("app = None")
+    (source / "run.sh").write_text("#!/bin/sh")
+    for path, mode in (
+        (source / "pkg" / "app.py", 0o600),
+        (source / "run.sh", 0o700),
+        (source / "pkg", 0o700),
+    ):
+        path.chmod(mode)
+    harden(data)
+    modes = {p.relative_to(data).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in data.rglob("*")}
+    assert stat.S_IMODE(data.stat().st_mode) == 0o711
+    assert modes["redis"] == 0o700 and modes["host.key"] == 0o600
+    assert modes["sources"] == modes["homes"] == 0o711
+    prefix = f"sources/{'a' * 64}"
+    assert modes[prefix] == modes[f"{prefix}/pkg"] == modes[f"{prefix}/run.sh"] == 0o755
+    assert modes[f"{prefix}/pkg/app.py"] == 0o644
