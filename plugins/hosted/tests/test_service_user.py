@@ -379,6 +379,11 @@ def test_with_service_uids_environments_cannot_reach_each_other(data: Path, pyth
         assert (found["own_secret"], dev["own_secret"]) == ("pr:1's key", "dev's key")
         assert Path(found["home"]).stat().st_uid == found["uid"] and theirs.stat().st_uid == dev["uid"]
 
+    with IsolatedHost(data, *options) as host:  # a restarted host: each environment keeps its uid
+        port = host.url.split(":")[-1].split("/")[0]
+        again = probe("dev")
+        assert (again["uid"], again["home"]) == (dev["uid"], dev["home"])
+
 
 def pwd_gid(name: str) -> int:
     import pwd
