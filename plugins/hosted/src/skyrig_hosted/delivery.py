@@ -11,6 +11,7 @@ import hashlib
 import json
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from skyrig.provider import Context, ProviderError, UserError
@@ -80,11 +81,16 @@ def _deliver(context: Context, configs: dict[str, dict[str, Any]]) -> None:
         host.upload_source(app, source.sha256, source.data)
         seconds = time.monotonic() - started
         _say(f"uploaded the app's source {source.sha256[:12]} ({source.size} bytes, {seconds:.2f} s)")
-    failed = []
-    for service in changed:
+
+    def deploy(service: str) -> tuple[dict[str, Any], float]:
         started = time.monotonic()
-        deployed = host.deploy(app, env, service, source.sha256, configs[service])
-        seconds = time.monotonic() - started
+        return host.deploy(app, env, service, source.sha256, configs[service]), time.monotonic() - started
+
+    # the services start at once on the host (each answers when its process accepts connections)
+    with ThreadPoolExecutor(max_workers=min(len(changed), 8)) as pool:
+        results = list(pool.map(deploy, changed))
+    failed = []
+    for service, (deployed, seconds) in zip(changed, results, strict=True):
         state = deployed.get("state")
         if state == "failed":
             log = deployed.get("log") or []
