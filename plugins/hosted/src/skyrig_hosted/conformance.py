@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -73,10 +73,12 @@ class Host:
     :attr:`admin_token` once entered; stopped (SIGTERM, then SIGKILL) on exit, its data removed unless it
     was given a folder."""
 
-    def __init__(self, data: Path | None = None, *, fast: bool = True) -> None:
+    def __init__(self, data: Path | None = None, *, fast: bool = True, options: Sequence[str] = ()) -> None:
         self._given = data is not None
         self.data = data or Path(tempfile.mkdtemp(prefix="skyrig-hosted-"))
         self.fast = fast
+        self.options = list(options)
+        """More ``serve`` options (``--idle-suspend 2``, quotas, ...)."""
         self.url = ""
         self.admin_token = ""
         self.process: subprocess.Popen[str] | None = None
@@ -87,7 +89,8 @@ class Host:
     def command(self) -> list[str]:
         script = shutil.which("skyrig-hosted", path=str(Path(sys.executable).parent))
         head = [script] if script else [sys.executable, "-m", "skyrig_hosted.host.cli"]
-        return [*head, "serve", "--data", str(self.data), "--host", "127.0.0.1", *(["--fast"] * self.fast)]
+        fast = ["--fast"] * self.fast
+        return [*head, "serve", "--data", str(self.data), "--host", "127.0.0.1", *fast, *self.options]
 
     def __enter__(self) -> Host:
         environ = {k: v for k, v in os.environ.items() if k != TOKEN_VARIABLE}
