@@ -606,19 +606,25 @@ class HostApi:
         )
 
 
-async def _body(request: Request) -> Any:
-    """The request's JSON body (None when empty); over :data:`MAX_BODY` bytes is refused unread."""
-    too_large = ApiError(413, "too_large", f"the body is too large (over {MAX_BODY} bytes)")
+async def read_limited(request: Request, limit: int, what: str = "the body") -> bytes:
+    """The request's body, refused (413) unread when it declares more than ``limit`` bytes, and as soon as
+    more arrive when it does not."""
+    too_large = ApiError(413, "too_large", f"{what} is too large (over {limit} bytes)")
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
+    if declared.isdigit() and int(declared) > limit:
         raise too_large
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY:
+        if size > limit:
             raise too_large
         chunks.append(chunk)
-    raw = b"".join(chunks)
+    return b"".join(chunks)
+
+
+async def _body(request: Request) -> Any:
+    """The request's JSON body (None when empty); over :data:`MAX_BODY` bytes is refused unread."""
+    raw = await read_limited(request, MAX_BODY)
     if not raw.strip():
         return None
     try:

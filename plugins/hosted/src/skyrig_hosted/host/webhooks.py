@@ -47,7 +47,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from skyrig_hosted.host.api import APP_NAME, ApiError, Call, HostApi, _field, _name, _object, _only
+from skyrig_hosted.host.api import (
+    APP_NAME,
+    ApiError,
+    Call,
+    HostApi,
+    _field,
+    _name,
+    _object,
+    _only,
+    read_limited,
+)
 from skyrig_hosted.host.jobs import CLOSE, OPEN, Checkout, Jobs, preview_command, remove_checkout, shown
 from skyrig_hosted.host.store import Store
 from skyrig_hosted.host.tokens import APP, digest, new_token
@@ -269,7 +279,7 @@ class Webhooks:
         """``POST /v1/apps/{app}/github/webhook``: GitHub's delivery."""
         try:
             app = _name(request.path_params["app"], APP_NAME, "app")
-            body = await _raw_body(request)
+            body = await read_limited(request, MAX_PAYLOAD, "the delivery")
             headers = {k.lower(): v for k, v in request.headers.items()}
             status, content = await anyio.to_thread.run_sync(self.receive, app, headers, body)
         except ApiError as error:
@@ -356,20 +366,6 @@ class Webhooks:
             Route("/apps/{app}/jobs", e(self.list_jobs), methods=["GET"]),
             Route("/apps/{app}/jobs/{id}", e(self.get_job), methods=["GET"]),
         ]
-
-
-async def _raw_body(request: Request) -> bytes:
-    too_large = ApiError(413, "too_large", f"the delivery is too large (over {MAX_PAYLOAD} bytes)")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_PAYLOAD:
-        raise too_large
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_PAYLOAD:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _payload(body: bytes, content_type: str) -> dict[str, Any]:
