@@ -276,7 +276,7 @@ def test_services_run_as_the_service_user_and_reach_nothing_of_the_host(data: Pa
         assert stat.S_IMODE(data.stat().st_mode) == 0o711
         for entry in data.iterdir():
             mode = stat.S_IMODE(entry.lstat().st_mode)
-            if entry.name in ("sources", "homes"):
+            if entry.name in ("sources", "homes", "envs"):
                 assert mode == 0o711, (entry, oct(mode))
             else:
                 assert mode & 0o077 == 0, (entry, oct(mode))

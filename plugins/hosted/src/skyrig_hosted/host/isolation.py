@@ -4,7 +4,7 @@
 other group), umask 077, ``HOME`` a folder of its own (``DATA/homes/<env id>.<service>``, 0700, owned by
 ``USER``). The data folder is closed to every other user but for the way to the source folders:
 
-- ``DATA`` and ``DATA/sources`` and ``DATA/homes`` are 0711 (traversable, not listable);
+- ``DATA`` and ``DATA/sources``, ``DATA/homes`` and ``DATA/envs`` are 0711 (traversable, not listable);
 - each ``DATA/sources/<sha256>`` is 0755 with files 0644 (0755 when executable): an app's code, which
   every environment of that app runs anyway;
 - everything else the host keeps (``host.key``, ``admin-token``, ``servers.json``, ``host.json``, the
@@ -27,7 +27,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-OPEN = {"sources", "homes"}
+OPEN = {"sources", "homes", "envs"}
 """The entries of ``DATA`` a service user may traverse (never list)."""
 CHECK = "import skyrig.runtime.host"
 

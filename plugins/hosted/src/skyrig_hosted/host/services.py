@@ -43,6 +43,7 @@ from psycopg.types.json import Jsonb
 
 from skyrig_hosted.host.isolation import ServiceUser, service_home
 from skyrig_hosted.host.store import Environment, Store, env_label
+from skyrig_hosted.host.venvs import Build, RequirementsError, Venvs
 
 log = logging.getLogger("skyrig_hosted.host.services")
 
@@ -60,6 +61,8 @@ INLINE_CONFIG = 64 * 1024
 """A runtime config longer than this (characters of JSON) is handed over in a file instead."""
 
 RUNNING, SUSPENDED, FAILED, STOPPED = "running", "suspended", "failed", "stopped"
+BUILDING = "building"
+"""Its app's requirements are being installed (shown as "starting"); the process starts after."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS deployments (
@@ -120,6 +123,7 @@ class _Slot:
     failures: int = 0
     restart_at: float | None = None
     started_at: float = 0.0
+    build: Build | None = None
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
@@ -240,6 +244,7 @@ class Services:
         self.uids = uids if user is not None else None
         self._uids: dict[str, int] = {}
         self.python = python or sys.executable
+        self.venvs = Venvs(Path(data), self.python, user)
         self.homes = Path(data) / "homes"
         self.data = Path(data)
         self.sources = self.data / "sources"
@@ -296,6 +301,7 @@ class Services:
         environments not suspended (without waiting: :meth:`wake` waits)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.sources.mkdir(parents=True, exist_ok=True)
+        self.venvs.prepare()
         self._stop_leftovers()
         self._watchdog = subprocess.Popen(
             [sys.executable, "-c", _WATCHDOG, MARKER, str(self.run_dir)],
@@ -337,6 +343,7 @@ class Services:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._watchdog.wait(timeout=15)
             self._watchdog = None
+        self.venvs.close()
 
     def __enter__(self) -> Services:
         self.start()
@@ -390,6 +397,7 @@ class Services:
             path.unlink(missing_ok=True)
         for home in self.homes.glob(f"{environment.id}.*"):
             shutil.rmtree(home, ignore_errors=True)
+        self.collect_envs()
 
     def remove(self, environment: Environment, service: str) -> None:
         """Stops ``service``'s process and forgets its deployment (the service is deleted)."""
@@ -404,6 +412,7 @@ class Services:
             connection.execute(
                 "DELETE FROM deployments WHERE environment = %s AND service = %s", (environment.id, service)
             )
+        self.collect_envs()
 
     def suspend(self, environment: Environment) -> None:
         """Stops the environment's processes and marks it suspended (the next :meth:`wake` starts them)."""
@@ -427,6 +436,8 @@ class Services:
         failed (state "failed" with its log)."""
         digest = config_digest(config)
         key = self._key(environment, service)
+        deadline = time.monotonic() + timeout
+        build = self._start_build(source)  # its app's requirements (a failed build is tried again)
         with self._lock:
             slot = self._slots.get(key)
             if slot is None:
@@ -443,8 +454,9 @@ class Services:
                 port = slot.deployment.port
                 deployment = Deployment(environment, service, app_ref, source, config, digest, port)
                 serving = slot.state == RUNNING and slot.ready and slot.process is not None
-            if serving and (self.sources / source).is_dir():
-                self._replace(slot, deployment, timeout)
+            python = self._prepared(build, timeout) if serving else None
+            if python is not None and (self.sources / source).is_dir():
+                self._replace(slot, deployment, max(1.0, deadline - time.monotonic()), python)
             else:
                 with slot.lock:
                     slot.deployment = deployment
@@ -457,7 +469,8 @@ class Services:
         if slot.state != RUNNING:
             self._resume(environment)
         with contextlib.suppress(ServiceFailed):
-            self._ready(slot, timeout)
+            self._ready(slot, max(0.1, deadline - time.monotonic()))
+        self.collect_envs()
         return {**self.view(environment, service), "changed": changed}
 
     def view(self, environment: Environment, service: str) -> dict[str, Any]:
@@ -466,7 +479,7 @@ class Services:
         slot = self._slot(environment, service)
         deployment = slot.deployment
         state = slot.state
-        if state == RUNNING and not slot.ready:
+        if (state == RUNNING and not slot.ready) or state == BUILDING:
             state = "starting"
         shown: dict[str, Any] = {
             "service": service,
@@ -482,6 +495,17 @@ class Services:
         """Every deployment of the environment, by service."""
         names = sorted(slot.deployment.service for slot in self._slots_of(environment.id))
         return [self.view(environment, name) for name in names]
+
+    def collect_envs(self) -> list[str]:
+        """Removes the apps' virtual environments no deployment uses (see :mod:`.venvs`)."""
+        with self._lock:
+            sources = {slot.deployment.source for slot in self._slots.values()}
+        try:
+            sources |= self.sources_in_use()
+            return self.venvs.collect(self.venvs.keys_of(self.sources, sources))
+        except Exception:  # a failed round: the next deployment collects
+            log.exception("the unused virtual environments could not be collected")
+            return []
 
     def sources_in_use(self) -> set[str]:
         """The source digests some deployment uses."""
@@ -593,7 +617,8 @@ class Services:
                 if uid is None or not first <= uid <= last:
                     free = connection.execute(
                         "SELECT min(u) AS uid FROM generate_series(%s::integer, %s::integer) AS u "
-                        "WHERE NOT EXISTS (SELECT 1 FROM environments WHERE service_uid = u)",
+                        "WHERE NOT EXISTS (SELECT 1 FROM environments WHERE service_uid = u) "
+                        "AND NOT EXISTS (SELECT 1 FROM apps WHERE job_uid = u)",  # an app's jobs' uid
                         (first, last),
                     ).fetchone()
                     if free is None or free["uid"] is None:
@@ -612,11 +637,13 @@ class Services:
             return None
         return service_home(self.data, f"{deployment.environment.id}.{deployment.service}", user)
 
-    def _environ(self, deployment: Deployment, folder: Path) -> dict[str, str]:
-        """The process's whole environment: nothing of the host's own but PATH, HOME and LANG."""
+    def _environ(self, deployment: Deployment, folder: Path, python: str) -> dict[str, str]:
+        """The process's whole environment: nothing of the host's own but PATH, HOME and LANG (with the
+        app's virtual environment's scripts first when it has one)."""
         home = self._home(deployment)
+        path = os.environ.get("PATH", os.defpath)
         return {
-            "PATH": os.environ.get("PATH", os.defpath),
+            "PATH": path if python == self.python else f"{Path(python).parent}{os.pathsep}{path}",
             "HOME": str(home) if home else os.environ.get("HOME", str(folder)),
             "LANG": os.environ.get("LANG", "C.UTF-8"),
             "PYTHONPATH": str(folder),
@@ -653,11 +680,13 @@ class Services:
     def _pid_file(self, deployment: Deployment, pid: int) -> Path:
         return self.run_dir / f"{deployment.environment.id}.{deployment.service}.{pid}.pid"
 
-    def _launch(self, deployment: Deployment, port: int, lines: deque[str]) -> subprocess.Popen[bytes]:
-        """Starts a process of ``deployment`` on ``port``, its output kept in ``lines``."""
+    def _launch(
+        self, deployment: Deployment, port: int, lines: deque[str], python: str
+    ) -> subprocess.Popen[bytes]:
+        """Starts a process of ``deployment`` on ``port`` with ``python``, its output kept in ``lines``."""
         folder = self.sources / deployment.source
         command = [
-            self.python, "-m", "uvicorn", MARKER, "--factory", "--host", "127.0.0.1",
+            python, "-m", "uvicorn", MARKER, "--factory", "--host", "127.0.0.1",
             "--port", str(port), "--app-dir", str(self.sources), "--no-access-log",
         ]  # fmt: skip
         # not the source's own folder: every user reads a command line, and the digest names the code
@@ -665,7 +694,7 @@ class Services:
         process = subprocess.Popen(
             command,
             cwd=folder,
-            env=self._environ(deployment, folder),
+            env=self._environ(deployment, folder, python),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -678,13 +707,13 @@ class Services:
         ).start()
         return process
 
-    def _replace(self, slot: _Slot, deployment: Deployment, timeout: float) -> None:
+    def _replace(self, slot: _Slot, deployment: Deployment, timeout: float, python: str) -> None:
         """Starts ``deployment``'s process beside the slot's serving one, on another port, and puts it in
         the slot once it accepts connections (or failed: then :meth:`_ready` says so), then stops the
         old one: requests are answered all along."""
         lines: deque[str] = deque(maxlen=LOG_LINES)
         port = _free_port()
-        process = self._launch(deployment, port, lines)
+        process = self._launch(deployment, port, lines, python)
         deadline = time.monotonic() + timeout
         while process.poll() is None and not _accepts(port) and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -700,6 +729,66 @@ class Services:
             _stop_group(old)
             self._pid_file(old_deployment, old.pid).unlink(missing_ok=True)
 
+    def _start_build(self, source: str) -> Build | None:
+        """The build of ``source``'s virtual environment (started, or tried again when it failed), or None
+        when it has no ``requirements.txt`` (or one the host refuses: its slot says why)."""
+        folder = self.sources / source
+        try:
+            key = self.venvs.key(folder, source) if folder.is_dir() else None
+        except (RequirementsError, OSError):
+            return None
+        return None if key is None else self.venvs.ensure(key, folder, retry=True)
+
+    def _prepared(self, build: Build | None, timeout: float) -> str | None:
+        """The python a deployment runs with once its build is done (waiting up to ``timeout``), else
+        None (still building, or failed)."""
+        if build is None:
+            return self.python
+        build.done.wait(timeout)
+        return build.python if build.done.is_set() else None
+
+    def _interpreter(self, slot: _Slot) -> str | None:
+        """The python the slot's process runs with: the service interpreter, or its app's virtual
+        environment's. None while that is built (the slot "building": :meth:`_tick` starts it after) or
+        when it could not be (the slot "failed", pip's last lines in its log). Caller holds the lock."""
+        deployment = slot.deployment
+        folder = self.sources / deployment.source
+        try:
+            key = self.venvs.key(folder, deployment.source)
+        except (RequirementsError, OSError) as error:
+            slot.log.append(f"skyrig-hosted: {error}")
+            slot.state, slot.restart_at, slot.process, slot.ready = FAILED, None, None, False
+            return None
+        if key is None:
+            return self.python
+        build = self.venvs.ensure(key, folder)
+        if build.done.is_set() and build.python is not None:
+            return build.python
+        slot.process, slot.ready, slot.restart_at, slot.build = None, False, None, build
+        if build.done.is_set():
+            slot.log.extend(build.tail)
+            slot.state = FAILED
+        elif slot.state != BUILDING:
+            slot.log.append(f"skyrig-hosted: installing the app's requirements.txt (env {key[:12]})")
+            slot.state = BUILDING
+        return None
+
+    def _built(self, slot: _Slot) -> None:
+        """A slot whose build ended: its process started, or "failed" with pip's last lines (caller holds
+        the slot's lock)."""
+        build = slot.build
+        if slot.state != BUILDING or build is None or not build.done.is_set():
+            return
+        slot.build = None
+        if build.python is None:
+            slot.log.extend(build.tail)
+            slot.state, slot.restart_at = FAILED, None
+            log.warning("service %s: its requirements could not be installed", slot.deployment.service)
+            return
+        slot.log.append(f"skyrig-hosted: requirements installed ({build.seconds:.1f} s)")
+        slot.state = STOPPED
+        self._spawn(slot)
+
     def _spawn(self, slot: _Slot) -> None:
         """Starts the slot's process (the caller holds its lock or owns it)."""
         with slot.lock:
@@ -709,7 +798,10 @@ class Services:
                 slot.state, slot.restart_at = FAILED, None
                 slot.log.append(f"skyrig-hosted: the source {deployment.source} is missing on the host")
                 return
-            slot.process = self._launch(deployment, self._port(slot), slot.log)
+            python = self._interpreter(slot)
+            if python is None:  # its requirements are being installed, or could not be
+                return
+            slot.process = self._launch(deployment, self._port(slot), slot.log, python)
             slot.state, slot.ready, slot.restart_at = RUNNING, False, None
             slot.started_at = time.monotonic()
 
@@ -737,6 +829,14 @@ class Services:
                 process, port = slot.process, slot.deployment.port
                 if slot.ready and process is not None and process.poll() is None:
                     return int(port)  # type: ignore[arg-type]
+                building = slot.state == BUILDING
+                if building and time.monotonic() > deadline:
+                    name = slot.deployment.service
+                    message = f"service {name!r} is still installing its requirements ({timeout:.0f} s)"
+                    raise ServiceFailed(message, list(slot.log))
+                if building:
+                    time.sleep(TICK / 4)
+                    continue
                 if process is None or process.poll() is not None or slot.state != RUNNING:
                     self._crashed(slot)
                     name = slot.deployment.service
@@ -788,14 +888,16 @@ class Services:
         starting: set[str] = set()
         for slot in slots:
             with slot.lock:
+                if slot.state == BUILDING and not self._closing.is_set():
+                    self._built(slot)
                 if slot.state == RUNNING and slot.process is not None and slot.process.poll() is not None:
                     self._crashed(slot)
                 due = slot.state == FAILED and slot.restart_at is not None and now >= slot.restart_at
                 if due and not self._closing.is_set():
                     self._spawn(slot)
-                if slot.state in (RUNNING, FAILED):
+                if slot.state in (RUNNING, FAILED, BUILDING):
                     live[slot.deployment.environment.id] = slot.deployment.environment
-                if slot.state == RUNNING and not slot.ready:
+                if (slot.state == RUNNING and not slot.ready) or slot.state == BUILDING:
                     starting.add(slot.deployment.environment.id)
         if self.idle_suspend > 0:
             for environment_id, environment in live.items():
