@@ -282,7 +282,9 @@ def _start(
     from skyrig_hosted.host.webhooks import Webhooks
 
     api = HostApi(store, ServersTenancy(servers), quotas)
-    api.webhooks = stack.enter_context(Webhooks(store, data))  # runs the jobs a previous host left
+    # the jobs run as the services' user, with their interpreter (when the host has one)
+    isolation = {k: public[k] for k in ("user", "python", "uids") if k in public} if public else {}
+    api.webhooks = stack.enter_context(Webhooks(store, data, **isolation))  # runs a previous host's jobs
     api.cron = _cron(store, data, fast)
     if public is not None:
         application = _services(stack, api, data, public)

@@ -12,6 +12,10 @@ app's repository, ``git checkout --force SHA``, ``git clean -fdx -e .skyrig`` (t
 ``HOME``, ``LANG``...) and ``SKYRIG_HOSTED_TOKEN``: the app's deploy token. Never the host's own
 variables. The last lines of its output are kept with the job, with the deploy token and the
 repository's password replaced by ``***``.
+
+With a service user (``serve --service-user``), ``git`` and ``skyrig`` run as an unprivileged user with
+the services' interpreter, in a checkout and a ``HOME`` of their own (:mod:`.jobuser`); whatever the
+user, a ``skyrig.toml`` that keeps state in a SQLite file outside the checkout fails the job.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import contextlib
 import json
 import logging
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -35,6 +40,9 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from skyrig_hosted.host.isolation import ServiceUser
+from skyrig_hosted.host.jobuser import SCHEMA as USER_SCHEMA
+from skyrig_hosted.host.jobuser import JobUserError, job_folders, job_user, state_outside
 from skyrig_hosted.host.store import Store
 
 log = logging.getLogger("skyrig_hosted.host.jobs")
@@ -141,10 +149,11 @@ class Checkout:
     token: str
 
 
-def preview_command(action: str, pr: int) -> list[str]:
+def preview_command(action: str, pr: int, python: str = sys.executable) -> list[str]:
     """The command a job runs in the app's checkout: ``skyrig preview open|close --pr N --json`` (its
-    outcome on standard output, kept as the job's result; its progress on standard error, its log)."""
-    return [sys.executable, "-m", "skyrig", "preview", action, "--pr", str(pr), "--json"]
+    outcome on standard output, kept as the job's result; its progress on standard error, its log), with
+    the interpreter ``python``."""
+    return [python, "-m", "skyrig", "preview", action, "--pr", str(pr), "--json"]
 
 
 def shown(location: str) -> str:
@@ -171,6 +180,7 @@ class JobStore:
         with self._transaction() as connection:
             connection.execute("SELECT pg_advisory_xact_lock(17017)")
             connection.execute(SCHEMA)
+            connection.execute(USER_SCHEMA)
 
     @staticmethod
     def enqueue(connection: Any, app: str, action: str, pr: int, sha: str, event: str, delivery: str) -> Job:
@@ -285,7 +295,8 @@ class Jobs:
 
     ``checkout(app)`` answers the app's repository and deploy token (None: the app has no GitHub
     configuration any more, and its jobs fail saying so); ``command(action, pr)`` the argv a job runs
-    (:func:`preview_command`)."""
+    (:func:`preview_command`). With ``user``, every command runs as that user (with ``uids``, as a uid of
+    the app's own from that range: :mod:`.jobuser`)."""
 
     def __init__(
         self,
@@ -295,7 +306,12 @@ class Jobs:
         *,
         command: Callable[[str, int], list[str]] = preview_command,
         timeout: float = TIMEOUT,
+        user: ServiceUser | None = None,
+        uids: tuple[int, int] | None = None,
     ) -> None:
+        self.store = store
+        self.user = user
+        self.uids = uids if user is not None else None
         self.table = JobStore(store)
         self.data = data
         self.checkout = checkout
@@ -392,13 +408,17 @@ class Jobs:
             if settings is None:
                 raise _Failed(f"app {job.app!r} has no GitHub configuration (PUT /v1/apps/{job.app}/github)")
             output.hide(settings.token, _password(settings.repository))
-            folder = self.data / "apps" / job.app / "checkout"
-            self._fetch(job, settings.repository, folder, output)
+            runner = _Runner.of(self, job.app)
+            folder = runner.checkout
+            self._fetch(job, settings.repository, runner, output)
+            refused = state_outside(folder, job.pr)
+            if refused is not None:
+                raise _Failed(refused)
             argv = self.command(job.action, job.pr)
             output.line(f"$ {_described(argv)}")
             answer: list[str] = []
-            environ = _environ({TOKEN_VARIABLE: settings.token})
-            code = self._execute(job, argv, folder, environ, output, answer=answer)
+            environ = runner.environ({TOKEN_VARIABLE: settings.token})
+            code = self._execute(job, argv, runner, environ, output, answer=answer)
             result = output.result("".join(answer))
         except _Stopping:
             output.line("[stopped with the host: this job runs again at its next start]")
@@ -419,26 +439,30 @@ class Jobs:
             error = f"skyrig preview {job.action} --pr {job.pr} exited with status {code}"
             self.table.finish(job.id, FAILED, code, error, output.text(), result)
 
-    def _fetch(self, job: Job, repository: str, folder: Path, output: _Output) -> None:
-        """The PR's head commit, checked out in ``folder`` (made on the first job); ``.skyrig/`` kept."""
-        folder.mkdir(parents=True, exist_ok=True)
-        environ = _environ(
+    def _fetch(self, job: Job, repository: str, runner: _Runner, output: _Output) -> None:
+        """The PR's head commit, checked out in the runner's checkout (made on the first job);
+        ``.skyrig/`` kept."""
+        folder = runner.checkout
+        environ = runner.environ(
             {"GIT_TERMINAL_PROMPT": "0", "GIT_ALLOW_PROTOCOL": GIT_PROTOCOLS, "GIT_CONFIG_NOSYSTEM": "1"}
         )
 
         def git(*arguments: str) -> int:
             output.line("$ git " + " ".join(shown(a) for a in arguments))
-            return self._execute(job, ["git", *arguments], folder, environ, output)
+            return self._execute(job, ["git", *arguments], runner, environ, output)
 
         if not (folder / ".git").is_dir() and git("init", "--quiet", ".") != 0:
             raise _Failed(f"git init failed in {folder}")
-        fetched = git("fetch", "--quiet", "--no-tags", "--depth=1", "--", repository, job.sha) == 0
+        # no FETCH_HEAD: it would name the repository, a password in its URL too
+        fetch = ("fetch", "--quiet", "--no-tags", "--no-write-fetch-head")
+        fetched = git(*fetch, "--depth=1", "--", repository, job.sha) == 0
         if not fetched:  # a fork's commit: GitHub serves it as the base repository's refs/pull/N/head
-            fetched = git("fetch", "--quiet", "--no-tags", "--", repository, f"refs/pull/{job.pr}/head") == 0
+            fetched = git(*fetch, "--", repository, f"refs/pull/{job.pr}/head") == 0
         if not fetched and not (job.action == CLOSE and (folder / "skyrig.toml").exists()):
             raise _Failed(f"git could not fetch {job.sha} from {shown(repository)}")
-        with contextlib.suppress(OSError):  # it names the repository, a password in its URL too
-            (folder / ".git" / "FETCH_HEAD").unlink()
+        if runner.user is None:  # one an earlier host's git left
+            with contextlib.suppress(OSError):
+                (folder / ".git" / "FETCH_HEAD").unlink()
         if fetched:
             if git("checkout", "--quiet", "--force", "--detach", job.sha) != 0:
                 raise _Failed(f"git could not check out {job.sha}")
@@ -449,20 +473,21 @@ class Jobs:
         self,
         job: Job,
         argv: list[str],
-        folder: Path,
+        runner: _Runner,
         environ: dict[str, str],
         output: _Output,
         *,
         answer: list[str] | None = None,
     ) -> int:
-        """Runs ``argv`` in ``folder``, its output into ``output``; answers its exit status. With
-        ``answer``, its standard output goes there instead (its standard error still to ``output``)."""
+        """Runs ``argv`` in the runner's checkout as its user, its output into ``output``; answers its exit
+        status. With ``answer``, its standard output goes there instead (its standard error still to
+        ``output``)."""
         if self._stopping.is_set():
             raise _Stopping
         try:
             process = subprocess.Popen(
                 argv,
-                cwd=folder,
+                cwd=runner.checkout,
                 env=environ,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -470,6 +495,7 @@ class Jobs:
                 text=True,
                 errors="replace",
                 start_new_session=True,  # its own process group: stopped whole, on timeout or shutdown
+                **(runner.user.popen() if runner.user else {}),  # type: ignore[arg-type]
             )
         except OSError as error:
             raise _Failed(f"{argv[0]} could not start: {error.strerror or error}") from None
@@ -509,6 +535,39 @@ class Jobs:
 
 class _Failed(Exception):
     """The job failed before or outside its command: the message says why (one line)."""
+
+
+@dataclass(frozen=True)
+class _Runner:
+    """Who runs an app's job's commands and where: the host's own user (``user`` None) or the job's
+    unprivileged one, with a ``HOME`` of its own."""
+
+    checkout: Path
+    user: ServiceUser | None = None
+    home: Path | None = None
+
+    @classmethod
+    def of(cls, jobs: Jobs, app: str) -> _Runner:
+        """The runner of ``app``'s jobs, its folders made (:mod:`.jobuser`)."""
+        try:
+            user = job_user(jobs.store, app, jobs.user, jobs.uids)
+            if user is None:
+                checkout = jobs.data / "apps" / app / "checkout"
+                checkout.mkdir(parents=True, exist_ok=True)
+                return cls(checkout)
+            checkout, home = job_folders(jobs.data, app, user)
+        except JobUserError as error:
+            raise _Failed(str(error)) from None
+        return cls(checkout, user, home)
+
+    def environ(self, extra: dict[str, str]) -> dict[str, str]:
+        """A command's whole environment (:func:`_environ`), ``HOME`` and ``TMPDIR`` the job user's."""
+        if self.user is None or self.home is None:
+            return _environ(extra)
+        # who holds a lock, as skyrig says it (getpass reads these first: a uid of the range has no name)
+        name = _user_name(self.user.uid)
+        own = {"HOME": str(self.home), "TMPDIR": str(self.home), "USER": name, "LOGNAME": name}
+        return _environ({**own, **extra})
 
 
 class _Output:
@@ -563,9 +622,17 @@ class _Output:
         return "\n".join(self.lines) + ("\n" if self.lines else "")
 
 
+def _user_name(uid: int) -> str:
+    """The name of the user ``uid``, or ``skyrig-job-UID`` when it has none."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"skyrig-job-{uid}"
+
+
 def _described(argv: list[str]) -> str:
     """How the log names a command: ``skyrig preview open --pr 7`` for ``python -m skyrig ...``."""
-    return " ".join(argv[2:] if argv[:2] == [sys.executable, "-m"] else argv)
+    return " ".join(argv[2:] if argv[1:3] == ["-m", "skyrig"] else argv)
 
 
 def _environ(extra: dict[str, str]) -> dict[str, str]:

@@ -72,6 +72,7 @@ CREATE TABLE IF NOT EXISTS secrets (
 );
 ALTER TABLE environments ADD COLUMN IF NOT EXISTS runtime_token_encrypted text;
 ALTER TABLE environments ADD COLUMN IF NOT EXISTS template text;
+ALTER TABLE apps ADD COLUMN IF NOT EXISTS job_uid integer UNIQUE;
 """
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits

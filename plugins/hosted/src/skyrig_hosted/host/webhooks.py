@@ -32,11 +32,13 @@ keeps encrypted (never shown, never in a job's log).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
 import logging
 import re
+import sys
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +60,7 @@ from skyrig_hosted.host.api import (
     _only,
     read_limited,
 )
+from skyrig_hosted.host.isolation import ServiceUser
 from skyrig_hosted.host.jobs import CLOSE, OPEN, Checkout, Jobs, preview_command, remove_checkout, shown
 from skyrig_hosted.host.store import Store
 from skyrig_hosted.host.tokens import APP, digest, new_token
@@ -137,12 +140,24 @@ class Webhooks:
     """The GitHub routes and the app's preview jobs, over the host's store and ``DATA``."""
 
     def __init__(
-        self, store: Store, data: Path, *, command: Any = preview_command, timeout: float | None = None
+        self,
+        store: Store,
+        data: Path,
+        *,
+        command: Any = None,
+        timeout: float | None = None,
+        user: ServiceUser | None = None,
+        python: str | None = None,
+        uids: tuple[int, int] | None = None,
     ):
+        """``command`` (action, pr) -> argv: what a job runs (default: ``skyrig preview`` with
+        ``python``); ``user`` and ``uids``: who runs it (``serve --service-user``, ``--service-uids``)."""
         self.store = store
         self.data = data
-        options = {} if timeout is None else {"timeout": timeout}
-        self.jobs = Jobs(store, data, self.checkout, command=command, **options)
+        options: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        if command is None:
+            command = functools.partial(preview_command, python=python or sys.executable)
+        self.jobs = Jobs(store, data, self.checkout, command=command, user=user, uids=uids, **options)
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
