@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import os
+import pwd
 import shutil
 import socket
 import stat
@@ -30,7 +31,8 @@ import httpx
 import pytest
 
 from skyrig_hosted.conformance import Host
-from skyrig_hosted.host.jobuser import state_outside
+from skyrig_hosted.host.isolation import ServiceUser
+from skyrig_hosted.host.jobuser import job_folders, state_outside
 
 SECRET = "a webhook secret of the test"
 UIDS = (200300, 200399)
@@ -194,20 +196,18 @@ def _done(client: httpx.Client, job: int, timeout: float = 120) -> dict[str, Any
         time.sleep(0.05)
 
 
-def test_a_preview_job_runs_as_the_apps_uid_and_its_state_stays_in_the_checkout(place: Path, python: str):
+@pytest.mark.parametrize("uids", [True, False], ids=["a uid of the app's own", "the service user"])
+def test_a_preview_job_runs_as_the_apps_uid_and_its_state_stays_in_the_checkout(
+    place: Path, python: str, uids: bool
+):
     served = Served(place / "git")
     outside = place / "outside"
     outside.mkdir()
     outside.chmod(0o1777)  # the jobs' uid could write there: only the host's check keeps state out of it
     (place / "git").chmod(0o755)
-    options = [
-        "--service-user",
-        "nobody",
-        "--service-uids",
-        "-".join(map(str, UIDS)),
-        "--service-python",
-        python,
-    ]
+    options = ["--service-user", "nobody", "--service-python", python]
+    if uids:
+        options += ["--service-uids", "-".join(map(str, UIDS))]
     try:
         with Host(place / "data", options=options) as host:
             admin = httpx.Client(base_url=host.url, headers={"Authorization": f"Bearer {host.admin_token}"})
@@ -228,7 +228,10 @@ def test_a_preview_job_runs_as_the_apps_uid_and_its_state_stays_in_the_checkout(
             data = place / "data"
             checkout, home = data / "apps" / "shop" / "checkout", data / "apps" / "shop" / "home"
             uid = checkout.stat().st_uid
-            assert UIDS[0] <= uid <= UIDS[1], f"the checkout is uid {uid}'s, not a uid of the range"
+            if uids:  # the range's top: its bottom goes to the environments' services
+                assert uid == UIDS[1], f"the checkout is uid {uid}'s, not the range's first free from its top"
+            else:
+                assert uid == pwd.getpwnam("nobody").pw_uid, f"the checkout is uid {uid}'s, not nobody's"
             state = checkout / ".skyrig" / "state.db"
             assert state.stat().st_uid == uid and stat.S_IMODE(state.stat().st_mode) & 0o077 == 0
             owners = {p.lstat().st_uid for p in checkout.rglob("*")}
@@ -301,3 +304,26 @@ def test_the_state_must_stay_in_the_checkout(tmp_path: Path):
     config.symlink_to(tmp_path / "elsewhere.toml")
     found = state_outside(checkout, 1)
     assert found is not None and "outside the checkout" in found
+
+
+def test_a_checkout_an_earlier_host_made_is_handed_over_without_following_links(tmp_path: Path):
+    if os.geteuid() != 0:
+        pytest.skip("hands folders over to another user: needs a test process running as root")
+    data, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "host-file").write_text("the host's")
+    checkout = data / "apps" / "shop" / "checkout"
+    (checkout / ".skyrig").mkdir(parents=True)
+    (checkout / ".skyrig" / "state.db").write_text("state")
+    (checkout / "link").symlink_to(elsewhere)
+    (checkout / "file-link").symlink_to(elsewhere / "host-file")
+    user = ServiceUser("uid 200499", 200499, pwd.getpwnam("nobody").pw_gid)
+    made, home = job_folders(data, "shop", user)
+    assert made == checkout and home == data / "apps" / "shop" / "home"
+    for path in (checkout, home, checkout / ".skyrig", checkout / ".skyrig" / "state.db", checkout / "link"):
+        assert (path.lstat().st_uid, path.lstat().st_gid) == (user.uid, user.gid), path
+    assert (checkout / ".skyrig" / "state.db").read_text() == "state", "its state is kept"
+    for path in (elsewhere, elsewhere / "host-file"):
+        assert path.stat().st_uid == 0, f"{path}: no link was followed"
+    for path in (checkout, home):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o700
