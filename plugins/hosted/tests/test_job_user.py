@@ -1,6 +1,7 @@
 """Preview jobs kept from the host (skyrig_hosted.host.jobuser): with ``serve --service-user nobody
 --service-uids``, a pull request's ``git`` and ``skyrig preview open`` run as a uid of the app's own, in a
-checkout and a ``HOME`` that uid owns, and the preview opens on the host; whatever the user, a
+checkout and a ``HOME`` that uid owns, and the preview opens on the host, its service answering as the
+environment's own uid; whatever the user, a
 ``skyrig.toml`` that keeps state in a SQLite file outside the checkout fails the job in one line, before
 ``skyrig`` runs, and nothing is written there.
 
@@ -41,7 +42,7 @@ SHOP_TOML = """app = "shop"
 [env.preview]
 type = "preview"
 provider = "hosted"
-compute = "memory"
+compute = "hosted"
 cron = "memory"
 pubsub = "memory"
 {env_state}
@@ -50,7 +51,11 @@ url = "{url}"
 """
 SHOP = {
     "shop/__init__.py": 'from skyrig import Service\n\nservice = Service("shop", app="shop.web:app")\n',
-    "shop/web.py": "async def app(scope, receive, send):\n    pass\n",
+    "shop/web.py": """async def app(scope, receive, send):
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"hello"})
+""",
     "shop/resources.py": 'from skyrig import SQLDatabase\n\norders = SQLDatabase("orders", migrations="./migrations")\n',
     "shop/migrations/0001_orders.up.sql": "CREATE TABLE orders (id serial PRIMARY KEY);\n",
 }
@@ -225,11 +230,21 @@ def test_a_preview_job_runs_as_the_apps_uid_and_its_state_stays_in_the_checkout(
                 for r in client.get("/apps/shop/envs/pr:7/resources").json()["resources"]
             }
 
+            service = httpx.URL(opened["urls"]["shop"])  # its service answers through the host's proxy
+            answer = httpx.get(
+                f"http://127.0.0.1:{httpx.URL(host.url).port}/",
+                headers={"Host": service.netloc.decode()},
+                timeout=60,
+            )
+            assert (answer.status_code, answer.text) == (200, "hello"), opened["log"]
+
             data = place / "data"
             checkout, home = data / "apps" / "shop" / "checkout", data / "apps" / "shop" / "home"
             uid = checkout.stat().st_uid
             if uids:  # the range's top: its bottom goes to the environments' services
                 assert uid == UIDS[1], f"the checkout is uid {uid}'s, not the range's first free from its top"
+                services = {home.stat().st_uid for home in (data / "homes").iterdir()}
+                assert services and uid not in services, "the service runs as the environment's own uid"
             else:
                 assert uid == pwd.getpwnam("nobody").pw_uid, f"the checkout is uid {uid}'s, not nobody's"
             state = checkout / ".skyrig" / "state.db"
