@@ -1,9 +1,8 @@
 """Preview jobs kept from the host (skyrig_hosted.host.jobuser): with ``serve --service-user nobody
 --service-uids``, a pull request's ``git`` and ``skyrig preview open`` run as a uid of the app's own, in a
 checkout and a ``HOME`` that uid owns, and the preview opens on the host, its service answering as the
-environment's own uid; whatever the user, a
-``skyrig.toml`` that keeps state in a SQLite file outside the checkout fails the job in one line, before
-``skyrig`` runs, and nothing is written there.
+environment's own uid; whatever the user, a ``skyrig.toml`` that keeps state in a SQLite file outside the
+checkout fails the job in one line, before ``skyrig`` runs, and nothing is written there.
 
 The repository is served by ``git daemon`` on 127.0.0.1 (``git://``), as GitHub serves one over the
 network: git refuses a local repository another user owns."""
