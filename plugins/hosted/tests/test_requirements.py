@@ -12,8 +12,13 @@ import hashlib
 import io
 import json
 import os
+import pwd
 import shutil
 import socket
+import stat
+import subprocess
+import sys
+import sysconfig
 import tarfile
 import tempfile
 import time
@@ -29,21 +34,61 @@ import pytest
 from skyrig_hosted.conformance import Host
 
 WEB = """
-import json, sys
+import json, os, sys
+
+def writable():
+    try:
+        with open(os.path.join(sys.prefix, "bin", "planted"), "w"):
+            return True
+    except OSError:
+        return False
 
 async def app(scope, receive, send):
     if scope["type"] != "http":
         return
     try:
         import greeting
-        message = greeting.MESSAGE
+        message, built_by = greeting.MESSAGE, getattr(greeting, "BUILT_BY_UID", None)
     except ImportError as error:
-        message = f"ImportError: {error}"
+        message, built_by = f"ImportError: {error}", None
     import httpx
-    body = json.dumps({"message": message, "prefix": sys.prefix, "httpx": httpx.__file__}).encode()
+    body = json.dumps(
+        {"message": message, "prefix": sys.prefix, "httpx": httpx.__file__, "built_by": built_by,
+         "uid": os.getuid(), "writable": writable()}
+    ).encode()
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
     await send({"type": "http.response.body", "body": body})
 """
+
+
+BACKEND = """
+\"\"\"A build backend of its own (PEP 517), so that building this package needs nothing from an index.\"\"\"
+import base64, hashlib, os, zipfile
+
+WHEEL = "greeting-1.0-py3-none-any.whl"
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    files = {
+        "greeting/__init__.py": (
+            f'MESSAGE = "hello from the vendored greeting"\\nBUILT_BY_UID = {os.getuid()}\\n'.encode()
+        ),
+        "greeting-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\\nName: greeting\\nVersion: 1.0\\n",
+        "greeting-1.0.dist-info/WHEEL": (
+            b"Wheel-Version: 1.0\\nGenerator: backend\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"
+        ),
+    }
+    record = []
+    for name, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(data)}")
+    record.append("greeting-1.0.dist-info/RECORD,,")
+    with zipfile.ZipFile(os.path.join(wheel_directory, WHEEL), "w") as wheel:
+        for name, data in files.items():
+            wheel.writestr(name, data)
+        wheel.writestr("greeting-1.0.dist-info/RECORD", "\\n".join(record) + "\\n")
+    return WHEEL
+"""
+PYPROJECT = '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n'
 
 
 def _wheel() -> bytes:
@@ -143,7 +188,9 @@ def _envs(data: Path) -> list[Path]:
     return sorted(path for path in (data / "envs").iterdir() if not path.name.startswith("."))
 
 
-def test_a_wheel_shipped_in_the_archive_is_installed_once_and_imported(host: tuple[_Host, httpx.Client, Path]):
+def test_a_wheel_shipped_in_the_archive_is_installed_once_and_imported(
+    host: tuple[_Host, httpx.Client, Path],
+):
     running, client, data = host
     files = {
         "web.py": WEB.encode(),
@@ -211,3 +258,146 @@ def test_requirements_already_satisfied_install_nothing_and_need_no_network(
     said = next(text for text in logs if "Requirement already satisfied: httpx" in text)
     assert "Successfully installed" not in said
     print(f"deployed with satisfied requirements in {seconds:.2f} s", view["log"])
+
+
+def _no_service_user() -> str | None:
+    if os.geteuid() != 0:
+        return "runs services as another user: needs a test process running as root"
+    python = Path("/usr/bin/python3")
+    if not python.is_file():
+        return "needs /usr/bin/python3 (an interpreter outside the closed /root) to make one nobody can run"
+    version = subprocess.run(
+        [str(python), "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True
+    ).stdout.strip()
+    if version != str(sys.version_info[:2]):
+        return f"/usr/bin/python3 is {version}, not {sys.version_info[:2]} like this venv (ABI)"
+    return None
+
+
+@pytest.fixture
+def service_python() -> Iterator[str]:
+    """An interpreter ``nobody`` can run that finds this venv's packages (skyrig, uvicorn, pip)."""
+    folder = Path(tempfile.mkdtemp(prefix="skyrig-service-python-"))
+    folder.chmod(0o755)
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(folder)], check=True)
+    purelib = subprocess.run(
+        [str(folder / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    ours = sysconfig.get_paths()["purelib"]
+    (Path(purelib) / "skyrig-test-venv.pth").write_text(f"import site; site.addsitedir({ours!r})\n")
+    for root, folders, names in os.walk(folder):
+        for name in [*folders, *names]:
+            path = Path(root, name)
+            if not path.is_symlink():
+                path.chmod(path.stat().st_mode | stat.S_IROTH | (stat.S_IXOTH if path.is_dir() else 0))
+    yield str(folder / "bin" / "python")
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.skipif(_no_service_user() is not None, reason=str(_no_service_user()))
+def test_with_a_service_user_pip_runs_as_it_and_the_env_is_sealed(
+    service_python: str, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("PIP_INDEX_URL", f"http://127.0.0.1:{_closed_port()}/simple")
+    monkeypatch.setenv("PIP_RETRIES", "0")
+    parent = Path(tempfile.mkdtemp(prefix="skyrig-hosted-requirements-user-"))
+    parent.chmod(0o711)
+    data = parent / "data"
+    options = ["--service-user", "nobody", "--service-python", service_python]
+    nobody = pwd.getpwnam("nobody").pw_uid
+    try:
+        with _Host(data, options=options) as running:
+            admin = running.api(running.admin_token)
+            token = admin.post("/apps", json={"name": "shop"}).json()["token"]
+            client = running.api(token)
+            # a local package folder: its build (its own backend's code) runs as nobody, never as root
+            files = {
+                "web.py": WEB.encode(),
+                "requirements.txt": b"./vendor/greeting\n",
+                "vendor/greeting/pyproject.toml": PYPROJECT.encode(),
+                "vendor/greeting/backend.py": BACKEND.encode(),
+            }
+            view, _ = _deploy(client, "dev", files)
+            assert view["state"] == "running", json.dumps(view)
+            answer = running.get("web.dev.shop.localhost").json()
+            assert answer["message"] == "hello from the vendored greeting"
+            assert (answer["built_by"], answer["uid"], answer["writable"]) == (nobody, nobody, False)
+            [env] = _envs(data)
+            for root, folders, names in os.walk(env):
+                for name in [*folders, *names]:
+                    info = Path(root, name).lstat()
+                    assert info.st_uid == 0, (root, name)
+                    if not stat.S_ISLNK(info.st_mode):
+                        assert stat.S_IMODE(info.st_mode) in (0o755, 0o644), (root, name, oct(info.st_mode))
+            # the source's folder was not written in by the build
+            assert not list((data / "sources").glob("*/vendor/greeting/*.egg-info"))
+            view, _ = _deploy(client, "dev", {"web.py": WEB.encode()})  # no requirements any more
+            assert view["state"] == "running"
+        with _Host(data, options=options) as running:  # a build is kept a while; at a restart, no longer
+            client = running.api(token)
+            view, _ = _deploy(client, "pr:2", {"web.py": b"# another source\n" + WEB.encode()})
+            assert view["state"] == "running"
+            assert _envs(data) == []
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_the_provider_fails_the_apply_with_pips_message_and_deploys_a_failed_service_again(
+    host: tuple[_Host, httpx.Client, Path], tmp_path: Path
+):
+    from skyrig.provider import Context, Environment, UserError
+    from skyrig_hosted.api import HostedClient
+    from skyrig_hosted.delivery import deliver
+    from skyrig_hosted.settings import HostedSettings
+
+    running, client, _ = host
+    assert client.put("/apps/shop/envs/applied", json={"type": "preview"}).status_code in (200, 201)
+    made = client.put(
+        "/apps/shop/envs/applied/resources/service/web", json={"properties": {"app": "web:app"}}
+    )
+    assert made.status_code in (200, 201), made.text
+    (tmp_path / "web.py").write_text(WEB)
+    (tmp_path / "requirements.txt").write_text("./vendor/missing\n")
+    settings = HostedSettings(url=running.url)
+    api = HostedClient(settings.url, client.headers["Authorization"].split()[1], max_attempts=1)
+    api.root = tmp_path
+    context = Context("shop", Environment("applied", "preview", {}, {"hosted": settings}), settings, api)
+    configs = {"web": {"app": "shop", "environment": "applied", "service": "web", "resources": {}}}
+    for _ in range(2):  # unchanged, a failed service is deployed again (and fails again)
+        with pytest.raises(UserError, match="service web did not start on the host") as failed:
+            deliver(context, configs)
+        assert "does not exist" in str(failed.value) and "vendor/missing" in str(failed.value)
+    (tmp_path / "requirements.txt").write_text("httpx\n")
+    deliver(context, configs)
+    assert running.get("web.applied.shop.localhost").json()["message"].startswith("ImportError")
+
+
+def test_the_provider_waits_for_a_deployment_still_starting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from skyrig.provider import Context, Environment
+    from skyrig_hosted import delivery
+    from skyrig_hosted.api import HostedClient
+    from skyrig_hosted.settings import HostedSettings
+
+    monkeypatch.setattr(delivery, "POLL", 0.01)
+    (tmp_path / "web.py").write_text(WEB)
+    answers = iter(["starting", "starting", "running"])
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.method} {request.url.path.rpartition('/')[2]}")
+        if request.url.path.endswith("/deployments"):
+            return httpx.Response(200, json={"deployments": []})
+        if "/sources/" in request.url.path:
+            return httpx.Response(200, json={"source": {}})
+        view = {"service": "web", "source": "s", "config_sha256": "c", "state": next(answers), "log": []}
+        return httpx.Response(200, json={"deployment": view})
+
+    settings = HostedSettings(url="http://host.example:8700")
+    api = HostedClient(settings.url, "t", max_attempts=1, transport=httpx.MockTransport(answer))
+    api.root = tmp_path
+    context = Context("shop", Environment("pr:1", "preview", {}, {"hosted": settings}), settings, api)
+    delivery.deliver(context, {"web": {"service": "web", "resources": {}}})
+    assert seen[-3:] == ["PUT web", "GET web", "GET web"], seen

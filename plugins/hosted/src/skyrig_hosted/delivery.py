@@ -18,6 +18,10 @@ from skyrig.provider import Context, ProviderError, UserError
 from skyrig_hosted.nodes import client, where
 from skyrig_hosted.source import IGNORE_FILE, MAX_SIZE, pack
 
+STARTING_WAIT = 900.0
+"""How long a deployment still "starting" (its app's requirements.txt being installed, say) is waited for."""
+POLL = 1.0
+
 
 def config_sha256(config: dict[str, Any]) -> str:
     """The digest of a runtime config as the host computes it (canonical JSON: sorted keys, no spaces)."""
@@ -67,11 +71,12 @@ def _deliver(context: Context, configs: dict[str, dict[str, Any]]) -> None:
         )
     running = {d.get("service"): d for d in host.deployments(app, env)}
     wanted = {service: config_sha256(config) for service, config in configs.items()}
-    changed = [
+    changed = [  # a failed one is deployed again (its requirements, say, may install now)
         service
         for service in sorted(configs)
         if (running.get(service) or {}).get("source") != source.sha256
         or (running.get(service) or {}).get("config_sha256") != wanted[service]
+        or (running.get(service) or {}).get("state") == "failed"
     ]
     if not changed:
         return
@@ -84,7 +89,13 @@ def _deliver(context: Context, configs: dict[str, dict[str, Any]]) -> None:
 
     def deploy(service: str) -> tuple[dict[str, Any], float]:
         started = time.monotonic()
-        return host.deploy(app, env, service, source.sha256, configs[service]), time.monotonic() - started
+        deployed = host.deploy(app, env, service, source.sha256, configs[service])
+        if deployed.get("state") == "starting":  # installing its requirements: waited for
+            _say(f"{service}: the host is installing the app's requirements.txt")
+        while deployed.get("state") == "starting" and time.monotonic() - started < STARTING_WAIT:
+            time.sleep(POLL)
+            deployed = {**host.deployment(app, env, service), "changed": deployed.get("changed", True)}
+        return deployed, time.monotonic() - started
 
     # the services start at once on the host (each answers when its process accepts connections)
     with ThreadPoolExecutor(max_workers=min(len(changed), 8)) as pool:
