@@ -24,6 +24,7 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -401,3 +402,29 @@ def test_the_provider_waits_for_a_deployment_still_starting(tmp_path: Path, monk
     context = Context("shop", Environment("pr:1", "preview", {}, {"hosted": settings}), settings, api)
     delivery.deliver(context, {"web": {"service": "web", "resources": {}}})
     assert seen[-3:] == ["PUT web", "GET web", "GET web"], seen
+
+
+def test_concurrent_deployments_of_the_same_requirements_build_once(
+    host: tuple[_Host, httpx.Client, Path], tmp_path: Path
+):
+    running, client, data = host
+    builds = tmp_path / "builds"
+    counted = BACKEND.replace(
+        "    record = []\n", f"    open({str(builds)!r}, 'a').write('built\\n')\n    record = []\n", 1
+    )
+    assert counted != BACKEND
+    files = {
+        "web.py": WEB.encode(),
+        "requirements.txt": b"./vendor/greeting\n",
+        "vendor/greeting/pyproject.toml": PYPROJECT.encode(),
+        "vendor/greeting/backend.py": counted.encode(),
+    }
+    before = set(_envs(data))
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        views = list(pool.map(lambda env: _deploy(client, env, files)[0], ["c-1", "c-2", "c-3"]))
+    assert [view["state"] for view in views] == ["running"] * 3, json.dumps(views)
+    assert builds.read_text() == "built\n"  # pip built the package once, for one env all three run with
+    [env] = set(_envs(data)) - before
+    for name in ("c-1", "c-2", "c-3"):
+        answer = running.get(f"web.{name}.shop.localhost").json()
+        assert (answer["message"], answer["prefix"]) == ("hello from the vendored greeting", str(env))
