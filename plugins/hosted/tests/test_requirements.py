@@ -240,6 +240,14 @@ def test_requirements_pip_cannot_install_fail_the_deployment_and_the_host_serves
     log = "\n".join(view["log"])
     assert "does not exist" in log and "vendor/missing" in log, log
     assert not [path for path in (data / "envs").iterdir() if path.name.startswith(".build-")]
+    # an editable line is refused, in one line, whether the service runs already or not
+    view, _ = _deploy(client, "healthy-first", {"web.py": WEB.encode()})
+    assert view["state"] == "running", json.dumps(view)
+    files = {"web.py": WEB.encode(), "requirements.txt": b"-e ./vendor/greeting\n"}
+    for env in ("healthy-first", "editable"):
+        view, _ = _deploy(client, env, files)
+        assert view["state"] == "failed", json.dumps(view)
+        assert "editable installs (-e) are not supported" in view["log"][-1], view["log"]
     # the host goes on: its API answers, and another deployment runs
     assert client.get("/apps/shop/envs/broken/deployments").status_code == 200
     view, _ = _deploy(client, "healthy", {"web.py": WEB.encode(), "requirements.txt": b"httpx\n"})

@@ -731,12 +731,14 @@ class Services:
 
     def _start_build(self, source: str) -> Build | None:
         """The build of ``source``'s virtual environment (started, or tried again when it failed), or None
-        when it has no ``requirements.txt`` (or one the host refuses: its slot says why)."""
+        when it has no ``requirements.txt`` (one the host refuses: a build failed already)."""
         folder = self.sources / source
         try:
             key = self.venvs.key(folder, source) if folder.is_dir() else None
-        except (RequirementsError, OSError):
-            return None
+        except (RequirementsError, OSError) as error:  # never run without them: a failed build
+            refused = Build("", tail=[f"skyrig-hosted: {error}"])
+            refused.done.set()
+            return refused
         return None if key is None else self.venvs.ensure(key, folder, retry=True)
 
     def _prepared(self, build: Build | None, timeout: float) -> str | None:
