@@ -14,6 +14,7 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -436,3 +437,62 @@ def test_concurrent_deployments_of_the_same_requirements_build_once(
     for name in ("c-1", "c-2", "c-3"):
         answer = running.get(f"web.{name}.shop.localhost").json()
         assert (answer["message"], answer["prefix"]) == ("hello from the vendored greeting", str(env))
+
+
+def test_a_host_killed_during_a_build_leaves_no_env_and_its_next_start_builds_it_whole(tmp_path: Path):
+    started, slow = tmp_path / "started", tmp_path / "slow"
+    slow.write_text("")
+    waiting = (  # the package's build waits while the test wants it slow, saying its pid first
+        f"    open({str(started)!r}, 'w').write(str(os.getpid()))\n"
+        f"    while os.path.exists({str(slow)!r}):\n"
+        "        __import__('time').sleep(0.05)\n"
+        "    record = []\n"
+    )
+    files = {
+        "web.py": WEB.encode(),
+        "requirements.txt": b"./vendor/greeting\n",
+        "vendor/greeting/pyproject.toml": PYPROJECT.encode(),
+        "vendor/greeting/backend.py": BACKEND.replace("    record = []\n", waiting, 1).encode(),
+    }
+    parent = Path(tempfile.mkdtemp(prefix="skyrig-hosted-requirements-kill-"))
+    parent.chmod(0o711)
+    data = parent / "data"
+    try:
+        with _Host(data) as first:
+            admin = first.api(first.admin_token)
+            token = admin.post("/apps", json={"name": "shop"}).json()["token"]
+            client = first.api(token)
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                pending = pool.submit(_deploy, client, "dev", files)
+                deadline = time.monotonic() + 30
+                while not started.exists() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                builder = int(started.read_text())
+                assert first.process is not None
+                first.process.send_signal(signal.SIGKILL)
+                first.process.wait(10)
+                with pytest.raises(httpx.HTTPError):
+                    pending.result(timeout=30)
+            assert _alive(builder), "the build goes on without its host"
+            assert _envs(data) == [] and list((data / "envs").glob(".build-*"))
+        # what the dead host's build left is stopped and removed, then built again
+        with _Host(data) as second:
+            assert not _alive(builder), "the next start stopped the dead host's build"
+            slow.unlink()
+            # a request waits for the env's build and its process's start
+            assert (
+                second.get("web.dev.shop.localhost").json()["message"] == "hello from the vendored greeting"
+            )
+            [env] = _envs(data)
+            assert "Successfully installed greeting-1.0" in (env / "build.log").read_text()
+            assert not list((data / "envs").glob(".build-*")) and not list((data / "envs").glob(".pid-*"))
+    finally:
+        slow.unlink(missing_ok=True)
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return b"Z" not in Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1][:3]
+    except OSError:
+        return False

@@ -189,9 +189,19 @@ class Venvs:
 
     def prepare(self) -> None:
         """At host start: the folder made (0711: a service user runs the envs' python) and what a dead
-        host's builds left removed."""
+        host's builds left stopped (each only when its pid still names its build folder) and removed."""
         self.folder.mkdir(parents=True, exist_ok=True)
         self.folder.chmod(0o711)
+        for pid_file in self.folder.glob(".pid-*"):
+            try:
+                pid = int(pid_file.read_text().strip())
+                command = Path(f"/proc/{pid}/cmdline").read_bytes() if pid > 0 else b""
+            except (OSError, ValueError):
+                command = b""
+            if str(self.folder / pid_file.name.removeprefix(".pid-")).encode() in command:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)  # its session: pip and a package's build
+            pid_file.unlink(missing_ok=True)
         for leftover in self.folder.glob(".build-*"):
             shutil.rmtree(leftover, ignore_errors=True)
 
@@ -316,6 +326,8 @@ class Venvs:
             self._processes.add(process)
             if self._closing:
                 os.killpg(process.pid, signal.SIGKILL)
+        pid_file = self.folder / f".pid-{staging.name}"  # the host's alone (DATA/envs is)
+        pid_file.write_text(f"{process.pid}\n")
         try:
             said, _ = process.communicate(timeout=max(1.0, deadline - time.monotonic()))
             status = process.returncode
@@ -331,6 +343,7 @@ class Venvs:
                 os.killpg(process.pid, signal.SIGKILL)  # anything a package's setup left behind
             with self._lock:
                 self._processes.discard(process)
+            pid_file.unlink(missing_ok=True)
         output.extend(said.decode(errors="replace").splitlines())
         return status
 
