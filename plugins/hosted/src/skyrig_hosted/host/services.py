@@ -13,9 +13,11 @@ proxied request, a cron call) for ``idle_suspend`` seconds has its processes sto
 :meth:`Services.wake` starts them again. At host start the services of every environment not suspended
 start again. With a ``user`` (``serve --service-user``), each process runs as that user and its group,
 umask 077, ``HOME`` its own folder ``DATA/homes/<env id>.<service>`` (see :mod:`.isolation`), and
-``python`` is the interpreter. No process outlives the host: a watchdog process stops them when the
-host's process ends, however it ends, and a later start stops those a dead host left (when the pid still
-names a service of this host's data folder).
+``python`` is the interpreter. A source with a ``requirements.txt`` runs with its own virtual environment's
+python instead (:mod:`.venvs`): while it is built the service is "building" (shown as "starting") and its
+process starts after; a build that fails leaves it "failed" with pip's last lines. No process outlives
+the host: a watchdog process stops them when the host's process ends, however it ends, and a later start
+stops those a dead host left (when the pid still names a service of this host's data folder).
 """
 
 from __future__ import annotations

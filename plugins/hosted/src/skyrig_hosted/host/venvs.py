@@ -18,6 +18,8 @@ key at a time: concurrent deployments of the same requirements wait for the same
 environment (``PIP_INDEX_URL``, ``PIP_FIND_LINKS``, ``PIP_NO_INDEX`` ...). With a service user
 (``serve --service-user``), the env is built as that user (pip never runs as root: a package's setup may
 run code), then sealed: owned by the host's user, folders 0755, files 0644 (0755 when executable).
+Each build step's pid is kept in ``DATA/envs/.pid-<build folder>`` (the host's alone): a host killed during
+a build has it stopped at its next start, and its folder removed.
 """
 
 from __future__ import annotations
