@@ -86,6 +86,7 @@ class Bench:
 
     def __init__(self, host: Host, repo: Path, app: str, services: list[str]) -> None:
         self.host, self.repo, self.app, self.services = host, repo, app, services
+        self.show_log = False
         self.base = host.url.removesuffix("/v1")
         self.http = httpx.Client(timeout=30)
         admin = {"Authorization": f"Bearer {host.admin_token}"}
@@ -170,6 +171,8 @@ class Bench:
         started = time.perf_counter()
         job = self.job(self.webhook(action, pr, sha))
         self.answering(pr)
+        if self.show_log:
+            print(job.get("log", ""), flush=True)
         total = time.perf_counter() - started
         ran = datetime.fromisoformat(job["finished_at"]) - datetime.fromisoformat(job["started_at"])
         return total, ran.total_seconds()
@@ -191,6 +194,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--app", type=Path, default=Path("examples/shop"))
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--log", action="store_true", help="print each job's log (what the host ran, and when)"
+    )
     options = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="skyrig-bench-hosted-"))
     folder.chmod(0o711)  # as root, the PostgreSQL server's own user must reach the host's data below it
@@ -198,6 +204,7 @@ def main() -> None:
         with Host(folder / "host", fast=False) as host:
             repo, app, services = repository(options.app.resolve(), folder, host.url)
             bench = Bench(host, repo, app, services)
+            bench.show_log = options.log
             head = git(repo, "rev-parse", "HEAD")
             warm, _ = bench.open(1, head)
             bench.close(1, head)
