@@ -6,13 +6,28 @@ so; the provider's tests against scripted answers (``test_provider.py``) need no
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from skyrig_conformance.profile import entered
+
+# the tests import their shared parts as ``support`` (tests/support.py); pytest imports test files with
+# --import-mode=importlib, which puts no test folder on sys.path
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture
+def data() -> Iterator[Path]:
+    """A host's data folder the PostgreSQL server's own user and the services' user reach."""
+    from support import data_folder
+
+    with data_folder("skyrig-hosted-") as folder:
+        yield folder
 
 
 @pytest.fixture(scope="session")

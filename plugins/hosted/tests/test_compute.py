@@ -17,17 +17,11 @@ from typing import Any
 
 import httpx
 import pytest
+from support import write_files
 
 from skyrig_hosted.source import files, pack
 
 # -- the source archive -----------------------------------------------------------------------------------
-
-
-def _tree(root: Path, content: dict[str, str]) -> None:
-    for name, text in content.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
 
 
 def test_the_archive_is_the_same_bytes_for_the_same_files_and_leaves_out_what_tools_make(
@@ -48,8 +42,8 @@ def test_the_archive_is_the_same_bytes_for_the_same_files_and_leaves_out_what_to
         "node_modules/x/index.js": "x",
         ".pytest_cache/v": "x",
     }
-    _tree(one, content)
-    _tree(two, dict(reversed(list(content.items()))))  # made in another order, at another time
+    write_files(one, content)
+    write_files(two, dict(reversed(list(content.items()))))  # made in another order, at another time
     os.utime(two / "web" / "app.py", (1, 1))
     (two / "web" / "app.py").chmod(0o600)
     assert files(one) == [".skyrigignore", "skyrig.toml", "web/__init__.py", "web/app.py"]
@@ -143,12 +137,7 @@ def unused() -> None:
 def write_app(root: Path, app: str, url: str, marks: Path) -> None:
     """The test app in ``root``: a service ``web`` with a database, a cache, a bucket, a secret, a topic
     and its subscription, and a cron job ``nightly`` that appends a line to ``marks``."""
-    for name, text in APP_FILES.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            text.replace("{app}", app).replace("{url}", url).replace("{marks!r}", repr(str(marks)))
-        )
+    write_files(root, APP_FILES, {"{app}": app, "{url}": url, "{marks!r}": repr(str(marks))})
 
 
 def skyrig(root: Path, *args: str, stdin: str = "") -> Any:
@@ -233,7 +222,7 @@ def test_a_service_that_does_not_start_fails_the_apply_with_the_end_of_its_outpu
         "web/__init__.py": APP_FILES["web/__init__.py"],
         "web/app.py": 'raise RuntimeError("the canary cannot start")\n\n\nasync def app(scope, receive, send):\n    pass\n',
     }
-    _tree(root, files_)
+    write_files(root, files_)
     monkeypatch.setenv("SKYRIG_HOSTED_TOKEN", host.admin_token)
     result = invoke(["apply", "--env", "pr:1", "--yes", "-C", str(root)])
     assert result.code != 0, result.text
@@ -251,7 +240,7 @@ def test_delivery_uploads_only_what_the_host_lacks_and_deploys_only_what_changed
     from skyrig_hosted.delivery import config_sha256, deliver
     from skyrig_hosted.settings import HostedSettings
 
-    _tree(tmp_path, {"web/__init__.py": "", "web/app.py": "X = 1\n"})
+    write_files(tmp_path, {"web/__init__.py": "", "web/app.py": "X = 1\n"})
     source = pack(tmp_path)
     configs = {"web": {"service": "web", "resources": {}}, "api": {"service": "api", "resources": {}}}
     running = {

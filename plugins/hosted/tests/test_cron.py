@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from support import write_files
 
 from skyrig_hosted.host.cron import check_timing, file_clock, interval_seconds, latest_due, next_due
 
@@ -138,10 +139,7 @@ def ticker(cron_host: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
     root = tmp_path_factory.mktemp("ticker")
     marks = root / "marks"
-    for name, text in APP.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text.replace("{url}", cron_host.url).replace("{marks!r}", repr(str(marks))))
+    write_files(root, APP, {"{url}": cron_host.url, "{marks!r}": repr(str(marks))})
     environ = {"SKYRIG_HOSTED_TOKEN": cron_host.admin_token}
     with pytest.MonkeyPatch.context() as patch:
         for name, value in environ.items():

@@ -9,7 +9,6 @@ restart test (test_restart.py) runs the whole host."""
 from __future__ import annotations
 
 import secrets
-import socket
 import threading
 import time
 import warnings
@@ -22,6 +21,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from support import InProcessServer
 
 from skyrig_hosted.host.api import HostApi
 from skyrig_hosted.host.crypto import HostKey
@@ -93,8 +93,6 @@ class Host:
     """The API served by uvicorn on 127.0.0.1 (as ``skyrig-hosted serve`` serves it)."""
 
     def __init__(self, admin_dsn: str, data: Path, quotas: Quotas) -> None:
-        import uvicorn
-
         self.data = data
         self.admin_dsn = admin_dsn
         self.key = HostKey.load(data)
@@ -103,24 +101,14 @@ class Host:
         self.store.keep_admin_token(self.admin)
         self.tenancy = RecordingTenancy()
         self.api = HostApi(self.store, self.tenancy, quotas)
-        self.socket = socket.socket()
-        self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.socket.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}/v1"
-        config = uvicorn.Config(self.api.application(), log_level="warning", lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.01)
+        self.served = InProcessServer(self.api.application())
+        self.url = self.served.url
 
     def client(self, token: str | None = None) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+        return self.served.client(token)
 
     def close(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+        self.served.close()
         self.store.close()
 
 

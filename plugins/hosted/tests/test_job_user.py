@@ -18,8 +18,6 @@ import shutil
 import socket
 import stat
 import subprocess
-import sys
-import sysconfig
 import tempfile
 import time
 import uuid
@@ -29,6 +27,7 @@ from typing import Any
 
 import httpx
 import pytest
+from support import no_nobody_python, nobody_python
 
 from skyrig_hosted.conformance import Host
 from skyrig_hosted.host.isolation import ServiceUser
@@ -60,46 +59,13 @@ SHOP = {
 }
 
 
-def _skip_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "runs jobs as another user: needs a test process running as root"
-    if shutil.which("git") is None:
-        return "needs git"
-    python = Path("/usr/bin/python3")
-    if not python.is_file():
-        return "needs /usr/bin/python3 (an interpreter outside the closed /root) to make one nobody can run"
-    version = subprocess.run(
-        [str(python), "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True
-    ).stdout.strip()
-    if version != str(sys.version_info[:2]):
-        return f"/usr/bin/python3 is {version}, not {sys.version_info[:2]} like this venv (ABI)"
-    return None
-
-
 @pytest.fixture(scope="module")
 def python() -> Iterator[str]:
     """An interpreter ``nobody`` can run that finds this venv's packages (skyrig and its providers)."""
-    if (reason := _skip_reason()) is not None:
+    if (reason := no_nobody_python("jobs", git=True)) is not None:
         pytest.skip(reason)
-    folder = Path(tempfile.mkdtemp(prefix="skyrig-job-python-"))
-    folder.chmod(0o755)
-    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(folder)], check=True)
-    interpreter = str(folder / "bin" / "python")
-    purelib = subprocess.run(
-        [interpreter, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    ours = sysconfig.get_paths()["purelib"]
-    (Path(purelib) / "skyrig-test-venv.pth").write_text(f"import site; site.addsitedir({ours!r})\n")
-    for root, folders, files in os.walk(folder):
-        for name in [*folders, *files]:
-            path = Path(root, name)
-            if not path.is_symlink():
-                path.chmod(path.stat().st_mode | stat.S_IROTH | (stat.S_IXOTH if path.is_dir() else 0))
-    yield interpreter
-    shutil.rmtree(folder, ignore_errors=True)
+    with nobody_python("skyrig-job-python-") as interpreter:
+        yield interpreter
 
 
 @pytest.fixture

@@ -6,10 +6,8 @@ with their bucket."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,15 +143,6 @@ def test_another_environments_private_bucket_cannot_be_read_through_the_host(hos
     assert private.list() == ["x"]
     mine.delete()
     theirs.delete()
-
-
-@pytest.fixture
-def data() -> Iterator[Path]:
-    # not under pytest's tmp_path (0700 folders): the PostgreSQL server's own user must reach DATA
-    parent = Path(tempfile.mkdtemp(prefix="skyrig-hosted-objects-"))
-    parent.chmod(0o711)
-    yield parent / "data"
-    shutil.rmtree(parent, ignore_errors=True)
 
 
 def test_versions_survive_a_killed_host_and_go_with_their_bucket(data: Path) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support import write_files
 
 from skyrig_hosted.conformance import Host
 
@@ -56,10 +57,7 @@ def test_twenty_concurrent_preview_opens_hold_the_environments_quota(host: Host,
     made = admin.post("/apps", json={"name": "storm"})
     assert made.status_code == 201, made.text
     token = made.json()["token"]
-    for name, text in APP.items():
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text.replace("{url}", host.url))
+    write_files(tmp_path, APP, {"{url}": host.url})
     environ = {**os.environ, "SKYRIG_HOSTED_TOKEN": token}
     commands = [
         subprocess.Popen(

@@ -17,9 +17,6 @@ import shutil
 import signal
 import socket
 import stat
-import subprocess
-import sys
-import sysconfig
 import tarfile
 import tempfile
 import time
@@ -28,12 +25,10 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
-
-from skyrig_hosted.conformance import Host
+from support import ClientHost, no_nobody_python, nobody_python
 
 WEB = """
 import json, os, sys
@@ -131,13 +126,10 @@ def _closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
-class _Host(Host):
-    def api(self, token: str) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=90)
+class _Host(ClientHost):
+    """The host with test clients; pip's builds are slow: the API's answers are waited for 90 s."""
 
-    def get(self, host: str, path: str = "/") -> httpx.Response:
-        port = urlsplit(self.url).port
-        return httpx.get(f"http://127.0.0.1:{port}{path}", headers={"Host": host}, timeout=60)
+    api_timeout = 90
 
 
 @pytest.fixture(scope="module")
@@ -270,44 +262,17 @@ def test_requirements_already_satisfied_install_nothing_and_need_no_network(
     print(f"deployed with satisfied requirements in {seconds:.2f} s", view["log"])
 
 
-def _no_service_user() -> str | None:
-    if os.geteuid() != 0:
-        return "runs services as another user: needs a test process running as root"
-    python = Path("/usr/bin/python3")
-    if not python.is_file():
-        return "needs /usr/bin/python3 (an interpreter outside the closed /root) to make one nobody can run"
-    version = subprocess.run(
-        [str(python), "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True
-    ).stdout.strip()
-    if version != str(sys.version_info[:2]):
-        return f"/usr/bin/python3 is {version}, not {sys.version_info[:2]} like this venv (ABI)"
-    return None
+_NO_NOBODY = no_nobody_python("services")
 
 
 @pytest.fixture
 def service_python() -> Iterator[str]:
     """An interpreter ``nobody`` can run that finds this venv's packages (skyrig, uvicorn, pip)."""
-    folder = Path(tempfile.mkdtemp(prefix="skyrig-service-python-"))
-    folder.chmod(0o755)
-    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(folder)], check=True)
-    purelib = subprocess.run(
-        [str(folder / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    ours = sysconfig.get_paths()["purelib"]
-    (Path(purelib) / "skyrig-test-venv.pth").write_text(f"import site; site.addsitedir({ours!r})\n")
-    for root, folders, names in os.walk(folder):
-        for name in [*folders, *names]:
-            path = Path(root, name)
-            if not path.is_symlink():
-                path.chmod(path.stat().st_mode | stat.S_IROTH | (stat.S_IXOTH if path.is_dir() else 0))
-    yield str(folder / "bin" / "python")
-    shutil.rmtree(folder, ignore_errors=True)
+    with nobody_python("skyrig-service-python-") as interpreter:
+        yield interpreter
 
 
-@pytest.mark.skipif(_no_service_user() is not None, reason=str(_no_service_user()))
+@pytest.mark.skipif(_NO_NOBODY is not None, reason=str(_NO_NOBODY))
 def test_with_a_service_user_pip_runs_as_it_and_the_env_is_sealed(
     service_python: str, monkeypatch: pytest.MonkeyPatch
 ):

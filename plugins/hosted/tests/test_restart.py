@@ -9,15 +9,12 @@ import json
 import os
 import queue
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -70,15 +67,6 @@ class Served:
         if self.process.poll() is None:
             self.process.send_signal(sig)
             self.process.wait(30)
-
-
-@pytest.fixture
-def data() -> Iterator[Path]:
-    # not under pytest's tmp_path (0700 folders): the PostgreSQL server's own user must reach DATA
-    parent = Path(tempfile.mkdtemp(prefix="skyrig-hosted-restart-"))
-    parent.chmod(0o711)
-    yield parent / "data"
-    shutil.rmtree(parent, ignore_errors=True)
 
 
 def _client(url: str, token: str) -> httpx.Client:

@@ -9,21 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import stat
 import subprocess
 import sys
-import sysconfig
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-
-from skyrig_hosted.conformance import Host
+from support import ClientHost, no_nobody_python, nobody_python
 
 PROBE = """
 import json, os, urllib.request
@@ -106,71 +101,19 @@ def _archive(files: dict[str, str]) -> bytes:
     return buffer.getvalue()
 
 
-class IsolatedHost(Host):
-    """The conformance suite's host, with extra ``serve`` options."""
-
-    def __init__(self, data: Path, *extra: str) -> None:
-        super().__init__(data)
-        self.extra = list(extra)
-
-    def command(self) -> list[str]:
-        return [*super().command(), *self.extra]
-
-    def api(self, token: str) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
-
-
-def _skip_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "runs services as another user: needs a test process running as root"
-    python = Path("/usr/bin/python3")
-    if not python.is_file():
-        return "needs /usr/bin/python3 (an interpreter outside the closed /root) to make one nobody can run"
-    version = subprocess.run(
-        [str(python), "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True
-    ).stdout.strip()
-    if version != str(sys.version_info[:2]):
-        return f"/usr/bin/python3 is {version}, not {sys.version_info[:2]} like this venv (ABI)"
-    return None
-
-
-pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=str(_skip_reason()))
+_SKIP = no_nobody_python("services")
+pytestmark = pytest.mark.skipif(_SKIP is not None, reason=str(_SKIP))
 
 
 @pytest.fixture(scope="module")
 def python() -> Iterator[str]:
     """An interpreter ``nobody`` can run that finds this venv's packages (skyrig, uvicorn, psycopg)."""
-    folder = Path(tempfile.mkdtemp(prefix="skyrig-service-python-"))
-    folder.chmod(0o755)
-    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(folder)], check=True)
-    purelib = subprocess.run(
-        [str(folder / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    ours = sysconfig.get_paths()["purelib"]
-    (Path(purelib) / "skyrig-test-venv.pth").write_text(f"import site; site.addsitedir({ours!r})\n")
-    for root, folders, files in os.walk(folder):
-        for name in [*folders, *files]:
-            path = Path(root, name)
-            if not path.is_symlink():
-                path.chmod(path.stat().st_mode | stat.S_IROTH | (stat.S_IXOTH if path.is_dir() else 0))
-    interpreter = str(folder / "bin" / "python")
-    checked = subprocess.run(
-        [interpreter, "-c", "import skyrig.runtime.host"], user="nobody", capture_output=True, text=True
-    )
-    assert checked.returncode == 0, f"nobody cannot import skyrig with {interpreter}: {checked.stderr}"
-    yield interpreter
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-@pytest.fixture
-def data() -> Iterator[Path]:
-    parent = Path(tempfile.mkdtemp(prefix="skyrig-hosted-isolated-"))
-    parent.chmod(0o711)  # the PostgreSQL server's user and the services' user reach DATA through it
-    yield parent / "data"
-    shutil.rmtree(parent, ignore_errors=True)
+    with nobody_python("skyrig-service-python-") as interpreter:
+        checked = subprocess.run(
+            [interpreter, "-c", "import skyrig.runtime.host"], user="nobody", capture_output=True, text=True
+        )
+        assert checked.returncode == 0, f"nobody cannot import skyrig with {interpreter}: {checked.stderr}"
+        yield interpreter
 
 
 def _deploy(client: httpx.Client, env: str, files: dict[str, str], **extra: Any) -> str:
@@ -188,7 +131,7 @@ def _deploy(client: httpx.Client, env: str, files: dict[str, str], **extra: Any)
 
 
 def test_services_run_as_the_service_user_and_reach_nothing_of_the_host(data: Path, python: str):
-    with IsolatedHost(data, "--service-user", "nobody", "--service-python", python) as host:
+    with ClientHost(data, options=["--service-user", "nobody", "--service-python", python]) as host:
         assert host.process is not None
         admin = host.api(host.admin_token)
         client = host.api(admin.post("/apps", json={"name": "shop"}).json()["token"])
@@ -330,14 +273,14 @@ def test_a_wrong_service_user_is_one_line_and_starts_nothing(tmp_path: Path, opt
 
 
 def test_a_root_host_without_a_service_user_warns_once(data: Path):
-    with IsolatedHost(data) as host:
+    with ClientHost(data) as host:
         warned = [line for line in host.output if "warning: services run as root" in line]
     assert len(warned) == 1 and "--service-user" in warned[0], host.output
 
 
 def test_with_service_uids_environments_cannot_reach_each_other(data: Path, python: str):
     options = ("--service-user", "nobody", "--service-uids", "200000-200099", "--service-python", python)
-    with IsolatedHost(data, *options) as host:
+    with ClientHost(data, options=options) as host:
         admin = host.api(host.admin_token)
         client = host.api(admin.post("/apps", json={"name": "shop"}).json()["token"])
         for env in ("pr:1", "dev"):
@@ -379,7 +322,7 @@ def test_with_service_uids_environments_cannot_reach_each_other(data: Path, pyth
         assert (found["own_secret"], dev["own_secret"]) == ("pr:1's key", "dev's key")
         assert Path(found["home"]).stat().st_uid == found["uid"] and theirs.stat().st_uid == dev["uid"]
 
-    with IsolatedHost(data, *options) as host:  # a restarted host: each environment keeps its uid
+    with ClientHost(data, options=options) as host:  # a restarted host: each environment keeps its uid
         port = host.url.split(":")[-1].split("/")[0]
         again = probe("dev")
         assert (again["uid"], again["home"]) == (dev["uid"], dev["home"])

@@ -11,23 +11,19 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import signal
 import socket
 import ssl
 import tarfile
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
-
-from skyrig_hosted.conformance import Host
+from support import ClientHost
 
 WEB = """
 import json, os
@@ -88,31 +84,6 @@ def archive(files: dict[str, str], *, evil: bool = False) -> bytes:
     return buffer.getvalue()
 
 
-class ServicesHost(Host):
-    """The conformance suite's host, with extra ``serve`` options."""
-
-    def __init__(self, data: Path | None = None, *extra: str) -> None:
-        super().__init__(data)
-        self.extra = list(extra)
-
-    def command(self) -> list[str]:
-        return [*super().command(), *self.extra]
-
-    @property
-    def port(self) -> int:
-        return int(urlsplit(self.url).port or 0)
-
-    def api(self, token: str) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
-
-    def get(self, host: str, path: str = "/", **kwargs: Any) -> httpx.Response:
-        """A request through the host's one port with ``Host: host``."""
-        method = kwargs.pop("method", "GET")
-        return httpx.request(
-            method, f"http://127.0.0.1:{self.port}{path}", headers={"Host": host}, timeout=60, **kwargs
-        )
-
-
 def _alive(pid: int) -> bool:
     try:
         return b"Z" not in Path(f"/proc/{pid}/stat").read_bytes().split(b")")[1][:3]
@@ -146,16 +117,8 @@ def _config(env: str, greeting: str) -> dict[str, Any]:
     return {"app": "shop", "environment": env, "service": "web", "resources": {}, "greeting": greeting}
 
 
-@pytest.fixture
-def data() -> Iterator[Path]:
-    parent = Path(tempfile.mkdtemp(prefix="skyrig-hosted-services-"))
-    parent.chmod(0o711)  # the PostgreSQL server's own user (as root) must reach DATA
-    yield parent / "data"
-    shutil.rmtree(parent, ignore_errors=True)
-
-
 def test_a_service_is_deployed_served_restarted_suspended_woken_and_stopped(data: Path):
-    with ServicesHost(data, "--idle-suspend", "2") as host:
+    with ClientHost(data, options=["--idle-suspend", "2"]) as host:
         admin = host.api(host.admin_token)
         made = admin.post("/apps", json={"name": "shop"})
         client = host.api(made.json()["token"])
@@ -340,7 +303,7 @@ def _superuser(data: Path) -> Any:
 
 
 def test_no_service_outlives_a_killed_host_and_a_restarted_host_serves_them_again(data: Path):
-    with ServicesHost(data) as host:
+    with ClientHost(data) as host:
         admin = host.api(host.admin_token)
         client = host.api(admin.post("/apps", json={"name": "shop"}).json()["token"])
         sha = _upload(client, "shop", archive({"web.py": WEB}))
@@ -360,7 +323,7 @@ def test_no_service_outlives_a_killed_host_and_a_restarted_host_serves_them_agai
         host.process.send_signal(signal.SIGKILL)
         host.process.wait(10)
         _until(lambda: not (_alive(before) or _alive(suspended)), "the services stopped with their host")
-    with ServicesHost(data) as again:
+    with ClientHost(data) as again:
         client = again.api(client.headers["Authorization"].removeprefix("Bearer "))
         view = client.get("/apps/shop/envs/pr:10/deployments/web").json()["deployment"]
         assert view["state"] == "suspended", "not started with the host"
@@ -381,7 +344,7 @@ def test_no_service_outlives_a_killed_host_and_a_restarted_host_serves_them_agai
         again.process.wait(10)
         time.sleep(0.5)
         assert _alive(left), "nothing stopped it"
-    with ServicesHost(data) as third:
+    with ClientHost(data) as third:
         assert not _alive(left), "the next host stopped what the dead one left"
         answer = third.get("web.pr-9.shop.localhost", "/whoami")
         assert answer.status_code == 200 and answer.json()["pid"] != left
@@ -444,7 +407,7 @@ def _certificate(folder: Path) -> tuple[Path, Path]:
 def test_with_a_certificate_services_are_served_over_tls_on_the_one_port(data: Path):
     cert, key = _certificate(data.parent)
     trust = ssl.create_default_context(cafile=str(cert))
-    with ServicesHost(data, "--cert", str(cert), "--key", str(key)) as host:
+    with ClientHost(data, options=["--cert", str(cert), "--key", str(key)]) as host:
         assert host.url.startswith("https://")
         api = httpx.Client(
             base_url=host.url,

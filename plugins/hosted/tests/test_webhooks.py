@@ -12,12 +12,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 import urllib.parse
 import uuid
@@ -29,6 +25,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from support import InProcessServer, data_folder, write_files
 
 from skyrig_hosted.host.api import HostApi
 from skyrig_hosted.host.crypto import HostKey
@@ -83,9 +80,7 @@ class Repository:
         return done.stdout.strip()
 
     def commit(self, files: dict[str, str], message: str = "a change") -> str:
-        for name, text in files.items():
-            (self.path / name).parent.mkdir(parents=True, exist_ok=True)
-            (self.path / name).write_text(text)
+        write_files(self.path, files)
         self.git("add", "--all")
         self.git("commit", "--quiet", "-m", message)
         return self.git("rev-parse", "HEAD")
@@ -161,8 +156,6 @@ class Served:
     ``FAKE_PREVIEW`` (held while ``gate/hold`` exists)."""
 
     def __init__(self, admin_dsn: str, data: Path, gate: Path, timeout: float | None = None) -> None:
-        import uvicorn
-
         self.data = data
         data.mkdir(exist_ok=True)
         self.store = Store.open(admin_dsn, HostKey.load(data), pool_size=8)
@@ -178,23 +171,14 @@ class Served:
         self.webhooks = Webhooks(self.store, data, command=command, timeout=timeout)
         self.webhooks.start()
         self.api.webhooks = self.webhooks
-        self.socket = socket.socket()
-        self.socket.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}/v1"
-        config = uvicorn.Config(self.api.application(), log_level="warning", lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.01)
+        self.served = InProcessServer(self.api.application())
+        self.url = self.served.url
 
     def client(self, token: str | None = None) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+        return self.served.client(token)
 
     def close(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+        self.served.close()
         self.webhooks.close()
         self.store.close()
 
@@ -553,11 +537,8 @@ def test_the_repository_matches_by_url_or_full_name():
 
 @pytest.fixture
 def host_data() -> Iterator[Path]:
-    # not under pytest's tmp_path (0700 folders): the PostgreSQL server's own user must reach DATA
-    parent = Path(tempfile.mkdtemp(prefix="skyrig-hosted-webhooks-"))
-    parent.chmod(0o711)
-    yield parent / "data"
-    shutil.rmtree(parent, ignore_errors=True)
+    with data_folder("skyrig-hosted-webhooks-") as folder:
+        yield folder
 
 
 def _client(url: str, token: str | None = None) -> httpx.Client:
