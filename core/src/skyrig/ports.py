@@ -8,6 +8,7 @@ from pathlib import Path
 
 
 def port_free(port: int) -> bool:
+    """Whether nothing listens on loopback ``port`` now (it can be bound)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:

@@ -41,7 +41,7 @@ and the stream definitions) for pub/sub on NATS JetStream.
 :data:`ENVIRONMENT_TYPES`),
 migrations (:func:`migrate`, :func:`plan_of`, :data:`MIGRATIONS_LEDGER`), signed cron calls
 (:func:`signed_cron_call`, :func:`cron_trigger`), durations (:func:`duration_seconds`), ports
-(:func:`free_port`), and :func:`read_body` for the ASGI servers a provider runs locally.
+(:func:`free_port`, :func:`port_free`), and :func:`read_body` for the ASGI servers a provider runs locally.
 
 Importing this module stays cheap (no pydantic, no cloud SDK): providers import it at the top of the
 module that defines the provider, which ``skyrig providers`` imports. ``docs/provider-sdk.md`` lists every
@@ -80,7 +80,7 @@ from skyrig.plugins.cloud import (
 )
 from skyrig.plugins.http import JsonApiClient
 from skyrig.plugins.manifest import ENVIRONMENT_TYPES, Manifest, ManifestError
-from skyrig.ports import free_port, free_ports
+from skyrig.ports import free_port, free_ports, port_free
 from skyrig.runtime import jetstream
 from skyrig.runtime.dataplane import (
     BucketClient,
@@ -220,6 +220,7 @@ __all__ = [
     "join_name",
     "migrate",
     "plan_of",
+    "port_free",
     "read_body",
     "resolve",
     "resource_key",

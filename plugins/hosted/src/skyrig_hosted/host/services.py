@@ -43,7 +43,9 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from skyrig.provider import free_port, port_free
 from skyrig_hosted.host.isolation import ServiceUser, service_home
+from skyrig_hosted.host.processes import WAIT_THEN_KILL
 from skyrig_hosted.host.store import Environment, Store, env_label
 from skyrig_hosted.host.venvs import Build, RequirementsError, Venvs
 
@@ -129,22 +131,6 @@ class _Slot:
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _accepts(port: int) -> bool:
     with socket.socket() as probe:
         probe.settimeout(0.2)
@@ -181,8 +167,10 @@ def _stop_group(process: subprocess.Popen[bytes], grace: float = 10) -> None:
         os.killpg(process.pid, signal.SIGKILL)  # anything the service left in its group
 
 
-_WATCHDOG = """
-import os, signal, sys, time
+_WATCHDOG = (
+    WAIT_THEN_KILL
+    + """
+import os, signal, sys
 marker, folder = sys.argv[1].encode(), sys.argv[2]
 sys.stdin.read()  # returns when the host's process ends, however it ends
 def ours():
@@ -202,21 +190,9 @@ for pid in pids:
         os.killpg(pid, signal.SIGTERM)
     except OSError:
         pass
-def alive(pid):
-    try:  # a zombie (no reaper of orphans in a container, say) is gone
-        return open(f"/proc/{pid}/stat", "rb").read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return False
-deadline = time.monotonic() + 10
-while pids and time.monotonic() < deadline:
-    pids = [pid for pid in pids if alive(pid)]
-    time.sleep(0.1)
-for pid in pids:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        pass
+wait_then_kill(pids, 10, os.killpg)
 """
+)
 
 
 class Services:
@@ -593,8 +569,8 @@ class Services:
 
     def _port(self, slot: _Slot) -> int:
         deployment = slot.deployment
-        if deployment.port is None or not _port_free(deployment.port):
-            deployment.port = _free_port()
+        if deployment.port is None or not port_free(deployment.port):
+            deployment.port = free_port()
             with self.store._transaction() as connection:
                 connection.execute(
                     "UPDATE deployments SET port = %s WHERE environment = %s AND service = %s",
@@ -714,7 +690,7 @@ class Services:
         the slot once it accepts connections (or failed: then :meth:`_ready` says so), then stops the
         old one: requests are answered all along."""
         lines: deque[str] = deque(maxlen=LOG_LINES)
-        port = _free_port()
+        port = free_port()
         process = self._launch(deployment, port, lines, python)
         deadline = time.monotonic() + timeout
         while process.poll() is None and not _accepts(port) and time.monotonic() < deadline:
