@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from skyrig_hosted.host.processes import WAIT_THEN_KILL
+
 PG_SUPERUSER = "skyrig_admin"
 REDIS_ADMIN = "skyrig_host"
 NATS_ADMIN = "skyrig_host"
@@ -169,8 +171,10 @@ def _spawn(command: list[str], log: Path, **kwargs: Any) -> subprocess.Popen[byt
         )
 
 
-_WATCHDOG = """
-import os, signal, sys, time
+_WATCHDOG = (
+    WAIT_THEN_KILL
+    + """
+import os, sys
 sys.stdin.read()  # returns when the host's process ends, however it ends
 pids = []
 for entry in sys.argv[1:]:
@@ -181,16 +185,9 @@ for entry in sys.argv[1:]:
         pids.append(pid)
     except (OSError, ValueError):
         pass
-deadline = time.monotonic() + 15
-while pids and time.monotonic() < deadline:
-    pids = [pid for pid in pids if os.path.exists(f"/proc/{pid}")]
-    time.sleep(0.1)
-for pid in pids:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except OSError:
-        pass
+wait_then_kill(pids, 15, os.kill)
 """
+)
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------------------
