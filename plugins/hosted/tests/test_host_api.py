@@ -71,7 +71,7 @@ class RecordingTenancy:
         return self.used
 
 
-class Host:
+class Host(InProcessServer):
     """The API served by uvicorn on 127.0.0.1 (as ``skyrig-hosted serve`` serves it)."""
 
     def __init__(self, admin_dsn: str, data: Path, quotas: Quotas) -> None:
@@ -83,14 +83,10 @@ class Host:
         self.store.keep_admin_token(self.admin)
         self.tenancy = RecordingTenancy()
         self.api = HostApi(self.store, self.tenancy, quotas)
-        self.served = InProcessServer(self.api.application())
-        self.url = self.served.url
-
-    def client(self, token: str | None = None) -> httpx.Client:
-        return self.served.client(token)
+        super().__init__(self.api.application())
 
     def close(self) -> None:
-        self.served.close()
+        super().close()
         self.store.close()
 
 

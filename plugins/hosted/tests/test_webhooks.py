@@ -133,7 +133,7 @@ def wait_for(client: httpx.Client, app: str, job: int, states: tuple[str, ...], 
 # -- the API in this process ------------------------------------------------------------------------------
 
 
-class Served:
+class Served(InProcessServer):
     """The host's API with its webhooks, served by uvicorn on 127.0.0.1 in this process; jobs run
     ``FAKE_PREVIEW`` (held while ``gate/hold`` exists)."""
 
@@ -153,14 +153,10 @@ class Served:
         self.webhooks = Webhooks(self.store, data, command=command, timeout=timeout)
         self.webhooks.start()
         self.api.webhooks = self.webhooks
-        self.served = InProcessServer(self.api.application())
-        self.url = self.served.url
-
-    def client(self, token: str | None = None) -> httpx.Client:
-        return self.served.client(token)
+        super().__init__(self.api.application())
 
     def close(self) -> None:
-        self.served.close()
+        super().close()
         self.webhooks.close()
         self.store.close()
 
