@@ -59,27 +59,26 @@ def test_twenty_concurrent_preview_opens_hold_the_environments_quota(host: Host,
     token = made.json()["token"]
     write_files(tmp_path, APP, {"{url}": host.url})
     environ = {**os.environ, "SKYRIG_HOSTED_TOKEN": token}
-    commands = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "skyrig",
-                "preview",
-                "open",
-                "--pr",
-                str(pr),
-                "--json",
-                "-C",
-                str(tmp_path),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=environ,
+
+    def preview(action: str, pr: int) -> subprocess.Popen[str]:
+        """``skyrig preview ACTION --pr N --json`` on the app, a process of its own."""
+        command = [
+            sys.executable,
+            "-m",
+            "skyrig",
+            "preview",
+            action,
+            "--pr",
+            str(pr),
+            "--json",
+            "-C",
+            str(tmp_path),
+        ]
+        return subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ
         )
-        for pr in range(1, OPENS + 1)
-    ]
+
+    commands = [preview("open", pr) for pr in range(1, OPENS + 1)]
     outcomes = {pr: (c.wait(timeout=300), *c.communicate()) for pr, c in enumerate(commands, start=1)}
 
     opened = sorted(pr for pr, (code, _, _) in outcomes.items() if code == 0)
@@ -104,19 +103,7 @@ def test_twenty_concurrent_preview_opens_hold_the_environments_quota(host: Host,
 
     # a refused preview, once a slot is free, opens like any other
     first, retried = opened[0], next(iter(refused))
-    closed = subprocess.run(
-        [sys.executable, "-m", "skyrig", "preview", "close", "--pr", str(first), "-C", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        env=environ,
-        timeout=300,
-    )
-    assert closed.returncode == 0, closed.stderr
-    again = subprocess.run(
-        [sys.executable, "-m", "skyrig", "preview", "open", "--pr", str(retried), "-C", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        env=environ,
-        timeout=300,
-    )
-    assert again.returncode == 0, again.stderr
+    for action, pr in (("close", first), ("open", retried)):
+        done = preview(action, pr)
+        _, err = done.communicate(timeout=300)
+        assert done.returncode == 0, f"preview {action} --pr {pr}: {err}"
