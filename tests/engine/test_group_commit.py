@@ -1,7 +1,7 @@
 """State writes of an apply in groups, and a plan's one read of state (issue 13): the intents of the creates
-are written a batch at a time before the walk, each durable before its cloud call; the records go to the
-recorder, which commits whatever completed during its last commit as one batch; nodes that never started
-leave no intent; a batch the store refuses fails its nodes and keeps their intents, and the next apply
+are written a batch at a time, the first before the walk and the rest while it starts, each durable before
+its cloud call; the records go to the recorder, which commits whatever completed during its last commit as
+one batch; nodes that never started leave no intent; a batch the store refuses fails its nodes and keeps their intents, and the next apply
 adopts what they made. A store without batches gets the per-node writes, as before."""
 
 from __future__ import annotations
@@ -102,6 +102,43 @@ def test_an_apply_writes_state_in_a_few_batches_each_intent_before_its_create(ap
         session.app, "dev", session.plan().grants, reader.nodes("dev"), session.types, session.model
     )
     assert reader.runtime_configs("dev") == rebuilt and rebuilt
+
+
+def test_the_walk_starts_while_later_batches_of_intents_are_written_each_before_its_create(app, monkeypatch):
+    import time
+
+    from skyrig.engine import apply
+    from skyrig_memory.nodes import MemoryNodeType
+
+    monkeypatch.setattr(apply, "BATCH", 4)  # 20 creates: 5 batches of intents
+    session = _session(app)
+    reader = _session(app).store
+    store, events = session.store, []
+    write_batch = store.write_batch
+
+    def slow(env, fence, **batch):
+        if batch.get("intents"):
+            time.sleep(0.05)  # a slow store: the walk reaches nodes of batches not yet written
+            events.append(("intents", time.monotonic()))
+        return write_batch(env, fence, **batch)
+
+    monkeypatch.setattr(store, "write_batch", slow)
+    create = MemoryNodeType.create
+    intended: list[bool] = []
+
+    def checked(self, context, node):
+        events.append(("create", time.monotonic()))
+        intended.append(reader.intents("dev").get(node.id) == "create")
+        return create(self, context, node)
+
+    monkeypatch.setattr(MemoryNodeType, "create", checked)
+    outcome = _apply(session)
+    assert outcome.succeeded, outcome.failed
+    assert len(intended) == NODES and all(intended), "every create's intent was durable before it"
+    written = [at for what, at in events if what == "intents"]
+    first_create = next(at for what, at in events if what == "create")
+    assert len(written) == 5 and first_create < written[-1], "the walk began before the last batch"
+    assert reader.intents("dev") == {} and len(reader.nodes("dev")) == NODES
 
 
 def test_nodes_that_never_started_leave_no_intent_the_failed_one_keeps_its(app, monkeypatch):

@@ -7,8 +7,9 @@ deterministic name): once per node type, before the walk (:func:`find_all`, the 
 the cloud call and the state write, or state lost altogether, never makes a duplicate.
 
 With a store that writes batches (:class:`~skyrig.state.store.BatchWrites`, as SQLite does), state
-writes are grouped: the intents of the creates of nodes state does not record are written before the
-walk, a batch at a time (each durable before any of its cloud calls), and each node that completes
+writes are grouped: the intents of the creates of nodes state does not record are written a batch at a
+time, the first before the walk and the others while it starts (a node whose batch is not yet durable
+waits for it before its cloud call), and each node that completes
 hands its record to the :class:`Recorder` and lets its dependents start, while the recorder commits
 whatever completed during its last commit as one batch (group commit). A node counts as done, and is
 reported, once its record is durable; the apply returns once every record is. A crash before that
@@ -316,7 +317,11 @@ class Executor:
         """The store, if it writes batches: then records go through a :class:`Recorder`."""
         self.recorder: Recorder | None = None
         self.intended: set[str] = set()
-        """Nodes whose create intent was written before the walk."""
+        """Nodes whose create intent was written in a batch (before their turn in the walk)."""
+        self.intending: dict[str, threading.Event] = {}
+        """Node id -> an event set once its batch of intents is written (or refused), for the batches after
+        the first."""
+        self._intender: threading.Thread | None = None
         self.started: set[str] = set()
         self.written: dict[str, NodeRecord | str] = {}
         """Node id -> its record, or :data:`FORGET`, for each state write of this apply that is durable."""
@@ -343,6 +348,8 @@ class Executor:
                             dependents[dependency].append(change.id)
                 self._walk(backward, dependents)
                 self._flush()
+            if self._intender is not None:
+                self._intender.join()
             self._unintend()
         except BaseException:
             if self.recorder is not None:  # aborted: what is not written keeps its intent
@@ -355,8 +362,11 @@ class Executor:
 
     def _intend(self, changes: list[Change]) -> None:
         """Write the intents of the creates of nodes state does not record and the lookups did not find,
-        :data:`BATCH` at a time, before the walk: each durable before its cloud call, and a transaction
-        for many nodes, not one each. Nodes with a record keep their own intent, written just before."""
+        :data:`BATCH` at a time: a transaction for many nodes, not one each. The first batch is written
+        before the walk and the rest by a thread while the walk starts; a node of a batch not yet written
+        waits for it (:meth:`_create`), so each intent is durable before its cloud call. If a batch fails,
+        its nodes and those after write their own. Nodes with a record keep their own intent, written just
+        before."""
         creates = [
             c.node
             for c in changes
@@ -365,15 +375,35 @@ class Executor:
             and c.id not in self.lookup_failed
             and self.found.get(c.id) is None
         ]
+        chunks = [creates[start : start + BATCH] for start in range(0, len(creates), BATCH)]
+        if not chunks or not self._write_intents(chunks[0]):
+            return
+        later = [(chunk, threading.Event()) for chunk in chunks[1:]]
+        if not later:
+            return
+        self.intending = {node.id: written for chunk, written in later for node in chunk}
+
+        def write_later() -> None:
+            failed = False
+            for chunk, written in later:
+                failed = failed or not self._write_intents(chunk)
+                written.set()
+
+        self._intender = threading.Thread(target=write_later, name="skyrig-intents", daemon=True)
+        self._intender.start()
+
+    def _write_intents(self, nodes: list[Node]) -> bool:
+        """One batch of create intents; False if the store refused it (each node then writes its own, and
+        fails with the store's error)."""
         assert self.batches is not None
-        for start in range(0, len(creates), BATCH):
-            chunk = creates[start : start + BATCH]
-            intents = [(n.id, "create", self.contexts[n.provider].token(n)) for n in chunk]
-            try:
-                self.batches.write_batch(self.plan.environment, self.fence, intents=intents)
-            except Exception:  # each node then writes its own, and fails with the store's error
-                return
-            self.intended.update(n.id for n in chunk)
+        intents = [(n.id, "create", self.contexts[n.provider].token(n)) for n in nodes]
+        try:
+            self.batches.write_batch(self.plan.environment, self.fence, intents=intents)
+        except Exception:
+            return False
+        with self._lock:
+            self.intended.update(n.id for n in nodes)
+        return True
 
     def _unintend(self) -> None:
         """Clear the intents written before the walk for nodes that never started (the apply stopped, or a
@@ -543,7 +573,10 @@ class Executor:
             adopted = self._adopt(change, node, node_type, context, found)
             if adopted is not None:
                 return "adopted", NodeRecord.of(node, adopted)
-        if node.id not in self.intended:  # else written before the walk
+        written = self.intending.get(node.id)
+        if written is not None:  # its batch is being written: the intent must be durable before the call
+            written.wait()
+        if node.id not in self.intended:  # else written in a batch
             self.store.add_intent(self.plan.environment, self.fence, node.id, "create", context.token(node))
         attempts = 0
 
