@@ -1,0 +1,630 @@
+"""The controllers of the FAKE Kubernetes API server (:mod:`skyrig_kubernetes.fake`): what the
+kube-controller-manager and the kubelets would do, in one background thread, never inside a request.
+
+- Deployments: a pod template the Deployment has no ReplicaSet for gets a new one (``pod-template-hash``
+  label, ``deployment.kubernetes.io/revision`` annotation) with its Pods. Pods become Ready
+  ``rollout_seconds`` after they are made; then the old ReplicaSets scale to 0. An image tagged
+  ``pull-error`` never becomes ready (Waiting ErrImagePull, then ImagePullBackOff), nor one tagged
+  ``crash-loop`` (Waiting CrashLoopBackOff, ``lastState.terminated`` exit code 1, ``restartCount``
+  growing); the old ReplicaSet keeps its Pods meanwhile, and once the fake's progress deadline passes the
+  Deployment's Progressing condition turns False with reason ProgressDeadlineExceeded. The fake's deadline
+  is ``progressDeadlineSeconds`` scaled down: ``rollout_seconds * 10 * progressDeadlineSeconds / 600``
+  (so ``rollout_seconds * 10`` for the default 600 s).
+- ReplicaSets keep their Pod count; old ones beyond ``revisionHistoryLimit`` are removed.
+- Jobs run one Pod: after ``rollout_seconds`` it Succeeded and the Job is Complete; with a failing image
+  the Pod is as above and after the deadline the Job is Failed with reason BackoffLimitExceeded.
+- HorizontalPodAutoscalers report their target's replicas (they never scale: there are no metrics);
+  PodDisruptionBudgets count the healthy Pods they select; Ingresses get an address from 192.0.2.0/24.
+- A deleted Namespace stays Terminating for a short delay, then goes with everything in it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+import secrets
+import threading
+import time
+from typing import Any
+
+from skyrig_kubernetes.fake.kinds import KINDS, Kind
+from skyrig_kubernetes.fake.selectors import matches_selector
+from skyrig_kubernetes.fake.state import State, now
+
+_KIND = {kind.kind: kind for kind in KINDS}
+_SAFE = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def template_hash(template: dict[str, Any]) -> str:
+    """A pod template's ``pod-template-hash`` (10 characters of the alphabet Kubernetes uses)."""
+    digest = int.from_bytes(hashlib.sha256(repr(sorted(_flatten(template))).encode()).digest()[:8], "big")
+    out = ""
+    for _ in range(10):
+        digest, index = divmod(digest, len(_SAFE))
+        out += _SAFE[index]
+    return out
+
+
+def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
+    if isinstance(value, dict):
+        return [pair for key, child in value.items() for pair in _flatten(child, f"{prefix}.{key}")]
+    if isinstance(value, list):
+        return [pair for index, child in enumerate(value) for pair in _flatten(child, f"{prefix}[{index}]")]
+    return [(prefix, repr(value))]
+
+
+def _image_problem(template_spec: dict[str, Any]) -> tuple[str, str] | None:
+    """(``pull-error`` or ``crash-loop``, the container's name) for a failing image, else None."""
+    for container in template_spec.get("containers") or []:
+        image = str(container.get("image") or "")
+        tag = image.rsplit("/", 1)[-1].partition(":")[2]
+        if tag in ("pull-error", "crash-loop"):
+            return tag, container.get("name", "")
+    return None
+
+
+def _owned_by(obj: dict[str, Any], owner: dict[str, Any]) -> bool:
+    uid = owner["metadata"]["uid"]
+    return any(reference.get("uid") == uid for reference in obj["metadata"].get("ownerReferences") or [])
+
+
+def _owner_reference(owner: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _condition(
+    current: list[dict[str, Any]],
+    kind: str,
+    status: str,
+    reason: str,
+    message: str,
+    *,
+    update_time: bool = False,
+) -> dict[str, Any]:
+    """A condition, keeping the earlier one's timestamps when nothing about it changed."""
+    for old in current:
+        if old.get("type") == kind and old.get("status") == status and old.get("reason") == reason:
+            if old.get("message") == message:
+                return old
+            return {**old, "message": message}
+    condition = {
+        "type": kind,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": now(),
+    }
+    if update_time:
+        condition["lastUpdateTime"] = condition["lastTransitionTime"]
+    return condition
+
+
+def _max_unavailable(spec: dict[str, Any], desired: int) -> int:
+    value = ((spec.get("strategy") or {}).get("rollingUpdate") or {}).get("maxUnavailable", "25%")
+    if isinstance(value, str) and value.endswith("%"):
+        return math.floor(desired * int(value[:-1]) / 100)
+    return int(value)
+
+
+class Controllers:
+    """The background thread that moves the fake cluster along."""
+
+    def __init__(self, state: State, rollout_seconds: float, version: str) -> None:
+        self.state = state
+        self.rollout_seconds = rollout_seconds
+        self.version = version
+        self._born: dict[str, float] = {}
+        self._progress: dict[str, tuple[str, int, float]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fake-kubernetes-controllers", daemon=True)
+        self.interval = max(0.01, min(0.05, rollout_seconds / 5))
+
+    def start(self) -> None:
+        """Starts the thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stops the thread."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def forget(self) -> None:
+        """Forgets every Pod's age and every rollout's start (after the store is wiped)."""
+        self._born.clear()
+        self._progress.clear()
+
+    def deadline(self, progress_deadline_seconds: int = 600) -> float:
+        """The fake's progress deadline: ``progressDeadlineSeconds`` scaled down (see the module)."""
+        return self.rollout_seconds * 10 * progress_deadline_seconds / 600
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            with self.state.lock:
+                self.tick()
+
+    def tick(self) -> None:
+        """One pass of every controller."""
+        self._namespaces()
+        for deployment in self.state.items(_KIND["Deployment"]):
+            self._deployment(deployment)
+        for replicaset in self.state.items(_KIND["ReplicaSet"]):
+            self._replicaset(replicaset)
+        for job in self.state.items(_KIND["Job"]):
+            self._job(job)
+        for pod in self.state.items(_KIND["Pod"]):
+            self._pod(pod)
+        for hpa in self.state.items(_KIND["HorizontalPodAutoscaler"]):
+            self._hpa(hpa)
+        for pdb in self.state.items(_KIND["PodDisruptionBudget"]):
+            self._pdb(pdb)
+        for ingress in self.state.items(_KIND["Ingress"]):
+            self._set_status(_KIND["Ingress"], ingress, {"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}})
+
+    def _set_status(self, kind: Kind, obj: dict[str, Any], status: dict[str, Any]) -> None:
+        if obj.get("status") != status:
+            obj["status"] = status
+            self.state.save(kind, obj)
+
+    # -- namespaces ------------------------------------------------------------------------------------
+
+    def _namespaces(self) -> None:
+        moment = time.monotonic()
+        for name, when in list(self.state.terminating.items()):
+            if when > moment:
+                continue
+            for kind, obj in list(self.state.everything()):
+                if kind.namespaced and obj["metadata"].get("namespace") == name:
+                    self.state.discard(kind, name, obj["metadata"]["name"])
+                    self._born.pop(obj["metadata"]["uid"], None)
+            self.state.discard(_KIND["Namespace"], "", name)
+            del self.state.terminating[name]
+
+    # -- pods ------------------------------------------------------------------------------------------
+
+    def _new_pod(self, owner: dict[str, Any], template: dict[str, Any], extra_labels: dict[str, str]) -> None:
+        metadata = owner["metadata"]
+        name = f"{metadata['name']}-{''.join(secrets.choice(_SAFE) for _ in range(5))}"
+        template_metadata = template.get("metadata") or {}
+        pod: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": name,
+                "generateName": f"{metadata['name']}-",
+                "namespace": metadata["namespace"],
+                "labels": {**(template_metadata.get("labels") or {}), **extra_labels},
+                "ownerReferences": [_owner_reference(owner)],
+            },
+            "spec": copy.deepcopy(template.get("spec") or {}),
+        }
+        if template_metadata.get("annotations"):
+            pod["metadata"]["annotations"] = copy.deepcopy(template_metadata["annotations"])
+        spec = pod["spec"]
+        spec.setdefault("serviceAccountName", "default")
+        spec.setdefault("serviceAccount", spec["serviceAccountName"])
+        spec["nodeName"] = "fake-node"
+        self.state.new_metadata(_KIND["Pod"], pod)
+        pod["metadata"].pop("generation", None)
+        pod["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
+        self._born[pod["metadata"]["uid"]] = time.monotonic()
+        self.state.save(_KIND["Pod"], pod)
+
+    def _age(self, obj: dict[str, Any]) -> float:
+        return time.monotonic() - self._born.setdefault(obj["metadata"]["uid"], time.monotonic())
+
+    @staticmethod
+    def pod_ready(pod: dict[str, Any]) -> bool:
+        """Whether a Pod is Ready."""
+        return any(
+            condition.get("type") == "Ready" and condition.get("status") == "True"
+            for condition in (pod.get("status") or {}).get("conditions") or []
+        )
+
+    def _pod(self, pod: dict[str, Any]) -> None:
+        age = self._age(pod)
+        spec = pod.get("spec") or {}
+        started = pod["metadata"]["creationTimestamp"]
+        problem = _image_problem(spec)
+        run_once = spec.get("restartPolicy") in ("Never", "OnFailure")
+        phase, ready, statuses = "Pending", False, []
+        for container in spec.get("containers") or []:
+            image = container.get("image", "")
+            status: dict[str, Any] = {
+                "name": container.get("name"),
+                "image": image,
+                "imageID": "",
+                "ready": False,
+                "restartCount": 0,
+                "started": False,
+            }
+            if problem and problem[0] == "pull-error":
+                reason = "ErrImagePull" if age < self.rollout_seconds else "ImagePullBackOff"
+                message = (
+                    f'failed to pull and unpack image "{image}": not found'
+                    if reason == "ErrImagePull"
+                    else f'Back-off pulling image "{image}"'
+                )
+                status["state"] = {"waiting": {"reason": reason, "message": message}}
+            elif problem and age >= self.rollout_seconds / 3:
+                phase = "Running"
+                restarts = max(1, int(age / (self.rollout_seconds / 2)))
+                status.update(restartCount=restarts, imageID=f"fake://{image}")
+                status["state"] = {
+                    "waiting": {
+                        "reason": "CrashLoopBackOff",
+                        "message": f"back-off {min(300, 10 * 2 ** (restarts - 1))}s restarting failed "
+                        f"container={container.get('name')} pod={pod['metadata']['name']}_"
+                        f"{pod['metadata']['namespace']}({pod['metadata']['uid']})",
+                    }
+                }
+                status["lastState"] = {
+                    "terminated": {
+                        "exitCode": 1,
+                        "reason": "Error",
+                        "startedAt": started,
+                        "finishedAt": started,
+                    }
+                }
+            elif not problem and age >= self.rollout_seconds:
+                status["imageID"] = f"fake://{image}"
+                if run_once:
+                    phase = "Succeeded"
+                    status["state"] = {
+                        "terminated": {
+                            "exitCode": 0,
+                            "reason": "Completed",
+                            "startedAt": started,
+                            "finishedAt": started,
+                        }
+                    }
+                else:
+                    phase, ready = "Running", True
+                    status.update(ready=True, started=True)
+                    status["state"] = {"running": {"startedAt": started}}
+            else:
+                status["state"] = {"waiting": {"reason": "ContainerCreating"}}
+            statuses.append(status)
+        flag = "True" if ready else "False"
+        conditions = [
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": started},
+            {"type": "Initialized", "status": "True", "lastTransitionTime": started},
+            {"type": "ContainersReady", "status": flag, "lastTransitionTime": started},
+            {"type": "Ready", "status": flag, "lastTransitionTime": started},
+        ]
+        if not ready:
+            for condition in conditions[2:]:
+                condition["reason"] = "PodCompleted" if phase == "Succeeded" else "ContainersNotReady"
+        status_body = {
+            "phase": phase,
+            "conditions": conditions,
+            "hostIP": "10.0.0.10",
+            "podIP": "10.244.0.10",
+            "startTime": started,
+            "containerStatuses": statuses,
+            "qosClass": "BestEffort",
+        }
+        self._set_status(_KIND["Pod"], pod, status_body)
+
+    # -- replicasets -----------------------------------------------------------------------------------
+
+    def _pods_of(self, owner: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            pod
+            for pod in self.state.items(_KIND["Pod"], owner["metadata"]["namespace"])
+            if _owned_by(pod, owner)
+        ]
+
+    def _replicaset(self, replicaset: dict[str, Any]) -> None:
+        spec = replicaset.get("spec") or {}
+        wanted = spec.get("replicas", 1)
+        pods = self._pods_of(replicaset)
+        template = spec.get("template") or {}
+        for _ in range(wanted - len(pods)):
+            self._new_pod(replicaset, template, {})
+        if len(pods) > wanted:
+            pods.sort(key=lambda pod: (self.pod_ready(pod), -self._age(pod)))
+            for pod in pods[: len(pods) - wanted]:
+                self.state.discard(_KIND["Pod"], pod["metadata"]["namespace"], pod["metadata"]["name"])
+                self._born.pop(pod["metadata"]["uid"], None)
+        pods = self._pods_of(replicaset)
+        ready = sum(1 for pod in pods if self.pod_ready(pod))
+        status = {
+            "replicas": len(pods),
+            "fullyLabeledReplicas": len(pods),
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "observedGeneration": replicaset["metadata"].get("generation", 1),
+        }
+        self._set_status(
+            _KIND["ReplicaSet"],
+            replicaset,
+            {
+                key: value
+                for key, value in status.items()
+                if value or key in ("replicas", "observedGeneration")
+            },
+        )
+
+    # -- deployments -----------------------------------------------------------------------------------
+
+    def _new_replicaset(self, deployment: dict[str, Any], pod_hash: str, revision: int) -> dict[str, Any]:
+        spec = deployment["spec"]
+        template = copy.deepcopy(spec.get("template") or {})
+        template.setdefault("metadata", {}).setdefault("labels", {})["pod-template-hash"] = pod_hash
+        selector = copy.deepcopy(spec.get("selector") or {})
+        selector.setdefault("matchLabels", {})["pod-template-hash"] = pod_hash
+        metadata = deployment["metadata"]
+        replicaset: dict[str, Any] = {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {
+                "name": f"{metadata['name']}-{pod_hash}",
+                "namespace": metadata["namespace"],
+                "labels": dict(template["metadata"]["labels"]),
+                "annotations": {
+                    "deployment.kubernetes.io/desired-replicas": str(spec.get("replicas", 1)),
+                    "deployment.kubernetes.io/max-replicas": str(spec.get("replicas", 1) + 1),
+                    "deployment.kubernetes.io/revision": str(revision),
+                },
+                "ownerReferences": [_owner_reference(deployment)],
+            },
+            "spec": {"replicas": spec.get("replicas", 1), "selector": selector, "template": template},
+        }
+        if spec.get("minReadySeconds"):
+            replicaset["spec"]["minReadySeconds"] = spec["minReadySeconds"]
+        self.state.new_metadata(_KIND["ReplicaSet"], replicaset)
+        return self.state.save(_KIND["ReplicaSet"], replicaset)
+
+    def _deployment(self, deployment: dict[str, Any]) -> None:
+        metadata, spec = deployment["metadata"], deployment.get("spec") or {}
+        if metadata.get("deletionTimestamp"):
+            return
+        desired = spec.get("replicas", 1)
+        pod_hash = template_hash(spec.get("template") or {})
+        owned = [
+            rs
+            for rs in self.state.items(_KIND["ReplicaSet"], metadata["namespace"])
+            if _owned_by(rs, deployment)
+        ]
+        revisions = [
+            int((rs["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision", 0))
+            for rs in owned
+        ]
+        current = next(
+            (rs for rs in owned if (rs["metadata"].get("labels") or {}).get("pod-template-hash") == pod_hash),
+            None,
+        )
+        if current is None:
+            current = self._new_replicaset(deployment, pod_hash, max(revisions, default=0) + 1)
+            owned.append(current)
+        uid = metadata["uid"]
+        if self._progress.get(uid, ("", -1, 0.0))[:2] != (pod_hash, desired):
+            self._progress[uid] = (pod_hash, desired, time.monotonic())
+        old = [rs for rs in owned if rs is not current]
+        recreate = (spec.get("strategy") or {}).get("type") == "Recreate"
+        if current["spec"].get("replicas") != desired:
+            current["spec"]["replicas"] = desired
+            self.state.save(_KIND["ReplicaSet"], current)
+        new_pods = self._pods_of(current)
+        new_ready = sum(1 for pod in new_pods if self.pod_ready(pod))
+        if recreate or new_ready >= desired:
+            for rs in old:
+                if rs["spec"].get("replicas"):
+                    rs["spec"]["replicas"] = 0
+                    self.state.save(_KIND["ReplicaSet"], rs)
+        self._trim_history(spec, [rs for rs in old if not rs["spec"].get("replicas")])
+        old_pods = [pod for rs in old for pod in self._pods_of(rs)]
+        old_ready = sum(1 for pod in old_pods if self.pod_ready(pod))
+        available = new_ready + old_ready
+        name = current["metadata"]["name"]
+        conditions = (deployment.get("status") or {}).get("conditions") or []
+        if available >= desired - _max_unavailable(spec, desired):
+            available_condition = _condition(
+                conditions,
+                "Available",
+                "True",
+                "MinimumReplicasAvailable",
+                "Deployment has minimum availability.",
+                update_time=True,
+            )
+        else:
+            available_condition = _condition(
+                conditions,
+                "Available",
+                "False",
+                "MinimumReplicasUnavailable",
+                "Deployment does not have minimum availability.",
+                update_time=True,
+            )
+        elapsed = time.monotonic() - self._progress[uid][2]
+        complete = new_ready >= desired and len(new_pods) == desired and not old_pods
+        if complete:
+            progressing = _condition(
+                conditions,
+                "Progressing",
+                "True",
+                "NewReplicaSetAvailable",
+                f'ReplicaSet "{name}" has successfully progressed.',
+                update_time=True,
+            )
+        elif elapsed > self.deadline(spec.get("progressDeadlineSeconds", 600)):
+            progressing = _condition(
+                conditions,
+                "Progressing",
+                "False",
+                "ProgressDeadlineExceeded",
+                f'ReplicaSet "{name}" has timed out progressing.',
+                update_time=True,
+            )
+        else:
+            progressing = _condition(
+                conditions,
+                "Progressing",
+                "True",
+                "ReplicaSetUpdated",
+                f'ReplicaSet "{name}" is progressing.',
+                update_time=True,
+            )
+        status: dict[str, Any] = {
+            "observedGeneration": metadata.get("generation", 1),
+            "replicas": len(new_pods) + len(old_pods),
+            "updatedReplicas": len(new_pods),
+            "readyReplicas": available,
+            "availableReplicas": available,
+            "unavailableReplicas": max(0, len(new_pods) + len(old_pods) - available),
+            "conditions": [available_condition, progressing],
+        }
+        status = {
+            key: value
+            for key, value in status.items()
+            if value or key in ("observedGeneration", "replicas", "conditions")
+        }
+        self._set_status(_KIND["Deployment"], deployment, status)
+
+    def _trim_history(self, spec: dict[str, Any], idle: list[dict[str, Any]]) -> None:
+        limit = spec.get("revisionHistoryLimit", 10)
+        idle.sort(
+            key=lambda rs: int(
+                (rs["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision", 0)
+            )
+        )
+        for rs in idle[: max(0, len(idle) - limit)]:
+            self.state.remove_tree(_KIND["ReplicaSet"], rs, "Background")
+
+    # -- jobs ------------------------------------------------------------------------------------------
+
+    def _job(self, job: dict[str, Any]) -> None:
+        status = copy.deepcopy(job.get("status") or {})
+        if any(
+            condition.get("type") in ("Complete", "Failed") and condition.get("status") == "True"
+            for condition in status.get("conditions") or []
+        ):
+            return
+        spec = job.get("spec") or {}
+        if spec.get("suspend"):
+            return
+        pods = self._pods_of(job)
+        if not pods:
+            labels = dict(((spec.get("template") or {}).get("metadata") or {}).get("labels") or {})
+            self._new_pod(job, spec.get("template") or {}, labels)
+            pods = self._pods_of(job)
+        status.setdefault("startTime", job["metadata"]["creationTimestamp"])
+        succeeded = [pod for pod in pods if (pod.get("status") or {}).get("phase") == "Succeeded"]
+        conditions = status.get("conditions") or []
+        finished = now()
+        if succeeded:
+            status.update(succeeded=1, completionTime=finished, ready=0)
+            status.pop("active", None)
+            new = []
+            if tuple(int(part) for part in self.version.split(".")) >= (1, 31):
+                new.append(
+                    _condition(
+                        conditions,
+                        "SuccessCriteriaMet",
+                        "True",
+                        "CompletionsReached",
+                        "Reached expected number of succeeded pods",
+                    )
+                )
+            new.append(
+                _condition(
+                    conditions,
+                    "Complete",
+                    "True",
+                    "CompletionsReached",
+                    "Reached expected number of succeeded pods",
+                )
+            )
+            status["conditions"] = new
+            status["uncountedTerminatedPods"] = {}
+        elif (
+            _image_problem((spec.get("template") or {}).get("spec") or {})
+            and time.monotonic() - self._born.get(pods[0]["metadata"]["uid"], time.monotonic())
+            > self.deadline()
+        ):
+            status.update(failed=1, ready=0)
+            status.pop("active", None)
+            message = "Job has reached the specified backoff limit"
+            status["conditions"] = [
+                _condition(conditions, "FailureTarget", "True", "BackoffLimitExceeded", message),
+                _condition(conditions, "Failed", "True", "BackoffLimitExceeded", message),
+            ]
+            status["uncountedTerminatedPods"] = {}
+        else:
+            status.update(active=len(pods), ready=sum(1 for pod in pods if self.pod_ready(pod)))
+            status["uncountedTerminatedPods"] = {}
+        self._set_status(_KIND["Job"], job, status)
+
+    # -- autoscalers, budgets --------------------------------------------------------------------------
+
+    def _hpa(self, hpa: dict[str, Any]) -> None:
+        spec = hpa.get("spec") or {}
+        target_ref = spec.get("scaleTargetRef") or {}
+        target = None
+        if target_ref.get("kind") == "Deployment":
+            target = self.state.get(
+                _KIND["Deployment"], hpa["metadata"]["namespace"], target_ref.get("name", "")
+            )
+        current = ((target or {}).get("status") or {}).get("replicas", 0)
+        desired = max(spec.get("minReplicas", 1), min(current, spec.get("maxReplicas", current)))
+        conditions = (hpa.get("status") or {}).get("conditions") or []
+        if target is None:
+            able = _condition(
+                conditions,
+                "AbleToScale",
+                "False",
+                "FailedGetScale",
+                f"the HPA controller was unable to get the target's current scale: "
+                f'deployments/scale.apps "{target_ref.get("name")}" not found',
+            )
+        else:
+            able = _condition(
+                conditions, "AbleToScale", "True", "ReadyForNewScale", "recommended size matches current size"
+            )
+        status = {"currentReplicas": current, "desiredReplicas": desired, "conditions": [able]}
+        self._set_status(_KIND["HorizontalPodAutoscaler"], hpa, status)
+
+    def _pdb(self, pdb: dict[str, Any]) -> None:
+        spec = pdb.get("spec") or {}
+        selector = spec.get("selector") or {}
+        pods = [
+            pod
+            for pod in self.state.items(_KIND["Pod"], pdb["metadata"]["namespace"])
+            if selector and matches_selector(selector, (pod["metadata"].get("labels") or {}))
+        ]
+        healthy = sum(1 for pod in pods if self.pod_ready(pod))
+        expected = len(pods)
+
+        def count(value: Any) -> int:
+            if isinstance(value, str) and value.endswith("%"):
+                return math.ceil(expected * int(value[:-1]) / 100)
+            return int(value)
+
+        if spec.get("maxUnavailable") is not None:
+            desired = max(0, expected - count(spec["maxUnavailable"]))
+        else:
+            desired = count(spec.get("minAvailable", 1))
+        allowed = max(0, healthy - desired)
+        conditions = (pdb.get("status") or {}).get("conditions") or []
+        if allowed:
+            condition = _condition(conditions, "DisruptionAllowed", "True", "SufficientPods", "")
+        else:
+            condition = _condition(conditions, "DisruptionAllowed", "False", "InsufficientPods", "")
+        condition = {**condition, "observedGeneration": pdb["metadata"].get("generation", 1)}
+        status = {
+            "observedGeneration": pdb["metadata"].get("generation", 1),
+            "currentHealthy": healthy,
+            "desiredHealthy": desired,
+            "disruptionsAllowed": allowed,
+            "expectedPods": expected,
+            "conditions": [condition],
+        }
+        self._set_status(_KIND["PodDisruptionBudget"], pdb, status)

@@ -1,0 +1,559 @@
+"""Tests of the FAKE Kubernetes API server (skyrig_kubernetes.fake), through the official Python client.
+
+The server under test is a fake: no real API server runs here. These tests check that it behaves as the
+real one does where skyrig relies on it (discovery, strict validation, server-side apply and its field
+ownership, rollouts and their failures, namespace deletion, authentication), so that the tests built on
+it mean something.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import urllib3
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from kubernetes.dynamic import DynamicClient
+
+from skyrig_kubernetes.fake import FakeKubernetes
+
+ROLLOUT = 0.2
+
+
+@pytest.fixture
+def cluster() -> Iterator[FakeKubernetes]:
+    """A FAKE cluster of the newest version kubernetes-validate knows, with the namespace ``shop``."""
+    with FakeKubernetes(rollout_seconds=ROLLOUT) as fake:
+        client.CoreV1Api(fake.api_client()).create_namespace({"metadata": {"name": "shop"}})
+        yield fake
+
+
+@pytest.fixture
+def apps(cluster: FakeKubernetes) -> client.AppsV1Api:
+    return client.AppsV1Api(cluster.api_client())
+
+
+@pytest.fixture
+def core(cluster: FakeKubernetes) -> client.CoreV1Api:
+    return client.CoreV1Api(cluster.api_client())
+
+
+@pytest.fixture
+def dynamic(cluster: FakeKubernetes) -> DynamicClient:
+    return DynamicClient(cluster.api_client())
+
+
+def deployment(image: str = "registry.example/web:1", replicas: int = 2, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "app", "image": image, "ports": [{"containerPort": 8080}]}]},
+            },
+            **spec,
+        },
+    }
+
+
+def apply(
+    dynamic: DynamicClient, body: dict[str, Any], *, manager: str = "skyrig", force: bool = False
+) -> Any:
+    resource = dynamic.resources.get(api_version=body["apiVersion"], kind=body["kind"])
+    return resource.server_side_apply(
+        body=body, namespace=body["metadata"].get("namespace"), field_manager=manager, force_conflicts=force
+    )
+
+
+def failure(call: Callable[[], Any]) -> tuple[int, dict[str, Any]]:
+    """The status and Status body of a call that must fail."""
+    with pytest.raises(ApiException) as raised:
+        call()
+    return raised.value.status, json.loads(raised.value.body)
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 5.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError("the condition did not come true in time")
+
+
+def managers(obj: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (entry["manager"], entry["operation"]): entry["fieldsV1"]
+        for entry in obj["metadata"]["managedFields"]
+    }
+
+
+def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == kind), {})
+
+
+def pods(cluster: FakeKubernetes, core: client.CoreV1Api, selector: str = "app=web") -> list[dict[str, Any]]:
+    listed = core.list_namespaced_pod("shop", label_selector=selector)
+    return [cluster.get("v1", "Pod", "shop", pod.metadata.name) for pod in listed.items]
+
+
+# -- discovery, CRUD, errors --------------------------------------------------------------------------
+
+
+def test_discovery_lists_exactly_the_kinds_served(cluster: FakeKubernetes, dynamic: DynamicClient) -> None:
+    deployments = dynamic.resources.get(api_version="apps/v1", kind="Deployment")
+    assert deployments.namespaced and "patch" in deployments.verbs and "deploy" in deployments.short_names
+    hpa = dynamic.resources.get(api_version="autoscaling/v2", kind="HorizontalPodAutoscaler")
+    assert hpa.name == "horizontalpodautoscalers"
+    ingress_class = dynamic.resources.get(api_version="networking.k8s.io/v1", kind="IngressClass")
+    assert not ingress_class.namespaced
+    pod = dynamic.resources.get(api_version="v1", kind="Pod")
+    assert "create" not in pod.verbs
+    served = {(r["name"]) for r in dynamic.request("GET", "/apis/batch/v1").to_dict()["resources"]}
+    assert served == {"jobs", "jobs/status"}
+    version = dynamic.version["kubernetes"]
+    assert (version["major"], version["minor"]) == tuple(cluster.version.split("."))
+
+
+def test_crud_through_the_typed_client(core: client.CoreV1Api) -> None:
+    body = {"metadata": {"name": "config", "labels": {"tier": "web"}}, "data": {"A": "1"}}
+    created = core.create_namespaced_config_map("shop", body)
+    assert created.metadata.uid and created.metadata.resource_version
+    core.create_namespaced_config_map("shop", {"metadata": {"name": "other", "labels": {"tier": "db"}}})
+    assert [
+        c.metadata.name for c in core.list_namespaced_config_map("shop", label_selector="tier=web").items
+    ] == ["config"]
+    assert len(core.list_namespaced_config_map("shop", label_selector="tier!=web").items) == 1
+    status, _ = failure(lambda: core.create_namespaced_config_map("shop", body))
+    assert status == 409
+
+    replaced = core.replace_namespaced_config_map(
+        "config",
+        "shop",
+        {
+            "metadata": {"name": "config", "resourceVersion": created.metadata.resource_version},
+            "data": {"A": "2"},
+        },
+    )
+    assert replaced.data == {"A": "2"}
+    stale = {"metadata": {"name": "config", "resourceVersion": created.metadata.resource_version}, "data": {}}
+    status, answer = failure(lambda: core.replace_namespaced_config_map("config", "shop", stale))
+    assert (status, answer["reason"]) == (409, "Conflict")
+
+    core.delete_namespaced_config_map("config", "shop")
+    status, answer = failure(lambda: core.read_namespaced_config_map("config", "shop"))
+    assert (status, answer["kind"], answer["reason"], answer["details"]["name"]) == (
+        404,
+        "Status",
+        "NotFound",
+        "config",
+    )
+
+
+def test_unknown_paths_and_verbs_and_tokens(cluster: FakeKubernetes) -> None:
+    http = urllib3.PoolManager()
+    headers = {"Authorization": f"Bearer {cluster.token}", "Content-Type": "application/json"}
+    answer = http.request("GET", f"{cluster.url}/apis/apps/v1/namespaces/shop/statefulsets", headers=headers)
+    assert answer.status == 404 and json.loads(answer.data)["kind"] == "Status"
+    answer = http.request("POST", f"{cluster.url}/api/v1/namespaces/shop/pods", headers=headers, body=b"{}")
+    assert answer.status == 405
+    answer = http.request("GET", f"{cluster.url}/api/v1/namespaces")
+    assert answer.status == 401 and json.loads(answer.data)["reason"] == "Unauthorized"
+    answer = http.request(
+        "GET", f"{cluster.url}/api/v1/namespaces", headers={"Authorization": "Bearer wrong"}
+    )
+    assert answer.status == 401
+
+
+def test_strict_validation(apps: client.AppsV1Api, core: client.CoreV1Api, dynamic: DynamicClient) -> None:
+    deployments = dynamic.resources.get(api_version="apps/v1", kind="Deployment")
+
+    def create(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        return failure(lambda: deployments.create(body=body, namespace=body["metadata"]["namespace"]))
+
+    body = deployment()
+    body["spec"]["template"]["spec"]["containers"][0]["imagePolicy"] = "Always"
+    status, answer = create(body)
+    assert (
+        status == 400 and 'unknown field "spec.template.spec.containers[0].imagePolicy"' in answer["message"]
+    )
+
+    body = deployment()
+    body["metadata"]["name"] = "Web_1"
+    status, answer = create(body)
+    assert (status, answer["reason"]) == (422, "Invalid")
+    assert answer["details"]["causes"][0]["field"] == "metadata.name"
+
+    body = deployment()
+    del body["spec"]["selector"]
+    status, answer = create(body)
+    assert status == 422 and answer["details"]["causes"][0]["field"] == "spec.selector"
+
+    body = deployment()
+    body["spec"]["template"]["metadata"]["labels"] = {"app": "other"}
+    status, answer = create(body)
+    assert status == 422 and "does not match" in answer["message"]
+
+    body = deployment()
+    body["metadata"]["namespace"] = "missing"
+    status, answer = create(body)
+    assert (status, answer["details"]["kind"], answer["details"]["name"]) == (404, "namespaces", "missing")
+
+    apps.create_namespaced_deployment("shop", deployment())
+    changed = {
+        "spec": {
+            "selector": {"matchLabels": {"app": "web", "tier": "front"}},
+            "template": {"metadata": {"labels": {"tier": "front"}}},
+        }
+    }
+    status, answer = failure(lambda: apps.patch_namespaced_deployment("web", "shop", changed))
+    assert status == 422 and any(
+        c["field"] == "spec.selector" and "immutable" in c["message"] for c in answer["details"]["causes"]
+    )
+
+    service = {"metadata": {"name": "web"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}
+    created = core.create_namespaced_service("shop", service)
+    assert created.spec.cluster_ip and created.spec.type == "ClusterIP"
+    assert created.spec.ports[0].target_port == 80
+    status, _ = failure(
+        lambda: core.patch_namespaced_service("web", "shop", {"spec": {"clusterIP": "10.0.0.9"}})
+    )
+    assert status == 422
+
+
+def test_defaults_and_generation(apps: client.AppsV1Api, cluster: FakeKubernetes) -> None:
+    created = apps.create_namespaced_deployment("shop", deployment())
+    assert created.metadata.generation == 1
+    assert created.spec.strategy.type == "RollingUpdate" and created.spec.progress_deadline_seconds == 600
+    assert created.spec.revision_history_limit == 10
+    container = created.spec.template.spec.containers[0]
+    assert container.image_pull_policy == "IfNotPresent" and container.ports[0].protocol == "TCP"
+    labelled = apps.patch_namespaced_deployment("web", "shop", {"metadata": {"labels": {"team": "a"}}})
+    assert labelled.metadata.generation == 1
+    scaled = apps.patch_namespaced_deployment("web", "shop", {"spec": {"replicas": 3}})
+    assert scaled.metadata.generation == 2
+    assert int(scaled.metadata.resource_version) > int(created.metadata.resource_version)
+
+
+def test_strategic_merge_patch_merges_containers_and_env_by_name(apps: client.AppsV1Api) -> None:
+    body = deployment()
+    body["spec"]["template"]["spec"]["containers"].append({"name": "sidecar", "image": "proxy:1"})
+    body["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "A", "value": "1"}]
+    apps.create_namespaced_deployment("shop", body)
+    patch = {
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "app",
+                            "image": "registry.example/web:2",
+                            "env": [{"name": "B", "value": "2"}],
+                        }
+                    ]
+                }
+            }
+        }
+    }
+    patched = apps.patch_namespaced_deployment("web", "shop", patch)
+    containers = {c.name: c for c in patched.spec.template.spec.containers}
+    assert set(containers) == {"app", "sidecar"}
+    assert containers["app"].image == "registry.example/web:2"
+    assert [(e.name, e.value) for e in containers["app"].env] == [("A", "1"), ("B", "2")]
+
+
+def test_dry_run_validates_without_storing(apps: client.AppsV1Api, cluster: FakeKubernetes) -> None:
+    answer = apps.create_namespaced_deployment("shop", deployment(), dry_run="All")
+    assert answer.metadata.name == "web"
+    assert cluster.get("apps/v1", "Deployment", "shop", "web") is None
+    bad = deployment()
+    bad["spec"]["replicas"] = -1
+    status, _ = failure(lambda: apps.create_namespaced_deployment("shop", bad, dry_run="All"))
+    assert status == 422
+
+
+def test_call_log_and_injected_errors(apps: client.AppsV1Api, cluster: FakeKubernetes) -> None:
+    cluster.inject_error("create", "/apis/apps/v1/namespaces/shop/deployments", 503)
+    status, answer = failure(lambda: apps.create_namespaced_deployment("shop", deployment()))
+    assert (status, answer["reason"]) == (503, "ServiceUnavailable")
+    apps.create_namespaced_deployment("shop", deployment())
+    assert cluster.calls.count("create", "/apis/apps/v1/namespaces/shop/deployments") == 2
+    assert cluster.calls.count("POST", "/apis/apps") == 2
+    assert cluster.calls[-1].verb == "create"
+    cluster.reset()
+    assert cluster.get("apps/v1", "Deployment", "shop", "web") is None and not cluster.calls
+    assert cluster.get("v1", "Namespace", None, "default") is not None
+
+
+# -- server-side apply ---------------------------------------------------------------------------------
+
+
+def test_apply_creates_and_reapply_changes_nothing(dynamic: DynamicClient, cluster: FakeKubernetes) -> None:
+    created = apply(dynamic, deployment()).to_dict()
+    assert created["metadata"]["managedFields"][0]["manager"] == "skyrig"
+    fields = managers(created)[("skyrig", "Apply")]
+    assert 'k:{"name":"app"}' in fields["f:spec"]["f:template"]["f:spec"]["f:containers"]
+    ports = fields["f:spec"]["f:template"]["f:spec"]["f:containers"]['k:{"name":"app"}']["f:ports"]
+    assert 'k:{"containerPort":8080,"protocol":"TCP"}' in ports
+    before = cluster.get("apps/v1", "Deployment", "shop", "web")
+    again = apply(dynamic, deployment()).to_dict()
+    assert again["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+
+
+def test_apply_requires_a_field_manager(cluster: FakeKubernetes) -> None:
+    http = urllib3.PoolManager()
+    answer = http.request(
+        "PATCH",
+        f"{cluster.url}/apis/apps/v1/namespaces/shop/deployments/web",
+        body=json.dumps(deployment()),
+        headers={"Authorization": f"Bearer {cluster.token}", "Content-Type": "application/apply-patch+yaml"},
+    )
+    assert answer.status == 400 and "fieldManager" in json.loads(answer.data)["message"]
+
+
+def test_apply_conflicts_with_another_owner_until_forced(
+    dynamic: DynamicClient, cluster: FakeKubernetes
+) -> None:
+    apply(dynamic, deployment(replicas=2))
+    cluster.edit("apps/v1", "Deployment", "shop", "web", {"spec": {"replicas": 5}})
+    edited = cluster.get("apps/v1", "Deployment", "shop", "web")
+    assert "f:replicas" in managers(edited)[("kubectl-edit", "Update")]["f:spec"]
+
+    with pytest.raises(ApiException) as raised:
+        apply(dynamic, deployment(replicas=3))
+    answer = json.loads(raised.value.body)
+    assert (raised.value.status, answer["reason"]) == (409, "Conflict")
+    assert [c["field"] for c in answer["details"]["causes"]] == [".spec.replicas"]
+    assert 'conflict with "kubectl-edit"' in answer["message"]
+
+    forced = apply(dynamic, deployment(replicas=3), force=True).to_dict()
+    assert forced["spec"]["replicas"] == 3
+    assert ("kubectl-edit", "Update") not in managers(forced)
+    assert "f:replicas" in managers(forced)[("skyrig", "Apply")]["f:spec"]
+
+
+def test_apply_removes_what_it_stops_applying_unless_others_own_it(
+    dynamic: DynamicClient, cluster: FakeKubernetes
+) -> None:
+    body = deployment()
+    body["metadata"]["annotations"] = {"mine": "1", "shared": "1"}
+    apply(dynamic, body)
+    cluster.edit("apps/v1", "Deployment", "shop", "web", {"metadata": {"annotations": {"theirs": "1"}}})
+    other = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "shop", "annotations": {"shared": "1"}},
+    }
+    apply(dynamic, other, manager="other-tool")
+    shared = cluster.get("apps/v1", "Deployment", "shop", "web")
+    assert "f:shared" in managers(shared)[("skyrig", "Apply")]["f:metadata"]["f:annotations"]
+    assert "f:shared" in managers(shared)[("other-tool", "Apply")]["f:metadata"]["f:annotations"]
+
+    del body["metadata"]["annotations"]
+    after = apply(dynamic, body).to_dict()
+    assert after["metadata"]["annotations"] == {"shared": "1", "theirs": "1"}
+
+
+def test_apply_merges_lists_by_key_and_drops_items_it_omits(dynamic: DynamicClient) -> None:
+    body = deployment()
+    body["spec"]["template"]["spec"]["containers"][0]["env"] = [
+        {"name": "A", "value": "1"},
+        {"name": "B", "value": "2"},
+    ]
+    apply(dynamic, body)
+    body["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "B", "value": "3"}]
+    after = apply(dynamic, body).to_dict()
+    assert after["spec"]["template"]["spec"]["containers"][0]["env"] == [{"name": "B", "value": "3"}]
+
+
+def test_apply_rejects_unknown_fields_and_wrong_kinds(dynamic: DynamicClient) -> None:
+    body = deployment()
+    body["spec"]["replica"] = 2
+    with pytest.raises(ApiException) as raised:
+        apply(dynamic, body)
+    assert raised.value.status == 400 and ".spec.replica" in json.loads(raised.value.body)["message"]
+
+
+# -- rollouts ------------------------------------------------------------------------------------------
+
+
+def test_rollout_completes_after_the_delay(
+    dynamic: DynamicClient, cluster: FakeKubernetes, core: client.CoreV1Api
+) -> None:
+    apply(dynamic, deployment(replicas=2))
+    first = wait_for(lambda: cluster.get("apps/v1", "Deployment", "shop", "web").get("status"))
+    assert first.get("availableReplicas", 0) == 0
+    done = wait_for(
+        lambda: (
+            (d := cluster.get("apps/v1", "Deployment", "shop", "web"))
+            and condition(d, "Progressing").get("reason") == "NewReplicaSetAvailable"
+            and d
+        )
+    )
+    assert done["status"]["updatedReplicas"] == done["status"]["availableReplicas"] == 2
+    assert done["status"]["observedGeneration"] == done["metadata"]["generation"]
+    assert condition(done, "Available")["status"] == "True"
+    ready = pods(cluster, core)
+    assert len(ready) == 2 and all(p["status"]["phase"] == "Running" for p in ready)
+
+    apply(dynamic, deployment("registry.example/web:2", replicas=2))
+    wait_for(
+        lambda: (
+            (d := cluster.get("apps/v1", "Deployment", "shop", "web"))
+            and d["status"].get("observedGeneration") == 2
+            and condition(d, "Progressing").get("reason") == "NewReplicaSetAvailable"
+            and d["status"].get("replicas") == 2
+        )
+    )
+    replicasets = client.AppsV1Api(cluster.api_client()).list_namespaced_replica_set("shop").items
+    assert sorted(rs.spec.replicas for rs in replicasets) == [0, 2]
+    images = {p["spec"]["containers"][0]["image"] for p in pods(cluster, core)}
+    assert images == {"registry.example/web:2"}
+
+
+@pytest.mark.parametrize("tag", ["pull-error", "crash-loop"])
+def test_a_failing_image_keeps_the_old_version_then_misses_the_deadline(
+    tag: str, dynamic: DynamicClient, cluster: FakeKubernetes, core: client.CoreV1Api
+) -> None:
+    apply(dynamic, deployment(replicas=2))
+    wait_for(
+        lambda: (
+            condition(cluster.get("apps/v1", "Deployment", "shop", "web"), "Progressing").get("reason")
+            == "NewReplicaSetAvailable"
+        )
+    )
+    apply(dynamic, deployment(f"registry.example/web:{tag}", replicas=2))
+    time.sleep(ROLLOUT * 2)
+    current = cluster.get("apps/v1", "Deployment", "shop", "web")
+    assert current["status"]["availableReplicas"] == 2 and current["status"]["updatedReplicas"] == 2
+    broken = [p for p in pods(cluster, core) if p["spec"]["containers"][0]["image"].endswith(tag)]
+    serving = [p for p in pods(cluster, core) if p["spec"]["containers"][0]["image"].endswith(":1")]
+    assert len(broken) == 2 and len(serving) == 2
+    assert all(p["status"]["containerStatuses"][0]["ready"] for p in serving)
+    state = broken[0]["status"]["containerStatuses"][0]
+    if tag == "pull-error":
+        assert state["state"]["waiting"]["reason"] == "ImagePullBackOff"
+        assert f"web:{tag}" in state["state"]["waiting"]["message"]
+    else:
+        assert state["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+        assert state["lastState"]["terminated"]["exitCode"] == 1
+        restarts = state["restartCount"]
+        time.sleep(ROLLOUT)
+        again = cluster.get("v1", "Pod", "shop", broken[0]["metadata"]["name"])
+        assert again["status"]["containerStatuses"][0]["restartCount"] > restarts
+    failed = wait_for(
+        lambda: (
+            (d := cluster.get("apps/v1", "Deployment", "shop", "web"))
+            and condition(d, "Progressing").get("reason") == "ProgressDeadlineExceeded"
+            and d
+        ),
+        timeout=ROLLOUT * 10 + 3,
+    )
+    assert condition(failed, "Progressing")["status"] == "False"
+    assert failed["status"]["availableReplicas"] == 2
+
+
+def test_jobs_complete_or_fail(cluster: FakeKubernetes, dynamic: DynamicClient) -> None:
+    def job(name: str, image: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": name, "namespace": "shop"},
+            "spec": {
+                "template": {
+                    "spec": {"restartPolicy": "Never", "containers": [{"name": "migrate", "image": image}]}
+                }
+            },
+        }
+
+    apply(dynamic, job("migrate", "registry.example/web:1"))
+    apply(dynamic, job("broken", "registry.example/web:crash-loop"))
+    done = wait_for(lambda: condition(cluster.get("batch/v1", "Job", "shop", "migrate"), "Complete"))
+    assert done["status"] == "True"
+    assert cluster.get("batch/v1", "Job", "shop", "migrate")["status"]["succeeded"] == 1
+    failed = wait_for(
+        lambda: condition(cluster.get("batch/v1", "Job", "shop", "broken"), "Failed"),
+        timeout=ROLLOUT * 10 + 3,
+    )
+    assert failed["reason"] == "BackoffLimitExceeded"
+
+    changed = job("migrate", "registry.example/web:2")
+    with pytest.raises(ApiException) as raised:
+        apply(dynamic, changed)
+    assert raised.value.status == 422 and "immutable" in json.loads(raised.value.body)["message"]
+
+
+def test_namespace_deletion_is_asynchronous_and_takes_its_contents(
+    core: client.CoreV1Api, cluster: FakeKubernetes, dynamic: DynamicClient
+) -> None:
+    core.create_namespaced_config_map("shop", {"metadata": {"name": "config"}})
+    deleted = dynamic.resources.get(api_version="v1", kind="Namespace").delete(name="shop")
+    assert deleted.status.phase == "Terminating"
+    assert cluster.get("v1", "ConfigMap", "shop", "config") is not None
+    status, answer = failure(
+        lambda: core.create_namespaced_config_map("shop", {"metadata": {"name": "late"}})
+    )
+    assert (status, answer["reason"]) == (403, "Forbidden")
+    wait_for(lambda: cluster.get("v1", "Namespace", None, "shop") is None)
+    assert cluster.get("v1", "ConfigMap", "shop", "config") is None
+
+
+def test_deleting_a_deployment_takes_its_replicasets_and_pods(
+    apps: client.AppsV1Api, core: client.CoreV1Api, cluster: FakeKubernetes
+) -> None:
+    apps.create_namespaced_deployment("shop", deployment())
+    wait_for(lambda: len(core.list_namespaced_pod("shop").items) == 2)
+    apps.delete_namespaced_deployment("web", "shop")
+    assert apps.list_namespaced_replica_set("shop").items == []
+    assert core.list_namespaced_pod("shop").items == []
+
+
+def test_hpa_and_pdb_get_a_status(cluster: FakeKubernetes, dynamic: DynamicClient) -> None:
+    apply(dynamic, deployment(replicas=2))
+    apply(
+        dynamic,
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                "minReplicas": 2,
+                "maxReplicas": 4,
+            },
+        },
+    )
+    apply(
+        dynamic,
+        {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}},
+        },
+    )
+    hpa = wait_for(
+        lambda: (
+            (h := cluster.get("autoscaling/v2", "HorizontalPodAutoscaler", "shop", "web"))
+            and h.get("status", {}).get("currentReplicas") == 2
+            and h
+        )
+    )
+    assert hpa["status"]["desiredReplicas"] == 2
+    pdb = wait_for(
+        lambda: (
+            (p := cluster.get("policy/v1", "PodDisruptionBudget", "shop", "web"))
+            and p.get("status", {}).get("currentHealthy") == 2
+            and p
+        )
+    )
+    assert pdb["status"]["disruptionsAllowed"] == 1
