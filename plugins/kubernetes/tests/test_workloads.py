@@ -11,6 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from kubernetes_validate import utils
+
 from skyrig_kubernetes import drift
 from skyrig_kubernetes.manifests import InvalidObject, recent_versions, render, validate
 from skyrig_kubernetes.workloads import (
