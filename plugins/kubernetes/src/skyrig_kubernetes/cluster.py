@@ -126,12 +126,12 @@ class Cluster:
 
     # -- the objects ------------------------------------------------------------------------------
 
-    def apply(self, found: Mapping[str, Any]) -> dict[str, Any]:
-        """Server-side apply ``found`` as field manager ``skyrig``, forcing skyrig's values on the fields
+    def apply(self, found: Mapping[str, Any], manager: str = FIELD_MANAGER) -> dict[str, Any]:
+        """Server-side apply ``found`` as field ``manager`` (``skyrig``), forcing its values on the fields
         it sets; the object as the server now has it."""
         metadata = found["metadata"]
         path = self.path(found["apiVersion"], found["kind"], metadata.get("namespace"), metadata["name"])
-        query = {"fieldManager": FIELD_MANAGER, "force": "true"}
+        query = {"fieldManager": manager, "force": "true"}
         return self._call(
             "PATCH", path, found, query=query, body=found, content="application/apply-patch+yaml"
         )

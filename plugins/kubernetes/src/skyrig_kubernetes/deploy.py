@@ -8,13 +8,46 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from skyrig_kubernetes import drift
-from skyrig_kubernetes.cluster import Cluster, apply_order
+from skyrig_kubernetes.cluster import FIELD_MANAGER, Cluster, apply_order
 from skyrig_kubernetes.rollout import JobFailed, run_job, wait_for_rollout
 from skyrig_kubernetes.workloads import Migration, Workload, migration_job, namespace, service_objects
 
 BEFORE_MIGRATIONS = frozenset({"Namespace", "ServiceAccount"})
 """What a migrations Job needs in place (its namespace and identity); the rest waits for it, the runtime
 config too (a pod of the previous version that restarts meanwhile still reads the config it ran with)."""
+
+HANDOVER_MANAGER = "skyrig-handover"
+"""The field manager that keeps a replica count skyrig stops setting until the autoscaler sets one."""
+
+
+def owns_replicas(deployment: Mapping[str, Any], manager: str = FIELD_MANAGER) -> bool:
+    """Whether ``manager``'s applies own the Deployment's ``spec.replicas``."""
+    return any(
+        entry.get("manager") == manager
+        and entry.get("operation") == "Apply"
+        and "f:replicas" in ((entry.get("fieldsV1") or {}).get("f:spec") or {})
+        for entry in deployment["metadata"].get("managedFields") or []
+    )
+
+
+def hand_over_replicas(cluster: Cluster, desired: Mapping[str, Any]) -> None:
+    """Before applying a Deployment that sets no replica count (an autoscaler now owns it) where skyrig
+    set one: give the live count to another field manager, as Kubernetes documents for handing a field
+    over. Otherwise the apply, which drops skyrig's ownership, would remove the count and the Deployment
+    would shrink to one pod until the autoscaler's next look."""
+    if "replicas" in desired["spec"]:
+        return
+    metadata = desired["metadata"]
+    live = cluster.get(desired["apiVersion"], desired["kind"], metadata["namespace"], metadata["name"])
+    if live is None or not owns_replicas(live):
+        return
+    keep = {
+        "apiVersion": desired["apiVersion"],
+        "kind": desired["kind"],
+        "metadata": {"name": metadata["name"], "namespace": metadata["namespace"]},
+        "spec": {"replicas": live["spec"]["replicas"]},
+    }
+    cluster.apply(keep, manager=HANDOVER_MANAGER)
 
 
 def deploy(
@@ -53,6 +86,8 @@ def deploy(
                 failed.reason,
             ) from None
     for found in objects:
+        if found["kind"] == "Deployment":
+            hand_over_replicas(cluster, found)
         if found["kind"] not in BEFORE_MIGRATIONS:
             cluster.apply(found)
     say(f"service {workload.service}: waiting for its new pods")
