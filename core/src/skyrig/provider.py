@@ -40,7 +40,8 @@ and the stream definitions) for pub/sub on NATS JetStream.
 **Helpers**: the kinds (:data:`KINDS`, :data:`FAMILIES`, :data:`FEATURES`, :data:`TRAITS`,
 :data:`ENVIRONMENT_TYPES`),
 migrations (:func:`migrate`, :func:`plan_of`, :data:`MIGRATIONS_LEDGER`), signed cron calls
-(:func:`signed_cron_call`, :func:`cron_trigger`), durations (:func:`duration_seconds`), ports
+(:func:`signed_cron_call`, :func:`cron_trigger`), a service's cloud identity's node id
+(:func:`identity_id`), durations (:func:`duration_seconds`), ports
 (:func:`free_port`, :func:`port_free`), and :func:`read_body` for the ASGI servers a provider runs locally.
 
 Importing this module stays cheap (no pydantic, no cloud SDK): providers import it at the top of the
@@ -136,6 +137,13 @@ _LAZY = {
 """Names whose modules are heavy (pydantic, the service host): imported when first used."""
 
 
+def identity_id(service: str) -> str:
+    """The node id of ``service``'s cloud identity, ``identity/SERVICE``: the node a cloud provider expands
+    for each service another provider runs (an AWS managed policy, a Google service account), carrying
+    exactly the grants the model gives the service, which that compute provider binds its workloads to."""
+    return f"identity/{service}"
+
+
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
@@ -216,6 +224,7 @@ __all__ = [
     "free_port",
     "free_ports",
     "hookimpl",
+    "identity_id",
     "jetstream",
     "join_name",
     "migrate",
