@@ -360,7 +360,8 @@ def test_apply_removes_what_it_stops_applying_unless_others_own_it(
 
     del body["metadata"]["annotations"]
     after = apply(dynamic, body).to_dict()
-    assert after["metadata"]["annotations"] == {"shared": "1", "theirs": "1"}
+    annotations = after["metadata"]["annotations"]
+    assert "mine" not in annotations and annotations["shared"] == annotations["theirs"] == "1"
 
 
 def test_apply_merges_lists_by_key_and_drops_items_it_omits(dynamic: DynamicClient) -> None:
@@ -557,3 +558,37 @@ def test_hpa_and_pdb_get_a_status(cluster: FakeKubernetes, dynamic: DynamicClien
         )
     )
     assert pdb["status"]["disruptionsAllowed"] == 1
+
+
+def test_apply_refuses_duplicate_list_keys(dynamic: DynamicClient) -> None:
+    body = deployment()
+    body["spec"]["template"]["spec"]["containers"][0]["env"] = [
+        {"name": "A", "value": "1"},
+        {"name": "A", "value": "2"},
+    ]
+    with pytest.raises(ApiException) as raised:
+        apply(dynamic, body)
+    assert raised.value.status == 422 and 'env[name="A"]' in json.loads(raised.value.body)["message"]
+
+
+def test_json_patch_and_the_scale_subresource(apps: client.AppsV1Api, cluster: FakeKubernetes) -> None:
+    apps.create_namespaced_deployment("shop", deployment())
+    patched = apps.patch_namespaced_deployment(
+        "web", "shop", [{"op": "replace", "path": "/spec/replicas", "value": 4}]
+    )
+    assert patched.spec.replicas == 4
+    scale = apps.read_namespaced_deployment_scale("web", "shop")
+    assert scale.spec.replicas == 4 and scale.status.selector == "app=web"
+    apps.patch_namespaced_deployment_scale("web", "shop", {"spec": {"replicas": 1}})
+    assert cluster.get("apps/v1", "Deployment", "shop", "web")["spec"]["replicas"] == 1
+    status, _ = failure(
+        lambda: apps.patch_namespaced_deployment(
+            "web", "shop", [{"op": "test", "path": "/spec/replicas", "value": 9}]
+        )
+    )
+    assert status == 422
+
+
+def test_every_namespace_gets_a_default_service_account(core: client.CoreV1Api) -> None:
+    account = wait_for(lambda: core.list_namespaced_service_account("shop").items)
+    assert [a.metadata.name for a in account] == ["default"]

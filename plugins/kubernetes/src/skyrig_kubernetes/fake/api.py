@@ -274,8 +274,14 @@ def handle(state: State, request: Request, minor: str, address: str) -> tuple[in
             propagation = "Orphan"
         dry_run = _dry_run(request, options)
         if action == "delete":
+            preconditions = options.get("preconditions")
             return 200, state.delete(
-                kind, namespace, target.name or "", propagation=propagation, dry_run=dry_run
+                kind,
+                namespace,
+                target.name or "",
+                propagation=propagation,
+                dry_run=dry_run,
+                preconditions=preconditions if isinstance(preconditions, dict) else None,
             )
         deleted = _list(state, kind, target.namespace, request.query)
         for item in deleted["items"]:

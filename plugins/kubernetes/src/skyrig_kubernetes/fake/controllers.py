@@ -165,6 +165,11 @@ class Controllers:
             self._hpa(hpa)
         for pdb in self.state.items(_KIND["PodDisruptionBudget"]):
             self._pdb(pdb)
+        for service in self.state.items(_KIND["Service"]):
+            if (service.get("spec") or {}).get("type") == "LoadBalancer":
+                self._set_status(
+                    _KIND["Service"], service, {"loadBalancer": {"ingress": [{"ip": "192.0.2.20"}]}}
+                )
         for ingress in self.state.items(_KIND["Ingress"]):
             self._set_status(_KIND["Ingress"], ingress, {"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}})
 
@@ -186,6 +191,18 @@ class Controllers:
                     self._born.pop(obj["metadata"]["uid"], None)
             self.state.discard(_KIND["Namespace"], "", name)
             del self.state.terminating[name]
+        for namespace in self.state.items(_KIND["Namespace"]):
+            name = namespace["metadata"]["name"]
+            if namespace["metadata"].get("deletionTimestamp"):
+                continue
+            if self.state.get(_KIND["ServiceAccount"], name, "default") is None:
+                account = {
+                    "apiVersion": "v1",
+                    "kind": "ServiceAccount",
+                    "metadata": {"name": "default", "namespace": name},
+                }
+                self.state.new_metadata(_KIND["ServiceAccount"], account)
+                self.state.save(_KIND["ServiceAccount"], account)
 
     # -- pods ------------------------------------------------------------------------------------------
 
@@ -219,6 +236,11 @@ class Controllers:
 
     def _age(self, obj: dict[str, Any]) -> float:
         return time.monotonic() - self._born.setdefault(obj["metadata"]["uid"], time.monotonic())
+
+    @staticmethod
+    def _pod_ip(pod: dict[str, Any]) -> str:
+        number = int(pod["metadata"]["uid"].replace("-", "")[:8], 16)
+        return f"10.244.{number % 250}.{number // 250 % 250 + 1}"
 
     @staticmethod
     def pod_ready(pod: dict[str, Any]) -> bool:
@@ -306,7 +328,7 @@ class Controllers:
             "phase": phase,
             "conditions": conditions,
             "hostIP": "10.0.0.10",
-            "podIP": "10.244.0.10",
+            "podIP": self._pod_ip(pod),
             "startTime": started,
             "containerStatuses": statuses,
             "qosClass": "BestEffort",
@@ -385,7 +407,7 @@ class Controllers:
 
     def _deployment(self, deployment: dict[str, Any]) -> None:
         metadata, spec = deployment["metadata"], deployment.get("spec") or {}
-        if metadata.get("deletionTimestamp"):
+        if metadata.get("deletionTimestamp") or spec.get("paused"):
             return
         desired = spec.get("replicas", 1)
         pod_hash = template_hash(spec.get("template") or {})
@@ -405,6 +427,11 @@ class Controllers:
         if current is None:
             current = self._new_replicaset(deployment, pod_hash, max(revisions, default=0) + 1)
             owned.append(current)
+        revision = (current["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision")
+        annotations = metadata.setdefault("annotations", {})
+        if annotations.get("deployment.kubernetes.io/revision") != revision:
+            annotations["deployment.kubernetes.io/revision"] = revision
+            self.state.save(_KIND["Deployment"], deployment)
         uid = metadata["uid"]
         if self._progress.get(uid, ("", -1, 0.0))[:2] != (pod_hash, desired):
             self._progress[uid] = (pod_hash, desired, time.monotonic())

@@ -72,17 +72,31 @@ def item_element(schema: Schema, node: dict[str, Any] | None, item: Any) -> tupl
 def walk(schema: Schema, node: dict[str, Any] | None, value: Any) -> dict[Path, Any]:
     """Every path ``value`` sets, each with its value (leaves) or :data:`NODE`."""
     out: dict[Path, Any] = {}
-    _walk(schema, node, value, (), out)
+    _walk(schema, node, value, (), out, [])
     return out
 
 
-def _walk(schema: Schema, node: dict[str, Any] | None, value: Any, path: Path, out: dict[Path, Any]) -> None:
+def duplicates(schema: Schema, node: dict[str, Any] | None, value: Any) -> list[Path]:
+    """The items of associative or set lists in ``value`` that another item of the same list repeats."""
+    found: list[Path] = []
+    _walk(schema, node, value, (), {}, found)
+    return found
+
+
+def _walk(
+    schema: Schema,
+    node: dict[str, Any] | None,
+    value: Any,
+    path: Path,
+    out: dict[Path, Any],
+    repeated: list[Path],
+) -> None:
     shape = schema.shape(node)
     if shape.kind in ("struct", "map") and isinstance(value, dict):
         for key, child in value.items():
             child_path = (*path, ("f", key))
             child_node = schema.child(node, key)
-            _walk(schema, child_node, child, child_path, out)
+            _walk(schema, child_node, child, child_path, out, repeated)
             if child is None or child == {} or not schema.is_field(node, key):
                 out.setdefault(child_path, NODE)
         return
@@ -93,7 +107,9 @@ def _walk(schema: Schema, node: dict[str, Any] | None, value: Any, path: Path, o
             if element is None:
                 continue
             child_path = (*path, element)
-            _walk(schema, item_node, item, child_path, out)
+            if child_path in out:
+                repeated.append(child_path)
+            _walk(schema, item_node, item, child_path, out, repeated)
             out[child_path] = NODE if isinstance(item, dict) else item
         return
     if path:

@@ -149,6 +149,14 @@ def apply(
     """The object after ``manager`` applies ``config`` to ``live``, its managedFields set; raises 409
     Conflict for fields other managers own with other values, unless ``force``."""
     entries = read(live)
+    repeated = fields.duplicates(schema, root, fields.trackable(config, status=True))
+    if repeated:
+        raise errors.ApiError(
+            422,
+            "Invalid",
+            "failed to create typed patch object: "
+            + ", ".join(f"{fields.describe(path)}: duplicate entries for key" for path in repeated),
+        )
     applied = set(_tracked(schema, root, config, subresource, status_subresource))
     tracked_config = fields.trackable(config, status=subresource == "status" or not status_subresource)
     if subresource == "status":

@@ -34,6 +34,9 @@ STRATEGIC = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 PATCH_TYPES = (APPLY, MERGE, STRATEGIC, JSON_PATCH)
 
+#: How the server names a delete precondition in its message.
+_LABELS = {"uid": "UID", "resourceVersion": "ResourceVersion"}
+
 NAMESPACE = next(kind for kind in KINDS if kind.kind == "Namespace")
 
 
@@ -436,10 +439,30 @@ class State:
         return stored, old is None
 
     def delete(
-        self, kind: Kind, namespace: str, name: str, *, propagation: str | None, dry_run: bool = False
+        self,
+        kind: Kind,
+        namespace: str,
+        name: str,
+        *,
+        propagation: str | None,
+        dry_run: bool = False,
+        preconditions: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """DELETE: answers the Status (or, for a namespace, the object now Terminating)."""
+        """DELETE: answers the Status (or, for a namespace, the object now Terminating); ``preconditions``
+        (uid, resourceVersion) that do not hold are 409 Conflict."""
         obj = self._existing(kind, namespace, name)
+        for key, wanted in (preconditions or {}).items():
+            if wanted and obj["metadata"].get(key) != wanted:
+                raise errors.ApiError(
+                    409,
+                    "Conflict",
+                    f'Operation cannot be fulfilled on {errors.qualified(kind.plural, kind.group)} "{name}": '
+                    f"Precondition failed: {_LABELS.get(key, key)} in precondition: {wanted}, "
+                    f"{_LABELS.get(key, key)} in object meta: {obj['metadata'].get(key)}",
+                    name=name,
+                    group=kind.group,
+                    kind=kind.plural,
+                )
         if kind.kind == "Namespace":
             if dry_run or obj["metadata"].get("deletionTimestamp"):
                 return copy.deepcopy(obj)
