@@ -13,8 +13,8 @@ import pytest
 from skyrig_kubernetes.cluster import Cluster
 from skyrig_kubernetes.deploy import deploy, owns_replicas
 from skyrig_kubernetes.fake import FakeKubernetes
-from skyrig_kubernetes.rollout import JobFailed, RolloutFailed
-from skyrig_kubernetes.workloads import Migration, Workload
+from skyrig_kubernetes.rollout import JobFailed, RolloutFailed, wait_for_rollout
+from skyrig_kubernetes.workloads import Migration, Workload, namespace, service_objects
 
 WORKLOAD = Workload(
     app="shop",
@@ -153,4 +153,15 @@ def test_a_service_that_becomes_autoscaled_keeps_its_replica_count(
     assert not owns_replicas(stored)  # type: ignore[arg-type]
     assert (
         fake.get("autoscaling/v2", "HorizontalPodAutoscaler", WORKLOAD.namespace, WORKLOAD.name) is not None
+    )
+
+
+def test_a_rollout_not_ready_in_time_is_reported_as_such(fake: FakeKubernetes, kube: Cluster) -> None:
+    kube.apply_all([namespace(WORKLOAD.app, WORKLOAD.environment), *service_objects(WORKLOAD)])
+    with pytest.raises(RolloutFailed) as raised:
+        wait_for_rollout(kube, WORKLOAD.namespace, WORKLOAD.name, service="orders", timeout=0.05)
+    assert raised.value.reason == "Timeout" and raised.value.serving == 0
+    assert str(raised.value).startswith("service orders did not roll out: its new pods did not become ready")
+    assert (
+        wait_for_rollout(kube, WORKLOAD.namespace, WORKLOAD.name, timeout=20)["status"]["readyReplicas"] == 2
     )

@@ -47,6 +47,7 @@ WORKLOAD = Workload(
     min_replicas=2,
     max_replicas=6,
     account_annotations={"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/shop-prod-orders"},
+    service_annotations={"cloud.google.com/neg": '{"ingress": true}'},
     ingress=Ingress(
         host="orders.shop.example.com",
         class_name="alb",

@@ -36,6 +36,9 @@ HOPELESS = frozenset(
 """Waiting reasons that mean the pod will not start without a change: reported at once, not at the
 progress deadline (``ErrImagePull`` alone is a first failure, which the kubelet retries)."""
 
+STARTING = frozenset({"ContainerCreating", "PodInitializing"})
+"""Waiting reasons of a container on its way to running: no problem."""
+
 
 class RolloutFailed(ProviderError):
     """A Deployment's new pods did not become ready: ``reason`` (a container's waiting reason, or the
@@ -109,7 +112,7 @@ def container_problem(pod: Mapping[str, Any]) -> tuple[str, str] | None:
                 f"the container crashes when it starts (CrashLoopBackOff: exit code "
                 f"{last.get('exitCode', '?')}, restarted {restarts} time{'s' if restarts != 1 else ''})"
             )
-        if reason:
+        if reason and reason not in STARTING:
             return reason, f"the container cannot start ({reason}{detail})"
         ended = state.get("terminated") or {}
         if ended.get("exitCode"):

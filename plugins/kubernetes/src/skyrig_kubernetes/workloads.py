@@ -69,7 +69,9 @@ class Workload:
     ``min_replicas`` and ``max_replicas`` a HorizontalPodAutoscaler scales on ``target_cpu`` percent;
     when they are equal there is none and the Deployment runs that many.
     ``account_annotations`` binds the ServiceAccount to the cloud identity (IRSA's
-    ``eks.amazonaws.com/role-arn``, GKE's ``iam.gke.io/gcp-service-account``); ``pod_labels``,
+    ``eks.amazonaws.com/role-arn``, GKE's ``iam.gke.io/gcp-service-account``); ``service_annotations``
+    are what the cloud's load balancer reads on the Service (GKE's ``cloud.google.com/neg`` and
+    ``cloud.google.com/backend-config``); ``pod_labels``,
     ``node_selector`` and ``tolerations`` are what a cluster's scheduling asks of the pods.
     """
 
@@ -89,6 +91,7 @@ class Workload:
     max_replicas: int = 3
     target_cpu: int = 70
     account_annotations: Mapping[str, str] = field(default_factory=dict)
+    service_annotations: Mapping[str, str] = field(default_factory=dict)
     pod_labels: Mapping[str, str] = field(default_factory=dict)
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: tuple[Mapping[str, Any], ...] = ()
@@ -290,10 +293,13 @@ def deployment(workload: Workload) -> dict[str, Any]:
 
 def service(workload: Workload) -> dict[str, Any]:
     """The service's ClusterIP Service: port 80 to the pods' ``http`` port."""
+    metadata = _metadata(workload)
+    if workload.service_annotations:
+        metadata["annotations"] = dict(sorted(workload.service_annotations.items()))
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(workload),
+        "metadata": metadata,
         "spec": {
             "type": "ClusterIP",
             "selector": selector(workload),
