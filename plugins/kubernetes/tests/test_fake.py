@@ -592,3 +592,65 @@ def test_json_patch_and_the_scale_subresource(apps: client.AppsV1Api, cluster: F
 def test_every_namespace_gets_a_default_service_account(core: client.CoreV1Api) -> None:
     account = wait_for(lambda: core.list_namespaced_service_account("shop").items)
     assert [a.metadata.name for a in account] == ["default"]
+
+
+def _container(**fields: Any) -> dict[str, Any]:
+    body = deployment()
+    body["spec"]["template"]["spec"]["containers"][0].update(fields)
+    return body
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (
+            _container(volumeMounts=[{"name": "tmp", "mountPath": "/tmp"}]),
+            "spec.template.spec.containers[0].volumeMounts[0].name",
+        ),
+        (
+            _container(resources={"requests": {"cpu": "2"}, "limits": {"cpu": "500m"}}),
+            "spec.template.spec.containers[0].resources.requests",
+        ),
+        (
+            _container(resources={"requests": {"memory": "lots"}}),
+            "spec.template.spec.containers[0].resources.requests[memory]",
+        ),
+        (
+            _container(readinessProbe={"tcpSocket": {"port": 8080}, "httpGet": {"port": 8080}}),
+            "spec.template.spec.containers[0].readinessProbe.tcpSocket",
+        ),
+        (_container(env=[{"name": "1ST", "value": "x"}]), "spec.template.spec.containers[0].env[0].name"),
+        (
+            deployment(strategy={"type": "Recreate", "rollingUpdate": {"maxSurge": 1}}),
+            "spec.strategy.rollingUpdate",
+        ),
+        (deployment(replicas=-1), "spec.replicas"),
+    ],
+)
+def test_the_servers_own_rules(body: dict[str, Any], field: str, dynamic: DynamicClient) -> None:
+    deployments = dynamic.resources.get(api_version="apps/v1", kind="Deployment")
+    status, answer = failure(lambda: deployments.create(body=body, namespace="shop"))
+    assert (status, answer["reason"]) == (422, "Invalid")
+    assert field in [cause["field"] for cause in answer["details"]["causes"]]
+
+
+def test_secrets_hold_base64_and_string_data_becomes_data(
+    core: client.CoreV1Api, dynamic: DynamicClient
+) -> None:
+    secrets = dynamic.resources.get(api_version="v1", kind="Secret")
+    status, _ = failure(
+        lambda: secrets.create(
+            body={
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "s"},
+                "data": {"key": "not base64!"},
+            },
+            namespace="shop",
+        )
+    )
+    assert status == 400
+    created = core.create_namespaced_secret(
+        "shop", {"metadata": {"name": "s"}, "stringData": {"key": "value"}}
+    )
+    assert created.data == {"key": "dmFsdWU="} and created.type == "Opaque" and not created.string_data

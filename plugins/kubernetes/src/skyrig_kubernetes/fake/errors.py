@@ -7,6 +7,7 @@ Every error is answered as the real API server answers it: a ``v1 Status`` with 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 
@@ -150,3 +151,47 @@ def unauthorized() -> ApiError:
 def path_not_found() -> ApiError:
     """404 NotFound for a path the server does not serve."""
     return ApiError(404, "NotFound", "the server could not find the requested resource")
+
+
+def _invalid(value: Any, message: str) -> str:
+    return f"Invalid value: {json.dumps(value)}: {message}"
+
+
+class Causes:
+    """The problems one write has, collected into one 422 Invalid (:func:`invalid`)."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, str]] = []
+
+    def invalid(self, field: str, value: Any, message: str) -> None:
+        """``Invalid value: <value>: <message>``."""
+        self.items.append(cause(field, _invalid(value, message)))
+
+    def required(self, field: str, message: str = "") -> None:
+        """``Required value``."""
+        self.items.append(
+            cause(field, "Required value" + (f": {message}" if message else ""), "FieldValueRequired")
+        )
+
+    def unsupported(self, field: str, value: Any, allowed: list[str]) -> None:
+        """``Unsupported value`` among the supported ones."""
+        supported = ", ".join(f'"{item}"' for item in allowed)
+        self.items.append(
+            cause(
+                field,
+                f"Unsupported value: {json.dumps(value)}: supported values: {supported}",
+                "FieldValueNotSupported",
+            )
+        )
+
+    def forbidden(self, field: str, message: str) -> None:
+        """``Forbidden: <message>``."""
+        self.items.append(cause(field, f"Forbidden: {message}", "FieldValueForbidden"))
+
+    def duplicate(self, field: str, value: Any) -> None:
+        """``Duplicate value``."""
+        self.items.append(cause(field, f"Duplicate value: {json.dumps(value)}", "FieldValueDuplicate"))
+
+    def immutable(self, field: str, value: Any) -> None:
+        """``field is immutable``."""
+        self.invalid(field, value, "field is immutable")

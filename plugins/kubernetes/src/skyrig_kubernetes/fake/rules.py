@@ -7,95 +7,29 @@ Every problem becomes a cause of one 422 Invalid, with the real server's field p
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from skyrig_kubernetes.fake import errors
+from skyrig_kubernetes.fake.errors import Causes
 from skyrig_kubernetes.fake.kinds import Kind
+from skyrig_kubernetes.fake.names import CONFIG_KEY, QUALIFIED, SUBDOMAIN, name_problem
+from skyrig_kubernetes.fake.podspec import check_pod_spec
 from skyrig_kubernetes.fake.selectors import matches_selector
 
-_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_SUBDOMAIN = rf"{_LABEL}(\.{_LABEL})*"
-_DNS1035 = r"[a-z]([-a-z0-9]*[a-z0-9])?"
-_QUALIFIED = r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
-_CONFIG_KEY = r"[-._a-zA-Z0-9]+"
-
-NAME_MESSAGES = {
-    "subdomain": (
-        _SUBDOMAIN,
-        253,
-        "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and "
-        "must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is "
-        f"'{_SUBDOMAIN}')",
-    ),
-    "label": (
-        _LABEL,
-        63,
-        "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must "
-        "start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for "
-        f"validation is '{_LABEL}')",
-    ),
-    "dns1035": (
-        _DNS1035,
-        63,
-        "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an "
-        "alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex "
-        f"used for validation is '{_DNS1035}')",
-    ),
-}
+#: The most a ConfigMap's or Secret's data may hold (1 MiB).
+MAX_DATA = 1024 * 1024
 
 
-def name_problem(rule: str, name: str) -> str | None:
-    """Why ``name`` breaks ``rule`` (``subdomain``, ``label``, ``dns1035``), None when it does not."""
-    pattern, limit, message = NAME_MESSAGES[rule]
-    if len(name) > limit:
-        return f"must be no more than {limit} characters"
-    return None if re.fullmatch(pattern, name) else message
-
-
-def _invalid(value: Any, message: str) -> str:
-    return f"Invalid value: {json.dumps(value)}: {message}"
-
-
-class _Causes:
-    def __init__(self) -> None:
-        self.items: list[dict[str, str]] = []
-
-    def invalid(self, field: str, value: Any, message: str) -> None:
-        self.items.append(errors.cause(field, _invalid(value, message)))
-
-    def required(self, field: str, message: str = "") -> None:
-        self.items.append(
-            errors.cause(field, "Required value" + (f": {message}" if message else ""), "FieldValueRequired")
-        )
-
-    def unsupported(self, field: str, value: Any, allowed: list[str]) -> None:
-        supported = ", ".join(f'"{item}"' for item in allowed)
-        self.items.append(
-            errors.cause(
-                field,
-                f"Unsupported value: {json.dumps(value)}: supported values: {supported}",
-                "FieldValueNotSupported",
-            )
-        )
-
-    def forbidden(self, field: str, message: str) -> None:
-        self.items.append(errors.cause(field, f"Forbidden: {message}", "FieldValueForbidden"))
-
-    def immutable(self, field: str, value: Any) -> None:
-        self.invalid(field, value, "field is immutable")
-
-
-def _labels(causes: _Causes, field: str, labels: Any) -> None:
+def _labels(causes: Causes, field: str, labels: Any) -> None:
     if not isinstance(labels, dict):
         return
     for key, value in labels.items():
         prefix, _, name = key.rpartition("/")
         if (
-            (prefix and (len(prefix) > 253 or not re.fullmatch(_SUBDOMAIN, prefix)))
+            (prefix and (len(prefix) > 253 or not re.fullmatch(SUBDOMAIN, prefix)))
             or len(name) > 63
-            or not re.fullmatch(_QUALIFIED, name)
+            or not re.fullmatch(QUALIFIED, name)
         ):
             causes.invalid(
                 field,
@@ -104,7 +38,7 @@ def _labels(causes: _Causes, field: str, labels: Any) -> None:
                 "must start and end with an alphanumeric character",
             )
         if value is not None and (
-            len(str(value)) > 63 or (value and not re.fullmatch(_QUALIFIED, str(value)))
+            len(str(value)) > 63 or (value and not re.fullmatch(QUALIFIED, str(value)))
         ):
             causes.invalid(
                 f"{field}",
@@ -115,52 +49,14 @@ def _labels(causes: _Causes, field: str, labels: Any) -> None:
             )
 
 
-def _pod_spec(causes: _Causes, field: str, spec: Any, restart_policies: tuple[str, ...]) -> None:
-    if not isinstance(spec, dict):
-        return
-    names: set[str] = set()
-    containers = spec.get("containers") or []
-    if not containers:
-        causes.required(f"{field}.containers")
-    for key in ("initContainers", "containers"):
-        for index, container in enumerate(spec.get(key) or []):
-            if not isinstance(container, dict):
-                continue
-            where = f"{field}.{key}[{index}]"
-            name = container.get("name") or ""
-            problem = name_problem("label", name)
-            if problem:
-                causes.invalid(f"{where}.name", name, problem)
-            elif name in names:
-                causes.items.append(
-                    errors.cause(
-                        f"{where}.name", f"Duplicate value: {json.dumps(name)}", "FieldValueDuplicate"
-                    )
-                )
-            names.add(name)
-            if not container.get("image"):
-                causes.required(f"{where}.image")
-            for port_index, port in enumerate(container.get("ports") or []):
-                number = port.get("containerPort") if isinstance(port, dict) else None
-                if not isinstance(number, int) or not 1 <= number <= 65535:
-                    causes.invalid(
-                        f"{where}.ports[{port_index}].containerPort",
-                        number,
-                        "must be between 1 and 65535, inclusive",
-                    )
-    policy = spec.get("restartPolicy")
-    if policy not in restart_policies:
-        causes.unsupported(f"{field}.restartPolicy", policy, list(restart_policies))
-
-
-def _template(causes: _Causes, spec: dict[str, Any], restart_policies: tuple[str, ...]) -> dict[str, Any]:
+def _template(causes: Causes, spec: dict[str, Any], restart_policies: tuple[str, ...]) -> dict[str, Any]:
     template = spec.get("template") if isinstance(spec.get("template"), dict) else {}
-    _labels(causes, "spec.template.labels", (template.get("metadata") or {}).get("labels"))
-    _pod_spec(causes, "spec.template.spec", template.get("spec"), restart_policies)
+    _labels(causes, "spec.template.metadata.labels", (template.get("metadata") or {}).get("labels"))
+    check_pod_spec(causes, "spec.template.spec", template.get("spec"), restart_policies)
     return template
 
 
-def _selector_matches(causes: _Causes, spec: dict[str, Any], template: dict[str, Any], kind: str) -> None:
+def _selector_matches(causes: Causes, spec: dict[str, Any], template: dict[str, Any], kind: str) -> None:
     selector = spec.get("selector")
     if not selector or not (selector.get("matchLabels") or selector.get("matchExpressions")):
         causes.invalid("spec.selector", selector, f"empty selector is invalid for {kind}")
@@ -171,7 +67,7 @@ def _selector_matches(causes: _Causes, spec: dict[str, Any], template: dict[str,
         causes.invalid("spec.template.metadata.labels", labels, "`selector` does not match template `labels`")
 
 
-def _workload(causes: _Causes, obj: dict[str, Any], old: dict[str, Any] | None, kind: str) -> None:
+def _workload(causes: Causes, obj: dict[str, Any], old: dict[str, Any] | None, kind: str) -> None:
     spec = obj.get("spec") or {}
     template = _template(causes, spec, ("Always",))
     _selector_matches(causes, spec, template, kind)
@@ -179,9 +75,39 @@ def _workload(causes: _Causes, obj: dict[str, Any], old: dict[str, Any] | None, 
         causes.invalid("spec.replicas", spec["replicas"], "must be greater than or equal to 0")
     if old is not None and (old.get("spec") or {}).get("selector") != spec.get("selector"):
         causes.immutable("spec.selector", spec.get("selector"))
+    _strategy(causes, spec.get("strategy"))
 
 
-def _job(causes: _Causes, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+def _strategy(causes: Causes, strategy: Any) -> None:
+    if not isinstance(strategy, dict):
+        return
+    rolling = strategy.get("rollingUpdate")
+    if strategy.get("type") == "Recreate" and rolling is not None:
+        causes.forbidden(
+            "spec.strategy.rollingUpdate", "may not be specified when strategy `type` is 'Recreate'"
+        )
+    if strategy.get("type") == "RollingUpdate" and isinstance(rolling, dict):
+        surge, unavailable = rolling.get("maxSurge"), rolling.get("maxUnavailable")
+        if surge in (0, "0%") and unavailable in (0, "0%"):
+            causes.invalid(
+                "spec.strategy.rollingUpdate.maxUnavailable", unavailable, "may not be 0 when `maxSurge` is 0"
+            )
+        for key, value in (("maxSurge", surge), ("maxUnavailable", unavailable)):
+            if isinstance(value, int) and value < 0:
+                causes.invalid(
+                    f"spec.strategy.rollingUpdate.{key}", value, "must be greater than or equal to 0"
+                )
+            if isinstance(value, str) and not re.fullmatch(r"\d+%", value):
+                causes.invalid(
+                    f"spec.strategy.rollingUpdate.{key}",
+                    value,
+                    "a valid percent string must be a numeric string followed by an ending '%'",
+                )
+            elif key == "maxUnavailable" and isinstance(value, str) and int(value[:-1]) > 100:
+                causes.invalid(f"spec.strategy.rollingUpdate.{key}", value, "must not be greater than 100%")
+
+
+def _job(causes: Causes, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
     spec = obj.get("spec") or {}
     template = _template(causes, spec, ("OnFailure", "Never"))
     _selector_matches(causes, spec, template, "job")
@@ -190,9 +116,20 @@ def _job(causes: _Causes, obj: dict[str, Any], old: dict[str, Any] | None) -> No
         for key in ("template", "selector", "completions"):
             if old_spec.get(key) != spec.get(key):
                 causes.immutable(f"spec.{key}", spec.get(key))
+    for key in (
+        "backoffLimit",
+        "ttlSecondsAfterFinished",
+        "activeDeadlineSeconds",
+        "completions",
+        "parallelism",
+    ):
+        value = spec.get(key)
+        if isinstance(value, int) and value < (1 if key == "activeDeadlineSeconds" else 0):
+            bound = "greater than 0" if key == "activeDeadlineSeconds" else "greater than or equal to 0"
+            causes.invalid(f"spec.{key}", value, f"must be {bound}")
 
 
-def _service(causes: _Causes, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+def _service(causes: Causes, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
     spec = obj.get("spec") or {}
     kind = spec.get("type", "ClusterIP")
     ports = spec.get("ports") or []
@@ -208,13 +145,7 @@ def _service(causes: _Causes, obj: dict[str, Any], old: dict[str, Any] | None) -
         if len(ports) > 1 and not port.get("name"):
             causes.required(f"spec.ports[{index}].name")
         elif port.get("name") in names:
-            causes.items.append(
-                errors.cause(
-                    f"spec.ports[{index}].name",
-                    f"Duplicate value: {json.dumps(port.get('name'))}",
-                    "FieldValueDuplicate",
-                )
-            )
+            causes.duplicate(f"spec.ports[{index}].name", port.get("name"))
         names.add(port.get("name"))
     _labels(causes, "spec.selector", spec.get("selector"))
     if old is not None:
@@ -223,7 +154,7 @@ def _service(causes: _Causes, obj: dict[str, Any], old: dict[str, Any] | None) -
             causes.immutable("spec.clusterIP", spec.get("clusterIP"))
 
 
-def _hpa(causes: _Causes, obj: dict[str, Any]) -> None:
+def _hpa(causes: Causes, obj: dict[str, Any]) -> None:
     spec = obj.get("spec") or {}
     low, high = spec.get("minReplicas", 1), spec.get("maxReplicas")
     if isinstance(low, int) and low < 1:
@@ -236,13 +167,13 @@ def _hpa(causes: _Causes, obj: dict[str, Any]) -> None:
             causes.required(f"spec.scaleTargetRef.{key}")
 
 
-def _pdb(causes: _Causes, obj: dict[str, Any]) -> None:
+def _pdb(causes: Causes, obj: dict[str, Any]) -> None:
     spec = obj.get("spec") or {}
     if spec.get("minAvailable") is not None and spec.get("maxUnavailable") is not None:
         causes.invalid("spec", spec, "minAvailable and maxUnavailable cannot be both set")
 
 
-def _ingress(causes: _Causes, obj: dict[str, Any]) -> None:
+def _ingress(causes: Causes, obj: dict[str, Any]) -> None:
     spec = obj.get("spec") or {}
     for rule_index, rule in enumerate(spec.get("rules") or []):
         paths = ((rule or {}).get("http") or {}).get("paths") or []
@@ -255,22 +186,59 @@ def _ingress(causes: _Causes, obj: dict[str, Any]) -> None:
                 causes.unsupported(f"{where}.pathType", kind, ["Exact", "ImplementationSpecific", "Prefix"])
             if kind in ("Exact", "Prefix") and not str(path.get("path", "")).startswith("/"):
                 causes.invalid(f"{where}.path", path.get("path"), "must be an absolute path")
+            _backend(causes, f"{where}.backend", path.get("backend"))
+    if spec.get("defaultBackend") is not None:
+        _backend(causes, "spec.defaultBackend", spec["defaultBackend"])
+    for index, tls in enumerate(spec.get("tls") or []):
+        for host_index, host in enumerate((tls or {}).get("hosts") or []):
+            if name_problem("subdomain", str(host).removeprefix("*.")):
+                causes.invalid(
+                    f"spec.tls[{index}].hosts[{host_index}]",
+                    host,
+                    "a wildcard DNS-1123 subdomain must start with '*.', followed by a valid DNS subdomain",
+                )
 
 
-def _data_keys(causes: _Causes, obj: dict[str, Any]) -> None:
+def _backend(causes: Causes, where: str, backend: Any) -> None:
+    if not isinstance(backend, dict):
+        causes.required(where)
+        return
+    service, resource = backend.get("service"), backend.get("resource")
+    if service is None and resource is None:
+        causes.invalid(where, backend, "must specify a backend service or resource")
+    if service is not None and resource is not None:
+        causes.invalid(where, backend, "cannot set both resource and service backends")
+    if isinstance(service, dict):
+        port = service.get("port") or {}
+        if port.get("name") and port.get("number") is not None:
+            causes.invalid(f"{where}.service.port", port, "cannot set both port name & port number")
+        elif not port.get("name") and port.get("number") is None:
+            causes.required(f"{where}.service.port", "port name or number is required")
+
+
+def _data_keys(causes: Causes, obj: dict[str, Any]) -> None:
+    size = 0
     for field in ("data", "binaryData", "stringData"):
-        for key in obj.get(field) or {}:
-            if not re.fullmatch(_CONFIG_KEY, key) or len(key) > 253:
+        for key, value in (obj.get(field) or {}).items():
+            if not re.fullmatch(CONFIG_KEY, key) or len(key) > 253:
                 causes.invalid(
                     f"{field}[{key}]",
                     key,
                     "a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
                 )
+            size += len(str(value or ""))
+    if obj["kind"] == "ConfigMap":
+        for key in set(obj.get("data") or {}) & set(obj.get("binaryData") or {}):
+            causes.invalid(f"data[{key}]", key, "duplicate of key present in binaryData")
+    if size > MAX_DATA:
+        causes.items.append(
+            errors.cause("data", f"Too long: may not be more than {MAX_DATA} bytes", "FieldValueTooLong")
+        )
 
 
 def check(kind: Kind, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
     """Raises 422 Invalid when ``obj`` (replacing ``old``, None on create) breaks the server's rules."""
-    causes = _Causes()
+    causes = Causes()
     metadata = obj.get("metadata") or {}
     name = metadata.get("name") or ""
     if not name:

@@ -15,6 +15,8 @@ version, once per process (:func:`schema_for` caches it at module level), and us
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import json
 import re
@@ -30,6 +32,16 @@ from skyrig_kubernetes.fake import errors
 from skyrig_kubernetes.fake.kinds import Kind
 
 _SCHEMAS = resources.files("kubernetes_validate") / "kubernetes-json-schema"
+
+#: The formats the server decodes (and so refuses when malformed): base64 ``byte`` (a Secret's data).
+_FORMATS = jsonschema.FormatChecker(formats=())
+
+
+@_FORMATS.checks("byte", raises=(binascii.Error, ValueError))
+def _base64(value: object) -> bool:
+    if isinstance(value, str):
+        base64.b64decode(value, validate=True)
+    return True
 
 
 def versions() -> list[str]:
@@ -158,7 +170,9 @@ class Schema:
                 suffix = f"{group}-{kind.version}" if group else kind.version
                 document = json.loads((self._folder / f"{kind.kind.lower()}-{suffix}.json").read_text())
                 registry = Resource.from_contents(document) @ self._registry
-                validator = jsonschema.Draft202012Validator(document, registry=registry)
+                validator = jsonschema.Draft202012Validator(
+                    document, registry=registry, format_checker=_FORMATS
+                )
                 self._validators[kind.kind] = validator
             return validator
 
