@@ -34,6 +34,8 @@ from skyrig_kubernetes.fake.state import State, now
 
 _KIND = {kind.kind: kind for kind in KINDS}
 _SAFE = "bcdfghjklmnpqrstvwxz2456789"
+#: Who the real cluster's controllers write as.
+_MANAGER = "kube-controller-manager"
 
 
 def template_hash(template: dict[str, Any]) -> str:
@@ -175,8 +177,19 @@ class Controllers:
 
     def _set_status(self, kind: Kind, obj: dict[str, Any], status: dict[str, Any]) -> None:
         if obj.get("status") != status:
+            before = copy.deepcopy(obj)
             obj["status"] = status
-            self.state.save(kind, obj)
+            self.state.write_as(kind, before, obj, "kubelet" if kind.kind == "Pod" else _MANAGER, "status")
+
+    def _change(self, kind: Kind, obj: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+        """Sets ``obj``'s field at ``path`` as the controller manager does (an Update of its own)."""
+        before = copy.deepcopy(obj)
+        target = obj
+        for key in path[:-1]:
+            target = target.setdefault(key, {})
+        if target.get(path[-1]) != value:
+            target[path[-1]] = value
+            self.state.write_as(kind, before, obj, _MANAGER)
 
     # -- namespaces ------------------------------------------------------------------------------------
 
@@ -202,7 +215,7 @@ class Controllers:
                     "metadata": {"name": "default", "namespace": name},
                 }
                 self.state.new_metadata(_KIND["ServiceAccount"], account)
-                self.state.save(_KIND["ServiceAccount"], account)
+                self.state.write_as(_KIND["ServiceAccount"], None, account, _MANAGER)
 
     # -- pods ------------------------------------------------------------------------------------------
 
@@ -232,7 +245,7 @@ class Controllers:
         pod["metadata"].pop("generation", None)
         pod["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
         self._born[pod["metadata"]["uid"]] = time.monotonic()
-        self.state.save(_KIND["Pod"], pod)
+        self.state.write_as(_KIND["Pod"], None, pod, _MANAGER)
 
     def _age(self, obj: dict[str, Any]) -> float:
         return time.monotonic() - self._born.setdefault(obj["metadata"]["uid"], time.monotonic())
@@ -403,7 +416,7 @@ class Controllers:
         if spec.get("minReadySeconds"):
             replicaset["spec"]["minReadySeconds"] = spec["minReadySeconds"]
         self.state.new_metadata(_KIND["ReplicaSet"], replicaset)
-        return self.state.save(_KIND["ReplicaSet"], replicaset)
+        return self.state.write_as(_KIND["ReplicaSet"], None, replicaset, _MANAGER)
 
     def _deployment(self, deployment: dict[str, Any]) -> None:
         metadata, spec = deployment["metadata"], deployment.get("spec") or {}
@@ -428,25 +441,24 @@ class Controllers:
             current = self._new_replicaset(deployment, pod_hash, max(revisions, default=0) + 1)
             owned.append(current)
         revision = (current["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision")
-        annotations = metadata.setdefault("annotations", {})
-        if annotations.get("deployment.kubernetes.io/revision") != revision:
-            annotations["deployment.kubernetes.io/revision"] = revision
-            self.state.save(_KIND["Deployment"], deployment)
+        if (metadata.get("annotations") or {}).get("deployment.kubernetes.io/revision") != revision:
+            self._change(
+                _KIND["Deployment"],
+                deployment,
+                ("metadata", "annotations", "deployment.kubernetes.io/revision"),
+                revision,
+            )
         uid = metadata["uid"]
         if self._progress.get(uid, ("", -1, 0.0))[:2] != (pod_hash, desired):
             self._progress[uid] = (pod_hash, desired, time.monotonic())
         old = [rs for rs in owned if rs is not current]
         recreate = (spec.get("strategy") or {}).get("type") == "Recreate"
-        if current["spec"].get("replicas") != desired:
-            current["spec"]["replicas"] = desired
-            self.state.save(_KIND["ReplicaSet"], current)
+        self._change(_KIND["ReplicaSet"], current, ("spec", "replicas"), desired)
         new_pods = self._pods_of(current)
         new_ready = sum(1 for pod in new_pods if self.pod_ready(pod))
         if recreate or new_ready >= desired:
             for rs in old:
-                if rs["spec"].get("replicas"):
-                    rs["spec"]["replicas"] = 0
-                    self.state.save(_KIND["ReplicaSet"], rs)
+                self._change(_KIND["ReplicaSet"], rs, ("spec", "replicas"), 0)
         self._trim_history(spec, [rs for rs in old if not rs["spec"].get("replicas")])
         old_pods = [pod for rs in old for pod in self._pods_of(rs)]
         old_ready = sum(1 for pod in old_pods if self.pod_ready(pod))

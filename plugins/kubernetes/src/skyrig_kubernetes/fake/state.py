@@ -104,6 +104,29 @@ class State:
         self._objects[(kind.kind, metadata.get("namespace", ""), metadata["name"])] = obj
         return obj
 
+    def write_as(
+        self,
+        kind: Kind,
+        before: dict[str, Any] | None,
+        after: dict[str, Any],
+        manager: str,
+        subresource: str = "",
+    ) -> dict[str, Any]:
+        """Stores a change the fake's controllers made, recorded in managedFields as ``manager``'s Update
+        (``kube-controller-manager``, ``kubelet``), as the real components' writes are."""
+        managed.record_update(
+            self.schema,
+            self.schema.root(kind),
+            before,
+            after,
+            manager=manager,
+            api_version=kind.api_version,
+            now=now(),
+            subresource=subresource,
+            status_subresource="status" in kind.subresources,
+        )
+        return self.save(kind, after)
+
     def discard(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
         """Removes an object, answering it."""
         self._revision += 1
