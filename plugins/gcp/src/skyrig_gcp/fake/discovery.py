@@ -194,7 +194,9 @@ class Discovery:
                 else f"The requested URL /{path} was not found on this server."
             )
             raise ApiError("NOT_FOUND", message)
-        _, method, match = max(candidates, key=lambda item: item[0])
+        # a template ending in a custom verb (``...:fetchClusterUpgradeInfo``) wins over one whose last
+        # ``{id}`` segment would swallow that verb, as Google's transcoding splits the verb off first
+        _, method, match = max(candidates, key=lambda item: (_custom_verb(item[1].path), item[0]))
         params = {method.groups[group]: value for group, value in match.groupdict().items()}
         for name, value in params.items():
             spec = method.parameters.get(name, {})
@@ -323,6 +325,11 @@ class Discovery:
         """The top-level output-only properties of a schema."""
         props = self.schemas.get(schema_name, {}).get("properties", {})
         return {name for name, prop in props.items() if output_only(prop)}
+
+
+def _custom_verb(template: str) -> bool:
+    """Whether a path template ends in a custom verb after its last placeholder (``{+name}:cancel``)."""
+    return ":" in template.rsplit("}", 1)[-1]
 
 
 def _type_name(kind: str, fmt: str | None) -> str:

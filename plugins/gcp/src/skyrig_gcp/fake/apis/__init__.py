@@ -7,6 +7,7 @@ from skyrig_gcp.fake.apis.base import ApiHandler
 from skyrig_gcp.fake.apis.cloudresourcemanager import CloudResourceManager
 from skyrig_gcp.fake.apis.cloudscheduler import CloudScheduler
 from skyrig_gcp.fake.apis.compute import Compute
+from skyrig_gcp.fake.apis.container import Container
 from skyrig_gcp.fake.apis.iam import Iam
 from skyrig_gcp.fake.apis.redis import Redis
 from skyrig_gcp.fake.apis.run import Run
@@ -30,6 +31,7 @@ HANDLERS: dict[str, type[ApiHandler]] = {
         CloudScheduler,
         ArtifactRegistry,
         ServiceUsage,
+        Container,
     )
 }
 
