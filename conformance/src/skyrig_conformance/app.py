@@ -238,6 +238,8 @@ def config(profile: Profile, app: str, environments: tuple[str, ...] = ENVIRONME
         lines.append("")
         if profile.settings:
             lines += [f"[env.{name}.{profile.provider}]", *_toml(profile.settings), ""]
+        for other, values in sorted(profile.beside.items()):
+            lines += [f"[env.{name}.{other}]", *_toml(values), ""]
     return "\n".join(lines)
 
 

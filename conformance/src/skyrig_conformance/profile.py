@@ -53,6 +53,10 @@ class Profile:
     families: Mapping[str, str] = field(default_factory=dict)
     """Families handed to other providers in the suite's environments (``{"compute": "memory"}``) for
     a provider that does not provision every family itself."""
+    beside: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Settings of the providers ``families`` names, by provider (``{"aws": {"endpoint_url": ...}}``,
+    written as ``[env.NAME.aws]``): for a provider that runs beside a cloud provider it needs (EKS's
+    services in the aws provider's network)."""
     stand_ins: Mapping[str, StandIn] = field(default_factory=dict)
     """Kind -> a real server its data plane is wired to, where the backend is emulated without one."""
     ignore: Mapping[str, frozenset[str]] = field(default_factory=dict)
