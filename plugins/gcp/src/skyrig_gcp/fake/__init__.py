@@ -3,7 +3,8 @@
 This is not Google: it is a strict stand-in, driven by the discovery documents google-api-python-client
 ships, for Cloud SQL Admin v1, Cloud Run v2, Secret Manager v1, Memorystore for Redis v1, Compute Engine v1
 (networks and load balancing), IAM v1 (service accounts), Resource Manager v3, Service Networking v1, Cloud
-Scheduler v1, Artifact Registry v1 and Service Usage v1. Requests are routed and validated as Google's front
+Scheduler v1, Artifact Registry v1, Service Usage v1 and Kubernetes Engine v1 (GKE's control plane: clusters,
+node pools; no Kubernetes behind them). Requests are routed and validated as Google's front
 end would (unknown paths 404; unknown, ill-typed or missing query parameters and body fields 400, in
 Google's error envelope); resources behave as each API documents (ids, states, long-running operations that
 finish after a delay, IAM etags, each API's own rules). The provider's runtime never imports it.
