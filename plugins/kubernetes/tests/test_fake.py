@@ -654,3 +654,26 @@ def test_secrets_hold_base64_and_string_data_becomes_data(
         "shop", {"metadata": {"name": "s"}, "stringData": {"key": "value"}}
     )
     assert created.data == {"key": "dmFsdWU="} and created.type == "Opaque" and not created.string_data
+
+
+def test_field_validation_ignore_drops_unknown_fields(cluster: FakeKubernetes) -> None:
+    body = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "colour": "red"}})
+    headers = {"Authorization": f"Bearer {cluster.token}", "Content-Type": "application/json"}
+    url = f"{cluster.url}/api/v1/namespaces/shop/configmaps"
+    http = urllib3.PoolManager()
+    assert http.request("POST", url, body=body, headers=headers).status == 400
+    assert http.request("POST", url + "?fieldValidation=Ignore", body=body, headers=headers).status == 201
+    assert "colour" not in cluster.get("v1", "ConfigMap", "shop", "c")["metadata"]
+
+
+def test_deleting_a_pod_answers_the_pod_and_its_replicaset_replaces_it(
+    apps: client.AppsV1Api, core: client.CoreV1Api
+) -> None:
+    apps.create_namespaced_deployment("shop", deployment(replicas=1))
+    first = wait_for(lambda: core.list_namespaced_pod("shop").items)[0].metadata.name
+    deleted = core.delete_namespaced_pod(first, "shop")
+    assert deleted.metadata.name == first and deleted.metadata.deletion_timestamp
+    replacement = wait_for(
+        lambda: [p for p in core.list_namespaced_pod("shop").items if p.metadata.name != first]
+    )
+    assert len(replacement) == 1

@@ -51,12 +51,17 @@ What it implements, as the real API server does:
   and after the fake's deadline (``rollout_seconds * 10`` for the default progressDeadlineSeconds of 600,
   proportionally for others) the Deployment reports ProgressDeadlineExceeded; Jobs complete after
   ``rollout_seconds`` (or fail with BackoffLimitExceeded); HPAs and PDBs get a status; a deleted Namespace
-  is Terminating for ``rollout_seconds``, then gone with its contents.
+  is Terminating for ``rollout_seconds``, then gone with its contents; every namespace gets its
+  ``default`` ServiceAccount. Their writes are recorded in managedFields as ``kube-controller-manager``'s
+  and the ``kubelet``'s Updates, as a real cluster's are.
 
 What it does not do: watch (400: poll instead), pagination (``limit`` and ``continue`` are ignored: every
-list is whole), ``fieldValidation`` other than Strict, admission webhooks, RBAC (one token can do
+list is whole), the real server's default ``fieldValidation`` (Warn: the fake's default is Strict, so an
+unknown field is an error; an explicit Warn drops it as Ignore does, without a Warning header), admission
+webhooks, RBAC (one token can do
 everything), the kubelet (no container runs; Pod IPs are made up), scheduling, metrics (HPAs never
-scale), Events, CRDs and the kinds not listed above, protobuf. Controller writes record no managedFields.
+scale), Events, CRDs and the kinds not listed above, protobuf. Deletion is immediate (no grace periods, no
+finalizers but a namespace's; Foreground propagation deletes the dependents at once).
 """
 
 from __future__ import annotations

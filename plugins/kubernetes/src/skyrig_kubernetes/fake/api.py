@@ -232,7 +232,12 @@ def handle(state: State, request: Request, minor: str, address: str) -> tuple[in
             return 200, copy.deepcopy(found)
         if action == "create":
             created = state.create(
-                kind, namespace, _json(request.body), manager=_manager(request), dry_run=_dry_run(request, {})
+                kind,
+                namespace,
+                _json(request.body),
+                manager=_manager(request),
+                dry_run=_dry_run(request, {}),
+                field_validation=request.query.get("fieldValidation", "Strict"),
             )
             return 201, created
         if action == "update":
@@ -244,6 +249,7 @@ def handle(state: State, request: Request, minor: str, address: str) -> tuple[in
                 manager=_manager(request),
                 subresource=target.subresource,
                 dry_run=_dry_run(request, {}),
+                field_validation=request.query.get("fieldValidation", "Strict"),
             )
         if action == "patch":
             content_type = request.content_type.split(";")[0].strip()
@@ -265,6 +271,7 @@ def handle(state: State, request: Request, minor: str, address: str) -> tuple[in
                 force=_truthy(request.query.get("force")),
                 subresource=target.subresource,
                 dry_run=_dry_run(request, {}),
+                field_validation=request.query.get("fieldValidation", "Strict"),
             )
             return (201 if created else 200), stored
         options = _json(request.body) if request.body else {}

@@ -176,6 +176,14 @@ class Schema:
                 self._validators[kind.kind] = validator
             return validator
 
+    def prune_unknown(self, kind: Kind, obj: dict[str, Any]) -> None:
+        """Drops the fields the schema does not declare, in place (``fieldValidation`` Ignore or Warn)."""
+        for error in list(self._validator(kind).iter_errors(obj)):
+            if error.validator != "additionalProperties" or not isinstance(error.instance, dict):
+                continue
+            for name in set(error.instance) - set(error.schema.get("properties", {})):
+                error.instance.pop(name, None)
+
     def validate(
         self, kind: Kind, obj: dict[str, Any], *, apply: bool = False, partial: bool = False
     ) -> None:

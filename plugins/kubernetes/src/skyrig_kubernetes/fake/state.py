@@ -33,6 +33,9 @@ MERGE = "application/merge-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 PATCH_TYPES = (APPLY, MERGE, STRATEGIC, JSON_PATCH)
+#: ``fieldValidation`` values: the fake's default is Strict (the real server's is Warn); Warn drops unknown
+#: fields as Ignore does, without the Warning header.
+FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
 
 #: How the server names a delete precondition in its message.
 _LABELS = {"uid": "UID", "resourceVersion": "ResourceVersion"}
@@ -288,10 +291,18 @@ class State:
                 spec["clusterIPs"] = old_spec.get("clusterIPs", [old_spec["clusterIP"]])
 
     def create(
-        self, kind: Kind, namespace: str, body: Any, *, manager: str, dry_run: bool = False
+        self,
+        kind: Kind,
+        namespace: str,
+        body: Any,
+        *,
+        manager: str,
+        dry_run: bool = False,
+        field_validation: str = "Strict",
     ) -> dict[str, Any]:
         """POST: a new object (409 AlreadyExists when its name is taken)."""
         obj = self._identity(kind, body, namespace, None)
+        self._prune(kind, obj, field_validation)
         metadata = obj.setdefault("metadata", {})
         if metadata.get("resourceVersion"):
             raise errors.bad_request("resourceVersion should not be set on objects to be created")
@@ -306,6 +317,15 @@ class State:
             raise errors.already_exists(kind.plural, kind.group, name)
         metadata.pop("managedFields", None)
         return self._commit(kind, namespace, name, None, obj, manager=manager, dry_run=dry_run)
+
+    def _prune(self, kind: Kind, obj: dict[str, Any], field_validation: str) -> None:
+        if field_validation not in FIELD_VALIDATION:
+            raise errors.bad_request(
+                f'fieldValidation: Unsupported value: "{field_validation}": supported values: "Ignore", '
+                '"Strict", "Warn"'
+            )
+        if field_validation != "Strict":
+            self.schema.prune_unknown(kind, obj)
 
     def _existing(self, kind: Kind, namespace: str, name: str) -> dict[str, Any]:
         found = self.get(kind, namespace, name)
@@ -329,9 +349,11 @@ class State:
         manager: str,
         subresource: str = "",
         dry_run: bool = False,
+        field_validation: str = "Strict",
     ) -> dict[str, Any]:
         """PUT: the whole object (409 Conflict when its resourceVersion is stale)."""
         obj = self._identity(kind, body, namespace, name)
+        self._prune(kind, obj, field_validation)
         old = self._existing(kind, namespace, name)
         self._precondition(kind, old, obj, name)
         obj.setdefault("metadata", {})["managedFields"] = copy.deepcopy(
@@ -353,6 +375,7 @@ class State:
         force: bool = False,
         subresource: str = "",
         dry_run: bool = False,
+        field_validation: str = "Strict",
     ) -> tuple[dict[str, Any], bool]:
         """PATCH of any of the four types; answers the object and whether it was created (apply only)."""
         if content_type == APPLY:
@@ -365,6 +388,7 @@ class State:
                 force=force,
                 subresource=subresource,
                 dry_run=dry_run,
+                field_validation=field_validation,
             )
         if force:
             raise errors.bad_request("force may not be specified for non-apply patch")
@@ -387,6 +411,7 @@ class State:
         if not isinstance(result, dict):
             raise errors.bad_request("the patched object is not an object")
         self._identity(kind, result, namespace, name)
+        self._prune(kind, result, field_validation)
         self._precondition(kind, old, result, name)
         result.setdefault("metadata", {})["managedFields"] = copy.deepcopy(
             old["metadata"].get("managedFields", [])
@@ -413,6 +438,7 @@ class State:
         force: bool,
         subresource: str,
         dry_run: bool,
+        field_validation: str,
     ) -> tuple[dict[str, Any], bool]:
         if not manager:
             raise errors.bad_request("PATCH: fieldManager is required for apply requests")
@@ -432,6 +458,7 @@ class State:
         metadata = config.get("metadata") if isinstance(config.get("metadata"), dict) else {}
         if metadata.get("managedFields") is not None:
             raise errors.bad_request("metadata.managedFields must be nil")
+        self._prune(kind, config, field_validation)
         self.schema.validate(kind, config, apply=True, partial=True)
         old = self.get(kind, namespace, name)
         if old is None:
@@ -501,6 +528,14 @@ class State:
             propagation = "Orphan" if kind.kind == "Job" else "Background"
         if not dry_run:
             self.remove_tree(kind, obj, propagation)
+        if kind.kind == "Pod":
+            # the real server answers a Pod's (graceful) deletion with the Pod; the fake's is immediate
+            answer = copy.deepcopy(obj)
+            answer["metadata"]["deletionTimestamp"] = now()
+            answer["metadata"]["deletionGracePeriodSeconds"] = (obj.get("spec") or {}).get(
+                "terminationGracePeriodSeconds", 30
+            )
+            return answer
         details = {"name": name, "group": kind.group, "kind": kind.plural, "uid": obj["metadata"]["uid"]}
         if not kind.group:
             del details["group"]
