@@ -114,7 +114,7 @@ class AwsProvider(Provider):
         that API does not cover: IAM roles (by path), ECR repositories and Scheduler schedule groups and
         schedules (by name). Several AWS resources of one node (a NAT gateway and its elastic IP, a cache
         cluster and its users) count once, as the node's main resource, while it exists; two main resources
-        tagged as one node (a duplicate) are both listed."""
+        tagged as one node (a duplicate) are both listed. IAM roles and policies are found by path."""
         from skyrig.provider import NotFound
         from skyrig_aws import names
         from skyrig_aws.api import tag_dict
@@ -150,6 +150,8 @@ class AwsProvider(Provider):
         path = names.role_path(app, env)
         for role in client.iam.pages("list_roles", "Roles", PathPrefix=path):
             resources[f"iam:{role['RoleName']}"] = ("aws.iam.role", role["RoleName"])
+        for policy in client.iam.pages("list_policies", "Policies", Scope="Local", PathPrefix=path):
+            resources[f"iam:{policy['Arn']}"] = ("aws.iam.policy", policy["Arn"])
         try:
             repositories = client.ecr.describe_repositories(repositoryNames=[names.repository_name(app, env)])
             for repository in repositories["repositories"]:

@@ -1,8 +1,10 @@
 """IAM: a task role per service granting exactly the operations the model says it performs, on exactly the
 resources it uses, and nothing else; the ECS execution role (image pulls, logs); the scheduler's role.
+When another provider runs the services (``compute = "eks"``), the same grants as a managed policy per
+service instead (``identity/SERVICE``), which that provider attaches to the role its workloads assume.
 
-Roles live under the path ``/skyrig/APP-ENV/``, which is how they are found again (IAM is not in the
-tagging API). A policy widened in the console is an invariant drift: the next apply narrows it again.
+Roles and policies live under the path ``/skyrig/APP-ENV/``, which is how they are found again (IAM is not
+in the tagging API). A policy widened in the console is an invariant drift: the next apply narrows it again.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from skyrig.provider import Context, Node, Observed, ProviderError, Scope, TransientError
+from skyrig.provider import Context, Node, Observed, ProviderError, Scope, TransientError, identity_id
 from skyrig_aws.api import tag_list
 from skyrig_aws.names import (
     EXECUTION_ROLE,
@@ -21,6 +23,7 @@ from skyrig_aws.names import (
     bucket_name,
     cache_password_secret,
     instance_name,
+    policy_name,
     queue_name,
     repository_name,
     role_id,
@@ -127,12 +130,9 @@ def grants(scope: Scope, service: str) -> list[dict[str, Any]]:
     return sorted(statements, key=lambda s: s["Sid"])
 
 
-class RoleType(AwsNodeType):
-    """An IAM role with one inline policy, under the environment's path."""
-
-    type = "aws.iam.role"
-    invariant = frozenset({"policy", "trust"})
-    replace_on = frozenset({"name"})
+class _Documents(AwsNodeType):
+    """A node type holding a policy document of :func:`grants`' statements: its ARNs' placeholders are
+    filled in when it is written and put back when it is read, so the node compares in the model's terms."""
 
     def _values(self, context: Context, text: str) -> dict[str, str]:
         client = context.client
@@ -193,6 +193,14 @@ class RoleType(AwsNodeType):
                     statement[key] = [statement[key]]
             statement["Resource"] = [generic(arn) for arn in statement.get("Resource", [])]
         return policy
+
+
+class RoleType(_Documents):
+    """An IAM role with one inline policy, under the environment's path."""
+
+    type = "aws.iam.role"
+    invariant = frozenset({"policy", "trust"})
+    replace_on = frozenset({"name"})
 
     def _trust(self, principal: str) -> dict[str, Any]:
         return {
@@ -290,8 +298,76 @@ class RoleType(AwsNodeType):
         iam.delete_role(RoleName=provider_id)
 
 
+class PolicyType(_Documents):
+    """A service's identity when another provider runs the services: a customer-managed policy under the
+    environment's path, with exactly the statements of :func:`grants` (the ECS task role's inline policy
+    when AWS runs them). The compute provider attaches it to the role its workloads assume; its ARN is
+    known from its name (:func:`policy_arn`)."""
+
+    type = "aws.iam.policy"
+    invariant = frozenset({"policy"})
+    replace_on = frozenset({"name"})
+
+    def _observe(self, context: Context, node: Node, policy: Mapping[str, Any]) -> Observed:
+        version = context.client.iam.get_policy_version(
+            PolicyArn=policy["Arn"], VersionId=policy["DefaultVersionId"]
+        )["PolicyVersion"]
+        properties = {"name": policy["PolicyName"], "policy": self._unfill(context, version["Document"])}
+        return self.observed(node, policy["Arn"], properties, {"arn": policy["Arn"]})
+
+    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
+        return self._observe(context, node, context.client.iam.get_policy(PolicyArn=provider_id)["Policy"])
+
+    def _find(self, context: Context, node: Node) -> Observed | None:
+        return self._read(context, node, policy_arn(context, node.properties["name"]))
+
+    def _create(self, context: Context, node: Node) -> Observed:
+        p = node.properties
+        policy = context.client.iam.create_policy(
+            PolicyName=p["name"],
+            Path=role_path(context.app, context.environment.name),
+            PolicyDocument=self._fill(context, p["policy"]),
+            Description=f"skyrig {context.app}/{context.environment.name} {node.id}",
+            Tags=tag_list(context.tags(node)),
+        )["Policy"]
+        return self._observe(context, node, policy)
+
+    def _versions(self, context: Context, arn: str) -> list[dict[str, Any]]:
+        return context.client.iam.list_policy_versions(PolicyArn=arn)["Versions"]
+
+    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
+        iam = context.client.iam
+        old = sorted((v for v in self._versions(context, provider_id) if not v["IsDefaultVersion"]), key=str)
+        for version in old[: max(0, len(old) - 3)]:  # a policy keeps at most five versions
+            iam.delete_policy_version(PolicyArn=provider_id, VersionId=version["VersionId"])
+        iam.create_policy_version(
+            PolicyArn=provider_id,
+            PolicyDocument=self._fill(context, node.properties["policy"]),
+            SetAsDefault=True,
+        )
+        return self.read(context, node, provider_id)  # type: ignore[return-value]
+
+    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
+        iam = context.client.iam
+        # the compute provider detaches it when it deletes its roles; one left attached would block this
+        for role in iam.list_entities_for_policy(PolicyArn=provider_id).get("PolicyRoles", []):
+            iam.detach_role_policy(RoleName=role["RoleName"], PolicyArn=provider_id)
+        for version in self._versions(context, provider_id):
+            if not version["IsDefaultVersion"]:
+                iam.delete_policy_version(PolicyArn=provider_id, VersionId=version["VersionId"])
+        iam.delete_policy(PolicyArn=provider_id)
+
+
+def policy_arn(context: Context, name: str) -> str:
+    """The ARN of the environment's managed policy ``name`` (deterministic: path and name)."""
+    client = context.client
+    path = role_path(context.app, context.environment.name)
+    return f"arn:{client.partition()}:iam::{client.account()}:policy{path}{name}"
+
+
 ROLE = RoleType()
-TYPES = (ROLE,)
+POLICY = PolicyType()
+TYPES = (ROLE, POLICY)
 
 
 def _document(statements: list[dict[str, Any]]) -> dict[str, Any]:
@@ -300,26 +376,49 @@ def _document(statements: list[dict[str, Any]]) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": statements}
 
 
+def _grant_dependencies(scope: Scope, service: str) -> tuple[str, ...]:
+    """What a service's grants name that is made with another node: the RDS master password's secret
+    (made with the instance), a cache's password secret, the cron signing key."""
+    depends = set()
+    for use in scope.model.uses_by(service):
+        if use.kind == "sql_database" and use.kind in scope.kinds:
+            depends.add(SQL_INSTANCE_ID)
+        elif use.kind == "cache_cluster" and use.kind in scope.kinds:
+            depends.add(f"@{use.kind}/{use.resource}")
+    if any(job.service == service for job in scope.of_kind("cron_job")):
+        depends.add(SIGNING_KEY_ID)
+    return tuple(sorted(depends))
+
+
+def identities(scope: Scope) -> list[Node]:
+    """When another provider runs the services: a managed policy per model service (node
+    :func:`~skyrig.provider.identity_id`) with exactly its grants, for that provider to bind its workloads
+    to (see "What AWS offers a compute provider" in docs/providers/aws.md)."""
+    app, env = scope.app, scope.environment.name
+    return [
+        scope.node(
+            identity_id(service.name),
+            POLICY.type,
+            {"name": policy_name(app, env, service.name), "policy": _document(grants(scope, service.name))},
+            _grant_dependencies(scope, service.name),
+        )
+        for service in sorted(scope.model.services, key=lambda s: s.name)
+    ]
+
+
 def expand(scope: Scope) -> list[Node]:
     app, env = scope.app, scope.environment.name
-    nodes = []
+    nodes: list[Node] = []
     if "service" not in scope.kinds:
-        return nodes
+        return identities(scope)
     for service in scope.of_kind("service"):
-        depends = set()
-        for use in scope.model.uses_by(service.name):
-            if use.kind == "sql_database" and use.kind in scope.kinds:
-                depends.add(SQL_INSTANCE_ID)  # the master password's secret: made with the instance
-            elif use.kind in ("cache_cluster",) and use.kind in scope.kinds:
-                depends.add(f"@{use.kind}/{use.resource}")
-        if any(job.service == service.name for job in scope.of_kind("cron_job")):
-            depends.add(SIGNING_KEY_ID)
         properties = {
             "name": role_name(app, env, service.name),
             "trust": "ecs-tasks.amazonaws.com",
             "policy": _document(grants(scope, service.name)),
         }
-        nodes.append(scope.node(role_id(service.name), ROLE.type, properties, tuple(sorted(depends))))
+        depends = _grant_dependencies(scope, service.name)
+        nodes.append(scope.node(role_id(service.name), ROLE.type, properties, depends))
     execution = [
         {
             "Sid": "Images",

@@ -78,6 +78,11 @@ def role_name(app: str, env: str, role: str) -> str:
     return join_name(app, env, role, limit=64)
 
 
+def policy_name(app: str, env: str, service: str) -> str:
+    """The managed policy of ``service``'s identity when another provider runs the services."""
+    return join_name(app, env, service, "identity", limit=128)
+
+
 # -- sql --------------------------------------------------------------------------------------------
 
 

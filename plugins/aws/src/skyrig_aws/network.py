@@ -582,9 +582,11 @@ def zones(scope: Scope) -> list[str]:
 
 
 def expand(scope: Scope) -> list[Node]:
-    """The network of the environment, if anything of it runs inside one (services, databases, caches):
-    every other AWS node of it depends on some of these."""
-    if not any(scope.of_kind(kind) for kind in ("service", "sql_database", "cache_cluster")):
+    """The network of the environment, if anything of it runs inside one (services, databases, caches,
+    or the services another compute provider runs in it, such as EKS's cluster): every other AWS node of
+    it depends on some of these."""
+    inside = ("service", "sql_database", "cache_cluster")
+    if not any(scope.of_kind(kind) for kind in inside) and not scope.model.services:
         return []
     settings = scope.settings
     production = scope.environment.type == "production"
