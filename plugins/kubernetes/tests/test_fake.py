@@ -677,3 +677,12 @@ def test_deleting_a_pod_answers_the_pod_and_its_replicaset_replaces_it(
         lambda: [p for p in core.list_namespaced_pod("shop").items if p.metadata.name != first]
     )
     assert len(replacement) == 1
+
+
+def test_lists_page_with_limit_and_continue(core: client.CoreV1Api) -> None:
+    for name in ("a", "b", "c"):
+        core.create_namespaced_config_map("shop", {"metadata": {"name": name}})
+    first = core.list_namespaced_config_map("shop", limit=2)
+    assert [c.metadata.name for c in first.items] == ["a", "b"] and first.metadata.remaining_item_count == 1
+    rest = core.list_namespaced_config_map("shop", limit=2, _continue=first.metadata._continue)
+    assert [c.metadata.name for c in rest.items] == ["c"] and not rest.metadata._continue

@@ -55,13 +55,18 @@ What it implements, as the real API server does:
   ``default`` ServiceAccount. Their writes are recorded in managedFields as ``kube-controller-manager``'s
   and the ``kubelet``'s Updates, as a real cluster's are.
 
-What it does not do: watch (400: poll instead), pagination (``limit`` and ``continue`` are ignored: every
-list is whole), the real server's default ``fieldValidation`` (Warn: the fake's default is Strict, so an
-unknown field is an error; an explicit Warn drops it as Ignore does, without a Warning header), admission
-webhooks, RBAC (one token can do
-everything), the kubelet (no container runs; Pod IPs are made up), scheduling, metrics (HPAs never
-scale), Events, CRDs and the kinds not listed above, protobuf. Deletion is immediate (no grace periods, no
-finalizers but a namespace's; Foreground propagation deletes the dependents at once).
+What it does not do, or does otherwise:
+
+- watch (400: poll instead); lists page with ``limit`` and ``continue``, but from the current state, not
+  a snapshot at the first page's resourceVersion;
+- the real server's default ``fieldValidation`` is Warn, the fake's is Strict, so an unknown field is an
+  error unless a request asks for Ignore or Warn (which drop it; no Warning header);
+- admission webhooks, RBAC (one token can do everything), aggregated discovery, OpenAPI documents,
+  protobuf, CRDs, Events and the kinds not listed above;
+- running containers, scheduling (every Pod is on ``fake-node``; IPs are made up), metrics (HPAs never
+  scale);
+- grace periods and finalizers (but a namespace's): deletion is immediate, and Foreground propagation
+  deletes the dependents at once.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ A path the fake does not serve is 404, a method a resource does not allow 405, i
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 from dataclasses import dataclass
@@ -121,23 +122,44 @@ def _truthy(value: str | None) -> bool:
     return (value or "").lower() in ("1", "t", "true")
 
 
+def _key(obj: dict[str, Any]) -> str:
+    metadata = obj.get("metadata") or {}
+    return f"{metadata.get('namespace', '')}/{metadata.get('name', '')}"
+
+
+def _continue_from(token: str) -> str:
+    try:
+        return str(json.loads(base64.urlsafe_b64decode(token.encode()))["start"])
+    except (ValueError, KeyError, TypeError):
+        raise errors.bad_request("continue key is not valid: the FAKE did not hand it out") from None
+
+
 def _list(state: State, kind: Kind, namespace: str | None, query: dict[str, str]) -> dict[str, Any]:
+    """A list, filtered by the selectors and paged by ``limit`` and ``continue`` (by namespace and name)."""
     labels = parse_label_selector(query.get("labelSelector", ""))
     field_rules = parse_field_selector(query.get("fieldSelector", ""))
+    start = _continue_from(query["continue"]) if query.get("continue") else ""
+    matching = [
+        obj
+        for obj in state.items(kind, namespace)
+        if _key(obj) >= start
+        and all(rule((obj.get("metadata") or {}).get("labels") or {}) for rule in labels)
+        and all(rule(obj) for rule in field_rules)
+    ]
+    metadata: dict[str, Any] = {"resourceVersion": state.revision}
+    limit = int(query["limit"]) if query.get("limit", "").isdigit() else 0
+    if 0 < limit < len(matching):
+        following = {"v": "meta.k8s.io/v1", "rv": int(state.revision), "start": _key(matching[limit])}
+        metadata["continue"] = base64.urlsafe_b64encode(json.dumps(following).encode()).decode()
+        metadata["remainingItemCount"] = len(matching) - limit
+        matching = matching[:limit]
     items = []
-    for obj in state.items(kind, namespace):
-        object_labels = (obj.get("metadata") or {}).get("labels") or {}
-        if all(rule(object_labels) for rule in labels) and all(rule(obj) for rule in field_rules):
-            item = copy.deepcopy(obj)
-            item.pop("apiVersion", None)
-            item.pop("kind", None)
-            items.append(item)
-    return {
-        "apiVersion": kind.api_version,
-        "kind": f"{kind.kind}List",
-        "metadata": {"resourceVersion": state.revision},
-        "items": items,
-    }
+    for obj in matching:
+        item = copy.deepcopy(obj)
+        item.pop("apiVersion", None)
+        item.pop("kind", None)
+        items.append(item)
+    return {"apiVersion": kind.api_version, "kind": f"{kind.kind}List", "metadata": metadata, "items": items}
 
 
 def _scale(state: State, kind: Kind, request: Request, target: Route, action: str) -> dict[str, Any]:
