@@ -357,6 +357,10 @@ def test_gke_metadata_needs_the_clusters_workload_identity(fake, gke):
         ({"initialClusterVersion": "1.2"}, 'Master version "1.2" is unsupported'),
         ({"resourceLabels": {"Team": "x"}}, 'Invalid label "Team"'),
         ({"releaseChannel": {"channel": "NIGHTLY"}}, "cluster.release_channel.channel"),
+        ({"privateClusterConfig": {"enablePrivateEndpoint": True}}, "need private nodes"),
+        ({"masterAuthorizedNetworksConfig": {"cidrBlocks": [{"cidrBlock": "10.0.0.300/8"}]}}, "Invalid CIDR"),
+        ({"locations": ["us-east1-b"]}, 'Zone "us-east1-b" is not in region us-central1'),
+        ({"masterAuth": {"username": "admin", "password": "x"}}, "Basic authentication"),
     ],
 )
 def test_what_gke_refuses_is_a_400_in_googles_envelope(fake, gke, changes, fragment):
@@ -512,6 +516,12 @@ def test_operations_list_and_cancel_with_its_error(fake, gke):
     assert done["status"] == "DONE" and done["error"]["code"] == 1  # CANCELLED
     cluster = clusters(gke).get(name=f"{LOCATION}/clusters/cancelled").execute()
     assert cluster["status"] == "ERROR"
+    code, _, message = error_of(
+        clusters(gke).update(
+            name=f"{LOCATION}/clusters/cancelled", body={"update": {"desiredLoggingService": "none"}}
+        )
+    )
+    assert code == 400 and "can only be deleted" in message
     code, status, _ = error_of(operations.cancel(name=f"{LOCATION}/operations/{op['name']}", body={}))
     assert (code, status) == (400, "FAILED_PRECONDITION")
     wait(gke, clusters(gke).delete(name=f"{LOCATION}/clusters/cancelled").execute())  # ERROR clusters can go
@@ -531,10 +541,18 @@ def test_server_config_offers_versions_per_release_channel(fake, gke):
     )
 
 
-def test_injected_errors_and_zonal_methods_the_fake_does_not_serve(fake, gke):
+def test_injected_errors_disabled_service_and_zonal_methods_the_fake_does_not_serve(fake, gke):
     fake.inject_error("container", "clusters.get", 503)
     code, status, _ = error_of(clusters(gke).get(name=f"{LOCATION}/clusters/any"))
     assert (code, status) == (503, "UNAVAILABLE")
+    fake.require_enabled_services = True
+    try:
+        code, status, message = error_of(clusters(gke).list(parent=LOCATION))
+        assert (code, status) == (403, "PERMISSION_DENIED") and "container.googleapis.com" in message
+        fake.enable_services(PROJECT, "container.googleapis.com")
+        assert clusters(gke).list(parent=LOCATION).execute() == {}
+    finally:
+        fake.require_enabled_services = False
     code, status, _ = error_of(gke.projects().zones().clusters().list(projectId=PROJECT, zone=f"{REGION}-a"))
     assert (code, status) == (501, "UNIMPLEMENTED")
 

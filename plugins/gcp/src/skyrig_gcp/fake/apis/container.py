@@ -169,6 +169,8 @@ class Container(ApiHandler):
             api == self.api and not op.done and op.extra.get("cluster") == key
             for (api, _), op in self.fake.operations.items()
         )
+        if cluster.get("status") == "ERROR":
+            raise failed_precondition("The cluster is in ERROR: it can only be deleted.")
         if running or cluster.get("status") not in ("RUNNING", "DEGRADED"):
             raise failed_precondition(_BUSY)
 
@@ -280,6 +282,9 @@ class Container(ApiHandler):
         self._check_network(project, region, cluster)
         self._check_addressing(cluster, autopilot)
         self._check_private(cluster, autopilot)
+        _check_authorized(
+            cluster.get("masterAuthorizedNetworksConfig") or {}, "cluster.master_authorized_networks_config"
+        )
         pool = cluster.get("workloadIdentityConfig", {}).get("workloadPool")
         if pool:
             self._check_pool(project, pool, "cluster.workload_identity_config.workload_pool")
@@ -417,8 +422,12 @@ class Container(ApiHandler):
         field = "cluster.private_cluster_config.master_ipv4_cidr_block"
         block = private.get("masterIpv4CidrBlock")
         if not private.get("enablePrivateNodes"):
-            if block:
-                raise invalid("master_ipv4_cidr_block can only be set with private nodes.", field)
+            if block or private.get("enablePrivateEndpoint"):
+                raise invalid(
+                    "master_ipv4_cidr_block and enable_private_endpoint need private nodes "
+                    "(private_cluster_config.enable_private_nodes).",
+                    "cluster.private_cluster_config",
+                )
             return
         if not block:
             if autopilot:
@@ -473,6 +482,8 @@ class Container(ApiHandler):
             match = _ZONE.fullmatch(zone)
             if not match or match.group("region") != region:
                 raise invalid(f'Zone "{zone}" is not in region {region}.', field)
+        if wanted and _ZONE.fullmatch(location) and location not in wanted:
+            raise invalid(f'The locations of a zonal cluster must include its zone "{location}".', field)
         return list(wanted) if wanted else zones
 
     def _initial_pools(self, cluster: dict[str, Any], autopilot: bool) -> list[dict[str, Any]]:
@@ -775,14 +786,7 @@ class Container(ApiHandler):
                 raise invalid("Autopilot clusters must be enrolled in a release channel.", where)
             return _setter("releaseChannel", value), "UPDATE_CLUSTER"
         if field == "desiredMasterAuthorizedNetworksConfig":
-            blocks = value.get("cidrBlocks", [])
-            if len(blocks) > 50:
-                raise invalid("At most 50 master authorized networks can be given.", where)
-            for block in blocks:
-                try:
-                    ipaddress.ip_network(block.get("cidrBlock", ""))
-                except ValueError:
-                    raise invalid(f'Invalid CIDR block "{block.get("cidrBlock", "")}".', where) from None
+            _check_authorized(value, where)
         if field in simple:
             return _setter(simple[field], value), "UPDATE_CLUSTER"
         if field == "desiredMasterVersion":
@@ -817,10 +821,7 @@ class Container(ApiHandler):
         if field == "desiredLocations":
             if autopilot:
                 raise invalid("The zones of an Autopilot cluster cannot be changed.", where)
-            zones = self._zones(cluster["location"], value, where)
-            if _ZONE.fullmatch(cluster["location"]) and cluster["location"] not in zones:
-                raise invalid("The cluster's own zone must stay among its locations.", where)
-            return _setter("locations", zones), "UPDATE_CLUSTER"
+            return _setter("locations", self._zones(cluster["location"], value, where)), "UPDATE_CLUSTER"
         raise ApiError("UNIMPLEMENTED", f"The fake does not implement the cluster update {snake(field)}.")
 
     @staticmethod
@@ -1110,6 +1111,18 @@ def _setter(field: str, value: Any) -> Callable[[str, dict[str, Any]], None]:
             cluster[field] = copy.deepcopy(value)
 
     return change
+
+
+def _check_authorized(config: dict[str, Any], field: str) -> None:
+    """400 for master authorized networks GKE refuses: more than 50, or a block that is not a CIDR."""
+    blocks = config.get("cidrBlocks", [])
+    if len(blocks) > 50:
+        raise invalid("At most 50 master authorized networks can be given.", field)
+    for block in blocks:
+        try:
+            ipaddress.ip_network(block.get("cidrBlock", ""))
+        except ValueError:
+            raise invalid(f'Invalid CIDR block "{block.get("cidrBlock", "")}".', field) from None
 
 
 def _block(value: str | None, default: str) -> str:
