@@ -184,6 +184,8 @@ def test_an_autopilot_cluster_is_provisioning_until_its_operation_is_done_then_r
     assert cluster["locations"] == [f"{REGION}-a", f"{REGION}-b", f"{REGION}-c"]
     assert cluster["selfLink"].endswith(f"{LOCATION}/clusters/ap")
     assert [pool["status"] for pool in cluster["nodePools"]] == ["RUNNING"]
+    number = f"projects/{fake.project_number(PROJECT)}/locations/{REGION}"
+    assert clusters(gke).get(name=f"{number}/clusters/ap").execute()["id"] == cluster["id"]  # by number too
     listed = clusters(gke).list(parent=f"projects/{PROJECT}/locations/-").execute()
     assert [c["name"] for c in listed["clusters"]] == ["ap"]
     # a test's Kubernetes API server can present a certificate the cluster's CA signed
@@ -277,6 +279,16 @@ def test_a_standard_cluster_with_private_nodes_in_the_fakes_network_and_its_node
         )
     )
     assert code == 400 and "max_node_count" in message
+    code, _, message = error_of(
+        pools.update(
+            name=f"{name}/nodePools/batch", body={"nodeVersion": "-", "imageType": "-", "machineType": "z9"}
+        )
+    )
+    assert code == 400 and 'Invalid machine type "z9"' in message
+    code, _, message = error_of(
+        pools.update(name=f"{name}/nodePools/batch", body={"machineType": "n2-standard-8"})
+    )
+    assert code == 400 and "node_version" in message  # required, as the discovery document says
     op = pools.update(
         name=f"{name}/nodePools/batch",
         body={"nodeVersion": "-", "imageType": "-", "machineType": "n2-standard-8"},

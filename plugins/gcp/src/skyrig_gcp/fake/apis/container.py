@@ -542,15 +542,16 @@ class Container(ApiHandler):
         pool["_nodeCount"] = count
 
     def _check_config(self, cluster: dict[str, Any], config: dict[str, Any], field: str) -> None:
+        at = f"{field}." if field else ""  # an UpdateNodePoolRequest has the fields at its top
         machine = config.setdefault("machineType", "e2-medium")
         if not _MACHINE.fullmatch(machine):
-            raise invalid(f'Invalid machine type "{machine}".', f"{field}.machine_type")
+            raise invalid(f'Invalid machine type "{machine}".', f"{at}machine_type")
         image = config.setdefault("imageType", IMAGE_TYPES[0])
         if image.upper() not in IMAGE_TYPES:
-            raise invalid(f'Invalid image type "{image}".', f"{field}.image_type")
+            raise invalid(f'Invalid image type "{image}".', f"{at}image_type")
         size = config.setdefault("diskSizeGb", 100)
         if size and size < 12:
-            raise invalid(f"{field}.disk_size_gb must be at least 12 GB.", f"{field}.disk_size_gb")
+            raise invalid(f"{at}disk_size_gb must be at least 12 GB.", f"{at}disk_size_gb")
         config.setdefault("serviceAccount", "default")
         identity = bool(cluster.get("workloadIdentityConfig", {}).get("workloadPool"))
         mode = config.get("workloadMetadataConfig", {}).get("mode")
@@ -558,13 +559,13 @@ class Container(ApiHandler):
             raise invalid(
                 "Workload Identity must be enabled on the cluster (workload_identity_config.workload_pool) "
                 "to use the GKE_METADATA workload metadata mode.",
-                f"{field}.workload_metadata_config.mode",
+                f"{at}workload_metadata_config.mode",
             )
         if identity and mode in (None, "MODE_UNSPECIFIED"):
             config["workloadMetadataConfig"] = {"mode": "GKE_METADATA"}
         account = config["serviceAccount"]
         if account != "default" and not self.fake.service_account_exists(account):
-            raise invalid(f'Service account "{account}" does not exist.', f"{field}.service_account")
+            raise invalid(f'Service account "{account}" does not exist.', f"{at}service_account")
 
     @staticmethod
     def _check_autoscaling(autoscaling: dict[str, Any], field: str) -> None:
