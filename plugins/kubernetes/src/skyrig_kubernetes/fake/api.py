@@ -210,7 +210,13 @@ def _scale(state: State, kind: Kind, request: Request, target: Route, action: st
     updated = copy.deepcopy(obj)
     updated["spec"]["replicas"] = replicas
     stored = state.replace(
-        kind, namespace, name, updated, manager=_manager(request), dry_run=_dry_run(request, {})
+        kind,
+        namespace,
+        name,
+        updated,
+        manager=_manager(request),
+        subresource="scale",
+        dry_run=_dry_run(request, {}),
     )
     return scale_of(stored)
 
