@@ -600,3 +600,75 @@ def test_google_cloud_container_on_its_rest_transport(fake):
             parent=f"{LOCATION}/clusters/rest",
             node_pool=container_v1.NodePool(name="p", initial_node_count=1),
         )
+
+
+def test_google_cloud_container_drives_a_standard_cluster_through_its_life(fake):
+    """Enums sent as numbers (GKE_METADATA, the release channel) are read as GKE's names; every change is an
+    operation the client polls; the cluster is gone after its delete."""
+    container_v1 = pytest.importorskip("google.cloud.container_v1")
+    from google.api_core import exceptions
+
+    client = container_v1.ClusterManagerClient(
+        credentials=AnonymousCredentials(),
+        transport="rest",
+        client_options={"api_endpoint": fake.endpoint("container")},
+    )
+    name = f"{LOCATION}/clusters/life"
+    metadata = container_v1.WorkloadMetadataConfig(mode=container_v1.WorkloadMetadataConfig.Mode.GKE_METADATA)
+    cluster = container_v1.Cluster(
+        name="life",
+        workload_identity_config=container_v1.WorkloadIdentityConfig(workload_pool=f"{PROJECT}.svc.id.goog"),
+        node_pools=[
+            container_v1.NodePool(
+                name="apps",
+                initial_node_count=1,
+                config=container_v1.NodeConfig(
+                    machine_type="e2-standard-2", workload_metadata_config=metadata
+                ),
+            )
+        ],
+    )
+
+    def done(op: Any) -> None:
+        fake.settle(everything=True)
+        finished = client.get_operation(name=f"{LOCATION}/operations/{op.name}")
+        assert finished.status == container_v1.Operation.Status.DONE and not finished.error.message
+
+    done(client.create_cluster(parent=LOCATION, cluster=cluster))
+    running = client.get_cluster(name=name)
+    assert running.node_pools[0].config.workload_metadata_config.mode == metadata.mode
+    assert running.release_channel.channel == container_v1.ReleaseChannel.Channel.REGULAR
+    op = client.set_labels(
+        request=container_v1.SetLabelsRequest(
+            name=name, resource_labels={"team": "shop"}, label_fingerprint=running.label_fingerprint
+        )
+    )
+    assert op.operation_type == container_v1.Operation.Type.SET_LABELS
+    done(op)
+    channels = container_v1.ReleaseChannel.Channel
+    stable = container_v1.ClusterUpdate(
+        desired_release_channel=container_v1.ReleaseChannel(channel=channels.STABLE)
+    )
+    with pytest.raises(exceptions.BadRequest, match="newer than the STABLE channel"):
+        client.update_cluster(request=container_v1.UpdateClusterRequest(name=name, update=stable))
+    rapid = container_v1.ClusterUpdate(
+        desired_release_channel=container_v1.ReleaseChannel(channel=channels.RAPID)
+    )
+    done(client.update_cluster(request=container_v1.UpdateClusterRequest(name=name, update=rapid)))
+    pool = f"{name}/nodePools/apps"
+    done(client.set_node_pool_size(request=container_v1.SetNodePoolSizeRequest(name=pool, node_count=2)))
+    changed = client.get_cluster(name=name)
+    assert changed.resource_labels == {"team": "shop"} and changed.current_node_count == 6
+    assert changed.release_channel.channel == channels.RAPID
+    with pytest.raises(exceptions.BadRequest):
+        client.set_labels(
+            request=container_v1.SetLabelsRequest(
+                name=name, resource_labels={}, label_fingerprint=running.label_fingerprint
+            )
+        )
+    op = client.delete_cluster(name=name)
+    assert op.operation_type == container_v1.Operation.Type.DELETE_CLUSTER
+    done(op)
+    with pytest.raises(exceptions.NotFound):
+        client.get_cluster(name=name)
+    assert fake.calls.count("container", "clusters.delete") == 1

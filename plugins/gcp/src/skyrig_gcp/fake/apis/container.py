@@ -783,8 +783,16 @@ class Container(ApiHandler):
                 raise invalid("Workload Identity cannot be disabled on Autopilot clusters.", where)
             return _setter("workloadIdentityConfig", value if pool else None), "UPDATE_CLUSTER"
         if field == "desiredReleaseChannel":
-            if autopilot and value.get("channel", "UNSPECIFIED") == "UNSPECIFIED":
+            channel = value.get("channel", "UNSPECIFIED")
+            if autopilot and channel == "UNSPECIFIED":
                 raise invalid("Autopilot clusters must be enrolled in a release channel.", where)
+            current = cluster.get("currentMasterVersion", "0")
+            if channel in CHANNELS and _version_key(current)[:2] > _version_key(CHANNELS[channel][0])[:2]:
+                raise invalid(
+                    f"The cluster's version {current} is newer than the {channel} channel offers "
+                    f"({CHANNELS[channel][0]}): it cannot move to that channel until the channel catches up.",
+                    where,
+                )
             return _setter("releaseChannel", value), "UPDATE_CLUSTER"
         if field == "desiredMasterAuthorizedNetworksConfig":
             _check_authorized(value, where)
