@@ -302,6 +302,16 @@ def test_a_standard_cluster_with_private_nodes_in_the_fakes_network_and_its_node
     assert (code, status) == (404, "NOT_FOUND")
 
 
+def test_a_zonal_cluster_lives_in_its_zone(fake, gke):
+    zone = f"projects/{PROJECT}/locations/{REGION}-b"
+    cluster = create(gke, {"name": "zonal", "initialNodeCount": 2}, zone)
+    assert cluster["location"] == f"{REGION}-b" and cluster["locations"] == [f"{REGION}-b"]
+    assert cluster["currentNodeCount"] == 2 and cluster["nodePools"][0]["name"] == "default-pool"
+    assert clusters(gke).list(parent=LOCATION).execute() == {}  # not in the region's list
+    listed = gke.projects().locations().operations().list(parent=zone).execute()["operations"]
+    assert [op["location"] for op in listed] == [f"{REGION}-b"]
+
+
 def test_gke_metadata_needs_the_clusters_workload_identity(fake, gke):
     create(gke, {"name": "plain", "initialNodeCount": 1})
     code, status, message = error_of(
