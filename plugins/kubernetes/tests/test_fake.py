@@ -9,13 +9,14 @@ it mean something.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import urllib3
-from kubernetes import client
+from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 
@@ -686,3 +687,47 @@ def test_lists_page_with_limit_and_continue(core: client.CoreV1Api) -> None:
     assert [c.metadata.name for c in first.items] == ["a", "b"] and first.metadata.remaining_item_count == 1
     rest = core.list_namespaced_config_map("shop", limit=2, _continue=first.metadata._continue)
     assert [c.metadata.name for c in rest.items] == ["c"] and not rest.metadata._continue
+
+
+def test_watch_sends_what_exists_then_each_change(core: client.CoreV1Api, cluster: FakeKubernetes) -> None:
+    core.create_namespaced_config_map("shop", {"metadata": {"name": "a", "labels": {"tier": "web"}}})
+    core.create_namespaced_config_map("shop", {"metadata": {"name": "other"}})
+
+    def change() -> None:
+        time.sleep(0.1)
+        core.patch_namespaced_config_map("a", "shop", {"data": {"x": "1"}})
+        core.delete_namespaced_config_map("a", "shop")
+
+    changer = threading.Thread(target=change)
+    changer.start()
+    seen = [
+        (event["type"], event["object"].metadata.name)
+        for event in watch.Watch().stream(
+            core.list_namespaced_config_map, "shop", label_selector="tier=web", timeout_seconds=1
+        )
+    ]
+    changer.join()
+    assert seen == [("ADDED", "a"), ("MODIFIED", "a"), ("DELETED", "a")]
+    assert cluster.calls.count("watch", "/api/v1/namespaces/shop/configmaps") == 1
+
+
+def test_watch_resumes_from_a_resource_version_and_expires_after_reset(
+    core: client.CoreV1Api, cluster: FakeKubernetes
+) -> None:
+    created = core.create_namespaced_config_map("shop", {"metadata": {"name": "a"}})
+    core.patch_namespaced_config_map("a", "shop", {"data": {"x": "1"}})
+    resumed = watch.Watch().stream(
+        core.list_namespaced_config_map,
+        "shop",
+        resource_version=created.metadata.resource_version,
+        timeout_seconds=1,
+    )
+    assert [(event["type"], event["object"].data) for event in resumed] == [("MODIFIED", {"x": "1"})]
+    cluster.reset()
+    with pytest.raises(ApiException) as raised:
+        list(
+            watch.Watch().stream(
+                core.list_namespace, resource_version=created.metadata.resource_version, timeout_seconds=1
+            )
+        )
+    assert raised.value.status == 410

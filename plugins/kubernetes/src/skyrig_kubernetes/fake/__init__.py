@@ -26,8 +26,10 @@ What it implements, as the real API server does:
   replace (a stale ``resourceVersion`` is 409 Conflict), JSON merge patch, strategic merge patch (lists
   merged by the schema's merge keys: containers and env by name, ports by port ...), JSON patch,
   server-side apply, delete (``propagationPolicy`` Orphan, Background, Foreground; a Job orphans by
-  default, as batch/v1 does), deletecollection, ``dryRun=All``. Unknown paths are 404 and verbs a resource
-  does not serve 405, as ``Status`` objects; no ``Authorization: Bearer <token>`` is 401.
+  default, as batch/v1 does), deletecollection, ``dryRun=All``, and watch (chunked events: ADDED,
+  MODIFIED, DELETED, from a ``resourceVersion`` or from now; :mod:`skyrig_kubernetes.fake.watch`).
+  Unknown paths are 404 and verbs a resource does not serve 405, as ``Status`` objects; no
+  ``Authorization: Bearer <token>`` is 401.
 - Every written object is validated against kubernetes-validate's STRICT OpenAPI schema of the fake's
   Kubernetes version (an unknown field is 400, as a strict decoding error; a missing required field 422),
   and against the server's own rules: names (DNS-1123 subdomain, label, or DNS-1035 for Services), label
@@ -57,8 +59,9 @@ What it implements, as the real API server does:
 
 What it does not do, or does otherwise:
 
-- watch (400: poll instead); lists page with ``limit`` and ``continue``, but from the current state, not
-  a snapshot at the first page's resourceVersion;
+- lists page with ``limit`` and ``continue``, but from the current state, not a snapshot at the first
+  page's resourceVersion; watches keep the last 10,000 events (older resourceVersions are 410 Expired,
+  and so is any from before :meth:`FakeKubernetes.reset`) and send no bookmarks;
 - the real server's default ``fieldValidation`` is Warn, the fake's is Strict, so an unknown field is an
   error unless a request asks for Ignore or Warn (which drop it; no Warning header);
 - admission webhooks, RBAC (one token can do everything), aggregated discovery, OpenAPI documents,

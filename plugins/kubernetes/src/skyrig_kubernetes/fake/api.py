@@ -19,6 +19,7 @@ from skyrig_kubernetes.fake.kinds import Kind, by_plural, group_versions
 from skyrig_kubernetes.fake.merge import json_patch, merge_patch
 from skyrig_kubernetes.fake.selectors import parse_field_selector, parse_label_selector
 from skyrig_kubernetes.fake.state import APPLY, JSON_PATCH, PATCH_TYPES, State
+from skyrig_kubernetes.fake.watch import DEFAULT_TIMEOUT, WatchStream
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,33 @@ def _list(state: State, kind: Kind, namespace: str | None, query: dict[str, str]
     return {"apiVersion": kind.api_version, "kind": f"{kind.kind}List", "metadata": metadata, "items": items}
 
 
+def _watch(state: State, kind: Kind, target: Route, query: dict[str, str]) -> WatchStream:
+    """A watch of a collection (or of one object, by name), from ``resourceVersion`` or from now."""
+    labels = parse_label_selector(query.get("labelSelector", ""))
+    field_rules = parse_field_selector(query.get("fieldSelector", ""))
+
+    def accepts(obj: dict[str, Any]) -> bool:
+        metadata = obj.get("metadata") or {}
+        return (
+            (target.name is None or metadata.get("name") == target.name)
+            and all(rule(metadata.get("labels") or {}) for rule in labels)
+            and all(rule(obj) for rule in field_rules)
+        )
+
+    version = query.get("resourceVersion", "")
+    if version and not version.isdigit():
+        raise errors.bad_request(f'invalid resource version "{version}"')
+    initial = None
+    if version in ("", "0"):
+        initial = [copy.deepcopy(obj) for obj in state.items(kind, target.namespace) if accepts(obj)]
+        version = state.revision
+    try:
+        timeout = float(query.get("timeoutSeconds") or DEFAULT_TIMEOUT)
+    except ValueError:
+        raise errors.bad_request("timeoutSeconds must be a number of seconds") from None
+    return WatchStream(state.journal, kind.kind, target.namespace, accepts, initial, int(version), timeout)
+
+
 def _scale(state: State, kind: Kind, request: Request, target: Route, action: str) -> dict[str, Any]:
     namespace, name = target.namespace or "", target.name or ""
     obj = state.get(kind, namespace, name)
@@ -228,8 +256,10 @@ def _json(body: bytes) -> Any:
         raise errors.bad_request(f"the body of the request was in an unknown format: {error}") from None
 
 
-def handle(state: State, request: Request, minor: str, address: str) -> tuple[int, dict[str, Any]]:
-    """Answers one request: (HTTP status, JSON body)."""
+def handle(
+    state: State, request: Request, minor: str, address: str
+) -> tuple[int, dict[str, Any] | WatchStream]:
+    """Answers one request: (HTTP status, JSON body, or the events of a watch)."""
     if request.path.rstrip("/") in ("/healthz", "/livez", "/readyz"):
         return 200, {"status": "ok"}
     target = route(request.path, minor, address)
@@ -242,10 +272,6 @@ def handle(state: State, request: Request, minor: str, address: str) -> tuple[in
     action = verb(request.method, target, request.query)
     allowed = ("get", "patch", "update") if target.subresource else kind.verbs
     if action not in allowed:
-        if action == "watch":
-            raise errors.bad_request(
-                "the FAKE Kubernetes API server does not serve watch requests: poll instead"
-            )
         raise errors.method_not_allowed(request.method)
     namespace = target.namespace or ""
     with state.lock:
@@ -253,6 +279,8 @@ def handle(state: State, request: Request, minor: str, address: str) -> tuple[in
             return 200, _scale(state, kind, request, target, action)
         if action == "list":
             return 200, _list(state, kind, target.namespace, request.query)
+        if action == "watch":
+            return 200, _watch(state, kind, target, request.query)
         if action == "get":
             found = state.get(kind, namespace, target.name or "")
             if found is None:

@@ -20,6 +20,7 @@ from skyrig_kubernetes.fake.kinds import by_kind
 from skyrig_kubernetes.fake.schema import latest_version, minor, schema_for
 from skyrig_kubernetes.fake.server import Listener
 from skyrig_kubernetes.fake.state import APPLY, NAMESPACE, State
+from skyrig_kubernetes.fake.watch import WatchStream
 
 #: The namespaces every cluster starts with.
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -121,6 +122,7 @@ class FakeKubernetes:
         """Stops the controllers and the listener."""
         if self._listener is not None:
             self._controllers.stop()
+            self._state.journal.close()
             self._listener.stop()
             self._listener = None
 
@@ -219,8 +221,8 @@ class FakeKubernetes:
 
     def dispatch(
         self, method: str, raw_path: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, dict[str, Any]]:
-        """Answers one HTTP request: (status, JSON body)."""
+    ) -> tuple[int, dict[str, Any] | WatchStream]:
+        """Answers one HTTP request: (status, JSON body, or the events of a watch)."""
         headers = {key.lower(): value for key, value in headers.items()}
         parsed = urllib.parse.urlsplit(raw_path)
         query = {
@@ -253,7 +255,9 @@ class FakeKubernetes:
     def _port(self) -> int:
         return self._listener.port if self._listener is not None else 0
 
-    def _answer(self, request: api.Request, headers: dict[str, str], verb: str) -> tuple[int, dict[str, Any]]:
+    def _answer(
+        self, request: api.Request, headers: dict[str, str], verb: str
+    ) -> tuple[int, dict[str, Any] | WatchStream]:
         if headers.get("authorization") != f"Bearer {self.token}":
             return 401, errors.unauthorized().status()
         injected = self._injected(

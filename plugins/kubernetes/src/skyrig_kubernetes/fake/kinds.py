@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 #: Everything a client may do to a writable kind.
-ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update")
+ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 #: What a client may do to the objects the fake's controllers own (Pods, ReplicaSets).
-READ_DELETE = ("delete", "get", "list")
+READ_DELETE = ("delete", "get", "list", "watch")
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ KINDS: tuple[Kind, ...] = (
         short_names=("ns",),
         subresources=("status",),
         name_rule="label",
-        verbs=("create", "delete", "get", "list", "patch", "update"),
+        verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
     ),
     Kind("", "v1", "ServiceAccount", "serviceaccounts", short_names=("sa",)),
     Kind("", "v1", "ConfigMap", "configmaps", short_names=("cm",)),
@@ -67,7 +67,7 @@ KINDS: tuple[Kind, ...] = (
         short_names=("svc",),
         subresources=("status",),
         name_rule="dns1035",
-        verbs=("create", "delete", "get", "list", "patch", "update"),
+        verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
     ),
     Kind("", "v1", "Pod", "pods", short_names=("po",), subresources=("status",), verbs=READ_DELETE),
     Kind(

@@ -27,6 +27,7 @@ from skyrig_kubernetes.fake import defaults, errors, managed, rules
 from skyrig_kubernetes.fake.kinds import KINDS, Kind, by_kind
 from skyrig_kubernetes.fake.merge import json_patch, merge_patch, strategic_merge_patch
 from skyrig_kubernetes.fake.schema import Schema
+from skyrig_kubernetes.fake.watch import Journal
 
 APPLY = "application/apply-patch+yaml"
 MERGE = "application/merge-patch+json"
@@ -71,6 +72,8 @@ class State:
         self._objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._revision = 0
         self._addresses = 0
+        #: Every change, for watches.
+        self.journal = Journal(self.lock)
         #: When (monotonic) each terminating namespace goes away.
         self.terminating: dict[str, float] = {}
 
@@ -104,7 +107,9 @@ class State:
         self._revision += 1
         obj["metadata"]["resourceVersion"] = str(self._revision)
         metadata = obj["metadata"]
-        self._objects[(kind.kind, metadata.get("namespace", ""), metadata["name"])] = obj
+        key = (kind.kind, metadata.get("namespace", ""), metadata["name"])
+        self.journal.record(self._revision, "MODIFIED" if key in self._objects else "ADDED", kind.kind, obj)
+        self._objects[key] = obj
         return obj
 
     def write_as(
@@ -133,12 +138,17 @@ class State:
     def discard(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
         """Removes an object, answering it."""
         self._revision += 1
-        return self._objects.pop((kind.kind, namespace if kind.namespaced else "", name), None)
+        removed = self._objects.pop((kind.kind, namespace if kind.namespaced else "", name), None)
+        if removed is not None:
+            removed["metadata"]["resourceVersion"] = str(self._revision)
+            self.journal.record(self._revision, "DELETED", kind.kind, removed)
+        return removed
 
     def clear(self) -> None:
         """Forgets every object."""
         self._objects.clear()
         self.terminating.clear()
+        self.journal.events.clear()
 
     def allocate_ip(self) -> str:
         """A cluster IP from 10.96.0.0/12 not handed out before."""
