@@ -12,6 +12,11 @@ adopted. Ingress and the VPC egress are invariants.
 A database's migrations run as a Cloud Run job (:func:`names.migrate_job_name`, of the same image, under
 the owning service's account, made from :func:`skyrig_gcp.sql.migration_job`) after the database is made
 and before the services that use it roll out, and again whenever the migrations change.
+
+When another provider runs the services (``compute = "gke"``), this family still keeps the repository and
+runs the migrations (node ``compute.migration/DATABASE``, which that provider's services depend on): in the
+image that provider's ``image`` setting names (the core sets it for each command), under the service's
+account, in the environment's VPC, where Cloud SQL's private address is reached.
 """
 
 from __future__ import annotations
@@ -408,11 +413,22 @@ def migration_id(database: str) -> str:
     return f"compute.migration/{database}"
 
 
+def services_image(scope: Scope) -> str | None:
+    """The image of this command's services: this provider's ``image`` setting, or, when another provider
+    runs the services, that provider's (the core sets the compute provider's ``image`` for each command:
+    ``--image``, the setting, else the image applied last)."""
+    if scope.settings.image or not iam.handed_over(scope):
+        return scope.settings.image
+    compute = scope.environment.settings.get(scope.environment.provider_for("compute"))
+    return getattr(compute, "image", None)
+
+
 def migrations(scope: Scope) -> list[Node]:
-    """A migration job per database whose service runs here (the sql family says what it runs)."""
+    """A migration job per database whose service runs here, or whose identity is kept here (the sql
+    family says what it runs)."""
     from skyrig_gcp import sql
 
-    services = {s.name for s in scope.of_kind("service")}
+    services = set(iam.account_services(scope))
     nodes = []
     for database in sorted(scope.of_kind("sql_database"), key=lambda d: d.name):
         if database.service not in services:
@@ -430,7 +446,7 @@ def migrations(scope: Scope) -> list[Node]:
         properties = {
             "name": job["name"],
             "database": database.name,
-            "image": scope.settings.image,
+            "image": services_image(scope),
             "account": iam.account_email(scope, database.service),
             "command": job["command"],
             "environment": job["environment"],
@@ -458,8 +474,10 @@ def service_vpc(scope: Scope) -> dict[str, str] | None:
 
 
 def expand(scope: Scope) -> list[Node]:
+    """The repository, a Cloud Run service per service and the migration jobs; only the repository and the
+    migration jobs when another provider runs the services."""
     services = scope.of_kind("service")
-    if not services:
+    if not services and not iam.handed_over(scope):
         return []
     settings = scope.settings
     app, env = scope.app, scope.environment.name

@@ -6,10 +6,10 @@ skyrig's strict FAKE (:mod:`skyrig_gcp.fake`) for the APIs without one.
 - Pub/Sub: the Pub/Sub emulator of the Google Cloud SDK (``gcloud beta emulators pubsub start``), where this
   machine has it; without it, the profile says so and the Pub/Sub checks are skipped with that reason.
 - Cloud SQL Admin, Cloud Run, Secret Manager, Memorystore, IAM, Resource Manager, Compute, Service
-  Networking, Service Usage, Cloud Scheduler, Artifact Registry: the FAKE, which checks every request
-  against the API's discovery document and answers long-running operations after a delay. The databases
-  and caches it reports have no server behind them: the suite's stand-ins (a real PostgreSQL, a real
-  Redis) take their place in the runtime config, as on AWS with moto.
+  Networking, Service Usage, Cloud Scheduler, Artifact Registry (and Kubernetes Engine, for GKE): the
+  FAKE, which checks every request against the API's discovery document and answers long-running
+  operations after a delay. The databases and caches it reports have no server behind them: the suite's
+  stand-ins (a real PostgreSQL, a real Redis) take their place in the runtime config, as on AWS with moto.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ REGION = "us-central1"
 
 DISCOVERY_APIS = ("sqladmin", "compute", "iam", "cloudresourcemanager", "servicenetworking", "serviceusage")
 LIBRARY_APIS = ("run", "secretmanager", "redis", "cloudscheduler", "artifactregistry")
+BESIDE_APIS = ("container",)
+"""The FAKE's APIs that only a compute provider beside GCP calls (GKE's control plane): in the profile's
+endpoints too, so that such a provider's profile, built on this one, finds them."""
 
 
 def _free_port() -> int:
@@ -122,7 +125,7 @@ def backends() -> Iterator[tuple[dict[str, str], dict[str, str], Any, dict[str, 
     with ExitStack() as stack:
         fake = stack.enter_context(FakeGcp(lro_delay=0.1, projects=(PROJECT,)))
         endpoints = {api: fake.discovery_endpoint(api) for api in DISCOVERY_APIS}
-        endpoints.update({api: fake.endpoint(api) for api in LIBRARY_APIS})
+        endpoints.update({api: fake.endpoint(api) for api in (*LIBRARY_APIS, *BESIDE_APIS)})
         storage = stack.enter_context(fake_gcs())
         endpoints["storage"] = storage
         environ = {"STORAGE_EMULATOR_HOST": storage, "GOOGLE_CLOUD_PROJECT": PROJECT}

@@ -9,6 +9,11 @@ and a custom role reading AUTH strings (``iam.role/cache_auth``) are granted on 
 holds the roles the model asks for and no other: a role added in the console is an invariant drift,
 taken away by the next apply. Service accounts take no labels: their description names the app,
 environment and node, which is how they are found again.
+
+When another provider runs the services (``compute = "gke"``), each model service still gets its account
+and exactly the same bindings, and a node ``identity/SERVICE`` (:func:`skyrig.provider.identity_id`) that
+is in place once they all are: the compute provider binds its workloads to that account (GKE's Workload
+Identity) after it.
 """
 
 from __future__ import annotations
@@ -18,7 +23,16 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from skyrig.provider import Context, Node, NotFound, Observed, ProviderError, Scope, TransientError
+from skyrig.provider import (
+    Context,
+    Node,
+    NotFound,
+    Observed,
+    ProviderError,
+    Scope,
+    TransientError,
+    identity_id,
+)
 from skyrig_gcp import names
 from skyrig_gcp.api import Conflict, translate
 from skyrig_gcp.nodes import GcpNodeType
@@ -534,10 +548,59 @@ class RoleType(GcpNodeType):
         )
 
 
+class IdentityType(GcpNodeType):
+    """A service's identity for the provider that runs it, when that is another one: the service's
+    account, in place once the account and every binding the model gives it are (the node depends on
+    them). It makes nothing of its own: it reads the account, whose email is its provider id and its
+    output; the account's and the bindings' own nodes make and delete them."""
+
+    type = "gcp.iam.identity"
+    replace_on = frozenset({"account"})
+
+    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
+        client = context.client
+        account = client.execute(
+            client.api("iam")
+            .projects()
+            .serviceAccounts()
+            .get(name=f"projects/{client.project}/serviceAccounts/{provider_id}")
+        )
+        email = account["email"]
+        return self.observed(
+            node, email, {"account": email}, {"email": email, "member": f"serviceAccount:{email}"}
+        )
+
+    def _find(self, context: Context, node: Node) -> Observed | None:
+        return self._read(context, node, node.properties["account"])
+
+    def _create(self, context: Context, node: Node) -> Observed:
+        return self._read(context, node, node.properties["account"])  # type: ignore[return-value]
+
+    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
+        return self._read(context, node, provider_id)  # type: ignore[return-value]
+
+    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
+        """Nothing: the account goes with its own node."""
+
+
 ACCOUNT = AccountType()
 BINDING = BindingType()
 ROLE = RoleType()
-TYPES = (ACCOUNT, BINDING, ROLE)
+IDENTITY = IdentityType()
+TYPES = (ACCOUNT, BINDING, ROLE, IDENTITY)
+
+
+def handed_over(scope: Scope) -> list[str]:
+    """The services another provider runs here (``compute = "gke"``), whose identities this provider
+    keeps: every service of the model, or none when this provider runs them."""
+    if scope.environment.provider_for("compute") == scope.provider:
+        return []
+    return sorted(service.name for service in scope.model.services)
+
+
+def account_services(scope: Scope) -> list[str]:
+    """The services that get an account here: those this provider runs, or those it keeps identities of."""
+    return sorted({s.name for s in scope.of_kind("service")} | set(handed_over(scope)))
 
 
 def _binding(scope: Scope, account: str, grant: dict[str, Any]) -> Node:
@@ -555,17 +618,18 @@ def _binding(scope: Scope, account: str, grant: dict[str, Any]) -> Node:
 
 
 def expand(scope: Scope) -> list[Node]:
-    """A service account per service, with its bindings; the scheduler's with cron jobs."""
+    """A service account per service, with its bindings; the scheduler's with cron jobs; each service's
+    identity node when another provider runs the services."""
     app, env = scope.app, scope.environment.name
-    services = scope.of_kind("service")
+    services = account_services(scope)
     nodes: list[Node] = []
-    accounts = [(s.name, f"skyrig service {s.name}") for s in sorted(services, key=lambda s: s.name)]
-    if services and scope.of_kind("cron_job"):
+    accounts = [(service, f"skyrig service {service}") for service in services]
+    if scope.of_kind("service") and scope.of_kind("cron_job"):
         accounts.append((SCHEDULER, "skyrig cron scheduler"))
     if services and any(
         use.kind == "cache_cluster" and use.operations
         for service in services
-        for use in scope.model.uses_by(service.name)
+        for use in scope.model.uses_by(service)
         if use.kind in scope.kinds
     ):
         nodes.append(
@@ -591,4 +655,17 @@ def expand(scope: Scope) -> list[Node]:
         )
         found = scheduler_grants(scope) if account == SCHEDULER else grants(scope, account)
         nodes += [_binding(scope, account, grant) for grant in found]
+    for service in handed_over(scope):
+        depends = {
+            names.service_account_id(service),
+            *(binding_id(service, g["target"]) for g in grants(scope, service)),
+        }
+        nodes.append(
+            scope.node(
+                identity_id(service),
+                IDENTITY.type,
+                {"account": account_email(scope, service)},
+                tuple(sorted(depends)),
+            )
+        )
     return nodes

@@ -413,10 +413,14 @@ TYPES = (PROJECT, VPC, SUBNET, PRIVATE_RANGE, PRIVATE_ACCESS)
 
 def services_needed(scope: Scope) -> list[str]:
     """The Google APIs the environment's resources need enabled (Compute always: the VPC)."""
+    from skyrig_gcp.iam import handed_over
+
     needed = {"compute.googleapis.com"}
     for kind, services in _SERVICES.items():
         if scope.of_kind(kind):
             needed.update(services)
+    if handed_over(scope):  # the services' accounts, their images' repository and the migration jobs
+        needed.update(_SERVICES["service"])
     return sorted(needed)
 
 
