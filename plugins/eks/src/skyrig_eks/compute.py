@@ -1,0 +1,302 @@
+"""Compute: each service as the shared Kubernetes objects (:mod:`skyrig_kubernetes.workloads`) in the
+environment's namespace, its ServiceAccount bound to its IRSA role, routed by an ``alb`` Ingress (the AWS
+Load Balancer Controller: internet-facing, IP targets, one load balancer for the environment's services,
+HTTPS with HTTP redirected when a certificate is given), applied with server-side apply and waited for
+(:func:`skyrig_kubernetes.deploy.deploy`).
+
+The image is the ``image`` setting, which the core sets for each command (``--image``, the setting, the
+image the services run; ``skyrig.engine.images``), else the aws provider's ECR repository's ``latest``
+when it has one. The runtime config is the service's ConfigMap, which :func:`deliver` writes after each
+apply (rolling the pods whose config changed); a service's node deploys with the config its ConfigMap
+holds, so its pods' config checksum stays the delivered one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from skyrig.provider import (
+    CloudNodeType,
+    Context,
+    Node,
+    NotFound,
+    Observed,
+    ProviderError,
+    Scope,
+    join_name,
+)
+from skyrig_eks import cluster, iam
+
+SERVICE_PREFIX = "eks.service/"
+
+ALB = "alb.ingress.kubernetes.io/"
+"""The AWS Load Balancer Controller's annotation prefix."""
+
+
+def service_host(scope_or_context: Any, service: str) -> str:
+    """``SERVICE.DOMAIN``: the host the load balancer routes to ``service`` (the aws provider's default
+    domain, ``APP-ENV.internal``, unless ``domain`` is set)."""
+    settings = scope_or_context.settings
+    app, env = scope_or_context.app, scope_or_context.environment.name
+    return f"{service}.{settings.domain or join_name(app, env) + '.internal'}"
+
+
+def service_url(scope: Scope, service: str) -> str:
+    """``service``'s URL behind the load balancer, as the aws provider's own compute gives it."""
+    return f"{'https' if scope.settings.certificate_arn else 'http'}://{service_host(scope, service)}"
+
+
+def ingress_annotations(settings: Any, namespace: str) -> dict[str, str]:
+    """The AWS Load Balancer Controller's annotations of a service's Ingress: an internet-facing load
+    balancer shared by the environment's services (group ``namespace``), IP targets (pods, as on
+    Fargate), any answer below 500 counted healthy (as the ECS target groups), HTTPS with the
+    certificate and HTTP redirected to it when ``certificate_arn`` is set."""
+    found = {
+        f"{ALB}scheme": "internet-facing",
+        f"{ALB}target-type": "ip",
+        f"{ALB}group.name": namespace,
+        f"{ALB}success-codes": "200-499",
+    }
+    if settings.certificate_arn:
+        found[f"{ALB}certificate-arn"] = settings.certificate_arn
+        found[f"{ALB}listen-ports"] = json.dumps([{"HTTP": 80}, {"HTTPS": 443}], separators=(",", ":"))
+        found[f"{ALB}ssl-redirect"] = "443"
+    else:
+        found[f"{ALB}listen-ports"] = json.dumps([{"HTTP": 80}], separators=(",", ":"))
+    return found
+
+
+def default_image(context: Context) -> str:
+    """The aws provider's ECR repository's ``latest``, when it has one (EKS makes none)."""
+    client = context.client
+    name = join_name(context.app, context.environment.name, limit=256)
+    try:
+        found = client.ecr.describe_repositories(repositoryNames=[name])["repositories"]
+    except (NotFound, ProviderError):
+        found = []
+    if not found:
+        raise ProviderError(
+            "no image to run: deploy with --image REPO:TAG (or set image in "
+            f"[env.{context.environment.name}.eks]); the aws provider has no ECR repository in this "
+            "environment"
+        )
+    return f"{found[0]['repositoryUri']}:latest"
+
+
+def workload(context: Context, node: Node, runtime_config: Mapping[str, Any]) -> Any:
+    """The service of ``node`` as a :class:`skyrig_kubernetes.workloads.Workload`."""
+    from skyrig_kubernetes.workloads import Ingress, Workload, namespace_name
+
+    p = node.properties
+    settings = context.settings
+    region = context.client.where.region
+    namespace = namespace_name(context.app, context.environment.name)
+    arn = iam.role_arn(
+        context, iam.role_name(context.app, context.environment.name, f"service-{p['service']}")
+    )
+    return Workload(
+        app=context.app,
+        environment=context.environment.name,
+        service=p["service"],
+        service_app=p["app"],
+        image=p["image"] or default_image(context),
+        port=p["port"],
+        runtime_config=runtime_config,
+        environment_variables={"AWS_REGION": region, "AWS_DEFAULT_REGION": region},
+        cpu=p["cpu"],
+        memory=p["memory"],
+        min_replicas=p["min_replicas"],
+        max_replicas=p["max_replicas"],
+        account_annotations={iam.ROLE_ARN_ANNOTATION: arn},
+        ingress=Ingress(
+            host=p["host"], class_name="alb", annotations=ingress_annotations(settings, namespace)
+        ),
+    )
+
+
+def live_config(kube: Any, namespace: str, service: str) -> dict[str, Any]:
+    """The runtime config the service's ConfigMap holds now (``{}`` before the first delivery)."""
+    from skyrig_kubernetes.workloads import CONFIG_KEY
+
+    found = kube.get("v1", "ConfigMap", namespace, f"{join_name(service)}-runtime")
+    return json.loads((found or {}).get("data", {}).get(CONFIG_KEY) or "{}")
+
+
+class ServiceType(CloudNodeType):
+    """A service's objects on the cluster. The replica count (when no autoscaler owns it) and the pods'
+    requests are tunable: changed on the cluster, adopted. The image and the security settings are
+    invariant: restored by the next apply."""
+
+    type = "eks.service"
+    tunable = frozenset({"replicas", "cpu", "memory"})
+    invariant = frozenset({"image", "security"})
+    replace_on = frozenset({"service"})
+
+    def _observe(self, node: Node, deployment: Mapping[str, Any]) -> Observed:
+        from skyrig_kubernetes import drift
+
+        found = drift.observe(deployment)
+        properties: dict[str, Any] = {
+            "cpu": found["cpu"],
+            "memory": found["memory"],
+            "security": found["security"],
+            "image": found["image"] if node.properties.get("image") else None,
+        }
+        if "replicas" in node.properties:
+            properties["replicas"] = found["replicas"]
+        name = deployment["metadata"]["name"]
+        return self.observed(node, name, properties, {"url": node.properties["url"]})
+
+    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
+        found = context.client.kubernetes().get(
+            "apps/v1", "Deployment", node.properties["namespace"], provider_id
+        )
+        return None if found is None else self._observe(node, found)
+
+    def _find(self, context: Context, node: Node) -> Observed | None:
+        return self._read(context, node, join_name(node.properties["service"]))
+
+    def _deploy(self, context: Context, node: Node, tunable: Mapping[str, Any] | None = None) -> Observed:
+        from skyrig_kubernetes.deploy import deploy
+
+        kube = context.client.kubernetes()
+        config = live_config(kube, node.properties["namespace"], node.properties["service"])
+        found = deploy(
+            kube, workload(context, node, config), tunable=tunable, timeout=context.settings.rollout_timeout
+        )
+        return self._observe(node, found)
+
+    def _create(self, context: Context, node: Node) -> Observed:
+        return self._deploy(context, node)
+
+    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
+        from skyrig_kubernetes import drift
+
+        live = context.client.kubernetes().get(
+            "apps/v1", "Deployment", node.properties["namespace"], provider_id
+        )
+        kept = {}
+        if live is not None:  # what the cluster runs of the tunables the app does not change now: kept
+            now = drift.observe(live)
+            kept = {k: now[k] for k in self.tunable if k not in changes and k in node.properties}
+        return self._deploy(context, node, kept)
+
+    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
+        kube = context.client.kubernetes()
+        namespace = node.properties["namespace"]
+        name = join_name(node.properties["service"])
+        for api_version, kind, object_name in (
+            ("networking.k8s.io/v1", "Ingress", name),
+            ("policy/v1", "PodDisruptionBudget", name),
+            ("autoscaling/v2", "HorizontalPodAutoscaler", name),
+            ("apps/v1", "Deployment", name),
+            ("v1", "Service", name),
+            ("v1", "ConfigMap", f"{name}-runtime"),
+            ("v1", "ServiceAccount", name),
+        ):
+            if kube.get("v1", "Namespace", None, namespace) is None:
+                return
+            kube.delete(api_version, kind, namespace, object_name)
+
+    def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+        return {"type": self.type, "url": node.properties["url"]}
+
+
+SERVICE = ServiceType()
+TYPES = (SERVICE,)
+
+
+def deliver(context: Context, configs: Mapping[str, Mapping[str, Any]]) -> None:
+    """Write each running service's runtime config into its ConfigMap where it changed, and roll its pods
+    to read it (the Deployment's config checksum annotation, patched as field manager
+    ``skyrig-runtime``: the service's next apply sets the same value)."""
+    from kubernetes import client as k8s
+
+    from skyrig_kubernetes.workloads import PREFIX, Workload, config_map, digest, namespace_name
+
+    kube = context.client.kubernetes()
+    namespace = namespace_name(context.app, context.environment.name)
+    apps = k8s.AppsV1Api(kube.api)
+    for service, config in sorted(configs.items()):
+        name = join_name(service)
+        live = kube.get("apps/v1", "Deployment", namespace, name)
+        if live is None:
+            continue  # not a service this environment runs here
+        shape = Workload(context.app, context.environment.name, service, "", "", runtime_config=config)
+        wanted = config_map(shape)
+        annotations = live["spec"]["template"].get("metadata", {}).get("annotations") or {}
+        checksum = digest(wanted["data"])
+        if (
+            live_config(kube, namespace, service) == dict(config)
+            and annotations.get(f"{PREFIX}config-checksum") == checksum
+        ):
+            continue
+        kube.apply(wanted)
+        patch = {"spec": {"template": {"metadata": {"annotations": {f"{PREFIX}config-checksum": checksum}}}}}
+        apps.patch_namespaced_deployment(name, namespace, patch, field_manager="skyrig-runtime")
+
+
+def expand(scope: Scope) -> list[Node]:
+    """A node per service, after its IRSA role, the namespace and what it uses."""
+    from skyrig_kubernetes import drift
+    from skyrig_kubernetes.workloads import Workload, deployment, namespace_name
+
+    services = scope.of_kind("service")
+    settings = scope.settings
+    production = scope.environment.type == "production"
+    least = settings.min_replicas or (2 if production else 1)
+    most = max(settings.max_replicas, least)
+    app, env = scope.app, scope.environment.name
+    nodes = []
+    for service in sorted(services, key=lambda s: s.name):
+        # the security settings every pod runs with: the same whatever the image and sizes
+        shape = Workload(app, env, service.name, service.app, "image", min_replicas=least, max_replicas=most)
+        uses = {f"@{u.kind}/{u.resource}" for u in scope.model.uses_by(service.name)}
+        properties: dict[str, Any] = {
+            "service": service.name,
+            "app": service.app,
+            "namespace": namespace_name(app, env),
+            "image": settings.image,
+            "port": settings.service_port,
+            "cpu": settings.service_cpu,
+            "memory": settings.service_memory,
+            "min_replicas": least,
+            "max_replicas": most,
+            "security": drift.security(deployment(shape)),
+            "host": service_host(scope, service.name),
+            "url": service_url(scope, service.name),
+        }
+        if least == most:  # no autoscaler: skyrig sets the count, and adopts one changed on the cluster
+            properties["replicas"] = least
+        depends = {
+            iam.role_id(f"service-{service.name}"),
+            cluster.NAMESPACE_ID,
+            *cluster.capacity(scope),
+            *uses,
+        }
+        nodes.append(
+            scope.node(
+                f"{SERVICE_PREFIX}{service.name}",
+                SERVICE.type,
+                properties,
+                tuple(sorted(depends)),
+                resource=service,
+            )
+        )
+    return nodes
+
+
+def manifests(context: Context, nodes: list[Node], configs: Mapping[str, Mapping[str, Any]]) -> str:
+    """The namespace and every object of the service nodes among ``nodes``, as one YAML stream, with
+    each service's runtime config from ``configs`` (``{}`` for one not applied yet)."""
+    from skyrig_kubernetes.cluster import apply_order
+    from skyrig_kubernetes.manifests import render
+    from skyrig_kubernetes.workloads import namespace, service_objects
+
+    objects = [namespace(context.app, context.environment.name)]
+    for node in sorted((n for n in nodes if n.type == SERVICE.type), key=lambda n: n.id):
+        service = node.properties["service"]
+        objects += service_objects(workload(context, node, configs.get(service, {})))
+    return render(apply_order(objects))

@@ -1,0 +1,1 @@
+from skyrig_conformance.suite import *  # noqa: F403
