@@ -436,10 +436,11 @@ def test_a_failing_image_keeps_the_old_version_then_misses_the_deadline(
     apply(dynamic, deployment(f"registry.example/web:{tag}", replicas=2))
     time.sleep(ROLLOUT * 2)
     current = cluster.get("apps/v1", "Deployment", "shop", "web")
-    assert current["status"]["availableReplicas"] == 2 and current["status"]["updatedReplicas"] == 2
+    # a rolling update of 2 replicas surges by 1 (25%, rounded up) and may not lose one (rounded down)
+    assert current["status"]["availableReplicas"] == 2 and current["status"]["updatedReplicas"] == 1
     broken = [p for p in pods(cluster, core) if p["spec"]["containers"][0]["image"].endswith(tag)]
     serving = [p for p in pods(cluster, core) if p["spec"]["containers"][0]["image"].endswith(":1")]
-    assert len(broken) == 2 and len(serving) == 2
+    assert len(broken) == 1 and len(serving) == 2
     assert all(p["status"]["containerStatuses"][0]["ready"] for p in serving)
     state = broken[0]["status"]["containerStatuses"][0]
     if tag == "pull-error":
@@ -731,3 +732,32 @@ def test_watch_resumes_from_a_resource_version_and_expires_after_reset(
             )
         )
     assert raised.value.status == 410
+
+
+def test_a_rolling_update_keeps_within_max_surge_and_max_unavailable(
+    dynamic: DynamicClient, cluster: FakeKubernetes
+) -> None:
+    strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}}
+    apply(dynamic, deployment(replicas=4, strategy=strategy))
+    wait_for(
+        lambda: (
+            condition(cluster.get("apps/v1", "Deployment", "shop", "web"), "Progressing").get("reason")
+            == "NewReplicaSetAvailable"
+        )
+    )
+    apply(dynamic, deployment("registry.example/web:2", replicas=4, strategy=strategy))
+    apps = client.AppsV1Api(cluster.api_client())
+    totals, available = set(), set()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        current = cluster.get("apps/v1", "Deployment", "shop", "web")
+        totals.add(sum(rs.spec.replicas for rs in apps.list_namespaced_replica_set("shop").items))
+        available.add(current["status"].get("availableReplicas", 0))
+        if (
+            current["status"].get("observedGeneration") == 2
+            and condition(current, "Progressing").get("reason") == "NewReplicaSetAvailable"
+        ):
+            break
+        time.sleep(0.01)
+    assert max(totals) <= 5 and min(available) >= 3
+    assert len(totals) > 1  # it went in steps

@@ -48,7 +48,8 @@ What it implements, as the real API server does:
   progressDeadlineSeconds, a Service's clusterIP and type, containers' imagePullPolicy and ports'
   protocol, an HPA's behaviour, a Job's selector and labels, a Namespace's phase.
 - Controllers in a background thread (:mod:`skyrig_kubernetes.fake.controllers`): Deployments roll out
-  through ReplicaSets and Pods that become Ready ``rollout_seconds`` after they are made; an image tagged
+  through ReplicaSets and Pods that become Ready ``rollout_seconds`` after they are made, in the steps
+  ``maxSurge`` and ``maxUnavailable`` allow (so a rollout takes a multiple of it); an image tagged
   ``pull-error`` or ``crash-loop`` never becomes ready (the Pods say why), the old version keeps serving,
   and after the fake's deadline (``rollout_seconds * 10`` for the default progressDeadlineSeconds of 600,
   proportionally for others) the Deployment reports ProgressDeadlineExceeded; Jobs complete after

@@ -2,14 +2,17 @@
 kube-controller-manager and the kubelets would do, in one background thread, never inside a request.
 
 - Deployments: a pod template the Deployment has no ReplicaSet for gets a new one (``pod-template-hash``
-  label, ``deployment.kubernetes.io/revision`` annotation) with its Pods. Pods become Ready
-  ``rollout_seconds`` after they are made; then the old ReplicaSets scale to 0. An image tagged
-  ``pull-error`` never becomes ready (Waiting ErrImagePull, then ImagePullBackOff), nor one tagged
-  ``crash-loop`` (Waiting CrashLoopBackOff, ``lastState.terminated`` exit code 1, ``restartCount``
-  growing); the old ReplicaSet keeps its Pods meanwhile, and once the fake's progress deadline passes the
-  Deployment's Progressing condition turns False with reason ProgressDeadlineExceeded. The fake's deadline
-  is ``progressDeadlineSeconds`` scaled down: ``rollout_seconds * 10 * progressDeadlineSeconds / 600``
-  (so ``rollout_seconds * 10`` for the default 600 s).
+  label, ``deployment.kubernetes.io/revision`` annotation). Pods become Ready ``rollout_seconds`` after
+  they are made. A RollingUpdate steps as the deployment controller does: the new ReplicaSet grows within
+  ``maxSurge`` (rounded up), the old ones shrink while ``maxUnavailable`` (rounded down) allows, unready
+  Pods first, until the old ones are at 0; Recreate empties the old ones before the new one grows. An
+  image tagged ``pull-error`` never becomes ready (Waiting ErrImagePull, then ImagePullBackOff), nor one
+  tagged ``crash-loop`` (Waiting CrashLoopBackOff, ``lastState.terminated`` exit code 1,
+  ``restartCount`` growing), so the old ReplicaSet keeps at least ``replicas - maxUnavailable`` Pods
+  serving; once the fake's progress deadline passes without a step forward the Deployment's Progressing
+  condition turns False with reason ProgressDeadlineExceeded. The fake's deadline is
+  ``progressDeadlineSeconds`` scaled down: ``rollout_seconds * 10 * progressDeadlineSeconds / 600`` (so
+  ``rollout_seconds * 10`` for the default 600 s).
 - ReplicaSets keep their Pod count; old ones beyond ``revisionHistoryLimit`` are removed.
 - Jobs run one Pod: after ``rollout_seconds`` it Succeeded and the Job is Complete; with a failing image
   the Pod is as above and after the deadline the Job is Failed with reason BackoffLimitExceeded.
@@ -109,11 +112,18 @@ def _condition(
     return condition
 
 
-def _max_unavailable(spec: dict[str, Any], desired: int) -> int:
-    value = ((spec.get("strategy") or {}).get("rollingUpdate") or {}).get("maxUnavailable", "25%")
-    if isinstance(value, str) and value.endswith("%"):
-        return math.floor(desired * int(value[:-1]) / 100)
-    return int(value)
+def _rolling_bounds(spec: dict[str, Any], desired: int) -> tuple[int, int]:
+    """(maxSurge rounded up, maxUnavailable rounded down), as Pod counts; both 0 means 1 unavailable."""
+    rolling = (spec.get("strategy") or {}).get("rollingUpdate") or {}
+
+    def count(value: Any, rounding: Any) -> int:
+        if isinstance(value, str) and value.endswith("%"):
+            return int(rounding(desired * int(value[:-1]) / 100))
+        return int(value)
+
+    surge = count(rolling.get("maxSurge", "25%"), math.ceil)
+    unavailable = count(rolling.get("maxUnavailable", "25%"), math.floor)
+    return surge, unavailable if surge or unavailable else 1
 
 
 class Controllers:
@@ -124,7 +134,7 @@ class Controllers:
         self.rollout_seconds = rollout_seconds
         self.version = version
         self._born: dict[str, float] = {}
-        self._progress: dict[str, tuple[str, int, float]] = {}
+        self._progress: dict[str, tuple[tuple[str, int, int, int], float]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fake-kubernetes-controllers", daemon=True)
         self.interval = max(0.01, min(0.05, rollout_seconds / 5))
@@ -411,7 +421,7 @@ class Controllers:
                 },
                 "ownerReferences": [_owner_reference(deployment)],
             },
-            "spec": {"replicas": spec.get("replicas", 1), "selector": selector, "template": template},
+            "spec": {"replicas": 0, "selector": selector, "template": template},
         }
         if spec.get("minReadySeconds"):
             replicaset["spec"]["minReadySeconds"] = spec["minReadySeconds"]
@@ -448,24 +458,25 @@ class Controllers:
                 ("metadata", "annotations", "deployment.kubernetes.io/revision"),
                 revision,
             )
-        uid = metadata["uid"]
-        if self._progress.get(uid, ("", -1, 0.0))[:2] != (pod_hash, desired):
-            self._progress[uid] = (pod_hash, desired, time.monotonic())
         old = [rs for rs in owned if rs is not current]
-        recreate = (spec.get("strategy") or {}).get("type") == "Recreate"
-        self._change(_KIND["ReplicaSet"], current, ("spec", "replicas"), desired)
+        if (spec.get("strategy") or {}).get("type") == "Recreate":
+            self._recreate(current, old, desired)
+        else:
+            self._roll(spec, current, old, desired)
+        self._trim_history(spec, [rs for rs in old if not rs["spec"].get("replicas")])
         new_pods = self._pods_of(current)
         new_ready = sum(1 for pod in new_pods if self.pod_ready(pod))
-        if recreate or new_ready >= desired:
-            for rs in old:
-                self._change(_KIND["ReplicaSet"], rs, ("spec", "replicas"), 0)
-        self._trim_history(spec, [rs for rs in old if not rs["spec"].get("replicas")])
         old_pods = [pod for rs in old for pod in self._pods_of(rs)]
         old_ready = sum(1 for pod in old_pods if self.pod_ready(pod))
         available = new_ready + old_ready
+        uid = metadata["uid"]
+        progress = (pod_hash, desired, current["spec"].get("replicas", 0), new_ready)
+        if self._progress.get(uid, (None, 0.0))[0] != progress:
+            # any step forward (a new ReplicaSet, a scale-up, a new Pod ready) restarts the deadline
+            self._progress[uid] = (progress, time.monotonic())
         name = current["metadata"]["name"]
         conditions = (deployment.get("status") or {}).get("conditions") or []
-        if available >= desired - _max_unavailable(spec, desired):
+        if available >= desired - _rolling_bounds(spec, desired)[1]:
             available_condition = _condition(
                 conditions,
                 "Available",
@@ -483,7 +494,7 @@ class Controllers:
                 "Deployment does not have minimum availability.",
                 update_time=True,
             )
-        elapsed = time.monotonic() - self._progress[uid][2]
+        elapsed = time.monotonic() - self._progress[uid][1]
         complete = new_ready >= desired and len(new_pods) == desired and not old_pods
         if complete:
             progressing = _condition(
@@ -518,7 +529,7 @@ class Controllers:
             "updatedReplicas": len(new_pods),
             "readyReplicas": available,
             "availableReplicas": available,
-            "unavailableReplicas": max(0, len(new_pods) + len(old_pods) - available),
+            "unavailableReplicas": max(0, desired - available),
             "conditions": [available_condition, progressing],
         }
         status = {
@@ -527,6 +538,41 @@ class Controllers:
             if value or key in ("observedGeneration", "replicas", "conditions")
         }
         self._set_status(_KIND["Deployment"], deployment, status)
+
+    def _ready(self, replicaset: dict[str, Any]) -> int:
+        return sum(1 for pod in self._pods_of(replicaset) if self.pod_ready(pod))
+
+    def _recreate(self, current: dict[str, Any], old: list[dict[str, Any]], desired: int) -> None:
+        """Recreate: the old ReplicaSets to 0 first, the new one up once their Pods are gone."""
+        for rs in old:
+            self._change(_KIND["ReplicaSet"], rs, ("spec", "replicas"), 0)
+        if not any(self._pods_of(rs) for rs in old):
+            self._change(_KIND["ReplicaSet"], current, ("spec", "replicas"), desired)
+
+    def _roll(
+        self, spec: dict[str, Any], current: dict[str, Any], old: list[dict[str, Any]], desired: int
+    ) -> None:
+        """One step of a rolling update, as the deployment controller takes it: the new ReplicaSet up
+        within ``maxSurge``, the old ones down while ``maxUnavailable`` allows (unready Pods first)."""
+        surge, unavailable = _rolling_bounds(spec, desired)
+        total = sum(rs["spec"].get("replicas", 0) for rs in [current, *old])
+        wanted = current["spec"].get("replicas", 0)
+        if wanted < desired:
+            wanted = min(desired, wanted + max(0, desired + surge - total))
+        self._change(_KIND["ReplicaSet"], current, ("spec", "replicas"), min(wanted, desired))
+        new_ready = self._ready(current)
+        total = sum(rs["spec"].get("replicas", 0) for rs in [current, *old])
+        minimum = desired - unavailable
+        unhealthy_budget = total - minimum - (current["spec"]["replicas"] - new_ready)
+        healthy_budget = new_ready + sum(self._ready(rs) for rs in old) - minimum
+        for rs in sorted(old, key=lambda rs: rs["metadata"]["creationTimestamp"]):
+            replicas = rs["spec"].get("replicas", 0)
+            unready = max(0, replicas - self._ready(rs))
+            drop = max(0, min(unready, unhealthy_budget))
+            unhealthy_budget -= drop
+            healthy = max(0, min(replicas - drop, healthy_budget))
+            healthy_budget -= healthy
+            self._change(_KIND["ReplicaSet"], rs, ("spec", "replicas"), replicas - drop - healthy)
 
     def _trim_history(self, spec: dict[str, Any], idle: list[dict[str, Any]]) -> None:
         limit = spec.get("revisionHistoryLimit", 10)
