@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import urllib3
 from kubernetes import client, watch
@@ -21,6 +22,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 
 from skyrig_kubernetes.fake import FakeKubernetes
+from skyrig_kubernetes.fake.schema import versions
 
 ROLLOUT = 0.2
 
@@ -761,3 +763,98 @@ def test_a_rolling_update_keeps_within_max_surge_and_max_unavailable(
         time.sleep(0.01)
     assert max(totals) <= 5 and min(available) >= 3
     assert len(totals) > 1  # it went in steps
+
+
+EVERY_KIND = [
+    {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "web"}},
+    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web"}, "data": {"a": "b"}},
+    {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "web"}, "stringData": {"a": "b"}},
+    {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web"},
+        "spec": {
+            "type": "LoadBalancer",
+            "selector": {"app": "web"},
+            "ports": [{"port": 80, "targetPort": 8080}],
+        },
+    },
+    deployment(),
+    {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "migrate"},
+        "spec": {
+            "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": "m:1"}]}}
+        },
+    },
+    {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web"},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "maxReplicas": 3,
+        },
+    },
+    {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "web"},
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "web"}}},
+    },
+    {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "IngressClass",
+        "metadata": {"name": "web"},
+        "spec": {"controller": "example.com/ingress"},
+    },
+    {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": "web"},
+        "spec": {
+            "ingressClassName": "web",
+            "rules": [
+                {
+                    "host": "shop.example.com",
+                    "http": {
+                        "paths": [
+                            {
+                                "path": "/",
+                                "pathType": "Prefix",
+                                "backend": {"service": {"name": "web", "port": {"number": 80}}},
+                            }
+                        ]
+                    },
+                }
+            ],
+        },
+    },
+]
+
+
+@pytest.mark.parametrize("version", [versions()[0], versions()[-1]])
+def test_everything_the_fake_stores_passes_its_versions_strict_schema(version: str) -> None:
+    with FakeKubernetes(version=version, rollout_seconds=0.05) as fake:
+        dynamic = DynamicClient(fake.api_client())
+        for body in EVERY_KIND:
+            namespaced = body["kind"] != "IngressClass"
+            body = {
+                **body,
+                "metadata": {**body["metadata"], **({"namespace": "default"} if namespaced else {})},
+            }
+            apply(dynamic, body)
+        wait_for(
+            lambda: (
+                (fake.get("batch/v1", "Job", "default", "migrate") or {}).get("status", {}).get("succeeded")
+            )
+        )
+        checked = 0
+        for kind in ("Pod", "ReplicaSet", *(body["kind"] for body in EVERY_KIND)):
+            resource = dynamic.resources.get(kind=kind)
+            for item in resource.get().to_dict()["items"]:
+                item.update(apiVersion=resource.group_version, kind=kind)
+                kubernetes_validate.validate(item, version, strict=True)
+                checked += 1
+        assert checked >= len(EVERY_KIND) + 3

@@ -263,12 +263,15 @@ class State:
             if has_status:
                 new.pop("status", None)
             self.new_metadata(kind, new)
+        # the client's fields first: the defaults below must not hide an unknown one
+        self.schema.validate(kind, new, partial=True)
         defaults.apply_defaults(kind.kind, new, self.allocate_ip)
         if kind.kind == "Job" and old is not None:
             spec = new.get("spec") or {}
             old_spec = old.get("spec") or {}
             if isinstance(spec, dict) and "selector" not in spec:
                 spec["selector"] = old_spec.get("selector")
+        self.schema.prune_unknown(kind, new)  # defaults of fields this version's schema does not have yet
         self.schema.validate(kind, new)
         if subresource != "status":
             rules.check(kind, new, old)
