@@ -26,8 +26,8 @@ and from nothing else of skyrig (the import contracts in CI hold ours to it). Wh
 **Optional capabilities**, each tied to a claim of the manifest and checked both ways when the provider
 loads: :class:`SecretStore` (the ``secret`` kind), :class:`ManagedCron` (``cron.managed``),
 :class:`DeadLetters` (``pubsub.dead_letter``), :class:`Branching` (``sql.branching``); and those tied to
-no claim: :class:`RuntimeDelivery`, :class:`LocalServers`, :class:`MessageHistory`,
-:class:`ThrowawayServers` (with :class:`TestSupport` and :class:`SupportSession`).
+no claim: :class:`RuntimeDelivery`, :class:`KubernetesManifests`, :class:`LocalServers`,
+:class:`MessageHistory`, :class:`ThrowawayServers` (with :class:`TestSupport` and :class:`SupportSession`).
 
 **The data plane** (what ``Provider.data_planes`` name, per kind): the protocols :class:`SQLClient`,
 :class:`TopicClient`, :class:`SubscriptionClient`, :class:`CacheClient`, :class:`BucketClient`,
@@ -62,6 +62,7 @@ from skyrig.plugins.base import ConfigProblem, Provider, hookimpl
 from skyrig.plugins.capabilities import (
     Branching,
     DeadLetters,
+    KubernetesManifests,
     LocalServers,
     ManagedCron,
     MessageHistory,
@@ -182,6 +183,7 @@ __all__ = [
     "JetStreamTopicClient",
     "JsonApiClient",
     "Kind",
+    "KubernetesManifests",
     "LocalServers",
     "ManagedCron",
     "Manifest",

@@ -35,7 +35,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "skyrig.cli.preview:preview",
         "Open, close and list preview environments (pr:N, one per pull request).",
     ),
-    "build": ("skyrig.cli.build:build", "Write what a cloud deploy builds from: a Dockerfile for the app."),
+    "build": (
+        "skyrig.cli.build:build",
+        "Write what a cloud deploy builds from: a Dockerfile for the app, Kubernetes manifests.",
+    ),
     "conformance": (
         "skyrig.cli.conformance:conformance",
         "Run the provider conformance suite and show the capability matrix.",

@@ -1,4 +1,5 @@
-"""``skyrig build docker``: the Dockerfile of an app's image, for providers that run containers.
+"""``skyrig build docker``: the Dockerfile of an app's image, for providers that run containers; ``skyrig
+build k8s``: the Kubernetes manifests a compute provider on Kubernetes (EKS, GKE) would apply, to read them.
 
 One image serves every service of the app: the provider's task or pod sets ``SKYRIG_SERVICE_APP`` (which
 service's ASGI app) and ``SKYRIG_RUNTIME_CONFIG``, and the image runs the service host under uvicorn.
@@ -12,6 +13,7 @@ import click
 
 from skyrig.cli.app import app_root
 from skyrig.cli.output import console
+from skyrig.cli.session import app_dir_option, env_option, open_session
 from skyrig.errors import UserError
 
 DOCKERFILE = """\
@@ -75,3 +77,46 @@ def docker(app_dir: str | None, port: int, python: str, force: bool) -> None:
         f"{', '.join(packages[2:]) or 'no provider'} installed)\n"
         f"next: docker build -t REPO:TAG {root} && docker push REPO:TAG && skyrig apply --env ENV --image REF"
     )
+
+
+@build.command()
+@env_option
+@click.option(
+    "--image",
+    help="The services' image (REPO:TAG or a digest) in the manifests; without it, the image they run "
+    "(or the provider's image setting).",
+)
+@click.option(
+    "--out", type=click.Path(dir_okay=False), help="Write the YAML to this file, not standard output."
+)
+@app_dir_option
+def k8s(env_name: str, image: str | None, out: str | None, app_dir: str | None) -> None:
+    """Write the Kubernetes manifests the environment's compute provider (EKS, GKE) would apply, as YAML:
+    every service's objects, with the runtime config the last apply recorded. Nothing is applied."""
+    from pathlib import Path
+
+    from skyrig.engine import images
+    from skyrig.plugins.capabilities import KubernetesManifests, capability
+
+    session = open_session(app_dir, env_name)
+    if image:
+        images.use(session, image)
+    compute = session.environment.provider_for("compute")
+    provider = capability(session.provider(compute), KubernetesManifests)
+    if provider is None:
+        raise UserError(
+            f"environment {env_name!r} runs its services on {compute!r}, which does not run them on "
+            "Kubernetes",
+            f'hand compute to a Kubernetes provider in [env.{env_name}] (compute = "eks" or "gke")',
+        )
+    nodes = [node for node in session.graph.nodes.values() if node.provider == compute]
+    try:
+        configs = session.store.runtime_configs(env_name)
+        text = provider.kubernetes_manifests(session.context(compute), nodes, configs)
+    finally:
+        session.store.close()
+    if out:
+        Path(out).write_text(text)
+        console().print(f"wrote the Kubernetes manifests of environment {env_name} to {out}")
+    else:
+        click.echo(text, nl=False)

@@ -4,7 +4,7 @@ A provider that claims ``cron.managed`` implements :class:`ManagedCron`, one tha
 :class:`SecretStore`, and so on; one that implements a claimed capability's methods without the claim
 is as wrong as a claim without them. :func:`check` holds a provider to both when it loads. Capabilities
 tied to no claim (serving ``skyrig run``, the dashboard's messages, test servers, runtime config
-delivery) are used where a provider has them.
+delivery, Kubernetes manifests) are used where a provider has them.
 """
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 from skyrig.kinds import KINDS
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from skyrig.engine.contract import Context
+    from skyrig.engine.graph import Node
 
 
 @runtime_checkable
@@ -68,6 +71,19 @@ class RuntimeDelivery(Protocol):
         changed. Called on the environment's compute provider after every successful apply. The configs
         hold references, never secret values. Without it, services read the files skyrig writes under
         ``.skyrig/runtime/``."""
+
+
+@runtime_checkable
+class KubernetesManifests(Protocol):
+    """A compute provider that runs the services on Kubernetes (EKS, GKE): ``skyrig build k8s`` writes the
+    objects it would apply, for people who want to read them."""
+
+    def kubernetes_manifests(
+        self, context: Context, nodes: list[Node], configs: Mapping[str, Mapping[str, Any]]
+    ) -> str:
+        """The Kubernetes objects the provider applies for ``nodes`` (its nodes of the environment's graph),
+        as one YAML stream, each service with its runtime config from ``configs`` (what state last
+        recorded; none for a service not applied yet). Never a secret value."""
 
 
 @runtime_checkable
