@@ -254,6 +254,10 @@ def expand(scope: Scope) -> list[Node]:
         # the security settings every pod runs with: the same whatever the image and sizes
         shape = Workload(app, env, service.name, service.app, "image", min_replicas=least, max_replicas=most)
         uses = {f"@{u.kind}/{u.resource}" for u in scope.model.uses_by(service.name)}
+        # what it owns exists before it runs (its subscriptions' queues), except its cron jobs, which
+        # call it
+        owned = {f"@{r.kind}/{r.name}" for r in scope.model.resources if r.service == service.name}
+        owned -= {f"@cron_job/{r.name}" for r in scope.model.of_kind("cron_job")}
         properties: dict[str, Any] = {
             "service": service.name,
             "app": service.app,
@@ -275,6 +279,7 @@ def expand(scope: Scope) -> list[Node]:
             cluster.NAMESPACE_ID,
             *cluster.capacity(scope),
             *uses,
+            *owned,
         }
         nodes.append(
             scope.node(
