@@ -1,0 +1,314 @@
+"""Compute: each service on the cluster, as the objects :mod:`skyrig_kubernetes.workloads` makes (in the
+environment's namespace: a ServiceAccount bound to the service's Google service account, the runtime config
+as a ConfigMap, a locked-down Deployment, a Service, a HorizontalPodAutoscaler, a PodDisruptionBudget, and
+with a ``domain`` an Ingress of class ``gce`` on a global static IP of its own), applied with server-side
+apply and waited for (:func:`skyrig_kubernetes.deploy.deploy`).
+
+The image is the ``image`` setting, which the core sets for each command (``skyrig.engine.images``):
+``--image``, else the setting, else the image the services run now. A plan without ``--image`` keeps it.
+CPU and memory requests and a fixed replica count are tunable: changed on the cluster, they are adopted and
+kept by the next apply; the image and the security settings are invariants, restored by the next apply
+(which also puts back the identity annotation). The runtime config is delivered after each apply
+(:mod:`skyrig_gke.delivery`); a service's apply keeps the config its ConfigMap holds.
+
+Where the GCP provider provisions the SQL databases, it migrates them (its node
+``compute.migration/DATABASE``) before the services that use them change.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from skyrig.provider import RESOURCE_KINDS, Context, Node, Observed, Scope, UserError
+from skyrig_gke import cluster, iam, names
+from skyrig_gke.nodes import GkeNodeType
+from skyrig_kubernetes import drift
+from skyrig_kubernetes.workloads import CONFIG_KEY, Ingress, Workload, deployment, namespace, namespace_name
+
+ACCOUNT_ANNOTATION = "iam.gke.io/gcp-service-account"
+INGRESS_CLASS = "gce"
+STATIC_IP = "kubernetes.io/ingress.global-static-ip-name"
+PRE_SHARED_CERT = "ingress.gcp.kubernetes.io/pre-shared-cert"
+ALLOW_HTTP = "kubernetes.io/ingress.allow-http"
+
+
+class NamespaceType(GkeNodeType):
+    """The environment's namespace: deleting it deletes everything of the environment on the cluster."""
+
+    type = "gke.namespace"
+    identity = frozenset({"name"})
+    replace_on = frozenset({"name"})
+
+    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
+        found = context.client.kubernetes().get("v1", "Namespace", None, provider_id)
+        if found is None or (found.get("status") or {}).get("phase") == "Terminating":
+            return None
+        return self.observed(node, provider_id, {"name": provider_id})
+
+    def _find(self, context: Context, node: Node) -> Observed | None:
+        return self._read(context, node, node.properties["name"])
+
+    def _create(self, context: Context, node: Node) -> Observed:
+        context.client.kubernetes().apply(namespace(context.app, context.environment.name))
+        return self.observed(node, node.properties["name"], {})
+
+    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
+        return self._create(context, node)
+
+    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
+        context.client.kubernetes().delete_namespace(provider_id, timeout=context.settings.wait_timeout)
+
+    def inventory(self, context: Context) -> list[str]:
+        name = namespace_name(context.app, context.environment.name)
+        return [name] if self._read(context, Node(names.NAMESPACE_ID, self.type, "gke"), name) else []
+
+
+class AddressType(GkeNodeType):
+    """A service's global static IP address, which its Ingress's load balancer takes."""
+
+    type = "gke.address"
+    identity = frozenset({"name"})
+    replace_on = frozenset({"name"})
+
+    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
+        client = context.client
+        found = client.execute(
+            client.api("compute").globalAddresses().get(project=client.project, address=provider_id)
+        )
+        return self.observed(node, provider_id, {"name": provider_id}, {"address": found.get("address")})
+
+    def _find(self, context: Context, node: Node) -> Observed | None:
+        return self._read(context, node, node.properties["name"])
+
+    def _create(self, context: Context, node: Node) -> Observed:
+        from skyrig.provider import wait_for
+
+        client = context.client
+        name = node.properties["name"]
+        body = {
+            "name": name,
+            "description": f"skyrig {context.app}/{context.environment.name} {node.id}",
+            "labels": self.labels(context, node),
+        }
+        client.execute(client.api("compute").globalAddresses().insert(project=client.project, body=body))
+
+        def ready() -> tuple[bool, str]:
+            found = self._find(context, node)
+            return bool(found and found.outputs.get("address")), "reserving"
+
+        wait_for(context, f"static address {name}", ready)
+        return self._read(context, node, name)  # type: ignore[return-value]
+
+    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
+        return self._read(context, node, provider_id)  # type: ignore[return-value]
+
+    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
+        client = context.client
+        client.execute(
+            client.api("compute").globalAddresses().delete(project=client.project, address=provider_id)
+        )
+
+    def inventory(self, context: Context) -> list[str]:
+        client = context.client
+        listed = client.execute(client.api("compute").globalAddresses().list(project=client.project))
+        return sorted(a["name"] for a in listed.get("items", []) if self.owned(context, a.get("labels")))
+
+
+def workload(context: Context, node: Node, image: str, config: Mapping[str, Any], account: str) -> Workload:
+    """The service of ``node`` as :mod:`skyrig_kubernetes.workloads` takes it."""
+    p = node.properties
+    routed = None
+    if p["host"]:
+        annotations = {STATIC_IP: p["address"]}
+        if p["certificate"]:
+            annotations |= {PRE_SHARED_CERT: p["certificate"], ALLOW_HTTP: "false"}
+        routed = Ingress(p["host"], INGRESS_CLASS, annotations)
+    return Workload(
+        app=context.app,
+        environment=context.environment.name,
+        service=p["service"],
+        service_app=p["app"],
+        image=image,
+        port=p["port"],
+        runtime_config=config,
+        environment_variables={"GOOGLE_CLOUD_PROJECT": context.client.project},
+        cpu=p["cpu"],
+        memory=p["memory"],
+        min_replicas=p["min_replicas"],
+        max_replicas=p["max_replicas"],
+        account_annotations={ACCOUNT_ANNOTATION: account},
+        ingress=routed,
+    )
+
+
+class ServiceType(GkeNodeType):
+    """A service: its objects on the cluster, rolled out."""
+
+    type = "gke.service"
+    identity = frozenset({"service"})
+    replace_on = frozenset({"service"})
+    tunable = frozenset({"cpu", "memory", "replicas"})
+    invariant = frozenset({"image", "security"})
+
+    def _names(self, context: Context, node: Node) -> tuple[str, str]:
+        item = Workload(context.app, context.environment.name, node.properties["service"], "", "")
+        return item.namespace, item.name
+
+    def _url(self, context: Context, node: Node) -> str:
+        p = node.properties
+        if p["host"]:
+            return f"{'https' if p['certificate'] else 'http'}://{p['host']}"
+        space, name = self._names(context, node)
+        return f"http://{name}.{space}.svc.cluster.local"
+
+    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
+        kubernetes = context.client.kubernetes()
+        space, name = self._names(context, node)
+        live = kubernetes.get("apps/v1", "Deployment", space, name)
+        if live is None:
+            return None
+        account = kubernetes.get("v1", "ServiceAccount", space, name) or {}
+        found = drift.observe(live)
+        p = node.properties
+        properties = {
+            "service": p["service"],
+            "image": found["image"] if p["image"] else None,
+            "cpu": found["cpu"],
+            "memory": found["memory"],
+            "replicas": found["replicas"] if p["replicas"] is not None else None,
+            "security": found["security"],
+            "account": ((account.get("metadata") or {}).get("annotations") or {}).get(ACCOUNT_ANNOTATION),
+        }
+        outputs = {"url": self._url(context, node), "namespace": space, "name": name}
+        return self.observed(node, f"{space}/{name}", properties, outputs)
+
+    def _find(self, context: Context, node: Node) -> Observed | None:
+        return self._read(context, node, "/".join(self._names(context, node)))
+
+    def _deploy(self, context: Context, node: Node, kept: Mapping[str, Any]) -> Observed:
+        from skyrig_kubernetes.deploy import deploy
+
+        client = context.client
+        kubernetes = client.kubernetes()
+        p = node.properties
+        space, name = self._names(context, node)
+        live = kubernetes.get("apps/v1", "Deployment", space, name)
+        image = p["image"] or (drift.observe(live)["image"] if live else None)
+        if not image:
+            raise UserError(
+                f"service {p['service']}: no image to run on GKE",
+                f"deploy with skyrig apply --env {context.environment.name} --image REPOSITORY:TAG",
+            )
+        held = kubernetes.get("v1", "ConfigMap", space, f"{name}-runtime")
+        config = json.loads(((held or {}).get("data") or {}).get(CONFIG_KEY) or "{}")
+        account = iam.account_of(context, p["service"])
+        item = workload(context, node, image, config, account)
+        deploy(kubernetes, item, tunable=kept, timeout=context.settings.rollout_timeout)
+        return self._read(context, node, f"{space}/{name}")  # type: ignore[return-value]
+
+    def _create(self, context: Context, node: Node) -> Observed:
+        return self._deploy(context, node, {})
+
+    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
+        kubernetes = context.client.kubernetes()
+        space, name = self._names(context, node)
+        live = kubernetes.get("apps/v1", "Deployment", space, name)
+        now = drift.observe(live) if live else {}
+        # what changed on the cluster and is not changed in code stays as it is there
+        kept = {
+            prop: now.get(prop) for prop in self.tunable if prop not in changes and now.get(prop) is not None
+        }
+        if node.properties["replicas"] is None:
+            kept.pop("replicas", None)
+        return self._deploy(context, node, kept)
+
+    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
+        kubernetes = context.client.kubernetes()
+        space, name = self._names(context, node)
+        for api_version, kind, named in (
+            ("networking.k8s.io/v1", "Ingress", name),
+            ("autoscaling/v2", "HorizontalPodAutoscaler", name),
+            ("policy/v1", "PodDisruptionBudget", name),
+            ("apps/v1", "Deployment", name),
+            ("v1", "Service", name),
+            ("v1", "ConfigMap", f"{name}-runtime"),
+            ("v1", "ServiceAccount", name),
+        ):
+            kubernetes.delete(api_version, kind, space, named)
+
+    def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
+        return {"type": self.type, "url": observed.outputs.get("url")}
+
+
+NAMESPACE = NamespaceType()
+ADDRESS = AddressType()
+SERVICE = ServiceType()
+TYPES = (NAMESPACE, ADDRESS, SERVICE)
+
+
+def security() -> dict[str, Any]:
+    """The security settings every service's container runs with (what :func:`drift.security` reads)."""
+    return drift.security(deployment(Workload("a", "e", "s", "m:a", "i")))
+
+
+def expand(scope: Scope) -> list[Node]:
+    """The namespace, and per service its (static address and) objects, after its Workload Identity
+    binding, the resources it uses and, where GCP migrates them, its databases' migrations."""
+    services = scope.of_kind("service")
+    if not services:
+        return []
+    settings = scope.settings
+    app, env = scope.app, scope.environment.name
+    plane = cluster.control_plane(scope)
+    nodes = [scope.node(names.NAMESPACE_ID, NAMESPACE.type, {"name": namespace_name(app, env)}, tuple(plane))]
+    migrated = scope.environment.provider_for("sql") == "gcp"
+    for record in sorted(services, key=lambda s: s.name):
+        name = record.name
+        uses = {f"@{u.kind}/{u.resource}" for u in scope.model.uses_by(name) if u.kind != "service"}
+        owned = {
+            f"@{r.kind}/{r.name}"
+            for kind in RESOURCE_KINDS
+            if kind != "cron_job"
+            for r in scope.model.of_kind(kind)
+            if r.service == name
+        }
+        databases = {u.resource for u in scope.model.uses_by(name) if u.kind == "sql_database"}
+        databases |= {d.name for d in scope.model.of_kind("sql_database") if d.service == name}
+        depends = {names.NAMESPACE_ID, names.binding_id(name), *plane, *uses, *owned}
+        if migrated:
+            depends |= {names.migration_node(d) for d in databases}
+        host = f"{name}.{settings.domain}" if settings.domain else None
+        if host:
+            nodes.append(
+                scope.node(
+                    names.address_id(name),
+                    ADDRESS.type,
+                    {"name": names.address(app, env, name)},
+                    (names.PROJECT_NODE,),
+                )
+            )
+            depends.add(names.address_id(name))
+        replicas = settings.min_replicas if settings.min_replicas == settings.max_replicas else None
+        properties = {
+            "service": name,
+            "app": record.app,
+            "image": settings.image,
+            "port": settings.service_port,
+            "cpu": settings.service_cpu,
+            "memory": settings.service_memory,
+            "min_replicas": settings.min_replicas,
+            "max_replicas": settings.max_replicas,
+            "replicas": replicas,
+            "security": security(),
+            "host": host,
+            "address": names.address(app, env, name) if host else None,
+            "certificate": settings.certificate if host else None,
+        }
+        nodes.append(
+            scope.node(
+                names.service_id(name), SERVICE.type, properties, tuple(sorted(depends)), resource=record
+            )
+        )
+    return nodes

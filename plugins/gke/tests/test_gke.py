@@ -1,0 +1,267 @@
+"""What only the GKE provider has, against the GCP provider's FAKE (Kubernetes Engine, IAM, Compute) and the
+FAKE Kubernetes API server (not a real cluster: none can run here): the cluster GKE makes (Autopilot,
+Standard with its node pool, or an existing one), each ServiceAccount acting as exactly the Google service
+account that holds the model's grants, manifests valid for the two most recent Kubernetes versions, a
+failing rollout reported with its reason while the previous version serves, drift adopted or restored, the
+runtime config delivered, and the shop example applied and re-planned empty."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from skyrig.cli.testing import invoke
+from skyrig.provider import join_name
+from skyrig_gke.compute import ACCOUNT_ANNOTATION, PRE_SHARED_CERT, STATIC_IP
+from skyrig_kubernetes.manifests import recent_versions, validate
+from skyrig_kubernetes.workloads import CONFIG_KEY, digest, namespace_name
+
+SERVICES = {
+    "alpha/__init__.py": """
+        from skyrig import Service
+
+        service = Service("alpha", app="alpha.web:app")
+    """,
+    "alpha/web.py": """
+        async def app(scope, receive, send):
+            pass
+    """,
+    "alpha/resources.py": """
+        from skyrig import Secret
+
+        api_key = Secret("api-key")
+    """,
+    "alpha/use.py": """
+        from .resources import api_key
+
+
+        def use() -> None:
+            api_key.value
+    """,
+    "beta/__init__.py": """
+        from skyrig import Service
+
+        service = Service("beta", app="beta.web:app")
+    """,
+    "beta/web.py": """
+        async def app(scope, receive, send):
+            pass
+    """,
+}
+
+SHOP = Path(__file__).resolve().parents[3] / "examples" / "shop"
+IMAGE = "us-central1-docker.pkg.dev/skyrig-conformance/app/app"
+
+
+def deployment(app: Any, service: str) -> dict[str, Any]:
+    found = app.kubernetes().get("apps/v1", "Deployment", namespace_name(app.name, "dev"), service)
+    assert found is not None, f"no Deployment of {service}"
+    return found
+
+
+def container(found: dict[str, Any]) -> dict[str, Any]:
+    return found["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_the_services_run_on_an_autopilot_cluster_in_the_gcp_network(gke_app: Any) -> None:
+    gke_app.write(SERVICES)
+    gke_app.apply()
+    project = gke_app.gcp["project"]
+    cluster = gke_app.container().get_cluster(
+        name=f"projects/{project}/locations/us-central1/clusters/{join_name(gke_app.name, 'dev', limit=40)}"
+    )
+    assert cluster.autopilot.enabled
+    assert cluster.private_cluster_config.enable_private_nodes
+    assert cluster.ip_allocation_policy.use_ip_aliases, "VPC-native"
+    assert cluster.workload_identity_config.workload_pool == f"{project}.svc.id.goog"
+    assert cluster.network == cluster.subnetwork == join_name(gke_app.name, "dev")
+    for service in ("alpha", "beta"):
+        assert container(deployment(gke_app, service))["image"] == f"{IMAGE}:test"
+    assert gke_app.plan() == [], "a plan right after the apply changes nothing"
+
+
+def test_each_service_account_acts_as_exactly_its_google_account_with_the_model_grants(gke_app: Any) -> None:
+    gke_app.write(SERVICES)
+    gke_app.apply()
+    project = gke_app.gcp["project"]
+    space = namespace_name(gke_app.name, "dev")
+    accounts = gke_app.google("iam").projects().serviceAccounts()
+    listed = accounts.list(name=f"projects/{project}").execute()["accounts"]
+    emails = {
+        service: next(
+            a["email"]
+            for a in listed
+            if a.get("description") == f"skyrig {gke_app.name}/dev iam.account/{service}"
+        )
+        for service in ("alpha", "beta")
+    }
+    for service, email in emails.items():
+        found = gke_app.kubernetes().get("v1", "ServiceAccount", space, service)
+        assert found["metadata"]["annotations"] == {ACCOUNT_ANNOTATION: email}
+        policy = accounts.getIamPolicy(resource=f"projects/{project}/serviceAccounts/{email}").execute()
+        assert policy["bindings"] == [
+            {
+                "role": "roles/iam.workloadIdentityUser",
+                "members": [f"serviceAccount:{project}.svc.id.goog[{space}/{service}]"],
+            }
+        ], "only the service's own ServiceAccount may act as its account"
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import secretmanager_v1
+
+    secrets = secretmanager_v1.SecretManagerServiceClient(
+        credentials=AnonymousCredentials(),
+        transport="rest",
+        client_options={"api_endpoint": gke_app.gcp["endpoints"]["secretmanager"]},
+    )
+    secret = f"projects/{project}/secrets/{join_name(gke_app.name, 'dev', 'api-key', limit=255)}"
+    policy = secrets.get_iam_policy(request={"resource": secret})
+    assert {b.role: list(b.members) for b in policy.bindings} == {
+        "roles/secretmanager.secretAccessor": [f"serviceAccount:{emails['alpha']}"]
+    }, "only alpha, which reads the secret, may read it: beta's account may not"
+
+
+def test_the_manifests_validate_strictly_for_the_two_most_recent_kubernetes_versions(gke_app: Any) -> None:
+    gke_app.write(
+        SERVICES, domain="shop.example.com", certificate="shop-wildcard", min_replicas=2, max_replicas=4
+    )
+    gke_app.apply()
+    space = namespace_name(gke_app.name, "dev")
+    kinds = [
+        ("v1", "ServiceAccount", "alpha"),
+        ("v1", "ConfigMap", "alpha-runtime"),
+        ("v1", "Service", "alpha"),
+        ("apps/v1", "Deployment", "alpha"),
+        ("autoscaling/v2", "HorizontalPodAutoscaler", "alpha"),
+        ("policy/v1", "PodDisruptionBudget", "alpha"),
+        ("networking.k8s.io/v1", "Ingress", "alpha"),
+    ]
+    objects = []
+    for api_version, kind, name in kinds:
+        found = gke_app.kubernetes().get(api_version, kind, space, name)
+        assert found is not None, f"no {kind} {name}"
+        found.pop("status", None)
+        for field in ("managedFields", "uid", "resourceVersion", "creationTimestamp", "generation"):
+            found["metadata"].pop(field, None)
+        objects.append(found)
+    validate(objects, recent_versions())
+    ingress = objects[-1]
+    assert ingress["spec"]["ingressClassName"] == "gce"
+    assert ingress["spec"]["rules"][0]["host"] == "alpha.shop.example.com"
+    assert ingress["metadata"]["annotations"][PRE_SHARED_CERT] == "shop-wildcard"
+    address = ingress["metadata"]["annotations"][STATIC_IP]
+    compute = gke_app.google("compute")
+    assert compute.globalAddresses().get(project=gke_app.gcp["project"], address=address).execute()["address"]
+
+
+def test_a_failing_rollout_is_reported_with_its_reason_and_the_previous_version_keeps_serving(
+    gke_app: Any,
+) -> None:
+    gke_app.write(SERVICES)
+    gke_app.apply()
+    result = invoke(
+        ["apply", "--env", "dev", "--yes", "--image", f"{IMAGE}:pull-error", "-C", str(gke_app.root)]
+    )
+    assert result.code != 0
+    assert "ImagePullBackOff" in result.text and f"{IMAGE}:pull-error" in result.text, result.text
+    assert "previous version" in result.text, result.text
+    space = namespace_name(gke_app.name, "dev")
+    pods = gke_app.kubernetes().list("v1", "Pod", space, {"app.kubernetes.io/name": "alpha"})
+    serving = [
+        p
+        for p in pods
+        if p["spec"]["containers"][0]["image"] == f"{IMAGE}:test"
+        and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))
+    ]
+    assert serving, "no pod of the previous version is ready"
+
+
+def test_sizes_changed_on_the_cluster_are_adopted_and_security_restored(gke_app: Any) -> None:
+    from kubernetes import client as k8s
+
+    gke_app.write(SERVICES, min_replicas=2, max_replicas=2)
+    gke_app.apply()
+    space = namespace_name(gke_app.name, "dev")
+    apps = k8s.AppsV1Api(gke_app.kubernetes().api)
+    patch = {
+        "spec": {
+            "replicas": 5,
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "alpha",
+                            "resources": {"requests": {"cpu": "500m"}},
+                            "securityContext": {"allowPrivilegeEscalation": True},
+                        }
+                    ]
+                }
+            },
+        }
+    }
+    apps.patch_namespaced_deployment("alpha", space, patch, field_manager="kubectl-edit")
+    [change] = gke_app.plan()
+    assert change["node"] == "compute.service/alpha" and change["action"] == "update", change
+    gke_app.apply()
+    found = deployment(gke_app, "alpha")
+    assert found["spec"]["replicas"] == 5, "the replica count set on the cluster stays"
+    assert container(found)["resources"]["requests"]["cpu"] == "500m", (
+        "the CPU request set on the cluster stays"
+    )
+    assert container(found)["securityContext"]["allowPrivilegeEscalation"] is False, "security is restored"
+    assert gke_app.plan() == []
+
+
+def test_a_standard_cluster_has_an_autoscaled_node_pool_on_the_gke_metadata_server(gke_app: Any) -> None:
+    gke_app.write(SERVICES, autopilot=False, min_nodes=1, max_nodes=4)
+    assert "gke.node_pool" in gke_app.graph()
+    gke_app.apply()
+    cluster = gke_app.container().get_cluster(
+        name=f"projects/{gke_app.gcp['project']}/locations/us-central1/clusters/{join_name(gke_app.name, 'dev', limit=40)}"
+    )
+    assert not cluster.autopilot.enabled
+    [pool] = cluster.node_pools
+    assert pool.config.workload_metadata_config.mode.name == "GKE_METADATA"
+    assert (pool.autoscaling.min_node_count, pool.autoscaling.max_node_count) == (1, 4)
+    assert gke_app.plan() == []
+
+
+def test_an_existing_cluster_is_used_and_no_cluster_is_made(gke_app: Any) -> None:
+    gke_app.write(SERVICES, cluster="shared")
+    nodes = gke_app.graph()
+    assert not [n for n in nodes.values() if n["type"] in ("gke.cluster", "gke.node_pool")]
+    gke_app.apply()
+    assert gke_app.plan() == []
+
+
+def test_the_runtime_config_is_delivered_to_the_pods_after_the_apply(gke_app: Any) -> None:
+    import json
+
+    gke_app.write(SERVICES)
+    gke_app.apply()
+    space = namespace_name(gke_app.name, "dev")
+    held = gke_app.kubernetes().get("v1", "ConfigMap", space, "alpha-runtime")
+    config = json.loads(held["data"][CONFIG_KEY])
+    assert "secret/api-key" in json.dumps(config), config
+    annotations = deployment(gke_app, "alpha")["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["skyrig.dev/config-checksum"] == digest(held["data"])
+    assert gke_app.plan() == []
+
+
+@pytest.fixture
+def shop(gke_app: Any) -> Any:
+    """The shop example's code in an app folder (its own ``skyrig.toml`` replaced)."""
+    for entry in SHOP.iterdir():
+        if entry.is_dir() and entry.name not in (".skyrig", "__pycache__"):
+            shutil.copytree(entry, gke_app.root / entry.name, ignore=shutil.ignore_patterns("__pycache__"))
+    gke_app.write({})
+    return gke_app
+
+
+def test_the_shop_applies_on_gke_and_replans_empty(shop: Any) -> None:
+    shop.apply()
+    assert shop.plan() == [], "a plan right after the apply changes nothing"
+    for service in ("orders", "payments", "notifications"):
+        assert deployment(shop, service)
