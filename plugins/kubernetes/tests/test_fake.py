@@ -851,10 +851,21 @@ def test_everything_the_fake_stores_passes_its_versions_strict_schema(version: s
             )
         )
         checked = 0
-        for kind in ("Pod", "ReplicaSet", *(body["kind"] for body in EVERY_KIND)):
+        for kind in ("Pod", "ReplicaSet", "Event", *(body["kind"] for body in EVERY_KIND)):
             resource = dynamic.resources.get(kind=kind)
             for item in resource.get().to_dict()["items"]:
                 item.update(apiVersion=resource.group_version, kind=kind)
                 kubernetes_validate.validate(item, version, strict=True)
                 checked += 1
         assert checked >= len(EVERY_KIND) + 3
+
+
+def test_events_say_what_happened(
+    dynamic: DynamicClient, cluster: FakeKubernetes, core: client.CoreV1Api
+) -> None:
+    apply(dynamic, deployment("registry.example/web:pull-error", replicas=1))
+    failed = wait_for(lambda: [e for e in core.list_namespaced_event("shop").items if e.reason == "Failed"])
+    assert failed[0].type == "Warning" and "registry.example/web:pull-error" in failed[0].message
+    assert failed[0].involved_object.kind == "Pod"
+    scaling = [e for e in core.list_namespaced_event("shop").items if e.reason == "ScalingReplicaSet"]
+    assert scaling[0].involved_object.name == "web" and "to 1" in scaling[0].message

@@ -18,8 +18,8 @@ Use it::
 What it implements, as the real API server does:
 
 - Discovery (``/version``, ``/api``, ``/api/v1``, ``/apis``, ``/apis/{group}/{version}``) listing exactly
-  what it serves: v1 Namespace, ServiceAccount, ConfigMap, Secret, Service, Pod (read and delete: the fake
-  makes them); apps/v1 Deployment, ReplicaSet (read and delete); batch/v1 Job; autoscaling/v2
+  what it serves: v1 Namespace, ServiceAccount, ConfigMap, Secret, Service, Pod and Event (read and
+  delete: the fake makes them); apps/v1 Deployment, ReplicaSet (read and delete); batch/v1 Job; autoscaling/v2
   HorizontalPodAutoscaler; policy/v1 PodDisruptionBudget; networking.k8s.io/v1 Ingress, IngressClass; the
   ``status`` subresources and a Deployment's ``scale``. The official client's DynamicClient works on it.
 - get, list (``labelSelector`` equality- and set-based, ``fieldSelector`` on name and namespace), create,
@@ -56,7 +56,9 @@ What it implements, as the real API server does:
   ``rollout_seconds`` (or fail with BackoffLimitExceeded); HPAs and PDBs get a status; a deleted Namespace
   is Terminating for ``rollout_seconds``, then gone with its contents; every namespace gets its
   ``default`` ServiceAccount. Their writes are recorded in managedFields as ``kube-controller-manager``'s
-  and the ``kubelet``'s Updates, as a real cluster's are.
+  and the ``kubelet``'s Updates, and they record the Events a real cluster's would (ScalingReplicaSet,
+  SuccessfulCreate, Scheduled, Started, Failed and BackOff for images that do not start, Completed,
+  BackoffLimitExceeded). Pods: :mod:`skyrig_kubernetes.fake.kubelet`.
 
 What it does not do, or does otherwise:
 
@@ -66,7 +68,7 @@ What it does not do, or does otherwise:
 - the real server's default ``fieldValidation`` is Warn, the fake's is Strict, so an unknown field is an
   error unless a request asks for Ignore or Warn (which drop it; no Warning header);
 - admission webhooks, RBAC (one token can do everything), aggregated discovery, OpenAPI documents,
-  protobuf, CRDs, Events and the kinds not listed above;
+  protobuf, CRDs and the kinds not listed above;
 - running containers, scheduling (every Pod is on ``fake-node``; IPs are made up), metrics (HPAs never
   scale);
 - grace periods and finalizers (but a namespace's): deletion is immediate, and Foreground propagation

@@ -13,7 +13,8 @@ kube-controller-manager and the kubelets would do, in one background thread, nev
   condition turns False with reason ProgressDeadlineExceeded. The fake's deadline is
   ``progressDeadlineSeconds`` scaled down: ``rollout_seconds * 10 * progressDeadlineSeconds / 600`` (so
   ``rollout_seconds * 10`` for the default 600 s).
-- ReplicaSets keep their Pod count; old ones beyond ``revisionHistoryLimit`` are removed.
+- ReplicaSets keep their Pod count (:mod:`skyrig_kubernetes.fake.kubelet` makes and moves the Pods);
+  old ones beyond ``revisionHistoryLimit`` are removed.
 - Jobs run one Pod: after ``rollout_seconds`` it Succeeded and the Job is Complete; with a failing image
   the Pod is as above and after the deadline the Job is Failed with reason BackoffLimitExceeded.
 - HorizontalPodAutoscalers report their target's replicas (they never scale: there are no metrics);
@@ -26,17 +27,17 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
-import secrets
 import threading
 import time
 from typing import Any
 
+from skyrig_kubernetes.fake.events import Recorder
 from skyrig_kubernetes.fake.kinds import KINDS, Kind
+from skyrig_kubernetes.fake.kubelet import SAFE, Kubelet, failing_container, owner_reference, pod_ready
 from skyrig_kubernetes.fake.selectors import matches_selector
 from skyrig_kubernetes.fake.state import State, now
 
 _KIND = {kind.kind: kind for kind in KINDS}
-_SAFE = "bcdfghjklmnpqrstvwxz2456789"
 #: Who the real cluster's controllers write as.
 _MANAGER = "kube-controller-manager"
 
@@ -46,8 +47,8 @@ def template_hash(template: dict[str, Any]) -> str:
     digest = int.from_bytes(hashlib.sha256(repr(sorted(_flatten(template))).encode()).digest()[:8], "big")
     out = ""
     for _ in range(10):
-        digest, index = divmod(digest, len(_SAFE))
-        out += _SAFE[index]
+        digest, index = divmod(digest, len(SAFE))
+        out += SAFE[index]
     return out
 
 
@@ -59,30 +60,9 @@ def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     return [(prefix, repr(value))]
 
 
-def _image_problem(template_spec: dict[str, Any]) -> tuple[str, str] | None:
-    """(``pull-error`` or ``crash-loop``, the container's name) for a failing image, else None."""
-    for container in template_spec.get("containers") or []:
-        image = str(container.get("image") or "")
-        tag = image.rsplit("/", 1)[-1].partition(":")[2]
-        if tag in ("pull-error", "crash-loop"):
-            return tag, container.get("name", "")
-    return None
-
-
 def _owned_by(obj: dict[str, Any], owner: dict[str, Any]) -> bool:
     uid = owner["metadata"]["uid"]
     return any(reference.get("uid") == uid for reference in obj["metadata"].get("ownerReferences") or [])
-
-
-def _owner_reference(owner: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": owner["apiVersion"],
-        "kind": owner["kind"],
-        "name": owner["metadata"]["name"],
-        "uid": owner["metadata"]["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
 
 
 def _condition(
@@ -133,7 +113,8 @@ class Controllers:
         self.state = state
         self.rollout_seconds = rollout_seconds
         self.version = version
-        self._born: dict[str, float] = {}
+        self.events = Recorder(state)
+        self.kubelet = Kubelet(state, rollout_seconds, self.events)
         self._progress: dict[str, tuple[tuple[str, int, int, int], float]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fake-kubernetes-controllers", daemon=True)
@@ -150,7 +131,7 @@ class Controllers:
 
     def forget(self) -> None:
         """Forgets every Pod's age and every rollout's start (after the store is wiped)."""
-        self._born.clear()
+        self.kubelet.forget()
         self._progress.clear()
 
     def deadline(self, progress_deadline_seconds: int = 600) -> float:
@@ -172,7 +153,7 @@ class Controllers:
         for job in self.state.items(_KIND["Job"]):
             self._job(job)
         for pod in self.state.items(_KIND["Pod"]):
-            self._pod(pod)
+            self.kubelet.step(pod)
         for hpa in self.state.items(_KIND["HorizontalPodAutoscaler"]):
             self._hpa(hpa)
         for pdb in self.state.items(_KIND["PodDisruptionBudget"]):
@@ -211,7 +192,6 @@ class Controllers:
             for kind, obj in list(self.state.everything()):
                 if kind.namespaced and obj["metadata"].get("namespace") == name:
                     self.state.discard(kind, name, obj["metadata"]["name"])
-                    self._born.pop(obj["metadata"]["uid"], None)
             self.state.discard(_KIND["Namespace"], "", name)
             del self.state.terminating[name]
         for namespace in self.state.items(_KIND["Namespace"]):
@@ -226,137 +206,6 @@ class Controllers:
                 }
                 self.state.new_metadata(_KIND["ServiceAccount"], account)
                 self.state.write_as(_KIND["ServiceAccount"], None, account, _MANAGER)
-
-    # -- pods ------------------------------------------------------------------------------------------
-
-    def _new_pod(self, owner: dict[str, Any], template: dict[str, Any], extra_labels: dict[str, str]) -> None:
-        metadata = owner["metadata"]
-        name = f"{metadata['name']}-{''.join(secrets.choice(_SAFE) for _ in range(5))}"
-        template_metadata = template.get("metadata") or {}
-        pod: dict[str, Any] = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": name,
-                "generateName": f"{metadata['name']}-",
-                "namespace": metadata["namespace"],
-                "labels": {**(template_metadata.get("labels") or {}), **extra_labels},
-                "ownerReferences": [_owner_reference(owner)],
-            },
-            "spec": copy.deepcopy(template.get("spec") or {}),
-        }
-        if template_metadata.get("annotations"):
-            pod["metadata"]["annotations"] = copy.deepcopy(template_metadata["annotations"])
-        spec = pod["spec"]
-        spec.setdefault("serviceAccountName", "default")
-        spec.setdefault("serviceAccount", spec["serviceAccountName"])
-        spec["nodeName"] = "fake-node"
-        self.state.new_metadata(_KIND["Pod"], pod)
-        pod["metadata"].pop("generation", None)
-        pod["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
-        self._born[pod["metadata"]["uid"]] = time.monotonic()
-        self.state.write_as(_KIND["Pod"], None, pod, _MANAGER)
-
-    def _age(self, obj: dict[str, Any]) -> float:
-        return time.monotonic() - self._born.setdefault(obj["metadata"]["uid"], time.monotonic())
-
-    @staticmethod
-    def _pod_ip(pod: dict[str, Any]) -> str:
-        number = int(pod["metadata"]["uid"].replace("-", "")[:8], 16)
-        return f"10.244.{number % 250}.{number // 250 % 250 + 1}"
-
-    @staticmethod
-    def pod_ready(pod: dict[str, Any]) -> bool:
-        """Whether a Pod is Ready."""
-        return any(
-            condition.get("type") == "Ready" and condition.get("status") == "True"
-            for condition in (pod.get("status") or {}).get("conditions") or []
-        )
-
-    def _pod(self, pod: dict[str, Any]) -> None:
-        age = self._age(pod)
-        spec = pod.get("spec") or {}
-        started = pod["metadata"]["creationTimestamp"]
-        problem = _image_problem(spec)
-        run_once = spec.get("restartPolicy") in ("Never", "OnFailure")
-        phase, ready, statuses = "Pending", False, []
-        for container in spec.get("containers") or []:
-            image = container.get("image", "")
-            status: dict[str, Any] = {
-                "name": container.get("name"),
-                "image": image,
-                "imageID": "",
-                "ready": False,
-                "restartCount": 0,
-                "started": False,
-            }
-            if problem and problem[0] == "pull-error":
-                reason = "ErrImagePull" if age < self.rollout_seconds else "ImagePullBackOff"
-                message = (
-                    f'failed to pull and unpack image "{image}": not found'
-                    if reason == "ErrImagePull"
-                    else f'Back-off pulling image "{image}"'
-                )
-                status["state"] = {"waiting": {"reason": reason, "message": message}}
-            elif problem and age >= self.rollout_seconds / 3:
-                phase = "Running"
-                restarts = max(1, int(age / (self.rollout_seconds / 2)))
-                status.update(restartCount=restarts, imageID=f"fake://{image}")
-                status["state"] = {
-                    "waiting": {
-                        "reason": "CrashLoopBackOff",
-                        "message": f"back-off {min(300, 10 * 2 ** (restarts - 1))}s restarting failed "
-                        f"container={container.get('name')} pod={pod['metadata']['name']}_"
-                        f"{pod['metadata']['namespace']}({pod['metadata']['uid']})",
-                    }
-                }
-                status["lastState"] = {
-                    "terminated": {
-                        "exitCode": 1,
-                        "reason": "Error",
-                        "startedAt": started,
-                        "finishedAt": started,
-                    }
-                }
-            elif not problem and age >= self.rollout_seconds:
-                status["imageID"] = f"fake://{image}"
-                if run_once:
-                    phase = "Succeeded"
-                    status["state"] = {
-                        "terminated": {
-                            "exitCode": 0,
-                            "reason": "Completed",
-                            "startedAt": started,
-                            "finishedAt": started,
-                        }
-                    }
-                else:
-                    phase, ready = "Running", True
-                    status.update(ready=True, started=True)
-                    status["state"] = {"running": {"startedAt": started}}
-            else:
-                status["state"] = {"waiting": {"reason": "ContainerCreating"}}
-            statuses.append(status)
-        flag = "True" if ready else "False"
-        conditions = [
-            {"type": "PodScheduled", "status": "True", "lastTransitionTime": started},
-            {"type": "Initialized", "status": "True", "lastTransitionTime": started},
-            {"type": "ContainersReady", "status": flag, "lastTransitionTime": started},
-            {"type": "Ready", "status": flag, "lastTransitionTime": started},
-        ]
-        if not ready:
-            for condition in conditions[2:]:
-                condition["reason"] = "PodCompleted" if phase == "Succeeded" else "ContainersNotReady"
-        status_body = {
-            "phase": phase,
-            "conditions": conditions,
-            "hostIP": "10.0.0.10",
-            "podIP": self._pod_ip(pod),
-            "startTime": started,
-            "containerStatuses": statuses,
-            "qosClass": "BestEffort",
-        }
-        self._set_status(_KIND["Pod"], pod, status_body)
 
     # -- replicasets -----------------------------------------------------------------------------------
 
@@ -373,14 +222,13 @@ class Controllers:
         pods = self._pods_of(replicaset)
         template = spec.get("template") or {}
         for _ in range(wanted - len(pods)):
-            self._new_pod(replicaset, template, {})
+            self.kubelet.create(replicaset, template, {}, "replicaset-controller")
         if len(pods) > wanted:
-            pods.sort(key=lambda pod: (self.pod_ready(pod), -self._age(pod)))
+            pods.sort(key=lambda pod: (pod_ready(pod), -self.kubelet.age(pod)))
             for pod in pods[: len(pods) - wanted]:
-                self.state.discard(_KIND["Pod"], pod["metadata"]["namespace"], pod["metadata"]["name"])
-                self._born.pop(pod["metadata"]["uid"], None)
+                self.kubelet.remove(pod, replicaset, "replicaset-controller")
         pods = self._pods_of(replicaset)
-        ready = sum(1 for pod in pods if self.pod_ready(pod))
+        ready = sum(1 for pod in pods if pod_ready(pod))
         status = {
             "replicas": len(pods),
             "fullyLabeledReplicas": len(pods),
@@ -419,7 +267,7 @@ class Controllers:
                     "deployment.kubernetes.io/max-replicas": str(spec.get("replicas", 1) + 1),
                     "deployment.kubernetes.io/revision": str(revision),
                 },
-                "ownerReferences": [_owner_reference(deployment)],
+                "ownerReferences": [owner_reference(deployment)],
             },
             "spec": {"replicas": 0, "selector": selector, "template": template},
         }
@@ -460,14 +308,14 @@ class Controllers:
             )
         old = [rs for rs in owned if rs is not current]
         if (spec.get("strategy") or {}).get("type") == "Recreate":
-            self._recreate(current, old, desired)
+            self._recreate(deployment, current, old, desired)
         else:
-            self._roll(spec, current, old, desired)
+            self._roll(deployment, current, old, desired)
         self._trim_history(spec, [rs for rs in old if not rs["spec"].get("replicas")])
         new_pods = self._pods_of(current)
-        new_ready = sum(1 for pod in new_pods if self.pod_ready(pod))
+        new_ready = sum(1 for pod in new_pods if pod_ready(pod))
         old_pods = [pod for rs in old for pod in self._pods_of(rs)]
-        old_ready = sum(1 for pod in old_pods if self.pod_ready(pod))
+        old_ready = sum(1 for pod in old_pods if pod_ready(pod))
         available = new_ready + old_ready
         uid = metadata["uid"]
         progress = (pod_hash, desired, current["spec"].get("replicas", 0), new_ready)
@@ -540,26 +388,42 @@ class Controllers:
         self._set_status(_KIND["Deployment"], deployment, status)
 
     def _ready(self, replicaset: dict[str, Any]) -> int:
-        return sum(1 for pod in self._pods_of(replicaset) if self.pod_ready(pod))
+        return sum(1 for pod in self._pods_of(replicaset) if pod_ready(pod))
 
-    def _recreate(self, current: dict[str, Any], old: list[dict[str, Any]], desired: int) -> None:
+    def _scale(self, deployment: dict[str, Any], replicaset: dict[str, Any], replicas: int) -> None:
+        """Sets a ReplicaSet's replicas, with the deployment controller's Event."""
+        before = replicaset["spec"].get("replicas", 0)
+        if before == replicas:
+            return
+        self._change(_KIND["ReplicaSet"], replicaset, ("spec", "replicas"), replicas)
+        self.events.record(
+            deployment,
+            "ScalingReplicaSet",
+            f"Scaled {'up' if replicas > before else 'down'} replica set {replicaset['metadata']['name']} "
+            f"from {before} to {replicas}",
+            component="deployment-controller",
+        )
+
+    def _recreate(
+        self, deployment: dict[str, Any], current: dict[str, Any], old: list[dict[str, Any]], desired: int
+    ) -> None:
         """Recreate: the old ReplicaSets to 0 first, the new one up once their Pods are gone."""
         for rs in old:
-            self._change(_KIND["ReplicaSet"], rs, ("spec", "replicas"), 0)
+            self._scale(deployment, rs, 0)
         if not any(self._pods_of(rs) for rs in old):
-            self._change(_KIND["ReplicaSet"], current, ("spec", "replicas"), desired)
+            self._scale(deployment, current, desired)
 
     def _roll(
-        self, spec: dict[str, Any], current: dict[str, Any], old: list[dict[str, Any]], desired: int
+        self, deployment: dict[str, Any], current: dict[str, Any], old: list[dict[str, Any]], desired: int
     ) -> None:
         """One step of a rolling update, as the deployment controller takes it: the new ReplicaSet up
         within ``maxSurge``, the old ones down while ``maxUnavailable`` allows (unready Pods first)."""
-        surge, unavailable = _rolling_bounds(spec, desired)
+        surge, unavailable = _rolling_bounds(deployment["spec"], desired)
         total = sum(rs["spec"].get("replicas", 0) for rs in [current, *old])
         wanted = current["spec"].get("replicas", 0)
         if wanted < desired:
             wanted = min(desired, wanted + max(0, desired + surge - total))
-        self._change(_KIND["ReplicaSet"], current, ("spec", "replicas"), min(wanted, desired))
+        self._scale(deployment, current, min(wanted, desired))
         new_ready = self._ready(current)
         total = sum(rs["spec"].get("replicas", 0) for rs in [current, *old])
         minimum = desired - unavailable
@@ -572,7 +436,7 @@ class Controllers:
             unhealthy_budget -= drop
             healthy = max(0, min(replicas - drop, healthy_budget))
             healthy_budget -= healthy
-            self._change(_KIND["ReplicaSet"], rs, ("spec", "replicas"), replicas - drop - healthy)
+            self._scale(deployment, rs, replicas - drop - healthy)
 
     def _trim_history(self, spec: dict[str, Any], idle: list[dict[str, Any]]) -> None:
         limit = spec.get("revisionHistoryLimit", 10)
@@ -599,7 +463,7 @@ class Controllers:
         pods = self._pods_of(job)
         if not pods:
             labels = dict(((spec.get("template") or {}).get("metadata") or {}).get("labels") or {})
-            self._new_pod(job, spec.get("template") or {}, labels)
+            self.kubelet.create(job, spec.get("template") or {}, labels, "job-controller")
             pods = self._pods_of(job)
         status.setdefault("startTime", job["metadata"]["creationTimestamp"])
         succeeded = [pod for pod in pods if (pod.get("status") or {}).get("phase") == "Succeeded"]
@@ -630,10 +494,10 @@ class Controllers:
             )
             status["conditions"] = new
             status["uncountedTerminatedPods"] = {}
+            self.events.record(job, "Completed", "Job completed", component="job-controller")
         elif (
-            _image_problem((spec.get("template") or {}).get("spec") or {})
-            and time.monotonic() - self._born.get(pods[0]["metadata"]["uid"], time.monotonic())
-            > self.deadline()
+            failing_container((spec.get("template") or {}).get("spec") or {})
+            and time.monotonic() - self.kubelet.born(pods[0]) > self.deadline()
         ):
             status.update(failed=1, ready=0)
             status.pop("active", None)
@@ -643,8 +507,9 @@ class Controllers:
                 _condition(conditions, "Failed", "True", "BackoffLimitExceeded", message),
             ]
             status["uncountedTerminatedPods"] = {}
+            self.events.record(job, "BackoffLimitExceeded", message, component="job-controller", warning=True)
         else:
-            status.update(active=len(pods), ready=sum(1 for pod in pods if self.pod_ready(pod)))
+            status.update(active=len(pods), ready=sum(1 for pod in pods if pod_ready(pod)))
             status["uncountedTerminatedPods"] = {}
         self._set_status(_KIND["Job"], job, status)
 
@@ -685,7 +550,7 @@ class Controllers:
             for pod in self.state.items(_KIND["Pod"], pdb["metadata"]["namespace"])
             if selector and matches_selector(selector, (pod["metadata"].get("labels") or {}))
         ]
-        healthy = sum(1 for pod in pods if self.pod_ready(pod))
+        healthy = sum(1 for pod in pods if pod_ready(pod))
         expected = len(pods)
 
         def count(value: Any) -> int:

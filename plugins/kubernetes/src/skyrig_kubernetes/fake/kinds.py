@@ -69,6 +69,7 @@ KINDS: tuple[Kind, ...] = (
         name_rule="dns1035",
         verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
     ),
+    Kind("", "v1", "Event", "events", short_names=("ev",), verbs=READ_DELETE),
     Kind("", "v1", "Pod", "pods", short_names=("po",), subresources=("status",), verbs=READ_DELETE),
     Kind(
         "apps",

@@ -103,7 +103,7 @@ class State:
             yield next(kind for kind in KINDS if kind.kind == kind_name), obj
 
     def save(self, kind: Kind, obj: dict[str, Any]) -> dict[str, Any]:
-        """Stores ``obj`` with a new resourceVersion (the fake's controllers write through this)."""
+        """Stores ``obj`` with a new resourceVersion, and tells the watches."""
         self._revision += 1
         obj["metadata"]["resourceVersion"] = str(self._revision)
         metadata = obj["metadata"]
