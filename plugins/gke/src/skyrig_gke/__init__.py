@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 from skyrig.provider import Manifest, Provider
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
-    from skyrig.provider import Context, Environment
+    from skyrig.provider import Context, Environment, Node
 
 
 class GkeProvider(Provider):
@@ -44,6 +45,14 @@ class GkeProvider(Provider):
         from skyrig_gke.delivery import deliver
 
         deliver(context, configs)
+
+    def kubernetes_manifests(
+        self, context: Context, nodes: list[Node], configs: Mapping[str, Mapping[str, Any]]
+    ) -> str:
+        """The objects the service nodes among ``nodes`` apply, as YAML (``skyrig build k8s``)."""
+        from skyrig_gke.compute import manifests
+
+        return manifests(context, nodes, configs)
 
 
 provider = GkeProvider()

@@ -5,7 +5,8 @@ with a ``domain`` an Ingress of class ``gce`` on a global static IP of its own),
 apply and waited for (:func:`skyrig_kubernetes.deploy.deploy`).
 
 The image is the ``image`` setting, which the core sets for each command (``skyrig.engine.images``):
-``--image``, else the setting, else the image the services run now. A plan without ``--image`` keeps it.
+``--image``, else the setting, else the image the services run now, else ``app:latest`` of the Artifact
+Registry repository the GCP provider keeps. A plan without ``--image`` keeps it.
 CPU and memory requests and a fixed replica count are tunable: changed on the cluster, they are adopted and
 kept by the next apply; the image and the security settings are invariants, restored by the next apply
 (which also puts back the identity annotation). The runtime config is delivered after each apply
@@ -21,7 +22,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from skyrig.provider import RESOURCE_KINDS, Context, Node, Observed, Scope, UserError
+from skyrig.provider import RESOURCE_KINDS, Context, Node, Observed, Scope, join_name
 from skyrig_gke import cluster, iam, names
 from skyrig_gke.nodes import GkeNodeType
 from skyrig_kubernetes import drift
@@ -116,7 +117,21 @@ class AddressType(GkeNodeType):
         return sorted(a["name"] for a in listed.get("items", []) if self.owned(context, a.get("labels")))
 
 
-def workload(context: Context, node: Node, image: str, config: Mapping[str, Any], account: str) -> Workload:
+IMAGE = "app"
+"""The image's name in the GCP provider's repository, where no image is given."""
+
+
+def default_image(context: Context) -> str:
+    """The image of a service deployed without one: ``app:latest`` of the environment's Artifact Registry
+    repository, which the GCP provider keeps (named ``APP-ENV``, as its own Cloud Run services use it)."""
+    client = context.client
+    repository = join_name(context.app, context.environment.name, limit=63)
+    return f"{context.settings.region}-docker.pkg.dev/{client.project}/{repository}/{IMAGE}:latest"
+
+
+def workload(
+    context: Context, node: Node, image: str, config: Mapping[str, Any], account: str | None
+) -> Workload:
     """The service of ``node`` as :mod:`skyrig_kubernetes.workloads` takes it."""
     p = node.properties
     routed = None
@@ -138,7 +153,7 @@ def workload(context: Context, node: Node, image: str, config: Mapping[str, Any]
         memory=p["memory"],
         min_replicas=p["min_replicas"],
         max_replicas=p["max_replicas"],
-        account_annotations={ACCOUNT_ANNOTATION: account},
+        account_annotations={ACCOUNT_ANNOTATION: account} if account else {},
         ingress=routed,
     )
 
@@ -195,12 +210,7 @@ class ServiceType(GkeNodeType):
         p = node.properties
         space, name = self._names(context, node)
         live = kubernetes.get("apps/v1", "Deployment", space, name)
-        image = p["image"] or (drift.observe(live)["image"] if live else None)
-        if not image:
-            raise UserError(
-                f"service {p['service']}: no image to run on GKE",
-                f"deploy with skyrig apply --env {context.environment.name} --image REPOSITORY:TAG",
-            )
+        image = p["image"] or (drift.observe(live)["image"] if live else default_image(context))
         held = kubernetes.get("v1", "ConfigMap", space, f"{name}-runtime")
         config = json.loads(((held or {}).get("data") or {}).get(CONFIG_KEY) or "{}")
         account = iam.account_of(context, p["service"])
@@ -240,6 +250,23 @@ class ServiceType(GkeNodeType):
 
     def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
         return {"type": self.type, "url": observed.outputs.get("url")}
+
+
+def manifests(context: Context, nodes: list[Node], configs: Mapping[str, Mapping[str, Any]]) -> str:
+    """The namespace and every object of the service nodes among ``nodes``, as one YAML stream, each
+    service with its runtime config from ``configs`` (``{}`` for one not applied yet) and bound to its
+    Google service account where it exists already."""
+    from skyrig_kubernetes.cluster import apply_order
+    from skyrig_kubernetes.manifests import render
+    from skyrig_kubernetes.workloads import service_objects
+
+    objects = [namespace(context.app, context.environment.name)]
+    for node in sorted((n for n in nodes if n.type == SERVICE.type), key=lambda n: n.id):
+        p = node.properties
+        account = iam.known_account(context, p["service"])
+        image = p["image"] or default_image(context)
+        objects += service_objects(workload(context, node, image, configs.get(p["service"], {}), account))
+    return render(apply_order(objects))
 
 
 NAMESPACE = NamespaceType()
