@@ -268,3 +268,12 @@ def test_the_shop_applies_on_gke_and_replans_empty(shop: Any) -> None:
     assert shop.plan() == [], "a plan right after the apply changes nothing"
     for service in ("orders", "payments", "notifications"):
         assert deployment(shop, service)
+
+
+def test_gke_is_refused_where_no_family_is_on_gcp(gke_app: Any) -> None:
+    gke_app.write(SERVICES)
+    text = (gke_app.root / "skyrig.toml").read_text()
+    (gke_app.root / "skyrig.toml").write_text(text.replace('provider = "gcp"', 'provider = "memory"', 1))
+    refused = invoke(["check", "-C", str(gke_app.root)])
+    assert refused.code != 0
+    assert "gke runs the services in the gcp provider's project" in refused.text, refused.text

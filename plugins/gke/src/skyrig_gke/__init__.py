@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
-    from skyrig.provider import Context, Environment, Node
+    from skyrig.provider import ConfigProblem, Context, Environment, Node
 
 
 class GkeProvider(Provider):
@@ -40,6 +40,23 @@ class GkeProvider(Provider):
         from skyrig_gke.api import GkeClient
 
         return GkeClient(app, environment.name, settings)
+
+    def check_environment(
+        self, environment: Environment, environments: Mapping[str, Environment]
+    ) -> list[ConfigProblem]:
+        """GKE runs in the gcp provider's project and VPC and binds the services to the service accounts it
+        keeps: some family of the environment must be the gcp provider's."""
+        from skyrig.provider import ConfigProblem
+
+        if "gcp" in environment.providers.values():
+            return []
+        return [
+            ConfigProblem(
+                ("compute",),
+                "gke runs the services in the gcp provider's project and network, as the service accounts "
+                'it keeps: set provider = "gcp" in this environment (compute = "gke" beside it)',
+            )
+        ]
 
     def deliver_runtime(self, context: Context, configs: dict[str, dict[str, Any]]) -> None:
         from skyrig_gke.delivery import deliver
