@@ -93,6 +93,18 @@ def wait_for(condition: Callable[[], Any], timeout: float = 5.0) -> Any:
     raise AssertionError("the condition did not come true in time")
 
 
+def rolled_out(cluster: FakeKubernetes, name: str = "web") -> dict[str, Any]:
+    """The Deployment once its rollout is complete."""
+    return wait_for(
+        lambda: (
+            (found := cluster.get("apps/v1", "Deployment", "shop", name))
+            and condition(found, "Progressing").get("reason") == "NewReplicaSetAvailable"
+            and found["status"].get("observedGeneration") == found["metadata"]["generation"]
+            and found
+        )
+    )
+
+
 def managers(obj: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     return {
         (entry["manager"], entry["operation"]): entry["fieldsV1"]
@@ -307,6 +319,7 @@ def test_apply_creates_and_reapply_changes_nothing(dynamic: DynamicClient, clust
     assert 'k:{"name":"app"}' in fields["f:spec"]["f:template"]["f:spec"]["f:containers"]
     ports = fields["f:spec"]["f:template"]["f:spec"]["f:containers"]['k:{"name":"app"}']["f:ports"]
     assert 'k:{"containerPort":8080,"protocol":"TCP"}' in ports
+    rolled_out(cluster)  # the controllers write the Deployment's status until then
     before = cluster.get("apps/v1", "Deployment", "shop", "web")
     again = apply(dynamic, deployment()).to_dict()
     assert again["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
@@ -393,16 +406,10 @@ def test_apply_rejects_unknown_fields_and_wrong_kinds(dynamic: DynamicClient) ->
 def test_rollout_completes_after_the_delay(
     dynamic: DynamicClient, cluster: FakeKubernetes, core: client.CoreV1Api
 ) -> None:
+    applied_at = time.monotonic()
     apply(dynamic, deployment(replicas=2))
-    first = wait_for(lambda: cluster.get("apps/v1", "Deployment", "shop", "web").get("status"))
-    assert first.get("availableReplicas", 0) == 0
-    done = wait_for(
-        lambda: (
-            (d := cluster.get("apps/v1", "Deployment", "shop", "web"))
-            and condition(d, "Progressing").get("reason") == "NewReplicaSetAvailable"
-            and d
-        )
-    )
+    done = rolled_out(cluster)
+    assert time.monotonic() - applied_at >= ROLLOUT  # not before the pods' delay
     assert done["status"]["updatedReplicas"] == done["status"]["availableReplicas"] == 2
     assert done["status"]["observedGeneration"] == done["metadata"]["generation"]
     assert condition(done, "Available")["status"] == "True"
@@ -436,7 +443,15 @@ def test_a_failing_image_keeps_the_old_version_then_misses_the_deadline(
         )
     )
     apply(dynamic, deployment(f"registry.example/web:{tag}", replicas=2))
-    time.sleep(ROLLOUT * 2)
+    reason = "ImagePullBackOff" if tag == "pull-error" else "CrashLoopBackOff"
+    wait_for(
+        lambda: [
+            p
+            for p in pods(cluster, core)
+            if p["spec"]["containers"][0]["image"].endswith(tag)
+            and p["status"]["containerStatuses"][0]["state"].get("waiting", {}).get("reason") == reason
+        ]
+    )
     current = cluster.get("apps/v1", "Deployment", "shop", "web")
     # a rolling update of 2 replicas surges by 1 (25%, rounded up) and may not lose one (rounded down)
     assert current["status"]["availableReplicas"] == 2 and current["status"]["updatedReplicas"] == 1
@@ -452,9 +467,14 @@ def test_a_failing_image_keeps_the_old_version_then_misses_the_deadline(
         assert state["state"]["waiting"]["reason"] == "CrashLoopBackOff"
         assert state["lastState"]["terminated"]["exitCode"] == 1
         restarts = state["restartCount"]
-        time.sleep(ROLLOUT)
-        again = cluster.get("v1", "Pod", "shop", broken[0]["metadata"]["name"])
-        assert again["status"]["containerStatuses"][0]["restartCount"] > restarts
+        wait_for(
+            lambda: (
+                cluster.get("v1", "Pod", "shop", broken[0]["metadata"]["name"])["status"][
+                    "containerStatuses"
+                ][0]["restartCount"]
+                > restarts
+            )
+        )
     failed = wait_for(
         lambda: (
             (d := cluster.get("apps/v1", "Deployment", "shop", "web"))
@@ -497,19 +517,20 @@ def test_jobs_complete_or_fail(cluster: FakeKubernetes, dynamic: DynamicClient) 
     assert raised.value.status == 422 and "immutable" in json.loads(raised.value.body)["message"]
 
 
-def test_namespace_deletion_is_asynchronous_and_takes_its_contents(
-    core: client.CoreV1Api, cluster: FakeKubernetes, dynamic: DynamicClient
-) -> None:
-    core.create_namespaced_config_map("shop", {"metadata": {"name": "config"}})
-    deleted = dynamic.resources.get(api_version="v1", kind="Namespace").delete(name="shop")
-    assert deleted.status.phase == "Terminating"
-    assert cluster.get("v1", "ConfigMap", "shop", "config") is not None
-    status, answer = failure(
-        lambda: core.create_namespaced_config_map("shop", {"metadata": {"name": "late"}})
-    )
-    assert (status, answer["reason"]) == (403, "Forbidden")
-    wait_for(lambda: cluster.get("v1", "Namespace", None, "shop") is None)
-    assert cluster.get("v1", "ConfigMap", "shop", "config") is None
+def test_namespace_deletion_is_asynchronous_and_takes_its_contents() -> None:
+    with FakeKubernetes(rollout_seconds=1) as cluster:  # the namespace goes a second after its deletion
+        core = client.CoreV1Api(cluster.api_client())
+        core.create_namespace({"metadata": {"name": "shop"}})
+        core.create_namespaced_config_map("shop", {"metadata": {"name": "config"}})
+        namespaces = DynamicClient(cluster.api_client()).resources.get(api_version="v1", kind="Namespace")
+        assert namespaces.delete(name="shop").status.phase == "Terminating"
+        assert cluster.get("v1", "ConfigMap", "shop", "config") is not None
+        status, answer = failure(
+            lambda: core.create_namespaced_config_map("shop", {"metadata": {"name": "late"}})
+        )
+        assert (status, answer["reason"]) == (403, "Forbidden")
+        wait_for(lambda: cluster.get("v1", "Namespace", None, "shop") is None)
+        assert cluster.get("v1", "ConfigMap", "shop", "config") is None
 
 
 def test_deleting_a_deployment_takes_its_replicasets_and_pods(
@@ -695,23 +716,22 @@ def test_lists_page_with_limit_and_continue(core: client.CoreV1Api) -> None:
 def test_watch_sends_what_exists_then_each_change(core: client.CoreV1Api, cluster: FakeKubernetes) -> None:
     core.create_namespaced_config_map("shop", {"metadata": {"name": "a", "labels": {"tier": "web"}}})
     core.create_namespaced_config_map("shop", {"metadata": {"name": "other"}})
+    seen: list[tuple[str, str]] = []
 
-    def change() -> None:
-        time.sleep(0.1)
-        core.patch_namespaced_config_map("a", "shop", {"data": {"x": "1"}})
-        core.delete_namespaced_config_map("a", "shop")
-
-    changer = threading.Thread(target=change)
-    changer.start()
-    seen = [
-        (event["type"], event["object"].metadata.name)
-        for event in watch.Watch().stream(
-            core.list_namespaced_config_map, "shop", label_selector="tier=web", timeout_seconds=1
+    def watching() -> None:
+        events = watch.Watch().stream(
+            core.list_namespaced_config_map, "shop", label_selector="tier=web", timeout_seconds=2
         )
-    ]
-    changer.join()
+        seen.extend((event["type"], event["object"].metadata.name) for event in events)
+
+    watcher = threading.Thread(target=watching)
+    watcher.start()
+    wait_for(lambda: cluster.calls.count("watch", "/api/v1/namespaces/shop/configmaps"))  # it is watching
+    core.patch_namespaced_config_map("a", "shop", {"data": {"x": "1"}})
+    core.patch_namespaced_config_map("other", "shop", {"data": {"x": "1"}})
+    core.delete_namespaced_config_map("a", "shop")
+    watcher.join()
     assert seen == [("ADDED", "a"), ("MODIFIED", "a"), ("DELETED", "a")]
-    assert cluster.calls.count("watch", "/api/v1/namespaces/shop/configmaps") == 1
 
 
 def test_watch_resumes_from_a_resource_version_and_expires_after_reset(
