@@ -889,3 +889,11 @@ def test_events_say_what_happened(
     assert failed[0].involved_object.kind == "Pod"
     scaling = [e for e in core.list_namespaced_event("shop").items if e.reason == "ScalingReplicaSet"]
     assert scaling[0].involved_object.name == "web" and "to 1" in scaling[0].message
+
+
+def test_an_immutable_config_map_keeps_its_data(core: client.CoreV1Api) -> None:
+    core.create_namespaced_config_map(
+        "shop", {"metadata": {"name": "fixed"}, "data": {"a": "1"}, "immutable": True}
+    )
+    status, answer = failure(lambda: core.patch_namespaced_config_map("fixed", "shop", {"data": {"a": "2"}}))
+    assert status == 422 and answer["details"]["causes"][0]["field"] == "data"

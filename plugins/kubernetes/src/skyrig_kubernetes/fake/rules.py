@@ -1,7 +1,8 @@
 """The API server's own validation, which the OpenAPI schema cannot express, for the FAKE Kubernetes API
 server (:mod:`skyrig_kubernetes.fake`): name formats, label syntax, a Deployment's selector (non-empty,
 matching its template, immutable), a Job's immutable template, a Service's immutable clusterIP and its
-ports, restart policies, container names and images, HPA bounds, PDB exclusivity, Ingress paths.
+ports, restart policies, container names and images, HPA bounds, PDB exclusivity, Ingress paths and
+backends, immutable ConfigMaps and Secrets, an IngressClass's controller.
 Every problem becomes a cause of one 422 Invalid, with the real server's field paths and messages.
 """
 
@@ -236,6 +237,27 @@ def _data_keys(causes: Causes, obj: dict[str, Any]) -> None:
         )
 
 
+def _immutable_data(causes: Causes, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+    if old is None:
+        return
+    if obj["kind"] == "Secret" and old.get("type") != obj.get("type"):
+        causes.immutable("type", obj.get("type"))
+    if old.get("immutable") is True:
+        if obj.get("immutable") is not True:
+            causes.forbidden("immutable", "field is immutable when `immutable` is set")
+        for field in ("data", "binaryData"):
+            if (old.get(field) or {}) != (obj.get(field) or {}):
+                causes.forbidden(field, "field is immutable when `immutable` is set")
+
+
+def _ingress_class(causes: Causes, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+    controller = (obj.get("spec") or {}).get("controller")
+    if not controller:
+        causes.required("spec.controller")
+    elif old is not None and (old.get("spec") or {}).get("controller") != controller:
+        causes.immutable("spec.controller", controller)
+
+
 def check(kind: Kind, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
     """Raises 422 Invalid when ``obj`` (replacing ``old``, None on create) breaks the server's rules."""
     causes = Causes()
@@ -262,5 +284,8 @@ def check(kind: Kind, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         _ingress(causes, obj)
     elif kind.kind in ("ConfigMap", "Secret"):
         _data_keys(causes, obj)
+        _immutable_data(causes, obj, old)
+    elif kind.kind == "IngressClass":
+        _ingress_class(causes, obj, old)
     if causes.items:
         raise errors.invalid(kind.kind, kind.group, name, causes.items)
