@@ -33,13 +33,18 @@ from typing import Any
 
 from skyrig_kubernetes.fake.events import Recorder
 from skyrig_kubernetes.fake.kinds import KINDS, Kind
-from skyrig_kubernetes.fake.kubelet import SAFE, Kubelet, failing_container, owner_reference, pod_ready
+from skyrig_kubernetes.fake.kubelet import (
+    CONTROLLER_MANAGER,
+    SAFE,
+    Kubelet,
+    failing_container,
+    owner_reference,
+    pod_ready,
+)
 from skyrig_kubernetes.fake.selectors import matches_selector
 from skyrig_kubernetes.fake.state import State, now
 
 _KIND = {kind.kind: kind for kind in KINDS}
-#: Who the real cluster's controllers write as.
-_MANAGER = "kube-controller-manager"
 
 
 def template_hash(template: dict[str, Any]) -> str:
@@ -170,7 +175,7 @@ class Controllers:
         if obj.get("status") != status:
             before = copy.deepcopy(obj)
             obj["status"] = status
-            self.state.write_as(kind, before, obj, "kubelet" if kind.kind == "Pod" else _MANAGER, "status")
+            self.state.write_as(kind, before, obj, CONTROLLER_MANAGER, "status")
 
     def _change(self, kind: Kind, obj: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
         """Sets ``obj``'s field at ``path`` as the controller manager does (an Update of its own)."""
@@ -180,7 +185,7 @@ class Controllers:
             target = target.setdefault(key, {})
         if target.get(path[-1]) != value:
             target[path[-1]] = value
-            self.state.write_as(kind, before, obj, _MANAGER)
+            self.state.write_as(kind, before, obj, CONTROLLER_MANAGER)
 
     # -- namespaces ------------------------------------------------------------------------------------
 
@@ -205,7 +210,7 @@ class Controllers:
                     "metadata": {"name": "default", "namespace": name},
                 }
                 self.state.new_metadata(_KIND["ServiceAccount"], account)
-                self.state.write_as(_KIND["ServiceAccount"], None, account, _MANAGER)
+                self.state.write_as(_KIND["ServiceAccount"], None, account, CONTROLLER_MANAGER)
 
     # -- replicasets -----------------------------------------------------------------------------------
 
@@ -274,7 +279,7 @@ class Controllers:
         if spec.get("minReadySeconds"):
             replicaset["spec"]["minReadySeconds"] = spec["minReadySeconds"]
         self.state.new_metadata(_KIND["ReplicaSet"], replicaset)
-        return self.state.write_as(_KIND["ReplicaSet"], None, replicaset, _MANAGER)
+        return self.state.write_as(_KIND["ReplicaSet"], None, replicaset, CONTROLLER_MANAGER)
 
     def _deployment(self, deployment: dict[str, Any]) -> None:
         metadata, spec = deployment["metadata"], deployment.get("spec") or {}

@@ -26,7 +26,7 @@ POD = next(kind for kind in KINDS if kind.kind == "Pod")
 FAILING_TAGS = ("pull-error", "crash-loop")
 #: The alphabet of generated name suffixes, as Kubernetes uses it.
 SAFE = "bcdfghjklmnpqrstvwxz2456789"
-#: Who makes Pods on a real cluster.
+#: Who a real cluster's controllers write as.
 CONTROLLER_MANAGER = "kube-controller-manager"
 
 
