@@ -139,6 +139,31 @@ def test_discovery_lists_exactly_the_kinds_served(cluster: FakeKubernetes, dynam
     assert (version["major"], version["minor"]) == tuple(cluster.version.split("."))
 
 
+def test_crud_through_the_dynamic_client(dynamic: DynamicClient) -> None:
+    services = dynamic.resources.get(api_version="v1", kind="Service")
+    body = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web", "labels": {"app": "web"}},
+        "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]},
+    }
+    created = services.create(body=body, namespace="shop")
+    assert created.spec.clusterIP and created.spec.type == "ClusterIP"
+    assert [s.metadata.name for s in services.get(namespace="shop", label_selector="app=web").items] == [
+        "web"
+    ]
+    patched = services.patch(
+        name="web",
+        namespace="shop",
+        body={"metadata": {"labels": {"tier": "front"}}},
+        content_type="application/merge-patch+json",
+    )
+    assert patched.to_dict()["metadata"]["labels"] == {"app": "web", "tier": "front"}
+    assert patched.spec.clusterIP == created.spec.clusterIP
+    services.delete(name="web", namespace="shop")
+    assert services.get(namespace="shop").items == []
+
+
 def test_crud_through_the_typed_client(core: client.CoreV1Api) -> None:
     body = {"metadata": {"name": "config", "labels": {"tier": "web"}}, "data": {"A": "1"}}
     created = core.create_namespaced_config_map("shop", body)
