@@ -922,3 +922,22 @@ def test_an_immutable_config_map_keeps_its_data(core: client.CoreV1Api) -> None:
     )
     status, answer = failure(lambda: core.patch_namespaced_config_map("fixed", "shop", {"data": {"a": "2"}}))
     assert status == 422 and answer["details"]["causes"][0]["field"] == "data"
+
+
+def test_a_finished_job_goes_after_its_ttl(dynamic: DynamicClient, cluster: FakeKubernetes) -> None:
+    apply(
+        dynamic,
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "once", "namespace": "shop"},
+            "spec": {
+                "ttlSecondsAfterFinished": 0,
+                "template": {
+                    "spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": "m:1"}]}
+                },
+            },
+        },
+    )
+    wait_for(lambda: cluster.get("batch/v1", "Job", "shop", "once") is None)
+    assert cluster.calls.count("delete") == 0  # the fake's TTL controller removed it

@@ -16,7 +16,9 @@ kube-controller-manager and the kubelets would do, in one background thread, nev
 - ReplicaSets keep their Pod count (:mod:`skyrig_kubernetes.fake.kubelet` makes and moves the Pods);
   old ones beyond ``revisionHistoryLimit`` are removed.
 - Jobs run one Pod: after ``rollout_seconds`` it Succeeded and the Job is Complete; with a failing image
-  the Pod is as above and after the deadline the Job is Failed with reason BackoffLimitExceeded.
+  the Pod is as above and after the deadline the Job is Failed with reason BackoffLimitExceeded (or
+  DeadlineExceeded once its ``activeDeadlineSeconds`` have passed, in real seconds). A finished Job with
+  ``ttlSecondsAfterFinished`` goes, with its Pods, that many (real) seconds later.
 - HorizontalPodAutoscalers report their target's replicas (they never scale: there are no metrics);
   PodDisruptionBudgets count the healthy Pods they select; Ingresses get an address from 192.0.2.0/24.
 - A deleted Namespace stays Terminating for a short delay, then goes with everything in it.
@@ -121,6 +123,8 @@ class Controllers:
         self.events = Recorder(state)
         self.kubelet = Kubelet(state, rollout_seconds, self.events)
         self._progress: dict[str, tuple[tuple[str, int, int, int], float]] = {}
+        #: When (monotonic) each Job finished, for ``ttlSecondsAfterFinished``.
+        self._finished: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fake-kubernetes-controllers", daemon=True)
         self.interval = max(0.01, min(0.05, rollout_seconds / 5))
@@ -138,6 +142,7 @@ class Controllers:
         """Forgets every Pod's age and every rollout's start (after the store is wiped)."""
         self.kubelet.forget()
         self._progress.clear()
+        self._finished.clear()
 
     def deadline(self, progress_deadline_seconds: int = 600) -> float:
         """The fake's progress deadline: ``progressDeadlineSeconds`` scaled down (see the module)."""
@@ -457,12 +462,18 @@ class Controllers:
 
     def _job(self, job: dict[str, Any]) -> None:
         status = copy.deepcopy(job.get("status") or {})
+        spec = job.get("spec") or {}
+        uid = job["metadata"]["uid"]
         if any(
             condition.get("type") in ("Complete", "Failed") and condition.get("status") == "True"
             for condition in status.get("conditions") or []
         ):
+            ttl = spec.get("ttlSecondsAfterFinished")
+            finished_at = self._finished.setdefault(uid, time.monotonic())
+            if ttl is not None and time.monotonic() - finished_at >= ttl:
+                self.state.remove_tree(_KIND["Job"], job, "Background")
+                del self._finished[uid]
             return
-        spec = job.get("spec") or {}
         if spec.get("suspend"):
             return
         pods = self._pods_of(job)
@@ -500,23 +511,31 @@ class Controllers:
             status["conditions"] = new
             status["uncountedTerminatedPods"] = {}
             self.events.record(job, "Completed", "Job completed", component="job-controller")
-        elif (
-            failing_container((spec.get("template") or {}).get("spec") or {})
-            and time.monotonic() - self.kubelet.born(pods[0]) > self.deadline()
-        ):
+        elif failure := self._job_failure(spec, pods[0]):
+            reason, message = failure
             status.update(failed=1, ready=0)
             status.pop("active", None)
-            message = "Job has reached the specified backoff limit"
             status["conditions"] = [
-                _condition(conditions, "FailureTarget", "True", "BackoffLimitExceeded", message),
-                _condition(conditions, "Failed", "True", "BackoffLimitExceeded", message),
+                _condition(conditions, "FailureTarget", "True", reason, message),
+                _condition(conditions, "Failed", "True", reason, message),
             ]
             status["uncountedTerminatedPods"] = {}
-            self.events.record(job, "BackoffLimitExceeded", message, component="job-controller", warning=True)
+            self.events.record(job, reason, message, component="job-controller", warning=True)
         else:
             status.update(active=len(pods), ready=sum(1 for pod in pods if pod_ready(pod)))
             status["uncountedTerminatedPods"] = {}
         self._set_status(_KIND["Job"], job, status)
+
+    def _job_failure(self, spec: dict[str, Any], pod: dict[str, Any]) -> tuple[str, str] | None:
+        """Why a running Job fails now: its deadline (in real seconds), or its failing image after the
+        fake's progress deadline; None while it may still succeed."""
+        running = time.monotonic() - self.kubelet.born(pod)
+        deadline = spec.get("activeDeadlineSeconds")
+        if deadline is not None and running >= deadline:
+            return "DeadlineExceeded", "Job was active longer than specified deadline"
+        if failing_container((spec.get("template") or {}).get("spec") or {}) and running > self.deadline():
+            return "BackoffLimitExceeded", "Job has reached the specified backoff limit"
+        return None
 
     # -- autoscalers, budgets --------------------------------------------------------------------------
 
