@@ -39,7 +39,7 @@ class GkeProvider(Provider):
     def connect(self, app: str, environment: Environment, settings: Any, root: Path) -> Any:
         from skyrig_gke.api import GkeClient
 
-        return GkeClient(app, environment.name, settings)
+        return GkeClient(app, environment, settings)
 
     def check_environment(
         self, environment: Environment, environments: Mapping[str, Environment]

@@ -32,7 +32,7 @@ from skyrig_gke import names
 from skyrig_gke.settings import TOKEN_VARIABLE
 
 if TYPE_CHECKING:
-    from skyrig.provider import Context
+    from skyrig.provider import Context, Environment
     from skyrig_gke.settings import GkeSettings
     from skyrig_kubernetes.cluster import Cluster
 
@@ -80,25 +80,24 @@ class GkeClient(CloudClient):
 
     cloud, provider = "GCP", "gke"
 
-    def __init__(self, app: str, environment: str, settings: GkeSettings) -> None:
+    def __init__(self, app: str, environment: Environment, settings: GkeSettings) -> None:
         super().__init__()
         self.app = app
-        self.environment = environment
+        self.environment = environment.name
         self.settings = settings
+        self.project = names.project(app, environment, settings)
+        """The project the cluster is in: the gcp provider's."""
+        self.region = names.region(environment, settings)
+        """The region of the regional cluster: the gcp provider's."""
         self._lock = threading.Lock()
         self._local = threading.local()
         self._credentials: Any = None
         self._container: Any = None
         self._cluster: Cluster | None = None
 
-    @property
-    def project(self) -> str:
-        """The GCP provider's project, where the cluster is."""
-        return names.project(self.app, self.environment, self.settings)
-
     def location(self) -> str:
         """``projects/PROJECT/locations/REGION``: the parent of the regional cluster."""
-        return f"projects/{self.project}/locations/{self.settings.region}"
+        return f"projects/{self.project}/locations/{self.region}"
 
     def cluster_name(self) -> str:
         """The cluster the services run on: the configured one, else the one skyrig makes."""

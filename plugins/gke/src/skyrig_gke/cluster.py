@@ -224,7 +224,7 @@ def expand(scope: Scope) -> list[Node]:
     if settings.cluster or not scope.of_kind("service"):
         return []
     app, env = scope.app, scope.environment.name
-    project = names.project(app, env, settings)
+    project = names.project(app, scope.environment, settings)
     network = names.network(app, env)
     pool = {
         "name": names.POOL,

@@ -126,7 +126,7 @@ def default_image(context: Context) -> str:
     repository, which the GCP provider keeps (named ``APP-ENV``, as its own Cloud Run services use it)."""
     client = context.client
     repository = join_name(context.app, context.environment.name, limit=63)
-    return f"{context.settings.region}-docker.pkg.dev/{client.project}/{repository}/{IMAGE}:latest"
+    return f"{client.region}-docker.pkg.dev/{client.project}/{repository}/{IMAGE}:latest"
 
 
 def workload(

@@ -43,12 +43,10 @@ def families() -> dict[str, str]:
 
 
 def settings(gcp: dict[str, Any], kubernetes: str) -> dict[str, Any]:
-    """GKE's settings beside the GCP profile's ``gcp`` settings, with the FAKE Kubernetes at ``kubernetes``:
-    no long waits."""
+    """GKE's settings beside the GCP profile's ``gcp`` settings (whose project and region it takes), with
+    the FAKE Kubernetes at ``kubernetes``: no long waits."""
     endpoints = gcp["endpoints"]
     return {
-        "project": gcp["project"],
-        "region": gcp["region"],
         "endpoints": {api: endpoints[api] for api in ("container", "iam", "compute")},
         "emulator": "fake",
         "kubernetes_endpoint": kubernetes,

@@ -153,7 +153,7 @@ def expand(scope: Scope) -> list[Node]:
     """A Workload Identity binding per service, after its identity and the cluster (whose creation makes
     the identity pool)."""
     app, env = scope.app, scope.environment.name
-    project = names.project(app, env, scope.settings)
+    project = names.project(app, scope.environment, scope.settings)
     namespace = namespace_name(app, env)
     nodes = []
     for service in sorted(scope.of_kind("service"), key=lambda s: s.name):

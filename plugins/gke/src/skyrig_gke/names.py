@@ -1,7 +1,8 @@
 """The names of what the GKE provider makes, and of what it uses of the GCP provider's.
 
 What GCP offers a compute provider (``docs/providers/gcp.md``): the project (node ``network.project``, its
-id ``APP-ENV`` as :func:`skyrig.provider.join_name` makes it with a limit of 30, or the configured one),
+id ``APP-ENV`` as :func:`skyrig.provider.join_name` makes it with a limit of 30, or the configured one;
+the GCP provider's settings, ``project`` and ``region``, are read where GKE's own leave them unset),
 the VPC and subnet (nodes ``network.vpc`` and ``network.subnet``, both named ``APP-ENV`` with a limit of
 63), each service's identity (node ``identity/SERVICE``, whose provider id is the service account's
 email; the account is described ``skyrig APP/ENV iam.account/SERVICE``) and each database's migrations
@@ -28,9 +29,23 @@ POOL = "skyrig"
 WORKLOAD_IDENTITY_USER = "roles/iam.workloadIdentityUser"
 
 
-def project(app: str, env: str, settings: Any) -> str:
-    """The GCP provider's project: the configured one, else the one it makes for the environment."""
-    return str(settings.project or join_name(app, env, limit=30))
+DEFAULT_REGION = "us-central1"
+"""The GCP provider's default region."""
+
+
+def project(app: str, environment: Any, settings: Any) -> str:
+    """The project: GKE's ``project`` setting, else the GCP provider's (its ``project`` setting, else the
+    project it makes for the environment)."""
+    gcp = environment.settings.get("gcp")
+    return str(
+        settings.project or getattr(gcp, "project", None) or join_name(app, environment.name, limit=30)
+    )
+
+
+def region(environment: Any, settings: Any) -> str:
+    """The region: GKE's ``region`` setting, else the GCP provider's."""
+    gcp = environment.settings.get("gcp")
+    return str(settings.region or getattr(gcp, "region", None) or DEFAULT_REGION)
 
 
 def network(app: str, env: str) -> str:

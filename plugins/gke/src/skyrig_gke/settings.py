@@ -1,8 +1,8 @@
 """Settings of the GKE provider: ``[env.NAME.gke]`` in ``skyrig.toml``.
 
-The cluster runs in the GCP provider's project and VPC (``provider = "gcp"``, ``compute = "gke"``), so
-``project`` and ``region`` must be the GCP provider's own (both default alike). Credentials come from
-Application Default Credentials, as for the GCP provider.
+The cluster runs in the GCP provider's project and VPC (``provider = "gcp"``, ``compute = "gke"``): its
+``project`` and ``region`` are the GCP provider's unless set here. Credentials come from Application
+Default Credentials, as for the GCP provider.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ class GkeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     project: str | None = Field(None, pattern=r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
-    """The GCP provider's project: set it where the GCP provider's ``project`` is set (by default the
-    project the GCP provider makes for the environment)."""
-    region: str = "us-central1"
-    """The GCP provider's region: a regional cluster there."""
+    """The project of the cluster. Unset (the usual way), the GCP provider's: its ``project`` setting, else
+    the project it makes for the environment."""
+    region: str | None = Field(None, pattern=r"^[a-z]+-[a-z]+[0-9]+$")
+    """The region of the regional cluster. Unset (the usual way), the GCP provider's."""
     cluster: str | None = Field(None, pattern=r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
     """An existing cluster of the project and region to run the services on: skyrig makes no cluster
     and never changes or deletes this one."""
