@@ -264,6 +264,12 @@ def shop(gke_app: Any) -> Any:
 
 
 def test_the_shop_applies_on_gke_and_replans_empty(shop: Any) -> None:
+    nodes = shop.graph()
+    migration = nodes["compute.migration/orders"]
+    assert migration["provider"] == "gcp" and migration["properties"]["image"] == f"{IMAGE}:test", (
+        "gcp migrates the database in the image GKE runs"
+    )
+    assert "compute.migration/orders" in nodes["compute.service/orders"]["depends_on"], "migrated first"
     shop.apply()
     assert shop.plan() == [], "a plan right after the apply changes nothing"
     for service in ("orders", "payments", "notifications"):
