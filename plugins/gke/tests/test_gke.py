@@ -283,3 +283,11 @@ def test_gke_is_refused_where_no_family_is_on_gcp(gke_app: Any) -> None:
     refused = invoke(["check", "-C", str(gke_app.root)])
     assert refused.code != 0
     assert "gke runs the services in the gcp provider's project" in refused.text, refused.text
+
+
+def test_a_production_service_runs_two_pods_at_least(gke_app: Any) -> None:
+    gke_app.write(SERVICES)
+    text = (gke_app.root / "skyrig.toml").read_text()
+    (gke_app.root / "skyrig.toml").write_text(text.replace('type = "development"', 'type = "production"', 1))
+    properties = gke_app.graph()["compute.service/alpha"]["properties"]
+    assert (properties["min_replicas"], properties["max_replicas"]) == (2, 3)

@@ -317,7 +317,8 @@ def expand(scope: Scope) -> list[Node]:
                 )
             )
             depends.add(names.address_id(name))
-        replicas = settings.min_replicas if settings.min_replicas == settings.max_replicas else None
+        fewest = settings.fewest_replicas(scope.environment.type)
+        replicas = fewest if fewest == settings.max_replicas else None
         properties = {
             "service": name,
             "app": record.app,
@@ -325,7 +326,7 @@ def expand(scope: Scope) -> list[Node]:
             "port": settings.service_port,
             "cpu": settings.service_cpu,
             "memory": settings.service_memory,
-            "min_replicas": settings.min_replicas,
+            "min_replicas": fewest,
             "max_replicas": settings.max_replicas,
             "replicas": replicas,
             "security": security(),

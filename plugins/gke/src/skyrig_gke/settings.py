@@ -56,8 +56,9 @@ class GkeSettings(BaseModel):
     """Each pod's CPU request; user-tunable on the cluster."""
     service_memory: str = Field("512Mi", pattern=r"^\d+(Mi|Gi)$")
     """Each pod's memory request (and limit); user-tunable on the cluster."""
-    min_replicas: int = Field(1, ge=1, le=1000)
-    """The fewest pods of each service (a HorizontalPodAutoscaler scales between the two)."""
+    min_replicas: int | None = Field(None, ge=1, le=1000)
+    """The fewest pods of each service (a HorizontalPodAutoscaler scales between the two): by default 2 in
+    production (a node drain or a rollout never leaves it without a ready pod), 1 elsewhere."""
     max_replicas: int = Field(3, ge=1, le=1000)
     """The most pods of each service; equal to ``min_replicas``, no autoscaler and a fixed count."""
     service_port: int = Field(8080, ge=1, le=65535)
@@ -87,7 +88,7 @@ class GkeSettings(BaseModel):
 
     @model_validator(mode="after")
     def _ranges(self) -> GkeSettings:
-        if self.min_replicas > self.max_replicas:
+        if self.min_replicas is not None and self.min_replicas > self.max_replicas:
             raise ValueError(
                 f"min_replicas ({self.min_replicas}) is above max_replicas ({self.max_replicas})"
             )
@@ -96,6 +97,12 @@ class GkeSettings(BaseModel):
         if self.certificate and not self.domain:
             raise ValueError("certificate needs a domain: the Ingresses route SERVICE.DOMAIN")
         return self
+
+    def fewest_replicas(self, environment_type: str) -> int:
+        """``min_replicas``, or its default for an environment of ``environment_type``."""
+        if self.min_replicas is not None:
+            return self.min_replicas
+        return min(2 if environment_type == "production" else 1, self.max_replicas)
 
     def endpoint(self, api: str) -> str | None:
         """The endpoint configured for ``api``, if any."""
