@@ -5,8 +5,8 @@ exactly what the model says, the manifests pass the strict schemas of the two mo
 minor versions, a failing rollout is reported with its reason while the previous version keeps serving,
 Fargate, an existing cluster, drift, and the shop example with compute = "eks".
 
-The shop's SQL database and cron jobs go to the memory provider here: the aws provider serves them only
-beside its own compute (its migrations and schedules are ECS tasks), see docs/providers/eks.md.
+The shop's cron jobs go to the memory provider here: the aws provider serves cron only beside its own
+compute (its schedules run ECS tasks), see docs/providers/eks.md.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def aws(moto: str, service: str) -> Any:
 
 
 class Shop:
-    """The shop example on aws with compute = "eks" (sql and cron on memory), in environment ``dev``."""
+    """The shop example on aws with compute = "eks" (cron on memory), in environment ``dev``."""
 
     def __init__(self, root: Path, moto: str, kube: Any, capsys: pytest.CaptureFixture[str]) -> None:
         self.root = root
@@ -87,7 +87,7 @@ class Shop:
             **eks,
         }
         lines = ['app = "shop"', "[env.dev]", 'type = "development"', 'provider = "aws"', 'compute = "eks"']
-        lines += ['sql = "memory"', 'cron = "memory"', "[env.dev.aws]"]
+        lines += ['cron = "memory"', "[env.dev.aws]"]
         lines += [f"{key} = {json.dumps(value)}" for key, value in aws_settings(self.moto).items()]
         lines += ["[env.dev.eks]", *(f"{key} = {json.dumps(value)}" for key, value in settings.items())]
         (self.root / "skyrig.toml").write_text("\n".join(lines) + "\n")
@@ -130,6 +130,15 @@ def test_the_shop_applies_with_compute_eks_and_replans_empty(shop: Shop) -> None
     config = shop.kube.get("v1", "ConfigMap", NAMESPACE, "orders-runtime")["data"]["runtime-config.json"]
     assert json.loads(config)["service"] == "orders"
     assert json.loads(config)["resources"]["topic/order-created"]["provider"] == "aws"
+    # the orders database's migrations ran before orders rolled out: aws's migration command, as a Job
+    [job] = _jobs(shop.kube, "orders-migrate")
+    assert job["status"]["succeeded"] == 1
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["python", "-m", "skyrig_aws.runtime.migrate"]
+    environment = {e["name"]: e.get("value") for e in container["env"]}
+    assert environment["SKYRIG_DATABASE"] == "orders"
+    assert json.loads(environment["SKYRIG_MIGRATIONS"])[0][1] == "create_orders"
+    assert job["spec"]["template"]["spec"]["serviceAccountName"] == "orders"
     assert shop.changes() == []
     shop.ok("destroy", "--env", "dev", "--yes", "--include-data")
     assert aws(shop.moto, "eks").list_clusters()["clusters"] == []
@@ -214,7 +223,7 @@ def test_the_manifests_pass_the_strict_schemas_of_the_two_latest_kubernetes_vers
 
 def test_build_k8s_refuses_an_environment_whose_services_are_not_on_kubernetes(shop: Shop) -> None:
     text = (shop.root / "skyrig.toml").read_text().replace('compute = "eks"\n', "")
-    text = text.replace('sql = "memory"\ncron = "memory"\n', "")
+    text = text.replace('cron = "memory"\n', "")
     (shop.root / "skyrig.toml").write_text(text.split("[env.dev.eks]")[0])
     refused = shop.run("build", "k8s", "--env", "dev")
     assert refused.code == 1
@@ -230,9 +239,12 @@ def test_a_failing_rollout_is_reported_with_its_reason_and_the_previous_version_
     message = " ".join(failed.err.split())
     assert "did not roll out" in message and "pull" in message.lower(), message
     assert "the previous version keeps serving" in message
+    # orders' database migrations run first, in the new image, which cannot be pulled: orders is not changed
+    assert "service orders was not changed" in message
     for service in SERVICES:
         deployment = shop.kube.get("apps/v1", "Deployment", NAMESPACE, service)
-        assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "skyrig/app:pull-error"
+        wanted = "skyrig/app:1" if service == "orders" else "skyrig/app:pull-error"
+        assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == wanted
         # the old pods still serve: the rolling update never took one away
         assert deployment["status"].get("availableReplicas", 0) >= 1
         pods = [
@@ -244,6 +256,16 @@ def test_a_failing_rollout_is_reported_with_its_reason_and_the_previous_version_
     # fixed, the next apply rolls out
     shop.apply("--image", "skyrig/app:2")
     assert shop.kube.get("apps/v1", "Deployment", NAMESPACE, "orders")["status"]["updatedReplicas"] >= 1
+
+
+def _jobs(kube: Any, prefix: str) -> list[dict[str, Any]]:
+    from kubernetes import client
+
+    batch = client.BatchV1Api(kube.api_client())
+    found = [
+        batch.api_client.sanitize_for_serialization(job) for job in batch.list_namespaced_job(NAMESPACE).items
+    ]
+    return [job for job in found if job["metadata"]["name"].startswith(prefix)]
 
 
 def _pods(kube: Any, service: str) -> list[dict[str, Any]]:

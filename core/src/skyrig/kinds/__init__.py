@@ -284,6 +284,11 @@ TRAITS: dict[str, str] = {
         "the services, and the jobs and migrations run beside them, open connections to hosts on the public "
         "internet (through a NAT, public addresses or the platform's own egress)"
     ),
+    "compute.aws_vpc": (
+        "the services run in the aws provider's VPC and answer at SERVICE.DOMAIN of its domain, and its "
+        "databases' migrations run to completion before their service rolls out (the command and environment "
+        "of the ECS task definition it registers per database, with the owning service's identity)"
+    ),
 }
 """Every trait: a fact about the environments a provider serves that another provider of the same
 environment may need (``Manifest.traits`` says it, ``Manifest.needs`` asks for it). Each is named after

@@ -40,15 +40,17 @@ class AwsProvider(Provider):
         settings="skyrig_aws.settings:AwsSettings",
         # the services run in the private subnets, whose default route is a NAT gateway (one per zone in
         # production, one in development), with the security groups' default egress left open
-        traits=frozenset({"compute.internet"}),
+        # and its ECS tasks run a database's migrations (registered as a task definition) before the
+        # service that owns it rolls out
+        traits=frozenset({"compute.internet", "compute.aws_vpc"}),
         together={
-            # a database's node is an ECS task definition run in compute's cluster, under its service's
-            # task role and the execution role, which iam expands only with compute
-            "sql": frozenset({"compute"}),
             # a schedule runs its service's task definition in compute's cluster, in the private subnets,
             # under the scheduler role: none of them exists where another provider runs the services
             "cron": frozenset({"compute"}),
         },
+        # where another provider runs the services, a database's migrations are a task definition that
+        # provider runs (EKS: as a Kubernetes Job); ECS runs them itself
+        needs={"sql": frozenset({"compute.aws_vpc"})},
         description=(
             "AWS: VPC, ECS Fargate, RDS PostgreSQL, SNS/SQS, ElastiCache, S3, Secrets Manager, Scheduler"
         ),

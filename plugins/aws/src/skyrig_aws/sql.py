@@ -1,6 +1,9 @@
 """SQL: one RDS for PostgreSQL instance per environment (the seeds' "cluster": a PostgreSQL server holding
 every database of the app), in a DB subnet group of the private subnets, reachable only from the
 services' security group; a database per SQLDatabase, created with its migrations by a one-off ECS task.
+Where another provider runs the services (``compute = "eks"``), the task definition is registered and not
+run: that provider runs its command and environment before the owning service rolls out (the
+``compute.aws_vpc`` trait), see docs/providers/aws.md.
 
 The master password is managed by RDS in Secrets Manager (``ManageMasterUserPassword``): skyrig never
 sees it, and the runtime config names only the secret's ARN.
@@ -343,14 +346,19 @@ class DatabaseType(AwsNodeType):
             "SKYRIG_MIGRATION_FILES": json.dumps(p["files"], separators=(",", ":"), sort_keys=True),
             "AWS_REGION": context.settings.region,
         }
+        roles = {}
+        if p["role"]:  # AWS runs the services: the task runs under the owning service's role
+            roles = {
+                "taskRoleArn": iam.role_arn(context, p["role"]),
+                "executionRoleArn": iam.role_arn(context, EXECUTION_ROLE),
+            }
         task = context.client.ecs.register_task_definition(
             family=p["family"],
             requiresCompatibilities=["FARGATE"],
             networkMode="awsvpc",
             cpu="256",
             memory="512",
-            taskRoleArn=iam.role_arn(context, p["role"]),
-            executionRoleArn=iam.role_arn(context, EXECUTION_ROLE),
+            **roles,
             containerDefinitions=[
                 {
                     "name": "migrate",
@@ -465,14 +473,22 @@ def expand(scope: Scope) -> list[Node]:
     compute_here = "service" in scope.kinds
     for database in databases:
         migrations, files = plan_of(database)
-        depends = [SQL_INSTANCE_ID, role_id(database.service), EXECUTION_ROLE]
+        depends = [SQL_INSTANCE_ID]
         if compute_here:
-            depends += [COMPUTE_CLUSTER_ID, *network.private_subnets(), network.SG_APP]
+            depends += [
+                role_id(database.service),
+                EXECUTION_ROLE,
+                COMPUTE_CLUSTER_ID,
+                *network.private_subnets(),
+                network.SG_APP,
+            ]
         properties = {
             "name": database.name,
             "instance": instance_name(app, env),
             "family": migration_family(app, env, database.name),
-            "role": role_id(database.service),
+            # elsewhere, the compute provider runs the task definition's command under its own identity
+            # of the owning service (compute.aws_vpc)
+            "role": role_id(database.service) if compute_here else None,
             "migrations": migrations,
             "files": files,
             "run": compute_here,

@@ -30,8 +30,9 @@ class EksProvider(Provider):
         kinds=frozenset({"service"}),
         environment_types=frozenset({"development", "production"}),
         settings="skyrig_eks.settings:EksSettings",
-        # the nodes and pods run in the aws provider's private subnets, whose default route is a NAT gateway
-        traits=frozenset({"compute.internet"}),
+        # the nodes and pods run in the aws provider's private subnets, whose default route is a NAT gateway;
+        # a service's databases' migrations on aws run as Jobs before it rolls out
+        traits=frozenset({"compute.internet", "compute.aws_vpc"}),
         description='EKS: the services on Kubernetes in the aws provider\'s VPC (compute = "eks")',
     )
 

@@ -8,7 +8,8 @@ The image is the ``image`` setting, which the core sets for each command (``--im
 image the services run; ``skyrig.engine.images``), else the aws provider's ECR repository's ``latest``
 when it has one. The runtime config is the service's ConfigMap, which :func:`deliver` writes after each
 apply (rolling the pods whose config changed); a service's node deploys with the config its ConfigMap
-holds, so its pods' config checksum stays the delivered one.
+holds, so its pods' config checksum stays the delivered one. The migrations of the databases a service owns
+on the aws provider run first, as Jobs (the command of the task definition aws registers for them).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from skyrig.provider import (
     ProviderError,
     Scope,
     join_name,
+    plan_of,
 )
 from skyrig_eks import cluster, iam
 
@@ -35,32 +37,43 @@ ALB = "alb.ingress.kubernetes.io/"
 """The AWS Load Balancer Controller's annotation prefix."""
 
 
-def service_host(scope_or_context: Any, service: str) -> str:
-    """``SERVICE.DOMAIN``: the host the load balancer routes to ``service`` (the aws provider's default
-    domain, ``APP-ENV.internal``, unless ``domain`` is set)."""
-    settings = scope_or_context.settings
-    app, env = scope_or_context.app, scope_or_context.environment.name
-    return f"{service}.{settings.domain or join_name(app, env) + '.internal'}"
+def routing(environment: Any, settings: Any) -> tuple[str | None, str | None]:
+    """The services' ``domain`` and ``certificate_arn``: the eks settings', else the aws provider's of the
+    environment, so that the URLs aws's cron calls are the ones the load balancer routes."""
+    cloud = environment.settings.get("aws")
+    domain = settings.domain if settings.domain is not None else getattr(cloud, "domain", None)
+    certificate = settings.certificate_arn
+    if certificate is None:
+        certificate = getattr(cloud, "certificate_arn", None)
+    return domain, certificate
+
+
+def service_host(scope: Scope, service: str) -> str:
+    """``SERVICE.DOMAIN``: the host the load balancer routes to ``service`` (by default on the domain
+    ``APP-ENV.internal``, as on ECS)."""
+    domain, _ = routing(scope.environment, scope.settings)
+    return f"{service}.{domain or join_name(scope.app, scope.environment.name) + '.internal'}"
 
 
 def service_url(scope: Scope, service: str) -> str:
     """``service``'s URL behind the load balancer, as the aws provider's own compute gives it."""
-    return f"{'https' if scope.settings.certificate_arn else 'http'}://{service_host(scope, service)}"
+    _, certificate = routing(scope.environment, scope.settings)
+    return f"{'https' if certificate else 'http'}://{service_host(scope, service)}"
 
 
-def ingress_annotations(settings: Any, namespace: str) -> dict[str, str]:
+def ingress_annotations(certificate: str | None, namespace: str) -> dict[str, str]:
     """The AWS Load Balancer Controller's annotations of a service's Ingress: an internet-facing load
     balancer shared by the environment's services (group ``namespace``), IP targets (pods, as on
     Fargate), any answer below 500 counted healthy (as the ECS target groups), HTTPS with the
-    certificate and HTTP redirected to it when ``certificate_arn`` is set."""
+    ``certificate`` and HTTP redirected to it when there is one."""
     found = {
         f"{ALB}scheme": "internet-facing",
         f"{ALB}target-type": "ip",
         f"{ALB}group.name": namespace,
         f"{ALB}success-codes": "200-499",
     }
-    if settings.certificate_arn:
-        found[f"{ALB}certificate-arn"] = settings.certificate_arn
+    if certificate:
+        found[f"{ALB}certificate-arn"] = certificate
         found[f"{ALB}listen-ports"] = json.dumps([{"HTTP": 80}, {"HTTPS": 443}], separators=(",", ":"))
         found[f"{ALB}ssl-redirect"] = "443"
     else:
@@ -111,8 +124,27 @@ def workload(context: Context, node: Node, runtime_config: Mapping[str, Any]) ->
         max_replicas=p["max_replicas"],
         account_annotations={iam.ROLE_ARN_ANNOTATION: arn},
         ingress=Ingress(
-            host=p["host"], class_name="alb", annotations=ingress_annotations(settings, namespace)
+            host=p["host"],
+            class_name="alb",
+            annotations=ingress_annotations(routing(context.environment, settings)[1], namespace),
         ),
+    )
+
+
+def migration(context: Context, wanted: Mapping[str, Any]) -> Any:
+    """The migrations of one of the service's databases on the aws provider, as a Job runs them: the
+    command and environment of the ECS task definition aws registered for them (``compute.aws_vpc``:
+    its family is ``APP-ENV-migrate-DATABASE``), in the service's image and with its identity."""
+    from skyrig_kubernetes.workloads import Migration
+
+    task = context.client.ecs.describe_task_definition(taskDefinition=wanted["family"])["taskDefinition"]
+    container = task["containerDefinitions"][0]
+    environment = {e["name"]: e["value"] for e in container.get("environment", [])}
+    return Migration(
+        database=wanted["database"],
+        command=tuple(container["command"]),
+        environment=environment,
+        migrations=tuple(wanted["migrations"]),
     )
 
 
@@ -164,7 +196,11 @@ class ServiceType(CloudNodeType):
         kube = context.client.kubernetes()
         config = live_config(kube, node.properties["namespace"], node.properties["service"])
         found = deploy(
-            kube, workload(context, node, config), tunable=tunable, timeout=context.settings.rollout_timeout
+            kube,
+            workload(context, node, config),
+            [migration(context, wanted) for wanted in node.properties.get("migrations", [])],
+            tunable=tunable,
+            timeout=context.settings.rollout_timeout,
         )
         return self._observe(node, found)
 
@@ -274,6 +310,16 @@ def expand(scope: Scope) -> list[Node]:
         }
         if least == most:  # no autoscaler: skyrig sets the count, and adopts one changed on the cluster
             properties["replicas"] = least
+        if scope.environment.provider_for("sql") == "aws":
+            properties["migrations"] = [
+                {
+                    "database": database.name,
+                    "family": join_name(app, env, "migrate", database.name, limit=255),
+                    "migrations": plan_of(database)[0],
+                }
+                for database in sorted(scope.model.of_kind("sql_database"), key=lambda d: d.name)
+                if database.service == service.name
+            ]
         depends = {
             iam.role_id(f"service-{service.name}"),
             cluster.NAMESPACE_ID,

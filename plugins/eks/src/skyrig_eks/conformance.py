@@ -5,8 +5,8 @@ their endpoints): the ``kubernetes_endpoint`` setting points the provider at it,
 ``EKS_KUBERNETES_TOKEN``. Neither is AWS or Kubernetes: moto answers the control plane's calls, the FAKE
 validates every object against the official Kubernetes schemas and rolls Deployments out after a delay.
 
-The suite's app declares only services (the kind EKS provisions). SQL and cron go to the memory provider:
-the aws provider serves them only beside its own compute (its migrations and schedules are ECS tasks).
+The suite's app declares only services (the kind EKS provisions). Cron goes to the memory provider: the aws
+provider serves it only beside its own compute (its schedules run ECS tasks).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ CREDENTIALS = {
 """Credentials the AWS SDK wants, even for moto."""
 
 FAMILIES = {
-    "sql": "memory",
+    "sql": "aws",
     "cron": "memory",
     "pubsub": "aws",
     "cache": "aws",

@@ -61,9 +61,10 @@ class EksSettings(BaseModel):
     """The most pods the HorizontalPodAutoscaler scales each service to."""
     domain: str | None = None
     """The DNS domain of the services: the load balancer routes ``SERVICE.DOMAIN`` to each. By default
-    ``APP-ENV.internal``, as on ECS."""
+    the aws provider's ``domain``, else ``APP-ENV.internal``, as on ECS."""
     certificate_arn: str | None = None
-    """An ACM certificate for HTTPS on the load balancer (HTTP is then redirected to HTTPS)."""
+    """An ACM certificate for HTTPS on the load balancer (HTTP is then redirected to HTTPS); by default the
+    aws provider's ``certificate_arn``."""
     oidc_thumbprint: str = Field(EKS_OIDC_THUMBPRINT, pattern=r"^[0-9a-f]{40}$")
     """The thumbprint registered with the cluster's IAM OIDC provider."""
     kubernetes_endpoint: str | None = None
