@@ -9,6 +9,10 @@ it mean something.
 from __future__ import annotations
 
 import json
+import os
+import pathlib
+import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +21,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import urllib3
-from kubernetes import client, watch
+from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 
@@ -941,3 +945,41 @@ def test_a_finished_job_goes_after_its_ttl(dynamic: DynamicClient, cluster: Fake
     )
     wait_for(lambda: cluster.get("batch/v1", "Job", "shop", "once") is None)
     assert cluster.calls.count("delete") == 0  # the fake's TTL controller removed it
+
+
+def test_over_tls_the_kubeconfig_carries_the_ca() -> None:
+    with FakeKubernetes(rollout_seconds=ROLLOUT, tls=True) as fake:
+        assert fake.url.startswith("https://127.0.0.1:")
+        api = config.new_client_from_config_dict(fake.kubeconfig())
+        assert "default" in [n.metadata.name for n in client.CoreV1Api(api).list_namespace().items]
+        trusting = urllib3.PoolManager(ca_cert_data=(fake.ca_certificate or b"").decode())
+        anonymous = trusting.request("GET", f"{fake.url}/api/v1/namespaces")
+        assert anonymous.status == 401
+        with pytest.raises(urllib3.exceptions.MaxRetryError):  # a client that does not trust its CA
+            urllib3.PoolManager(retries=0).request("GET", f"{fake.url}/version")
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed here")
+def test_kubectl_applies_and_follows_a_rollout(tmp_path: pathlib.Path) -> None:
+    with FakeKubernetes(rollout_seconds=ROLLOUT, tls=True) as fake:
+        (tmp_path / "config").write_text(json.dumps(fake.kubeconfig()))
+        env = {"KUBECONFIG": str(tmp_path / "config"), "HOME": str(tmp_path), "PATH": os.environ["PATH"]}
+
+        def kubectl(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                ["kubectl", *args],
+                env=env,
+                input=stdin,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+
+        body = json.dumps(deployment() | {"metadata": {"name": "web", "namespace": "default"}})
+        applied = kubectl("apply", "--server-side", "--validate=false", "-f", "-", stdin=body)
+        assert applied.returncode == 0, applied.stderr
+        followed = kubectl("rollout", "status", "deployment/web", "--timeout=20s")
+        assert followed.returncode == 0 and "successfully rolled out" in followed.stdout, followed.stderr
+        events = kubectl("get", "events", "--field-selector", "involvedObject.kind=Deployment", "-o", "json")
+        assert "ScalingReplicaSet" in events.stdout, events.stderr

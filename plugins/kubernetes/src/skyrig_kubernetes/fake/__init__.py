@@ -29,7 +29,8 @@ What it implements, as the real API server does:
   default, as batch/v1 does), deletecollection, ``dryRun=All``, and watch (chunked events: ADDED,
   MODIFIED, DELETED, from a ``resourceVersion`` or from now; :mod:`skyrig_kubernetes.fake.watch`).
   Unknown paths are 404 and verbs a resource does not serve 405, as ``Status`` objects; no
-  ``Authorization: Bearer <token>`` is 401.
+  ``Authorization: Bearer <token>`` is 401. Plain HTTP, or HTTPS with ``tls=True`` (a self-signed
+  certificate the kubeconfig carries): kubectl works then, with ``--validate=false``.
 - Every written object is validated against kubernetes-validate's STRICT OpenAPI schema of the fake's
   Kubernetes version (an unknown field is 400, as a strict decoding error; a missing required field 422),
   and against the server's own rules: names (DNS-1123 subdomain, label, or DNS-1035 for Services), label
@@ -67,8 +68,9 @@ What it does not do, or does otherwise:
   and so is any from before :meth:`FakeKubernetes.reset`) and send no bookmarks;
 - the real server's default ``fieldValidation`` is Warn, the fake's is Strict, so an unknown field is an
   error unless a request asks for Ignore or Warn (which drop it; no Warning header);
-- admission webhooks, RBAC (one token can do everything), aggregated discovery, OpenAPI documents,
-  protobuf, CRDs and the kinds not listed above;
+- admission webhooks, RBAC (one token can do everything), aggregated discovery, OpenAPI documents (so
+  kubectl's client-side validation cannot run), server-side table printing (kubectl shows names and ages
+  only), protobuf, CRDs and the kinds not listed above;
 - running containers, scheduling (every Pod is on ``fake-node``; IPs are made up), metrics (HPAs never
   scale);
 - grace periods and finalizers (but a namespace's): deletion is immediate, and Foreground propagation

@@ -6,8 +6,12 @@ and lets a test read what is stored and change it as someone else would (``kubec
 
 from __future__ import annotations
 
+import base64
 import copy
+import pathlib
 import secrets
+import ssl
+import tempfile
 import threading
 import traceback
 import urllib.parse
@@ -93,12 +97,30 @@ class FakeKubernetes:
 
     ``with FakeKubernetes(version="1.37", rollout_seconds=0.3) as cluster:`` then point a client at
     :meth:`api_client` (or :meth:`kubeconfig`); :attr:`calls`, :meth:`inject_error`, :meth:`get`,
-    :meth:`edit` and :meth:`reset` are for the test.
+    :meth:`edit` and :meth:`reset` are for the test. ``tls=True`` serves HTTPS with a self-signed
+    certificate (:attr:`ca_certificate`, in the kubeconfig too): kubectl and client-go send a bearer token
+    only over TLS.
     """
 
-    def __init__(self, version: str | None = None, rollout_seconds: float = 0.3) -> None:
+    def __init__(
+        self, version: str | None = None, rollout_seconds: float = 0.3, *, tls: bool = False
+    ) -> None:
         self.version = minor(version) if version else latest_version()
         self.rollout_seconds = rollout_seconds
+        #: The PEM certificate the fake serves HTTPS with (its own CA), None when it serves plain HTTP.
+        self.ca_certificate: bytes | None = None
+        self._tls: ssl.SSLContext | None = None
+        self._files = tempfile.TemporaryDirectory(prefix="fake-kubernetes-") if tls else None
+        if self._files is not None:
+            from skyrig_kubernetes.fake.tls import self_signed  # cryptography, only for a fake that needs it
+
+            certificate, key = self_signed()
+            self.ca_certificate = certificate
+            folder = pathlib.Path(self._files.name)
+            (folder / "ca.crt").write_bytes(certificate)
+            (folder / "tls.key").write_bytes(key)
+            self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self._tls.load_cert_chain(folder / "ca.crt", folder / "tls.key")
         self.token = secrets.token_urlsafe(24)
         self.calls = CallLog()
         self._injections: list[_Injection] = []
@@ -113,7 +135,7 @@ class FakeKubernetes:
     def start(self) -> FakeKubernetes:
         """Starts listening and the controllers."""
         if self._listener is None:
-            self._listener = Listener(self)
+            self._listener = Listener(self, self._tls)
             self._listener.start()
             self._controllers.start()
         return self
@@ -134,17 +156,21 @@ class FakeKubernetes:
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:PORT``."""
+        """``http://127.0.0.1:PORT`` (``https://`` with ``tls=True``)."""
         if self._listener is None:
             raise RuntimeError("the FAKE Kubernetes API server is not started")
-        return f"http://127.0.0.1:{self._listener.port}"
+        return f"{'https' if self._tls else 'http'}://127.0.0.1:{self._listener.port}"
 
     def kubeconfig(self) -> dict[str, Any]:
-        """A kubeconfig for the fake: cluster ``fake``, a user with the token, context ``fake``."""
+        """A kubeconfig for the fake: cluster ``fake`` (with its CA certificate when it serves HTTPS), a user
+        with the token, context ``fake``."""
+        cluster: dict[str, Any] = {"server": self.url}
+        if self.ca_certificate is not None:
+            cluster["certificate-authority-data"] = base64.b64encode(self.ca_certificate).decode()
         return {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+            "clusters": [{"name": "fake", "cluster": cluster}],
             "users": [{"name": "fake", "user": {"token": self.token}}],
             "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
             "current-context": "fake",
@@ -157,6 +183,8 @@ class FakeKubernetes:
 
         configuration = client.Configuration()
         configuration.host = self.url
+        if self._files is not None:
+            configuration.ssl_ca_cert = str(pathlib.Path(self._files.name) / "ca.crt")
         configuration.api_key = {"authorization": self.token}
         configuration.api_key_prefix = {"authorization": "Bearer"}
         return client.ApiClient(configuration)

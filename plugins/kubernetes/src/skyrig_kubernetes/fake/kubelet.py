@@ -216,11 +216,14 @@ class Kubelet:
             for condition in conditions[2:]:
                 condition["reason"] = "PodCompleted" if phase == "Succeeded" else "ContainersNotReady"
         number = int(pod["metadata"]["uid"].replace("-", "")[:8], 16)
+        address = f"10.244.{number % 250}.{number // 250 % 250 + 1}"
         status_body = {
             "phase": phase,
             "conditions": conditions,
             "hostIP": "10.0.0.10",
-            "podIP": f"10.244.{number % 250}.{number // 250 % 250 + 1}",
+            "hostIPs": [{"ip": "10.0.0.10"}],
+            "podIP": address,
+            "podIPs": [{"ip": address}],
             "startTime": started,
             "containerStatuses": statuses,
             "qosClass": "BestEffort",

@@ -1,6 +1,7 @@
 """Label and field selectors, for the FAKE Kubernetes API server (:mod:`skyrig_kubernetes.fake`): the
 ``labelSelector`` query string (``a=b``, ``a==b``, ``a!=b``, ``a in (x,y)``, ``a notin (x)``, ``a``,
-``!a``), ``fieldSelector`` on ``metadata.name`` / ``metadata.namespace``, and a ``LabelSelector`` object
+``!a``), ``fieldSelector`` on the fields the server registers (metadata, an Event's involvedObject, a
+Pod's node and phase ...), and a ``LabelSelector`` object
 (``matchLabels``, ``matchExpressions``) as Deployments, Jobs and PDBs carry it.
 """
 
@@ -64,21 +65,53 @@ def parse_label_selector(text: str) -> list[Requirement]:
     return requirements
 
 
+#: The fields a ``fieldSelector`` may name (every kind: metadata; Events and Pods: theirs), as the server
+#: registers them.
+FIELDS = (
+    "metadata.name",
+    "metadata.namespace",
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.name",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "reportingComponent",
+    "source",
+    "type",
+    "spec.nodeName",
+    "spec.restartPolicy",
+    "spec.schedulerName",
+    "spec.serviceAccountName",
+    "status.phase",
+    "status.podIP",
+)
+_FIELD = re.compile(r"^\s*([A-Za-z.]+)\s*(==|=|!=)\s*(.*?)\s*$")
+
+
+def _field_value(obj: dict[str, Any], path: str) -> str:
+    value: Any = obj
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    if path == "source" and isinstance(value, dict):
+        value = value.get("component")
+    return "" if value is None else str(value)
+
+
 def parse_field_selector(text: str) -> list[Callable[[dict[str, Any]], bool]]:
-    """The requirements of a ``fieldSelector`` on ``metadata.name`` / ``metadata.namespace``."""
+    """The requirements of a ``fieldSelector`` (``a=b``, ``a==b``, ``a!=b`` on :data:`FIELDS`)."""
     requirements: list[Callable[[dict[str, Any]], bool]] = []
     for part in _split(text):
-        equality = _EQUALITY.match(part)
-        if not equality or equality[1] not in ("metadata.name", "metadata.namespace"):
-            raise errors.bad_request(
-                f'"{part.strip()}" is not a known field selector: only "metadata.name", "metadata.namespace"'
-            )
+        equality = _FIELD.match(part)
+        if not equality or equality[1] not in FIELDS:
+            raise errors.bad_request(f"field label not supported: {part.strip().split('=')[0].rstrip('!')}")
         field, op, value = equality.groups()
-        key = field.split(".")[1]
         if op == "!=":
-            requirements.append(lambda obj, k=key, v=value: (obj.get("metadata") or {}).get(k) != v)
+            requirements.append(lambda obj, f=field, v=value: _field_value(obj, f) != v)
         else:
-            requirements.append(lambda obj, k=key, v=value: (obj.get("metadata") or {}).get(k) == v)
+            requirements.append(lambda obj, f=field, v=value: _field_value(obj, f) == v)
     return requirements
 
 

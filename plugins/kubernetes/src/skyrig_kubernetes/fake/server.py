@@ -1,7 +1,7 @@
 """The HTTP listener of the FAKE Kubernetes API server (:mod:`skyrig_kubernetes.fake`).
 
-A :class:`ThreadingHTTPServer` bound to 127.0.0.1 on a free port, speaking HTTP/1.1 with keep-alive, in a
-daemon thread; it hands every request to :meth:`FakeKubernetes.dispatch
+A :class:`ThreadingHTTPServer` bound to 127.0.0.1 on a free port, speaking HTTP/1.1 with keep-alive (over
+TLS when given an SSL context), in a daemon thread; it hands every request to :meth:`FakeKubernetes.dispatch
 <skyrig_kubernetes.fake.FakeKubernetes.dispatch>` and writes the JSON it answers. Stopping it also ends the
 clients' kept-alive connections, so no thread outlives the fake.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
@@ -68,8 +69,11 @@ class Listener(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, fake: FakeKubernetes) -> None:
+    def __init__(self, fake: FakeKubernetes, tls: ssl.SSLContext | None = None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
+        if tls is not None:
+            # the handshake happens in the request's thread, on its first read, not in the accepting one
+            self.socket = tls.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
         self.fake = fake
         self._connections: set[socket.socket] = set()
         self._guard = threading.Lock()

@@ -121,7 +121,9 @@ class State:
         subresource: str = "",
     ) -> dict[str, Any]:
         """Stores a change the fake's controllers made, recorded in managedFields as ``manager``'s Update
-        (``kube-controller-manager``, ``kubelet``), as the real components' writes are."""
+        (``kube-controller-manager``, ``kubelet``), as the real components' writes are; fields the fake's
+        Kubernetes version does not have yet are left out."""
+        self.schema.prune_unknown(kind, after)
         managed.record_update(
             self.schema,
             self.schema.root(kind),
