@@ -49,9 +49,15 @@ def core(cluster: FakeKubernetes) -> client.CoreV1Api:
     return client.CoreV1Api(cluster.api_client())
 
 
+def dynamic_client(fake: FakeKubernetes, folder: pathlib.Path) -> DynamicClient:
+    """A DynamicClient with its own discovery cache: its default file is named after host and port, so a
+    later fake on a recycled port would read an earlier one's discovery (and version)."""
+    return DynamicClient(fake.api_client(), cache_file=str(folder / "discovery.json"))
+
+
 @pytest.fixture
-def dynamic(cluster: FakeKubernetes) -> DynamicClient:
-    return DynamicClient(cluster.api_client())
+def dynamic(cluster: FakeKubernetes, tmp_path: pathlib.Path) -> DynamicClient:
+    return dynamic_client(cluster, tmp_path)
 
 
 def deployment(image: str = "registry.example/web:1", replicas: int = 2, **spec: Any) -> dict[str, Any]:
@@ -546,12 +552,12 @@ def test_jobs_complete_or_fail(cluster: FakeKubernetes, dynamic: DynamicClient) 
     assert raised.value.status == 422 and "immutable" in json.loads(raised.value.body)["message"]
 
 
-def test_namespace_deletion_is_asynchronous_and_takes_its_contents() -> None:
+def test_namespace_deletion_is_asynchronous_and_takes_its_contents(tmp_path: pathlib.Path) -> None:
     with FakeKubernetes(rollout_seconds=1) as cluster:  # the namespace goes a second after its deletion
         core = client.CoreV1Api(cluster.api_client())
         core.create_namespace({"metadata": {"name": "shop"}})
         core.create_namespaced_config_map("shop", {"metadata": {"name": "config"}})
-        namespaces = DynamicClient(cluster.api_client()).resources.get(api_version="v1", kind="Namespace")
+        namespaces = dynamic_client(cluster, tmp_path).resources.get(api_version="v1", kind="Namespace")
         assert namespaces.delete(name="shop").status.phase == "Terminating"
         assert cluster.get("v1", "ConfigMap", "shop", "config") is not None
         status, answer = failure(
@@ -884,9 +890,11 @@ EVERY_KIND = [
 
 
 @pytest.mark.parametrize("version", [versions()[0], versions()[-1]])
-def test_everything_the_fake_stores_passes_its_versions_strict_schema(version: str) -> None:
+def test_everything_the_fake_stores_passes_its_versions_strict_schema(
+    version: str, tmp_path: pathlib.Path
+) -> None:
     with FakeKubernetes(version=version, rollout_seconds=0.05) as fake:
-        dynamic = DynamicClient(fake.api_client())
+        dynamic = dynamic_client(fake, tmp_path)
         for body in EVERY_KIND:
             namespaced = body["kind"] != "IngressClass"
             body = {
