@@ -8,7 +8,8 @@ Use it::
     from skyrig_kubernetes.fake import FakeKubernetes
 
     with FakeKubernetes(version="1.37", rollout_seconds=0.3) as cluster:
-        api = kubernetes.client.AppsV1Api(cluster.api_client())   # or DynamicClient, or cluster.kubeconfig()
+        api = kubernetes.client.AppsV1Api(cluster.api_client())   # or cluster.kubeconfig()
+        dynamic = DynamicClient(cluster.api_client(), cache_file=...)  # its own file: ports are recycled
         ...
         cluster.get("apps/v1", "Deployment", "shop", "web")        # what is stored (a copy)
         cluster.edit("apps/v1", "Deployment", "shop", "web", {"spec": {"replicas": 5}})   # kubectl edit
