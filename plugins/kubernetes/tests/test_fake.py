@@ -991,3 +991,25 @@ def test_kubectl_applies_and_follows_a_rollout(tmp_path: pathlib.Path) -> None:
         assert followed.returncode == 0 and "successfully rolled out" in followed.stdout, followed.stderr
         events = kubectl("get", "events", "--field-selector", "involvedObject.kind=Deployment", "-o", "json")
         assert "ScalingReplicaSet" in events.stdout, events.stderr
+
+
+def test_two_appliers_own_their_own_containers(dynamic: DynamicClient, cluster: FakeKubernetes) -> None:
+    apply(dynamic, deployment())
+    sidecar = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"template": {"spec": {"containers": [{"name": "proxy", "image": "proxy:1"}]}}},
+    }
+    apply(dynamic, sidecar, manager="mesh")
+
+    def names() -> list[str]:
+        stored = cluster.get("apps/v1", "Deployment", "shop", "web")
+        return [c["name"] for c in stored["spec"]["template"]["spec"]["containers"]]
+
+    assert names() == ["app", "proxy"]
+    apply(dynamic, deployment("registry.example/web:2"))  # skyrig's configuration has no proxy: it stays
+    assert names() == ["app", "proxy"]
+    sidecar["spec"]["template"]["spec"]["containers"] = []
+    apply(dynamic, sidecar, manager="mesh")  # the mesh stops applying its proxy: it goes
+    assert names() == ["app"]
