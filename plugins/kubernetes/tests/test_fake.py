@@ -1013,3 +1013,31 @@ def test_two_appliers_own_their_own_containers(dynamic: DynamicClient, cluster: 
     sidecar["spec"]["template"]["spec"]["containers"] = []
     apply(dynamic, sidecar, manager="mesh")  # the mesh stops applying its proxy: it goes
     assert names() == ["app"]
+
+
+def test_concurrent_writers_each_get_their_own_resource_version(
+    cluster: FakeKubernetes, tmp_path: pathlib.Path
+) -> None:
+    def writer(number: int) -> list[str]:
+        (tmp_path / str(number)).mkdir()
+        dynamic = dynamic_client(cluster, tmp_path / str(number))
+        versions = []
+        for index in range(10):
+            body = {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": f"c{number}-{index}", "namespace": "shop"},
+                "data": {"n": str(index)},
+            }
+            versions.append(apply(dynamic, body).metadata.resourceVersion)
+        return versions
+
+    results: list[list[str]] = []
+    threads = [threading.Thread(target=lambda n=n: results.append(writer(n))) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    handed_out = [version for versions in results for version in versions]
+    assert len(handed_out) == len(set(handed_out)) == 60
+    assert len(client.CoreV1Api(cluster.api_client()).list_namespaced_config_map("shop").items) == 60
