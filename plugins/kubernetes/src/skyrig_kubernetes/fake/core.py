@@ -286,7 +286,9 @@ class FakeKubernetes:
     def _answer(
         self, request: api.Request, headers: dict[str, str], verb: str
     ) -> tuple[int, dict[str, Any] | WatchStream]:
-        if headers.get("authorization") != f"Bearer {self.token}":
+        if not secrets.compare_digest(
+            headers.get("authorization", "").encode(), f"Bearer {self.token}".encode()
+        ):
             return 401, errors.unauthorized().status()
         injected = self._injected(
             Call(verb, request.path, request.query, request.content_type, request.method)
