@@ -1,10 +1,10 @@
-"""Which families AWS serves beside another provider: its manifest's ``together`` agrees with its expansion.
+"""Which families AWS serves beside another provider: its manifest's ``needs`` agrees with its expansion.
 
 Each family of the shop example is handed alone to aws, the rest to memory: ``skyrig check`` refuses
-exactly the ones whose AWS nodes need AWS's compute (cron: a schedule runs its service's task definition in
-the cluster) or a compute provider that runs AWS's migrations (sql: a database's migrations are an ECS task
-definition, which memory does not run), and ``skyrig graph`` builds every environment check accepts.
-Nothing calls AWS.
+exactly the ones whose AWS nodes need a compute provider in AWS's VPC (``compute.aws_vpc``: sql, whose
+migrations are an ECS task definition that compute runs; cron, whose trigger tasks call the services at
+SERVICE.DOMAIN from the VPC), which memory is not, and ``skyrig graph`` builds every environment check
+accepts, with aws's compute and with EKS's. Nothing calls AWS.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from skyrig_aws.conformance import settings
 
 SHOP = Path(__file__).resolve().parents[3] / "examples" / "shop"
 FAMILIES = ("compute", "sql", "pubsub", "cache", "cron", "objects", "secrets")
-NEEDS_COMPUTE = {"cron"}
-NEEDS_MIGRATIONS = {"sql"}
+NEEDS_VPC = {"sql", "cron"}
 
 
 def _app(tmp_path: Path, on_aws: tuple[str, ...]) -> Path:
@@ -36,24 +35,19 @@ def _app(tmp_path: Path, on_aws: tuple[str, ...]) -> Path:
     return root
 
 
-def test_the_manifest_says_which_families_need_compute() -> None:
-    assert dict(provider.manifest.together) == {family: {"compute"} for family in NEEDS_COMPUTE}
+def test_the_manifest_says_which_families_need_a_compute_provider_in_its_vpc() -> None:
+    assert dict(provider.manifest.together) == {}
+    assert dict(provider.manifest.needs) == {family: {"compute.aws_vpc"} for family in NEEDS_VPC}
+    assert "compute.aws_vpc" in provider.manifest.traits
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_a_family_alone_on_aws_is_refused_exactly_when_its_nodes_need_compute(
+def test_a_family_alone_on_aws_is_refused_exactly_when_its_nodes_need_its_vpc(
     family: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = _app(tmp_path, (family,))
     checked = run_cli(["check", "-C", str(root)], capsys)
-    if family in NEEDS_COMPUTE:
-        assert checked.code == 1
-        message = " ".join(checked.err.split())
-        assert f"env.dev.{family}: provider 'aws' serves {family} only beside its own compute" in message
-        assert "hands compute to 'memory'" in message
-        assert "set compute = 'aws' in [env.dev]" in message
-        assert re.search(r"providers that do: [^)]*\bmemory\b", message), message
-    elif family in NEEDS_MIGRATIONS:
+    if family in NEEDS_VPC:
         assert checked.code == 1
         message = " ".join(checked.err.split())
         assert (
@@ -61,6 +55,7 @@ def test_a_family_alone_on_aws_is_refused_exactly_when_its_nodes_need_compute(
             in message
         )
         assert "(compute.aws_vpc)" in message and "compute provider 'memory' does not say so" in message
+        assert re.search(r"a provider that does \([^)]*\baws\b", message), message
     else:
         assert checked.code == 0, checked.err
         graph = run_cli(["graph", "--env", "dev", "--format", "json", "-C", str(root)], capsys)
@@ -69,11 +64,17 @@ def test_a_family_alone_on_aws_is_refused_exactly_when_its_nodes_need_compute(
         assert any(node["provider"] == "aws" for node in nodes)
 
 
-@pytest.mark.parametrize("family", sorted(NEEDS_COMPUTE | NEEDS_MIGRATIONS))
-def test_beside_aws_compute_they_are_served(
-    family: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("compute", ["aws", "eks"])
+@pytest.mark.parametrize("family", sorted(NEEDS_VPC))
+def test_beside_a_compute_provider_in_the_vpc_they_are_served(
+    family: str, compute: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    root = _app(tmp_path, (family, "compute"))
+    root = _app(tmp_path, (family, *(("compute",) if compute == "aws" else ())))
+    if compute == "eks":
+        text = (root / "skyrig.toml").read_text()
+        (root / "skyrig.toml").write_text(
+            text.replace('provider = "memory"', 'provider = "memory"\ncompute = "eks"')
+        )
     assert run_cli(["check", "-C", str(root)], capsys).code == 0
     graph = run_cli(["graph", "--env", "dev", "--format", "json", "-C", str(root)], capsys)
     assert graph.code == 0, graph.err

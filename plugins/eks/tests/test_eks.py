@@ -5,8 +5,8 @@ exactly what the model says, the manifests pass the strict schemas of the two mo
 minor versions, a failing rollout is reported with its reason while the previous version keeps serving,
 Fargate, an existing cluster, drift, and the shop example with compute = "eks".
 
-The shop's cron jobs go to the memory provider here: the aws provider serves cron only beside its own
-compute (its schedules run ECS tasks), see docs/providers/eks.md.
+Every other kind of the shop is the aws provider's: its database's migrations run as a Job before orders
+rolls out, and its cron schedules run trigger tasks in an ECS cluster of the aws provider's own.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def aws(moto: str, service: str) -> Any:
 
 
 class Shop:
-    """The shop example on aws with compute = "eks" (cron on memory), in environment ``dev``."""
+    """The shop example on aws with compute = "eks", in environment ``dev``."""
 
     def __init__(self, root: Path, moto: str, kube: Any, capsys: pytest.CaptureFixture[str]) -> None:
         self.root = root
@@ -87,7 +87,7 @@ class Shop:
             **eks,
         }
         lines = ['app = "shop"', "[env.dev]", 'type = "development"', 'provider = "aws"', 'compute = "eks"']
-        lines += ['cron = "memory"', "[env.dev.aws]"]
+        lines += ["[env.dev.aws]"]
         lines += [f"{key} = {json.dumps(value)}" for key, value in aws_settings(self.moto).items()]
         lines += ["[env.dev.eks]", *(f"{key} = {json.dumps(value)}" for key, value in settings.items())]
         (self.root / "skyrig.toml").write_text("\n".join(lines) + "\n")
@@ -139,6 +139,24 @@ def test_the_shop_applies_with_compute_eks_and_replans_empty(shop: Shop) -> None
     assert environment["SKYRIG_DATABASE"] == "orders"
     assert json.loads(environment["SKYRIG_MIGRATIONS"])[0][1] == "create_orders"
     assert job["spec"]["template"]["spec"]["serviceAccountName"] == "orders"
+    # aws's schedules run a trigger task in an ECS cluster of cron's own, in the services' image, calling
+    # the service at its URL
+    scheduler, ecs = aws(shop.moto, "scheduler"), aws(shop.moto, "ecs")
+    schedule = scheduler.get_schedule(Name="shop-dev-expire-carts", GroupName="shop-dev")
+    target = schedule["Target"]
+    assert target["Arn"].endswith(":cluster/shop-dev")
+    command = json.loads(target["Input"])["containerOverrides"][0]["command"]
+    assert command == [
+        "python",
+        "-m",
+        "skyrig_aws.runtime.cron",
+        "expire-carts",
+        "http://orders.shop-dev.internal",
+    ]
+    family = target["EcsParameters"]["TaskDefinitionArn"].rpartition("/")[2]
+    task = ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
+    assert task["containerDefinitions"][0]["image"] == "skyrig/app:1"
+    assert task["containerDefinitions"][0]["name"] == "orders"
     assert shop.changes() == []
     shop.ok("destroy", "--env", "dev", "--yes", "--include-data")
     assert aws(shop.moto, "eks").list_clusters()["clusters"] == []
@@ -223,7 +241,6 @@ def test_the_manifests_pass_the_strict_schemas_of_the_two_latest_kubernetes_vers
 
 def test_build_k8s_refuses_an_environment_whose_services_are_not_on_kubernetes(shop: Shop) -> None:
     text = (shop.root / "skyrig.toml").read_text().replace('compute = "eks"\n', "")
-    text = text.replace('cron = "memory"\n', "")
     (shop.root / "skyrig.toml").write_text(text.split("[env.dev.eks]")[0])
     refused = shop.run("build", "k8s", "--env", "dev")
     assert refused.code == 1
@@ -407,3 +424,14 @@ def test_the_kubernetes_token_is_a_presigned_sts_call_bound_to_the_cluster() -> 
     assert query["Action"] == ["GetCallerIdentity"]
     assert "x-k8s-aws-id" in query["X-Amz-SignedHeaders"][0].split(";")
     assert query["X-Amz-Expires"] == ["60"]
+
+
+def test_eks_without_the_aws_provider_beside_it_is_refused(tmp_path: Path, capsys) -> None:
+    root = tmp_path / "shop"
+    shutil.copytree(SHOP, root, ignore=shutil.ignore_patterns(".skyrig", "__pycache__"))
+    config = ['app = "shop"', "[env.dev]", 'type = "development"', 'provider = "memory"', 'compute = "eks"']
+    (root / "skyrig.toml").write_text("\n".join(config) + "\n")
+    checked = run_cli(["check", "-C", str(root)], capsys)
+    assert checked.code == 1
+    message = " ".join(checked.err.split())
+    assert "env.dev.compute" in message and 'set provider = "aws"' in message

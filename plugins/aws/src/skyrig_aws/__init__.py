@@ -43,14 +43,10 @@ class AwsProvider(Provider):
         # and its ECS tasks run a database's migrations (registered as a task definition) before the
         # service that owns it rolls out
         traits=frozenset({"compute.internet", "compute.aws_vpc"}),
-        together={
-            # a schedule runs its service's task definition in compute's cluster, in the private subnets,
-            # under the scheduler role: none of them exists where another provider runs the services
-            "cron": frozenset({"compute"}),
-        },
         # where another provider runs the services, a database's migrations are a task definition that
-        # provider runs (EKS: as a Kubernetes Job); ECS runs them itself
-        needs={"sql": frozenset({"compute.aws_vpc"})},
+        # provider runs (EKS: as a Kubernetes Job), and a schedule's trigger task calls the service at
+        # SERVICE.DOMAIN from the VPC: that provider must run them there (ECS does)
+        needs={"sql": frozenset({"compute.aws_vpc"}), "cron": frozenset({"compute.aws_vpc"})},
         description=(
             "AWS: VPC, ECS Fargate, RDS PostgreSQL, SNS/SQS, ElastiCache, S3, Secrets Manager, Scheduler"
         ),
@@ -267,6 +263,7 @@ NODE_TYPES = {
     "cron.signing_key": "aws.cron.signing_key",
     "cron.group": "aws.cron.schedule_group",
     "cron.job/": "aws.cron.schedule",
+    "cron.trigger/": "aws.cron.trigger",
 }
 """Node id (or its prefix) -> node type: how the inventory names a tagged resource's node."""
 

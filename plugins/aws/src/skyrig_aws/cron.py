@@ -5,11 +5,15 @@ On schedule, Scheduler runs a one-off task of the job's service (its task defini
 subnets) whose command is :mod:`skyrig_aws.runtime.cron`: it reads the signing key from Secrets Manager
 and sends the signed ``POST /__skyrig/cron/JOB`` to the service (:func:`skyrig.runtime.signing.trigger`),
 which accepts it only with a valid signature. The key is random, made here, and never leaves Secrets
-Manager (not in state, plans or logs).
+Manager (not in state, plans or logs). Where another provider runs the services (``compute = "eks"``), cron
+makes what its schedules need of ECS itself: a cluster, and per service a trigger task definition in the
+services' image under a role that reads the key only; the trigger calls the service's URL
+(``SERVICE.DOMAIN``) as it does an ECS service's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets as random
 from collections.abc import Mapping
@@ -19,8 +23,11 @@ from skyrig.provider import Context, Node, NotFound, Observed, ProviderError, Sc
 from skyrig_aws import compute, iam, network
 from skyrig_aws.api import tag_list
 from skyrig_aws.names import (
+    COMPUTE_CLUSTER_ID,
+    EXECUTION_ROLE,
     SCHEDULER_ROLE,
     SIGNING_KEY_ID,
+    TRIGGER_ROLE,
     cluster_name,
     schedule_group_name,
     schedule_name,
@@ -30,6 +37,7 @@ from skyrig_aws.names import (
 from skyrig_aws.nodes import AwsNodeType
 
 GROUP_ID = "cron.group"
+TRIGGER_PREFIX = "cron.trigger/"
 
 
 def expression(schedule: str | None, every: str | None) -> str:
@@ -237,10 +245,85 @@ class ScheduleType(AwsNodeType):
                 raise
 
 
+class TriggerType(AwsNodeType):
+    """Where another provider runs the services: the ECS task definition a service's schedules run (its
+    container named after the service, in the services' image, under the trigger role), registered anew
+    when its image changes; schedules run the family's latest revision."""
+
+    type = "aws.cron.trigger"
+    arn_types = ("ecs:task-definition",)
+    replace_on = frozenset({"family", "service"})
+
+    def inventory_id(self, arn: str) -> str:
+        return arn.rpartition("/")[2].partition(":")[0]
+
+    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
+        task = context.client.ecs.describe_task_definition(taskDefinition=provider_id)["taskDefinition"]
+        if task.get("status") != "ACTIVE":
+            return None
+        image = task["containerDefinitions"][0].get("image")
+        properties = {"image": image if node.properties.get("image") else None}
+        return self.observed(node, provider_id, properties, {"arn": task["taskDefinitionArn"]})
+
+    def _find(self, context: Context, node: Node) -> Observed | None:
+        return self._read(context, node, node.properties["family"])
+
+    def _create(self, context: Context, node: Node) -> Observed:
+        p = node.properties
+        context.client.ecs.register_task_definition(
+            family=p["family"],
+            requiresCompatibilities=["FARGATE"],
+            networkMode="awsvpc",
+            cpu="256",
+            memory="512",
+            taskRoleArn=iam.role_arn(context, TRIGGER_ROLE),
+            executionRoleArn=iam.role_arn(context, EXECUTION_ROLE),
+            containerDefinitions=[
+                {
+                    "name": p["service"],
+                    "image": p["image"] or compute.image(context),
+                    "essential": True,
+                    "memory": 512,
+                    "command": ["python", "-m", "skyrig_aws.runtime.cron"],
+                    "environment": [{"name": "AWS_REGION", "value": context.settings.region}],
+                }
+            ],
+            tags=tag_list(context.tags(node), "key", "value"),
+        )
+        return self.read(context, node, p["family"])  # type: ignore[return-value]
+
+    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
+        return self._create(context, node)
+
+    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
+        ecs = context.client.ecs
+        arns = [
+            arn
+            for status in ("ACTIVE", "INACTIVE")
+            for arn in ecs.pages(
+                "list_task_definitions", "taskDefinitionArns", familyPrefix=provider_id, status=status
+            )
+            if arn.rpartition("/")[2].partition(":")[0] == provider_id
+        ]
+        for arn in arns:
+            with contextlib.suppress(ProviderError):
+                ecs.deregister_task_definition(taskDefinition=arn)
+        for start in range(0, len(arns), 10):
+            ecs.delete_task_definitions(taskDefinitions=arns[start : start + 10])
+
+
 SIGNING_KEY = SigningKeyType()
 GROUP = GroupType()
 SCHEDULE = ScheduleType()
-TYPES = (SIGNING_KEY, GROUP, SCHEDULE)
+TRIGGER = TriggerType()
+TYPES = (SIGNING_KEY, GROUP, SCHEDULE, TRIGGER)
+
+
+def _services_image(scope: Scope) -> str | None:
+    """The image the compute provider runs the services in (its ``image`` setting, which the core sets for
+    each command), for the trigger tasks; None for the aws default (the ECR repository's ``latest``)."""
+    running = scope.environment.settings.get(scope.environment.provider_for("compute"))
+    return getattr(running, "image", None)
 
 
 def expand(scope: Scope) -> list[Node]:
@@ -254,10 +337,19 @@ def expand(scope: Scope) -> list[Node]:
         scope.node(GROUP_ID, GROUP.type, {"name": group}),
     ]
     compute_here = "service" in scope.kinds
+    if not compute_here:  # another provider runs the services: an ECS cluster and trigger tasks of cron's own
+        cluster = {"name": cluster_name(app, env), "insights": True}
+        nodes.append(scope.node(COMPUTE_CLUSTER_ID, compute.CLUSTER.type, cluster))
+        image = _services_image(scope)
+        for service in sorted({job.service for job in jobs}):
+            properties = {"family": task_family(app, env, service), "service": service, "image": image}
+            depends = (TRIGGER_ROLE, EXECUTION_ROLE)
+            nodes.append(scope.node(f"{TRIGGER_PREFIX}{service}", TRIGGER.type, properties, depends))
     for job in jobs:
         depends = [GROUP_ID, SIGNING_KEY_ID, f"@service/{job.service}"]
-        if compute_here:
-            depends += [SCHEDULER_ROLE, network.SG_APP, *network.private_subnets()]
+        depends += [SCHEDULER_ROLE, network.SG_APP, *network.private_subnets()]
+        if not compute_here:
+            depends += [COMPUTE_CLUSTER_ID, f"{TRIGGER_PREFIX}{job.service}"]
         properties = {
             "name": schedule_name(app, env, job.name),
             "group": group,
@@ -267,7 +359,7 @@ def expand(scope: Scope) -> list[Node]:
             "enabled": True,
             "cluster": cluster_name(app, env),
             "family": task_family(app, env, job.service),
-            "url": compute.service_url(scope, job.service) if compute_here else "",
+            "url": compute.service_url(scope, job.service),
             "signing_key": signing_key_name(app, env),
         }
         nodes.append(

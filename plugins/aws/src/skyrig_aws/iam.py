@@ -1,7 +1,8 @@
 """IAM: a task role per service granting exactly the operations the model says it performs, on exactly the
 resources it uses, and nothing else; the ECS execution role (image pulls, logs); the scheduler's role.
 When another provider runs the services (``compute = "eks"``), the same grants as a managed policy per
-service instead (``identity/SERVICE``), which that provider attaches to the role its workloads assume.
+service instead (``identity/SERVICE``), which that provider attaches to the role its workloads assume, and
+for cron the execution role and a role of the trigger tasks that reads the signing key only.
 
 Roles and policies live under the path ``/skyrig/APP-ENV/``, which is how they are found again (IAM is not
 in the tagging API). A policy widened in the console is an invariant drift: the next apply narrows it again.
@@ -20,6 +21,7 @@ from skyrig_aws.names import (
     SCHEDULER_ROLE,
     SIGNING_KEY_ID,
     SQL_INSTANCE_ID,
+    TRIGGER_ROLE,
     bucket_name,
     cache_password_secret,
     instance_name,
@@ -408,17 +410,39 @@ def identities(scope: Scope) -> list[Node]:
 
 def expand(scope: Scope) -> list[Node]:
     app, env = scope.app, scope.environment.name
-    nodes: list[Node] = []
+    jobs = scope.of_kind("cron_job")
+    services = sorted({r.service for r in jobs})
     if "service" not in scope.kinds:
-        return identities(scope)
-    for service in scope.of_kind("service"):
+        nodes = identities(scope)
+        if not jobs:
+            return nodes
+        # cron beside another compute provider: the trigger tasks run under a role that reads the key only
+        trigger = [
+            {
+                "Sid": "CronSigningKey",
+                "Effect": "Allow",
+                "Action": SECRET_READ,
+                "Resource": [_secret_arn(signing_key_name(app, env))],
+            }
+        ]
         properties = {
-            "name": role_name(app, env, service.name),
+            "name": role_name(app, env, "cron"),
             "trust": "ecs-tasks.amazonaws.com",
-            "policy": _document(grants(scope, service.name)),
+            "policy": _document(trigger),
         }
-        depends = _grant_dependencies(scope, service.name)
-        nodes.append(scope.node(role_id(service.name), ROLE.type, properties, depends))
+        nodes.append(scope.node(TRIGGER_ROLE, ROLE.type, properties, (SIGNING_KEY_ID,)))
+        task_roles = [TRIGGER_ROLE]
+    else:
+        nodes = []
+        for service in scope.of_kind("service"):
+            properties = {
+                "name": role_name(app, env, service.name),
+                "trust": "ecs-tasks.amazonaws.com",
+                "policy": _document(grants(scope, service.name)),
+            }
+            depends = _grant_dependencies(scope, service.name)
+            nodes.append(scope.node(role_id(service.name), ROLE.type, properties, depends))
+        task_roles = [role_id(s) for s in services]
     execution = [
         {
             "Sid": "Images",
@@ -451,10 +475,8 @@ def expand(scope: Scope) -> list[Node]:
             },
         )
     )
-    jobs = scope.of_kind("cron_job")
     if jobs:
-        services = sorted({r.service for r in jobs})
-        roles = [role_id(s) for s in services] + [EXECUTION_ROLE]
+        roles = [*task_roles, EXECUTION_ROLE]
         scheduler = [
             {
                 "Sid": "RunTasks",

@@ -23,6 +23,8 @@ SIGNING_KEY_ID = "cron.signing_key"
 """The cron signing key: the task roles of services owning cron jobs read it."""
 EXECUTION_ROLE = "iam.role/execution"
 SCHEDULER_ROLE = "iam.role/scheduler"
+TRIGGER_ROLE = "iam.role/cron"
+"""The role of the cron trigger tasks when another provider runs the services."""
 
 
 def role_id(role: str) -> str:

@@ -5,8 +5,8 @@ their endpoints): the ``kubernetes_endpoint`` setting points the provider at it,
 ``EKS_KUBERNETES_TOKEN``. Neither is AWS or Kubernetes: moto answers the control plane's calls, the FAKE
 validates every object against the official Kubernetes schemas and rolls Deployments out after a delay.
 
-The suite's app declares only services (the kind EKS provisions). Cron goes to the memory provider: the aws
-provider serves it only beside its own compute (its schedules run ECS tasks).
+The suite's app declares only services (the kind EKS provisions); every other family is the aws
+provider's, as in a real environment.
 """
 
 from __future__ import annotations
@@ -32,14 +32,7 @@ CREDENTIALS = {
 }
 """Credentials the AWS SDK wants, even for moto."""
 
-FAMILIES = {
-    "sql": "aws",
-    "cron": "memory",
-    "pubsub": "aws",
-    "cache": "aws",
-    "objects": "aws",
-    "secrets": "aws",
-}
+FAMILIES = {family: "aws" for family in ("sql", "pubsub", "cache", "cron", "objects", "secrets")}
 """Who provisions the other families in the suite's environments."""
 
 
