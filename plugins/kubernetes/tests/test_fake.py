@@ -1041,3 +1041,26 @@ def test_concurrent_writers_each_get_their_own_resource_version(
     handed_out = [version for versions in results for version in versions]
     assert len(handed_out) == len(set(handed_out)) == 60
     assert len(client.CoreV1Api(cluster.api_client()).list_namespaced_config_map("shop").items) == 60
+
+
+def test_a_rollback_reuses_the_earlier_replicaset_as_the_newest_revision(
+    dynamic: DynamicClient, cluster: FakeKubernetes, apps: client.AppsV1Api
+) -> None:
+    apply(dynamic, deployment())
+    rolled_out(cluster)
+    apply(dynamic, deployment("registry.example/web:2"))
+    wait_for(
+        lambda: rolled_out(cluster)["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"
+    )
+    apply(dynamic, deployment())
+    back = wait_for(
+        lambda: (
+            (d := rolled_out(cluster))["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
+            and d
+        )
+    )
+    replicasets = apps.list_namespaced_replica_set("shop").items
+    assert len(replicasets) == 2  # the first one came back, no third was made
+    serving = [rs for rs in replicasets if rs.spec.replicas]
+    assert serving[0].metadata.annotations["deployment.kubernetes.io/revision"] == "3"
+    assert back["status"]["updatedReplicas"] == 2

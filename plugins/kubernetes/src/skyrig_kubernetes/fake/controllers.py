@@ -99,6 +99,10 @@ def _condition(
     return condition
 
 
+def _revision(replicaset: dict[str, Any]) -> int:
+    return int((replicaset["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision", 0))
+
+
 def _rolling_bounds(spec: dict[str, Any], desired: int) -> tuple[int, int]:
     """(maxSurge rounded up, maxUnavailable rounded down), as Pod counts; both 0 means 1 unavailable."""
     rolling = (spec.get("strategy") or {}).get("rollingUpdate") or {}
@@ -297,10 +301,7 @@ class Controllers:
             for rs in self.state.items(_KIND["ReplicaSet"], metadata["namespace"])
             if _owned_by(rs, deployment)
         ]
-        revisions = [
-            int((rs["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision", 0))
-            for rs in owned
-        ]
+        revisions = [_revision(rs) for rs in owned]
         current = next(
             (rs for rs in owned if (rs["metadata"].get("labels") or {}).get("pod-template-hash") == pod_hash),
             None,
@@ -308,6 +309,14 @@ class Controllers:
         if current is None:
             current = self._new_replicaset(deployment, pod_hash, max(revisions, default=0) + 1)
             owned.append(current)
+        elif len(owned) > 1 and _revision(current) < max(revisions):
+            # back to an earlier template (a rollback): its ReplicaSet is the newest revision again
+            self._change(
+                _KIND["ReplicaSet"],
+                current,
+                ("metadata", "annotations", "deployment.kubernetes.io/revision"),
+                str(max(revisions) + 1),
+            )
         revision = (current["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision")
         if (metadata.get("annotations") or {}).get("deployment.kubernetes.io/revision") != revision:
             self._change(
@@ -450,11 +459,7 @@ class Controllers:
 
     def _trim_history(self, spec: dict[str, Any], idle: list[dict[str, Any]]) -> None:
         limit = spec.get("revisionHistoryLimit", 10)
-        idle.sort(
-            key=lambda rs: int(
-                (rs["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision", 0)
-            )
-        )
+        idle.sort(key=_revision)
         for rs in idle[: max(0, len(idle) - limit)]:
             self.state.remove_tree(_KIND["ReplicaSet"], rs, "Background")
 
