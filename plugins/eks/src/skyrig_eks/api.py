@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import os
 import threading
-from collections import Counter
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from skyrig_eks.settings import EksSettings
     from skyrig_kubernetes.cluster import Cluster
 
-CALLS: Counter[tuple[str, str]] = Counter()
-"""Every AWS API call this provider made in this process: ``(service, operation) -> count``."""
+TOKEN_SECONDS = 600.0
+"""How long one EKS token is used before a new one is signed."""
 
 _THROTTLED = {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"}
 _TRANSIENT = {
@@ -64,7 +64,7 @@ def translate(error: Exception, service: str, operation: str) -> Exception:
 
 
 class _Service:
-    """One AWS service's calls, translated and counted."""
+    """One AWS service's calls, their errors translated."""
 
     def __init__(self, name: str, client: Any) -> None:
         self._name = name
@@ -74,7 +74,6 @@ class _Service:
         method = getattr(self._client, operation)
 
         def call(**kwargs: Any) -> Any:
-            CALLS[self._name, operation] += 1
             try:
                 return method(**kwargs)
             except Exception as error:
@@ -143,6 +142,8 @@ class EksClient(CloudClient):
         self._services: dict[str, _Service] = {}
         self._account: str | None = None
         self._kubernetes: Cluster | None = None
+        self._kubernetes_since = 0.0
+        self._kube_lock = threading.Lock()
 
     def session(self) -> Any:
         """The boto3 session (the aws provider's profile and region)."""
@@ -214,12 +215,15 @@ class EksClient(CloudClient):
         return f"arn:{self.partition()}:iam::{self.account()}:oidc-provider/{issuer.removeprefix('https://')}"
 
     def kubernetes(self) -> Cluster:
-        """The cluster's Kubernetes API (made once per command): ``kubernetes_endpoint`` with the token of
-        ``EKS_KUBERNETES_TOKEN`` when set, else the cluster's endpoint and CA with an EKS token."""
+        """The cluster's Kubernetes API: ``kubernetes_endpoint`` with the token of ``EKS_KUBERNETES_TOKEN``
+        when set, else the cluster's endpoint and CA with an EKS token, made again before the token is ten
+        minutes old (EKS accepts one for fifteen; an apply that makes a cluster lasts longer)."""
         from skyrig_eks.settings import TOKEN_VARIABLE
         from skyrig_kubernetes.cluster import Cluster
 
-        if self._kubernetes is None:
+        with self._kube_lock:
+            if self._kubernetes is not None and time.monotonic() - self._kubernetes_since < TOKEN_SECONDS:
+                return self._kubernetes
             if self.settings.kubernetes_endpoint:
                 token = os.environ.get(TOKEN_VARIABLE)
                 if not token:
@@ -227,7 +231,7 @@ class EksClient(CloudClient):
                         f"kubernetes_endpoint is set in [env.{self.environment}.eks] but the environment "
                         f"variable {TOKEN_VARIABLE} holding its token is not"
                     )
-                self._kubernetes = Cluster.from_token(self.settings.kubernetes_endpoint, token)
+                made = Cluster.from_token(self.settings.kubernetes_endpoint, token)
             else:
                 found = self.describe_cluster()
                 if found is None or not found.get("endpoint"):
@@ -236,5 +240,6 @@ class EksClient(CloudClient):
                 token = eks_token(
                     self.session(), self.where.region, self.cluster_name, self.where.endpoint_url
                 )
-                self._kubernetes = Cluster.from_token(found["endpoint"].rstrip("/"), token, ca)
-        return self._kubernetes
+                made = Cluster.from_token(found["endpoint"].rstrip("/"), token, ca)
+            self._kubernetes, self._kubernetes_since = made, time.monotonic()
+            return made
