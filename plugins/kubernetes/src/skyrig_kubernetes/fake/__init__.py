@@ -71,7 +71,8 @@ What it does not do, or does otherwise:
   error unless a request asks for Ignore or Warn (which drop it; no Warning header);
 - admission webhooks, RBAC (one token can do everything), aggregated discovery, OpenAPI documents (so
   kubectl's client-side validation cannot run), server-side table printing (kubectl shows names and ages
-  only), protobuf, CRDs and the kinds not listed above;
+  only), protobuf (415 UnsupportedMediaType: kubectl's imperative commands, ``create`` and ``scale``,
+  send it; ``apply --server-side`` does not), CRDs and the kinds not listed above;
 - running containers, scheduling (every Pod is on ``fake-node``; IPs are made up), metrics (HPAs never
   scale);
 - grace periods and finalizers (but a namespace's): deletion is immediate, and Foreground propagation

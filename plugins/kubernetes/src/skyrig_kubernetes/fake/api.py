@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
+
 from skyrig_kubernetes.fake import discovery, errors
 from skyrig_kubernetes.fake.kinds import Kind, by_plural, group_versions
 from skyrig_kubernetes.fake.merge import json_patch, merge_patch
@@ -216,17 +218,22 @@ def _scale(state: State, kind: Kind, request: Request, target: Route, action: st
 
     if action == "get":
         return scale_of(obj)
-    body = _json(request.body)
+    media = request.content_type.split(";")[0].strip()
     if action == "update":
-        wanted = body
-    elif request.content_type == JSON_PATCH:
-        wanted = json_patch(scale_of(obj), body)
-    elif request.content_type == APPLY:
+        wanted = _body(request)
+    elif media == APPLY:
         raise errors.bad_request(
             "the FAKE Kubernetes API server does not serve apply on the scale subresource"
         )
+    elif media not in PATCH_TYPES:
+        raise errors.ApiError(415, "UnsupportedMediaType", f"the patch type {media!r} is not supported")
     else:
-        wanted = merge_patch(scale_of(obj), body)
+        try:
+            patch = json.loads(request.body or b"null")
+        except ValueError as error:
+            raise errors.bad_request(f"the body of the request could not be decoded: {error}") from None
+        patched = json_patch if media == JSON_PATCH else merge_patch
+        wanted = patched(scale_of(obj), patch)
     replicas = ((wanted or {}).get("spec") or {}).get("replicas")
     if not isinstance(replicas, int) or replicas < 0:
         raise errors.ApiError(
@@ -249,11 +256,26 @@ def _scale(state: State, kind: Kind, request: Request, target: Route, action: st
     return scale_of(stored)
 
 
-def _json(body: bytes) -> Any:
+#: The bodies the fake reads (the real server reads protobuf too; the fake answers 415 for it).
+BODY_TYPES = ("application/json", "application/yaml")
+
+
+def _body(request: Request) -> Any:
+    """The request's JSON (or YAML) body; 415 for a media type the fake does not read."""
+    media = request.content_type.split(";")[0].strip() or "application/json"
+    if media not in BODY_TYPES:
+        raise errors.ApiError(
+            415,
+            "UnsupportedMediaType",
+            f"the body of the request was in an unknown format - accepted media types include: "
+            f"{', '.join(BODY_TYPES)}",
+        )
     try:
-        return json.loads(body or b"null")
-    except ValueError as error:
-        raise errors.bad_request(f"the body of the request was in an unknown format: {error}") from None
+        if media == "application/yaml":
+            return yaml.safe_load(request.body or b"null")
+        return json.loads(request.body or b"null")
+    except (ValueError, yaml.YAMLError) as error:
+        raise errors.bad_request(f"the body of the request could not be decoded: {error}") from None
 
 
 def handle(
@@ -290,7 +312,7 @@ def handle(
             created = state.create(
                 kind,
                 namespace,
-                _json(request.body),
+                _body(request),
                 manager=_manager(request),
                 dry_run=_dry_run(request, {}),
                 field_validation=request.query.get("fieldValidation", "Strict"),
@@ -301,7 +323,7 @@ def handle(
                 kind,
                 namespace,
                 target.name or "",
-                _json(request.body),
+                _body(request),
                 manager=_manager(request),
                 subresource=target.subresource,
                 dry_run=_dry_run(request, {}),
@@ -330,7 +352,7 @@ def handle(
                 field_validation=request.query.get("fieldValidation", "Strict"),
             )
             return (201 if created else 200), stored
-        options = _json(request.body) if request.body else {}
+        options = _body(request) if request.body else {}
         options = options if isinstance(options, dict) else {}
         propagation = request.query.get("propagationPolicy") or options.get("propagationPolicy")
         if options.get("orphanDependents") is True or _truthy(request.query.get("orphanDependents")):
