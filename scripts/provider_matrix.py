@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "providers.md"
 RESULTS = ROOT / ".cache" / "provider-matrix"
 START, END = "<!-- matrix:start -->", "<!-- matrix:end -->"
-PROVIDERS = ("memory", "local", "aws", "gcp", "azure", "neon", "hosted", "eks", "template")
+PROVIDERS = ("memory", "local", "aws", "gcp", "azure", "neon", "hosted", "eks", "gke", "template")
 
 
 def main(providers: list[str]) -> int:

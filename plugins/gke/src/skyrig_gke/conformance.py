@@ -91,7 +91,9 @@ def cluster() -> Iterator[Any]:
 
 
 def profile_for(gcp: Any, kubernetes: Any) -> Any:
-    """The suite's profile on the GCP profile ``gcp`` and the FAKE Kubernetes ``kubernetes``."""
+    """The suite's profile on the GCP profile ``gcp`` and the FAKE Kubernetes ``kubernetes``. The suite's
+    app declares only services here, so none of the GCP profile's stand-ins and limits (of its databases,
+    caches, buckets) apply."""
     from skyrig_conformance import Profile
 
     return Profile(
@@ -100,8 +102,6 @@ def profile_for(gcp: Any, kubernetes: Any) -> Any:
         settings=settings(dict(gcp.settings), kubernetes.url),
         environ=environ(gcp, kubernetes),
         families=families(),
-        stand_ins=gcp.stand_ins,
-        limits=gcp.limits,
     )
 
 
