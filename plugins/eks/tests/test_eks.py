@@ -435,3 +435,32 @@ def test_eks_without_the_aws_provider_beside_it_is_refused(tmp_path: Path, capsy
     assert checked.code == 1
     message = " ".join(checked.err.split())
     assert "env.dev.compute" in message and 'set provider = "aws"' in message
+
+
+def test_a_changed_runtime_config_is_delivered_and_rolls_the_pods_and_the_next_apply_keeps_it(
+    shop: Shop,
+) -> None:
+    from skyrig.config import load_config
+    from skyrig.engine.session import Session
+    from skyrig.plugins.registry import load_provider
+
+    shop.apply()
+    before = shop.kube.get("apps/v1", "Deployment", NAMESPACE, "orders")["spec"]["template"]["metadata"]
+    config = json.loads(
+        shop.kube.get("v1", "ConfigMap", NAMESPACE, "orders-runtime")["data"]["runtime-config.json"]
+    )
+    changed = {**config, "resources": {**config["resources"], "bucket/extra": {"provider": "aws"}}}
+    session = Session(load_config(shop.root), "dev")
+    try:
+        load_provider("eks").deliver_runtime(session.context("eks"), {"orders": changed})
+    finally:
+        session.store.close()
+    delivered = shop.kube.get("v1", "ConfigMap", NAMESPACE, "orders-runtime")["data"]["runtime-config.json"]
+    assert json.loads(delivered) == changed
+    after = shop.kube.get("apps/v1", "Deployment", NAMESPACE, "orders")["spec"]["template"]["metadata"]
+    checksum = "skyrig.dev/config-checksum"
+    assert after["annotations"][checksum] != before["annotations"][checksum]  # the pods roll to read it
+    # the service's node deploys with the delivered config: nothing to change, nothing rolled back
+    assert shop.changes() == []
+    current = shop.kube.get("apps/v1", "Deployment", NAMESPACE, "orders")["spec"]["template"]["metadata"]
+    assert current["annotations"][checksum] == after["annotations"][checksum]
