@@ -41,11 +41,8 @@ def _tags(context: Context, node: Node) -> dict[str, str]:
 
 
 def _owned(context: Context, tags: Mapping[str, str] | None, node: Node) -> bool:
-    return (
-        dict(tags or {}).get("skyrig:node") == node.id
-        and dict(tags or {}).get("skyrig:env") == context.environment.name
-        and dict(tags or {}).get("skyrig:app") == context.app
-    )
+    """Whether a resource's tags say it is ``node`` of this app and environment."""
+    return dict(tags or {}).items() >= context.tags(node).items()
 
 
 def network_id(context: Context, kind: str, node_id: str) -> str:
