@@ -125,13 +125,14 @@ class Controllers:
         self.rollout_seconds = rollout_seconds
         self.version = version
         self.events = Recorder(state)
+        self._children: dict[str, list[dict[str, Any]]] = {}
         self.kubelet = Kubelet(state, rollout_seconds, self.events)
         self._progress: dict[str, tuple[tuple[str, int, int, int], float]] = {}
         #: When (monotonic) each Job finished, for ``ttlSecondsAfterFinished``.
         self._finished: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fake-kubernetes-controllers", daemon=True)
-        self.interval = max(0.01, min(0.05, rollout_seconds / 5))
+        self.interval = max(0.02, min(0.05, rollout_seconds / 5))
 
     def start(self) -> None:
         """Starts the thread."""
@@ -160,6 +161,7 @@ class Controllers:
     def tick(self) -> None:
         """One pass of every controller."""
         self._namespaces()
+        self._index_pods()
         for deployment in self.state.items(_KIND["Deployment"]):
             self._deployment(deployment)
         for replicaset in self.state.items(_KIND["ReplicaSet"]):
@@ -224,11 +226,25 @@ class Controllers:
     # -- replicasets -----------------------------------------------------------------------------------
 
     def _pods_of(self, owner: dict[str, Any]) -> list[dict[str, Any]]:
-        return [
-            pod
-            for pod in self.state.items(_KIND["Pod"], owner["metadata"]["namespace"])
-            if _owned_by(pod, owner)
-        ]
+        return list(self._children.get(owner["metadata"]["uid"], ()))
+
+    def _index_pods(self) -> None:
+        """The Pods of each owner, found once per pass (the pass keeps it current as it makes and
+        removes Pods)."""
+        self._children = {}
+        for pod in self.state.items(_KIND["Pod"]):
+            for reference in pod["metadata"].get("ownerReferences") or []:
+                self._children.setdefault(reference.get("uid"), []).append(pod)
+
+    def _new_pod(
+        self, owner: dict[str, Any], template: dict[str, Any], labels: dict[str, str], by: str
+    ) -> None:
+        pod = self.kubelet.create(owner, template, labels, by)
+        self._children.setdefault(owner["metadata"]["uid"], []).append(pod)
+
+    def _remove_pod(self, pod: dict[str, Any], owner: dict[str, Any], by: str) -> None:
+        self.kubelet.remove(pod, owner, by)
+        self._children[owner["metadata"]["uid"]].remove(pod)
 
     def _replicaset(self, replicaset: dict[str, Any]) -> None:
         spec = replicaset.get("spec") or {}
@@ -236,11 +252,11 @@ class Controllers:
         pods = self._pods_of(replicaset)
         template = spec.get("template") or {}
         for _ in range(wanted - len(pods)):
-            self.kubelet.create(replicaset, template, {}, "replicaset-controller")
+            self._new_pod(replicaset, template, {}, "replicaset-controller")
         if len(pods) > wanted:
             pods.sort(key=lambda pod: (pod_ready(pod), -self.kubelet.age(pod)))
             for pod in pods[: len(pods) - wanted]:
-                self.kubelet.remove(pod, replicaset, "replicaset-controller")
+                self._remove_pod(pod, replicaset, "replicaset-controller")
         pods = self._pods_of(replicaset)
         ready = sum(1 for pod in pods if pod_ready(pod))
         status = {
@@ -484,7 +500,7 @@ class Controllers:
         pods = self._pods_of(job)
         if not pods:
             labels = dict(((spec.get("template") or {}).get("metadata") or {}).get("labels") or {})
-            self.kubelet.create(job, spec.get("template") or {}, labels, "job-controller")
+            self._new_pod(job, spec.get("template") or {}, labels, "job-controller")
             pods = self._pods_of(job)
         status.setdefault("startTime", job["metadata"]["creationTimestamp"])
         succeeded = [pod for pod in pods if (pod.get("status") or {}).get("phase") == "Succeeded"]

@@ -86,7 +86,7 @@ class Kubelet:
 
     def create(
         self, owner: dict[str, Any], template: dict[str, Any], extra_labels: dict[str, str], component: str
-    ) -> None:
+    ) -> dict[str, Any]:
         """A new Pod of ``owner`` from its pod ``template``; ``component`` (``replicaset-controller``,
         ``job-controller``) records that it made it."""
         metadata = owner["metadata"]
@@ -122,6 +122,7 @@ class Kubelet:
             f"Successfully assigned {metadata['namespace']}/{name} to fake-node",
             component="default-scheduler",
         )
+        return pod
 
     def remove(self, pod: dict[str, Any], owner: dict[str, Any], component: str) -> None:
         """Deletes a Pod its owner no longer wants."""

@@ -69,7 +69,8 @@ class State:
         self.schema = schema
         self.namespace_delay = namespace_delay
         self.lock = threading.RLock()
-        self._objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+        #: Per kind, the objects by (namespace, name).
+        self._objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = {kind.kind: {} for kind in KINDS}
         self._revision = 0
         self._addresses = 0
         #: Every change, for watches.
@@ -86,30 +87,28 @@ class State:
 
     def get(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
         """The stored object (not a copy: callers copy what they hand out)."""
-        return self._objects.get((kind.kind, namespace if kind.namespaced else "", name))
+        return self._objects[kind.kind].get((namespace if kind.namespaced else "", name))
 
     def items(self, kind: Kind, namespace: str | None = None) -> list[dict[str, Any]]:
         """The stored objects of ``kind`` (in ``namespace``, or all), by namespace and name."""
-        found = [
-            (key, obj)
-            for key, obj in self._objects.items()
-            if key[0] == kind.kind and (namespace is None or key[1] == namespace)
-        ]
-        return [obj for _, obj in sorted(found, key=lambda pair: pair[0])]
+        stored = self._objects[kind.kind]
+        return [stored[key] for key in sorted(stored) if namespace is None or key[0] == namespace]
 
     def everything(self) -> Iterator[tuple[Kind, dict[str, Any]]]:
         """Every stored object with its kind."""
-        for (kind_name, _, _), obj in list(self._objects.items()):
-            yield next(kind for kind in KINDS if kind.kind == kind_name), obj
+        for kind in KINDS:
+            for obj in list(self._objects[kind.kind].values()):
+                yield kind, obj
 
     def save(self, kind: Kind, obj: dict[str, Any]) -> dict[str, Any]:
         """Stores ``obj`` with a new resourceVersion, and tells the watches."""
         self._revision += 1
         obj["metadata"]["resourceVersion"] = str(self._revision)
         metadata = obj["metadata"]
-        key = (kind.kind, metadata.get("namespace", ""), metadata["name"])
-        self.journal.record(self._revision, "MODIFIED" if key in self._objects else "ADDED", kind.kind, obj)
-        self._objects[key] = obj
+        stored = self._objects[kind.kind]
+        key = (metadata.get("namespace", ""), metadata["name"])
+        self.journal.record(self._revision, "MODIFIED" if key in stored else "ADDED", kind.kind, obj)
+        stored[key] = obj
         return obj
 
     def write_as(
@@ -140,7 +139,7 @@ class State:
     def discard(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
         """Removes an object, answering it."""
         self._revision += 1
-        removed = self._objects.pop((kind.kind, namespace if kind.namespaced else "", name), None)
+        removed = self._objects[kind.kind].pop((namespace if kind.namespaced else "", name), None)
         if removed is not None:
             removed["metadata"]["resourceVersion"] = str(self._revision)
             self.journal.record(self._revision, "DELETED", kind.kind, removed)
@@ -148,7 +147,8 @@ class State:
 
     def clear(self) -> None:
         """Forgets every object."""
-        self._objects.clear()
+        for stored in self._objects.values():
+            stored.clear()
         self.terminating.clear()
         self.journal.events.clear()
 
