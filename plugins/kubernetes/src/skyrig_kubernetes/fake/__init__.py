@@ -65,7 +65,7 @@ What it implements, as the real API server does:
 What it does not do, or does otherwise:
 
 - lists page with ``limit`` and ``continue``, but from the current state, not a snapshot at the first
-  page's resourceVersion; watches keep the last 10,000 events (older resourceVersions are 410 Expired,
+  page's resourceVersion; watches keep the last 2,000 events (older resourceVersions are 410 Expired,
   and so is any from before :meth:`FakeKubernetes.reset`) and send no bookmarks;
 - the real server's default ``fieldValidation`` is Warn, the fake's is Strict, so an unknown field is an
   error unless a request asks for Ignore or Warn (which drop it; no Warning header);

@@ -22,8 +22,8 @@ from typing import Any
 
 from skyrig_kubernetes.fake import errors
 
-#: How many events the journal keeps.
-JOURNAL_SIZE = 10_000
+#: How many events the journal keeps (each a copy of an object: a crash-looping Pod adds one per restart).
+JOURNAL_SIZE = 2_000
 #: How long a watch lasts when the request does not say.
 DEFAULT_TIMEOUT = 60.0
 
