@@ -50,7 +50,7 @@ FILES = {
 
 def handed_over(app: AppFolder, files: dict[str, str]) -> None:
     """Write ``files`` with the services on the memory provider and every other family on GCP but cron
-    (GCP schedules only services it runs)."""
+    (which beside another compute needs a domain: the tests below)."""
     app.write(files)
     config = (app.root / "skyrig.toml").read_text()
     (app.root / "skyrig.toml").write_text(
@@ -104,3 +104,55 @@ def test_the_migrations_still_run_here_under_the_service_account_in_the_vpc(gcp_
     assert migration["properties"]["account"] == account(gcp_app, "alpha")
     assert migration["properties"]["vpc"]["subnetwork"].endswith(names.subnet_name(gcp_app.name, "dev"))
     assert "sql.database/ledger" in migration["depends_on"]
+
+
+CRON = {
+    "alpha/jobs.py": """
+        from skyrig import CronJob
+
+
+        def tick() -> None:
+            pass
+
+
+        CronJob("tick", title="Tick", every="1h", endpoint=tick)
+    """,
+}
+
+
+def with_cron(app: AppFolder, files: dict[str, str], **settings: Any) -> None:
+    """Write ``files`` with the services on the memory provider, cron and every other family on GCP."""
+    app.write(files, **settings)
+    config = (app.root / "skyrig.toml").read_text()
+    (app.root / "skyrig.toml").write_text(
+        config.replace('provider = "gcp"', 'provider = "gcp"\ncompute = "memory"', 1)
+    )
+
+
+def test_cron_beside_another_compute_needs_the_domain_its_services_answer_at(gcp_app: Any) -> None:
+    from skyrig.cli.testing import invoke
+
+    with_cron(gcp_app, {**FILES, **CRON})
+    refused = invoke(["check", "-C", str(gcp_app.root)])
+    assert refused.code != 0
+    assert "set domain in [env.dev.gcp]" in refused.text, refused.text
+
+
+def test_cron_beside_another_compute_calls_the_service_at_its_domain(gcp_app: Any, fake: Any) -> None:
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import scheduler_v1
+
+    with_cron(gcp_app, {**FILES, **CRON}, domain="shop.example.com", certificate="shop-wildcard")
+    nodes = gcp_app.graph()
+    assert nodes["cron.trigger/alpha"]["properties"]["account"] == account(gcp_app, "alpha")
+    assert "compute.service/alpha" in nodes["cron.job/tick"]["depends_on"], "after the service"
+    gcp_app.apply()
+    scheduler = scheduler_v1.CloudSchedulerClient(
+        credentials=AnonymousCredentials(),
+        transport="rest",
+        client_options={"api_endpoint": gcp_app.endpoints["cloudscheduler"]},
+    )
+    name = f"projects/{PROJECT}/locations/us-central1/jobs/{names.scheduler_job_name(gcp_app.name, 'dev', 'tick')}"
+    body = scheduler.get_job(name=name).http_target.body.decode()
+    assert '"args": ["tick", "https://alpha.shop.example.com"]' in body, body
+    assert gcp_app.plan() == []

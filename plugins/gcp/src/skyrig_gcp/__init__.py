@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 from skyrig.provider import Manifest, Provider
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
-    from skyrig.provider import Context, Environment
+    from skyrig.provider import ConfigProblem, Context, Environment
 
 FAMILY_MODULES = ("network", "iam", "sql", "pubsub", "cache", "objects", "secrets", "compute", "cron")
 """The family modules, in the order their nodes are expanded (each family's nodes may depend on the
@@ -56,11 +57,6 @@ class GcpProvider(Provider):
         settings="skyrig_gcp.settings:GcpSettings",
         # Cloud Run's own egress: the services' Direct VPC egress carries private ranges only
         traits=frozenset({"compute.internet"}),
-        together={
-            # a schedule runs its service's trigger, a Cloud Run job of the service's image and account,
-            # which exist only where this provider runs the services
-            "cron": frozenset({"compute"}),
-        },
         description=(
             "Google Cloud: VPC, Cloud Run, Cloud SQL, Pub/Sub, Memorystore, Cloud Storage, Secret Manager, "
             "Cloud Scheduler"
@@ -82,6 +78,25 @@ class GcpProvider(Provider):
         from skyrig_gcp.api import GcpClient
 
         return GcpClient(app, environment.name, settings)
+
+    def check_environment(
+        self, environment: Environment, environments: Mapping[str, Environment]
+    ) -> list[ConfigProblem]:
+        """Cron jobs of services another provider runs are called at ``SERVICE.DOMAIN``: that needs the
+        ``domain`` setting."""
+        from skyrig.provider import ConfigProblem
+
+        providers = environment.providers
+        if providers["cron"] != "gcp" or providers["compute"] == "gcp" or environment.settings["gcp"].domain:
+            return []
+        return [
+            ConfigProblem(
+                ("cron",),
+                f"gcp schedules the cron jobs of services {providers['compute']!r} runs by calling them at "
+                f"SERVICE.DOMAIN: set domain in [env.{environment.name}.gcp] (the compute provider routes "
+                "it), or hand cron to another provider",
+            )
+        ]
 
     def deliver_runtime(self, context: Context, configs: dict[str, dict[str, Any]]) -> None:
         from skyrig_gcp.delivery import deliver

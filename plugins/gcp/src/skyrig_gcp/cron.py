@@ -1,6 +1,10 @@
 """Cron: a Cloud Scheduler job per cron job, a trigger (a Cloud Run job) per service that owns cron jobs,
 and a signing key per environment in Secret Manager.
 
+Where another provider runs the services (``compute = "gke"``), the trigger runs in the image that provider
+runs (its ``image`` setting, as the core sets it) under the service's account, and calls the service at
+``SERVICE.DOMAIN`` (the ``domain`` setting, which that provider routes; HTTPS with ``certificate``).
+
 On schedule, Cloud Scheduler runs the service's trigger job (the Cloud Run Admin API's ``jobs.run``, with
 an OAuth token of the scheduler's service account, which may run exactly those jobs), passing the job and
 the service's URL as arguments; the trigger (:mod:`skyrig_gcp.runtime.cron`) reads the signing key from
@@ -196,7 +200,10 @@ class ScheduleType(NamedNodeType):
         return {n.id: self._observe(context, n, listed[pid]) if pid in listed else None for n, pid in nodes}
 
     def _url(self, context: Context, node: Node) -> str:
-        """The URL of the job's service (its Cloud Run service's, once it exists)."""
+        """The URL of the job's service: its Cloud Run service's, once it exists, or ``SERVICE.DOMAIN``
+        where another provider runs it."""
+        if node.properties.get("url"):
+            return str(node.properties["url"])
         client = context.client
         service = names.run_service_name(context.app, context.environment.name, node.properties["service"])
         return str(
@@ -230,7 +237,7 @@ class ScheduleType(NamedNodeType):
 
     def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
         scheduler = context.client.library("cloudscheduler")
-        if {"schedule", "target"} & set(changes) or not changes:
+        if {"schedule", "target", "url"} & set(changes) or not changes:
             scheduler.update_job(
                 request={
                     "job": self._job(context, node),
@@ -285,7 +292,7 @@ def expand(scope: Scope) -> list[Node]:
                 TRIGGER.type,
                 {
                     "name": names.trigger_job_name(app, env, service),
-                    "image": settings.image,
+                    "image": compute.services_image(scope),
                     "account": iam.account_email(scope, service),
                 },
                 (
@@ -307,6 +314,9 @@ def expand(scope: Scope) -> list[Node]:
             "account": iam.account_email(scope, iam.SCHEDULER),
             "signing_key": names.signing_key_name(app, env),
         }
+        if iam.handed_over(scope):  # another provider runs the service: it answers at SERVICE.DOMAIN
+            scheme = "https" if settings.certificate else "http"
+            properties["url"] = f"{scheme}://{job.service}.{settings.domain}"
         depends = (
             names.SIGNING_KEY_ID,
             names.trigger_job_id(job.service),

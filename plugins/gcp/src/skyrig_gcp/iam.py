@@ -624,7 +624,7 @@ def expand(scope: Scope) -> list[Node]:
     services = account_services(scope)
     nodes: list[Node] = []
     accounts = [(service, f"skyrig service {service}") for service in services]
-    if scope.of_kind("service") and scope.of_kind("cron_job"):
+    if services and scope.of_kind("cron_job"):
         accounts.append((SCHEDULER, "skyrig cron scheduler"))
     if services and any(
         use.kind == "cache_cluster" and use.operations

@@ -57,6 +57,12 @@ class GcpSettings(BaseModel):
     """Pins the container image of the services: every plan deploys it unless ``--image`` says otherwise
     (``SKYRIG_ENV__<ENV>__GCP__IMAGE`` sets it per deploy). Unset (the usual way: deploy with ``--image``),
     the services keep the image they run, and a new environment runs its repository's ``latest``."""
+    domain: str | None = Field(None, pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,}$")
+    """Where another provider's services answer (``compute = "gke"``): ``SERVICE.DOMAIN``, which that
+    provider routes (GKE takes it unless set for GKE). Cron jobs of those services call it."""
+    certificate: str | None = Field(None, pattern=r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+    """A pre-shared SSL certificate of the project covering ``*.DOMAIN``: another provider's services then
+    answer over HTTPS only (GKE's Ingresses serve it unless GKE names another)."""
     service_cpu: str = Field("1", pattern=r"^(\d+|\d+m)$")
     """CPU of each Cloud Run service's container (``1``, ``2``, ``1000m``); user-tunable in the console."""
     service_memory: str = Field("512Mi", pattern=r"^\d+(Mi|Gi)$")
