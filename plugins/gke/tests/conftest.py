@@ -31,8 +31,16 @@ class GkeApp(AppFolder):
         super().__init__(root, "gke", gke)
         self.gcp = gcp
 
-    def write(self, files: dict[str, str], **settings: Any) -> None:
-        """The app's files, and its ``skyrig.toml`` with GKE's settings and ``settings`` over them."""
+    def write(
+        self,
+        files: dict[str, str],
+        *,
+        cron: str = "memory",
+        gcp: dict[str, Any] | None = None,
+        **settings: Any,
+    ) -> None:
+        """The app's files, and its ``skyrig.toml`` with GKE's settings and ``settings`` over them; cron on
+        the ``cron`` provider, the GCP provider's settings with ``gcp`` over them."""
         super().write(files)
         lines = [
             f'app = "{self.name}"',
@@ -40,9 +48,9 @@ class GkeApp(AppFolder):
             'type = "development"',
             'provider = "gcp"',
             'compute = "gke"',
-            'cron = "memory"',
+            f'cron = "{cron}"',
             "[env.dev.gcp]",
-            *_table({k: v for k, v in self.gcp.items() if k != "endpoints"}),
+            *_table({k: v for k, v in {**self.gcp, **(gcp or {})}.items() if k != "endpoints"}),
             "[env.dev.gcp.endpoints]",
             *_table(self.gcp["endpoints"]),
             "[env.dev.gke]",

@@ -259,12 +259,17 @@ def shop(gke_app: Any) -> Any:
     for entry in SHOP.iterdir():
         if entry.is_dir() and entry.name not in (".skyrig", "__pycache__"):
             shutil.copytree(entry, gke_app.root / entry.name, ignore=shutil.ignore_patterns("__pycache__"))
-    gke_app.write({})
+    gke_app.write({}, cron="gcp", gcp={"domain": "shop.example.com"})
     return gke_app
 
 
 def test_the_shop_applies_on_gke_and_replans_empty(shop: Any) -> None:
     nodes = shop.graph()
+    assert nodes["cron.job/expire-carts"]["provider"] == "gcp", "every kind but service stays with gcp"
+    assert nodes["cron.job/expire-carts"]["properties"]["url"] == "http://orders.shop.example.com"
+    assert nodes["compute.service/orders"]["properties"]["host"] == "orders.shop.example.com", (
+        "GKE routes the gcp provider's domain"
+    )
     migration = nodes["compute.migration/orders"]
     assert migration["provider"] == "gcp" and migration["properties"]["image"] == f"{IMAGE}:test", (
         "gcp migrates the database in the image GKE runs"

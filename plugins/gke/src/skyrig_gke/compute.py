@@ -291,6 +291,7 @@ def expand(scope: Scope) -> list[Node]:
     plane = cluster.control_plane(scope)
     nodes = [scope.node(names.NAMESPACE_ID, NAMESPACE.type, {"name": namespace_name(app, env)}, tuple(plane))]
     migrated = scope.environment.provider_for("sql") == "gcp"
+    domain, certificate = names.domain(scope.environment, settings)
     for record in sorted(services, key=lambda s: s.name):
         name = record.name
         uses = {f"@{u.kind}/{u.resource}" for u in scope.model.uses_by(name) if u.kind != "service"}
@@ -306,7 +307,7 @@ def expand(scope: Scope) -> list[Node]:
         depends = {names.NAMESPACE_ID, names.binding_id(name), *plane, *uses, *owned}
         if migrated:
             depends |= {names.migration_node(d) for d in databases}
-        host = f"{name}.{settings.domain}" if settings.domain else None
+        host = f"{name}.{domain}" if domain else None
         if host:
             nodes.append(
                 scope.node(
@@ -332,7 +333,7 @@ def expand(scope: Scope) -> list[Node]:
             "security": security(),
             "host": host,
             "address": names.address(app, env, name) if host else None,
-            "certificate": settings.certificate if host else None,
+            "certificate": certificate if host else None,
         }
         nodes.append(
             scope.node(

@@ -42,6 +42,15 @@ def project(app: str, environment: Any, settings: Any) -> str:
     )
 
 
+def domain(environment: Any, settings: Any) -> tuple[str | None, str | None]:
+    """The domain the services answer at (``SERVICE.DOMAIN``) and its certificate: GKE's settings, else
+    the GCP provider's, whose cron jobs call the services there."""
+    gcp = environment.settings.get("gcp")
+    if settings.domain:
+        return settings.domain, settings.certificate
+    return getattr(gcp, "domain", None), settings.certificate or getattr(gcp, "certificate", None)
+
+
 def region(environment: Any, settings: Any) -> str:
     """The region: GKE's ``region`` setting, else the GCP provider's."""
     gcp = environment.settings.get("gcp")

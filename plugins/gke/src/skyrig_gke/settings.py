@@ -65,10 +65,11 @@ class GkeSettings(BaseModel):
     """The port the service's container listens on."""
     domain: str | None = Field(None, pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,}$")
     """Routes each service from outside: ``SERVICE.DOMAIN``, through an Ingress of class ``gce`` on a
-    global static IP of its own. Unset, the services are reached inside the cluster only."""
+    global static IP of its own. Unset, the GCP provider's ``domain`` (where its cron jobs call the
+    services); with neither, the services are reached inside the cluster only."""
     certificate: str | None = Field(None, pattern=r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
     """A pre-shared SSL certificate of the project (``gcloud compute ssl-certificates``) covering
-    ``*.DOMAIN``: the Ingresses then serve HTTPS only."""
+    ``*.DOMAIN``: the Ingresses then serve HTTPS only. Unset, the GCP provider's ``certificate``."""
     endpoints: dict[str, str] = Field(default_factory=dict)
     """API short name (``container``, ``iam``, ``compute``) -> its endpoint: skyrig's test fake. Calls to an
     API not named go to Google."""
@@ -94,8 +95,6 @@ class GkeSettings(BaseModel):
             )
         if self.min_nodes > self.max_nodes:
             raise ValueError(f"min_nodes ({self.min_nodes}) is above max_nodes ({self.max_nodes})")
-        if self.certificate and not self.domain:
-            raise ValueError("certificate needs a domain: the Ingresses route SERVICE.DOMAIN")
         return self
 
     def fewest_replicas(self, environment_type: str) -> int:
