@@ -296,3 +296,25 @@ def test_a_production_service_runs_two_pods_at_least(gke_app: Any) -> None:
     (gke_app.root / "skyrig.toml").write_text(text.replace('type = "development"', 'type = "production"', 1))
     properties = gke_app.graph()["compute.service/alpha"]["properties"]
     assert (properties["min_replicas"], properties["max_replicas"]) == (2, 3)
+
+
+def test_a_workload_identity_binding_removed_in_the_console_is_made_again(gke_app: Any) -> None:
+    gke_app.write(SERVICES)
+    gke_app.apply()
+    project = gke_app.gcp["project"]
+    accounts = gke_app.google("iam").projects().serviceAccounts()
+    listed = accounts.list(name=f"projects/{project}").execute()["accounts"]
+    email = next(
+        a["email"] for a in listed if a.get("description") == f"skyrig {gke_app.name}/dev iam.account/alpha"
+    )
+    resource = f"projects/{project}/serviceAccounts/{email}"
+    policy = accounts.getIamPolicy(resource=resource).execute()
+    accounts.setIamPolicy(resource=resource, body={"policy": {**policy, "bindings": []}}).execute()
+    [change] = gke_app.plan()
+    assert change["node"] == "gke.workload_identity/alpha", change
+    gke_app.apply()
+    members = [
+        m for b in accounts.getIamPolicy(resource=resource).execute()["bindings"] for m in b["members"]
+    ]
+    assert members == [f"serviceAccount:{project}.svc.id.goog[{namespace_name(gke_app.name, 'dev')}/alpha]"]
+    assert gke_app.plan() == []
