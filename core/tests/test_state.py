@@ -104,8 +104,7 @@ def test_the_protocol_is_what_the_core_calls_on_a_store():
     assert called <= STORE_METHODS | OPTIONAL_METHODS, (
         f"the core calls store methods that StateStore lacks: {called - STORE_METHODS - OPTIONAL_METHODS}"
     )
-    # runtime_configs is the read side of finish (the store suite and a state migration read it back)
-    assert STORE_METHODS - called == {"runtime_configs"}, "StateStore has methods nothing calls"
+    assert STORE_METHODS - called == set(), "StateStore has methods nothing calls"
 
 
 def test_a_store_plugin_that_makes_no_state_store_is_refused(tmp_path, monkeypatch):
