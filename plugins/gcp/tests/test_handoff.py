@@ -1,7 +1,8 @@
 """What GCP keeps when another provider runs the services (``compute = "gke"``; here the memory provider
 stands in for it), against the FAKE: each service's account with exactly the bindings the model gives it,
-and an ``identity/SERVICE`` node after them that names the account; the migrations as a Cloud Run job
-under the service's account in the VPC; no Cloud Run service."""
+and an ``identity/SERVICE`` node after them that names the account; each database's migration job kept
+(not run) for the compute provider to run; cron jobs calling the services at the domain; no Cloud Run
+service."""
 
 from __future__ import annotations
 
@@ -98,12 +99,16 @@ def test_the_identities_are_applied_and_read_back_from_the_fake(gcp_app: Any, fa
     assert gcp_app.plan() == [], "a plan right after the apply changes nothing"
 
 
-def test_the_migrations_still_run_here_under_the_service_account_in_the_vpc(gcp_app: Any) -> None:
+def test_the_migration_job_is_kept_for_the_compute_provider_to_run(gcp_app: Any, fake: Any) -> None:
     handed_over(gcp_app, FILES)
     migration = gcp_app.graph()["compute.migration/ledger"]
     assert migration["properties"]["account"] == account(gcp_app, "alpha")
     assert migration["properties"]["vpc"]["subnetwork"].endswith(names.subnet_name(gcp_app.name, "dev"))
+    assert migration["properties"]["runs"] is False
     assert "sql.database/ledger" in migration["depends_on"]
+    gcp_app.apply()
+    assert fake.calls.count("run", "jobs.run") == 0, "the compute provider runs it, not gcp"
+    assert gcp_app.plan() == [], "a job never run reads back as the migrations it names"
 
 
 CRON = {

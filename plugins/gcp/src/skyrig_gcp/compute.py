@@ -14,9 +14,11 @@ the owning service's account, made from :func:`skyrig_gcp.sql.migration_job`) af
 and before the services that use it roll out, and again whenever the migrations change.
 
 When another provider runs the services (``compute = "gke"``), this family still keeps the repository and
-runs the migrations (node ``compute.migration/DATABASE``, which that provider's services depend on): in the
-image that provider's ``image`` setting names (the core sets it for each command), under the service's
-account, in the environment's VPC, where Cloud SQL's private address is reached.
+each database's migration job (node ``compute.migration/DATABASE``, which that provider's services depend
+on), in the image that provider's ``image`` setting names (the core sets it for each command), but does not
+run it: that provider runs the job's command and environment itself (GKE: as a Kubernetes Job, in the
+environment's VPC, where Cloud SQL's private address is reached), before its service rolls out. Read back,
+such a job holds the migrations its environment names.
 """
 
 from __future__ import annotations
@@ -347,7 +349,8 @@ class MigrationType(CloudRunJobType):
     """A database's migrations: a Cloud Run job of the services' image, under the owning service's account,
     run (and waited for) when it is made and whenever the migrations change, before the services roll
     out. Read back as the migrations of its latest run, when that run succeeded after the job's last
-    change (none otherwise, so that the next apply runs it again)."""
+    change (none otherwise, so that the next apply runs it again). With ``runs`` false (another provider
+    runs its command), it is only made and kept, and read back as the migrations it names."""
 
     type = "gcp.compute.migration"
     invariant = frozenset({"migrations"})
@@ -359,7 +362,7 @@ class MigrationType(CloudRunJobType):
         container = (task.get("containers") or [{}])[0]
         variables = {e["name"]: e.get("value") for e in container.get("env", [])}
         latest = job.latest_created_execution
-        ran = (
+        ran = not node.properties.get("runs", True) or (
             latest.completion_status.name == "EXECUTION_SUCCEEDED"
             and job.update_time is not None
             and latest.create_time is not None
@@ -394,7 +397,9 @@ class MigrationType(CloudRunJobType):
         return {"labels": self.labels(context, node), "template": {"task_count": 1, "template": task}}
 
     def _after_change(self, context: Context, node: Node) -> None:
-        """Run the migrations, and wait for them."""
+        """Run the migrations, and wait for them (unless another provider runs them: ``runs`` false)."""
+        if not node.properties.get("runs", True):
+            return
         jobs = context.client.library("run.jobs")
         name = self._full_name(context, node.properties["name"])
         wait_operation(
@@ -443,7 +448,7 @@ def migrations(scope: Scope) -> list[Node]:
         vpc = service_vpc(scope)
         if vpc:
             depends.add(network.SUBNET_ID)
-        properties = {
+        properties: dict[str, Any] = {
             "name": job["name"],
             "database": database.name,
             "image": services_image(scope),
@@ -453,6 +458,8 @@ def migrations(scope: Scope) -> list[Node]:
             "migrations": job["migrations"],
             "vpc": vpc,
         }
+        if iam.handed_over(scope):  # the compute provider runs the job's command (GKE: a Kubernetes Job)
+            properties["runs"] = False
         nodes.append(
             scope.node(migration_id(database.name), MIGRATION.type, properties, tuple(sorted(depends)))
         )
