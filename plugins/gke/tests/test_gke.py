@@ -272,13 +272,31 @@ def test_the_shop_applies_on_gke_and_replans_empty(shop: Any) -> None:
     )
     migration = nodes["compute.migration/orders"]
     assert migration["provider"] == "gcp" and migration["properties"]["image"] == f"{IMAGE}:test", (
-        "gcp migrates the database in the image GKE runs"
+        "gcp keeps the migration job in the image GKE runs"
     )
     assert "compute.migration/orders" in nodes["compute.service/orders"]["depends_on"], "migrated first"
     shop.apply()
     assert shop.plan() == [], "a plan right after the apply changes nothing"
     for service in ("orders", "payments", "notifications"):
         assert deployment(shop, service)
+    [job] = shop.kubernetes().list("batch/v1", "Job", namespace_name(shop.name, "dev"))
+    assert job["metadata"]["annotations"]["skyrig.dev/database"] == "orders"
+    assert job["status"].get("succeeded") == 1, "the migrations ran to completion in the cluster"
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == [
+        "python",
+        "-m",
+        "skyrig_gcp.runtime.migrate",
+    ]
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import run_v2
+
+    jobs = run_v2.JobsClient(
+        credentials=AnonymousCredentials(),
+        transport="rest",
+        client_options={"api_endpoint": shop.gcp["endpoints"]["run"]},
+    )
+    name = f"projects/{shop.gcp['project']}/locations/us-central1/jobs/{join_name(shop.name, 'dev', 'migrate', 'orders', limit=63)}"
+    assert not jobs.get_job(name=name).latest_created_execution.name, "gcp keeps the job and does not run it"
 
 
 def test_gke_is_refused_where_no_family_is_on_gcp(gke_app: Any) -> None:

@@ -1,5 +1,6 @@
 """Talking to GKE: the Kubernetes Engine API (google-cloud-container, over REST), IAM and Compute Engine
-(google-api-python-client, from the discovery documents it ships), and each cluster's Kubernetes API
+(google-api-python-client, from the discovery documents it ships), the GCP provider's migration jobs
+(google-cloud-run), and each cluster's Kubernetes API
 (:class:`skyrig_kubernetes.cluster.Cluster`) with the endpoint and CA GKE gives and a Google access token.
 
 Errors become :class:`~skyrig.provider.NotFound`, :class:`Conflict`, :class:`~skyrig.provider.ThrottledError`,
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 # Imported with the node types, in one thread: Google's libraries imported for the first time by several
 # of the engine's threads at once can find each other half-initialised.
 import google.auth.transport.requests
-from google.cloud import container_v1
+from google.cloud import container_v1, run_v2
 from googleapiclient import discovery
 
 from skyrig.provider import (
@@ -93,6 +94,7 @@ class GkeClient(CloudClient):
         self._local = threading.local()
         self._credentials: Any = None
         self._container: Any = None
+        self._jobs: Any = None
         self._cluster: Cluster | None = None
 
     def location(self) -> str:
@@ -135,6 +137,24 @@ class GkeClient(CloudClient):
             return getattr(self._container, method)(request=request)
         except Exception as error:
             translated = translate(error, f"container {method}")
+            if translated is error:
+                raise
+            raise translated from None
+
+    def migration_job(self, name: str) -> Any:
+        """The GCP provider's Cloud Run job ``name`` of the environment's region (a database's migrations,
+        whose command and environment a Kubernetes Job runs)."""
+        if self._jobs is None:
+            endpoint = self.settings.endpoint("run")
+            self._jobs = run_v2.JobsClient(
+                credentials=self.credentials(),
+                transport="rest",
+                client_options={"api_endpoint": endpoint} if endpoint else None,
+            )
+        try:
+            return self._jobs.get_job(name=f"{self.location()}/jobs/{name}")
+        except Exception as error:
+            translated = translate(error, "run get_job")
             if translated is error:
                 raise
             raise translated from None

@@ -12,8 +12,10 @@ kept by the next apply; the image and the security settings are invariants, rest
 (which also puts back the identity annotation). The runtime config is delivered after each apply
 (:mod:`skyrig_gke.delivery`); a service's apply keeps the config its ConfigMap holds.
 
-Where the GCP provider provisions the SQL databases, it migrates them (its node
-``compute.migration/DATABASE``) before the services that use them change.
+Where the GCP provider provisions the SQL databases, the migrations of those a service owns run as a
+Kubernetes Job each (the command and environment of the Cloud Run job the GCP provider keeps for them, node
+``compute.migration/DATABASE``, in the service's image and as its Google service account), to completion,
+before the service's Deployment changes; a changed migration runs a new Job.
 """
 
 from __future__ import annotations
@@ -22,11 +24,19 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from skyrig.provider import RESOURCE_KINDS, Context, Node, Observed, Scope, join_name
+from skyrig.provider import RESOURCE_KINDS, Context, Node, Observed, Scope, join_name, plan_of
 from skyrig_gke import cluster, iam, names
 from skyrig_gke.nodes import GkeNodeType
 from skyrig_kubernetes import drift
-from skyrig_kubernetes.workloads import CONFIG_KEY, Ingress, Workload, deployment, namespace, namespace_name
+from skyrig_kubernetes.workloads import (
+    CONFIG_KEY,
+    Ingress,
+    Migration,
+    Workload,
+    deployment,
+    namespace,
+    namespace_name,
+)
 
 ACCOUNT_ANNOTATION = "iam.gke.io/gcp-service-account"
 INGRESS_CLASS = "gce"
@@ -129,6 +139,20 @@ def default_image(context: Context) -> str:
     return f"{client.region}-docker.pkg.dev/{client.project}/{repository}/{IMAGE}:latest"
 
 
+def migration(context: Context, wanted: Mapping[str, Any]) -> Migration:
+    """The migrations of one of the service's databases on the GCP provider, as a Kubernetes Job runs them:
+    the command and environment of the Cloud Run job it keeps for them (``APP-ENV-migrate-DATABASE``), in
+    the service's image and as its Google service account."""
+    job = context.client.migration_job(wanted["job"])
+    container = job.template.template.containers[0]
+    return Migration(
+        database=wanted["database"],
+        command=tuple(container.command),
+        environment={variable.name: variable.value for variable in container.env},
+        migrations=tuple(json.dumps(m, sort_keys=True) for m in wanted["migrations"]),
+    )
+
+
 def workload(
     context: Context, node: Node, image: str, config: Mapping[str, Any], account: str | None
 ) -> Workload:
@@ -215,7 +239,8 @@ class ServiceType(GkeNodeType):
         config = json.loads(((held or {}).get("data") or {}).get(CONFIG_KEY) or "{}")
         account = iam.account_of(context, p["service"])
         item = workload(context, node, image, config, account)
-        deploy(kubernetes, item, tunable=kept, timeout=context.settings.rollout_timeout)
+        migrations = [migration(context, wanted) for wanted in p.get("migrations", [])]
+        deploy(kubernetes, item, migrations, tunable=kept, timeout=context.settings.rollout_timeout)
         return self._read(context, node, f"{space}/{name}")  # type: ignore[return-value]
 
     def _create(self, context: Context, node: Node) -> Observed:
@@ -303,7 +328,10 @@ def expand(scope: Scope) -> list[Node]:
             if r.service == name
         }
         databases = {u.resource for u in scope.model.uses_by(name) if u.kind == "sql_database"}
-        databases |= {d.name for d in scope.model.of_kind("sql_database") if d.service == name}
+        owned_databases = sorted(
+            (d for d in scope.model.of_kind("sql_database") if d.service == name), key=lambda d: d.name
+        )
+        databases |= {d.name for d in owned_databases}
         depends = {names.NAMESPACE_ID, names.binding_id(name), *plane, *uses, *owned}
         if migrated:
             depends |= {names.migration_node(d) for d in databases}
@@ -335,6 +363,15 @@ def expand(scope: Scope) -> list[Node]:
             "address": names.address(app, env, name) if host else None,
             "certificate": certificate if host else None,
         }
+        if migrated:  # the owned databases' migrations, a Kubernetes Job each, before the Deployment
+            properties["migrations"] = [
+                {
+                    "database": database.name,
+                    "job": join_name(app, env, "migrate", database.name, limit=63),
+                    "migrations": plan_of(database)[0],
+                }
+                for database in owned_databases
+            ]
         nodes.append(
             scope.node(
                 names.service_id(name), SERVICE.type, properties, tuple(sorted(depends)), resource=record

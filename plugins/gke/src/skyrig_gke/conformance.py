@@ -47,7 +47,7 @@ def settings(gcp: dict[str, Any], kubernetes: str) -> dict[str, Any]:
     the FAKE Kubernetes at ``kubernetes``: no long waits."""
     endpoints = gcp["endpoints"]
     return {
-        "endpoints": {api: endpoints[api] for api in ("container", "iam", "compute")},
+        "endpoints": {api: endpoints[api] for api in ("container", "iam", "compute", "run")},
         "emulator": "fake",
         "kubernetes_endpoint": kubernetes,
         "image": "us-central1-docker.pkg.dev/skyrig-conformance/app/app:test",

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 TOKEN_VARIABLE = "GKE_KUBERNETES_TOKEN"
 """The environment variable holding the bearer token of ``kubernetes_endpoint`` (never ``skyrig.toml``)."""
 
-API_NAMES = frozenset({"container", "iam", "compute"})
+API_NAMES = frozenset({"container", "iam", "compute", "run"})
 """The Google APIs this provider calls, by their short names (the keys of ``endpoints``)."""
 
 
@@ -71,8 +71,8 @@ class GkeSettings(BaseModel):
     """A pre-shared SSL certificate of the project (``gcloud compute ssl-certificates``) covering
     ``*.DOMAIN``: the Ingresses then serve HTTPS only. Unset, the GCP provider's ``certificate``."""
     endpoints: dict[str, str] = Field(default_factory=dict)
-    """API short name (``container``, ``iam``, ``compute``) -> its endpoint: skyrig's test fake. Calls to an
-    API not named go to Google."""
+    """API short name (``container``, ``iam``, ``compute``, ``run``) -> its endpoint: skyrig's test fake.
+    Calls to an API not named go to Google."""
     emulator: Literal["fake"] | None = None
     """The endpoints are skyrig's test fake: calls go without credentials. Never set it for Google Cloud."""
     kubernetes_endpoint: str | None = None
