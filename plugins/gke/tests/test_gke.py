@@ -336,3 +336,13 @@ def test_a_workload_identity_binding_removed_in_the_console_is_made_again(gke_ap
     ]
     assert members == [f"serviceAccount:{project}.svc.id.goog[{namespace_name(gke_app.name, 'dev')}/alpha]"]
     assert gke_app.plan() == []
+
+
+def test_failed_migrations_leave_their_service_as_it_was(shop: Any) -> None:
+    shop.apply()
+    result = invoke(
+        ["apply", "--env", "dev", "--yes", "--image", f"{IMAGE}:crash-loop", "-C", str(shop.root)]
+    )
+    assert result.code != 0
+    assert "service orders was not changed" in result.text and "database orders" in result.text, result.text
+    assert container(deployment(shop, "orders"))["image"] == f"{IMAGE}:test", "orders still runs what it ran"
