@@ -41,7 +41,7 @@ def backends() -> Iterator[tuple[str, Any]]:
 
     with (
         moto_server() as moto,
-        FakeKubernetes(rollout_seconds=0.05) as kubernetes,
+        FakeKubernetes(rollout_seconds=0.2) as kubernetes,
         environment({**CREDENTIALS, TOKEN_VARIABLE: kubernetes.token}),
     ):
         yield moto, kubernetes

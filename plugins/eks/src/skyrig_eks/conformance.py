@@ -113,5 +113,7 @@ def profile() -> Iterator[Any]:
     """The profile ``skyrig conformance eks`` and the provider's tests use."""
     from skyrig_kubernetes.fake import FakeKubernetes
 
-    with moto_server() as moto, FakeKubernetes(rollout_seconds=0.05) as kubernetes:
+    # pods are ready 0.2 s after they are made and a rollout fails after ten times that: shorter, a busy
+    # machine's controller thread lags past the deadline
+    with moto_server() as moto, FakeKubernetes(rollout_seconds=0.2) as kubernetes:
         yield profile_for(moto, kubernetes)
