@@ -13,7 +13,6 @@ import pytest
 
 from skyrig_conformance import provider_profile
 from skyrig_conformance.folder import AppFolder
-from skyrig_gke.conformance import ENVIRONMENTS, gcp_variable
 from skyrig_gke.settings import TOKEN_VARIABLE
 
 skyrig_profile = provider_profile("gke")
@@ -93,11 +92,6 @@ class GkeApp(AppFolder):
 
 @pytest.fixture
 def gke_app(skyrig_profile: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> GkeApp:
-    """An app in ``tmp_path`` on the profile's FAKEs (the suite's variables of its own environments
-    unset: this app has environment ``dev`` only)."""
-    gcp = json.loads(os.environ[gcp_variable(ENVIRONMENTS[0])])
-    for name in list(os.environ):
-        if name.startswith("SKYRIG_ENV__"):
-            monkeypatch.delenv(name)
+    """An app in ``tmp_path`` on the profile's FAKEs."""
     monkeypatch.setenv("SKYRIG_RETRY_BASE_MS", "1")
-    return GkeApp(tmp_path, dict(skyrig_profile.settings), gcp)
+    return GkeApp(tmp_path, dict(skyrig_profile.settings), dict(skyrig_profile.beside["gcp"]))

@@ -3,31 +3,18 @@ Kubernetes Engine's among them, and its emulators) for every family but compute,
 Kubernetes API server (:mod:`skyrig_kubernetes.fake`, not Kubernetes: no API server can run here) in
 place of the cluster's, whose endpoint the FAKE GKE answers with but serves nothing at.
 
-The suite writes only the provider under test's settings into ``skyrig.toml``; the GCP provider's reach
-its environments through ``SKYRIG_ENV__<ENV>__GCP`` variables (a JSON table each), as any setting can. A
-variable names an environment in every app of the process, so the environments the suite adds to some
-apps only (the fault tests' ``fault-N``) are given whole, as a JSON table of the environment. Cron stays on
-the memory provider: GCP schedules only services it runs.
+The GCP provider's settings are the profile's ``beside`` (written as its ``[env.NAME.gcp]`` tables). Cron
+stays on the memory provider: the suite's app has no cron job beside gke, and GCP's cron beside another
+compute provider needs a domain.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from skyrig_gke.settings import TOKEN_VARIABLE
-
-ENVIRONMENTS = ("conformance", "conformance-b")
-"""The environments of every app of the suite."""
-
-
-def added_environments() -> list[str]:
-    """The environments the suite's fault tests add to their apps (``SKYRIG_FAULT_KILLS`` + 1 of them)."""
-    return [f"fault-{index}" for index in range(int(os.environ.get("SKYRIG_FAULT_KILLS", "4")) + 1)]
-
 
 KUBERNETES_VERSION = "1.34"
 """The Kubernetes version of the FAKE API server: the one GKE's REGULAR channel runs."""
@@ -58,29 +45,6 @@ def settings(gcp: dict[str, Any], kubernetes: str) -> dict[str, Any]:
     }
 
 
-def gcp_variable(environment: str) -> str:
-    """The variable that holds the GCP provider's settings of ``environment``."""
-    return f"SKYRIG_ENV__{environment.upper()}__GCP"
-
-
-def environ(gcp: Any, kubernetes: Any) -> dict[str, str]:
-    """The process environment: the GCP profile's, its settings per environment, the FAKE's token."""
-    table = json.dumps(dict(gcp.settings))
-    whole = json.dumps(
-        {
-            "type": "development",
-            "provider": "gke",
-            **families(),
-            "gke": settings(dict(gcp.settings), kubernetes.url),
-            "gcp": dict(gcp.settings),
-        }
-    )
-    found = {**gcp.environ, TOKEN_VARIABLE: kubernetes.token}
-    found |= {gcp_variable(name): table for name in ENVIRONMENTS}
-    found |= {f"SKYRIG_ENV__{name.upper()}": whole for name in added_environments()}
-    return found
-
-
 @contextmanager
 def cluster() -> Iterator[Any]:
     """The FAKE Kubernetes API server until the block ends."""
@@ -100,8 +64,9 @@ def profile_for(gcp: Any, kubernetes: Any) -> Any:
         provider="gke",
         environment_type="development",
         settings=settings(dict(gcp.settings), kubernetes.url),
-        environ=environ(gcp, kubernetes),
+        environ={**gcp.environ, TOKEN_VARIABLE: kubernetes.token},
         families=families(),
+        beside={"gcp": dict(gcp.settings)},
     )
 
 
