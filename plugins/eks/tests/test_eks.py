@@ -464,3 +464,25 @@ def test_a_changed_runtime_config_is_delivered_and_rolls_the_pods_and_the_next_a
     assert shop.changes() == []
     current = shop.kube.get("apps/v1", "Deployment", NAMESPACE, "orders")["spec"]["template"]["metadata"]
     assert current["annotations"][checksum] == after["annotations"][checksum]
+
+
+def test_aws_errors_become_skyrig_errors_an_unreadable_answer_retried() -> None:
+    from botocore.exceptions import ClientError
+    from botocore.parsers import ResponseParserError
+
+    from skyrig.provider import NotFound, ProviderError, ThrottledError, TransientError
+    from skyrig_eks.api import translate
+
+    def client_error(code: str, status: int = 400) -> ClientError:
+        answer = {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}
+        return ClientError(answer, "GetRole")  # type: ignore[arg-type]
+
+    assert isinstance(translate(client_error("NoSuchEntity", 404), "iam", "GetRole"), NotFound)
+    assert isinstance(
+        translate(client_error("ThrottlingException"), "eks", "DescribeCluster"), ThrottledError
+    )
+    assert isinstance(translate(client_error("InternalFailure", 500), "eks", "CreateCluster"), TransientError)
+    refused = translate(client_error("AccessDenied", 403), "iam", "CreateRole")
+    assert isinstance(refused, ProviderError) and not isinstance(refused, TransientError)
+    # an emulator's or proxy's error page instead of AWS's answer: worth retrying
+    assert isinstance(translate(ResponseParserError("not XML"), "iam", "GetRole"), TransientError)

@@ -43,6 +43,7 @@ _NOT_FOUND = {"ResourceNotFoundException", "NoSuchEntity", "NotFoundException"}
 def translate(error: Exception, service: str, operation: str) -> Exception:
     """``error`` from botocore as one of skyrig's provider errors, naming the call."""
     from botocore.exceptions import ClientError, ConnectionError, EndpointConnectionError, NoCredentialsError
+    from botocore.parsers import ResponseParserError
 
     where = f"AWS {service}.{operation}"
     if isinstance(error, ClientError):
@@ -56,6 +57,10 @@ def translate(error: Exception, service: str, operation: str) -> Exception:
         if code in _TRANSIENT or status >= 500:
             return TransientError(f"{where}: {code}: {message}")
         return ProviderError(f"{where}: {code}: {message}")
+    if isinstance(
+        error, ResponseParserError
+    ):  # an answer that is not AWS's (a proxy's or emulator's 5xx page)
+        return TransientError(f"{where}: the endpoint's answer could not be read; retrying")
     if isinstance(error, EndpointConnectionError | ConnectionError):
         return TransientError(f"{where}: cannot reach the endpoint: {error}")
     if isinstance(error, NoCredentialsError):
