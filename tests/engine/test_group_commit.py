@@ -70,20 +70,30 @@ def _converged(app) -> None:
     assert set(per_node.values()) == {1} and len(per_node) == NODES, "a resource was made twice"
 
 
-def test_an_apply_writes_state_in_a_few_batches_each_intent_before_its_create(app, monkeypatch):
+def _checking_intents(monkeypatch, reader: Any, events: list[tuple[str, float]]) -> list[bool]:
+    """For each create of the memory provider, in order: whether ``reader`` (another connection: it sees
+    what is committed) saw its intent before the call; each call is also noted in ``events``."""
+    import time
+
     from skyrig_memory.nodes import MemoryNodeType
 
-    session = _session(app)
-    spy = session.store = Spy(session.store)
-    reader = _session(app).store  # another connection: what it sees is committed
     create = MemoryNodeType.create
     intended: list[bool] = []
 
     def checked(self, context, node):
+        events.append(("create", time.monotonic()))
         intended.append(reader.intents("dev").get(node.id) == "create")
         return create(self, context, node)
 
     monkeypatch.setattr(MemoryNodeType, "create", checked)
+    return intended
+
+
+def test_an_apply_writes_state_in_a_few_batches_each_intent_before_its_create(app, monkeypatch):
+    session = _session(app)
+    spy = session.store = Spy(session.store)
+    reader = _session(app).store  # another connection: what it sees is committed
+    intended = _checking_intents(monkeypatch, reader, [])
     outcome = _apply(session)
     assert outcome.succeeded, outcome.failed
     assert len(intended) == NODES and all(intended), "every create's intent was durable before it"
@@ -108,7 +118,6 @@ def test_the_walk_starts_while_later_batches_of_intents_are_written_each_before_
     import time
 
     from skyrig.engine import apply
-    from skyrig_memory.nodes import MemoryNodeType
 
     monkeypatch.setattr(apply, "BATCH", 4)  # 20 creates: 5 batches of intents
     session = _session(app)
@@ -123,15 +132,7 @@ def test_the_walk_starts_while_later_batches_of_intents_are_written_each_before_
         return write_batch(env, fence, **batch)
 
     monkeypatch.setattr(store, "write_batch", slow)
-    create = MemoryNodeType.create
-    intended: list[bool] = []
-
-    def checked(self, context, node):
-        events.append(("create", time.monotonic()))
-        intended.append(reader.intents("dev").get(node.id) == "create")
-        return create(self, context, node)
-
-    monkeypatch.setattr(MemoryNodeType, "create", checked)
+    intended = _checking_intents(monkeypatch, reader, events)
     outcome = _apply(session)
     assert outcome.succeeded, outcome.failed
     assert len(intended) == NODES and all(intended), "every create's intent was durable before it"
