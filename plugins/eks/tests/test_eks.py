@@ -160,6 +160,7 @@ def test_the_shop_applies_with_compute_eks_and_replans_empty(shop: Shop) -> None
     assert shop.changes() == []
     shop.ok("destroy", "--env", "dev", "--yes", "--include-data")
     assert aws(shop.moto, "eks").list_clusters()["clusters"] == []
+    assert aws(shop.moto, "ec2").describe_launch_templates()["LaunchTemplates"] == []
     assert shop.kube.get("v1", "Namespace", None, NAMESPACE) is None
 
 
@@ -312,7 +313,7 @@ def test_fargate_runs_the_pods_of_the_namespace_without_a_node_group(shop: Shop)
     assert shop.changes() == []
 
 
-def test_the_cluster_and_node_group_are_in_the_private_subnets_with_the_app_security_group(
+def test_the_cluster_and_nodes_are_in_the_private_subnets_with_the_app_security_group(
     shop: Shop,
 ) -> None:
     shop.apply()
@@ -339,6 +340,11 @@ def test_the_cluster_and_node_group_are_in_the_private_subnets_with_the_app_secu
     [group] = eks.list_nodegroups(clusterName=name)["nodegroups"]
     nodes = eks.describe_nodegroup(clusterName=name, nodegroupName=group)["nodegroup"]
     assert sorted(nodes["subnets"]) == private
+    # the nodes, and so the pods, are in the security group the databases and caches admit
+    [version] = ec2.describe_launch_template_versions(LaunchTemplateId=nodes["launchTemplate"]["id"])[
+        "LaunchTemplateVersions"
+    ]
+    assert version["LaunchTemplateData"]["SecurityGroupIds"] == [tagged("sg", "network.sg/app")]
     node_role = nodes["nodeRole"].rpartition("/")[2]
     assert sorted(
         p["PolicyName"] for p in iam.list_attached_role_policies(RoleName=node_role)["AttachedPolicies"]

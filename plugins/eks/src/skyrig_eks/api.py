@@ -52,7 +52,7 @@ def translate(error: Exception, service: str, operation: str) -> Exception:
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         if code in _THROTTLED or status == 429:
             return ThrottledError(f"{where}: throttled ({code}): {message}")
-        if code in _NOT_FOUND:
+        if code in _NOT_FOUND or code.endswith(("NotFound", "NotFoundException")):
             return NotFound(f"{where}: {message}")
         if code in _TRANSIENT or status >= 500:
             return TransientError(f"{where}: {code}: {message}")

@@ -1,7 +1,7 @@
 """The control plane: the EKS cluster in the aws provider's VPC (its private subnets, the app security
-group, which the services' databases and caches admit), a managed node group in the private subnets or a
-Fargate profile for the environment's namespace, the cluster's IAM OIDC provider (for IRSA), and the
-environment's namespace on the cluster.
+group, which the services' databases and caches admit), a managed node group in the private subnets whose
+launch template puts its nodes in the app security group too, or a Fargate profile for the environment's
+namespace, the cluster's IAM OIDC provider (for IRSA), and the environment's namespace on the cluster.
 
 The network is the aws provider's: these nodes depend on its node ids (``network.subnet/private-a``,
 ``network.sg/app``, ...) and find the EC2 ids by the ownership tags it puts on them (``skyrig:app``,
@@ -11,6 +11,7 @@ The network is the aws provider's: these nodes depend on its node ids (``network
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -141,7 +142,7 @@ class NodeGroupType(CloudNodeType):
 
     type = "eks.nodegroup"
     tunable = frozenset({"min", "max", "desired"})
-    replace_on = frozenset({"name", "cluster", "instance_types", "subnets", "role"})
+    replace_on = frozenset({"name", "cluster", "instance_types", "subnets", "security_groups", "role"})
 
     def _observe(self, node: Node, group: Mapping[str, Any]) -> Observed:
         scaling = group.get("scalingConfig") or {}
@@ -180,6 +181,27 @@ class NodeGroupType(CloudNodeType):
         wait_for(context, f"EKS node group {name}", active)
         return found
 
+    def _launch_template(self, context: Context, node: Node) -> dict[str, str]:
+        """The node group's launch template (made unless an earlier create made it): the nodes, and so the
+        pods on them, in the app security group that the databases and caches admit, and in the cluster's
+        own security group, which EKS gives nodes only when a launch template names none."""
+        p = node.properties
+        ec2 = context.client.ec2
+        try:
+            found = ec2.describe_launch_templates(LaunchTemplateNames=[p["name"]])["LaunchTemplates"][0]
+        except NotFound:
+            groups = [network_id(context, "security-group", g) for g in p["security_groups"]]
+            own = ((context.client.describe_cluster() or {}).get("resourcesVpcConfig") or {}).get(
+                "clusterSecurityGroupId"
+            )
+            tags = [{"Key": k, "Value": v} for k, v in sorted(_tags(context, node).items())]
+            found = ec2.create_launch_template(
+                LaunchTemplateName=p["name"],
+                LaunchTemplateData={"SecurityGroupIds": [*groups, *([own] if own else [])]},
+                TagSpecifications=[{"ResourceType": "launch-template", "Tags": tags}],
+            )["LaunchTemplate"]
+        return {"id": found["LaunchTemplateId"], "version": str(found["LatestVersionNumber"])}
+
     def _create(self, context: Context, node: Node) -> Observed:
         p = node.properties
         context.client.eks.create_nodegroup(
@@ -189,6 +211,7 @@ class NodeGroupType(CloudNodeType):
             subnets=[network_id(context, "subnet", s) for s in p["subnets"]],
             instanceTypes=p["instance_types"],
             nodeRole=role_arn(context, role_name(context.app, context.environment.name, "nodes")),
+            launchTemplate=self._launch_template(context, node),
             tags=_tags(context, node),
         )
         return self._observe(node, self._wait(context, node, p["name"]))
@@ -213,6 +236,8 @@ class NodeGroupType(CloudNodeType):
                 return True, "deleted"
 
         wait_for(context, f"deleting EKS node group {provider_id}", gone)
+        with contextlib.suppress(NotFound):
+            context.client.ec2.delete_launch_template(LaunchTemplateName=provider_id)
 
 
 class FargateType(CloudNodeType):
@@ -442,7 +467,9 @@ def expand(scope: Scope) -> list[Node]:
         "max": max(settings.nodes_max, settings.nodes_min, settings.nodes_desired),
         "desired": settings.nodes_desired,
         "subnets": list(PRIVATE_SUBNETS),
+        "security_groups": [APP_SECURITY_GROUP],
         "role": role_id("nodes"),
     }
-    nodes.append(scope.node(NODES_ID, NODE_GROUP.type, properties, (CLUSTER_ID, role_id("nodes"))))
+    depends = (CLUSTER_ID, role_id("nodes"), APP_SECURITY_GROUP)
+    nodes.append(scope.node(NODES_ID, NODE_GROUP.type, properties, depends))
     return nodes
