@@ -62,9 +62,9 @@ class EksProvider(Provider):
 
     def deliver_runtime(self, context: Context, configs: dict[str, dict[str, Any]]) -> None:
         """Each service's runtime config into its ConfigMap, rolling the pods whose config changed."""
-        from skyrig_eks.compute import deliver
+        from skyrig_kubernetes.delivery import deliver
 
-        deliver(context, configs)
+        deliver(context, configs, wait=False)
 
     def kubernetes_manifests(
         self, context: Context, nodes: list[Node], configs: Mapping[str, Mapping[str, Any]]

@@ -18,6 +18,7 @@ from typing import Any
 from skyrig.provider import CloudNodeType, Context, Node, NotFound, Observed, Scope, resolve, wait_for
 from skyrig_eks.api import cluster_name
 from skyrig_eks.iam import ROLE, role_arn, role_id, role_name
+from skyrig_kubernetes.nodes import NamespaceNodeType
 
 CLUSTER_ID = "eks.cluster"
 NODES_ID = "eks.nodegroup"
@@ -340,32 +341,10 @@ class OidcType(CloudNodeType):
         context.client.iam.delete_open_id_connect_provider(OpenIDConnectProviderArn=provider_id)
 
 
-class NamespaceType(CloudNodeType):
-    """The environment's namespace on the cluster: deleting it deletes everything skyrig made there."""
+class NamespaceType(NamespaceNodeType):
+    """The environment's namespace on the cluster (:class:`skyrig_kubernetes.nodes.NamespaceNodeType`)."""
 
     type = "eks.namespace"
-    replace_on = frozenset({"name"})
-
-    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
-        found = context.client.kubernetes().get("v1", "Namespace", None, provider_id)
-        if found is None or (found.get("status") or {}).get("phase") == "Terminating":
-            return None
-        return self.observed(node, provider_id, {"name": found["metadata"]["name"]})
-
-    def _find(self, context: Context, node: Node) -> Observed | None:
-        return self._read(context, node, node.properties["name"])
-
-    def _create(self, context: Context, node: Node) -> Observed:
-        from skyrig_kubernetes.workloads import namespace
-
-        context.client.kubernetes().apply(namespace(context.app, context.environment.name))
-        return self.observed(node, node.properties["name"], {})
-
-    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
-        return self._create(context, node)
-
-    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
-        context.client.kubernetes().delete_namespace(provider_id, timeout=context.settings.rollout_timeout)
 
 
 CLUSTER = ClusterType()

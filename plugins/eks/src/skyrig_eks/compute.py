@@ -30,6 +30,7 @@ from skyrig.provider import (
     plan_of,
 )
 from skyrig_eks import cluster, iam
+from skyrig_kubernetes.nodes import delete_service, held_config
 
 SERVICE_PREFIX = "eks.service/"
 
@@ -148,14 +149,6 @@ def migration(context: Context, wanted: Mapping[str, Any]) -> Any:
     )
 
 
-def live_config(kube: Any, namespace: str, service: str) -> dict[str, Any]:
-    """The runtime config the service's ConfigMap holds now (``{}`` before the first delivery)."""
-    from skyrig_kubernetes.workloads import CONFIG_KEY
-
-    found = kube.get("v1", "ConfigMap", namespace, f"{join_name(service)}-runtime")
-    return json.loads((found or {}).get("data", {}).get(CONFIG_KEY) or "{}")
-
-
 class ServiceType(CloudNodeType):
     """A service's objects on the cluster. The replica count (when no autoscaler owns it) and the pods'
     requests are tunable: changed on the cluster, adopted. The image and the security settings are
@@ -194,7 +187,7 @@ class ServiceType(CloudNodeType):
         from skyrig_kubernetes.deploy import deploy
 
         kube = context.client.kubernetes()
-        config = live_config(kube, node.properties["namespace"], node.properties["service"])
+        config = held_config(kube, node.properties["namespace"], join_name(node.properties["service"]))
         found = deploy(
             kube,
             workload(context, node, config),
@@ -221,20 +214,7 @@ class ServiceType(CloudNodeType):
 
     def _delete(self, context: Context, node: Node, provider_id: str) -> None:
         kube = context.client.kubernetes()
-        namespace = node.properties["namespace"]
-        name = join_name(node.properties["service"])
-        for api_version, kind, object_name in (
-            ("networking.k8s.io/v1", "Ingress", name),
-            ("policy/v1", "PodDisruptionBudget", name),
-            ("autoscaling/v2", "HorizontalPodAutoscaler", name),
-            ("apps/v1", "Deployment", name),
-            ("v1", "Service", name),
-            ("v1", "ConfigMap", f"{name}-runtime"),
-            ("v1", "ServiceAccount", name),
-        ):
-            if kube.get("v1", "Namespace", None, namespace) is None:
-                return
-            kube.delete(api_version, kind, namespace, object_name)
+        delete_service(kube, node.properties["namespace"], join_name(node.properties["service"]))
 
     def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
         return {"type": self.type, "url": node.properties["url"]}
@@ -242,36 +222,6 @@ class ServiceType(CloudNodeType):
 
 SERVICE = ServiceType()
 TYPES = (SERVICE,)
-
-
-def deliver(context: Context, configs: Mapping[str, Mapping[str, Any]]) -> None:
-    """Write each running service's runtime config into its ConfigMap where it changed, and roll its pods
-    to read it (the Deployment's config checksum annotation, patched as field manager
-    ``skyrig-runtime``: the service's next apply sets the same value)."""
-    from kubernetes import client as k8s
-
-    from skyrig_kubernetes.workloads import PREFIX, Workload, config_map, digest, namespace_name
-
-    kube = context.client.kubernetes()
-    namespace = namespace_name(context.app, context.environment.name)
-    apps = k8s.AppsV1Api(kube.api)
-    for service, config in sorted(configs.items()):
-        name = join_name(service)
-        live = kube.get("apps/v1", "Deployment", namespace, name)
-        if live is None:
-            continue  # not a service this environment runs here
-        shape = Workload(context.app, context.environment.name, service, "", "", runtime_config=config)
-        wanted = config_map(shape)
-        annotations = live["spec"]["template"].get("metadata", {}).get("annotations") or {}
-        checksum = digest(wanted["data"])
-        if (
-            live_config(kube, namespace, service) == dict(config)
-            and annotations.get(f"{PREFIX}config-checksum") == checksum
-        ):
-            continue
-        kube.apply(wanted)
-        patch = {"spec": {"template": {"metadata": {"annotations": {f"{PREFIX}config-checksum": checksum}}}}}
-        apps.patch_namespaced_deployment(name, namespace, patch, field_manager="skyrig-runtime")
 
 
 def expand(scope: Scope) -> list[Node]:
@@ -342,12 +292,11 @@ def expand(scope: Scope) -> list[Node]:
 def manifests(context: Context, nodes: list[Node], configs: Mapping[str, Mapping[str, Any]]) -> str:
     """The namespace and every object of the service nodes among ``nodes``, as one YAML stream, with
     each service's runtime config from ``configs`` (``{}`` for one not applied yet)."""
-    from skyrig_kubernetes.cluster import apply_order
-    from skyrig_kubernetes.manifests import render
-    from skyrig_kubernetes.workloads import namespace, service_objects
+    from skyrig_kubernetes.manifests import environment_manifests
 
-    objects = [namespace(context.app, context.environment.name)]
-    for node in sorted((n for n in nodes if n.type == SERVICE.type), key=lambda n: n.id):
-        service = node.properties["service"]
-        objects += service_objects(workload(context, node, configs.get(service, {})))
-    return render(apply_order(objects))
+    services = sorted((n for n in nodes if n.type == SERVICE.type), key=lambda n: n.id)
+    return environment_manifests(
+        context.app,
+        context.environment.name,
+        [workload(context, node, configs.get(node.properties["service"], {})) for node in services],
+    )

@@ -59,9 +59,9 @@ class GkeProvider(Provider):
         ]
 
     def deliver_runtime(self, context: Context, configs: dict[str, dict[str, Any]]) -> None:
-        from skyrig_gke.delivery import deliver
+        from skyrig_kubernetes.delivery import deliver
 
-        deliver(context, configs)
+        deliver(context, configs, wait=True)
 
     def kubernetes_manifests(
         self, context: Context, nodes: list[Node], configs: Mapping[str, Mapping[str, Any]]

@@ -10,7 +10,8 @@ Registry repository the GCP provider keeps. A plan without ``--image`` keeps it.
 CPU and memory requests and a fixed replica count are tunable: changed on the cluster, they are adopted and
 kept by the next apply; the image and the security settings are invariants, restored by the next apply
 (which also puts back the identity annotation). The runtime config is delivered after each apply
-(:mod:`skyrig_gke.delivery`); a service's apply keeps the config its ConfigMap holds.
+(:mod:`skyrig_kubernetes.delivery`, waiting for each rollout); a service's apply keeps the config its
+ConfigMap holds.
 
 Where the GCP provider provisions the SQL databases, the migrations of those a service owns run as a
 Kubernetes Job each (the command and environment of the Cloud Run job the GCP provider keeps for them, node
@@ -28,13 +29,12 @@ from skyrig.provider import RESOURCE_KINDS, Context, Node, Observed, Scope, join
 from skyrig_gke import cluster, iam, names
 from skyrig_gke.nodes import GkeNodeType
 from skyrig_kubernetes import drift
+from skyrig_kubernetes.nodes import NamespaceNodeType, delete_service, held_config
 from skyrig_kubernetes.workloads import (
-    CONFIG_KEY,
     Ingress,
     Migration,
     Workload,
     deployment,
-    namespace,
     namespace_name,
 )
 
@@ -45,31 +45,13 @@ PRE_SHARED_CERT = "ingress.gcp.kubernetes.io/pre-shared-cert"
 ALLOW_HTTP = "kubernetes.io/ingress.allow-http"
 
 
-class NamespaceType(GkeNodeType):
-    """The environment's namespace: deleting it deletes everything of the environment on the cluster."""
+class NamespaceType(NamespaceNodeType, GkeNodeType):
+    """The environment's namespace (:class:`skyrig_kubernetes.nodes.NamespaceNodeType`), its deletion
+    waited for as long as the provider's other deletions."""
 
     type = "gke.namespace"
     identity = frozenset({"name"})
-    replace_on = frozenset({"name"})
-
-    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
-        found = context.client.kubernetes().get("v1", "Namespace", None, provider_id)
-        if found is None or (found.get("status") or {}).get("phase") == "Terminating":
-            return None
-        return self.observed(node, provider_id, {"name": provider_id})
-
-    def _find(self, context: Context, node: Node) -> Observed | None:
-        return self._read(context, node, node.properties["name"])
-
-    def _create(self, context: Context, node: Node) -> Observed:
-        context.client.kubernetes().apply(namespace(context.app, context.environment.name))
-        return self.observed(node, node.properties["name"], {})
-
-    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
-        return self._create(context, node)
-
-    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
-        context.client.kubernetes().delete_namespace(provider_id, timeout=context.settings.wait_timeout)
+    timeout_setting = "wait_timeout"
 
     def inventory(self, context: Context) -> list[str]:
         name = namespace_name(context.app, context.environment.name)
@@ -235,8 +217,7 @@ class ServiceType(GkeNodeType):
         space, name = self._names(context, node)
         live = kubernetes.get("apps/v1", "Deployment", space, name)
         image = p["image"] or (drift.observe(live)["image"] if live else default_image(context))
-        held = kubernetes.get("v1", "ConfigMap", space, f"{name}-runtime")
-        config = json.loads(((held or {}).get("data") or {}).get(CONFIG_KEY) or "{}")
+        config = held_config(kubernetes, space, name)
         account = iam.account_of(context, p["service"])
         item = workload(context, node, image, config, account)
         migrations = [migration(context, wanted) for wanted in p.get("migrations", [])]
@@ -260,18 +241,7 @@ class ServiceType(GkeNodeType):
         return self._deploy(context, node, kept)
 
     def _delete(self, context: Context, node: Node, provider_id: str) -> None:
-        kubernetes = context.client.kubernetes()
-        space, name = self._names(context, node)
-        for api_version, kind, named in (
-            ("networking.k8s.io/v1", "Ingress", name),
-            ("autoscaling/v2", "HorizontalPodAutoscaler", name),
-            ("policy/v1", "PodDisruptionBudget", name),
-            ("apps/v1", "Deployment", name),
-            ("v1", "Service", name),
-            ("v1", "ConfigMap", f"{name}-runtime"),
-            ("v1", "ServiceAccount", name),
-        ):
-            kubernetes.delete(api_version, kind, space, named)
+        delete_service(context.client.kubernetes(), *self._names(context, node))
 
     def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
         return {"type": self.type, "url": observed.outputs.get("url")}
@@ -281,17 +251,15 @@ def manifests(context: Context, nodes: list[Node], configs: Mapping[str, Mapping
     """The namespace and every object of the service nodes among ``nodes``, as one YAML stream, each
     service with its runtime config from ``configs`` (``{}`` for one not applied yet) and bound to its
     Google service account where it exists already."""
-    from skyrig_kubernetes.cluster import apply_order
-    from skyrig_kubernetes.manifests import render
-    from skyrig_kubernetes.workloads import service_objects
+    from skyrig_kubernetes.manifests import environment_manifests
 
-    objects = [namespace(context.app, context.environment.name)]
+    workloads = []
     for node in sorted((n for n in nodes if n.type == SERVICE.type), key=lambda n: n.id):
         p = node.properties
         account = iam.known_account(context, p["service"])
         image = p["image"] or default_image(context)
-        objects += service_objects(workload(context, node, image, configs.get(p["service"], {}), account))
-    return render(apply_order(objects))
+        workloads.append(workload(context, node, image, configs.get(p["service"], {}), account))
+    return environment_manifests(context.app, context.environment.name, workloads)
 
 
 NAMESPACE = NamespaceType()

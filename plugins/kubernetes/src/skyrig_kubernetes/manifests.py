@@ -33,6 +33,18 @@ def render(objects: Iterable[Mapping[str, Any]]) -> str:
     return yaml.safe_dump_all([dict(o) for o in objects], sort_keys=False, default_flow_style=False)
 
 
+def environment_manifests(app: str, environment: str, workloads: Iterable[Any]) -> str:
+    """What ``skyrig build k8s`` writes: the environment's namespace and every object of each of
+    ``workloads`` (:class:`skyrig_kubernetes.workloads.Workload`), in apply order, as one YAML stream."""
+    from skyrig_kubernetes.cluster import apply_order
+    from skyrig_kubernetes.workloads import namespace, service_objects
+
+    objects = [namespace(app, environment)]
+    for workload in workloads:
+        objects += service_objects(workload)
+    return render(apply_order(objects))
+
+
 def known_versions() -> list[str]:
     """The Kubernetes minor versions (``"1.37"``) whose schemas kubernetes-validate ships, oldest first."""
     from kubernetes_validate import utils
