@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from skyrig.provider import (
-    CloudNodeType,
     Context,
     Node,
     NotFound,
@@ -30,7 +29,7 @@ from skyrig.provider import (
     plan_of,
 )
 from skyrig_eks import cluster, iam
-from skyrig_kubernetes.nodes import delete_service, held_config
+from skyrig_kubernetes.nodes import ServiceNodeType
 
 SERVICE_PREFIX = "eks.service/"
 
@@ -149,20 +148,24 @@ def migration(context: Context, wanted: Mapping[str, Any]) -> Any:
     )
 
 
-class ServiceType(CloudNodeType):
-    """A service's objects on the cluster. The replica count (when no autoscaler owns it) and the pods'
-    requests are tunable: changed on the cluster, adopted. The image and the security settings are
-    invariant: restored by the next apply."""
+class ServiceType(ServiceNodeType):
+    """A service's objects on the cluster (:class:`skyrig_kubernetes.nodes.ServiceNodeType`), bound to its
+    IRSA role, its migrations the ECS task definitions' commands."""
 
     type = "eks.service"
-    tunable = frozenset({"replicas", "cpu", "memory"})
-    invariant = frozenset({"image", "security"})
-    replace_on = frozenset({"service"})
 
-    def _observe(self, node: Node, deployment: Mapping[str, Any]) -> Observed:
+    def workload(
+        self, context: Context, node: Node, config: Mapping[str, Any], live: Mapping[str, Any] | None
+    ) -> Any:
+        return workload(context, node, config)
+
+    def migration(self, context: Context, wanted: Mapping[str, Any]) -> Any:
+        return migration(context, wanted)
+
+    def observe(self, context: Context, node: Node, live: Mapping[str, Any]) -> Observed:
         from skyrig_kubernetes import drift
 
-        found = drift.observe(deployment)
+        found = drift.observe(live)
         properties: dict[str, Any] = {
             "cpu": found["cpu"],
             "memory": found["memory"],
@@ -171,53 +174,8 @@ class ServiceType(CloudNodeType):
         }
         if "replicas" in node.properties:
             properties["replicas"] = found["replicas"]
-        name = deployment["metadata"]["name"]
+        name = live["metadata"]["name"]
         return self.observed(node, name, properties, {"url": node.properties["url"]})
-
-    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
-        found = context.client.kubernetes().get(
-            "apps/v1", "Deployment", node.properties["namespace"], provider_id
-        )
-        return None if found is None else self._observe(node, found)
-
-    def _find(self, context: Context, node: Node) -> Observed | None:
-        return self._read(context, node, join_name(node.properties["service"]))
-
-    def _deploy(self, context: Context, node: Node, tunable: Mapping[str, Any] | None = None) -> Observed:
-        from skyrig_kubernetes.deploy import deploy
-
-        kube = context.client.kubernetes()
-        config = held_config(kube, node.properties["namespace"], join_name(node.properties["service"]))
-        found = deploy(
-            kube,
-            workload(context, node, config),
-            [migration(context, wanted) for wanted in node.properties.get("migrations", [])],
-            tunable=tunable,
-            timeout=context.settings.rollout_timeout,
-        )
-        return self._observe(node, found)
-
-    def _create(self, context: Context, node: Node) -> Observed:
-        return self._deploy(context, node)
-
-    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
-        from skyrig_kubernetes import drift
-
-        live = context.client.kubernetes().get(
-            "apps/v1", "Deployment", node.properties["namespace"], provider_id
-        )
-        kept = {}
-        if live is not None:  # what the cluster runs of the tunables the app does not change now: kept
-            now = drift.observe(live)
-            kept = {k: now[k] for k in self.tunable if k not in changes and k in node.properties}
-        return self._deploy(context, node, kept)
-
-    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
-        kube = context.client.kubernetes()
-        delete_service(kube, node.properties["namespace"], join_name(node.properties["service"]))
-
-    def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
-        return {"type": self.type, "url": node.properties["url"]}
 
 
 SERVICE = ServiceType()

@@ -29,7 +29,7 @@ from skyrig.provider import RESOURCE_KINDS, Context, Node, Observed, Scope, join
 from skyrig_gke import cluster, iam, names
 from skyrig_gke.nodes import GkeNodeType
 from skyrig_kubernetes import drift
-from skyrig_kubernetes.nodes import NamespaceNodeType, delete_service, held_config
+from skyrig_kubernetes.nodes import NamespaceNodeType, ServiceNodeType
 from skyrig_kubernetes.workloads import (
     Ingress,
     Migration,
@@ -164,33 +164,33 @@ def workload(
     )
 
 
-class ServiceType(GkeNodeType):
-    """A service: its objects on the cluster, rolled out."""
+class ServiceType(ServiceNodeType, GkeNodeType):
+    """A service's objects on the cluster (:class:`skyrig_kubernetes.nodes.ServiceNodeType`), bound to its
+    Google service account, its migrations the Cloud Run jobs' commands."""
 
     type = "gke.service"
     identity = frozenset({"service"})
-    replace_on = frozenset({"service"})
-    tunable = frozenset({"cpu", "memory", "replicas"})
-    invariant = frozenset({"image", "security"})
-
-    def _names(self, context: Context, node: Node) -> tuple[str, str]:
-        item = Workload(context.app, context.environment.name, node.properties["service"], "", "")
-        return item.namespace, item.name
 
     def _url(self, context: Context, node: Node) -> str:
         p = node.properties
         if p["host"]:
             return f"{'https' if p['certificate'] else 'http'}://{p['host']}"
-        space, name = self._names(context, node)
+        space, name = self.names(context, node)
         return f"http://{name}.{space}.svc.cluster.local"
 
-    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
-        kubernetes = context.client.kubernetes()
-        space, name = self._names(context, node)
-        live = kubernetes.get("apps/v1", "Deployment", space, name)
-        if live is None:
-            return None
-        account = kubernetes.get("v1", "ServiceAccount", space, name) or {}
+    def workload(
+        self, context: Context, node: Node, config: Mapping[str, Any], live: Mapping[str, Any] | None
+    ) -> Workload:
+        p = node.properties
+        image = p["image"] or (drift.observe(live)["image"] if live else default_image(context))
+        return workload(context, node, image, config, iam.account_of(context, p["service"]))
+
+    def migration(self, context: Context, wanted: Mapping[str, Any]) -> Migration:
+        return migration(context, wanted)
+
+    def observe(self, context: Context, node: Node, live: Mapping[str, Any]) -> Observed:
+        space, name = self.names(context, node)
+        account = context.client.kubernetes().get("v1", "ServiceAccount", space, name) or {}
         found = drift.observe(live)
         p = node.properties
         properties = {
@@ -204,47 +204,6 @@ class ServiceType(GkeNodeType):
         }
         outputs = {"url": self._url(context, node), "namespace": space, "name": name}
         return self.observed(node, f"{space}/{name}", properties, outputs)
-
-    def _find(self, context: Context, node: Node) -> Observed | None:
-        return self._read(context, node, "/".join(self._names(context, node)))
-
-    def _deploy(self, context: Context, node: Node, kept: Mapping[str, Any]) -> Observed:
-        from skyrig_kubernetes.deploy import deploy
-
-        client = context.client
-        kubernetes = client.kubernetes()
-        p = node.properties
-        space, name = self._names(context, node)
-        live = kubernetes.get("apps/v1", "Deployment", space, name)
-        image = p["image"] or (drift.observe(live)["image"] if live else default_image(context))
-        config = held_config(kubernetes, space, name)
-        account = iam.account_of(context, p["service"])
-        item = workload(context, node, image, config, account)
-        migrations = [migration(context, wanted) for wanted in p.get("migrations", [])]
-        deploy(kubernetes, item, migrations, tunable=kept, timeout=context.settings.rollout_timeout)
-        return self._read(context, node, f"{space}/{name}")  # type: ignore[return-value]
-
-    def _create(self, context: Context, node: Node) -> Observed:
-        return self._deploy(context, node, {})
-
-    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
-        kubernetes = context.client.kubernetes()
-        space, name = self._names(context, node)
-        live = kubernetes.get("apps/v1", "Deployment", space, name)
-        now = drift.observe(live) if live else {}
-        # what changed on the cluster and is not changed in code stays as it is there
-        kept = {
-            prop: now.get(prop) for prop in self.tunable if prop not in changes and now.get(prop) is not None
-        }
-        if node.properties["replicas"] is None:
-            kept.pop("replicas", None)
-        return self._deploy(context, node, kept)
-
-    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
-        delete_service(context.client.kubernetes(), *self._names(context, node))
-
-    def runtime_entry(self, node: Node, observed: Observed) -> dict[str, Any] | None:
-        return {"type": self.type, "url": observed.outputs.get("url")}
 
 
 def manifests(context: Context, nodes: list[Node], configs: Mapping[str, Mapping[str, Any]]) -> str:
