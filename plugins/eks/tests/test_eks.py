@@ -238,6 +238,9 @@ def test_the_manifests_pass_the_strict_schemas_of_the_two_latest_kubernetes_vers
     [config] = [o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "orders-runtime"]
     applied = shop.kube.get("v1", "ConfigMap", NAMESPACE, "orders-runtime")
     assert config["data"] == applied["data"]
+    # a file that cannot be written is said plainly, without a traceback
+    refused = shop.run("build", "k8s", "--env", "dev", "--out", str(tmp_path / "missing" / "shop.yaml"))
+    assert refused.code == 1 and "--out: cannot write" in refused.err and "Traceback" not in refused.err
 
 
 def test_build_k8s_refuses_an_environment_whose_services_are_not_on_kubernetes(shop: Shop) -> None:

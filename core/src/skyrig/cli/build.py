@@ -116,7 +116,13 @@ def k8s(env_name: str, image: str | None, out: str | None, app_dir: str | None) 
     finally:
         session.store.close()
     if out:
-        Path(out).write_text(text)
+        try:
+            Path(out).write_text(text)
+        except OSError as error:
+            raise UserError(
+                f"--out: cannot write {out}: {error.strerror or error}",
+                "give a file in a folder that exists and that you can write",
+            ) from None
         console().print(f"wrote the Kubernetes manifests of environment {env_name} to {out}")
     else:
         click.echo(text, nl=False)
