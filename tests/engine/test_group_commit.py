@@ -142,6 +142,38 @@ def test_the_walk_starts_while_later_batches_of_intents_are_written_each_before_
     assert reader.intents("dev") == {} and len(reader.nodes("dev")) == NODES
 
 
+class _ThreadKilled(BaseException):
+    """What no ``except Exception`` catches: it ends the thread that writes the later batches."""
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+@pytest.mark.parametrize("error", [LeaseLost("the store refused the batch"), _ThreadKilled()])
+def test_a_later_batch_of_intents_that_fails_leaves_its_nodes_to_write_their_own(app, monkeypatch, error):
+    from skyrig.engine import apply
+
+    monkeypatch.setattr(apply, "BATCH", 4)
+    session = _session(app)
+    reader = _session(app).store
+    store = session.store
+    write_batch = store.write_batch
+    batches = 0
+
+    def failing_second(env, fence, **batch):
+        nonlocal batches
+        if batch.get("intents"):
+            batches += 1
+            if batches == 2:
+                raise error
+        return write_batch(env, fence, **batch)
+
+    monkeypatch.setattr(store, "write_batch", failing_second)
+    intended = _checking_intents(monkeypatch, reader, [])
+    outcome = _apply(session)  # no node waits for ever for a batch that will not come
+    assert outcome.succeeded, outcome.failed
+    assert len(intended) == NODES and all(intended), "every create's intent was durable before it"
+    assert reader.intents("dev") == {} and len(reader.nodes("dev")) == NODES
+
+
 def test_nodes_that_never_started_leave_no_intent_the_failed_one_keeps_its(app, monkeypatch):
     from skyrig_memory.nodes import MemoryNodeType
 

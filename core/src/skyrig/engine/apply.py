@@ -385,9 +385,13 @@ class Executor:
 
         def write_later() -> None:
             failed = False
-            for chunk, written in later:
-                failed = failed or not self._write_intents(chunk)
-                written.set()
+            try:
+                for chunk, written in later:
+                    failed = failed or not self._write_intents(chunk)
+                    written.set()
+            finally:  # whatever happens here, no node waits for ever: unwritten, each writes its own
+                for _, written in later:
+                    written.set()
 
         self._intender = threading.Thread(target=write_later, name="skyrig-intents", daemon=True)
         self._intender.start()
@@ -396,8 +400,8 @@ class Executor:
         """One batch of create intents; False if the store refused it (each node then writes its own, and
         fails with the store's error)."""
         assert self.batches is not None
-        intents = [(n.id, "create", self.contexts[n.provider].token(n)) for n in nodes]
         try:
+            intents = [(n.id, "create", self.contexts[n.provider].token(n)) for n in nodes]
             self.batches.write_batch(self.plan.environment, self.fence, intents=intents)
         except Exception:
             return False
