@@ -19,7 +19,6 @@ from skyrig_aws.api import tag_list
 from skyrig_aws.names import (
     EXECUTION_ROLE,
     SCHEDULER_ROLE,
-    SIGNING_KEY_ID,
     SQL_INSTANCE_ID,
     TRIGGER_ROLE,
     bucket_name,
@@ -378,18 +377,20 @@ def _document(statements: list[dict[str, Any]]) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def _grant_dependencies(scope: Scope, service: str) -> tuple[str, ...]:
-    """What a service's grants name that is made with another node: the RDS master password's secret
-    (made with the instance), a cache's password secret, the cron signing key."""
-    depends = set()
-    for use in scope.model.uses_by(service):
-        if use.kind == "sql_database" and use.kind in scope.kinds:
-            depends.add(SQL_INSTANCE_ID)
-        elif use.kind == "cache_cluster" and use.kind in scope.kinds:
-            depends.add(f"@{use.kind}/{use.resource}")
-    if any(job.service == service for job in scope.of_kind("cron_job")):
-        depends.add(SIGNING_KEY_ID)
-    return tuple(sorted(depends))
+PLACEHOLDERS = {"{sql_secret}": SQL_INSTANCE_ID}
+"""The ARNs a policy names that only another node can tell (placeholder -> that node): the RDS master
+password's secret, whose name RDS makes up when the instance is created. Every other ARN of a policy is
+known from names alone (a cache's password secret and the cron signing key by name and a ``-??????``
+suffix, queues, topics, buckets), so IAM takes the policy before those resources exist."""
+
+
+def policy_dependencies(policy: Mapping[str, Any]) -> tuple[str, ...]:
+    """What a role or policy holding ``policy`` waits for: exactly the nodes whose ARNs it names and
+    cannot know beforehand (:data:`PLACEHOLDERS`). A role never waits for a cache cluster, a bucket or a
+    queue it grants access to: on AWS that would hold the services' roles, and so their migrations and
+    rollouts, for the minutes ElastiCache takes."""
+    text = json.dumps(policy)
+    return tuple(sorted(node for placeholder, node in PLACEHOLDERS.items() if placeholder in text))
 
 
 def identities(scope: Scope) -> list[Node]:
@@ -397,15 +398,14 @@ def identities(scope: Scope) -> list[Node]:
     :func:`~skyrig.provider.identity_id`) with exactly its grants, for that provider to bind its workloads
     to (see "What AWS offers a compute provider" in docs/providers/aws.md)."""
     app, env = scope.app, scope.environment.name
-    return [
-        scope.node(
-            identity_id(service.name),
-            POLICY.type,
-            {"name": policy_name(app, env, service.name), "policy": _document(grants(scope, service.name))},
-            _grant_dependencies(scope, service.name),
+    nodes = []
+    for service in sorted(scope.model.services, key=lambda s: s.name):
+        policy = _document(grants(scope, service.name))
+        properties = {"name": policy_name(app, env, service.name), "policy": policy}
+        nodes.append(
+            scope.node(identity_id(service.name), POLICY.type, properties, policy_dependencies(policy))
         )
-        for service in sorted(scope.model.services, key=lambda s: s.name)
-    ]
+    return nodes
 
 
 def expand(scope: Scope) -> list[Node]:
@@ -430,7 +430,9 @@ def expand(scope: Scope) -> list[Node]:
             "trust": "ecs-tasks.amazonaws.com",
             "policy": _document(trigger),
         }
-        nodes.append(scope.node(TRIGGER_ROLE, ROLE.type, properties, (SIGNING_KEY_ID,)))
+        nodes.append(
+            scope.node(TRIGGER_ROLE, ROLE.type, properties, policy_dependencies(properties["policy"]))
+        )
         task_roles = [TRIGGER_ROLE]
     else:
         nodes = []
@@ -440,7 +442,7 @@ def expand(scope: Scope) -> list[Node]:
                 "trust": "ecs-tasks.amazonaws.com",
                 "policy": _document(grants(scope, service.name)),
             }
-            depends = _grant_dependencies(scope, service.name)
+            depends = policy_dependencies(properties["policy"])
             nodes.append(scope.node(role_id(service.name), ROLE.type, properties, depends))
         task_roles = [role_id(s) for s in services]
     execution = [
