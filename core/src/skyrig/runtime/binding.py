@@ -21,6 +21,10 @@ class BindingError(RuntimeError):
 _lock = threading.Lock()
 _clients: dict[tuple[str, str], Any] = {}
 _installed: dict[str, Any] = {}
+_bound: dict[tuple[str, str | None], Any] = {}
+"""(resource key, operation) -> the client :func:`client` gave, checked against the grants."""
+_generation = 0
+"""Changed by :func:`reset` and :func:`install`: a lookup begun before is not kept."""
 
 
 @cache
@@ -57,8 +61,17 @@ def entry(declaration: Any, operation: str | None) -> dict[str, Any]:
 
 
 def client(declaration: Any, operation: str | None) -> Any:
-    """The data plane client of ``declaration``'s resource, from the provider that provisioned it."""
-    return _client(resource_key(declaration), entry(declaration, operation))
+    """The data plane client of ``declaration``'s resource, from the provider that provisioned it (looked
+    up and checked once per resource and operation: a publish calls this for each message)."""
+    key = resource_key(declaration)
+    found = _bound.get((key, operation))
+    if found is None:
+        generation = _generation
+        found = _client(key, entry(declaration, operation))
+        with _lock:
+            if generation == _generation:  # not reset or installed over meanwhile
+                _bound[key, operation] = found
+    return found
 
 
 def client_for_key(key: str) -> Any:
@@ -84,7 +97,10 @@ def install(key: str, client: Any | None) -> None:
     """Serve resource ``key`` (``kind/name``) with ``client`` in this process, whatever provider the runtime
     config names; ``None`` removes it. The runtime config's grants still apply. ``skyrig test`` installs
     its in-process topics and test databases this way."""
+    global _generation
     with _lock:
+        _generation += 1
+        _bound.clear()
         if client is None:
             _installed.pop(key, None)
         else:
@@ -96,8 +112,11 @@ def reset() -> None:
     process)."""
     from skyrig.runtime import pools
 
+    global _generation
     runtime_config.cache_clear()
     pools.close_all()
     with _lock:
+        _generation += 1
+        _bound.clear()
         _clients.clear()
         _installed.clear()

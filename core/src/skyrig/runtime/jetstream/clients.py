@@ -92,25 +92,38 @@ class TopicClient(JetStreamClient):
     ) -> str:
         """Publish ``data`` (JSON-able) and return its message id. ``message_id`` names it yourself:
         on an exactly-once topic, the same id published again within the duplicate window is dropped."""
+        return self.publish_json(_encode(data).encode(), ordering_key=ordering_key, message_id=message_id)
+
+    async def publish_async(
+        self, data: dict[str, Any], *, ordering_key: str | None = None, message_id: str | None = None
+    ) -> str:
+        """:meth:`publish` from any event loop."""
+        payload = _encode(data).encode()
+        return await self.publish_json_async(payload, ordering_key=ordering_key, message_id=message_id)
+
+    def publish_json(
+        self, payload: bytes, *, ordering_key: str | None = None, message_id: str | None = None
+    ) -> str:
+        """:meth:`publish` of a message already written as JSON."""
         if natsio.in_loop_thread():
             raise RuntimeError("publish() blocks: call publish_async() from skyrig's NATS loop")
         message_id = message_id or new_id()
         for again in (False, True):
-            message = self._message(data, ordering_key, message_id, concurrent.futures.Future(), None)
+            message = self._message(payload, ordering_key, message_id, concurrent.futures.Future(), None)
             outbox.send(message)
             error = message.waiter.exception()
             if not self._retry(error, again):
                 return self._result(message, error, message_id)
         raise AssertionError("unreachable")
 
-    async def publish_async(
-        self, data: dict[str, Any], *, ordering_key: str | None = None, message_id: str | None = None
+    async def publish_json_async(
+        self, payload: bytes, *, ordering_key: str | None = None, message_id: str | None = None
     ) -> str:
-        """:meth:`publish` from any event loop."""
+        """:meth:`publish_json` from any event loop."""
         loop = asyncio.get_running_loop()
         message_id = message_id or new_id()
         for again in (False, True):
-            message = self._message(data, ordering_key, message_id, loop.create_future(), loop)
+            message = self._message(payload, ordering_key, message_id, loop.create_future(), loop)
             outbox.send(message)
             try:
                 await message.waiter
@@ -122,14 +135,13 @@ class TopicClient(JetStreamClient):
         raise AssertionError("unreachable")
 
     def _message(
-        self, data: dict[str, Any], ordering_key: str | None, message_id: str, waiter: Any, loop: Any
+        self, payload: bytes, ordering_key: str | None, message_id: str, waiter: Any, loop: Any
     ) -> outbox.Message:
         headers = {"Nats-Msg-Id": message_id}
         if ordering_key is not None:
             headers[ORDERING_HEADER] = " ".join(ordering_key.splitlines()) or "-"
         if self._server is None:
             self._server = self.server()
-        payload = _encode(data).encode()
         return outbox.Message(self._server, self.subject, payload, headers, waiter, loop)
 
     def _retry(self, error: BaseException | None, again: bool) -> bool:

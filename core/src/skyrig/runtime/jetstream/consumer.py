@@ -45,11 +45,16 @@ class Delivery:
     __slots__ = ("attempt", "id", "key", "msg", "seq")
 
     def __init__(self, msg: Any) -> None:
-        metadata = msg.metadata
         headers = msg.headers or {}
         self.msg = msg
-        self.seq: int = metadata.sequence.stream
-        self.attempt: int = metadata.num_delivered
+        tokens = msg.reply.split(".")
+        if len(tokens) == 9:  # $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>...
+            self.seq: int = int(tokens[5])
+            self.attempt: int = int(tokens[4])
+        else:  # the longer form, with a domain and an account: nats-py reads it (at 10x the cost)
+            metadata = msg.metadata
+            self.seq = metadata.sequence.stream
+            self.attempt = metadata.num_delivered
         self.id: str = message_id(headers, self.seq)
         self.key: str | None = headers.get(ORDERING_HEADER)
 
@@ -109,6 +114,7 @@ class Consumer:
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
         self.serial = 0
+        self.event_head = f'{{"subscription":{json.dumps(self.name)},"topic":{json.dumps(settings["topic"])},'
 
     async def run(self) -> None:
         from nats.js.errors import NotFoundError
@@ -330,18 +336,16 @@ class Consumer:
         await self._record(delivery, "dead-lettered", error)
 
     async def _record(self, delivery: Delivery, outcome: str, error: str | None) -> None:
-        """One delivery attempt, for the dashboard (fire and forget: the events stream takes it)."""
-        event = {
-            "subscription": self.name,
-            "topic": self.settings["topic"],
-            "id": delivery.id,
-            "attempt": delivery.attempt,
-            "outcome": outcome,
-            "error": error,
-            "at": time.time(),
-        }
-        subject = streams.events_subject(self.name, delivery.id)
-        await self.nc.publish(subject, json.dumps(event, separators=(",", ":")).encode())
+        """One delivery attempt, for the dashboard (fire and forget: the events stream takes it).
+
+        Written by hand, one per message: ``json.dumps`` of a dict took a tenth of a message's time.
+        The id is a subject token (letters, digits, dashes), the outcome one of three words."""
+        written = "null" if error is None else json.dumps(error)
+        event = (
+            f'{self.event_head}"id":"{delivery.id}","attempt":{delivery.attempt},"outcome":"{outcome}",'
+            f'"error":{written},"at":{time.time()!r}}}'
+        )
+        await self.nc.publish(streams.events_subject(self.name, delivery.id), event.encode())
 
     async def _heartbeat(self) -> None:
         """Keep held messages (waiting for their key, in backoff, or being handled) from redelivery."""
