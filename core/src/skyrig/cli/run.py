@@ -38,7 +38,8 @@ def run(app_dir: str | None, env_name: str, port: int, dashboard_port: int, cron
     """Provision the local environment (as apply does) and run every service until Ctrl-C.
 
     Each service runs in a process of its own with its subscriptions' consumers; a table shows where
-    each one listens. A code change re-reads the model, provisions what changed and restarts the services.
+    each one listens. A code change re-reads the model, provisions what changed and restarts the services
+    that run the changed code; a service that crashes is restarted.
     """
     from rich.console import Console
 
@@ -57,7 +58,12 @@ def run(app_dir: str | None, env_name: str, port: int, dashboard_port: int, cron
         stopping = True
 
     started = time.perf_counter()
-    session.provision()
+    session.prepare(dashboard_port)
+    try:
+        session.provision()
+    except BaseException:
+        session.stop(servers=False)
+        raise
     # From here on Ctrl-C only asks to stop, so it cannot cut between a process start and its record.
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
@@ -69,9 +75,10 @@ def run(app_dir: str | None, env_name: str, port: int, dashboard_port: int, cron
             session.check()
             if cron:
                 session.tick_cron()
-            if watcher is not None and watcher.changed():
-                session.reload()
-            time.sleep(0.25)
+            changes = watcher.changes() if watcher is not None else None
+            if changes:
+                session.reload(changes)
+            time.sleep(0.1)
     finally:
         session.stop()
     console.print("stopped: every service is down")

@@ -21,7 +21,10 @@ from rich.console import Console
 from skyrig.errors import UserError
 from skyrig.ports import free_port, port_free
 from skyrig.run.runfile import RunFile, remove_run_file, trigger_cron, write_run_file
-from skyrig.run.supervisor import Supervisor
+from skyrig.run.supervisor import Running, Supervisor, server_entry
+
+RESTARTS = 3
+"""A service that crashes more often than this in a minute waits for a code change to start again."""
 
 
 class LocalRun:
@@ -38,6 +41,12 @@ class LocalRun:
         self.state: RunFile | None = None
         self.timings: dict[str, float] = {}
         self.due: dict[str, datetime] = {}
+        self.dashboard: dict[str, Any] | None = None
+        self.early: list[Running] = []
+        self._early: threading.Thread | None = None
+        self.crashes: dict[str, list[float]] = {}
+        self.down: set[str] = set()
+        """Services that crashed and could not be restarted: started again on the next code change."""
 
     def _open(self) -> Any:
         from skyrig.config import load_config
@@ -50,6 +59,23 @@ class LocalRun:
                 "skyrig run serves local environments; use skyrig apply for the others",
             )
         return session
+
+    def prepare(self, dashboard_port: int) -> None:
+        """Before provisioning, start what does not depend on it: the zygote's imports (the services'
+        frameworks) and the dashboard, in the background."""
+        self.dashboard = self._dashboard(dashboard_port)
+        self.supervisor.prepare(("skyrig.dashboard.app",) if self.dashboard else ())
+        if self.dashboard is not None:
+            entry = server_entry(self.dashboard)
+            self._early = threading.Thread(
+                target=lambda: self.early.extend(self.supervisor.spawn([entry])), name="skyrig-dashboard"
+            )
+            self._early.start()
+
+    def _join_early(self) -> None:
+        if self._early is not None:
+            self._early.join()
+            self._early = None
 
     # -- provisioning --------------------------------------------------------------------------
 
@@ -100,17 +126,20 @@ class LocalRun:
             )
         started = time.perf_counter()
         token = os.urandom(16).hex()
-        servers = self._servers(dashboard_port)
+        if self.dashboard is None and self._early is None:
+            self.dashboard = self._dashboard(dashboard_port)
+            servers = self._servers() + ([self.dashboard] if self.dashboard else [])
+        else:
+            servers = self._servers()
+        self._join_early()
         self.ports = {service.name: first_port + i for i, service in enumerate(self.session.model.services)}
-        self.supervisor.start(self._services(), servers=servers, token=token)
+        self.supervisor.start(self._services(), servers=servers, token=token, early=self.early)
         self.state = RunFile(
             pid=os.getpid(),
             environment=self.environment,
             services={name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()},
             token=token,
-            dashboard=next(
-                (f"http://127.0.0.1:{s['port']}" for s in servers if s["name"] == "dashboard"), None
-            ),
+            dashboard=f"http://127.0.0.1:{self.dashboard['port']}" if self.dashboard else None,
             cron=cron,
         )
         write_run_file(self.root, self.state)
@@ -120,32 +149,31 @@ class LocalRun:
     def _services(self) -> list[tuple[str, str, int]]:
         return [(s.name, s.app, self.ports[s.name]) for s in self.session.model.services]
 
-    def _servers(self, dashboard_port: int) -> list[dict[str, Any]]:
+    def _servers(self) -> list[dict[str, Any]]:
+        """The providers' servers (the local provider's object server)."""
         from skyrig.plugins.capabilities import LocalServers, capability
 
         session = self.session
-        servers = [
+        return [
             server
             for name in sorted(set(session.environment.providers.values()))
             if (local := capability(session.provider(name), LocalServers))
             for server in local.local_servers(session.context(name), session.model)
         ]
-        if dashboard_port and importlib.util.find_spec("skyrig.dashboard") is not None:
-            if not port_free(dashboard_port):  # the dashboard is a convenience: never a reason to fail
-                dashboard_port = free_port()
-            servers.append(
-                {
-                    "name": "dashboard",
-                    "app": "skyrig.dashboard.app:from_environment",
-                    "port": dashboard_port,
-                    "factory": True,
-                    "env": {
-                        "SKYRIG_DASHBOARD_ROOT": str(self.root),
-                        "SKYRIG_DASHBOARD_ENV": self.environment,
-                    },
-                }
-            )
-        return servers
+
+    def _dashboard(self, dashboard_port: int) -> dict[str, Any] | None:
+        """How to serve the dashboard on ``dashboard_port`` (another free port if it is taken)."""
+        if not dashboard_port or importlib.util.find_spec("skyrig.dashboard") is None:
+            return None
+        if not port_free(dashboard_port):  # the dashboard is a convenience: never a reason to fail
+            dashboard_port = free_port()
+        return {
+            "name": "dashboard",
+            "app": "skyrig.dashboard.app:from_environment",
+            "port": dashboard_port,
+            "factory": True,
+            "env": {"SKYRIG_DASHBOARD_ROOT": str(self.root), "SKYRIG_DASHBOARD_ENV": self.environment},
+        }
 
     def show(self, elapsed: float) -> None:
         """The table of what runs where, and how long it took."""
@@ -166,25 +194,45 @@ class LocalRun:
         )
 
     def check(self) -> None:
-        """Stop everything, with the service's last output, if a service has crashed."""
+        """Restart a service (or server) that has crashed, only it, showing its last output; one that
+        crashes again while starting, or too often, waits for the next code change."""
         crashed = self.supervisor.crashed()
         if crashed is None:
             return
         self.supervisor._collect(crashed)
+        name = crashed.service
         tail = "\n    ".join(crashed.log) or "(no output)"
-        raise UserError(
-            f"service {crashed.service!r} stopped (exit code {crashed.process.returncode}); "
-            f"everything was stopped. Its last output:\n    {tail}",
-            "fix the error, then run skyrig run again",
+        now = time.monotonic()
+        recent = self.crashes[name] = [when for when in self.crashes.get(name, []) if now - when < 60] + [now]
+        if len(recent) > RESTARTS:
+            self.supervisor.stop({name})
+            self.down.add(name)
+            self.console.print(
+                f"[red]service {name!r} stopped (exit code {crashed.process.returncode})[/red], "
+                f"{len(recent)} times in a minute; it waits for a code change. Its last output:\n    {tail}"
+            )
+            return
+        self.console.print(
+            f"[red]service {name!r} stopped (exit code {crashed.process.returncode})[/red]; restarting it. "
+            f"Its last output:\n    {tail}"
         )
+        try:
+            self.supervisor.restart(crashed)
+        except UserError as error:
+            self.down.add(name)
+            self.console.print(f"[red]{error}[/red]\n[dim]it waits for a code change[/dim]")
+        else:
+            self.console.print(f"service {name!r} restarted")
 
-    def reload(self) -> None:
-        """The code changed: re-read the model, provision what changed, restart the services.
+    def reload(self, changed: set[str] | None = None) -> None:
+        """The code changed (the files ``changed``, or unknown): re-read the model, provision what changed,
+        and restart the services that run changed code or whose runtime config changed, only those.
 
         An error in the new code is shown and the services keep running as they were.
         """
         self.console.print("[dim]code changed: reloading[/dim]")
         started = time.perf_counter()
+        configs = self._configs()
         try:
             self.session = self._open()
             self.provision()
@@ -192,19 +240,71 @@ class LocalRun:
             self.console.print(f"[red]reload failed:[/red] {error}")
             return
         names = {service.name for service in self.session.model.services}
-        self.supervisor.stop(set(self.ports))
+        affected = (self._affected(changed, configs) | self.down) & names
+        self.supervisor.stop(affected | (set(self.ports) - names))
         for name in sorted(names - set(self.ports)):
             self.ports[name] = max(self.ports.values(), default=3999) + 1
+            affected.add(name)
         self.ports = {name: port for name, port in self.ports.items() if name in names}
+        self.down -= affected
         try:
-            self.supervisor.start(self._services(), token=self.state.token if self.state else None)
+            self.supervisor.start(
+                [entry for entry in self._services() if entry[0] in affected],
+                token=self.state.token if self.state else None,
+            )
         except UserError as error:
+            self.down |= affected - {item.service for item in self.supervisor.running}
             self.console.print(f"[red]reload failed:[/red] {error}\n[dim]waiting for the next change[/dim]")
             return
         if self.state is not None:
             self.state.services = {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
             write_run_file(self.root, self.state)
-        self.console.print(f"reloaded in {time.perf_counter() - started:.2f} s")
+        which = ", ".join(sorted(affected)) or "no service runs the changed code"
+        self.console.print(f"reloaded in {time.perf_counter() - started:.2f} s ({which})")
+
+    def _configs(self) -> dict[str, bytes]:
+        """Each service's runtime config as written."""
+        found = {}
+        for name in self.ports:
+            try:
+                found[name] = (self.supervisor.runtime_folder / f"{name}.json").read_bytes()
+            except OSError:
+                found[name] = b""
+        return found
+
+    def _affected(self, changed: set[str] | None, configs: dict[str, bytes]) -> set[str]:
+        """The running services that a change to the files ``changed`` affects: those that imported one
+        of them, and those whose runtime config changed; all of them for a change of configuration or an
+        unknown change. Migrations (``.sql``) are applied by the provisioning and restart nothing."""
+        running = set(self.ports)
+        if changed is None or any(path.endswith(".toml") for path in changed):
+            return running
+        sources = {os.path.relpath(path, self.root) for path in changed if path.endswith(".py")}
+        now = self._configs()
+        affected = {name for name in running if now.get(name) != configs.get(name)}
+        for name in running - affected:
+            loaded = self._loaded(name)
+            if loaded is None or sources & loaded:
+                affected.add(name)
+        return affected
+
+    def _loaded(self, name: str) -> set[str] | None:
+        """The app's files the running service has imported (None when it cannot say)."""
+        import json
+        import urllib.request
+
+        from skyrig.runtime.control import HEADER, PREFIX
+
+        if self.state is None:
+            return None
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.ports[name]}{PREFIX}health", headers={HEADER: self.state.token}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:
+                return set(json.loads(response.read())["files"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     # -- cron ----------------------------------------------------------------------------------
 
@@ -232,12 +332,16 @@ class LocalRun:
 
         self.console.print(Text.assemble((f"{name:>14} | ", "dim"), line))
 
-    def stop(self) -> None:
-        """Stop every process this run started and remove the run file."""
+    def stop(self, *, servers: bool = True) -> None:
+        """Stop every process this run started and remove the run file; with ``servers`` false, leave
+        the providers' servers to stop with this process."""
         from skyrig.plugins.capabilities import LocalServers, capability
 
+        self._join_early()
         self.supervisor.stop()
         remove_run_file(self.root, self.environment)
+        if not servers:
+            return
         for name, context in self.session.contexts().items():
             local = capability(self.session.provider(name), LocalServers)
             if local is not None:

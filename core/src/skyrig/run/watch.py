@@ -17,12 +17,16 @@ class Watcher:
         self.stamps = self._look()
 
     def changed(self) -> bool:
-        """Whether a source file was added, removed or changed since the last call."""
+        """Whether a source file was added, removed or changed since the last look."""
+        return bool(self.changes())
+
+    def changes(self) -> set[str]:
+        """The source files added, removed or changed since the last look (their paths)."""
         stamps = self._look()
         if stamps == self.stamps:
-            return False
-        self.stamps = stamps
-        return True
+            return set()
+        before, self.stamps = self.stamps, stamps
+        return {path for path in before.keys() | stamps.keys() if before.get(path) != stamps.get(path)}
 
     def _look(self) -> dict[str, tuple[int, int]]:
         stamps: dict[str, tuple[int, int]] = {}

@@ -149,7 +149,11 @@ class ServiceHost:
             return
         if scope["method"] == "GET" and path == "health":
             service = self.config["service"]
-            await _respond(send, 200, {"service": service, "subscriptions": sorted(self.subscriptions())})
+            await _respond(
+                send,
+                200,
+                {"service": service, "subscriptions": sorted(self.subscriptions()), "files": app_files()},
+            )
         elif scope["method"] == "POST" and path.startswith("cron/"):
             await _respond(send, *await self._run_cron(path.removeprefix("cron/")))
         else:
@@ -185,6 +189,24 @@ class ServiceHost:
             "seconds": round(time.perf_counter() - started, 3),
             **outcome,
         }
+
+
+def app_files() -> list[str]:
+    """The app's source files this process has imported, relative to its folder (the working directory):
+    what ``skyrig run`` compares with the files a code change touched, to restart only what runs them."""
+    import sys
+    from pathlib import Path
+
+    here = str(Path.cwd()) + os.sep
+    return sorted(
+        {
+            os.path.relpath(path, here)
+            for module in list(sys.modules.values())
+            if isinstance(path := getattr(module, "__file__", None), str)
+            and path.startswith(here)
+            and "site-packages" not in path
+        }
+    )
 
 
 def _deliver(function: Callable[..., Any], message_type: type, pool: ThreadPoolExecutor) -> Any:
