@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from skyrig.provider import KINDS, Manifest, Provider
+from skyrig.hookspecs import Annotation
+from skyrig.provider import KINDS, Manifest, Provider, hookimpl
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -70,6 +71,13 @@ class AwsProvider(Provider):
         from skyrig_aws.api import AwsClient
 
         return AwsClient(app, environment.name, settings)
+
+    @hookimpl
+    def skyrig_annotate_plan(self, plan: Any, environment: Environment) -> list[Annotation] | None:
+        """How the services are reached: plain HTTP is a warning in production (set ``domain``)."""
+        from skyrig_aws.compute import https_notes
+
+        return https_notes(plan, environment)
 
     def deliver_runtime(self, context: Context, configs: dict[str, dict[str, Any]]) -> None:
         from skyrig_aws.delivery import deliver
@@ -259,6 +267,7 @@ NODE_TYPES = {
     "compute.cluster": "aws.compute.cluster",
     "compute.repository": "aws.compute.repository",
     "compute.load_balancer": "aws.compute.load_balancer",
+    "compute.certificate": "aws.compute.certificate",
     "compute.service/": "aws.compute.service",
     "cron.signing_key": "aws.cron.signing_key",
     "cron.group": "aws.cron.schedule_group",

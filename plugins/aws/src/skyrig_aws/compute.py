@@ -2,6 +2,10 @@
 and an ECS service in the private subnets, behind an Application Load Balancer in the public subnets that
 routes ``SERVICE.DOMAIN`` to it (a target group and a host-header listener rule per service).
 
+The balancer serves HTTPS on port 443 (port 80 redirects to it) with the ``certificate_arn`` setting, or
+with an ACM certificate for ``*.DOMAIN`` that the ``compute.certificate`` node requests and validates by
+DNS when only ``domain`` is set; with neither, it is plain HTTP on port 80.
+
 The image is the ``image`` setting, which the core sets for each command (``skyrig.engine.images``):
 ``--image``, else the setting when configuration sets one, else the image the services run now (their
 records in state), else none, and then the ECR repository's ``latest``. Each service's node carries it as
@@ -13,9 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import sys
 from collections.abc import Mapping
 from typing import Any
 
+from skyrig.hookspecs import Annotation
 from skyrig.provider import RESOURCE_KINDS, Context, Node, Observed, ProviderError, Scope, wait_for
 from skyrig_aws import delivery, iam, network
 from skyrig_aws.api import tag_dict, tag_list
@@ -34,6 +40,11 @@ from skyrig_aws.nodes import AwsNodeType
 
 REPOSITORY_ID = "compute.repository"
 BALANCER_ID = "compute.load_balancer"
+CERTIFICATE_ID = "compute.certificate"
+REQUESTED = "requested"
+"""The balancer's ``certificate`` property when it serves the certificate ``compute.certificate`` requested
+(whose ARN ACM makes up), rather than one named by ``certificate_arn``."""
+SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 
 
 def image(context: Context) -> str:
@@ -170,14 +181,185 @@ class RepositoryType(AwsNodeType):
         context.client.ecr.delete_repository(repositoryName=provider_id, force=True)
 
 
+class CertificateType(AwsNodeType):
+    """The ACM certificate of ``*.DOMAIN`` for the balancer, validated by DNS: the validation record goes in
+    the domain's Route 53 hosted zone when this account has one; otherwise the apply prints it for the
+    user to create and waits (``wait_timeout``) until ACM has issued the certificate."""
+
+    type = "aws.compute.certificate"
+    arn_types = ("acm:certificate",)
+    replace_on = frozenset({"domain"})
+    invariant = frozenset({"issued"})
+
+    def inventory_id(self, arn: str) -> str:
+        return arn
+
+    def _describe(self, context: Context, arn: str) -> dict[str, Any]:
+        return context.client.acm.describe_certificate(CertificateArn=arn)["Certificate"]
+
+    def _observe(self, context: Context, node: Node, certificate: Mapping[str, Any]) -> Observed:
+        properties = {"domain": certificate["DomainName"], "issued": certificate.get("Status") == "ISSUED"}
+        outputs = {"arn": certificate["CertificateArn"], "status": certificate.get("Status")}
+        record = _validation_record(certificate)
+        if record:
+            outputs["validation_record"] = record
+        return self.observed(node, certificate["CertificateArn"], properties, outputs)
+
+    def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
+        certificate = self._describe(context, provider_id)
+        if certificate.get("Status") in ("INACTIVE", "REVOKED", "EXPIRED", "FAILED", "VALIDATION_TIMED_OUT"):
+            return None  # of no use: a new one is requested
+        return self._observe(context, node, certificate)
+
+    def _find(self, context: Context, node: Node) -> Observed | None:
+        arn = requested_certificate(context, node.properties["domain"])
+        return self._read(context, node, arn) if arn else None
+
+    def _create(self, context: Context, node: Node) -> Observed:
+        arn = context.client.acm.request_certificate(
+            DomainName=node.properties["domain"],
+            ValidationMethod="DNS",
+            IdempotencyToken=context.token(node),
+            Tags=tag_list(context.tags(node)),
+        )["CertificateArn"]
+        context.client.known[f"{CERTIFICATE_ID}#{node.properties['domain']}"] = arn
+        return self._validate(context, node, arn)
+
+    def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
+        return self._validate(context, node, provider_id)  # not issued yet: its record, and the wait
+
+    def _validate(self, context: Context, node: Node, arn: str) -> Observed:
+        seen: dict[str, Any] = {}
+
+        def has_record() -> tuple[bool, str]:  # ACM adds the record to the certificate within seconds
+            seen["certificate"] = self._describe(context, arn)
+            status = seen["certificate"].get("Status", "PENDING_VALIDATION")
+            return status == "ISSUED" or _validation_record(seen["certificate"]) is not None, status
+
+        wait_for(context, f"the DNS validation record of ACM certificate {arn}", has_record, timeout=300)
+        record = _validation_record(seen["certificate"])
+        if seen["certificate"].get("Status") != "ISSUED" and record is not None:
+            where = _put_validation_record(context, node.properties["domain"], record)
+            what = f"{record['Type']} {record['Name']} -> {record['Value']}"
+            if where is None:
+                sys.stderr.write(
+                    f"    {node.id}: ACM validates {node.properties['domain']} by DNS; no Route 53 zone of "
+                    f"this account holds it: create this record in the domain's DNS: {what}\n"
+                )
+                sys.stderr.flush()
+            else:
+                what += f" (in Route 53 zone {where})"
+
+            def issued() -> tuple[bool, str]:
+                seen["certificate"] = self._describe(context, arn)
+                status = seen["certificate"].get("Status", "PENDING_VALIDATION")
+                if status in ("FAILED", "VALIDATION_TIMED_OUT", "REVOKED"):
+                    raise ProviderError(f"{node.id}: ACM certificate {arn} is {status}")
+                return status == "ISSUED", status
+
+            wait_for(
+                context, f"ACM to issue {arn} for {node.properties['domain']}, DNS record {what}", issued
+            )
+        return self._observe(context, node, seen["certificate"])
+
+    def _delete(self, context: Context, node: Node, provider_id: str) -> None:
+        context.client.acm.delete_certificate(CertificateArn=provider_id)
+
+
+def _validation_record(certificate: Mapping[str, Any]) -> dict[str, str] | None:
+    for option in certificate.get("DomainValidationOptions") or []:
+        record = option.get("ResourceRecord")
+        if record:
+            return {"Name": record["Name"], "Type": record["Type"], "Value": record["Value"]}
+    return None
+
+
+def _put_validation_record(context: Context, domain: str, record: Mapping[str, str]) -> str | None:
+    """Write ``record`` in the public Route 53 hosted zone of this account that holds ``domain`` (the
+    longest such zone); the zone's name, or None when the account has none."""
+    name = domain.removeprefix("*.").rstrip(".") + "."
+    zones = [
+        zone
+        for zone in context.client.route53.pages("list_hosted_zones", "HostedZones")
+        if not zone.get("Config", {}).get("PrivateZone")
+        and (name == zone["Name"] or name.endswith("." + zone["Name"]))
+    ]
+    if not zones:
+        return None
+    zone = max(zones, key=lambda z: len(z["Name"]))
+    context.client.route53.change_resource_record_sets(
+        HostedZoneId=zone["Id"],
+        ChangeBatch={
+            "Comment": f"ACM validation of {domain} (skyrig)",
+            "Changes": [
+                {
+                    "Action": "UPSERT",
+                    "ResourceRecordSet": {
+                        "Name": record["Name"],
+                        "Type": record["Type"],
+                        "TTL": 300,
+                        "ResourceRecords": [{"Value": record["Value"]}],
+                    },
+                }
+            ],
+        },
+    )
+    return zone["Name"].rstrip(".")
+
+
+def requested_certificate(context: Context, domain: str) -> str | None:
+    """The ARN of the certificate the environment's ``compute.certificate`` node requested for ``domain``
+    (state's record, else found by domain and ownership tags), or None."""
+    key = f"{CERTIFICATE_ID}#{domain}"
+    known = context.client.known
+    if key not in known:
+        recorded = context.recorded.get(CERTIFICATE_ID)
+        found = recorded or ""
+        if not recorded:
+            acm = context.client.acm
+            statuses = ["PENDING_VALIDATION", "ISSUED"]
+            for summary in acm.pages(
+                "list_certificates", "CertificateSummaryList", CertificateStatuses=statuses
+            ):
+                if summary.get("DomainName") != domain:
+                    continue
+                tags = tag_dict(
+                    acm.list_tags_for_certificate(CertificateArn=summary["CertificateArn"]).get("Tags")
+                )
+                if (
+                    tags.get("skyrig:app") == context.app
+                    and tags.get("skyrig:env") == context.environment.name
+                ):
+                    found = summary["CertificateArn"]
+                    break
+        known[key] = found
+    return known[key] or None
+
+
+def certificate_domain(context: Context) -> str:
+    """The name the requested certificate is for: ``*.DOMAIN``, which every ``SERVICE.DOMAIN`` matches."""
+    return f"*.{context.settings.domain}"
+
+
+def main_listener(listeners: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The balancer's listener that routes to the services (HTTPS, else HTTP), not port 80's redirect."""
+    routing = [listener for listener in listeners if not _redirects(listener)]
+    return next((lsn for lsn in routing if lsn.get("Protocol") == "HTTPS"), routing[0] if routing else None)
+
+
+def _redirects(listener: Mapping[str, Any]) -> bool:
+    return any(action.get("Type") == "redirect" for action in listener.get("DefaultActions", []))
+
+
 class BalancerType(AwsNodeType):
-    """The Application Load Balancer of the services, with its listener (HTTP, or HTTPS with the
-    configured certificate); requests for no service's host get a 404."""
+    """The Application Load Balancer of the services, with its listener: HTTPS on 443 with the configured
+    or requested certificate and HTTP on 80 redirecting to it, or plain HTTP on 80; requests for no
+    service's host get a 404."""
 
     type = "aws.compute.load_balancer"
     arn_types = ("elasticloadbalancing:loadbalancer",)
     replace_on = frozenset({"name", "scheme"})
-    invariant = frozenset({"listener_port"})
+    invariant = frozenset({"listener_port", "certificate", "redirect_http"})
 
     def inventory_id(self, arn: str) -> str:
         return arn
@@ -186,15 +368,26 @@ class BalancerType(AwsNodeType):
         listeners = context.client.elbv2.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])[
             "Listeners"
         ]
+        main = main_listener(listeners)
+        certificate = ((main or {}).get("Certificates") or [{}])[0].get("CertificateArn")
+        requested = node.properties.get("certificate") == REQUESTED
+        if (
+            requested
+            and certificate
+            and certificate == requested_certificate(context, certificate_domain(context))
+        ):
+            certificate = REQUESTED
         properties = {
             "name": balancer["LoadBalancerName"],
             "scheme": balancer.get("Scheme"),
-            "listener_port": listeners[0]["Port"] if listeners else None,
+            "listener_port": main["Port"] if main else None,
+            "certificate": certificate,
+            "redirect_http": any(_redirects(lsn) and lsn.get("Port") == 80 for lsn in listeners),
         }
         outputs = {
             "arn": balancer["LoadBalancerArn"],
             "dns": balancer.get("DNSName"),
-            "listener": listeners[0]["ListenerArn"] if listeners else None,
+            "listener": main["ListenerArn"] if main else None,
         }
         return self.observed(node, balancer["LoadBalancerArn"], properties, outputs)
 
@@ -216,14 +409,29 @@ class BalancerType(AwsNodeType):
             Type="application",
             Tags=tag_list(context.tags(node)),
         )["LoadBalancers"][0]
-        self._listener(context, node, balancer["LoadBalancerArn"])
+        self._listeners(context, node, balancer["LoadBalancerArn"], [])
         return self._observe(context, node, balancer)
 
-    def _listener(self, context: Context, node: Node, arn: str) -> None:
-        certificate = context.settings.certificate_arn
+    def _certificate_arn(self, context: Context, node: Node) -> str | None:
+        certificate = node.properties["certificate"]
+        if certificate != REQUESTED:
+            return certificate
+        arn = requested_certificate(context, certificate_domain(context))
+        if arn is None:
+            raise ProviderError(f"{node.id}: the certificate {CERTIFICATE_ID} requested is not found")
+        return arn
+
+    def _listeners(self, context: Context, node: Node, arn: str, listeners: list[dict[str, Any]]) -> None:
+        """Make the listeners as the node says, changing ``listeners`` (those there now) in place, since a
+        listener's rules (one per service) go with it: the main one first, then port 80's redirect."""
+        elb = context.client.elbv2
+        p = node.properties
+        redirect = next((lsn for lsn in listeners if _redirects(lsn)), None)
+        if redirect is not None and not p["redirect_http"]:
+            elb.delete_listener(ListenerArn=redirect["ListenerArn"])  # port 80 is the main one's now
+        certificate = self._certificate_arn(context, node)
         arguments: dict[str, Any] = {
-            "LoadBalancerArn": arn,
-            "Port": node.properties["listener_port"],
+            "Port": p["listener_port"],
             "Protocol": "HTTPS" if certificate else "HTTP",
             "DefaultActions": [
                 {
@@ -235,18 +443,28 @@ class BalancerType(AwsNodeType):
                     },
                 }
             ],
-            "Tags": tag_list(context.tags(node)),
         }
         if certificate:
             arguments["Certificates"] = [{"CertificateArn": certificate}]
-            arguments["SslPolicy"] = "ELBSecurityPolicy-TLS13-1-2-2021-06"
-        context.client.elbv2.create_listener(**arguments)
+            arguments["SslPolicy"] = SSL_POLICY
+        main = main_listener(listeners)
+        if main is None:
+            elb.create_listener(LoadBalancerArn=arn, Tags=tag_list(context.tags(node)), **arguments)
+        else:
+            elb.modify_listener(ListenerArn=main["ListenerArn"], **arguments)
+        if p["redirect_http"] and redirect is None:
+            redirect_to = {"Protocol": "HTTPS", "Port": str(p["listener_port"]), "StatusCode": "HTTP_301"}
+            elb.create_listener(
+                LoadBalancerArn=arn,
+                Port=80,
+                Protocol="HTTP",
+                DefaultActions=[{"Type": "redirect", "RedirectConfig": redirect_to}],
+                Tags=tag_list(context.tags(node)),
+            )
 
     def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
-        elb = context.client.elbv2
-        for listener in elb.describe_listeners(LoadBalancerArn=provider_id)["Listeners"]:
-            elb.delete_listener(ListenerArn=listener["ListenerArn"])
-        self._listener(context, node, provider_id)
+        listeners = context.client.elbv2.describe_listeners(LoadBalancerArn=provider_id)["Listeners"]
+        self._listeners(context, node, provider_id, listeners)
         return self.read(context, node, provider_id)  # type: ignore[return-value]
 
     def _delete(self, context: Context, node: Node, provider_id: str) -> None:
@@ -408,9 +626,12 @@ class ServiceType(AwsNodeType):
     def _listener(self, context: Context, node: Node) -> str:
         elb = context.client.elbv2
         balancer = elb.describe_load_balancers(Names=[node.properties["load_balancer"]])["LoadBalancers"][0]
-        return elb.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"][0][
-            "ListenerArn"
-        ]
+        main = main_listener(elb.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"])
+        if main is None:
+            raise ProviderError(
+                f"{node.id}: load balancer {node.properties['load_balancer']} has no listener"
+            )
+        return main["ListenerArn"]
 
     def _rule(self, context: Context, node: Node, listener: str, group: str) -> None:
         p = node.properties
@@ -520,9 +741,10 @@ class ServiceType(AwsNodeType):
 
 CLUSTER = ClusterType()
 REPOSITORY = RepositoryType()
+CERTIFICATE = CertificateType()
 BALANCER = BalancerType()
 SERVICE = ServiceType()
-TYPES = (CLUSTER, REPOSITORY, BALANCER, SERVICE)
+TYPES = (CLUSTER, REPOSITORY, CERTIFICATE, BALANCER, SERVICE)
 
 
 def owned_by(tags: list[dict[str, str]], context: Context) -> bool:
@@ -537,7 +759,7 @@ def service_host(scope: Scope, service: str) -> str:
 
 def service_url(scope: Scope, service: str) -> str:
     """``service``'s URL behind the load balancer."""
-    return f"{'https' if scope.settings.certificate_arn else 'http'}://{service_host(scope, service)}"
+    return f"{'https' if scope.settings.https else 'http'}://{service_host(scope, service)}"
 
 
 def expand(scope: Scope) -> list[Node]:
@@ -551,17 +773,22 @@ def expand(scope: Scope) -> list[Node]:
     nodes = [
         scope.node(COMPUTE_CLUSTER_ID, CLUSTER.type, {"name": cluster_name(app, env), "insights": True}),
         scope.node(REPOSITORY_ID, REPOSITORY.type, {"name": repository_name(app, env), "scan_on_push": True}),
-        scope.node(
-            BALANCER_ID,
-            BALANCER.type,
-            {
-                "name": balancer,
-                "scheme": "internet-facing",
-                "listener_port": 443 if settings.certificate_arn else 80,
-            },
-            (network.SG_LB, *network.public_subnets(), network.GATEWAY_ID),
-        ),
     ]
+    balancer_depends = [network.SG_LB, *network.public_subnets(), network.GATEWAY_ID]
+    certificate = settings.certificate_arn
+    if settings.domain and not certificate:  # HTTPS by default: a certificate of the domain's own
+        properties = {"domain": f"*.{settings.domain}", "issued": True}
+        nodes.append(scope.node(CERTIFICATE_ID, CERTIFICATE.type, properties))
+        balancer_depends.append(CERTIFICATE_ID)
+        certificate = REQUESTED
+    listener = {
+        "name": balancer,
+        "scheme": "internet-facing",
+        "listener_port": 443 if certificate else 80,
+        "certificate": certificate,
+        "redirect_http": bool(certificate),
+    }
+    nodes.append(scope.node(BALANCER_ID, BALANCER.type, listener, tuple(balancer_depends)))
     for service in sorted(services, key=lambda s: s.name):
         uses = {f"@{u.kind}/{u.resource}" for u in scope.model.uses_by(service.name) if u.kind in scope.kinds}
         owned = {
@@ -611,3 +838,50 @@ def expand(scope: Scope) -> list[Node]:
             )
         )
     return nodes
+
+
+def https_notes(plan: Any, environment: Any) -> list[Annotation]:
+    """The plan's notes on how the services are reached: over plain HTTP, where (the balancer's DNS name
+    with the service's host name) and, in production, a warning; with a requested certificate, how ACM
+    validates it."""
+    if plan.destroy:
+        return []
+    changes = {c.id: c for c in plan.changes if c.node.provider == "aws" and c.action != "delete"}
+    balancer = changes.get(BALANCER_ID)
+    if balancer is None:
+        return []
+    section = f"[env.{environment.name}.aws]"
+    certificate = changes.get(CERTIFICATE_ID)
+    if balancer.node.properties.get("certificate"):
+        if certificate is None or certificate.action == "noop":
+            return []
+        domain = certificate.node.properties["domain"]
+        return [
+            Annotation(
+                "certificate",
+                f"ACM validates {domain} by DNS: the apply writes the record in the domain's Route 53 zone "
+                "when this account has one; otherwise it prints the record to create in the domain's DNS and "
+                "waits until ACM has issued the certificate",
+                node=None,
+            )
+        ]
+    hosts = sorted(c.node.properties["host"] for c in changes.values() if c.node.type == SERVICE.type)
+    example = hosts[0] if hosts else "SERVICE.DOMAIN"
+    notes = [
+        Annotation(
+            "reached at",
+            f"plain HTTP, port 80 of the load balancer ({BALANCER_ID}'s output dns in skyrig status), "
+            f"by host name: {', '.join(hosts)} (curl -H 'Host: {example}' http://DNS/); point those names "
+            f"at it, or set domain in {section} for HTTPS",
+        )
+    ]
+    if environment.type == "production":
+        notes.append(
+            Annotation(
+                "warning",
+                f"the load balancer of {environment.name} is plain HTTP: requests, responses and any "
+                f"credentials in them cross the internet unencrypted. Set domain in {section} (skyrig "
+                "requests and validates an ACM certificate for *.DOMAIN and serves HTTPS) or certificate_arn",
+            )
+        )
+    return notes

@@ -8,6 +8,7 @@ schedule's task does).
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -42,6 +43,9 @@ def moto_server() -> Iterator[str]:
         [*command, "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # ACM issues a certificate requested with DNS validation a second after the request (AWS: once
+        # the validation record resolves), so an apply sees it pending first
+        env={**os.environ, "MOTO_ACM_VALIDATION_WAIT": "1"},
     )
     url = f"http://127.0.0.1:{port}"
     try:

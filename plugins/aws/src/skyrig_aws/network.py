@@ -620,9 +620,9 @@ def expand(scope: Scope) -> list[Node]:
             )
         )
     port = settings.service_port
-    web = 443 if settings.certificate_arn else 80
+    web = [80, 443] if settings.https else [80]  # with HTTPS, port 80 redirects to it
     groups = {
-        SG_LB: ("the load balancer: HTTP(S) from anywhere", [{"port": web, "cidr": "0.0.0.0/0"}]),
+        SG_LB: ("the load balancer: HTTP(S) from anywhere", [{"port": w, "cidr": "0.0.0.0/0"} for w in web]),
         SG_APP: ("the services: from the load balancer", [{"port": port, "group": SG_LB}]),
     }
     if scope.of_kind("sql_database"):

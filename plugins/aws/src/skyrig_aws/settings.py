@@ -40,11 +40,16 @@ class AwsSettings(BaseModel):
     """Memory of each service's task in MiB; user-tunable in the console."""
     service_port: int = Field(8080, ge=1, le=65535)
     """The port the service's container listens on."""
-    domain: str | None = None
-    """The DNS domain of the services: the load balancer routes ``SERVICE.DOMAIN`` to each service. By
-    default ``APP-ENV.internal`` (point DNS records at the load balancer yourself)."""
-    certificate_arn: str | None = None
-    """An ACM certificate for HTTPS on the load balancer; without it, the listener is HTTP on port 80."""
+    domain: str | None = Field(None, pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,}$")
+    """The DNS domain of the services: the load balancer routes ``SERVICE.DOMAIN`` to each service, over
+    HTTPS with an ACM certificate for ``*.DOMAIN`` that skyrig requests and validates by DNS (in the
+    domain's Route 53 zone when this account has it; otherwise the apply prints the record to create)
+    unless ``certificate_arn`` names one. Point ``*.DOMAIN`` at the load balancer yourself. Unset, the
+    services answer at ``SERVICE.APP-ENV.internal`` over plain HTTP (the plan warns in production)."""
+    certificate_arn: str | None = Field(None, pattern=r"^arn:[-a-z]+:acm:[-a-z0-9]+:\d{12}:certificate/.+$")
+    """An ACM certificate of your own for the load balancer (covering ``SERVICE.DOMAIN`` of each service):
+    HTTPS on port 443, with port 80 redirecting to it. Without it and without ``domain``, the listener is
+    plain HTTP on port 80."""
     sql_instance_class: str = "db.m5.large"
     """The RDS instance class: the smallest latest-generation class that supports autoscaling."""
     sql_storage_gb: int = Field(20, ge=20, le=65536)
@@ -61,3 +66,9 @@ class AwsSettings(BaseModel):
     """Seconds to wait for one resource before giving up (the next apply adopts it when it is ready)."""
     max_attempts: int = Field(5, ge=1, le=20)
     """Attempts of each API call by the AWS SDK (throttling and 5xx), before skyrig's own retries."""
+
+    @property
+    def https(self) -> bool:
+        """Whether the load balancer serves HTTPS: a certificate is given (``certificate_arn``) or
+        requested for ``domain``."""
+        return bool(self.certificate_arn or self.domain)
