@@ -4,6 +4,10 @@
   turns AWS errors into :class:`NotFound`, :class:`~skyrig.engine.contract.ThrottledError`,
   :class:`~skyrig.engine.contract.TransientError` or :class:`~skyrig.engine.contract.ProviderError`
   with the call named, and counts the call (:data:`CALLS`: the tests and the benchmark read it).
+- Bulk reads that several node types make (the environment's subnets, its RDS instances, the topic's
+  subscriptions...) are read once per command through :meth:`AwsClient.shared` and kept until this command
+  makes a mutating call to the same AWS service, so a memo never answers with what a write of this command
+  changed.
 """
 
 from __future__ import annotations
@@ -127,18 +131,24 @@ def translate(error: Exception, service: str, operation: str) -> Exception:
 
 
 class _Service:
-    """One AWS service's calls, translated and counted."""
+    """One AWS service's calls, translated and counted; a mutating call forgets the service's shared
+    reads (:meth:`AwsClient.shared`) before and after it is made."""
 
-    def __init__(self, name: str, client: Any) -> None:
+    def __init__(self, name: str, client: Any, forget: Callable[[str], None] | None = None) -> None:
         self._name = name
         self._client = client
+        self._forget = forget
 
     def __getattr__(self, operation: str) -> Callable[..., Any]:
         method = getattr(self._client, operation)
         if not callable(method) or operation.startswith("get_paginator") or operation == "meta":
             return method
 
+        writes = self._forget is not None and is_mutating(_operation_name(operation))
+
         def call(**kwargs: Any) -> Any:
+            if writes:
+                self._forget(self._name)  # type: ignore[misc]
             try:
                 return method(**kwargs)
             except Exception as error:
@@ -146,6 +156,9 @@ class _Service:
                 if translated is error:
                     raise
                 raise translated from None
+            finally:
+                if writes:
+                    self._forget(self._name)  # type: ignore[misc]
 
         return call
 
@@ -163,6 +176,11 @@ class _Service:
         return items
 
 
+def _operation_name(method: str) -> str:
+    """The API operation of a boto3 method name: ``describe_vpcs`` -> ``DescribeVpcs``."""
+    return "".join(part.capitalize() for part in method.split("_"))
+
+
 def quiet_sdk_logs() -> None:
     """Keep the AWS SDK's debug logs off: they carry whole request and response bodies, secret values
     among them (``PutSecretValue``, ``GetSecretValue``), and secrets never reach a log."""
@@ -175,7 +193,9 @@ def quiet_sdk_logs() -> None:
 
 
 class AwsClient(CloudClient):
-    """What the AWS node types use: a boto3 session with a client per service, made on first use."""
+    """What the AWS node types use: a boto3 session with a client per service, made on first use (each
+    under a lock of its own, so that threads wanting different services do not wait for each other), and
+    the command's shared bulk reads (:meth:`shared`)."""
 
     cloud, provider = "AWS", "aws"
 
@@ -186,9 +206,15 @@ class AwsClient(CloudClient):
         self.settings = settings
         self._lock = threading.Lock()
         self._session: Any = None
+        self._first_client = False
         self._services: dict[str, _Service] = {}
+        self._service_locks: dict[str, threading.Lock] = {}
         self._account: str | None = None
         self._account_lock = threading.Lock()
+        self._memo: dict[tuple[Any, ...], Any] = {}
+        self._memo_locks: dict[tuple[Any, ...], threading.Lock] = {}
+        self._generation: Counter[str] = Counter()
+        self._memo_lock = threading.Lock()
 
     def service(self, name: str) -> _Service:
         """The translated client of AWS service ``name`` (``ec2``, ``rds``, ...)."""
@@ -196,9 +222,49 @@ class AwsClient(CloudClient):
         if found is not None:
             return found
         with self._lock:
+            lock = self._service_locks.setdefault(name, threading.Lock())
+            session = self._boto_session()
+            if not self._first_client:
+                # botocore sets a session's shared parts up (credentials, endpoint data) with its first
+                # client, and does not guard that against threads: the first client is made alone
+                self._services[name] = _Service(name, make_client(session, name, self.settings), self.forget)
+                self._first_client = True
+        with lock:
             if name not in self._services:
-                self._services[name] = _Service(name, make_client(self._boto_session(), name, self.settings))
+                self._services[name] = _Service(name, make_client(session, name, self.settings), self.forget)
             return self._services[name]
+
+    def shared(
+        self, key: tuple[Any, ...], read: Callable[[], T], keep: Callable[[T], bool] | None = None
+    ) -> T:
+        """What ``read`` answers (a bulk read of AWS service ``key[0]``; ``key`` names it and its
+        arguments), read once for every node type of this command that asks, until this command makes a
+        mutating call to that service (then read again). Threads asking at once wait for one read.
+        ``keep``: whether an answer may be kept (not one that shows a resource still changing, such as an
+        RDS instance being created: AWS changes it without a call of this command)."""
+        service = key[0]
+        with self._memo_lock:
+            if key in self._memo:
+                return self._memo[key]  # type: ignore[no-any-return]
+            lock = self._memo_locks.setdefault(key, threading.Lock())
+        with lock:
+            with self._memo_lock:
+                if key in self._memo:
+                    return self._memo[key]  # type: ignore[no-any-return]
+                generation = self._generation[service]
+            value = read()
+            with self._memo_lock:
+                settled = keep is None or keep(value)
+                if settled and self._generation[service] == generation:  # no write of it meanwhile
+                    self._memo[key] = value
+            return value
+
+    def forget(self, service: str) -> None:
+        """Drop the shared reads of AWS service ``service`` (it is being written to)."""
+        with self._memo_lock:
+            self._generation[service] += 1
+            for key in [k for k in self._memo if k[0] == service]:
+                del self._memo[key]
 
     def __getattr__(self, name: str) -> _Service:
         if name.startswith("_"):
@@ -228,6 +294,13 @@ class AwsClient(CloudClient):
                 if self._account is None:
                     self._account = sts.get_caller_identity()["Account"]
         return self._account
+
+    def learn_account(self, arn: str) -> None:
+        """Take the account id from ``arn`` (one of this account's resources), sparing the STS call."""
+        parts = arn.split(":", 5)
+        if self._account is None and len(parts) == 6 and parts[4].isdigit():
+            with self._account_lock:
+                self._account = self._account or parts[4]
 
     def partition(self) -> str:
         region = self.settings.region

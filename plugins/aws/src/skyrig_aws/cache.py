@@ -140,49 +140,56 @@ class ClusterType(AwsNodeType):
 
     # -- creating -----------------------------------------------------------------------------------
 
-    def _password_secret(self, context: Context, node: Node) -> None:
-        """The skyrig user's password: random, made here, kept only in Secrets Manager."""
+    def _password_secret(self, context: Context, node: Node) -> str:
+        """The skyrig user's password: random, made here, kept only in Secrets Manager (the one an
+        earlier, interrupted create made is read back instead)."""
         manager = context.client.secretsmanager
         name = node.properties["password_secret"]
+        password = random.token_urlsafe(32)
         try:
-            manager.describe_secret(SecretId=name)
-            return
-        except ProviderError:
-            pass
-        manager.create_secret(
-            Name=name,
-            Description=f"password of user {USER} of cache cluster {node.id} (made by skyrig, never shown)",
-            SecretString=random.token_urlsafe(32),
-            Tags=tag_list(context.tags(node)),
-        )
+            manager.create_secret(
+                Name=name,
+                Description=f"password of user {USER} of cache cluster {node.id} (made by skyrig, never "
+                "shown)",
+                SecretString=password,
+                Tags=tag_list(context.tags(node)),
+            )
+            return password
+        except ProviderError as error:
+            if "ResourceExists" not in str(error):
+                raise
+        return context.client.secretsmanager.get_secret_value(SecretId=name)["SecretString"]  # type: ignore[no-any-return]
 
-    def _users(self, context: Context, node: Node) -> None:
-        """skyrig's ACL user and a disabled ``default`` user, in a user group of their own."""
+    def _users(self, context: Context, node: Node, password: str | None = None) -> None:
+        """skyrig's ACL user and a disabled ``default`` user, in a user group of their own (each made
+        unless an earlier create made it)."""
         cache = context.client.elasticache
         p = node.properties
-        existing = {u["UserId"] for u in cache.pages("describe_users", "Users", Engine="redis")}
-        password = context.client.secretsmanager.get_secret_value(SecretId=p["password_secret"])[
-            "SecretString"
-        ]
+        if password is None:
+            password = context.client.secretsmanager.get_secret_value(SecretId=p["password_secret"])[
+                "SecretString"
+            ]
         tags = tag_list(context.tags(node))
-        if p["user_id"] not in existing:
-            cache.create_user(
-                UserId=p["user_id"],
-                UserName=USER,
-                Engine="redis",
-                AccessString="on ~* &* +@all",
-                AuthenticationMode={"Type": "password", "Passwords": [password]},
-                Tags=tags,
-            )
-        if p["default_user_id"] not in existing:
-            cache.create_user(
-                UserId=p["default_user_id"],
-                UserName="default",
-                Engine="redis",
-                AccessString="off -@all",
-                NoPasswordRequired=True,
-                Tags=tags,
-            )
+        users = (
+            {
+                "UserId": p["user_id"],
+                "UserName": USER,
+                "AccessString": "on ~* &* +@all",
+                "AuthenticationMode": {"Type": "password", "Passwords": [password]},
+            },
+            {
+                "UserId": p["default_user_id"],
+                "UserName": "default",
+                "AccessString": "off -@all",
+                "NoPasswordRequired": True,
+            },
+        )
+        for user in users:
+            try:
+                cache.create_user(Engine="redis", Tags=tags, **user)
+            except ProviderError as error:
+                if "AlreadyExists" not in str(error):
+                    raise
         if context.client.lacks("elasticache.user_group"):
             return
         try:
@@ -224,8 +231,7 @@ class ClusterType(AwsNodeType):
 
     def _create(self, context: Context, node: Node) -> Observed:
         p = node.properties
-        self._password_secret(context, node)
-        self._users(context, node)
+        self._users(context, node, self._password_secret(context, node))
         self._parameter_group(context, node, create=True)
         context.client.elasticache.create_replication_group(
             ReplicationGroupId=p["id"],

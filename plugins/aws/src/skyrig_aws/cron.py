@@ -35,6 +35,7 @@ from skyrig_aws.names import (
     task_family,
 )
 from skyrig_aws.nodes import AwsNodeType
+from skyrig_aws.secrets import environment_secrets
 
 GROUP_ID = "cron.group"
 TRIGGER_PREFIX = "cron.trigger/"
@@ -87,6 +88,27 @@ class SigningKeyType(AwsNodeType):
 
     def _find(self, context: Context, node: Node) -> Observed | None:
         return self._read(context, node, node.properties["name"])
+
+    def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
+        return self._listed(context, [(node, pid) for node, pid in nodes], "ARN")
+
+    def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
+        return self._listed(context, [(node, node.properties["name"]) for node in nodes], "Name")
+
+    def _listed(
+        self, context: Context, nodes: list[tuple[Node, str]], key: str
+    ) -> dict[str, Observed | None]:
+        """From the listing of the environment's secrets the declared secrets share; a key under a name of
+        its own (imported) is read by itself."""
+        found = {s[key]: s for s in environment_secrets(context)}
+        return {
+            node.id: self.observed(
+                node, found[pid]["ARN"], {"name": found[pid]["Name"]}, {"arn": found[pid]["ARN"]}
+            )
+            if pid in found
+            else (self.read(context, node, pid) if key == "ARN" else None)
+            for node, pid in nodes
+        }
 
     def _create(self, context: Context, node: Node) -> Observed:
         secret = context.client.secretsmanager.create_secret(
@@ -227,8 +249,10 @@ class ScheduleType(AwsNodeType):
         }
 
     def _create(self, context: Context, node: Node) -> Observed:
-        context.client.scheduler.create_schedule(**self._request(context, node))
-        return self.read(context, node, node.properties["name"])  # type: ignore[return-value]
+        request = self._request(context, node)
+        arn = context.client.scheduler.create_schedule(**request)["ScheduleArn"]
+        # what was asked is what it is: no read back
+        return self._observe(context, node, {**request, "Arn": arn})
 
     def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
         context.client.scheduler.update_schedule(**self._request(context, node))

@@ -149,18 +149,12 @@ class _Documents(AwsNodeType):
         return values
 
     def _sql_secret(self, context: Context) -> str | None:
-        key = f"{SQL_INSTANCE_ID}#secret"
-        if key not in context.client.known:
-            name = instance_name(context.app, context.environment.name)
-            identifier = context.recorded.get(SQL_INSTANCE_ID) or name  # an imported instance: its own
-            try:
-                db = context.client.rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][
-                    0
-                ]
-                context.client.known[key] = (db.get("MasterUserSecret") or {}).get("SecretArn") or ""
-            except ProviderError:
-                context.client.known[key] = ""
-        return context.client.known[key] or None
+        from skyrig_aws.sql import instances  # sql names roles: imported here, not at the top
+
+        name = instance_name(context.app, context.environment.name)
+        identifier = context.recorded.get(SQL_INSTANCE_ID) or name  # an imported instance: its own
+        db = instances(context).get(identifier, {})
+        return (db.get("MasterUserSecret") or {}).get("SecretArn") or None
 
     def _fill(self, context: Context, policy: Mapping[str, Any]) -> str:
         text = json.dumps(policy, sort_keys=True)
@@ -232,16 +226,35 @@ class RoleType(_Documents):
         role = context.client.iam.get_role(RoleName=provider_id)["Role"]
         return self._observe(context, node, role, self._policy(context, provider_id))
 
-    def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
+    def _roles(self, context: Context) -> dict[str, dict[str, Any]]:
+        """The environment's roles (under its path) with their inline policies: one paginated
+        ``GetAccountAuthorizationDetails`` where listing the roles would take a ``GetRolePolicy`` each.
+        Their ARNs also tell the account id, which the documents' placeholders need."""
         path = role_path(context.app, context.environment.name)
-        roles = {r["RoleName"]: r for r in context.client.iam.pages("list_roles", "Roles", PathPrefix=path)}
+        details = context.client.iam.pages(
+            "get_account_authorization_details", "RoleDetailList", Filter=["Role"]
+        )
+        roles = {r["RoleName"]: r for r in details if r.get("Path", "").startswith(path)}
+        for role in roles.values():
+            context.client.learn_account(role["Arn"])
+            break
+        return roles
+
+    def _inline(self, role: Mapping[str, Any]) -> Any:
+        return next(
+            (p["PolicyDocument"] for p in role.get("RolePolicyList", []) if p["PolicyName"] == POLICY_NAME),
+            None,
+        )
+
+    def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
+        roles = self._roles(context)
         found: dict[str, Observed | None] = {}
         for node, provider_id in nodes:
             role = roles.get(provider_id)
             if role is None:  # imported from elsewhere, or gone: ask for it by name
                 found[node.id] = self.read(context, node, provider_id)
             else:
-                found[node.id] = self._observe(context, node, role, self._policy(context, provider_id))
+                found[node.id] = self._observe(context, node, role, self._inline(role))
         return found
 
     def _find(self, context: Context, node: Node) -> Observed | None:
@@ -249,16 +262,11 @@ class RoleType(_Documents):
         return self._read(context, node, node.properties["name"])
 
     def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
-        path = role_path(context.app, context.environment.name)
-        roles = {r["RoleName"]: r for r in context.client.iam.pages("list_roles", "Roles", PathPrefix=path)}
+        roles = self._roles(context)
         found: dict[str, Observed | None] = {}
         for node in nodes:
             role = roles.get(node.properties["name"])
-            found[node.id] = (
-                None
-                if role is None
-                else self._observe(context, node, role, self._policy(context, role["RoleName"]))
-            )
+            found[node.id] = None if role is None else self._observe(context, node, role, self._inline(role))
         return found
 
     def _create(self, context: Context, node: Node) -> Observed:

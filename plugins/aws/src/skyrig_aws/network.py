@@ -48,20 +48,24 @@ def public_subnets() -> list[str]:
 
 
 def describe(context: Context, kind: str, node_id: str | None = None) -> list[dict[str, Any]]:
-    """The EC2 resources of ``kind`` tagged for this environment (and node), in one call."""
+    """The EC2 resources of ``kind`` tagged for this environment (and node): one describe of the
+    environment's resources of that kind, shared by every node type of the command that asks
+    (:meth:`~skyrig_aws.api.AwsClient.shared`), until the command writes to EC2."""
     operation, key, _, filter_name = _DESCRIBE[kind]
-    filters = env_filters(context)
-    if node_id is not None:
-        filters.append({"Name": "tag:skyrig:node", "Values": [node_id]})
-    items = context.client.ec2.pages(operation, key, **{filter_name: filters})
-    if kind == "natgateway":
-        items = [i for i in items if i["State"] not in ("deleted", "deleting", "failed")]
-    # the tags checked here too: an emulator may ignore a filter (moto's NAT gateways do), and another
-    # environment's resource must never be taken for this one's
-    wanted = {"skyrig:app": context.app, "skyrig:env": context.environment.name}
-    if node_id is not None:
-        wanted["skyrig:node"] = node_id
-    return [i for i in items if wanted.items() <= tag_dict(i.get("Tags")).items()]
+
+    def read() -> list[dict[str, Any]]:
+        items = context.client.ec2.pages(operation, key, **{filter_name: env_filters(context)})
+        if kind == "natgateway":
+            items = [i for i in items if i["State"] not in ("deleted", "deleting", "failed")]
+        # the tags checked here too: an emulator may ignore a filter (moto's NAT gateways do), and
+        # another environment's resource must never be taken for this one's
+        wanted = {"skyrig:app": context.app, "skyrig:env": context.environment.name}
+        return [i for i in items if wanted.items() <= tag_dict(i.get("Tags")).items()]
+
+    items = context.client.shared(("ec2", operation), read)
+    if node_id is None:
+        return list(items)
+    return [i for i in items if tag_dict(i.get("Tags")).get("skyrig:node") == node_id]
 
 
 def ec2_id(context: Context, kind: str, node_id: str) -> str:
@@ -110,19 +114,23 @@ class Ec2Type(AwsNodeType):
         return self._read_many(context, [(node, provider_id)])[node.id]
 
     def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
+        # the environment's resources of this kind (one describe the command shares), then by id those
+        # it does not tag (imported under an id of their own)
         operation, key, id_key, _ = _DESCRIBE[self.kind]
         wanted = [provider_id for _, provider_id in nodes]
-        argument = {"NatGatewayIds" if self.kind == "natgateway" else f"{id_key}s": wanted}
-        if self.kind == "security-group":
-            argument = {"GroupIds": wanted}
-        try:
-            items = context.client.ec2.pages(operation, key, **argument)
-        except Exception:
-            # one of them is gone (AWS refuses the whole call): ask for what the environment has
-            items = [i for i in describe(context, self.kind) if self._id(i) in wanted]
-        if self.kind == "natgateway":
-            items = [i for i in items if i["State"] not in ("deleted", "deleting", "failed")]
-        by_id = {self._id(item): item for item in items}
+        by_id = {self._id(item): item for item in describe(context, self.kind) if self._id(item) in wanted}
+        missing = [provider_id for provider_id in wanted if provider_id not in by_id]
+        if missing:
+            argument = {"NatGatewayIds" if self.kind == "natgateway" else f"{id_key}s": missing}
+            if self.kind == "security-group":
+                argument = {"GroupIds": missing}
+            try:
+                items = context.client.ec2.pages(operation, key, **argument)
+            except Exception:  # one of them is gone (AWS refuses the whole call)
+                items = []
+            if self.kind == "natgateway":
+                items = [i for i in items if i["State"] not in ("deleted", "deleting", "failed")]
+            by_id.update({self._id(item): item for item in items})
         ids = self._ids(context) if by_id else {}
         return {
             node.id: self._observe(context, node, by_id[pid], ids) if pid in by_id else None
@@ -178,7 +186,8 @@ class VpcType(Ec2Type):
         vpc = ec2.create_vpc(
             CidrBlock=node.properties["cidr"], TagSpecifications=tag_spec(context, node, "vpc")
         )["Vpc"]
-        self._dns(context, vpc["VpcId"])
+        # a new VPC has DNS resolution on already (EnableDnsSupport); host names are off
+        ec2.modify_vpc_attribute(VpcId=vpc["VpcId"], EnableDnsHostnames={"Value": True})
         return self._observe(context, node, vpc, {})
 
     def _dns(self, context: Context, vpc: str) -> None:

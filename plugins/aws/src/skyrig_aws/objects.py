@@ -22,6 +22,17 @@ _BLOCK_ALL = {
 }
 
 
+def distributions(context: Context) -> list[dict[str, Any]]:
+    """The account's CloudFront distributions (summaries): one listing that the buckets and the CDN
+    nodes of a command share, until it writes to CloudFront."""
+    cloudfront = context.client.cloudfront
+
+    def read() -> list[dict[str, Any]]:
+        return cloudfront.list_distributions().get("DistributionList", {}).get("Items", []) or []
+
+    return context.client.shared(("cloudfront", "ListDistributions"), read)
+
+
 class BucketType(AwsNodeType):
     """An S3 bucket."""
 
@@ -32,8 +43,12 @@ class BucketType(AwsNodeType):
     invariant = frozenset({"encrypted", "public_access_blocked"})
 
     def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
+        context.client.s3.head_bucket(Bucket=provider_id)  # gone: NotFound, read as None
+        return self._settings(context, node, provider_id)
+
+    def _settings(self, context: Context, node: Node, provider_id: str) -> Observed:
+        """The bucket's settings, one read each (S3 has no call that returns them together)."""
         s3 = context.client.s3
-        s3.head_bucket(Bucket=provider_id)
         versioning = s3.get_bucket_versioning(Bucket=provider_id).get("Status") == "Enabled"
         try:
             block = s3.get_public_access_block(Bucket=provider_id)["PublicAccessBlockConfiguration"]
@@ -49,23 +64,31 @@ class BucketType(AwsNodeType):
             "public_access_blocked": all(block.get(k) for k in _BLOCK_ALL),
             "encrypted": bool(rules),
         }
-        outputs = self._outputs(context, provider_id)
+        return self._observe(context, node, provider_id, properties)
+
+    def _observe(
+        self, context: Context, node: Node, name: str, properties: Mapping[str, Any], cdn: bool = True
+    ) -> Observed:
+        outputs = self._outputs(context, name)
         if not properties["public_access_blocked"]:
-            outputs["cdn_url"] = self._cdn_url(context, provider_id)
-        return self.observed(node, provider_id, properties, outputs)
+            outputs["cdn_url"] = self._cdn_url(context, name) if cdn else None
+        return self.observed(node, name, properties, outputs)
 
     def _cdn_url(self, context: Context, name: str) -> str | None:
         """The URL of the bucket's CloudFront distribution (made after the bucket: seen from the next
         refresh on; until then public URLs are S3's)."""
-        listing = context.client.cloudfront.list_distributions().get("DistributionList", {})
-        found = next(
-            (i for i in listing.get("Items", []) or [] if i.get("Comment") == f"skyrig {name}"), None
-        )
+        found = next((i for i in distributions(context) if i.get("Comment") == f"skyrig {name}"), None)
         return f"https://{found['DomainName']}" if found else None
 
+    def _buckets(self, context: Context) -> set[str]:
+        s3 = context.client.s3
+        return context.client.shared(
+            ("s3", "ListBuckets"), lambda: {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+        )
+
     def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
-        existing = {b["Name"] for b in context.client.s3.list_buckets().get("Buckets", [])}
-        return {n.id: self._read(context, n, pid) if pid in existing else None for n, pid in nodes}
+        existing = self._buckets(context)  # listed: no HeadBucket each
+        return {n.id: self._settings(context, n, pid) if pid in existing else None for n, pid in nodes}
 
     def _outputs(self, context: Context, name: str) -> dict[str, Any]:
         settings = context.settings
@@ -108,7 +131,7 @@ class BucketType(AwsNodeType):
         return found
 
     def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
-        existing = {b["Name"] for b in context.client.s3.list_buckets().get("Buckets", [])}
+        existing = self._buckets(context)
         return {n.id: self.find(context, n) if n.properties["name"] in existing else None for n in nodes}
 
     def _create(self, context: Context, node: Node) -> Observed:
@@ -123,8 +146,10 @@ class BucketType(AwsNodeType):
             if "BucketAlreadyOwnedByYou" not in str(error):
                 raise
         s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": tag_list(context.tags(node))})
-        self._configure(context, node, name, dict(node.properties))
-        return self._read(context, node, name)  # type: ignore[return-value]
+        # every setting, but versioning suspended on a new bucket (never versioned is the same)
+        self._configure(context, node, name, node.properties)
+        # set as asked: no read back; its CDN comes after it (the next refresh sees its URL)
+        return self._observe(context, node, name, node.properties, cdn=False)
 
     def _configure(self, context: Context, node: Node, name: str, changes: Mapping[str, Any]) -> None:
         s3 = context.client.s3
@@ -166,8 +191,8 @@ class BucketType(AwsNodeType):
             s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": status})
 
     def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
-        self._configure(context, node, provider_id, changes)
-        return self._read(context, node, provider_id)  # type: ignore[return-value]
+        self._configure(context, node, provider_id, dict(changes))
+        return self._settings(context, node, provider_id)
 
     def _delete(self, context: Context, node: Node, provider_id: str) -> None:
         s3 = context.client.s3
@@ -199,8 +224,7 @@ class DistributionType(AwsNodeType):
     invariant = frozenset({"enabled", "https_only"})
 
     def _summaries(self, context: Context) -> list[dict[str, Any]]:
-        listing = context.client.cloudfront.list_distributions().get("DistributionList", {})
-        return listing.get("Items", []) or []
+        return distributions(context)
 
     def _observe(self, context: Context, node: Node, item: Mapping[str, Any]) -> Observed:
         behaviour = item.get("DefaultCacheBehavior", {})
@@ -266,15 +290,20 @@ class DistributionType(AwsNodeType):
                 "Tags": {"Items": tag_list(context.tags(node))},
             }
         )["Distribution"]
-        self._wait(context, created["Id"])
-        return self._read(context, node, created["Id"])  # type: ignore[return-value]
+        found = self._wait(context, created["Id"])
+        config = found["DistributionConfig"]
+        return self._observe(context, node, {**config, "Id": found["Id"], "DomainName": found["DomainName"]})
 
-    def _wait(self, context: Context, distribution: str) -> None:
+    def _wait(self, context: Context, distribution: str) -> dict[str, Any]:
+        """The distribution once deployed (as the last check read it)."""
+        seen: dict[str, Any] = {}
+
         def deployed() -> tuple[bool, str]:
-            status = context.client.cloudfront.get_distribution(Id=distribution)["Distribution"]["Status"]
-            return status == "Deployed", status
+            seen.update(context.client.cloudfront.get_distribution(Id=distribution)["Distribution"])
+            return seen["Status"] == "Deployed", seen["Status"]
 
         wait_for(context, f"CloudFront distribution {distribution}", deployed)
+        return seen
 
     def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
         cloudfront = context.client.cloudfront

@@ -34,6 +34,20 @@ def _where(context: Context) -> dict[str, Any]:
     return {"region": context.settings.region, "endpoint_url": context.settings.endpoint_url}
 
 
+def _queue_urls(context: Context) -> dict[str, str]:
+    """Queue name -> URL of the environment's queues (subscriptions and dead letters): one ``ListQueues``
+    by the prefix their names share, for every queue node type of the command (until it writes to SQS)."""
+    app, env = context.app, context.environment.name
+    prefix = common_prefix([queue_name(app, env, "a", False), queue_name(app, env, "b", False)])
+    sqs = context.client.sqs
+
+    def read() -> dict[str, str]:
+        urls = sqs.pages("list_queues", "QueueUrls", QueueNamePrefix=prefix)
+        return {url.rpartition("/")[2]: url for url in urls}
+
+    return context.client.shared(("sqs", "ListQueues", prefix), read)
+
+
 class TopicType(AwsNodeType):
     """An SNS topic (FIFO for ordering or exactly-once delivery)."""
 
@@ -124,35 +138,47 @@ class QueueType(AwsNodeType):
         return context.client.sqs.get_queue_url(QueueName=name)["QueueUrl"]
 
     def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
-        url = self._url(context, provider_id)
+        return self._read_at(context, node, self._url(context, provider_id))
+
+    def _read_at(self, context: Context, node: Node, url: str) -> Observed | None:
         attributes = context.client.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])[
             "Attributes"
         ]
         return self._observe(context, node, url, attributes)
 
+    def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
+        # the URLs from one listing of the environment's queues (shared with the other queue type), then
+        # each queue's attributes (SQS has no bulk read of them)
+        urls = _queue_urls(context)
+        return {
+            node.id: self._read_at(context, node, urls[pid]) if pid in urls else self.read(context, node, pid)
+            for node, pid in nodes
+        }
+
     def _find(self, context: Context, node: Node) -> Observed | None:
         return self._read(context, node, node.properties["name"])
 
     def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
-        # one listing by the names' common prefix; the attributes only of the queues that exist
-        prefix = common_prefix([node.properties["name"] for node in nodes])
-        urls = context.client.sqs.pages("list_queues", "QueueUrls", QueueNamePrefix=prefix)
-        names = {url.rpartition("/")[2] for url in urls}
-        return {n.id: self.find(context, n) if n.properties["name"] in names else None for n in nodes}
+        # one listing of the environment's queues (shared by both queue types); the attributes only of
+        # the queues that exist
+        urls = _queue_urls(context)
+        found = {}
+        for node in nodes:
+            url = urls.get(node.properties["name"])
+            found[node.id] = None if url is None else self._read_at(context, node, url)
+        return found
 
     def _create(self, context: Context, node: Node) -> Observed:
-        sqs = context.client.sqs
-        url = sqs.create_queue(
-            QueueName=node.properties["name"],
-            Attributes=self._attributes(context, node),
-            tags=context.tags(node),
+        attributes = self._attributes(context, node)
+        url = context.client.sqs.create_queue(
+            QueueName=node.properties["name"], Attributes=attributes, tags=context.tags(node)
         )["QueueUrl"]
-        self._after_create(context, node, url)
-        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-        return self._observe(context, node, url, attributes)
+        # what was asked is what a new queue has: read back, it would only add SQS's defaults
+        attributes["QueueArn"] = queue_arn(context, node.properties["name"])
+        return self._created(context, node, url, attributes)
 
-    def _after_create(self, context: Context, node: Node, url: str) -> None:
-        pass
+    def _created(self, context: Context, node: Node, url: str, attributes: Mapping[str, str]) -> Observed:
+        return self._observe(context, node, url, attributes)
 
     def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
         url = self._url(context, provider_id)
@@ -216,9 +242,17 @@ class SubscriptionType(QueueType):
         properties["max_receive_count"] = int(redrive["maxReceiveCount"]) if redrive else None
         return properties
 
-    def _observe(self, context: Context, node: Node, url: str, attributes: Mapping[str, str]) -> Observed:
+    def _observe(
+        self,
+        context: Context,
+        node: Node,
+        url: str,
+        attributes: Mapping[str, str],
+        subscribed: str | None = None,
+    ) -> Observed:
         observed = super()._observe(context, node, url, attributes)
-        subscribed = self._subscription(context, node, attributes.get("QueueArn"))
+        if subscribed is None:
+            subscribed = self._subscription(context, node, attributes.get("QueueArn"))
         properties = {**observed.properties, "subscribed": subscribed is not None}
         outputs = {**observed.outputs, "subscription_arn": subscribed}
         if node.properties["dead_letter"] is not None:
@@ -227,26 +261,31 @@ class SubscriptionType(QueueType):
 
     def _subscription(self, context: Context, node: Node, queue: str | None) -> str | None:
         topic = topic_arn(context, node.properties["topic_name"])
-        try:
-            found = context.client.sns.pages("list_subscriptions_by_topic", "Subscriptions", TopicArn=topic)
+        sns = context.client.sns
+        try:  # one listing per topic, shared by its subscriptions' nodes
+            found = context.client.shared(
+                ("sns", "ListSubscriptionsByTopic", topic),
+                lambda: sns.pages("list_subscriptions_by_topic", "Subscriptions", TopicArn=topic),
+            )
         except Exception:
             return None
         return next((s["SubscriptionArn"] for s in found if s["Endpoint"] == queue), None)
 
-    def _subscribe(self, context: Context, node: Node, queue: str) -> None:
+    def _subscribe(self, context: Context, node: Node, queue: str) -> str:
         topic = resolve(
             context, node.properties["topic"], lambda: topic_arn(context, node.properties["topic_name"])
         )
-        context.client.sns.subscribe(
+        return context.client.sns.subscribe(
             TopicArn=topic,
             Protocol="sqs",
             Endpoint=queue,
             Attributes={"RawMessageDelivery": "true"},
             ReturnSubscriptionArn=True,
-        )
+        )["SubscriptionArn"]
 
-    def _after_create(self, context: Context, node: Node, url: str) -> None:
-        self._subscribe(context, node, queue_arn(context, node.properties["name"]))
+    def _created(self, context: Context, node: Node, url: str, attributes: Mapping[str, str]) -> Observed:
+        subscribed = self._subscribe(context, node, attributes["QueueArn"])
+        return self._observe(context, node, url, attributes, subscribed)
 
     def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
         observed = super()._update(context, node, provider_id, changes)

@@ -16,6 +16,20 @@ from skyrig_aws.names import secret_name
 from skyrig_aws.nodes import AwsNodeType
 
 
+def environment_secrets(context: Context) -> list[dict[str, Any]]:
+    """The environment's secrets (named ``skyrig/APP/ENV/...``: declared secrets, the cron signing key,
+    the caches' passwords), but those scheduled for deletion: one ``ListSecrets`` that the node types of
+    a command share, until it writes to Secrets Manager."""
+    prefix = secret_name(context.app, context.environment.name, "")
+    manager = context.client.secretsmanager
+
+    def read() -> list[dict[str, Any]]:
+        listed = manager.pages("list_secrets", "SecretList", Filters=[{"Key": "name", "Values": [prefix]}])
+        return [s for s in listed if not s.get("DeletedDate") and s["Name"].startswith(prefix)]
+
+    return context.client.shared(("secretsmanager", "ListSecrets", prefix), read)
+
+
 class SecretType(AwsNodeType):
     """A Secrets Manager secret without a value until one is set."""
 
@@ -47,28 +61,14 @@ class SecretType(AwsNodeType):
         return self._observe(context, node, secret)
 
     def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
-        prefix = secret_name(context.app, context.environment.name, "")
-        found = {
-            s["ARN"]: s
-            for s in context.client.secretsmanager.pages(
-                "list_secrets", "SecretList", Filters=[{"Key": "name", "Values": [prefix]}]
-            )
-            if not s.get("DeletedDate")
-        }
+        found = {s["ARN"]: s for s in environment_secrets(context)}
         return {n.id: self._observe(context, n, found[pid]) if pid in found else None for n, pid in nodes}
 
     def _find(self, context: Context, node: Node) -> Observed | None:
         return self._read(context, node, node.properties["name"])
 
     def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
-        prefix = secret_name(context.app, context.environment.name, "")
-        found = {
-            s["Name"]: s
-            for s in context.client.secretsmanager.pages(
-                "list_secrets", "SecretList", Filters=[{"Key": "name", "Values": [prefix]}]
-            )
-            if not s.get("DeletedDate")
-        }
+        found = {s["Name"]: s for s in environment_secrets(context)}
         return {
             n.id: self._observe(context, n, found[n.properties["name"]])
             if n.properties["name"] in found

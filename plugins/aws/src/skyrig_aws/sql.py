@@ -41,6 +41,27 @@ def _where(context: Context) -> dict[str, Any]:
     return {"region": context.settings.region, "endpoint_url": context.settings.endpoint_url}
 
 
+_SETTLED = frozenset({"available", "stopped", "storage-full", "incompatible-parameters"})
+
+
+def instances(context: Context) -> dict[str, dict[str, Any]]:
+    """The region's RDS instances by identifier (but those being deleted): one ``DescribeDBInstances``
+    that the node types of a command share (the instance, its databases, the roles naming its password's
+    secret), kept only while no instance is on its way to a new state."""
+
+    def read() -> dict[str, dict[str, Any]]:
+        return {
+            db["DBInstanceIdentifier"]: db
+            for db in context.client.rds.pages("describe_db_instances", "DBInstances")
+            if db.get("DBInstanceStatus") != "deleting"
+        }
+
+    def settled(found: dict[str, dict[str, Any]]) -> bool:
+        return all(db.get("DBInstanceStatus") in _SETTLED for db in found.values())
+
+    return context.client.shared(("rds", "DescribeDBInstances"), read, settled)
+
+
 class SubnetGroupType(network.SubnetGroupType):
     """The DB subnet group: the private subnets of both zones."""
 
@@ -113,11 +134,7 @@ class InstanceType(AwsNodeType):
         return None if db.get("DBInstanceStatus") == "deleting" else self._observe(context, node, db)
 
     def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
-        found = {
-            db["DBInstanceIdentifier"]: db
-            for db in context.client.rds.pages("describe_db_instances", "DBInstances")
-            if db.get("DBInstanceStatus") != "deleting"
-        }
+        found = instances(context)
         return {n.id: self._observe(context, n, found[pid]) if pid in found else None for n, pid in nodes}
 
     def _find(self, context: Context, node: Node) -> Observed | None:
@@ -256,11 +273,7 @@ class DatabaseType(AwsNodeType):
 
     def _instance(self, context: Context, node: Node) -> dict[str, Any]:
         identifier = context.recorded.get(SQL_INSTANCE_ID) or node.properties["instance"]  # imported: its own
-        try:
-            db = context.client.rds.describe_db_instances(DBInstanceIdentifier=identifier)
-            return db["DBInstances"][0]
-        except ProviderError:
-            return {}
+        return instances(context).get(identifier, {})
 
     def _observe(
         self,
@@ -331,9 +344,8 @@ class DatabaseType(AwsNodeType):
         found = self._read_many(context, present)
         return {node.id: found.get(node.id) for node in nodes}
 
-    def _register(self, context: Context, node: Node) -> dict[str, Any]:
+    def _register(self, context: Context, node: Node, db: Mapping[str, Any]) -> dict[str, Any]:
         p = node.properties
-        db = self._instance(context, node)
         secret = (db.get("MasterUserSecret") or {}).get("SecretArn") or ""
         endpoint = db.get("Endpoint") or {}
         environment = {
@@ -386,12 +398,14 @@ class DatabaseType(AwsNodeType):
         return task
 
     def _create(self, context: Context, node: Node) -> Observed:
-        task = self._register(context, node)
-        return self._observe(context, node, node.properties["family"], task, self._instance(context, node))
+        db = self._instance(context, node)
+        task = self._register(context, node, db)
+        return self._observe(context, node, node.properties["family"], task, db)
 
     def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
-        task = self._register(context, node)
-        return self._observe(context, node, provider_id, task, self._instance(context, node))
+        db = self._instance(context, node)
+        task = self._register(context, node, db)
+        return self._observe(context, node, provider_id, task, db)
 
     def _delete(self, context: Context, node: Node, provider_id: str) -> None:
         ecs = context.client.ecs
