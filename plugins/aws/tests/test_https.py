@@ -117,7 +117,9 @@ def test_a_domain_gets_a_certificate_validated_in_its_route53_zone_and_https(sho
 
     plan = skyrig("plan", "--json")
     assert plan.code == 0, plan.err
-    assert [c["id"] for c in json.loads(plan.out)["changes"] if c["action"] != "noop"] == []
+    changes = json.loads(plan.out)["changes"]
+    assert "compute.certificate" in {c["node"] for c in changes}
+    assert [c["node"] for c in changes if c["action"] != "noop"] == []
 
 
 def test_without_a_zone_of_the_account_the_apply_prints_the_record_to_create(shop, moto: str) -> None:
