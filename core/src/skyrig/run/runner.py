@@ -64,13 +64,28 @@ class LocalRun:
         """Before provisioning, start what does not depend on it: the zygote's imports (the services'
         frameworks) and the dashboard, in the background."""
         self.dashboard = self._dashboard(dashboard_port)
-        self.supervisor.prepare(("skyrig.dashboard.app",) if self.dashboard else ())
+        self.supervisor.prepare((*self._preload(), *(["skyrig.dashboard.app"] if self.dashboard else [])))
         if self.dashboard is not None:
             entry = server_entry(self.dashboard)
             self._early = threading.Thread(
                 target=lambda: self.early.extend(self.supervisor.spawn([entry])), name="skyrig-dashboard"
             )
             self._early.start()
+
+    def _preload(self) -> list[str]:
+        """What the zygote loads for the services beside their frameworks: each provider of the
+        environment (``provider:NAME``) and its data plane modules for the kinds the app uses."""
+        from skyrig.plugins.registry import load_provider
+
+        kinds = {resource.kind for resource in self.session.model.resources}
+        found = []
+        for name in sorted(set(self.session.environment.providers.values())):
+            found.append(f"provider:{name}")
+            planes = getattr(load_provider(name), "data_planes", {})
+            found += sorted(
+                {reference.partition(":")[0] for kind, reference in planes.items() if kind in kinds}
+            )
+        return found
 
     def _join_early(self) -> None:
         if self._early is not None:

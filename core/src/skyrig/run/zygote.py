@@ -56,8 +56,12 @@ PRELOAD = (
     "skyrig.runtime.host",
     "skyrig.runtime.binding",
     "skyrig.declarations.pubsub",
+    "skyrig.runtime.jetstream.consumer",
+    "nats",
+    "nats.js",
 )
-"""What every service imports: uvicorn (with the parts ``uvicorn.Config.load`` picks) and skyrig's host."""
+"""What every service imports: uvicorn (with the parts ``uvicorn.Config.load`` picks), skyrig's host and
+its pub/sub runtime (with the NATS client, where it is installed)."""
 
 MESSAGE = 1 << 16
 
@@ -292,13 +296,19 @@ def _fork(request: dict[str, Any], output: int, closing: list[int]) -> int:
 
 
 def main(argv: list[str]) -> None:
-    """``python -m skyrig.run.zygote FD ROOT [MODULE ...]``: import, then fork on request until FD closes."""
+    """``python -m skyrig.run.zygote FD ROOT [MODULE | provider:NAME ...]``: import (and load the providers
+    named), then fork on request until FD closes."""
     control = socket.socket(fileno=int(argv[0]))
     root = Path(argv[1])
     for module in (*PRELOAD, *argv[2:], *app_imports(root)):
         try:
-            importlib.import_module(module)
-        except BaseException:  # a module a service cannot import fails in that service, clearly
+            if module.startswith("provider:"):  # loaded (and cached) as the services' data plane loads it
+                from skyrig.plugins.registry import load_provider
+
+                load_provider(module.removeprefix("provider:"))
+            else:
+                importlib.import_module(module)
+        except BaseException:  # what a service cannot load fails in that service, clearly
             continue
     threads = _threads()
     if threads > 1:
