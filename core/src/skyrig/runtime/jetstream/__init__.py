@@ -8,9 +8,9 @@ ids it has handled. The modules:
 - :mod:`.streams` declares, reads and removes the JetStream objects behind a topic or a subscription's
   definition, and says what its runtime config entry holds (:func:`~.streams.topic_entry`,
   :func:`~.streams.subscription_entry`);
-- :mod:`.clients` is the data plane: :class:`TopicClient` publishes (through :mod:`.outbox`, in bursts),
-  :class:`SubscriptionClient` consumes (through :mod:`.consumer`: acks, backoff, dead letters, ordering,
-  exactly-once);
+- :mod:`.clients` is the data plane: :class:`TopicClient` publishes (through :mod:`.outbox`: on the
+  calling loop's own connection, or in bursts from threads), :class:`SubscriptionClient` consumes
+  (through :mod:`.consumer`: acks, backoff, dead letters, ordering, exactly-once);
 - :mod:`.loop` is the process's NATS loop and its shared connections, one per :class:`Server`.
 
 A runtime config entry names its broker with ``url`` (``nats://HOST:PORT``) and, when the broker asks

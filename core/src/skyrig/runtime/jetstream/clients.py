@@ -1,8 +1,9 @@
 """The data plane of topics and subscriptions on a JetStream broker: publishing and consuming.
 
-Publishing works from synchronous code with no event loop (FastAPI runs sync endpoints in a threadpool)
-and from any event loop: the process keeps one broker connection per server on the NATS loop thread
-(:mod:`skyrig.runtime.jetstream.loop`) and submits to it through :mod:`~skyrig.runtime.jetstream.outbox`.
+Publishing works from any event loop, on a connection of that loop's own, and from synchronous code with
+no event loop (FastAPI runs sync endpoints in a threadpool) through one broker connection per server on
+the NATS loop thread (:mod:`skyrig.runtime.jetstream.loop`); :mod:`~skyrig.runtime.jetstream.outbox`
+does both.
 A consumer runs in the caller's own loop (:mod:`~skyrig.runtime.jetstream.consumer`).
 """
 
@@ -124,7 +125,7 @@ class TopicClient(JetStreamClient):
         message_id = message_id or new_id()
         for again in (False, True):
             message = self._message(payload, ordering_key, message_id, loop.create_future(), loop)
-            outbox.send(message)
+            await outbox.publish_here(message)
             try:
                 await message.waiter
                 error = None

@@ -1,20 +1,27 @@
-"""Publishing from any thread or event loop through the process's one broker connection, in bursts.
+"""Publishing through pipelined JetStream publishes, from any thread or event loop.
 
-Handing each message to the NATS loop on its own (``run_coroutine_threadsafe``) costs two thread
-wake-ups and two system calls per message and capped publishing near 10,000 messages/s. Here callers
-append to an outbox; the NATS loop is woken once per burst, sends the whole burst with pipelined
-JetStream publishes (the acks come back while later messages go out), and hands the
-acks back to each caller's loop once per burst too. A message not acknowledged within
-:data:`ACK_TIMEOUT` is sent again under the same id (the broker drops a duplicate), up to
-:data:`ATTEMPTS` times.
+A message published from an event loop goes out on that loop's own connection (:func:`publish_here`):
+no thread hop, the ack comes back in the same loop (a hop to another thread and back costs the GIL's
+switch interval when both are busy, and capped a loop at about 60% of a bare nats-py client). Each
+message names a reply subject of one wildcard subscription, so acks come back while later messages go
+out.
+
+Synchronous code (no loop: FastAPI's sync endpoints in a threadpool) appends to an outbox instead
+(:func:`send`); the process's NATS loop is woken once per burst and sends the whole burst on the shared
+connection (handing each message over on its own, ``run_coroutine_threadsafe``, cost two thread wake-ups
+and two system calls per message).
+
+A message not acknowledged within :data:`ACK_TIMEOUT` is sent again under the same id (the broker drops
+a duplicate), up to :data:`ATTEMPTS` times.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import contextlib
 import json
 import threading
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,7 +74,11 @@ def _flush() -> None:
 
 
 def _start(burst: list[Message]) -> None:
-    task = asyncio.ensure_future(_send(burst))
+    _spawn(_send(burst))
+
+
+def _spawn(coroutine: Any) -> None:
+    task = asyncio.ensure_future(coroutine)
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
 
@@ -75,13 +86,19 @@ def _start(burst: list[Message]) -> None:
 class _Pipe:
     """Pipelined JetStream publishes on one connection: each message names a reply subject of one
     wildcard subscription, so acks come back while later messages go out (nats-py's own
-    ``publish_async`` costs a random token, a semaphore and a dataclass per message)."""
+    ``publish_async`` costs a random token, a semaphore and a dataclass per message).
 
-    def __init__(self, connection: Any) -> None:
+    ``here``: the pipe serves the loop it runs in (its callers wait in it), else callers of any
+    thread or loop (through :func:`_finish`)."""
+
+    def __init__(self, connection: Any, here: bool = False) -> None:
         self.connection = connection
+        self.here = here
         self.prefix = f"{connection.new_inbox()}."
         self.waiting: dict[str, Message] = {}
         self.serial = 0
+        self.unchecked: list[tuple[Message, _Pipe, str]] = []
+        self.closer: AsyncIterator[None] | None = None
 
     async def start(self) -> _Pipe:
         await self.connection.subscribe(f"{self.prefix}*", cb=self._ack)
@@ -96,11 +113,24 @@ class _Pipe:
         )
         return token
 
+    def watch(self, message: Message, token: str) -> None:
+        """Check ``message``'s ack after :data:`ACK_TIMEOUT` (one timer per loop pass, not per message)."""
+        if not self.unchecked:
+            asyncio.get_running_loop().call_soon(self._arm)
+        self.unchecked.append((message, self, token))
+
+    def _arm(self) -> None:
+        sent, self.unchecked = self.unchecked, []
+        asyncio.get_running_loop().call_later(ACK_TIMEOUT, _check, sent)
+
     async def _ack(self, reply: Any) -> None:
         message = self.waiting.pop(reply.subject[len(self.prefix) :], None)
         if message is None:
             return  # given up on already
-        _finish(message, _error(reply))
+        if self.here:
+            _resolve(message.waiter, _error(reply))
+        else:
+            _finish(message, _error(reply))
 
 
 def _error(reply: Any) -> BaseException | None:
@@ -115,6 +145,7 @@ def _error(reply: Any) -> BaseException | None:
 
 
 _pipes: dict[Server, _Pipe] = {}
+_here: dict[tuple[asyncio.AbstractEventLoop, Server], asyncio.Future[_Pipe]] = {}
 
 
 async def _pipe(server: Server) -> _Pipe:
@@ -127,46 +158,92 @@ async def _pipe(server: Server) -> _Pipe:
     return pipe
 
 
+async def _pipe_here(server: Server) -> _Pipe:
+    """The running loop's own pipe to ``server`` (connected on first use, closed with the loop)."""
+    loop = asyncio.get_running_loop()
+    opening = _here.get((loop, server))
+    if opening is None or (
+        opening.done()
+        and (opening.cancelled() or opening.exception() is not None or opening.result().connection.is_closed)
+    ):
+        for key in list(_here):  # forget the pipes of loops that have closed
+            if key[0].is_closed():
+                _here.pop(key, None)
+        opening = _here[loop, server] = asyncio.ensure_future(_open_here(server))
+    pipe = opening.result() if opening.done() else await asyncio.shield(opening)
+    if not pipe.connection.is_connected:  # reconnecting to a broker that went away: fail now, not in 5 s
+        raise BrokerUnreachable(server.url, server.hint)
+    return pipe
+
+
+async def _open_here(server: Server) -> _Pipe:
+    connection = await natsio.connect(server, name="skyrig-publisher")
+    pipe = await _Pipe(connection, here=True).start()
+    pipe.closer = _closing(connection)
+    await anext(pipe.closer)  # a running async generator: the loop closes it when it shuts down
+    return pipe
+
+
+async def _closing(connection: Any) -> AsyncIterator[None]:
+    """Close ``connection`` when the loop shuts down (``asyncio.run`` closes its async generators)."""
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            await connection.close()
+
+
+async def publish_here(message: Message) -> None:
+    """Publish ``message`` on the running loop's own connection; its waiter (a future of this loop)
+    gets None once the broker has stored it, or the error."""
+    import nats.errors
+
+    try:
+        pipe = await _pipe_here(message.server)
+        token = await pipe.send(message)
+    except (BrokerUnreachable, PermissionError, nats.errors.Error) as error:
+        _resolve(message.waiter, error)
+        return
+    pipe.watch(message, token)
+
+
 async def _send(burst: list[Message]) -> None:
     import nats.errors
 
-    sent = []
     pipes: dict[Server, _Pipe] = {}
     for message in burst:
         try:
             pipe = pipes.get(message.server) or await _pipe(message.server)
             pipes[message.server] = pipe
-            sent.append((message, pipe, await pipe.send(message)))
+            pipe.watch(message, await pipe.send(message))
         except (BrokerUnreachable, PermissionError, nats.errors.Error) as error:
             _finish(message, error)
-    if sent:
-        asyncio.get_running_loop().call_later(ACK_TIMEOUT, _check, sent)
 
 
 def _check(sent: list[tuple[Message, _Pipe, str]]) -> None:
     """Messages whose ack never came: again under the same id, or given up."""
-    again = []
+    again, here = [], []
     for message, pipe, token in sent:
         if pipe.waiting.pop(token, None) is None:
             continue
-        if not natsio.connected(message.server):  # the broker went away: say so now, not after retries
+        if not pipe.connection.is_connected:  # the broker went away: say so now, not after retries
             _finish(message, BrokerUnreachable(message.server.url, message.server.hint))
         elif message.attempt < ATTEMPTS:
             message.attempt += 1
-            again.append(message)
+            (here if pipe.here else again).append(message)
         else:
             error = TimeoutError(f"the broker at {message.server.url} did not store the message in time")
             _finish(message, error)
     if again:
         _start(again)
+    for message in here:
+        _spawn(publish_here(message))
 
 
 def _finish(message: Message, error: BaseException | None) -> None:
     """Wake whoever waits for ``message``: a thread at once, a loop once per burst."""
     if message.loop is None:
-        waiter: concurrent.futures.Future[None] = message.waiter
-        if not waiter.done():
-            waiter.set_exception(error) if error is not None else waiter.set_result(None)
+        _resolve(message.waiter, error)
         return
     with _lock:
         batch = _done.get(message.loop)
@@ -186,6 +263,10 @@ def _wake(loop: asyncio.AbstractEventLoop) -> None:
     with _lock:
         batch = _done.pop(loop, [])
     for message, error in batch:
-        waiter: asyncio.Future[None] = message.waiter
-        if not waiter.done():
-            waiter.set_exception(error) if error is not None else waiter.set_result(None)
+        _resolve(message.waiter, error)
+
+
+def _resolve(waiter: Any, error: BaseException | None) -> None:
+    """``waiter`` (a future of the running loop or a thread's) done with None, or ``error``."""
+    if not waiter.done():
+        waiter.set_exception(error) if error is not None else waiter.set_result(None)
