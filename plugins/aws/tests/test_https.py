@@ -182,3 +182,27 @@ def test_the_plan_says_how_plain_http_services_are_reached_and_warns_in_producti
     labels = {note["label"] for note in json.loads(plan.out)["annotations"]}
     assert "warning" not in labels and "reached at" not in labels
     assert "certificate" in labels  # how ACM validates the one it requests
+
+
+def test_a_new_domain_gets_a_new_certificate_and_destroy_deletes_it(shop, moto: str) -> None:
+    configure, skyrig = shop
+    configure(domain=DOMAIN)
+    assert skyrig("apply", "--yes").code == 0
+    old = _certificate(moto)["CertificateArn"]
+
+    configure(domain="shop.example.org")
+    plan = skyrig("plan", "--json")
+    actions = {c["node"]: c["action"] for c in json.loads(plan.out)["changes"] if c["action"] != "noop"}
+    assert actions["compute.certificate"] == "replace" and actions["compute.load_balancer"] == "update"
+    result = skyrig("apply", "--yes")
+    assert result.code == 0, result.err
+    acm = aws(moto, "acm")
+    (summary,) = acm.list_certificates()["CertificateSummaryList"]
+    assert summary["DomainName"] == "*.shop.example.org" and summary["CertificateArn"] != old
+    assert _listeners(moto)[443]["Certificates"][0]["CertificateArn"] == summary["CertificateArn"]
+    assert _hosts(moto, _listeners(moto)[443]) == {
+        f"{s}.shop.example.org" for s in ("orders", "payments", "notifications")
+    }
+
+    assert skyrig("destroy", "--yes").code == 0
+    assert acm.list_certificates()["CertificateSummaryList"] == []

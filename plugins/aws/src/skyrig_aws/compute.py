@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from skyrig.hookspecs import Annotation
-from skyrig.provider import RESOURCE_KINDS, Context, Node, Observed, ProviderError, Scope, wait_for
+from skyrig.provider import RESOURCE_KINDS, Context, Node, NotFound, Observed, ProviderError, Scope, wait_for
 from skyrig_aws import delivery, iam, network
 from skyrig_aws.api import tag_dict, tag_list
 from skyrig_aws.names import (
@@ -216,10 +216,13 @@ class CertificateType(AwsNodeType):
         return self._read(context, node, arn) if arn else None
 
     def _create(self, context: Context, node: Node) -> Observed:
+        domain = node.properties["domain"]
         arn = context.client.acm.request_certificate(
-            DomainName=node.properties["domain"],
+            DomainName=domain,
             ValidationMethod="DNS",
-            IdempotencyToken=context.token(node),
+            # ACM answers a token it saw within the hour with that request's certificate: a new domain's
+            # request (a replace) needs its own token
+            IdempotencyToken=hashlib.sha256(f"{context.token(node)}:{domain}".encode()).hexdigest()[:32],
             Tags=tag_list(context.tags(node)),
         )["CertificateArn"]
         context.client.known[f"{CERTIFICATE_ID}#{node.properties['domain']}"] = arn
@@ -309,14 +312,21 @@ def _put_validation_record(context: Context, domain: str, record: Mapping[str, s
 
 def requested_certificate(context: Context, domain: str) -> str | None:
     """The ARN of the certificate the environment's ``compute.certificate`` node requested for ``domain``
-    (state's record, else found by domain and ownership tags), or None."""
+    (state's record when it is of ``domain``: a changed domain replaces the certificate; else found by
+    domain and ownership tags), or None. Asked once per command."""
     key = f"{CERTIFICATE_ID}#{domain}"
     known = context.client.known
     if key not in known:
+        acm = context.client.acm
+        found = ""
         recorded = context.recorded.get(CERTIFICATE_ID)
-        found = recorded or ""
-        if not recorded:
-            acm = context.client.acm
+        if recorded:
+            try:
+                if acm.describe_certificate(CertificateArn=recorded)["Certificate"]["DomainName"] == domain:
+                    found = recorded
+            except NotFound:
+                pass
+        if not found:
             statuses = ["PENDING_VALIDATION", "ISSUED"]
             for summary in acm.pages(
                 "list_certificates", "CertificateSummaryList", CertificateStatuses=statuses
@@ -633,6 +643,17 @@ class ServiceType(AwsNodeType):
             )
         return main["ListenerArn"]
 
+    def _rehost(self, context: Context, node: Node) -> None:
+        elb = context.client.elbv2
+        group = elb.describe_target_groups(Names=[node.properties["target_group"]])["TargetGroups"][0]
+        for rule in elb.describe_rules(ListenerArn=self._listener(context, node))["Rules"]:
+            if any(a.get("TargetGroupArn") == group["TargetGroupArn"] for a in rule.get("Actions", [])):
+                condition = {
+                    "Field": "host-header",
+                    "HostHeaderConfig": {"Values": [node.properties["host"]]},
+                }
+                elb.modify_rule(RuleArn=rule["RuleArn"], Conditions=[condition])
+
     def _rule(self, context: Context, node: Node, listener: str, group: str) -> None:
         p = node.properties
         context.client.elbv2.create_rule(
@@ -683,6 +704,8 @@ class ServiceType(AwsNodeType):
             arguments["desiredCount"] = changes["desired_count"]
         if "public_ip" in changes:
             arguments["networkConfiguration"] = network_configuration(context)
+        if "host" in changes:  # a new domain: the service's rule answers its new host name
+            self._rehost(context, node)
         if arguments:
             ecs.update_service(cluster=self._cluster(context), service=provider_id, **arguments)
         return self.read(context, node, provider_id)  # type: ignore[return-value]
