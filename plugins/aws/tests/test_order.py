@@ -4,7 +4,8 @@ A role's policy names its resources by ARN, and IAM takes an ARN before the reso
 only for the one ARN it cannot know from names, the RDS master password's secret (RDS names it when the
 instance is created). On AWS a cache cluster takes minutes; no role, and so no migration or service that
 does not use the cache, may wait for it. That the shop still applies and converges with this order is
-``test_aws.py``'s (``test_a_second_apply_makes_no_mutating_call``).
+``test_aws.py``'s (``test_a_second_apply_makes_no_mutating_call``). Also from the graph: the scheme a cron
+job calls its service with follows the certificate that serves it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 from skyrig.cli.testing import run_cli
 
 SHOP = Path(__file__).resolve().parents[3] / "examples" / "shop"
+CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/abc"
 
 
 @pytest.fixture
@@ -27,11 +29,12 @@ def graph(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     root = tmp_path / "shop"
     shutil.copytree(SHOP, root, ignore=shutil.ignore_patterns(".skyrig", "__pycache__"))
 
-    def expand(kind: str, compute: str = "aws") -> dict[str, dict]:
+    def expand(kind: str, compute: str = "aws", **aws: str) -> dict[str, dict]:
         lines = ['app = "shop"', "[env.cloud]", f'type = "{kind}"', 'provider = "aws"']
         if compute != "aws":
             lines += [f'compute = "{compute}"']
         lines += ["[env.cloud.aws]", 'endpoint_url = "http://127.0.0.1:9"', 'emulator = "moto"']
+        lines += [f"{key} = {json.dumps(value)}" for key, value in aws.items()]
         (root / "skyrig.toml").write_text("\n".join(lines) + "\n")
         result = run_cli(["graph", "--env", "cloud", "--format", "json", "-C", str(root)], capsys)
         assert result.code == 0, result.err
@@ -88,3 +91,25 @@ def test_beside_another_compute_provider_each_identity_waits_only_for_the_rds_se
         names_rds_secret = "{sql_secret}" in json.dumps(identity["properties"]["policy"])
         assert identity["depends_on"] == (["sql.cluster"] if names_rds_secret else []), node_id
         assert not {d for d in _ancestors(nodes, node_id) if d.startswith("cache.")}, node_id
+
+
+@pytest.mark.parametrize(
+    ("compute", "aws", "scheme"),
+    [
+        ("aws", {}, "http"),
+        ("aws", {"domain": "shop.example.com"}, "https"),  # aws requests the certificate
+        ("eks", {"domain": "shop.example.com"}, "http"),  # EKS serves the domain with no certificate
+        ("eks", {"domain": "shop.example.com", "certificate_arn": CERTIFICATE}, "https"),
+    ],
+)
+def test_a_cron_job_calls_its_service_over_https_exactly_where_a_certificate_serves_it(
+    graph, compute: str, aws: dict[str, str], scheme: str
+) -> None:
+    nodes = graph("development", compute, **aws)
+    jobs = {i: n for i, n in nodes.items() if n["type"] == "aws.cron.schedule"}
+    assert jobs
+    host = aws.get("domain", "shop-cloud.internal")
+    for job in jobs.values():
+        assert job["properties"]["url"].startswith(f"{scheme}://"), job["properties"]["url"]
+        assert job["properties"]["url"].endswith(f".{host}")
+    assert ("compute.certificate" in nodes) == (compute == "aws" and "domain" in aws)

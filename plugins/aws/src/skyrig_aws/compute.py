@@ -781,8 +781,11 @@ def service_host(scope: Scope, service: str) -> str:
 
 
 def service_url(scope: Scope, service: str) -> str:
-    """``service``'s URL behind the load balancer."""
-    return f"{'https' if scope.settings.https else 'http'}://{service_host(scope, service)}"
+    """``service``'s URL behind the load balancer: HTTPS with a certificate, given or, when aws runs the
+    services, requested for ``domain`` (another compute provider, such as EKS, requests none)."""
+    settings = scope.settings
+    https = settings.certificate_arn or (settings.domain and "service" in scope.kinds)
+    return f"{'https' if https else 'http'}://{service_host(scope, service)}"
 
 
 def expand(scope: Scope) -> list[Node]:
