@@ -9,9 +9,12 @@ settings of the provider's conformance profile) on a moto server this benchmark 
    ``Authorize``, ``Register``, ``Run``, ``Associate``...), of a first ``skyrig apply``, a no-change
    ``apply`` and a refresh (``skyrig plan``), each against the minimum needed:
 
-   - first apply: one create call per node, and one lookup call per node type (the engine looks up, by
-     its identity, every node state does not record before creating it, one ``find_many`` per node type:
-     a first apply cannot tell itself from one after state was lost);
+   - first apply: each node's create as AWS's API is shaped (:data:`CREATE_FLOOR`: a role and its inline
+     policy, a route table with its route and associations, a service's parameter, task definition,
+     target group, rule and ECS service...; a status read of what takes minutes), one lookup call per
+     node type (the engine looks up, by its identity, every node state does not record before creating
+     it, one ``find_many`` per node type: a first apply cannot tell itself from one after state was
+     lost), and :data:`FIRST_APPLY_ONCE`; printed with the ratio measured / minimum;
    - no-change apply: no mutating call; the refresh's reads, and one read per ten services to see whether
      their runtime config changed (:meth:`AwsFloors.runtime_reads`);
    - refresh: the reads of :data:`REFRESH_FLOOR` (one per node type where AWS reads in bulk, one per
@@ -49,7 +52,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from api_calls import (
     AGAIN,
@@ -115,6 +118,90 @@ REFRESH_FLOOR: FloorTable = {
 call per type where AWS reads in bulk; one per node where it does not (a queue's attributes, a schedule),
 and one per node for what a bulk read leaves out (a service's task definition, a balancer's listeners);
 S3 reads one setting of one bucket a call. An unknown type counts one read per node."""
+
+
+CREATE_FLOOR: dict[str, tuple[int, int, str]] = {
+    "aws.network.vpc": (2, 0, "CreateVpc; ModifyVpcAttribute(EnableDnsHostnames): one attribute a call"),
+    "aws.network.internet_gateway": (2, 0, "CreateInternetGateway; AttachInternetGateway"),
+    "aws.network.subnet": (1, 0, "CreateSubnet; + ModifySubnetAttribute(MapPublicIpOnLaunch) if public"),
+    "aws.network.nat_gateway": (
+        2,
+        2,
+        "AllocateAddress; CreateNatGateway | DescribeAddresses (an address an "
+        "interrupted create left); DescribeNatGateways until available",
+    ),
+    "aws.network.route_table": (2, 0, "CreateRouteTable; CreateRoute; AssociateRouteTable per subnet"),
+    "aws.network.security_group": (2, 0, "CreateSecurityGroup; AuthorizeSecurityGroupIngress"),
+    "aws.iam.role": (2, 0, "CreateRole; PutRolePolicy (an inline policy is a call of its own)"),
+    "aws.sql.subnet_group": (1, 0, "CreateDBSubnetGroup"),
+    "aws.sql.instance": (1, 1, "CreateDBInstance | DescribeDBInstances until available (endpoint, secret)"),
+    "aws.sql.database": (
+        3,
+        0,
+        "RegisterTaskDefinition; RunTask; TagResource(skyrig:migrated), which says its migrations ran",
+    ),
+    "aws.pubsub.topic": (1, 0, "CreateTopic"),
+    "aws.pubsub.dead_letter": (1, 0, "CreateQueue"),
+    "aws.pubsub.subscription": (2, 0, "CreateQueue; Subscribe"),
+    "aws.cache.subnet_group": (1, 0, "CreateCacheSubnetGroup"),
+    "aws.cache.cluster": (
+        4,
+        1,
+        "CreateSecret (password); CreateUser x2; CreateReplicationGroup (AWS adds "
+        "CreateUserGroup, CreateCacheParameterGroup, ModifyCacheParameterGroup, which "
+        "moto lacks) | DescribeReplicationGroups until available",
+    ),
+    "aws.objects.bucket": (
+        4,
+        0,
+        "CreateBucket; PutBucketTagging, -Encryption, PutPublicAccessBlock; + "
+        "PutBucketVersioning if versioned, PutBucketPolicy if public",
+    ),
+    "aws.objects.cdn": (1, 1, "CreateDistributionWithTags | GetDistribution until deployed"),
+    "aws.secrets.secret": (1, 0, "CreateSecret"),
+    "aws.compute.cluster": (1, 0, "CreateCluster"),
+    "aws.compute.repository": (1, 0, "CreateRepository"),
+    "aws.compute.load_balancer": (2, 0, "CreateLoadBalancer; CreateListener"),
+    "aws.compute.service": (
+        5,
+        0,
+        "PutParameter (its runtime config); RegisterTaskDefinition; "
+        "CreateTargetGroup; CreateRule; CreateService",
+    ),
+    "aws.cron.signing_key": (1, 0, "CreateSecret"),
+    "aws.cron.schedule_group": (1, 0, "CreateScheduleGroup"),
+    "aws.cron.schedule": (1, 0, "CreateSchedule"),
+}
+"""Node type -> (mutating calls per node, reads per node, which calls): the fewest calls that create one
+node, as AWS's API is shaped (several calls where a resource's parts are set apart, status waits where a
+resource takes minutes: one read each at the least). :func:`create_extra` adds what depends on a node's
+properties. An unknown type counts one mutating call per node."""
+
+LOOKUPS_SHARED = (
+    ("aws.pubsub.dead_letter", "aws.pubsub.subscription"),
+    ("aws.secrets.secret", "aws.cron.signing_key"),
+)
+"""Node types whose lookups are one listing (the environment's queues; its secrets, by name prefix)."""
+
+FIRST_APPLY_ONCE = (
+    0,
+    2,
+    "sts.GetCallerIdentity (the account id, for the ARNs the first nodes name); "
+    "ssm.GetParameters after the apply (did a runtime config change?)",
+)
+"""(mutating, reads, which calls) a first apply makes once, whatever its nodes."""
+
+
+def create_extra(node: dict[str, Any]) -> int:
+    """The mutating calls a node's create needs beyond :data:`CREATE_FLOOR`'s, by its properties."""
+    properties = node.get("properties", {})
+    if node["type"] == "aws.network.subnet":
+        return 1 if properties.get("public") else 0
+    if node["type"] == "aws.network.route_table":
+        return len(properties.get("subnets", []))
+    if node["type"] == "aws.objects.bucket":
+        return int(bool(properties.get("versioned"))) + int(not properties.get("public_access_blocked", True))
+    return 0
 
 
 # -- counting -------------------------------------------------------------------------------------------
@@ -229,9 +316,27 @@ def measure(recorder: Recorder, command: Callable[[], str], latency: float = 0.0
 
 
 class AwsFloors(Floors):
-    """The floors of :data:`REFRESH_FLOOR` (an unknown type, one read per node)."""
+    """The floors of :data:`REFRESH_FLOOR` (an unknown type, one read per node), and of a first apply by
+    :data:`CREATE_FLOOR`, given the graph's ``nodes``."""
 
     table = REFRESH_FLOOR
+    nodes: ClassVar[list[dict[str, Any]]] = []
+
+    def first_apply(self) -> tuple[int, int]:
+        """(calls, mutating calls) of a first apply at the least: each node's create as AWS's API shapes it
+        (:data:`CREATE_FLOOR`, :func:`create_extra`), one lookup per node type (fewer where types share
+        a listing: :data:`LOOKUPS_SHARED`) and :data:`FIRST_APPLY_ONCE`."""
+        mutating, reads = FIRST_APPLY_ONCE[0], FIRST_APPLY_ONCE[1]
+        for node in self.nodes:
+            per_node, node_reads, _ = CREATE_FLOOR.get(node["type"], (1, 0, ""))
+            mutating += per_node + create_extra(node)
+            reads += node_reads
+        lookups = len(self.types) - sum(
+            len([t for t in group if t in self.types]) - 1
+            for group in LOOKUPS_SHARED
+            if group[0] in self.types
+        )
+        return mutating + reads + lookups, mutating
 
     def runtime_reads(self) -> int:
         """The fewest reads that tell whether each service's runtime config changed (a no-change apply
@@ -325,6 +430,7 @@ def main() -> None:
                         timings.setdefault((latency, parallelism), []).append(
                             measure(recorder, command, latency)
                         )
+    AwsFloors.nodes = nodes
     floors = AwsFloors(Counter(node["type"] for node in nodes))
     path, chain = critical_path(nodes, timings[0.0, 1][0].by_node)
     out.print(f"\n{source.name} on moto's server, environment type development, {args.runs} run(s)")
@@ -334,6 +440,7 @@ def main() -> None:
     disagree = [s for runs in steps.values() for s in runs if s.counted != s.total]
     if disagree:
         out.print(f"[red]skyrig_aws.api.CALLS disagrees with the hooks in {len(disagree)} step(s)[/]")
+    out.print(ratio_table(steps, floors))
     out.print(by_type_table(AWS, steps, floors))
     out.print(timing_table(timings, path, args.runs))
     out.print(f"critical path: {path} calls ({' -> '.join(chain)})")
@@ -347,6 +454,28 @@ def main() -> None:
     )
     if args.detail:
         print_detail(out, AWS, steps)
+
+
+def ratio_table(steps: dict[str, list[AwsStep]], floors: AwsFloors) -> Table:
+    """Each step's calls against its minimum: measured (median, range), minimum, ratio; and the most
+    list/describe calls of one operation in a refresh (the issue's target: one per type and region)."""
+    table = Table(title="measured against the minimum (calls, all runs)")
+    for column in ("step", "calls", "minimum", "ratio", "mutating", "minimum mutating", "ratio mutating"):
+        table.add_column(column, justify="left" if column == "step" else "right")
+    for name, runs in steps.items():
+        floor, floor_mutating = floors.minimum(name)
+        total = statistics.median(s.total for s in runs)
+        mutating = statistics.median(s.mutating for s in runs)
+        table.add_row(
+            name,
+            counts([s.total for s in runs]),
+            str(floor),
+            f"{total / floor:.2f}x" if floor else "",
+            counts([s.mutating for s in runs]),
+            str(floor_mutating),
+            f"{mutating / floor_mutating:.2f}x" if floor_mutating else ("0 = 0" if not mutating else ""),
+        )
+    return table
 
 
 def requests(runs: list[AwsStep]) -> str:

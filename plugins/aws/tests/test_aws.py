@@ -212,6 +212,19 @@ def test_each_service_task_reads_its_runtime_config_from_its_parameter(skyrig, s
     assert ssm.describe_parameters()["Parameters"] == [], "the parameters go with their services"
 
 
+def test_a_first_apply_rolls_each_new_service_out_once_with_its_real_config(skyrig, shop: Path) -> None:
+    api.CALLS.clear()
+    applied(skyrig)
+    created = api.CALLS["ecs", "CreateService"]
+    assert created == 3
+    # each service's parameter was made with the config the apply ends with (its cron jobs' entries
+    # included), so no second rollout follows: no redeploy, no parameter written twice
+    assert api.CALLS["ecs", "UpdateService"] == 0
+    assert api.CALLS["ssm", "PutParameter"] == created
+    orders = json.loads((shop / ".skyrig" / "runtime" / "dev" / "orders.json").read_text())
+    assert "cron_job/expire-carts" in orders["resources"]
+
+
 def test_a_second_apply_makes_no_mutating_call(skyrig) -> None:
     applied(skyrig)
     api.CALLS.clear()

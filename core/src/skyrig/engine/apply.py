@@ -323,6 +323,8 @@ class Executor:
         the first."""
         self._intender: threading.Thread | None = None
         self.started: set[str] = set()
+        self.completed: dict[str, NodeRecord] = {}
+        """Node id -> its record, for each node of this apply done in the cloud (durable or not yet)."""
         self.written: dict[str, NodeRecord | str] = {}
         """Node id -> its record, or :data:`FORGET`, for each state write of this apply that is durable."""
 
@@ -487,6 +489,9 @@ class Executor:
         started = time.perf_counter()
         try:
             action, write = self._perform(change)
+            if isinstance(write, NodeRecord):
+                with self._lock:
+                    self.completed[change.id] = write
             if write is not None and self.recorder is None:  # a store without batches: written now
                 self._write(change, write)
         except Exception as error:  # a node's failure is recorded; its dependents are skipped
@@ -533,6 +538,14 @@ class Executor:
                 else:
                     after.pop(node_id, None)
         return after
+
+    def records_now(self) -> dict[str, NodeRecord]:
+        """What state will record once every write of this apply so far is durable: :meth:`recorded`
+        with the records of the nodes done in the cloud whose write is still in flight."""
+        now = self.recorded()
+        with self._lock:
+            now.update(self.completed)
+        return now
 
     # -- one node -------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ that what an interrupted create made, or what state forgot, is adopted instead o
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -45,6 +45,13 @@ class Context:
     """Node id -> provider id of every node state held when the command began: where a dependency is,
     even one imported under a name of its own (``skyrig import``). Nodes made during this command are
     not in it; find those by their deterministic names."""
+    runtime_config: Callable[[str], Mapping[str, Any] | None] = field(
+        default=lambda service: None, compare=False, repr=False
+    )
+    """During an apply, the runtime config service ``SERVICE`` would get from what is done so far (the
+    resources it owns and uses, once their nodes are done: a service's node depends on them); None
+    outside an apply. A compute provider that delivers runtime configs (``RuntimeDelivery``) gives a
+    service it creates its real config at once, so that its first rollout is its only one."""
 
     def tags(self, node: Node) -> dict[str, str]:
         """Ownership tags every resource carries, so that it can be found (and adopted) by them."""

@@ -46,6 +46,8 @@ class Session:
         self.root = config.root
         self.store = open_store(self.environment.state, config.root)
         self._contexts: dict[str, Context] = {}
+        self._executor: Any = None
+        """The apply running now (its records so far give :attr:`Context.runtime_config`), if any."""
         self._recorded: dict[str, str] | None = None
         """Node id -> provider id of what state recorded at this session's first read of it: every
         provider's :attr:`Context.recorded` (one read of state per command, not one per provider)."""
@@ -103,7 +105,9 @@ class Session:
             if self._recorded is None:
                 self.read(lean=True)
             assert self._recorded is not None
-            self._contexts[provider] = Context(self.app, self.environment, settings, client, self._recorded)
+            self._contexts[provider] = Context(
+                self.app, self.environment, settings, client, self._recorded, self._runtime_config_now
+            )
         return self._contexts[provider]
 
     def contexts(self) -> dict[str, Context]:
@@ -262,6 +266,7 @@ class Session:
         )
         outcome = None
         aborted = False
+        self._executor = executor
         try:
             outcome = executor.run()
             if outcome.succeeded and not plan.destroy:
@@ -270,12 +275,25 @@ class Session:
             aborted = True
             raise
         finally:
+            self._executor = None
             manager.hook.skyrig_after_apply(  # providers stop what they started (local: an initdb)
                 plan=plan, environment=self.environment, succeeded=bool(outcome and outcome.succeeded)
             )
             if aborted:  # let go now: writes still in flight are fenced off, their intents stay
                 self.store.release(self.name, fence)
         return outcome
+
+    def _runtime_config_now(self, service: str) -> dict[str, Any] | None:
+        """:attr:`Context.runtime_config`: ``service``'s runtime config from the records of the apply
+        running now (those done so far included), or None."""
+        executor = self._executor
+        if executor is None or executor.plan.destroy:
+            return None
+        records = executor.records_now()
+        configs = runtime_config.build(
+            self.app, self.name, executor.plan.grants, records, self.types, self.model
+        )
+        return configs.get(service)
 
     def write_runtime_configs(
         self, plan: Plan, fence: int, records: dict[str, NodeRecord] | None = None

@@ -40,6 +40,8 @@ from skyrig_aws.nodes import AwsNodeType
 
 REPOSITORY_ID = "compute.repository"
 BALANCER_ID = "compute.load_balancer"
+LISTENER_KEY = f"{BALANCER_ID}#listener"
+"""Where the balancer's main listener (the services' rules go on it) is remembered in a command."""
 CERTIFICATE_ID = "compute.certificate"
 REQUESTED = "requested"
 """The balancer's ``certificate`` property when it serves the certificate ``compute.certificate`` requested
@@ -399,6 +401,8 @@ class BalancerType(AwsNodeType):
             "dns": balancer.get("DNSName"),
             "listener": main["ListenerArn"] if main else None,
         }
+        if main:  # for the services of this command: their rules go on it
+            context.client.remember(LISTENER_KEY, main["ListenerArn"])
         return self.observed(node, balancer["LoadBalancerArn"], properties, outputs)
 
     def _read(self, context: Context, node: Node, provider_id: str) -> Observed | None:
@@ -559,7 +563,8 @@ class ServiceType(AwsNodeType):
     def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
         return self._read_many(context, [(node, node.properties["name"]) for node in nodes])
 
-    def _register(self, context: Context, node: Node, cpu: int, memory: int) -> str:
+    def _register(self, context: Context, node: Node, cpu: int, memory: int) -> dict[str, Any]:
+        """Register the service's task definition: what ECS answered (the revision, as registered)."""
         p = node.properties
         environment = {
             "SKYRIG_APP": context.app,
@@ -603,37 +608,45 @@ class ServiceType(AwsNodeType):
             ],
             tags=_ecs_tags(context, node),
         )["taskDefinition"]
-        return task["taskDefinitionArn"]
+        return task  # type: ignore[no-any-return]
 
     def _target_group(self, context: Context, node: Node) -> str:
         """The service's target group and listener rule (``Host: SERVICE.DOMAIN``), made once: a group an
-        earlier create made is adopted, with its rule made if that create stopped before it."""
+        earlier create made is adopted (AWS refuses its name again, or answers with it), with its rule made
+        if that create stopped before it."""
         elb = context.client.elbv2
         p = node.properties
         try:
+            group = elb.create_target_group(
+                Name=p["target_group"],
+                Protocol="HTTP",
+                Port=p["port"],
+                VpcId=network.ec2_id(context, "vpc", network.VPC_ID),
+                TargetType="ip",
+                HealthCheckPath="/",
+                Matcher={"HttpCode": "200-499"},
+                Tags=tag_list(context.tags(node)),
+            )["TargetGroups"][0]["TargetGroupArn"]
+        except ProviderError as error:
+            if "DuplicateTargetGroupName" not in str(error):
+                raise
             group = elb.describe_target_groups(Names=[p["target_group"]])["TargetGroups"][0]["TargetGroupArn"]
-        except ProviderError:
-            group = None
-        if group is not None:
-            listener = self._listener(context, node)
+        listener = self._listener(context, node)
+        try:
+            self._rule(context, node, listener, group)
+        except ProviderError as error:  # an earlier create made it (or another rule has the priority)
+            if "PriorityInUse" not in str(error):
+                raise
             rules = elb.describe_rules(ListenerArn=listener)["Rules"]
             if not any(a.get("TargetGroupArn") == group for r in rules for a in r.get("Actions", [])):
-                self._rule(context, node, listener, group)
-            return group
-        group = elb.create_target_group(
-            Name=p["target_group"],
-            Protocol="HTTP",
-            Port=p["port"],
-            VpcId=network.ec2_id(context, "vpc", network.VPC_ID),
-            TargetType="ip",
-            HealthCheckPath="/",
-            Matcher={"HttpCode": "200-499"},
-            Tags=tag_list(context.tags(node)),
-        )["TargetGroups"][0]["TargetGroupArn"]
-        self._rule(context, node, self._listener(context, node), group)
+                raise
         return group
 
     def _listener(self, context: Context, node: Node) -> str:
+        """The balancer's main listener: as its node found or made it in this command, else read."""
+        known = context.client.known.get(LISTENER_KEY)
+        if known:
+            return known
         elb = context.client.elbv2
         balancer = elb.describe_load_balancers(Names=[node.properties["load_balancer"]])["LoadBalancers"][0]
         main = main_listener(elb.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"])
@@ -641,6 +654,7 @@ class ServiceType(AwsNodeType):
             raise ProviderError(
                 f"{node.id}: load balancer {node.properties['load_balancer']} has no listener"
             )
+        context.client.remember(LISTENER_KEY, main["ListenerArn"])
         return main["ListenerArn"]
 
     def _rehost(self, context: Context, node: Node) -> None:
@@ -672,7 +686,7 @@ class ServiceType(AwsNodeType):
         service = context.client.ecs.create_service(
             cluster=self._cluster(context),
             serviceName=p["name"],
-            taskDefinition=task,
+            taskDefinition=task["taskDefinitionArn"],
             desiredCount=p["desired_count"],
             launchType="FARGATE",
             networkConfiguration=network_configuration(context),
@@ -688,7 +702,7 @@ class ServiceType(AwsNodeType):
             enableECSManagedTags=True,
             tags=_ecs_tags(context, node),
         )["service"]
-        return self._observe(context, node, service, self._task(context, task))
+        return self._observe(context, node, service, task)  # the revision as registered: no read back
 
     def _update(self, context: Context, node: Node, provider_id: str, changes: Mapping[str, Any]) -> Observed:
         p = node.properties
@@ -699,7 +713,7 @@ class ServiceType(AwsNodeType):
         if {"cpu", "memory", "image"} & set(changes):
             cpu = changes.get("cpu", now.get("cpu") or p["cpu"])
             memory = changes.get("memory", now.get("memory") or p["memory"])
-            arguments["taskDefinition"] = self._register(context, node, cpu, memory)
+            arguments["taskDefinition"] = self._register(context, node, cpu, memory)["taskDefinitionArn"]
         if "desired_count" in changes:
             arguments["desiredCount"] = changes["desired_count"]
         if "public_ip" in changes:
@@ -817,10 +831,9 @@ def expand(scope: Scope) -> list[Node]:
     nodes.append(scope.node(BALANCER_ID, BALANCER.type, listener, tuple(balancer_depends)))
     for service in sorted(services, key=lambda s: s.name):
         uses = {f"@{u.kind}/{u.resource}" for u in scope.model.uses_by(service.name) if u.kind in scope.kinds}
-        owned = {
+        owned = {  # its cron jobs too: their schedules come first, so its first config is whole
             f"@{r.kind}/{r.name}"
             for kind in RESOURCE_KINDS
-            if kind != "cron_job"
             for r in scope.of_kind(kind)
             if r.service == service.name
         }

@@ -370,10 +370,13 @@ def expand(scope: Scope) -> list[Node]:
             depends = (TRIGGER_ROLE, EXECUTION_ROLE)
             nodes.append(scope.node(f"{TRIGGER_PREFIX}{service}", TRIGGER.type, properties, depends))
     for job in jobs:
-        depends = [GROUP_ID, SIGNING_KEY_ID, f"@service/{job.service}"]
-        depends += [SCHEDULER_ROLE, network.SG_APP, *network.private_subnets()]
+        # where ECS runs the services, a schedule comes before its service (which depends on it), so the
+        # service's first runtime config holds the job's entry: the schedule names the service's task
+        # family and cluster only, and a run before the service answers fails as one during its rollout
+        depends = [GROUP_ID, SIGNING_KEY_ID, COMPUTE_CLUSTER_ID, SCHEDULER_ROLE]
+        depends += [network.SG_APP, *network.private_subnets()]
         if not compute_here:
-            depends += [COMPUTE_CLUSTER_ID, f"{TRIGGER_PREFIX}{job.service}"]
+            depends += [f"@service/{job.service}", f"{TRIGGER_PREFIX}{job.service}"]
         properties = {
             "name": schedule_name(app, env, job.name),
             "group": group,
