@@ -159,3 +159,20 @@ def test_without_fork_each_service_is_a_process_of_its_own(app):
     finally:
         _stop(runner)
     assert [pid for pid in everything if _alive(pid)] == []
+
+
+def test_a_zygote_whose_imports_start_a_thread_does_not_fork(app, tmp_path):
+    library = tmp_path / "library"
+    library.mkdir()
+    (library / "ticker.py").write_text(
+        "import threading, time\n\nthreading.Thread(target=time.sleep, args=(600,), daemon=True).start()\n"
+    )
+    (app / "alpha" / "api.py").write_text("import ticker  # noqa: F401\n" + API)
+    port = free_ports(2)
+    runner = _start(app, port, PYTHONPATH=str(library))
+    try:
+        assert _answer(port, runner)[2] == runner.pid, "forking after a thread started is unsafe: not done"
+        assert _answer(port + 1, runner)[2] == runner.pid
+    finally:
+        err = _stop(runner)
+    assert "services start as fresh processes: the fork server its imports started 1 thread(s)" in err

@@ -45,10 +45,19 @@ def run(app_dir: str | None, env_name: str, port: int, dashboard_port: int, cron
 
     from skyrig.run.runner import LocalRun
     from skyrig.run.watch import Watcher
+    from skyrig.run.zygote import Zygote
 
+    started = time.perf_counter()
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     root = app_root(app_dir, require_config=True)
-    session = LocalRun(root, env_name, console)
+    watcher = Watcher(root) if reload else None  # before the code is read: no change is missed
+    zygote = Zygote.launch(root)  # first: it imports the services' frameworks while the model is read
+    try:
+        session = LocalRun(root, env_name, console, zygote)
+    except BaseException:
+        if zygote is not None:
+            zygote.close()
+        raise
     stopping = False
 
     def stop(signum: int, frame: object) -> None:
@@ -57,7 +66,6 @@ def run(app_dir: str | None, env_name: str, port: int, dashboard_port: int, cron
             raise KeyboardInterrupt
         stopping = True
 
-    started = time.perf_counter()
     session.prepare(dashboard_port)
     try:
         session.provision()
@@ -70,7 +78,6 @@ def run(app_dir: str | None, env_name: str, port: int, dashboard_port: int, cron
     try:
         session.start(port, dashboard_port, cron=cron)
         session.show(time.perf_counter() - started)
-        watcher = Watcher(root) if reload else None
         while not stopping:
             session.check()
             if cron:

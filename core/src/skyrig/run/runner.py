@@ -22,6 +22,7 @@ from skyrig.errors import UserError
 from skyrig.ports import free_port, port_free
 from skyrig.run.runfile import RunFile, remove_run_file, trigger_cron, write_run_file
 from skyrig.run.supervisor import Running, Supervisor, server_entry
+from skyrig.run.zygote import Zygote
 
 RESTARTS = 3
 """A service that crashes more often than this in a minute waits for a code change to start again."""
@@ -30,13 +31,13 @@ RESTARTS = 3
 class LocalRun:
     """Provisions a local environment and runs the app's services, consumers, dashboard and cron."""
 
-    def __init__(self, root: Path, environment: str, console: Console) -> None:
+    def __init__(self, root: Path, environment: str, console: Console, zygote: Zygote | None = None) -> None:
         self.root = root
         self.environment = environment
         self.console = console
         self.session = self._open()
         folder = root / ".skyrig" / "runtime" / environment.replace(":", "-")
-        self.supervisor = Supervisor(root, folder, echo=self._echo)
+        self.supervisor = Supervisor(root, folder, echo=self._echo, zygote=zygote)
         self.ports: dict[str, int] = {}
         self.state: RunFile | None = None
         self.timings: dict[str, float] = {}
@@ -61,8 +62,8 @@ class LocalRun:
         return session
 
     def prepare(self, dashboard_port: int) -> None:
-        """Before provisioning, start what does not depend on it: the zygote's imports (the services'
-        frameworks) and the dashboard, in the background."""
+        """Before provisioning, start what does not depend on it, in the background: the zygote's loading
+        of the providers' data planes and the dashboard."""
         self.dashboard = self._dashboard(dashboard_port)
         self.supervisor.prepare((*self._preload(), *(["skyrig.dashboard.app"] if self.dashboard else [])))
         if self.dashboard is not None:

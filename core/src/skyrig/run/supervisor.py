@@ -63,20 +63,24 @@ class Supervisor:
     """Starts, watches and stops the services of one app."""
 
     def __init__(
-        self, root: Path, runtime_folder: Path, echo: Callable[[str, str], None] | None = None
+        self,
+        root: Path,
+        runtime_folder: Path,
+        echo: Callable[[str, str], None] | None = None,
+        zygote: Zygote | None = None,
     ) -> None:
         self.root = root
         self.runtime_folder = runtime_folder
         self.echo = echo
         """Called with (name, line) for each line a process prints."""
         self.running: list[Running] = []
-        self.zygote: Zygote | None = None
+        self.zygote = zygote
+        """The fork server (launched by the caller, early); without one, services are fresh interpreters."""
 
-    def prepare(self, extra: tuple[str, ...] = ()) -> None:
-        """Launch the zygote, so that its imports (and ``extra`` modules) run while the caller does
-        other work (provisioning); without one, services start as fresh interpreters."""
-        if self.zygote is None:
-            self.zygote = Zygote.launch(self.root, extra)
+    def prepare(self, extra: Sequence[str] = ()) -> None:
+        """Have the zygote load ``extra`` modules too, while the caller does other work (provisioning)."""
+        if self.zygote is not None and extra:
+            self.zygote.preload(extra)
 
     def start(
         self,

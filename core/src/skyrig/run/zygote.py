@@ -32,6 +32,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +140,7 @@ class Zygote:
         self._reader.start()
 
     @classmethod
-    def launch(cls, root: Path, extra: tuple[str, ...] = ()) -> Zygote | None:
+    def launch(cls, root: Path, extra: Sequence[str] = ()) -> Zygote | None:
         """Start a zygote for the app at ``root`` (its imports run in the background); None where
         services cannot be forked."""
         if not fork_supported():
@@ -155,6 +156,11 @@ class Zygote:
         )
         theirs.close()
         return cls(process, ours)
+
+    def preload(self, modules: Sequence[str]) -> None:
+        """Have the zygote load ``modules`` (as its arguments name them) before the next fork."""
+        with contextlib.suppress(OSError):
+            self.control.send(json.dumps({"preload": list(modules)}).encode())
 
     def wait_ready(self, timeout: float = 30) -> bool:
         """Whether the zygote has finished its imports and can fork (waits for it)."""
@@ -175,6 +181,8 @@ class Zygote:
                 if not ok or not self._replies:
                     raise OSError(f"the fork server did not start service {name!r}")
                 reply = self._replies.pop(0)
+                if "refused" in reply:
+                    raise OSError(f"the fork server did not start service {name!r}: {reply['refused']}")
         except OSError:
             os.close(read)
             raise
@@ -197,6 +205,9 @@ class Zygote:
             with self._changed:
                 if "ready" in message:
                     self.ready, self.why = message["ready"], message.get("why", "")
+                elif "refused" in message:  # its preloading started a thread: no more forks
+                    self.ready, self.why = False, message["refused"]
+                    self._replies.append(message)
                 elif "pid" in message:
                     self.children[message["pid"]] = ForkedProcess(message["pid"], None)
                     self._replies.append(message)
@@ -295,12 +306,9 @@ def _fork(request: dict[str, Any], output: int, closing: list[int]) -> int:
         os._exit(code)
 
 
-def main(argv: list[str]) -> None:
-    """``python -m skyrig.run.zygote FD ROOT [MODULE | provider:NAME ...]``: import (and load the providers
-    named), then fork on request until FD closes."""
-    control = socket.socket(fileno=int(argv[0]))
-    root = Path(argv[1])
-    for module in (*PRELOAD, *argv[2:], *app_imports(root)):
+def _load(modules: Sequence[str]) -> str:
+    """Import ``modules`` (``provider:NAME`` loads a provider); why forking is now unsafe, or ``""``."""
+    for module in modules:
         try:
             if module.startswith("provider:"):  # loaded (and cached) as the services' data plane loads it
                 from skyrig.plugins.registry import load_provider
@@ -311,11 +319,14 @@ def main(argv: list[str]) -> None:
         except BaseException:  # what a service cannot load fails in that service, clearly
             continue
     threads = _threads()
-    if threads > 1:
-        control.send(
-            json.dumps({"ready": False, "why": f"its imports started {threads - 1} thread(s)"}).encode()
-        )
-        return
+    return f"its imports started {threads - 1} thread(s)" if threads > 1 else ""
+
+
+def main(argv: list[str]) -> None:
+    """``python -m skyrig.run.zygote FD ROOT [MODULE | provider:NAME ...]``: import (and load the providers
+    named), then fork on request until FD closes; a request ``{"preload": [...]}`` loads more."""
+    control = socket.socket(fileno=int(argv[0]))
+    unsafe = _load((*PRELOAD, *argv[2:], *app_imports(Path(argv[1]))))
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_read, False)
     os.set_blocking(wake_write, False)
@@ -326,10 +337,12 @@ def main(argv: list[str]) -> None:
     selector.register(control, selectors.EVENT_READ)
     selector.register(wake_read, selectors.EVENT_READ)
     closing = [control.fileno(), wake_read, wake_write, selector.fileno()]
-    control.send(b'{"ready": true}')
+    # an unsafe zygote still reads (and refuses) each request until the socket closes: closing a socket
+    # with unread requests would make the supervisor's next read fail before it reads this answer
+    control.send(json.dumps({"ready": not unsafe, "why": unsafe}).encode())
     children: set[int] = set()
     try:
-        _serve(control, selector, wake_read, closing, children)
+        _serve(control, selector, wake_read, closing, children, unsafe)
     finally:
         _stop_children(children)
 
@@ -340,8 +353,10 @@ def _serve(
     wake_read: int,
     closing: list[int],
     children: set[int],
+    unsafe: str,
 ) -> None:
-    """Fork a child for each request and report each child's end, until the control socket closes."""
+    """Fork a child for each request (unless forking has become ``unsafe``: why) and report each child's
+    end, until the control socket closes."""
     while True:
         for key, _ in selector.select():
             if key.fileobj is control:
@@ -351,10 +366,18 @@ def _serve(
                     data, fds = b"", []
                 if not data:
                     return
-                pid = _fork(json.loads(data), fds[0], closing)
+                request = json.loads(data)
+                if "preload" in request:
+                    unsafe = unsafe or _load(request["preload"])
+                    continue
+                if unsafe:
+                    reply = {"refused": unsafe}
+                else:
+                    pid = _fork(request, fds[0], closing)
+                    children.add(pid)
+                    reply = {"pid": pid}
                 os.close(fds[0])
-                children.add(pid)
-                control.send(json.dumps({"pid": pid}).encode())
+                control.send(json.dumps(reply).encode())
             else:
                 with contextlib.suppress(OSError):
                     os.read(wake_read, 512)
