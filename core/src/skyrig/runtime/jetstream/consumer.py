@@ -37,6 +37,8 @@ from skyrig.runtime.jetstream.loop import Server
 ORDERING_HEADER = "Skyrig-Ordering-Key"
 _EXPIRES = 5.0
 """Seconds a pull request waits at the broker for messages."""
+_EVENTS_PER_MESSAGE = 1000
+"""Delivery attempts in one message of the events stream, at most (about 200 bytes each)."""
 
 
 class Delivery:
@@ -114,6 +116,9 @@ class Consumer:
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
         self.serial = 0
+        self.events: list[str] = []
+        """Delivery attempts recorded and not yet sent (:meth:`_record`)."""
+        self.events_subject = streams.events_subject(self.name)
         self.event_head = f'{{"subscription":{json.dumps(self.name)},"topic":{json.dumps(settings["topic"])},'
 
     async def run(self) -> None:
@@ -336,16 +341,29 @@ class Consumer:
         await self._record(delivery, "dead-lettered", error)
 
     async def _record(self, delivery: Delivery, outcome: str, error: str | None) -> None:
-        """One delivery attempt, for the dashboard (fire and forget: the events stream takes it).
+        """One delivery attempt, for the dashboard: kept, and sent with the others of this loop pass as
+        one message of the events stream (fire and forget: the stream takes it).
 
-        Written by hand, one per message: ``json.dumps`` of a dict took a tenth of a message's time.
-        The id is a subject token (letters, digits, dashes), the outcome one of three words."""
+        Written by hand: ``json.dumps`` of a dict took a tenth of a message's time. The id is a subject
+        token (letters, digits, dashes), the outcome one of three words."""
         written = "null" if error is None else json.dumps(error)
         event = (
             f'{self.event_head}"id":"{delivery.id}","attempt":{delivery.attempt},"outcome":"{outcome}",'
             f'"error":{written},"at":{time.time()!r}}}'
         )
-        await self.nc.publish(streams.events_subject(self.name, delivery.id), event.encode())
+        if not self.events:
+            asyncio.get_running_loop().call_soon(self._send_events)
+        self.events.append(event)
+
+    def _send_events(self) -> None:
+        events, self.events = self.events, []
+        for start in range(0, len(events), _EVENTS_PER_MESSAGE):
+            burst = "\n".join(events[start : start + _EVENTS_PER_MESSAGE]).encode()
+            self._spawn(self._publish_events(burst))
+
+    async def _publish_events(self, burst: bytes) -> None:
+        with contextlib.suppress(Exception):  # the broker went away: the dashboard misses these
+            await self.nc.publish(self.events_subject, burst)
 
     async def _heartbeat(self) -> None:
         """Keep held messages (waiting for their key, in backoff, or being handled) from redelivery."""
@@ -366,3 +384,6 @@ class Consumer:
                     await delivery.msg.nak()
                 await self._settle(delivery)
         await drain(self.tasks, self.drain_timeout)
+        if self.events:  # what the last handlers recorded
+            self._send_events()
+            await drain(self.tasks, 2)

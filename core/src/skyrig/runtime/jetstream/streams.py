@@ -17,7 +17,9 @@ import contextlib
 from typing import Any
 
 EVENTS_STREAM = "skyrig-events"
-"""Each delivery attempt of each subscription: ``skyrig.events.SUBSCRIPTION.MESSAGE_ID``."""
+"""The delivery attempts of each subscription, on ``skyrig.events.SUBSCRIPTION``: each message of the
+stream is a burst of attempts, one JSON object a line (a message per attempt made the broker store two
+messages for each one handled)."""
 EXACTLY_ONCE_WINDOW = 120.0
 """Seconds within which a message id published again is dropped by the broker (exactly-once topics)."""
 _AT_LEAST_ONCE_WINDOW = 1.0
@@ -44,8 +46,8 @@ def handled_bucket(subscription: str) -> str:
     return f"handled-{subscription}"
 
 
-def events_subject(subscription: str, message_id: str) -> str:
-    return f"skyrig.events.{subscription}.{message_id}"
+def events_subject(subscription: str) -> str:
+    return f"skyrig.events.{subscription}"
 
 
 Storage = str

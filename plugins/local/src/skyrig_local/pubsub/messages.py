@@ -35,8 +35,9 @@ async def _recent(url: str, found: dict[str, dict[str, Any]], limit: int) -> lis
         (m for batch in per_topic for m in batch), key=lambda m: m["published_at"], reverse=True
     )
     messages = messages[:limit]
-    events = await _events(js, [m["id"] for m in messages])
+    events = await _events(js, {m["id"] for m in messages}, min((m["time"] for m in messages), default=None))
     for message in messages:
+        del message["time"]
         attempts = sorted(events.get(message["id"], []), key=lambda e: (e["at"], e["attempt"]))
         deliveries = [
             {
@@ -80,23 +81,25 @@ async def _topic_messages(js: Any, topic: str, limit: int) -> list[dict[str, Any
                 "id": message_id(raw.headers, raw.seq),
                 "published_at": raw.time.isoformat(),
                 "data": json.loads(raw.data),
+                "time": raw.time,
             }
         )
     return messages
 
 
-async def _events(js: Any, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """The recorded attempts of the messages ``ids``, read through a short-lived consumer."""
+async def _events(js: Any, ids: set[str], since: datetime | None) -> dict[str, list[dict[str, Any]]]:
+    """The recorded attempts of the messages ``ids`` (published at ``since`` or later, so recorded
+    later still), read through a short-lived consumer from that time on."""
     from nats.js import api
 
-    if not ids:
+    if not ids or since is None:
         return {}
     name = f"recent-{uuid.uuid4().hex[:12]}"
     config = api.ConsumerConfig(
         name=name,
-        deliver_policy=api.DeliverPolicy.ALL,
+        deliver_policy=api.DeliverPolicy.BY_START_TIME,
+        opt_start_time=since,
         ack_policy=api.AckPolicy.NONE,
-        filter_subjects=[streams.events_subject("*", i) for i in ids],
         mem_storage=True,
         inactive_threshold=10.0,
     )
@@ -109,8 +112,10 @@ async def _events(js: Any, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
             batch = await subscription.fetch(min(left, 1000), timeout=2)
             left -= len(batch)
             for msg in batch:
-                event = json.loads(msg.data)
-                found.setdefault(event["id"], []).append(event)
+                for line in msg.data.splitlines():  # a burst of attempts, one a line
+                    event = json.loads(line)
+                    if event["id"] in ids:
+                        found.setdefault(event["id"], []).append(event)
         await subscription.unsubscribe()
     finally:
         await js.delete_consumer(streams.EVENTS_STREAM, name)
