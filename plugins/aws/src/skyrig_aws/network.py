@@ -533,7 +533,10 @@ class SubnetGroupType(AwsNodeType):
             return super()._read_many(context, nodes)
         groups = getattr(context.client, self.service).pages(self.describe_call, f"{self.field}s")
         found = {g[f"{self.field}Name"] for g in groups}
-        return {n.id: self._read(context, n, pid) if pid in found else None for n, pid in nodes}
+        return {
+            n.id: self.observed(n, pid, {"name": pid}, {"name": pid}) if pid in found else None
+            for n, pid in nodes
+        }
 
     def _find(self, context: Context, node: Node) -> Observed | None:
         return self._read(context, node, node.properties["name"])
