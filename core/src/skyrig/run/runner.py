@@ -241,17 +241,20 @@ class LocalRun:
             self.console.print(f"service {name!r} restarted")
 
     def reload(self, changed: set[str] | None = None) -> None:
-        """The code changed (the files ``changed``, or unknown): re-read the model, provision what changed,
-        and restart the services that run changed code or whose runtime config changed, only those.
+        """The code changed (the files ``changed``, or unknown): re-read the model, provision what changed
+        (nothing to plan when only Python files changed and the model is the same), and restart the
+        services that run changed code or whose runtime config changed, only those.
 
         An error in the new code is shown and the services keep running as they were.
         """
         self.console.print("[dim]code changed: reloading[/dim]")
         started = time.perf_counter()
         configs = self._configs()
+        previous = self.session
         try:
             self.session = self._open()
-            self.provision()
+            if not _same_model(previous, self.session, changed):
+                self.provision()
         except UserError as error:
             self.console.print(f"[red]reload failed:[/red] {error}")
             return
@@ -362,3 +365,11 @@ class LocalRun:
             local = capability(self.session.provider(name), LocalServers)
             if local is not None:
                 local.stop_local_servers(context)
+
+
+def _same_model(before: Any, after: Any, changed: set[str] | None) -> bool:
+    """Whether a change to ``changed`` left the app as provisioned: only Python files changed and the
+    model read from them is the same (then the environment and the runtime configs are too)."""
+    if not changed or not all(path.endswith(".py") for path in changed):
+        return False
+    return bool(before.model.model_dump_json() == after.model.model_dump_json())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 WATCHED_SUFFIXES = (".py", ".sql", ".toml")
@@ -20,11 +21,19 @@ class Watcher:
         """Whether a source file was added, removed or changed since the last look."""
         return bool(self.changes())
 
-    def changes(self) -> set[str]:
-        """The source files added, removed or changed since the last look (their paths)."""
+    def changes(self, settle: float = 0.03) -> set[str]:
+        """The source files added, removed or changed since the last look (their paths), once they have
+        stopped changing for ``settle`` seconds (a file being written is not taken half-written)."""
         stamps = self._look()
         if stamps == self.stamps:
             return set()
+        deadline = time.monotonic() + 1
+        while time.monotonic() < deadline:
+            time.sleep(settle)
+            again = self._look()
+            if again == stamps:
+                break
+            stamps = again
         before, self.stamps = self.stamps, stamps
         return {path for path in before.keys() | stamps.keys() if before.get(path) != stamps.get(path)}
 
