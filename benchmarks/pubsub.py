@@ -9,7 +9,9 @@ this process:
   once) while the consumer runs; messages per second from the first publish to the last handler. On
   ``local``, a **bare nats-py client** does the same on the same broker in the same run, alternately with
   skyrig's path (``--rounds`` times each): ``publish_async`` with ``--window`` in flight, a stream kept
-  in memory, a durable pull consumer with explicit acks; the ratio skyrig / bare is printed each round;
+  in memory, a durable pull consumer with explicit acks; the ratio skyrig / bare is printed each round,
+  and beside it the ratio of this process's CPU time a message (the broker's not counted), which other
+  processes on a busy machine move less than they move wall time;
 - latency: messages published at a steady rate (``--rate``, comma-separated), each carrying its publish
   time; the handler records publish -> handler start. Run as is and with ``gc.freeze()`` (the collector's
   full passes set the p99 at high rates);
@@ -187,11 +189,14 @@ class Bench:
 
     async def end_to_end(self, count: int, window: int) -> dict[str, Any]:
         self.latencies.clear()
+        cpu = time.process_time()
         seconds = await self.consuming(lambda: self.publish(count, window, True))
+        cpu = time.process_time() - cpu
         ms = [x * 1000 for x in self.latencies]
         return {
             "messages": count,
             "per_second": round(count / seconds),
+            "cpu_us_per_message": round(cpu / count * 1e6, 1),
             "latency_p50_ms": round(statistics.median(ms), 1),
             "latency_p99_ms": round(_percentile(ms, 0.99), 1),
         }
@@ -245,18 +250,19 @@ class Bare:
                     await msg.ack()
                 handled += len(batch)
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         consumer = asyncio.create_task(consume())
         for n in range(count):
             payload = json.dumps({"n": n, "t": time.time()}, separators=(",", ":")).encode()
             await self.js.publish_async(self.SUBJECT, payload)
         await self.js.publish_async_completed()
         await consumer
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         ms = [x * 1000 for x in latencies]
         return {
             "messages": count,
             "per_second": round(count / seconds),
+            "cpu_us_per_message": round(cpu / count * 1e6, 1),
             "latency_p50_ms": round(statistics.median(ms), 1),
             "latency_p99_ms": round(_percentile(ms, 0.99), 1),
         }
@@ -289,17 +295,20 @@ async def run(args: argparse.Namespace, provider: str, root: Path, environment: 
         await bench.consuming(lambda: bench.publish(2000, window, False))  # warm up
 
     bare = await Bare(window, args.concurrency).start(_broker_url(root)) if provider == "local" else None
-    figures["end_to_end"], figures["bare_end_to_end"], figures["ratio"] = [], [], []
+    figures.update(end_to_end=[], bare_end_to_end=[], ratio=[], cpu_ratio=[])
     for round_ in range(args.rounds if bare else 1):
         figures["end_to_end"].append(await bench.end_to_end(messages, window))
         if bare is not None:
             figures["bare_end_to_end"].append(await bare.end_to_end(messages))
-            ratio = figures["end_to_end"][-1]["per_second"] / figures["bare_end_to_end"][-1]["per_second"]
+            ours, theirs = figures["end_to_end"][-1], figures["bare_end_to_end"][-1]
+            ratio = ours["per_second"] / theirs["per_second"]
             figures["ratio"].append(round(ratio, 2))
+            figures["cpu_ratio"].append(round(theirs["cpu_us_per_message"] / ours["cpu_us_per_message"], 2))
             print(
-                f"[{provider}] round {round_ + 1}: skyrig {figures['end_to_end'][-1]['per_second']:,}/s, "
-                f"bare nats-py {figures['bare_end_to_end'][-1]['per_second']:,}/s: "
-                f"ratio {ratio:.2f} (target >= 0.9)",
+                f"[{provider}] round {round_ + 1}: skyrig {ours['per_second']:,}/s "
+                f"({ours['cpu_us_per_message']} µs CPU a message in this process), bare nats-py "
+                f"{theirs['per_second']:,}/s ({theirs['cpu_us_per_message']} µs): ratio {ratio:.2f} "
+                f"(target >= 0.9), by CPU {figures['cpu_ratio'][-1]:.2f}",
                 flush=True,
             )
     if bare is not None:
@@ -356,6 +365,14 @@ def _summary(results: dict[str, dict[str, Any]]) -> list[str]:
         ("end to end, messages/s", lambda r: rates(r["end_to_end"])),
         ("bare nats-py, messages/s", lambda r: rates(r["bare_end_to_end"])),
         ("ratio skyrig / bare", lambda r: ", ".join(f"{x:.2f}" for x in r["ratio"]) or "-"),
+        (
+            "ratio by CPU a message (bare / skyrig)",
+            lambda r: ", ".join(f"{x:.2f}" for x in r["cpu_ratio"]) or "-",
+        ),
+        (
+            "CPU µs a message, skyrig",
+            lambda r: ", ".join(f"{e['cpu_us_per_message']}" for e in r["end_to_end"]),
+        ),
         ("publish only, messages/s", lambda r: f"{r['publish_only']['per_second']:,}"),
         ("consume only (backlog), messages/s", lambda r: f"{r['consume_backlog']['per_second']:,}"),
         (
