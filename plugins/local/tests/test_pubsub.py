@@ -222,6 +222,29 @@ def test_retries_back_off_exponentially_then_dead_letter(app):
     assert dead.headers["Skyrig-Attempts"] == "3"
     assert dead.headers["Skyrig-Error"] == "ValueError: boom 1"
     assert dead.headers["Skyrig-Subject"] == "skyrig.topic.failing"
+    # the dashboard shows each attempt (the consumer sends them in bursts)
+    shown = next(m for m in recent_messages(app.folder, 50) if m["topic"] == "failing")
+    attempts = [
+        (d["attempt"], d["outcome"], d["error"]) for d in shown["deliveries"] if d["subscription"] == "retry"
+    ]
+    assert attempts == [
+        (1, "failed", "ValueError: boom 1"),
+        (2, "failed", "ValueError: boom 1"),
+        (3, "dead-lettered", "ValueError: boom 1"),
+    ]
+
+
+def test_publishing_from_one_event_loop_after_another(app):
+    """Each loop publishes on a connection of its own, closed with the loop: the next loop's publishes
+    go out on a new one, and every message arrives."""
+    ids = [asyncio.run(app.sdk.orders.publish_async(app.sdk.Order(id=n, customer="ada"))) for n in (901, 902)]
+    assert len(set(ids)) == 2
+    got = []
+
+    async def handler(data):
+        got.append(data["id"])
+
+    app.consume("receipts", handler, until=lambda: {901, 902} <= set(got))
 
 
 def test_max_retries_zero_dead_letters_after_the_first_failure(app):
