@@ -162,10 +162,17 @@ class Consumer:
 
     # -- pulling -----------------------------------------------------------------------------------
 
-    async def _pull(self) -> None:
-        """Ask the broker for as many messages as there is room for (in batches, not one by one)."""
+    def _room(self) -> int:
+        """How many messages to ask for now: as many as there is room for, in batches (not one by one)."""
         want = self.limit - self.in_flight - self.pending
         if self.stopping or want <= 0 or (self.pending and want < max(1, self.limit // 2)):
+            return 0
+        return want
+
+    async def _pull(self) -> None:
+        """Ask the broker for as many messages as there is room for (:meth:`_room`)."""
+        want = self._room()
+        if not want:
             return
         self.serial += 1
         reply = f"{self.inbox}.{self.serial}"
@@ -218,7 +225,7 @@ class Consumer:
                 self.keys[delivery.key] = deque([delivery])
                 self._spawn(self._run_key(delivery.key))
         else:
-            self._spawn(self._settled(delivery, self._handle(delivery)))
+            self._spawn(self._handle(delivery))
 
     def _spawn(self, coroutine: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -235,8 +242,10 @@ class Consumer:
 
     async def _settle(self, delivery: Delivery) -> None:
         self.in_flight -= 1
-        self.held.pop(delivery.seq, None)
-        await self._pull()
+        if self.holds:
+            self.held.pop(delivery.seq, None)
+        if self._room():
+            await self._pull()
 
     # -- handling ----------------------------------------------------------------------------------
 
@@ -250,6 +259,7 @@ class Consumer:
         return None
 
     async def _handle(self, delivery: Delivery) -> None:
+        """An unordered delivery: handled, answered, and settled whatever happens."""
         try:
             if self.exactly_once and await self._already_handled(delivery):
                 return
@@ -260,11 +270,15 @@ class Consumer:
                 await self._dead_letter(delivery, error)
             else:
                 await delivery.msg.nak(delay=backoff(self.settings, delivery.attempt))
-                await self._record(delivery, "failed", error)
+                self._record(delivery, "failed", error)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 await delivery.msg.nak()
             raise
+        except Exception:
+            pass  # the broker went away mid-answer: unacknowledged, the message comes again
+        finally:
+            await self._settle(delivery)
 
     async def _run_key(self, key: str) -> None:
         """Handle the messages of one ordering key, one at a time, in order."""
@@ -295,7 +309,7 @@ class Consumer:
             if self._exhausted(delivery):
                 await self._dead_letter(delivery, error)
                 return
-            await self._record(delivery, "failed", error)
+            self._record(delivery, "failed", error)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), backoff(self.settings, delivery.attempt))
             if self.stop.is_set():
@@ -322,7 +336,7 @@ class Consumer:
             await delivery.msg.ack_sync(timeout=5)
         else:
             await delivery.msg.ack()
-        await self._record(delivery, "ok", None)
+        self._record(delivery, "ok", None)
 
     async def _dead_letter(self, delivery: Delivery, error: str) -> None:
         msg = delivery.msg
@@ -338,9 +352,9 @@ class Consumer:
             headers[ORDERING_HEADER] = delivery.key
         await self.js.publish(self.settings["dead_letter_subject"], msg.data, headers=headers, timeout=5)
         await msg.term()
-        await self._record(delivery, "dead-lettered", error)
+        self._record(delivery, "dead-lettered", error)
 
-    async def _record(self, delivery: Delivery, outcome: str, error: str | None) -> None:
+    def _record(self, delivery: Delivery, outcome: str, error: str | None) -> None:
         """One delivery attempt, for the dashboard: kept, and sent with the others of this loop pass as
         one message of the events stream (fire and forget: the stream takes it).
 

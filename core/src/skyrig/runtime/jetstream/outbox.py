@@ -30,6 +30,8 @@ from skyrig.runtime.jetstream.loop import BrokerUnreachable, Server
 
 ACK_TIMEOUT = 5.0
 ATTEMPTS = 3
+_SWEEP = 1.0
+"""Seconds between two looks for messages whose ack is late."""
 
 
 @dataclass(slots=True)
@@ -44,6 +46,8 @@ class Message:
     """A ``concurrent.futures.Future`` (a thread waits), or an ``asyncio.Future`` of ``loop``."""
     loop: asyncio.AbstractEventLoop | None
     attempt: int = 1
+    sent_at: float = 0.0
+    """When it was last sent (the loop's clock)."""
 
 
 _lock = threading.Lock()
@@ -97,31 +101,40 @@ class _Pipe:
         self.prefix = f"{connection.new_inbox()}."
         self.waiting: dict[str, Message] = {}
         self.serial = 0
-        self.unchecked: list[tuple[Message, _Pipe, str]] = []
+        self.sweeping: asyncio.TimerHandle | None = None
         self.closer: AsyncIterator[None] | None = None
 
     async def start(self) -> _Pipe:
         await self.connection.subscribe(f"{self.prefix}*", cb=self._ack)
         return self
 
-    async def send(self, message: Message) -> str:
+    async def send(self, message: Message) -> None:
+        """Send ``message``; its ack is looked for (:meth:`_sweep`) until :data:`ACK_TIMEOUT` has passed."""
+        loop = asyncio.get_running_loop()
         self.serial += 1
         token = f"{self.serial:x}"
         self.waiting[token] = message
-        await self.connection.publish(
-            message.subject, message.payload, reply=f"{self.prefix}{token}", headers=message.headers
-        )
-        return token
+        message.sent_at = loop.time()
+        if self.sweeping is None:
+            self.sweeping = loop.call_later(_SWEEP, self._sweep)
+        try:
+            await self.connection.publish(
+                message.subject, message.payload, reply=f"{self.prefix}{token}", headers=message.headers
+            )
+        except BaseException:
+            self.waiting.pop(token, None)  # not sent: the caller hears why, nothing looks for its ack
+            raise
 
-    def watch(self, message: Message, token: str) -> None:
-        """Check ``message``'s ack after :data:`ACK_TIMEOUT` (one timer per loop pass, not per message)."""
-        if not self.unchecked:
-            asyncio.get_running_loop().call_soon(self._arm)
-        self.unchecked.append((message, self, token))
-
-    def _arm(self) -> None:
-        sent, self.unchecked = self.unchecked, []
-        asyncio.get_running_loop().call_later(ACK_TIMEOUT, _check, sent)
+    def _sweep(self) -> None:
+        """Messages whose ack has not come within :data:`ACK_TIMEOUT`: again, or given up (:func:`_check`).
+        Only the messages waiting are looked at: a list of everything sent, kept for the timeout, held
+        thousands of messages alive, which the garbage collector's passes then scanned."""
+        loop = asyncio.get_running_loop()
+        due = loop.time() - ACK_TIMEOUT
+        late = [(token, m) for token, m in self.waiting.items() if m.sent_at <= due]
+        self.sweeping = loop.call_later(_SWEEP, self._sweep) if len(late) < len(self.waiting) else None
+        if late:
+            _check([(message, self, token) for token, message in late])
 
     async def _ack(self, reply: Any) -> None:
         message = self.waiting.pop(reply.subject[len(self.prefix) :], None)
@@ -199,12 +212,17 @@ async def publish_here(message: Message) -> None:
     import nats.errors
 
     try:
-        pipe = await _pipe_here(message.server)
-        token = await pipe.send(message)
+        ready = _here.get((asyncio.get_running_loop(), message.server))
+        if ready is not None and ready.done() and not ready.cancelled() and ready.exception() is None:
+            pipe = ready.result()  # the common case, without a coroutine more
+            if not pipe.connection.is_connected:
+                pipe = await _pipe_here(message.server)
+        else:
+            pipe = await _pipe_here(message.server)
+        await pipe.send(message)
     except (BrokerUnreachable, PermissionError, nats.errors.Error) as error:
         _resolve(message.waiter, error)
         return
-    pipe.watch(message, token)
 
 
 async def _send(burst: list[Message]) -> None:
@@ -215,7 +233,7 @@ async def _send(burst: list[Message]) -> None:
         try:
             pipe = pipes.get(message.server) or await _pipe(message.server)
             pipes[message.server] = pipe
-            pipe.watch(message, await pipe.send(message))
+            await pipe.send(message)
         except (BrokerUnreachable, PermissionError, nats.errors.Error) as error:
             _finish(message, error)
 
