@@ -13,8 +13,9 @@ this process:
   and beside it the ratio of this process's CPU time a message (the broker's not counted), which other
   processes on a busy machine move less than they move wall time;
 - latency: messages published at a steady rate (``--rate``, comma-separated), each carrying its publish
-  time; the handler records publish -> handler start. Run as is and with ``gc.freeze()`` (the collector's
-  full passes set the p99 at high rates);
+  time; the handler records publish -> handler start. Run as is, then after ``gc.freeze()``, as the
+  service host does once started (the collector's full passes set the p99 at high rates); what follows
+  runs frozen too;
 - publish only, and consume only (a backlog drained), for where the time goes.
 
 ``local`` runs the environment's NATS broker (it is started again in this process, the definitions
@@ -294,6 +295,16 @@ async def run(args: argparse.Namespace, provider: str, root: Path, environment: 
     else:
         await bench.consuming(lambda: bench.publish(2000, window, False))  # warm up
 
+    for key, freeze in (("latency_ms", False), ("latency_ms_gc_frozen", True)):
+        if freeze:  # as the service host does once started: what the process holds is never scanned
+            gc.collect()  # again by the collector (the end-to-end rounds below run so too)
+            gc.freeze()
+        figures[key] = []
+        for rate in (float(r) for r in args.rate.split(",")):
+            bench.latencies.clear()
+            await bench.consuming(lambda rate=rate: bench.steady(latency, rate))
+            figures[key].append({"rate": rate, **_latency([x * 1000 for x in bench.latencies])})
+
     bare = await Bare(window, args.concurrency).start(_broker_url(root)) if provider == "local" else None
     figures.update(end_to_end=[], bare_end_to_end=[], ratio=[], cpu_ratio=[])
     for round_ in range(args.rounds if bare else 1):
@@ -313,17 +324,6 @@ async def run(args: argparse.Namespace, provider: str, root: Path, environment: 
             )
     if bare is not None:
         await bare.close()
-
-    for key, freeze in (("latency_ms", False), ("latency_ms_gc_frozen", True)):
-        if freeze:  # what the process held before the run is never scanned again by the collector
-            gc.collect()
-            gc.freeze()
-        figures[key] = []
-        for rate in (float(r) for r in args.rate.split(",")):
-            bench.latencies.clear()
-            await bench.consuming(lambda rate=rate: bench.steady(latency, rate))
-            figures[key].append({"rate": rate, **_latency([x * 1000 for x in bench.latencies])})
-        gc.unfreeze()
 
     started = time.perf_counter()
     await bench.publish(messages, window, False)
