@@ -136,6 +136,8 @@ class Zygote:
         self.children: dict[int, ForkedProcess] = {}
         self._replies: list[dict[str, Any]] = []
         self._changed = threading.Condition()
+        self._forking = threading.Lock()
+        """One fork at a time: the zygote answers in order, each answer goes to its request."""
         self._reader = threading.Thread(target=self._read, name="skyrig-zygote", daemon=True)
         self._reader.start()
 
@@ -175,7 +177,7 @@ class Zygote:
         read, write = os.pipe()
         request = {"name": name, "app": app, "port": port, "env": env, "factory": factory, "root": str(root)}
         try:
-            with self._changed:
+            with self._forking, self._changed:
                 socket.send_fds(self.control, [json.dumps(request).encode()], [write])
                 ok = self._changed.wait_for(lambda: self._replies or self.ready is False, 30)
                 if not ok or not self._replies:
