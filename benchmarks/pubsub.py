@@ -121,6 +121,18 @@ def _latency(ms: list[float]) -> dict[str, float]:
     }
 
 
+def _end_to_end(count: int, seconds: float, cpu: float, latencies: list[float]) -> dict[str, Any]:
+    """The figures of an end-to-end round: rate, processor time a message, latency (``latencies`` in s)."""
+    ms = [x * 1000 for x in latencies]
+    return {
+        "messages": count,
+        "per_second": round(count / seconds),
+        "cpu_us_per_message": round(cpu / count * 1e6, 1),
+        "latency_p50_ms": round(statistics.median(ms), 1),
+        "latency_p99_ms": round(_percentile(ms, 0.99), 1),
+    }
+
+
 class Bench:
     """Publishing and consuming the bench app's topic through the SDK, bound to ``environment``."""
 
@@ -192,15 +204,7 @@ class Bench:
         self.latencies.clear()
         cpu = time.process_time()
         seconds = await self.consuming(lambda: self.publish(count, window, True))
-        cpu = time.process_time() - cpu
-        ms = [x * 1000 for x in self.latencies]
-        return {
-            "messages": count,
-            "per_second": round(count / seconds),
-            "cpu_us_per_message": round(cpu / count * 1e6, 1),
-            "latency_p50_ms": round(statistics.median(ms), 1),
-            "latency_p99_ms": round(_percentile(ms, 0.99), 1),
-        }
+        return _end_to_end(count, seconds, time.process_time() - cpu, self.latencies)
 
 
 class Bare:
@@ -258,15 +262,7 @@ class Bare:
             await self.js.publish_async(self.SUBJECT, payload)
         await self.js.publish_async_completed()
         await consumer
-        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-        ms = [x * 1000 for x in latencies]
-        return {
-            "messages": count,
-            "per_second": round(count / seconds),
-            "cpu_us_per_message": round(cpu / count * 1e6, 1),
-            "latency_p50_ms": round(statistics.median(ms), 1),
-            "latency_p99_ms": round(_percentile(ms, 0.99), 1),
-        }
+        return _end_to_end(count, time.perf_counter() - started, time.process_time() - cpu, latencies)
 
     async def close(self) -> None:
         await self.js.delete_stream(self.STREAM)
