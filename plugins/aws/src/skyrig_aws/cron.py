@@ -90,7 +90,7 @@ class SigningKeyType(AwsNodeType):
         return self._read(context, node, node.properties["name"])
 
     def _read_many(self, context: Context, nodes: list[tuple[Node, str]]) -> dict[str, Observed | None]:
-        return self._listed(context, [(node, pid) for node, pid in nodes], "ARN")
+        return self._listed(context, nodes, "ARN")
 
     def _find_many(self, context: Context, nodes: list[Node]) -> dict[str, Observed | None]:
         return self._listed(context, [(node, node.properties["name"]) for node in nodes], "Name")
