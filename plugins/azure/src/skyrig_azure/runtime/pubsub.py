@@ -57,6 +57,9 @@ RECEIVE_VARIABLE = "SKYRIG_AZURE_RECEIVE_SECONDS"
 BUSY_WAIT = 0.5
 """How long one receive waits while messages are in flight (their settlements wait for it)."""
 ROOT_RULE = "RootManageSharedAccessKey"
+TRY_SECONDS = 60.0
+"""How long one attempt of a Service Bus call (opening a link, sending) may take before it is retried or
+fails: the client's own default waits for ever on a link the broker never attaches."""
 MAX_SESSIONS = 16
 """Sessions one consumer holds at once at most (each is handled by a thread of its own)."""
 RETRIES_EXCEEDED = "MaxRetriesExceeded"
@@ -101,11 +104,15 @@ def bus(entry: dict[str, Any]) -> Any:
         )
         # the FAKE broker is local: an error is not worth the client's default 3 retries (15 s on a key
         # refused, which a namespace made again under the fakes gives once)
-        made = ServiceBusClient.from_connection_string(connection, retry_total=1, retry_backoff_factor=0.2)
+        made = ServiceBusClient.from_connection_string(
+            connection, retry_total=1, retry_backoff_factor=0.2, try_timeout=TRY_SECONDS
+        )
     else:
         from skyrig_azure.credentials import credential
 
-        made = ServiceBusClient(entry.get("address") or entry["namespace"], credential(None))
+        made = ServiceBusClient(
+            entry.get("address") or entry["namespace"], credential(None), try_timeout=TRY_SECONDS
+        )
     with _lock:
         return _clients.setdefault(key, made)
 
@@ -183,7 +190,7 @@ class TopicClient(sdk.TopicClient):
                 if self._sender is None:
                     self._sender = bus(self.entry).get_topic_sender(self.entry["topic"])
                 try:
-                    self._sender.send_messages(message)
+                    self._sender.send_messages(message, timeout=2 * TRY_SECONDS)
                     break
                 except Exception as error:
                     with contextlib.suppress(Exception):
@@ -281,8 +288,9 @@ class SubscriptionClient(Consuming):
         self._settle("dead_letter", message, reason=reason, error_description=_one_line(description))
 
     async def _run_plain(self, handler: Handler, stop: asyncio.Event, drain_timeout: float) -> None:
+        # bus() may ask Resource Manager for the key: in a thread too, never on the event loop
         self._receiver = await self._thread(
-            bus(self.entry).get_subscription_receiver, self.topic, self.subscription, prefetch_count=0
+            lambda: bus(self.entry).get_subscription_receiver(self.topic, self.subscription, prefetch_count=0)
         )
         try:
             await self._thread(self._receiver.__enter__)
