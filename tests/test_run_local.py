@@ -6,9 +6,11 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -162,6 +164,54 @@ def test_a_service_that_crashes_is_restarted_with_its_output(app):
     assert "service 'notes' stopped (exit code 3); restarting it" in err
     assert "service 'notes' restarted" in err
     assert _left_behind(app) == []
+
+
+def test_a_service_crashing_too_often_waits_for_a_code_change(app):
+    from skyrig.run.runner import RESTARTS
+
+    port = free_ports(3)
+    runner = _start(app, port)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(runner.stderr), daemon=True)
+    reader.start()
+    url = f"http://127.0.0.1:{port}/"
+
+    def said(text: str) -> int:
+        return sum(text in line for line in list(lines))
+
+    def crash() -> None:
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"{url}crash", timeout=5)
+
+    try:
+        assert _get(url, runner) == "notes 0"
+        for restart in range(1, RESTARTS + 1):
+            crash()
+            _until(lambda restart=restart: said("service 'notes' restarted") == restart, runner)
+            assert _get(url, runner) == "notes 0", f"the service runs again after crash {restart}"
+        crash()
+        _until(lambda: said("times in a minute; it waits for a code change") == 1, runner)
+        with pytest.raises(OSError):
+            urllib.request.urlopen(url, timeout=5)
+        assert said("service 'notes' restarted") == RESTARTS, "no restart after the last crash"
+
+        api = app / "notes" / "api.py"
+        api.write_text(api.read_text().replace('GREETING = "notes"', 'GREETING = "changed"'))
+        assert _get(url, runner, expect="changed") == "changed 0", "a code change starts it again"
+    finally:
+        runner.send_signal(signal.SIGINT)
+        runner.wait(timeout=60)
+        reader.join(timeout=10)
+    assert runner.returncode == 0, "".join(lines)
+    assert _left_behind(app) == []
+
+
+def _until(check: Callable[[], bool], runner: subprocess.Popen[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert runner.poll() is None, "skyrig run ended"
+        assert time.monotonic() < deadline, "skyrig run did not say what was expected"
+        time.sleep(0.05)
 
 
 def test_a_missing_secret_is_named_at_startup_and_nothing_starts(app):
