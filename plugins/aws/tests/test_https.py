@@ -15,6 +15,7 @@ import boto3
 import pytest
 
 from skyrig.cli.testing import run_cli
+from skyrig_aws.api import CALLS
 from skyrig_aws.conformance import settings
 
 SHOP = Path(__file__).resolve().parents[3] / "examples" / "shop"
@@ -115,11 +116,13 @@ def test_a_domain_gets_a_certificate_validated_in_its_route53_zone_and_https(sho
     assert _web_ports(moto) == {80, 443}
     assert _urls(skyrig)["orders"] == f"https://orders.{DOMAIN}"
 
+    CALLS.clear()
     plan = skyrig("plan", "--json")
     assert plan.code == 0, plan.err
     changes = json.loads(plan.out)["changes"]
     assert "compute.certificate" in {c["node"] for c in changes}
     assert [c["node"] for c in changes if c["action"] != "noop"] == []
+    assert CALLS["acm", "DescribeCertificate"] == 1, "a refresh reads the certificate once"
 
 
 def test_without_a_zone_of_the_account_the_apply_prints_the_record_to_create(shop, moto: str) -> None:

@@ -211,6 +211,8 @@ class CertificateType(AwsNodeType):
         certificate = self._describe(context, provider_id)
         if certificate.get("Status") in ("INACTIVE", "REVOKED", "EXPIRED", "FAILED", "VALIDATION_TIMED_OUT"):
             return None  # of no use: a new one is requested
+        if provider_id == context.recorded.get(CERTIFICATE_ID):  # the balancer asks for it: no describe again
+            context.client.known.setdefault(f"{CERTIFICATE_ID}#{certificate['DomainName']}", provider_id)
         return self._observe(context, node, certificate)
 
     def _find(self, context: Context, node: Node) -> Observed | None:
