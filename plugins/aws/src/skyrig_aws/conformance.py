@@ -8,8 +8,15 @@ schedule's task does).
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 REGION = "us-east-1"
@@ -20,13 +27,44 @@ CREDENTIALS = {
 }
 
 
-def moto_server() -> AbstractContextManager[str]:
-    """moto's server for this provider, until the block ends; yields its URL. ACM issues a certificate
-    requested with DNS validation a second after the request (AWS: once the validation record resolves),
-    so an apply sees it pending first."""
-    from skyrig_conformance.emulators import moto_server as started
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
-    return started({"MOTO_ACM_VALIDATION_WAIT": "1"})
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """moto's server on 127.0.0.1 and a free port, until the block ends; yields its URL."""
+    port = free_port()
+    executable = Path(sys.executable).with_name("moto_server")
+    command = [str(executable)] if executable.exists() else [sys.executable, "-m", "moto.server"]
+    process = subprocess.Popen(
+        [*command, "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        # ACM issues a certificate requested with DNS validation a second after the request (AWS: once
+        # the validation record resolves), so an apply sees it pending first
+        env={**os.environ, "MOTO_ACM_VALIDATION_WAIT": "1"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto's server did not start on port {port}") from None
+                time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def settings(endpoint: str) -> dict[str, Any]:

@@ -11,10 +11,17 @@ provider's, as in a real environment.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+from skyrig.provider import free_port
 from skyrig_eks.settings import TOKEN_VARIABLE
 
 REGION = "us-east-1"
@@ -29,12 +36,37 @@ FAMILIES = {family: "aws" for family in ("sql", "pubsub", "cache", "cron", "obje
 """Who provisions the other families in the suite's environments."""
 
 
-def moto_server() -> AbstractContextManager[str]:
-    """moto's server for this provider and the aws provider beside it, until the block ends; yields its
-    URL. It loads AWS's managed policies (AmazonEKSClusterPolicy, ...), which moto loads only when asked."""
-    from skyrig_conformance.emulators import moto_server as started
-
-    return started({"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"})
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """moto's server on 127.0.0.1 and a free port, until the block ends; yields its URL."""
+    port = free_port()
+    executable = Path(sys.executable).with_name("moto_server")
+    command = [str(executable)] if executable.exists() else [sys.executable, "-m", "moto.server"]
+    process = subprocess.Popen(
+        [*command, "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        # AWS's managed policies (AmazonEKSClusterPolicy, ...): moto loads them only when asked
+        env={**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto's server did not start on port {port}") from None
+                time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def aws_settings(endpoint: str) -> dict[str, Any]:
